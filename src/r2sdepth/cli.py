@@ -1,0 +1,180 @@
+"""The ``r2sdepth`` command. Subcommands only parse arguments and call library code.
+
+Errors a user can cause (:class:`~r2sdepth.errors.R2SDepthError`, missing files) are printed on
+one line, ``r2sdepth: error: ...``, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from r2sdepth import __version__
+from r2sdepth.errors import R2SDepthError
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
+
+
+def _command(name: str):
+    def deco(fn):
+        _COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+def _geometry_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("stream geometry (when the stream has no sidecar JSON)")
+    g.add_argument("--height", type=int, help="rows of the sensor (250 for the PKU gen-1 camera)")
+    g.add_argument("--width", type=int, help="columns of the sensor (400 for the PKU gen-1 camera)")
+    g.add_argument("--bitorder", choices=["little", "big"], help="bit order (default: little, the camera's)")
+    g.add_argument("--no-flip", action="store_true", help="rows are stored top to bottom (default: bottom to top)")
+    g.add_argument("--head-cols", type=int, help="extra columns at the head of each stored row to drop (16 on some raw files)")
+    g.add_argument("--rate-hz", type=float, help="planes per second (default: sidecar, else 20000)")
+
+
+def _open_stream(a: argparse.Namespace):
+    from r2sdepth.spike import SpikeStream
+
+    return SpikeStream(
+        a.input, a.height, a.width, bitorder=a.bitorder, flipud=False if a.no_flip else None,
+        head_cols=a.head_cols, rate_hz=a.rate_hz,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for docs and tests)."""
+    p = argparse.ArgumentParser(
+        prog="r2sdepth",
+        description="Depth from spike cameras: spike I/O, simulation, training, evaluation.",
+    )
+    p.add_argument("--version", action="version", version=f"r2sdepth {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("info", help="summarise a spike .dat stream (and its sidecar parameters)")
+    s.add_argument("input", metavar="STREAM.dat")
+    _geometry_args(s)
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("reconstruct", help="TFP/TFI images (PNG, GIF) of a spike stream")
+    s.add_argument("input", metavar="STREAM.dat")
+    s.add_argument("--method", choices=["tfp", "tfi"], default="tfp")
+    s.add_argument("--window", type=int, default=32, help="planes per reconstruction (default 32)")
+    grp = s.add_mutually_exclusive_group()
+    grp.add_argument("--index", type=int, help="one image centred on this plane")
+    grp.add_argument("--every", type=int, help="an image every K planes (default: one per window)")
+    s.add_argument("--out", required=True, help="output folder for {I:06d}.png")
+    s.add_argument("--gif", help="also write an animated GIF here")
+    _geometry_args(s)
+
+    s = sub.add_parser("simulate", help="simulate a spike stream from a video or a folder of images")
+    s.add_argument("input", metavar="INPUT", help="video file or folder of images (name order)")
+    s.add_argument("--out", required=True, metavar="STREAM.dat")
+    s.add_argument("--planes-per-frame", type=int, default=128)
+    s.add_argument("--threshold", type=float, default=2.0, help="firing threshold theta (default 2.0)")
+    s.add_argument("--gain", type=float, default=1.0, help="potential added per plane at luminance 1")
+    s.add_argument("--interp", choices=["hold", "linear", "flow"], default="linear")
+    s.add_argument("--reset", choices=["subtract", "zero"], default="subtract")
+    s.add_argument("--height", type=int, help="resize frames to this many rows")
+    s.add_argument("--width", type=int, help="resize frames to this many columns")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--fps", type=float, default=10.0, help="frame rate of the input video (sets the stream rate)")
+    s.add_argument("--fpn-sigma", type=float, default=0.0, help="relative per-pixel threshold mismatch")
+    s.add_argument("--dark-current", type=float, default=0.0, help="potential added per plane in the dark")
+    s.add_argument("--shot-photons", type=float, default=0.0, help="photons per plane at luminance 1 (0: no shot noise)")
+    s.add_argument("--linearize", action="store_true", help="undo the sRGB curve before integrating")
+    s.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    s.add_argument("--device", default="cpu", help="torch device for --backend torch")
+
+    s = sub.add_parser("demo", help="run the main job on embedded default data")
+    s.add_argument("--out", default="r2sdepth-demo", help="output folder (default r2sdepth-demo)")
+    s.add_argument("--seed", type=int, default=0)
+    return p
+
+
+@_command("info")
+def _cmd_info(a: argparse.Namespace) -> int:
+    with _open_stream(a) as st:
+        info = st.stats()
+        meta = {k: v for k, v in st.meta.items() if k != "frame_plane_index"}
+    if meta:
+        info["sidecar"] = meta
+    if a.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{info['path']}")
+    print(f"  frames      {info['frames']}  ({info['height']} x {info['width']})")
+    print(f"  duration    {info['duration_s']:.6g} s at {info['rate_hz']:g} Hz")
+    print(f"  mean rate   {info['mean_rate']:.4f} spikes/pixel/plane")
+    print(f"  plane rate  min {info['frame_rate_min']:.4f}  max {info['frame_rate_max']:.4f}")
+    print(f"  encoding    bitorder={info['bitorder']} flipud={info['flipud']} head_cols={info['head_cols']}")
+    for k, v in meta.items():
+        if k not in ("height", "width", "frames", "rate_hz", "bitorder", "flipud", "head_cols"):
+            print(f"  {k:<11} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    return 0
+
+
+@_command("reconstruct")
+def _cmd_reconstruct(a: argparse.Namespace) -> int:
+    from r2sdepth.viz import save_reconstructions
+
+    with _open_stream(a) as st:
+        paths = save_reconstructions(
+            st, a.out, method=a.method, window=a.window, index=a.index, every=a.every,
+            gif=a.gif, progress=sys.stderr.isatty(),
+        )
+    print(f"wrote {len(paths)} {a.method.upper()} images to {a.out}" + (f" and {a.gif}" if a.gif else ""))
+    return 0
+
+
+@_command("simulate")
+def _cmd_simulate(a: argparse.Namespace) -> int:
+    from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
+
+    params = SimParams(
+        planes_per_frame=a.planes_per_frame, threshold=a.threshold, gain=a.gain, interp=a.interp,
+        reset=a.reset, fpn_sigma=a.fpn_sigma, dark_current=a.dark_current,
+        shot_photons=a.shot_photons, linearize=a.linearize, video_fps=a.fps,
+    )
+    meta = simulate_to_file(
+        iter_frames(a.input, height=a.height, width=a.width), a.out, params, seed=a.seed,
+        source=str(a.input), backend=a.backend, device=a.device, progress=sys.stderr.isatty(),
+    )
+    print(f"wrote {a.out}: {meta['frames']} planes ({meta['rgb_frames']} RGB frames x "
+          f"{params.planes_per_frame}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes")
+    return 0
+
+
+@_command("demo")
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from r2sdepth.demo import run_demo
+
+    run_demo(Path(a.out), seed=a.seed)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``r2sdepth`` console script."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not a.command:
+        parser.print_help()
+        return 0
+    try:
+        return int(_COMMANDS[a.command](a) or 0)
+    except R2SDepthError as e:
+        print(f"r2sdepth: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        print(f"r2sdepth: error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("r2sdepth: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""The project's user-facing error type (standard library only)."""
+
+
+class R2SDepthError(Exception):
+    """An error the user can cause and fix (bad path, truncated file, wrong size, ...).
+
+    The message names the file and what is wrong; the CLI prints it on one line and exits
+    non-zero without a traceback.
+    """

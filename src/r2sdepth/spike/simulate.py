@@ -1,0 +1,448 @@
+"""The spike-camera model: integrate-and-fire over temporally up-sampled RGB video.
+
+Per pixel and per spike plane ``k`` (``P = planes_per_frame`` planes between RGB frames
+``t-1`` and ``t``)::
+
+    V += gain * L_k (+ dark_current)        # L_k: luminance in [0, 1] during plane k
+    spike_k = V >= theta_pixel
+    V -= theta_pixel * spike_k              # reset="subtract" (the camera's); "zero": V = 0
+
+with ``V0 ~ U(0, theta)`` per pixel (seeded). For a constant ``L`` the long-run firing rate is
+``gain * L / theta`` spikes per plane (one spike per plane at most, so ``gain <= theta`` keeps
+the model linear up to white).
+
+Temporal up-sampling (``interp``), plane ``k`` ends at ``a_k = (k + 1) / P`` of the interval:
+
+* ``"hold"``: frame ``t``'s luminance over the whole interval ``(t-1, t]`` (an exposure);
+* ``"linear"`` (default): ``L_k = (1 - a_k) L_{t-1} + a_k L_t``;
+* ``"flow"``: motion-compensated: both frames are warped to ``a_k`` along OpenCV's Farneback
+  flow (``F`` from ``t-1`` to ``t``, linear motion) and blended.
+
+Optional sensor effects (off by default): per-pixel threshold mismatch (fixed-pattern noise,
+``theta * (1 + fpn_sigma * N(0, 1))``), dark current (added per plane), photon shot noise (the
+light of a plane is ``Poisson(shot_photons * gain * L_k) / shot_photons``).
+
+Alignment: a sequence of N RGB frames gives a continuous stream of ``(N - 1) * P`` planes;
+RGB frame ``t >= 1`` is reached at plane ``t * P`` (the end of plane ``t * P - 1``); frame 0 has
+no window before it. The sidecar's ``frame_plane_index`` lists these per frame index.
+
+The hot loop is vectorised over pixels (numpy, or torch on CPU/CUDA); only the P-step time
+loop is Python. :func:`simulate_window` is the on-the-fly mode for training: the planes
+between two frames, deterministic from ``(seed, sequence, frame)``; it starts from the
+stationary potential distribution ``U(0, theta)``, so its statistics match a full-sequence
+simulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.spike.io import SpikeWriter, encode_planes
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Parameters of the spike-camera model (all recorded in the sidecar JSON)."""
+
+    planes_per_frame: int = 128
+    threshold: float = 2.0
+    gain: float = 1.0
+    interp: str = "linear"
+    reset: str = "subtract"
+    fpn_sigma: float = 0.0
+    dark_current: float = 0.0
+    shot_photons: float = 0.0
+    linearize: bool = False
+    video_fps: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.planes_per_frame < 1:
+            raise R2SDepthError("planes_per_frame must be >= 1")
+        if not self.threshold > 0:
+            raise R2SDepthError("threshold must be > 0")
+        if not self.gain > 0:
+            raise R2SDepthError("gain must be > 0")
+        if self.interp not in ("hold", "linear", "flow"):
+            raise R2SDepthError(f"interp must be hold, linear or flow, got {self.interp!r}")
+        if self.reset not in ("subtract", "zero"):
+            raise R2SDepthError(f"reset must be subtract or zero, got {self.reset!r}")
+        if self.fpn_sigma < 0 or self.dark_current < 0 or self.shot_photons < 0:
+            raise R2SDepthError("noise parameters must be >= 0")
+        if not self.video_fps > 0:
+            raise R2SDepthError("video_fps must be > 0")
+
+    @property
+    def rate_hz(self) -> float:
+        """Spike planes per second of the simulated stream (video fps x planes per frame)."""
+        return self.video_fps * self.planes_per_frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def luminance(img: np.ndarray, *, linearize: bool = False) -> np.ndarray:
+    """RGB (uint8/uint16/float in [0, 1]) ``[H, W, 3]`` or gray ``[H, W]`` -> float32 ``[H, W]``
+    in [0, 1] (ITU-R BT.601 weights; ``linearize`` undoes the sRGB transfer curve first)."""
+    a = np.asarray(img)
+    if a.dtype == np.uint8:
+        x = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        x = a.astype(np.float32) / 65535.0
+    else:
+        x = a.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise R2SDepthError("frame contains NaN or inf")
+    x = np.clip(x, 0.0, 1.0)
+    if linearize:
+        x = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    if x.ndim == 3:
+        if x.shape[2] == 4:
+            x = x[..., :3]
+        if x.shape[2] == 1:
+            return np.ascontiguousarray(x[..., 0])
+        return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114).astype(np.float32)
+    if x.ndim != 2:
+        raise R2SDepthError(f"frame must be [H, W] or [H, W, 3], got shape {list(x.shape)}")
+    return x
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (stable across processes and Python versions)."""
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def _flow_interpolator(l0: np.ndarray, l1: np.ndarray):
+    """Return ``f(a) -> L_a`` warping both frames along Farneback flow (linear motion)."""
+    import cv2
+
+    g0 = np.clip(l0 * 255, 0, 255).astype(np.uint8)
+    g1 = np.clip(l1 * 255, 0, 255).astype(np.uint8)
+    f01 = cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+    f10 = cv2.calcOpticalFlowFarneback(g1, g0, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+    h, w = l0.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+    def at(a: float) -> np.ndarray:
+        # backward warps: the pixel at time a came from x - a*F01 in frame 0 and from
+        # x - (1-a)*F10 in frame 1 (flows evaluated at the target pixel: small-motion approx.)
+        w0 = cv2.remap(l0, gx - a * f01[..., 0], gy - a * f01[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+        w1 = cv2.remap(l1, gx - (1 - a) * f10[..., 0], gy - (1 - a) * f10[..., 1],
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return (1 - a) * w0 + a * w1
+
+    return at
+
+
+class SpikeSimulator:
+    """Stateful integrate-and-fire simulator for one pixel array ``H x W``.
+
+    ``backend="numpy"`` (default, fastest on CPU) or ``"torch"`` (``device`` "cpu"/"cuda").
+    Feed luminance frames in order: :meth:`start` with frame 0, then :meth:`advance` with each
+    next frame returns the ``[P, H, W]`` bool planes between the two frames.
+    """
+
+    def __init__(self, height: int, width: int, params: SimParams | None = None, seed: int = 0,
+                 *, backend: str = "numpy", device: str = "cpu") -> None:
+        self.h, self.w = int(height), int(width)
+        self.p = params or SimParams()
+        self.seed = int(seed)
+        self.backend, self.device = backend, device
+        if backend not in ("numpy", "torch"):
+            raise R2SDepthError(f"backend must be numpy or torch, got {backend!r}")
+        self.rng = np.random.default_rng(self.seed)
+        th = np.full((self.h, self.w), self.p.threshold, np.float32)
+        if self.p.fpn_sigma > 0:
+            th *= 1.0 + self.p.fpn_sigma * self.rng.standard_normal((self.h, self.w), np.float32)
+            np.maximum(th, 0.05 * self.p.threshold, out=th)
+        self.theta = th
+        self.v = (self.rng.random((self.h, self.w), np.float32) * th).astype(np.float32)
+        self.prev: np.ndarray | None = None
+
+    def start(self, lum0: np.ndarray) -> None:
+        """Set frame 0 (luminance ``[H, W]`` in [0, 1])."""
+        self.prev = self._check(lum0)
+
+    def _check(self, lum: np.ndarray) -> np.ndarray:
+        lum = np.asarray(lum, dtype=np.float32)
+        if lum.shape != (self.h, self.w):
+            raise R2SDepthError(
+                f"frame of shape {list(lum.shape)} does not match the simulator's {self.h}x{self.w}"
+            )
+        if not np.all(np.isfinite(lum)):
+            raise R2SDepthError("frame contains NaN or inf")
+        return lum
+
+    def plane_luminance(self, l0: np.ndarray, l1: np.ndarray) -> Iterator[np.ndarray]:
+        """The luminance of each of the P planes between ``l0`` and ``l1`` (float32 [H, W])."""
+        p = self.p.planes_per_frame
+        if self.p.interp == "hold":
+            for _ in range(p):
+                yield l1
+        elif self.p.interp == "linear":
+            for k in range(p):
+                a = np.float32((k + 1) / p)
+                yield l0 + a * (l1 - l0)
+        else:
+            at = _flow_interpolator(l0, l1)
+            for k in range(p):
+                yield at((k + 1) / p)
+
+    def advance(self, lum1: np.ndarray) -> np.ndarray:
+        """Simulate the planes between the previous frame and ``lum1``: bool ``[P, H, W]``."""
+        if self.prev is None:
+            raise R2SDepthError("SpikeSimulator.start(frame0) must be called before advance()")
+        lum1 = self._check(lum1)
+        if self.backend == "torch":
+            out = self._advance_torch(self.prev, lum1)
+        else:
+            out = self._advance_numpy(self.prev, lum1)
+        self.prev = lum1
+        return out
+
+    def _advance_numpy(self, l0: np.ndarray, l1: np.ndarray) -> np.ndarray:
+        p, g = self.p.planes_per_frame, np.float32(self.p.gain)
+        spk = np.empty((p, self.h, self.w), dtype=bool)
+        v, th = self.v, self.theta
+        tmp = np.empty_like(v)
+        scalar_th = self.p.fpn_sigma == 0
+        th_s = np.float32(self.p.threshold)
+        dark = np.float32(self.p.dark_current)
+        noisy = self.p.shot_photons > 0 or self.p.interp == "flow"
+        if not noisy:
+            # incremental linear ramp: inc_k = g*(l0 + a_k (l1 - l0)) (+ dark), one add per plane
+            if self.p.interp == "hold":
+                inc = g * l1 + dark
+                step = None
+            else:
+                step = (g / np.float32(p)) * (l1 - l0)
+                inc = g * l0 + dark
+        lum_iter = self.plane_luminance(l0, l1) if noisy else None
+        for k in range(p):
+            if noisy:
+                lk = next(lum_iter)  # type: ignore[arg-type]
+                if self.p.shot_photons > 0:
+                    n = self.p.shot_photons
+                    lk = (self.rng.poisson(np.maximum(lk, 0) * (g * n)) / n).astype(np.float32)
+                    v += lk
+                else:
+                    v += g * lk
+                if dark:
+                    v += dark
+            else:
+                if step is not None:
+                    inc += step
+                v += inc
+            s = spk[k]
+            np.greater_equal(v, th_s if scalar_th else th, out=s)
+            if self.p.reset == "subtract":
+                if scalar_th:
+                    np.multiply(s, th_s, out=tmp)
+                else:
+                    np.multiply(s, th, out=tmp)
+                v -= tmp
+            else:
+                np.logical_not(s, out=s)  # reuse as keep-mask, then restore
+                v *= s
+                np.logical_not(s, out=s)
+        return spk
+
+    def _advance_torch(self, l0: np.ndarray, l1: np.ndarray) -> np.ndarray:
+        import torch
+
+        dev = torch.device(self.device)
+        p, g = self.p.planes_per_frame, self.p.gain
+        v = torch.from_numpy(self.v).to(dev)
+        th = torch.from_numpy(self.theta).to(dev)
+        gen = torch.Generator(device=dev).manual_seed(int(self.rng.integers(2**62)))
+        spk = torch.empty((p, self.h, self.w), dtype=torch.bool, device=dev)
+        if self.p.interp == "flow":
+            lums = [torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in self.plane_luminance(l0, l1)]
+        else:
+            t0, t1 = torch.from_numpy(l0).to(dev), torch.from_numpy(l1).to(dev)
+        for k in range(p):
+            if self.p.interp == "flow":
+                lk = lums[k]
+            elif self.p.interp == "hold":
+                lk = t1
+            else:
+                a = (k + 1) / p
+                lk = t0 + a * (t1 - t0)
+            if self.p.shot_photons > 0:
+                n = self.p.shot_photons
+                lk = torch.poisson(lk.clamp_min(0) * (g * n), generator=gen) / n
+                v += lk
+            else:
+                v += g * lk
+            if self.p.dark_current:
+                v += self.p.dark_current
+            s = v >= th
+            spk[k] = s
+            if self.p.reset == "subtract":
+                v -= th * s
+            else:
+                v *= ~s
+        self.v = v.cpu().numpy()
+        return spk.cpu().numpy()
+
+
+def simulate_window(lum_prev: np.ndarray, lum_cur: np.ndarray, params: SimParams | None = None,
+                    *, seed: int = 0, sequence: str = "", frame: int = 0) -> np.ndarray:
+    """On-the-fly mode: the P planes between two frames, uint8 ``[P, H, W]``.
+
+    Deterministic from ``(seed, sequence, frame)``; the potential starts from ``U(0, theta)``
+    (the stationary distribution of an integrate-and-fire pixel's phase).
+    """
+    l0, l1 = np.asarray(lum_prev, np.float32), np.asarray(lum_cur, np.float32)
+    sim = SpikeSimulator(l1.shape[0], l1.shape[1], params, stable_seed(seed, sequence, frame))
+    sim.start(l0)
+    return sim.advance(l1).view(np.uint8)
+
+
+def list_frames(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a folder in name order; clear error when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise R2SDepthError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise R2SDepthError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _resize(img: np.ndarray, height: int | None, width: int | None) -> np.ndarray:
+    if height is None and width is None:
+        return img
+    import cv2
+
+    h, w = img.shape[:2]
+    height = height or round(h * width / w)  # type: ignore[operator]
+    width = width or round(w * height / h)
+    if (h, w) == (height, width):
+        return img
+    interp = cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as uint8 RGB ``[H, W, 3]`` (or gray ``[H, W]``); clear error if not."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("RGB", "L"):
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise R2SDepthError(f"{path}: unreadable image ({e.__class__.__name__}: {e})") from e
+
+
+def iter_frames(source: str | os.PathLike, *, height: int | None = None,
+                width: int | None = None) -> Iterator[np.ndarray]:
+    """RGB frames (uint8 ``[H, W, 3]``) of a folder of images or a video file, resized to
+    ``height x width`` when given. All frames must share one size."""
+    source = Path(source)
+    if source.is_dir():
+        it: Iterable[tuple[str, np.ndarray]] = ((str(p), read_image(p)) for p in list_frames(source))
+    elif source.is_file():
+        if source.suffix.lower() in IMAGE_SUFFIXES:
+            raise R2SDepthError(f"{source}: a single image is not a video; give a folder of frames")
+        it = _video_frames(source)
+    else:
+        raise R2SDepthError(f"{source}: no such file or folder")
+    shape = None
+    n = 0
+    for name, img in it:
+        if shape is None:
+            shape = img.shape[:2]
+        elif img.shape[:2] != shape:
+            raise R2SDepthError(
+                f"{name}: frame size {img.shape[1]}x{img.shape[0]} differs from the first "
+                f"frame's {shape[1]}x{shape[0]}"
+            )
+        n += 1
+        yield _resize(img, height, width)
+    if n == 0:
+        raise R2SDepthError(f"{source}: no frames")
+
+
+def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    import imageio.v3 as iio
+
+    try:
+        for i, frame in enumerate(iio.imiter(path)):
+            yield f"{path}#{i}", np.asarray(frame)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise R2SDepthError(f"{path}: unreadable video ({e.__class__.__name__}: {e})") from e
+
+
+def simulate_to_file(
+    frames: Iterable[np.ndarray],
+    out: str | os.PathLike,
+    params: SimParams | None = None,
+    *,
+    seed: int = 0,
+    source: str = "",
+    backend: str = "numpy",
+    device: str = "cpu",
+    extra_meta: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Simulate a whole sequence of RGB/gray frames into the stream ``out`` (atomic) and its
+    sidecar; returns the sidecar content. Needs at least two frames."""
+    params = params or SimParams()
+    it = iter(frames)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise R2SDepthError(f"{source or out}: no frames") from None
+    l0 = luminance(first, linearize=params.linearize)
+    h, w = l0.shape
+    sim = SpikeSimulator(h, w, params, seed, backend=backend, device=device)
+    sim.start(l0)
+    meta = {
+        "simulator": {"model": "integrate-and-fire", **params.to_dict()},
+        "planes_per_frame": params.planes_per_frame,
+        "video_fps": params.video_fps,
+        "seed": int(seed),
+        "source": str(source),
+    }
+    meta.update(extra_meta or {})
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="frame", leave=False, desc=Path(out).name)
+    sha = hashlib.sha256()
+    n_frames = 1
+    with SpikeWriter(out, h, w, rate_hz=params.rate_hz, meta=meta) as wr:
+        for img in it:
+            spk = sim.advance(luminance(img, linearize=params.linearize))
+            packed = encode_planes(spk)
+            sha.update(packed.tobytes())
+            wr.append_packed(packed)
+            n_frames += 1
+            if bar is not None:
+                bar.update(1)
+        if n_frames < 2:
+            raise R2SDepthError(f"{source or out}: at least two frames are needed, got 1")
+        wr.meta["rgb_frames"] = n_frames
+        wr.meta["frame_plane_index"] = [i * params.planes_per_frame for i in range(n_frames)]
+        wr.meta["sha256"] = sha.hexdigest()
+        wr.meta["bytes"] = wr.frames * packed.shape[1]
+        result = wr.sidecar_meta()
+    if bar is not None:
+        bar.close()
+    return result
