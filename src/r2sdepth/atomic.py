@@ -14,11 +14,25 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def tmp_path_for(path: str | os.PathLike) -> Path:
-    """A fresh temporary path beside ``path`` (same folder, so the rename is atomic)."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
+
+
+def tmp_path_for(path: str | os.PathLike, *, keep_suffix: bool = False) -> Path:
+    """A fresh temporary path beside ``path`` (same folder, so the rename is atomic), with the
+    permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if keep_suffix:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.part-", suffix=path.suffix, dir=path.parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, _MODE)
     os.close(fd)
     return Path(tmp)
 
@@ -30,11 +44,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the destination's suffix so that writers which pick a format
     from the extension (PIL, imageio, numpy) still do so.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.part-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_p = Path(tmp)
+    tmp_p = tmp_path_for(path, keep_suffix=True)
     try:
         yield tmp_p
         os.replace(tmp_p, path)

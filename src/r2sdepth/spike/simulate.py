@@ -398,10 +398,15 @@ def simulate_to_file(
     backend: str = "numpy",
     device: str = "cpu",
     extra_meta: dict[str, Any] | None = None,
+    frame_ids: list[int] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Simulate a whole sequence of RGB/gray frames into the stream ``out`` (atomic) and its
-    sidecar; returns the sidecar content. Needs at least two frames."""
+    sidecar; returns the sidecar content. Needs at least two frames.
+
+    ``frame_ids``: the dataset's frame numbers (e.g. KITTI's file numbers) used as keys of the
+    sidecar's ``frame_plane_index``; default 0, 1, 2, ...
+    """
     params = params or SimParams()
     it = iter(frames)
     try:
@@ -439,7 +444,14 @@ def simulate_to_file(
         if n_frames < 2:
             raise R2SDepthError(f"{source or out}: at least two frames are needed, got 1")
         wr.meta["rgb_frames"] = n_frames
-        wr.meta["frame_plane_index"] = [i * params.planes_per_frame for i in range(n_frames)]
+        if frame_ids is None:
+            wr.meta["frame_plane_index"] = [i * params.planes_per_frame for i in range(n_frames)]
+        else:
+            if len(frame_ids) != n_frames:
+                raise R2SDepthError(f"{out}: {len(frame_ids)} frame ids for {n_frames} frames")
+            wr.meta["frame_plane_index"] = {
+                str(f): i * params.planes_per_frame for i, f in enumerate(frame_ids)
+            }
         wr.meta["sha256"] = sha.hexdigest()
         wr.meta["bytes"] = wr.frames * packed.shape[1]
         result = wr.sidecar_meta()

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.spike import SpikeStream, tfp
+from r2sdepth.spike.simulate import (
+    SimParams,
+    SpikeSimulator,
+    iter_frames,
+    luminance,
+    simulate_to_file,
+    simulate_window,
+)
+
+
+def run_constant(lum, planes=128, frames=40, **kw):
+    p = SimParams(planes_per_frame=planes, **kw)
+    sim = SpikeSimulator(*lum.shape, p, seed=0)
+    sim.start(lum)
+    return np.concatenate([sim.advance(lum) for _ in range(frames)])
+
+
+def test_rate_equals_gain_l_over_theta():
+    lum = np.linspace(0.05, 1.0, 24, dtype=np.float32).reshape(4, 6)
+    for gain, theta in [(1.0, 2.0), (0.5, 1.0), (1.0, 1.0)]:
+        s = run_constant(lum, gain=gain, threshold=theta)
+        rate = s.mean(axis=0)
+        np.testing.assert_allclose(rate, gain * lum / theta, rtol=0.01)
+
+
+def test_dark_gives_no_spikes_and_monotone():
+    lum = np.zeros((3, 3), np.float32)
+    assert run_constant(lum, frames=5).sum() == 0
+    assert run_constant(lum, frames=5, dark_current=0.01).sum() > 0
+    ramp = np.linspace(0, 1, 50, dtype=np.float32)[None, :]
+    counts = run_constant(ramp, frames=20).sum(axis=0)[0]
+    assert np.all(np.diff(counts.astype(int)) >= 0)
+
+
+def test_zero_reset_option_fires_less():
+    lum = np.full((2, 2), 0.7, np.float32)
+    sub = run_constant(lum).mean()
+    zero = run_constant(lum, reset="zero").mean()
+    assert zero < sub
+    assert sub == pytest.approx(0.35, rel=0.01)
+
+
+def test_tfp_recovers_real_image(shared_data):
+    from skimage import data
+
+    img = luminance(data.camera()[::2, ::2])  # a real photograph, 256 x 256
+    s = run_constant(img, planes=128, frames=32, gain=1.0, threshold=1.0)
+    rec = tfp(s)
+    mse = float(np.mean((rec - img) ** 2))
+    psnr = 10 * np.log10(1.0 / mse)
+    assert psnr >= 30, psnr
+
+
+def test_linear_interp_between_frames():
+    l0 = np.zeros((1, 1), np.float32)
+    l1 = np.ones((1, 1), np.float32)
+    sim = SpikeSimulator(1, 1, SimParams(planes_per_frame=1000, threshold=1.0), seed=0)
+    sim.start(l0)
+    s = sim.advance(l1)[:, 0, 0]
+    # integral of a 0 -> 1 ramp: half as many spikes as white, and late rather than early
+    assert s.sum() == pytest.approx(500, abs=2)
+    assert s[:500].sum() < s[500:].sum()
+
+
+def test_seed_determinism_and_noise(tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 255, (12, 16, 3), dtype=np.uint8) for i in range(4)]
+    p = SimParams(planes_per_frame=16, fpn_sigma=0.05, shot_photons=50.0)
+    simulate_to_file(frames, tmp_path / "a.dat", p, seed=3)
+    simulate_to_file(frames, tmp_path / "b.dat", p, seed=3)
+    simulate_to_file(frames, tmp_path / "c.dat", p, seed=4)
+    a, b, c = ((tmp_path / f"{x}.dat").read_bytes() for x in "abc")
+    assert a == b and a != c
+    st = SpikeStream(tmp_path / "a.dat")
+    assert len(st) == 3 * 16 and st.meta["seed"] == 3
+    assert st.meta["simulator"]["fpn_sigma"] == 0.05
+    assert st.meta["frame_plane_index"] == [0, 16, 32, 48]
+    assert st.rate_hz == 160.0
+
+
+def test_window_for_frame_alignment(tmp_path):
+    # frame t is uniformly t/4: the window ending at t (hold) has rate t/4/theta
+    frames = [np.full((4, 4), t / 4.0, np.float32) for t in range(5)]
+    simulate_to_file(frames, tmp_path / "s.dat", SimParams(planes_per_frame=64, interp="hold", threshold=1.0))
+    st = SpikeStream(tmp_path / "s.dat")
+    for t in range(1, 5):
+        w = st.window_for_frame(t, 64)
+        assert w.mean() == pytest.approx(t / 4.0, abs=0.03)
+    assert st.window_for_frame(2, 64, align="center").shape == (64, 4, 4)
+    with pytest.raises(R2SDepthError, match="leaves the stream"):
+        st.window_for_frame(0, 64)
+    with pytest.raises(R2SDepthError, match="not in this stream"):
+        st.window_for_frame(9, 64)
+
+
+def test_on_the_fly_window_deterministic():
+    l0 = np.random.default_rng(0).random((8, 8), dtype=np.float32)
+    l1 = np.random.default_rng(1).random((8, 8), dtype=np.float32)
+    a = simulate_window(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=5)
+    b = simulate_window(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=5)
+    c = simulate_window(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=6)
+    assert a.dtype == np.uint8 and a.shape == (32, 8, 8)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_flow_interp_runs_and_preserves_rate():
+    rng = np.random.default_rng(0)
+    base = rng.random((32, 48), dtype=np.float32)
+    l0, l1 = base, np.roll(base, 2, axis=1)
+    sim = SpikeSimulator(32, 48, SimParams(planes_per_frame=16, interp="flow"), seed=0)
+    sim.start(l0)
+    s = sim.advance(l1)
+    assert s.shape == (16, 32, 48)
+    assert abs(s.mean() - base.mean() / 2) < 0.05
+
+
+def test_torch_backend_matches_statistics():
+    pytest.importorskip("torch")
+    lum = np.linspace(0.1, 0.9, 16, dtype=np.float32).reshape(4, 4)
+    p = SimParams(planes_per_frame=256)
+    s = SpikeSimulator(4, 4, p, seed=0, backend="torch")
+    s.start(lum)
+    np.testing.assert_allclose(s.advance(lum).mean(0), lum / 2, atol=0.01)
+
+
+def test_bad_inputs(tmp_path):
+    from PIL import Image
+
+    with pytest.raises(R2SDepthError, match="no image files"):
+        list(iter_frames(tmp_path))
+    (tmp_path / "0.png").write_bytes(b"not a png")
+    with pytest.raises(R2SDepthError, match="unreadable image"):
+        list(iter_frames(tmp_path))
+    (tmp_path / "0.png").unlink()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "0.png")
+    Image.fromarray(np.zeros((8, 9, 3), np.uint8)).save(tmp_path / "1.png")
+    with pytest.raises(R2SDepthError, match="differs"):
+        simulate_to_file(iter_frames(tmp_path), tmp_path / "o.dat")
+    assert not any(p.suffix in (".dat", ".json", ".part") for p in tmp_path.iterdir())
+    with pytest.raises(R2SDepthError, match="at least two"):
+        simulate_to_file([np.zeros((4, 4), np.float32)], tmp_path / "o.dat")
+    assert not (tmp_path / "o.dat").exists()
+    with pytest.raises(R2SDepthError, match="NaN"):
+        luminance(np.full((2, 2), np.nan, np.float32))
+    with pytest.raises(R2SDepthError):
+        SimParams(interp="cubic")
