@@ -148,3 +148,26 @@ def test_bad_inputs(tmp_path):
         luminance(np.full((2, 2), np.nan, np.float32))
     with pytest.raises(R2SDepthError):
         SimParams(interp="cubic")
+
+
+@pytest.mark.parametrize("kw", [{}, {"interp": "hold"}, {"reset": "zero"},
+                                {"fpn_sigma": 0.1, "dark_current": 0.01}])
+def test_fused_kernel_bytes_equal_numpy_path(kw):
+    from r2sdepth.spike.io import encode_planes
+    from r2sdepth.spike.simulate import _packed_kernel
+
+    if _packed_kernel() is None:
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(0)
+    frames = [rng.random((37, 45), dtype=np.float32) for _ in range(3)]  # odd sizes: unaligned rows
+    p = SimParams(planes_per_frame=16, **kw)
+    a, b = SpikeSimulator(37, 45, p, 1), SpikeSimulator(37, 45, p, 1)
+    a.start(frames[0])
+    b.start(frames[0])
+    for f in frames[1:]:
+        np.testing.assert_array_equal(a.advance_packed(f), encode_planes(b.advance(f)))
+    np.testing.assert_array_equal(a.v, b.v)
+    a8, b8 = SpikeSimulator(8, 16, p, 2), SpikeSimulator(8, 16, p, 2)  # aligned rows
+    a8.start(frames[0][:8, :16])
+    b8.start(frames[0][:8, :16])
+    np.testing.assert_array_equal(a8.advance_packed(frames[1][:8, :16]), encode_planes(b8.advance(frames[1][:8, :16])))

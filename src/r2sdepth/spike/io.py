@@ -407,7 +407,7 @@ class SpikeWriter:
         nb = frame_nbytes(self.height, self.width)
         if packed.ndim != 2 or packed.shape[1] != nb:
             raise R2SDepthError(f"{self.path}: packed chunk must be [T, {nb}]")
-        self._fh.write(np.ascontiguousarray(packed, dtype=np.uint8).tobytes())
+        self._fh.write(memoryview(np.ascontiguousarray(packed, dtype=np.uint8)).cast("B"))
         self.frames += packed.shape[0]
 
     def sidecar_meta(self) -> dict[str, Any]:

@@ -146,6 +146,67 @@ def _flow_interpolator(l0: np.ndarray, l1: np.ndarray):
     return at
 
 
+_KERNEL: Any = None
+
+
+def _packed_kernel():
+    """The fused integrate-and-fire + bit-packing kernel (numba), or ``None`` if numba is absent.
+
+    Same float32 operations in the same order as the numpy path, so both give identical bytes.
+    """
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:
+            _KERNEL = False
+            return None
+
+        @numba.njit(cache=True, nogil=True)
+        def kernel(v, th, inc0, step, planes, zero_reset, flip, out):  # pragma: no cover (jit)
+            h, w = v.shape
+            sp = np.empty(w, np.uint8)
+            inc = np.empty(w, np.float32)
+            aligned = (w % 8) == 0
+            for i in range(h):
+                r = h - 1 - i if flip else i
+                base = r * w
+                vrow = v[i]; trow = th[i]; srow = step[i]
+                for j in range(w):
+                    inc[j] = inc0[i, j]
+                for p in range(planes):
+                    if zero_reset:
+                        for j in range(w):
+                            inc[j] += srow[j]
+                            x = vrow[j] + inc[j]
+                            s = x >= trow[j]
+                            sp[j] = s
+                            vrow[j] = x * np.float32(1 - s)
+                    else:
+                        for j in range(w):
+                            inc[j] += srow[j]
+                            x = vrow[j] + inc[j]
+                            s = x >= trow[j]
+                            sp[j] = s
+                            vrow[j] = x - trow[j] * np.float32(s)
+                    orow = out[p]
+                    if aligned:
+                        b0 = base >> 3
+                        for b in range(w >> 3):
+                            q = 8 * b
+                            orow[b0 + b] = (sp[q] | (sp[q + 1] << 1) | (sp[q + 2] << 2) | (sp[q + 3] << 3)
+                                            | (sp[q + 4] << 4) | (sp[q + 5] << 5) | (sp[q + 6] << 6) | (sp[q + 7] << 7))
+                    else:
+                        for j in range(w):
+                            if sp[j]:
+                                k = base + j
+                                orow[k >> 3] |= np.uint8(1 << (k & 7))
+            return out
+
+        _KERNEL = kernel
+    return _KERNEL or None
+
+
 class SpikeSimulator:
     """Stateful integrate-and-fire simulator for one pixel array ``H x W``.
 
@@ -210,6 +271,34 @@ class SpikeSimulator:
         else:
             out = self._advance_numpy(self.prev, lum1)
         self.prev = lum1
+        return out
+
+    def advance_packed(self, lum1: np.ndarray) -> np.ndarray:
+        """Like :meth:`advance` but returns the planes packed in the ``.dat`` layout (uint8
+        ``[P, ceil(H*W/8)]``, LSB first, rows bottom to top). Uses the fused numba kernel for
+        the noise-free hold/linear model on the numpy backend (identical bytes, ~5x faster)."""
+        kern = None
+        if (self.backend == "numpy" and self.p.interp != "flow" and self.p.shot_photons == 0
+                and os.environ.get("R2SDEPTH_NO_NUMBA") != "1"):
+            kern = _packed_kernel()
+        if kern is None:
+            return encode_planes(self.advance(lum1))
+        if self.prev is None:
+            raise R2SDepthError("SpikeSimulator.start(frame0) must be called before advance()")
+        l1 = self._check(lum1)
+        l0 = self.prev
+        g, p = np.float32(self.p.gain), self.p.planes_per_frame
+        dark = np.float32(self.p.dark_current)
+        if self.p.interp == "hold":
+            inc0 = g * l1 + dark
+            step = np.zeros_like(l1)
+        else:
+            step = (g / np.float32(p)) * (l1 - l0)
+            inc0 = g * l0 + dark
+        out = np.zeros((p, (self.h * self.w + 7) // 8), np.uint8)
+        kern(self.v, self.theta, inc0.astype(np.float32), step.astype(np.float32), p,
+             self.p.reset == "zero", True, out)
+        self.prev = l1
         return out
 
     def _advance_numpy(self, l0: np.ndarray, l1: np.ndarray) -> np.ndarray:
@@ -434,9 +523,8 @@ def simulate_to_file(
     n_frames = 1
     with SpikeWriter(out, h, w, rate_hz=params.rate_hz, meta=meta) as wr:
         for img in it:
-            spk = sim.advance(luminance(img, linearize=params.linearize))
-            packed = encode_planes(spk)
-            sha.update(packed.tobytes())
+            packed = sim.advance_packed(luminance(img, linearize=params.linearize))
+            sha.update(memoryview(packed).cast("B"))
             wr.append_packed(packed)
             n_frames += 1
             if bar is not None:
