@@ -106,6 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", help="file listing <date>/<drive>_sync per line (split files work)")
     s.add_argument("--verify", action="store_true", help="re-hash finished streams before skipping them")
 
+    s = sub.add_parser("synth", help="render synthetic driving scenes with exact depth (KITTI raw layout)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--sequences", type=int, default=4)
+    s.add_argument("--frames", type=int, default=20)
+    s.add_argument("--height", type=int, default=192)
+    s.add_argument("--width", type=int, default=640)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--moving-cars", type=int, default=2, help="moving cars per sequence (0: static world)")
+
+    s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
+    s.add_argument("--kitti-root", required=True)
+    s.add_argument("--split", required=True, help="split file: <drive> <frame> <l|r> per line")
+    s.add_argument("--out", required=True, help="output .npz (key 'data', object array)")
+
+    s = sub.add_parser("eval", help="evaluate predictions or a checkpoint (KITTI Eigen protocol)")
+    s.add_argument("--checkpoint", help="a trained checkpoint to run")
+    s.add_argument("--modality", choices=["spike", "fusion", "rgb"], help="override the checkpoint's modality")
+    s.add_argument("--data", help="data root (KITTI raw layout; synthetic scenes)")
+    s.add_argument("--spike-root", help="built Spike-KITTI root (default: simulate spikes on the fly)")
+    s.add_argument("--split", help="split file of the images to evaluate")
+    s.add_argument("--pred", help="saved predictions .npz (key 'data'), in split order")
+    s.add_argument("--pred-kind", choices=["depth", "disp"], default="depth")
+    s.add_argument("--gt", help="ground truth .npz (default: from --data and --split)")
+    s.add_argument("--crop", choices=["garg", "eigen", "none"], default="garg")
+    s.add_argument("--min-depth", type=float, default=1e-3)
+    s.add_argument("--max-depth", type=float, default=80.0)
+    s.add_argument("--no-median-scaling", action="store_true")
+    s.add_argument("--scale", type=float, default=1.0, help="fixed scale applied to predictions")
+    s.add_argument("--baseline-split", help="also report the mean-training-depth baseline (train split file)")
+    s.add_argument("--batch-size", type=int, default=4)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", help="results JSON (a Markdown table is printed and written beside it)")
+
     s = sub.add_parser("demo", help="run the main job on embedded default data")
     s.add_argument("--out", default="r2sdepth-demo", help="output folder (default r2sdepth-demo)")
     s.add_argument("--seed", type=int, default=0)
@@ -182,6 +216,66 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
           f"manifest: {m['streams']} streams, {m['rgb_frames']} frames, {m['bytes'] / 1e6:.1f} MB")
     if res["missing_cameras"]:
         print(f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. {res['missing_cameras'][0]}")
+    return 0
+
+
+@_command("synth")
+def _cmd_synth(a: argparse.Namespace) -> int:
+    from r2sdepth.data.synthetic import synthesize
+
+    res = synthesize(a.out, sequences=a.sequences, frames=a.frames, height=a.height, width=a.width,
+                     seed=a.seed, workers=a.workers, moving_cars=a.moving_cars, progress=sys.stderr.isatty())
+    print(f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.height}x{a.width}) to {a.out} "
+          f"({res['rendered']} rendered now); splits: {res['splits']}")
+    return 0
+
+
+@_command("export-gt")
+def _cmd_export_gt(a: argparse.Namespace) -> int:
+    from r2sdepth.evaluate import export_gt
+
+    n = export_gt(a.kitti_root, a.split, a.out, progress=sys.stderr.isatty())
+    print(f"wrote {n} ground-truth depth maps to {a.out}")
+    return 0
+
+
+@_command("eval")
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from r2sdepth import evaluate as ev
+
+    kw = dict(crop=a.crop, min_depth=a.min_depth, max_depth=a.max_depth,
+              median_scaling=not a.no_median_scaling, scale=a.scale)
+    if a.gt:
+        gts = ev.load_npz_maps(a.gt)
+    elif a.data and a.split:
+        gts = ev.split_gt(a.data, a.split)
+    else:
+        raise R2SDepthError("ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE")
+    rows: dict[str, dict] = {}
+    if a.pred:
+        preds = ev.load_npz_maps(a.pred)
+        if a.pred_kind == "disp":
+            preds = [1.0 / __import__("numpy").maximum(p, 1e-6) for p in preds]
+        rows[Path(a.pred).stem] = ev.evaluate_depths(preds, gts, **kw)
+    elif a.checkpoint:
+        from r2sdepth.infer import predict_split
+
+        if not (a.data and a.split):
+            raise R2SDepthError("--checkpoint needs --data and --split")
+        preds, name = predict_split(a.checkpoint, a.data, a.split, modality=a.modality,
+                                    spike_root=a.spike_root, batch_size=a.batch_size, device=a.device)
+        rows[name] = ev.evaluate_depths(preds, gts, **kw)
+    else:
+        raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")
+    if a.baseline_split:
+        if not a.data:
+            raise R2SDepthError("--baseline-split needs --data")
+        rows["mean-depth baseline"] = ev.mean_depth_baseline(ev.split_gt(a.data, a.baseline_split), gts, **kw)
+    table = ev.markdown_table(rows, extra=("n",))
+    print(table)
+    if a.out:
+        ev.write_results(a.out, rows if len(rows) > 1 else next(iter(rows.values())))
+        Path(a.out).with_suffix(".md").write_text(table + "\n")
     return 0
 
 

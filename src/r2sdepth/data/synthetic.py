@@ -1,0 +1,432 @@
+"""Procedural driving scenes with exact depth and poses, written in the KITTI raw layout.
+
+A road (asphalt with lane markings, sidewalks), building facades on both sides with gaps and a
+second row of buildings behind, parked and moving cars (boxes), poles and sky, textured with
+real photographs that ship with scikit-image (``brick``, ``gravel``, ``grass``, ``moon``,
+``camera``) with mip-mapped look-ups and mild lighting changes. A camera moves forward along the
+road at KITTI-like speed (about 10 m/s at 10 Hz) with small yaw/pitch/lateral oscillations.
+Everything is rendered by vectorised ray casting in numpy, exactly: the depth of every pixel is
+the ray's hit distance along the optical axis.
+
+World frame: x right, y down, z forward (the first camera's frame); the road is the plane
+``y = camera_height``. Camera intrinsics are KITTI-like: ``fx = 0.58 W``, ``fy = 1.92 H``,
+``c = (W/2, H/2)``.
+
+Output per sequence (``<out>/<date>/<date>_drive_<id>_sync``)::
+
+    image_02/data/%010d.png, image_02/timestamps.txt,
+    proj_depth/groundtruth/image_02/%010d.png   (uint16, depth x 256, 0 = sky / beyond 255 m)
+    poses.txt                                    (3x4 camera-to-world of camera 02 per frame)
+
+plus ``<out>/<date>/calib_cam_to_cam.txt`` and ``<out>/splits/{train,val,test}_files.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from r2sdepth.atomic import write_bytes_atomic
+from r2sdepth.errors import R2SDepthError
+
+DATE = "2000_01_01"
+MAX_DEPTH_PNG = 255.0  # uint16 / 256 limit; farther points are stored as invalid
+
+_TEXTURES: dict[str, list[np.ndarray]] | None = None
+
+
+def _pyramid(img: np.ndarray, levels: int = 6) -> list[np.ndarray]:
+    t = img.astype(np.float32)
+    if t.ndim == 3:
+        t = t @ np.array([0.299, 0.587, 0.114], np.float32)
+    t = t / 255.0
+    pyr = [t]
+    for _ in range(levels - 1):
+        t = 0.25 * (t[0::2, 0::2] + t[1::2, 0::2] + t[0::2, 1::2] + t[1::2, 1::2])
+        pyr.append(np.ascontiguousarray(t))
+    return pyr
+
+
+def textures() -> dict[str, list[np.ndarray]]:
+    """Mip pyramids (float32 gray in [0, 1]) of the photographs used as textures."""
+    global _TEXTURES
+    if _TEXTURES is None:
+        from skimage import data
+
+        _TEXTURES = {
+            "asphalt": _pyramid(data.gravel()),
+            "brick": _pyramid(data.brick()),
+            "grass": _pyramid(data.grass()),
+            "metal": _pyramid(data.moon()),
+            "photo": _pyramid(data.camera()),
+        }
+    return _TEXTURES
+
+
+@dataclass
+class Box:
+    """Axis-aligned box in world coordinates (metres); ``vz`` forward speed (m/s)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    tex: str
+    tint: np.ndarray
+    vz: float = 0.0
+
+
+@dataclass
+class World:
+    """A procedural street; all lengths in metres."""
+
+    cam_height: float
+    road_half: float
+    facade_x: tuple[float, float]  # left (negative) and right plane x
+    back_x: tuple[float, float]
+    seg_start: list[np.ndarray]  # per side: segment start z (sorted)
+    seg_height: list[np.ndarray]
+    seg_gap: list[np.ndarray]
+    seg_tint: list[np.ndarray]
+    seg_tex: list[list[str]]
+    boxes: list[Box] = field(default_factory=list)
+    speed: float = 10.0
+    light_phase: float = 0.0
+
+
+def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2) -> World:
+    """A random street ``length`` metres long (plus margins)."""
+    road_half = 5.5  # two 3.5 m lanes plus parking strips
+    fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
+    bx = (fx[0] - rng.uniform(10, 16), fx[1] + rng.uniform(10, 16))
+    seg_start, seg_height, seg_gap, seg_tint, seg_tex = [], [], [], [], []
+    for _side in range(2):
+        z, starts = -20.0, []
+        while z < length + 150:
+            starts.append(z)
+            z += rng.uniform(6.0, 16.0)
+        n = len(starts)
+        seg_start.append(np.array(starts))
+        seg_height.append(rng.uniform(5.0, 18.0, n))
+        seg_gap.append(rng.random(n) < 0.25)
+        seg_tint.append(rng.uniform(0.55, 1.0, (n, 3)).astype(np.float32))
+        seg_tex.append([str(rng.choice(["brick", "brick", "photo", "metal"])) for _ in range(n)])
+    boxes: list[Box] = []
+    h = 0.0
+    cam_h = 1.65
+    for side in (-1, 1):
+        z = rng.uniform(3, 12)
+        while z < length + 120:  # parked cars
+            if rng.random() < 0.6:
+                w, hh, ln = rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7), rng.uniform(3.8, 4.8)
+                xc = side * (road_half - 1.1)
+                boxes.append(Box(np.array([xc - w / 2, cam_h - hh, z]), np.array([xc + w / 2, cam_h, z + ln]),
+                                 "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32)))
+            z += rng.uniform(5.5, 9.0)
+        z = rng.uniform(5, 20)
+        while z < length + 120:  # poles on the sidewalk
+            xc = side * (road_half + 0.6)
+            boxes.append(Box(np.array([xc - 0.1, cam_h - rng.uniform(4.0, 6.0), z]),
+                             np.array([xc + 0.1, cam_h, z + 0.2]), "asphalt",
+                             np.array([0.5, 0.5, 0.55], np.float32)))
+            z += rng.uniform(15, 30)
+    for i in range(moving_cars):  # oncoming (left lane) and leading (own lane) traffic
+        oncoming = i % 2 == 0
+        xc = -1.75 if oncoming else 1.75
+        z0 = rng.uniform(30, 80) + (0 if oncoming else 0)
+        w, hh, ln = 1.8, rng.uniform(1.4, 1.6), 4.4
+        vz = -rng.uniform(8, 12) if oncoming else rng.uniform(9, 11)
+        boxes.append(Box(np.array([xc - w / 2, cam_h - hh, z0]), np.array([xc + w / 2, cam_h, z0 + ln]),
+                         "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32), vz))
+    del h
+    return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
+                 speed=float(rng.uniform(8.0, 11.0)), light_phase=float(rng.uniform(0, 2 * np.pi)))
+
+
+def intrinsics(height: int, width: int) -> np.ndarray:
+    """KITTI-like ``[3, 3]`` intrinsics for an ``height x width`` image."""
+    return np.array([[0.58 * width, 0, width / 2], [0, 1.92 * height, height / 2], [0, 0, 1]], np.float64)
+
+
+def camera_pose(world: World, t: float, rng_phase: np.ndarray) -> np.ndarray:
+    """Camera-to-world ``[4, 4]`` at time ``t`` seconds."""
+    a, b, c = rng_phase
+    yaw = 0.03 * np.sin(0.7 * t + a)
+    pitch = 0.01 * np.sin(1.3 * t + b)
+    x = 1.75 + 0.3 * np.sin(0.5 * t + c)  # right-hand lane
+    z = world.speed * t
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    T = np.eye(4)
+    T[:3, :3] = Ry @ Rx
+    T[:3, 3] = [x, 0.0, z]
+    return T
+
+
+def _sample(tex: str, u: np.ndarray, v: np.ndarray, texel_per_m: float, depth: np.ndarray, f: float) -> np.ndarray:
+    """Mip-mapped bilinear look-up of texture ``tex`` at metric coordinates (u, v), tiled.
+
+    The mip level follows the pixel footprint (``depth / f`` metres), so distant surfaces do not
+    alias and consecutive frames stay photometrically consistent.
+    """
+    pyr = textures()[tex]
+    foot = depth / f * texel_per_m  # texels per pixel at level 0
+    level = np.clip(np.floor(np.log2(np.maximum(foot, 1e-6)) + 0.5).astype(np.int64), 0, len(pyr) - 1)
+    out = np.empty(u.shape, np.float32)
+    for lv in np.unique(level):
+        m = level == lv
+        img = pyr[lv]
+        h, w = img.shape
+        s = texel_per_m / (2 ** lv)
+        x = u[m] * s - 0.5
+        y = v[m] * s - 0.5
+        x0, y0 = np.floor(x), np.floor(y)
+        fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+        x0 = x0.astype(np.int64) % w
+        y0 = y0.astype(np.int64) % h
+        x1, y1 = (x0 + 1) % w, (y0 + 1) % h
+        top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+        bot = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+        out[m] = top * (1 - fy) + bot * fy
+    return out
+
+
+def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: int, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Render RGB uint8 ``[H, W, 3]`` and depth float32 ``[H, W]`` (metres; 0 = sky)."""
+    n = height * width
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    rays_c = np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(n)])  # camera z = 1
+    R, c = T_cw[:3, :3], T_cw[:3, 3]
+    d = R @ rays_c  # world directions; hit distance t along d == camera depth
+    dx, dy, dz = d
+    best = np.full(n, np.inf)
+    mat = np.full(n, -1, np.int64)  # 0 road, 1/2 facade L/R, 3/4 back L/R, 5+ boxes
+    shade = np.ones(n, np.float32)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(dy > 1e-9, (world.cam_height - c[1]) / dy, np.inf)
+    hit = t < best
+    best[hit], mat[hit] = t[hit], 0
+
+    for side, (fxp, bxp) in enumerate(zip(world.facade_x, world.back_x)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (fxp - c[0]) / dx
+        ok = (t > 0) & (t < best)
+        zi = c[2] + t * dz
+        yi = c[1] + t * dy
+        seg = np.clip(np.searchsorted(world.seg_start[side], zi, side="right") - 1, 0, len(world.seg_start[side]) - 1)
+        top = world.cam_height - world.seg_height[side][seg]
+        ok &= ~world.seg_gap[side][seg] & (yi >= top) & (yi <= world.cam_height)
+        best[ok], mat[ok] = t[ok], 1 + side
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (bxp - c[0]) / dx
+        yi = c[1] + t * dy
+        ok = (t > 0) & (t < best) & (yi >= world.cam_height - 28.0) & (yi <= world.cam_height)
+        best[ok], mat[ok] = t[ok], 3 + side
+
+    # boxes: only the rays inside each box's screen-space bounding rectangle
+    Tw2c = np.linalg.inv(T_cw)
+    box_hits = []
+    for bi, box in enumerate(world.boxes):
+        lo, hi = box.lo.copy(), box.hi.copy()
+        lo[2] += box.vz * time_s
+        hi[2] += box.vz * time_s
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        pc = (Tw2c[:3, :3] @ corners.T).T + Tw2c[:3, 3]
+        if np.all(pc[:, 2] < 0.1) or np.min(pc[:, 2]) > 200:
+            continue
+        if np.any(pc[:, 2] < 0.1):
+            u0, u1, v0, v1 = 0, width - 1, 0, height - 1
+        else:
+            pp = (K @ pc.T)
+            uu, vv = pp[0] / pp[2], pp[1] / pp[2]
+            u0, u1 = int(max(np.floor(uu.min()), 0)), int(min(np.ceil(uu.max()), width - 1))
+            v0, v1 = int(max(np.floor(vv.min()), 0)), int(min(np.ceil(vv.max()), height - 1))
+            if u0 > u1 or v0 > v1:
+                continue
+        idx = (np.arange(v0, v1 + 1)[:, None] * width + np.arange(u0, u1 + 1)[None, :]).ravel()
+        dd = d[:, idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = 1.0 / dd
+            t0 = (lo[:, None] - c[:, None]) * inv
+            t1 = (hi[:, None] - c[:, None]) * inv
+        tmin, tmax = np.minimum(t0, t1), np.maximum(t0, t1)
+        tmin = np.nan_to_num(tmin, nan=-np.inf)
+        tmax = np.nan_to_num(tmax, nan=np.inf)
+        tn, tf = tmin.max(0), tmax.min(0)
+        ok = (tn <= tf) & (tn > 0) & (tn < best[idx])
+        sel = idx[ok]
+        best[sel] = tn[ok]
+        mat[sel] = 5 + bi
+        axis = tmin[:, ok].argmax(0)  # the face hit: 0 side (x), 1 top (y), 2 front/back (z)
+        shade[sel] = np.array([0.75, 1.0, 0.9], np.float32)[axis]
+        box_hits.append((bi, sel, axis, lo))
+
+    f = K[0, 0]
+    rgb = np.empty((n, 3), np.float32)
+    sky = mat < 0
+    vv = v.ravel()[sky] / height
+    rgb[sky] = np.stack([0.55 + 0.3 * vv, 0.7 + 0.2 * vv, 0.95 + 0.0 * vv], -1)
+    p = c[:, None] + d * np.where(np.isfinite(best), best, 0)[None]
+    px, py, pz = p
+
+    m = np.flatnonzero(mat == 0)
+    if m.size:
+        road = np.abs(px[m]) < world.road_half
+        g = np.where(road, _sample("asphalt", px[m], pz[m], 170.0, best[m], f) * 0.6 + 0.1,
+                     _sample("grass", px[m], pz[m], 128.0, best[m], f) * 0.8 + 0.1)
+        lane = road & (np.abs(px[m]) < 0.08) & (np.mod(pz[m], 9.0) < 4.0)
+        edge = road & (np.abs(np.abs(px[m]) - (world.road_half - 0.15)) < 0.06)
+        g = np.where(lane | edge, 0.92, g)
+        col = np.where(road[:, None], np.array([1.0, 1.0, 1.0], np.float32), np.array([0.55, 0.8, 0.45], np.float32))
+        rgb[m] = g[:, None] * col
+    for side in range(2):
+        m = np.flatnonzero(mat == 1 + side)
+        if m.size:
+            seg = np.clip(np.searchsorted(world.seg_start[side], pz[m], side="right") - 1, 0, len(world.seg_start[side]) - 1)
+            g = np.empty(m.size, np.float32)
+            for tex in set(world.seg_tex[side]):
+                sel = np.array([world.seg_tex[side][s] == tex for s in seg]) if m.size < 64 else np.isin(
+                    seg, [i for i, tname in enumerate(world.seg_tex[side]) if tname == tex])
+                if sel.any():
+                    g[sel] = _sample(tex, pz[m][sel], py[m][sel], 96.0, best[m][sel], f)
+            rgb[m] = (0.15 + 0.8 * g)[:, None] * world.seg_tint[side][seg] * (0.85 if side else 0.7)
+        m = np.flatnonzero(mat == 3 + side)
+        if m.size:
+            g = _sample("brick", pz[m], py[m], 40.0, best[m], f)
+            rgb[m] = (0.2 + 0.6 * g)[:, None] * np.array([0.75, 0.72, 0.7], np.float32)
+    for bi, sel, axis, lo in box_hits:
+        keep = mat[sel] == 5 + bi  # a later box may have covered part of it
+        sel, axis = sel[keep], axis[keep]
+        if not sel.size:
+            continue
+        box = world.boxes[bi]
+        a = np.where(axis == 0, pz[sel] - lo[2], px[sel] - lo[0])
+        b = np.where(axis == 1, pz[sel] - lo[2], py[sel] - lo[1])
+        g = _sample(box.tex, a, b, 128.0, best[sel], f)
+        rgb[sel] = (0.2 + 0.8 * g)[:, None] * box.tint * shade[sel][:, None]
+    light = 1.0 + 0.05 * np.sin(2 * np.pi * time_s / 4.0 + world.light_phase)
+    rgb = np.clip(rgb * light, 0, 1)
+    depth = np.where(np.isfinite(best) & (best <= MAX_DEPTH_PNG), best, 0.0).astype(np.float32)
+    img = (rgb.reshape(height, width, 3) * 255 + 0.5).astype(np.uint8)
+    return img, depth.reshape(height, width)
+
+
+def calib_text(K: np.ndarray, height: int, width: int) -> str:
+    """A ``calib_cam_to_cam.txt`` whose ``P_rect_02`` holds ``K`` (camera 02 only)."""
+    P = np.hstack([K, np.zeros((3, 1))])
+    fmt = lambda a: " ".join(f"{x:.12e}" for x in np.asarray(a).ravel())  # noqa: E731
+    return (
+        "calib_time: synthetic (r2sdepth synth)\n"
+        f"S_rect_02: {fmt([width, height])}\n"
+        f"R_rect_00: {fmt(np.eye(3))}\n"
+        f"P_rect_02: {fmt(P)}\n"
+    )
+
+
+def render_sequence(out: str, seq: int, frames: int, height: int, width: int, seed: int,
+                    moving_cars: int = 2, fps: float = 10.0) -> str:
+    """Render and write one drive; returns its ``<date>/<drive>_sync`` name."""
+    from r2sdepth.data.kitti import write_depth_png
+    from r2sdepth.viz import save_png
+
+    rng = np.random.default_rng([seed, seq])
+    world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    K = intrinsics(height, width)
+    drive = f"{DATE}/{DATE}_drive_{seq:04d}_sync"
+    root = Path(out) / drive
+    poses = [camera_pose(world, i / fps, phase) for i in range(frames)]
+    T0_inv = np.linalg.inv(poses[0])
+    lines, stamps = [], []
+    for i, T in enumerate(poses):
+        img, depth = render(world, T, K, height, width, i / fps)
+        save_png(root / "image_02" / "data" / f"{i:010d}.png", img)
+        write_depth_png(root / "proj_depth" / "groundtruth" / "image_02" / f"{i:010d}.png", depth)
+        Tr = T0_inv @ T  # camera-to-world with world = the first camera (KITTI odometry)
+        lines.append(" ".join(f"{x:.9e}" for x in Tr[:3].ravel()))
+        s = i / fps
+        stamps.append(f"2000-01-01 00:{int(s // 60):02d}:{s - 60 * int(s // 60):012.9f}")
+    write_bytes_atomic(root / "image_02" / "timestamps.txt", ("\n".join(stamps) + "\n").encode())
+    # poses last: a drive with poses.txt is complete (resume marker)
+    write_bytes_atomic(root / "poses.txt", ("\n".join(lines) + "\n").encode())
+    return drive
+
+
+def make_splits(drives: list[str], frames: int) -> dict[str, list[tuple[str, int]]]:
+    """Split drives into train/val/test by sequence (test: last 20%, at least one; val: one)."""
+    n = len(drives)
+    if n == 1:
+        parts = {"train": drives, "val": drives, "test": drives}
+    elif n == 2:
+        parts = {"train": drives[:1], "val": drives[1:], "test": drives[1:]}
+    else:
+        n_test = max(1, round(0.2 * n))
+        parts = {"train": drives[: n - n_test - 1], "val": drives[n - n_test - 1: n - n_test],
+                 "test": drives[n - n_test:]}
+    # frames with both neighbours (context frames -1, +1)
+    return {k: [(d, f) for d in v for f in range(1, frames - 1)] for k, v in parts.items()}
+
+
+def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, height: int = 192,
+               width: int = 640, seed: int = 0, workers: int = 1, moving_cars: int = 2,
+               progress: bool = False) -> dict[str, Any]:
+    """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable."""
+    if sequences < 1 or frames < 3:
+        raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
+    if height < 8 or width < 8:
+        raise R2SDepthError("synth image size must be at least 8 x 8")
+    out = Path(out)
+    K = intrinsics(height, width)
+    params = {"frames": frames, "height": height, "width": width, "seed": seed, "moving_cars": moving_cars}
+    pfile = out / "synth.json"
+    if pfile.is_file():
+        import json
+
+        old = json.loads(pfile.read_text())
+        if {k: old.get(k) for k in params} != params:
+            raise R2SDepthError(
+                f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
+                "choose another --out or remove it"
+            )
+    from r2sdepth.atomic import write_json_atomic
+
+    write_json_atomic(pfile, params)
+    write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
+    todo = [s for s in range(sequences)
+            if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
+    args = [(str(out), s, frames, height, width, seed, moving_cars) for s in todo]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sequences, initial=sequences - len(todo), unit="seq", desc="synth")
+    if workers > 1 and len(args) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            for _ in ex.map(render_sequence, *zip(*args)):
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for a in args:
+            render_sequence(*a)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    drives = [f"{DATE}/{DATE}_drive_{s:04d}_sync" for s in range(sequences)]
+    splits = make_splits(drives, frames)
+    from r2sdepth.data.kitti import Sample, write_split
+
+    for name, items in splits.items():
+        write_split(out / "splits" / f"{name}_files.txt", [Sample(d, f, "l") for d, f in items])
+    return {"out": str(out), "drives": drives, "frames": frames, "height": height, "width": width,
+            "rendered": len(todo), "K": K.tolist(), "splits": {k: len(v) for k, v in splits.items()}}
+
+
+def _complete(drive_dir: Path, frames: int) -> bool:
+    p = drive_dir / "poses.txt"
+    return p.is_file() and len(p.read_text().splitlines()) == frames

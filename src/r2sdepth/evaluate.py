@@ -1,0 +1,200 @@
+"""Depth metrics and the KITTI Eigen evaluation protocol.
+
+Per image: the prediction is resized to the ground truth's size (bilinearly, in disparity as the
+published protocol does), pixels with ``min_depth < gt < max_depth`` inside the crop are kept
+(Garg crop by default: rows 0.40810811 H - 0.99189189 H, cols 0.03594771 W - 0.96405229 W),
+monocular predictions are median-scaled per image (``median(gt) / median(pred)``) or multiplied
+by a fixed scale, clamped to ``[min_depth, max_depth]``; the seven standard metrics are computed
+per image and averaged over images.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from r2sdepth.errors import R2SDepthError
+
+METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+CROPS = {
+    "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
+    "eigen": (0.3324324, 0.91351351, 0.0359477, 0.96405229),
+}
+
+
+def compute_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The standard metrics between matched 1-D arrays of positive depths (metres)."""
+    gt = np.asarray(gt, np.float64)
+    pred = np.asarray(pred, np.float64)
+    if gt.size == 0:
+        raise R2SDepthError("no valid ground-truth pixels to evaluate")
+    thresh = np.maximum(gt / pred, pred / gt)
+    return {
+        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
+        "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
+        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
+        "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
+        "a1": float(np.mean(thresh < 1.25)),
+        "a2": float(np.mean(thresh < 1.25 ** 2)),
+        "a3": float(np.mean(thresh < 1.25 ** 3)),
+    }
+
+
+def crop_mask(shape: tuple[int, int], crop: str | None = "garg") -> np.ndarray:
+    """Boolean ``[H, W]`` mask of the evaluation crop (``None``/"none": whole image)."""
+    h, w = shape
+    m = np.zeros((h, w), bool)
+    if crop in (None, "none"):
+        m[:] = True
+        return m
+    if crop not in CROPS:
+        raise R2SDepthError(f"unknown crop {crop!r}; choose garg, eigen or none")
+    t, b, l, r = CROPS[crop]
+    m[int(t * h):int(b * h), int(l * w):int(r * w)] = True
+    return m
+
+
+def resize_to(pred_depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a depth map to ``shape`` bilinearly in disparity (as the published protocol)."""
+    import cv2
+
+    pred_depth = np.asarray(pred_depth, np.float32)
+    if pred_depth.shape == tuple(shape):
+        return pred_depth
+    disp = 1.0 / np.maximum(pred_depth, 1e-6)
+    disp = cv2.resize(disp, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return 1.0 / np.maximum(disp, 1e-6)
+
+
+def evaluate_depths(
+    preds: Sequence[np.ndarray],
+    gts: Sequence[np.ndarray],
+    *,
+    crop: str | None = "garg",
+    min_depth: float = 1e-3,
+    max_depth: float = 80.0,
+    median_scaling: bool = True,
+    scale: float = 1.0,
+) -> dict[str, Any]:
+    """Evaluate depth predictions (metres, any size) against ground truths (0 = invalid).
+
+    Returns the seven metrics averaged over images, ``n`` images, and with median scaling the
+    median and standard deviation of the per-image scale ratios (``ratio_median``, ``ratio_std``).
+    """
+    if len(preds) != len(gts):
+        raise R2SDepthError(f"{len(preds)} predictions for {len(gts)} ground-truth maps")
+    if not len(gts):
+        raise R2SDepthError("nothing to evaluate")
+    per, ratios = [], []
+    for i, (p, g) in enumerate(zip(preds, gts)):
+        g = np.asarray(g, np.float32)
+        p = np.asarray(p, np.float32)
+        if p.ndim == 3 and p.shape[0] == 1:
+            p = p[0]
+        if g.ndim != 2 or p.ndim != 2:
+            raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
+        if not np.all(np.isfinite(p)):
+            raise R2SDepthError(f"image {i}: prediction contains NaN or inf")
+        p = resize_to(p, g.shape)
+        mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
+        if not mask.any():
+            continue
+        gv, pv = g[mask], p[mask] * scale
+        if median_scaling:
+            r = float(np.median(gv) / max(np.median(pv), 1e-12))
+            ratios.append(r)
+            pv = pv * r
+        pv = np.clip(pv, min_depth, max_depth)
+        per.append(compute_metrics(gv, pv))
+    if not per:
+        raise R2SDepthError("no image has valid ground truth inside the crop")
+    out: dict[str, Any] = {k: float(np.mean([m[k] for m in per])) for k in METRICS}
+    out["n"] = len(per)
+    out["median_scaling"] = bool(median_scaling)
+    if ratios:
+        out["ratio_median"] = float(np.median(ratios))
+        out["ratio_std"] = float(np.std(np.array(ratios) / np.median(ratios)))
+    return out
+
+
+def mean_depth_baseline(train_gts: Iterable[np.ndarray], gts: Sequence[np.ndarray], **kw: Any) -> dict[str, Any]:
+    """Metrics of the trivial baseline: predict the mean training depth everywhere (no scaling)."""
+    vals = [np.asarray(g)[np.asarray(g) > 0] for g in train_gts]
+    mean = float(np.mean(np.concatenate([v[v < kw.get("max_depth", 80.0)] for v in vals])))
+    preds = [np.full(np.asarray(g).shape, mean, np.float32) for g in gts]
+    kw = {**kw, "median_scaling": False}
+    res = evaluate_depths(preds, gts, **kw)
+    res["mean_depth"] = mean
+    return res
+
+
+def load_npz_maps(path: str | os.PathLike, key: str = "data") -> list[np.ndarray]:
+    """Depth maps from an ``.npz`` (key ``data``: ``[N, H, W]`` array or object array of maps)."""
+    path = Path(path)
+    if not path.is_file():
+        raise R2SDepthError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=True) as z:
+            if key not in z:
+                raise R2SDepthError(f"{path}: no key '{key}' (keys: {list(z.keys())})")
+            arr = z[key]
+    except (OSError, ValueError) as e:
+        raise R2SDepthError(f"{path}: unreadable npz ({e})") from e
+    return [np.asarray(a, np.float32) for a in arr]
+
+
+def save_npz_maps(path: str | os.PathLike, maps: Sequence[np.ndarray]) -> None:
+    """Save maps as Monodepth2's ``gt_depths.npz`` format: key ``data``, an object array."""
+    from r2sdepth.atomic import atomic_path
+
+    arr = np.empty(len(maps), dtype=object)
+    for i, m in enumerate(maps):
+        arr[i] = np.asarray(m, np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, data=arr)
+
+
+def export_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, out: str | os.PathLike,
+              progress: bool = False) -> int:
+    """Write the ground truth of every split line (native size, split order) to ``out``."""
+    from r2sdepth.data.kitti import gt_depth, read_split
+
+    samples = read_split(split)
+    it: Iterable = samples
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(samples, unit="img", desc="export-gt")
+    maps = [gt_depth(kitti_root, s.drive, s.frame, s.cam) for s in it]
+    save_npz_maps(out, maps)
+    return len(maps)
+
+
+def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike) -> list[np.ndarray]:
+    """Ground-truth maps of a split, in order."""
+    from r2sdepth.data.kitti import gt_depth, read_split
+
+    return [gt_depth(kitti_root, s.drive, s.frame, s.cam) for s in read_split(split)]
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], extra: Sequence[str] = ()) -> str:
+    """A Markdown table, one row per named result."""
+    cols = list(METRICS) + list(extra)
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, r in rows.items():
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(path: str | os.PathLike, results: dict[str, Any]) -> None:
+    from r2sdepth.atomic import write_json_atomic
+
+    write_json_atomic(path, results)

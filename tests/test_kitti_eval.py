@@ -1,0 +1,159 @@
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from r2sdepth.data import kitti
+from r2sdepth.data.synthetic import synthesize
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.evaluate import compute_metrics, crop_mask, evaluate_depths, load_npz_maps, save_npz_maps
+
+
+def test_metrics_hand_computed():
+    gt = np.array([1.0, 2.0, 4.0])
+    pred = np.array([1.0, 1.0, 5.0])
+    m = compute_metrics(gt, pred)
+    assert m["abs_rel"] == pytest.approx((0 + 0.5 + 0.25) / 3)
+    assert m["sq_rel"] == pytest.approx((0 + 1 / 2 + 1 / 4) / 3)
+    assert m["rmse"] == pytest.approx(np.sqrt(2 / 3))
+    assert m["rmse_log"] == pytest.approx(np.sqrt((np.log(2) ** 2 + np.log(1.25) ** 2) / 3))
+    # ratios 1, 2, 1.25: a1 counts < 1.25 strictly
+    assert m["a1"] == pytest.approx(1 / 3)
+    assert m["a2"] == pytest.approx(2 / 3)
+    assert m["a3"] == pytest.approx(2 / 3)
+
+
+def test_perfect_and_scaled_predictions():
+    rng = np.random.default_rng(0)
+    gts = [rng.uniform(2, 70, (50, 160)).astype(np.float32) for _ in range(3)]
+    gts[0][:30] = 0  # invalid pixels are ignored
+    perfect = evaluate_depths(gts, gts)
+    assert perfect["abs_rel"] == pytest.approx(0, abs=1e-6) and perfect["a1"] == 1.0
+    scaled = evaluate_depths([g * 3.7 + (g == 0) for g in gts], gts)
+    assert scaled["abs_rel"] == pytest.approx(0, abs=1e-5)
+    assert scaled["ratio_median"] == pytest.approx(1 / 3.7, rel=1e-4)
+    assert scaled["ratio_std"] == pytest.approx(0, abs=1e-5)
+    unscaled = evaluate_depths([g * 2 + 1 for g in gts], gts, median_scaling=False)
+    assert unscaled["abs_rel"] > 0.5
+    fixed = evaluate_depths([g * 2 + (g == 0) for g in gts], gts, median_scaling=False, scale=0.5)
+    assert fixed["abs_rel"] == pytest.approx(0, abs=1e-5)
+    # predictions of another size are resized to the ground truth
+    half = [np.where(g > 0, g, 1.0)[::2, ::2] for g in gts]
+    small = evaluate_depths(half, gts)
+    assert small["n"] == 3 and small["abs_rel"] < 0.5
+
+
+def test_eval_bad_input():
+    g = np.ones((10, 10), np.float32) * 5
+    with pytest.raises(R2SDepthError, match="NaN"):
+        evaluate_depths([np.full((10, 10), np.nan, np.float32)], [g])
+    with pytest.raises(R2SDepthError, match="predictions for"):
+        evaluate_depths([g, g], [g])
+    with pytest.raises(R2SDepthError, match="no image"):
+        evaluate_depths([g], [np.zeros((10, 10), np.float32)])
+
+
+def test_crops():
+    m = crop_mask((375, 1242), "garg")
+    rows = np.flatnonzero(m.any(1))
+    cols = np.flatnonzero(m.any(0))
+    assert (rows[0], rows[-1] + 1) == (int(0.40810811 * 375), int(0.99189189 * 375))
+    assert (cols[0], cols[-1] + 1) == (int(0.03594771 * 1242), int(0.96405229 * 1242))
+    assert crop_mask((4, 4), "none").all()
+
+
+def test_npz_roundtrip_object_array(tmp_path):
+    maps = [np.ones((3, 4), np.float32), np.zeros((5, 6), np.float32)]
+    save_npz_maps(tmp_path / "gt.npz", maps)
+    z = np.load(tmp_path / "gt.npz", allow_pickle=True)["data"]  # Monodepth2's loader
+    assert z.dtype == object and z[1].shape == (5, 6)
+    back = load_npz_maps(tmp_path / "gt.npz")
+    assert [b.shape for b in back] == [(3, 4), (5, 6)]
+
+
+def test_velodyne_projection_real_kitti(shared_data):
+    date = shared_data / "kitti_raw" / "2011_09_26"
+    calib = kitti.load_calib(date, "02", need_velo=True)
+    assert calib.size == (375, 1242)
+    velo = kitti.load_velodyne(date / "2011_09_26_drive_0005_sync" / "velodyne_points" / "data" / "0000000000.bin")
+    depth = kitti.project_velodyne(velo, calib)
+    valid = depth > 0
+    assert depth.shape == (375, 1242)
+    assert 10_000 < valid.sum() < 30_000  # ~4-6% of pixels, as on the Eigen split
+    assert 1.0 < depth[valid].min() and depth[valid].max() < 120
+    assert 5 < np.median(depth[valid]) < 40
+    assert not valid[:100].any() or valid[:100].mean() < 0.01  # nothing above the scan's field
+    # nearest point wins: the map equals the min over all points projecting to each pixel
+    P = calib.P_rect @ calib.R_rect @ calib.velo_to_cam
+    pts = velo[velo[:, 0] >= 0].astype(np.float64)
+    pts[:, 3] = 1
+    uvz = pts @ P.T
+    u = np.round(uvz[:, 0] / uvz[:, 2]).astype(int) - 1
+    v = np.round(uvz[:, 1] / uvz[:, 2]).astype(int) - 1
+    k = np.flatnonzero((u >= 0) & (v >= 0) & (u < 1242) & (v < 375) & (uvz[:, 2] > 0))
+    i = k[np.argmax(pts[k, 0])]
+    assert depth[v[i], u[i]] <= pts[i, 0]
+
+
+def test_export_gt_and_eval_cli_on_real_kitti(shared_data, tmp_path):
+    split = tmp_path / "split.txt"
+    split.write_text("".join(f"2011_09_26/2011_09_26_drive_0005_sync {i} l\n" for i in (0, 10, 20)))
+    r = subprocess.run(["r2sdepth", "export-gt", "--kitti-root", shared_data / "kitti_raw", "--split", split,
+                        "--out", tmp_path / "gt.npz"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    gts = load_npz_maps(tmp_path / "gt.npz")
+    assert len(gts) == 3 and gts[0].shape == (375, 1242)
+    save_npz_maps(tmp_path / "pred.npz", [np.where(g > 0, g * 2, 10.0) for g in gts])
+    r = subprocess.run(["r2sdepth", "eval", "--pred", tmp_path / "pred.npz", "--gt", tmp_path / "gt.npz",
+                        "--out", tmp_path / "res.json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert set(res) >= {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"}
+    assert res["abs_rel"] < 1e-5 and res["ratio_median"] == pytest.approx(0.5, rel=1e-4)
+    assert "| abs_rel |" in r.stdout.replace("| model | abs_rel |", "| abs_rel |")
+
+
+def test_missing_calibration(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(R2SDepthError, match="missing calibration"):
+        kitti.load_calib(tmp_path / "d")
+    (tmp_path / "d" / "calib_cam_to_cam.txt").write_text("R_rect_00: 1 0 0 0 1 0 0 0 1\n")
+    with pytest.raises(R2SDepthError, match="P_rect_02"):
+        kitti.load_calib(tmp_path / "d")
+    bad = tmp_path / "v.bin"
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(R2SDepthError, match="multiple of 4"):
+        kitti.load_velodyne(bad)
+
+
+def test_synthetic_layout_and_exact_depth(tmp_path):
+    res = synthesize(tmp_path, sequences=2, frames=4, height=48, width=160, seed=1)
+    assert res["splits"] == {"train": 2, "val": 2, "test": 2}
+    drives = kitti.find_drives(tmp_path)
+    assert len(drives) == 2
+    calib = kitti.load_calib(tmp_path / drives[0].split("/")[0], "02")
+    assert calib.size == (48, 160)
+    np.testing.assert_allclose(calib.K, [[0.58 * 160, 0, 80], [0, 1.92 * 48, 24], [0, 0, 1]])
+    d = kitti.gt_depth(tmp_path, drives[0], 2)
+    assert d.shape == (48, 160) and d.dtype == np.float32
+    assert (d == 0).mean() < 0.5 and d.max() <= 256
+    # the road at the bottom row: depth = f_y * h / (v - c_y) for a level camera (pitch ~ 0.01 rad)
+    assert d[-1, 80] == pytest.approx(1.92 * 48 * 1.65 / (47 - 24), rel=0.1)
+    poses = kitti.read_poses(tmp_path / drives[0] / "poses.txt")
+    assert poses.shape == (4, 4, 4) and np.allclose(poses[0], np.eye(4))
+    assert 0.5 < poses[1][2, 3] < 1.5  # ~10 m/s at 10 Hz, forward
+    ts = kitti.read_timestamps(tmp_path / drives[0] / "image_02" / "timestamps.txt")
+    np.testing.assert_allclose(ts, [0, 0.1, 0.2, 0.3], atol=1e-6)
+    # rerun resumes (nothing rendered), other parameters are refused
+    assert synthesize(tmp_path, sequences=2, frames=4, height=48, width=160, seed=1)["rendered"] == 0
+    with pytest.raises(R2SDepthError, match="other parameters"):
+        synthesize(tmp_path, sequences=2, frames=4, height=48, width=160, seed=2)
+
+
+def test_intrinsics_scaling():
+    K = np.array([[721.5, 0, 609.6], [0, 721.5, 172.9], [0, 0, 1]])
+    K2 = kitti.scale_intrinsics(K, (375, 1242), (192, 640))
+    assert K2[0, 0] == pytest.approx(721.5 * 640 / 1242)
+    assert K2[1, 1] == pytest.approx(721.5 * 192 / 375)
+    assert K2[0, 2] == pytest.approx((609.6 + 0.5) * 640 / 1242 - 0.5)
