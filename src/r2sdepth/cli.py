@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="results JSON (a Markdown table is printed and written beside it)")
 
+    s = sub.add_parser("train", help="stage 1: train an rgb / spike / fusion depth network (Lightning)")
+    s.add_argument("--config", required=True, help="YAML config (configs/train_*.yaml)")
+    s.add_argument("--out", required=True, help="run folder (checkpoints, logs, resolved config)")
+    s.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR has last.ckpt")
+
     s = sub.add_parser("demo", help="run the main job on embedded default data")
     s.add_argument("--out", default="r2sdepth-demo", help="output folder (default r2sdepth-demo)")
     s.add_argument("--seed", type=int, default=0)
@@ -279,6 +284,17 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+@_command("train")
+def _cmd_train(a: argparse.Namespace) -> int:
+    from r2sdepth.train.run import load_config, run_training
+
+    cfg = load_config(a.config, a.overrides)
+    res = run_training(cfg, a.out, resume=not a.no_resume)
+    print(f"trained to step {res['global_step']}; last checkpoint {res['last']}"
+          + (f", best {res['best']}" if res["best"] else ""))
+    return 0
+
+
 @_command("demo")
 def _cmd_demo(a: argparse.Namespace) -> int:
     from r2sdepth.demo import run_demo
@@ -290,7 +306,10 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``r2sdepth`` console script."""
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a, rest = parser.parse_known_args(argv)
+    if rest and a.command not in ("train", "distill"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    a.overrides = rest
     if not a.command:
         parser.print_help()
         return 0

@@ -231,3 +231,202 @@ def build_spike_kitti(
     manifest = write_manifest(out, params, height, width, seed)
     return {"built": len(todo), "skipped_finished": done_before, "missing_cameras": skipped,
             "shard": f"{i}/{n}", "manifest": manifest}
+
+
+# --- the torch Dataset ---------------------------------------------------------------------------
+
+class SpikeKittiDataset:
+    """Samples of a split for training and evaluation (a ``torch.utils.data.Dataset``).
+
+    For split line ``(drive, frame t, side)`` it returns a dict:
+
+    * ``color`` / ``color_aug``: float32 ``[F, 3, H, W]`` in [0, 1], frames ``t + o`` for
+      ``o in (0, *context)`` (``color_aug``: colour-jittered, the network's input; the loss uses
+      ``color``). Missing neighbours at a drive's ends are replaced by the nearest frame.
+    * ``spikes``: uint8 ``[T, H, W]``, the spike window of frame t, read by memory map from a
+      built Spike-KITTI stream under ``spike_root`` or, when ``spike_root`` is None, simulated
+      on the fly from the RGB frames (deterministic from ``(seed, drive, side, t)``).
+    * ``K``: float32 ``[3, 3]`` intrinsics scaled to ``H x W``.
+    * ``depth_gt``: float32 ``[1, Hg, Wg]`` at the native size (0 = invalid), when ``with_gt``.
+
+    Horizontal flips (``augment``) apply to RGB, spikes and ``K`` alike.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str | os.PathLike | list,
+        *,
+        height: int = 192,
+        width: int = 640,
+        context: tuple[int, ...] = (-1, 1),
+        window: int = 128,
+        align: str = "end",
+        spike_root: str | os.PathLike | None = None,
+        sim: dict[str, Any] | None = None,
+        seed: int = 0,
+        augment: bool = False,
+        with_gt: bool = False,
+        need_rgb: bool = True,
+        need_spikes: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise R2SDepthError(f"{self.root}: data root not found")
+        self.samples = kitti.read_split(split) if not isinstance(split, list) else split
+        self.h, self.w = int(height), int(width)
+        if self.h % 32 or self.w % 32:
+            raise R2SDepthError(f"training size {self.h}x{self.w} must be a multiple of 32")
+        self.context = tuple(context)
+        self.window, self.align = int(window), align
+        self.spike_root = Path(spike_root) if spike_root else None
+        self.sim = SimParams(**(sim or {}))
+        self.seed = seed
+        self.augment, self.with_gt = augment, with_gt
+        self.need_rgb, self.need_spikes = need_rgb, need_spikes
+        self._streams: dict[str, Any] = {}
+        self._ids: dict[tuple[str, str], list[int]] = {}
+        self._K: dict[tuple[str, str], Any] = {}
+        if self.spike_root is None and align != "end":
+            raise R2SDepthError("on-the-fly spike simulation supports align='end' only")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _frame_ids(self, drive: str, cam: str) -> list[int]:
+        key = (drive, cam)
+        if key not in self._ids:
+            self._ids[key] = kitti.list_frame_ids(self.root, drive, cam)
+        return self._ids[key]
+
+    def _nearest(self, drive: str, cam: str, frame: int) -> int:
+        ids = self._frame_ids(drive, cam)
+        if frame in ids:
+            return frame
+        import bisect
+
+        i = min(max(bisect.bisect_left(ids, frame), 0), len(ids) - 1)
+        return ids[i]
+
+    def _image(self, drive: str, cam: str, frame: int):
+        import numpy as np
+        from PIL import Image
+
+        p = kitti.image_path(self.root, drive, frame, cam)
+        if not p.is_file():
+            raise R2SDepthError(f"{p}: missing image")
+        with Image.open(p) as im:
+            native = (im.height, im.width)
+            im = im.convert("RGB").resize((self.w, self.h), Image.BILINEAR)
+            return np.asarray(im, dtype=np.float32) / 255.0, native
+
+    def _intrinsics(self, drive: str, cam: str, native: tuple[int, int]):
+        key = (drive, cam)
+        if key not in self._K:
+            calib = kitti.load_calib(self.root / drive.split("/")[0], cam)
+            self._K[key] = kitti.scale_intrinsics(calib.K, native, (self.h, self.w))
+        return self._K[key]
+
+    def _spikes(self, drive: str, cam: str, frame: int):
+        import numpy as np
+
+        from r2sdepth.spike.io import SpikeStream
+        from r2sdepth.spike.simulate import SpikeSimulator, luminance
+
+        if self.spike_root is not None:
+            path = self.spike_root / drive / f"spike_{cam}" / "stream.dat"
+            st = self._streams.get(str(path))
+            if st is None:
+                if not path.is_file():
+                    raise R2SDepthError(f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)")
+                st = SpikeStream(path)
+                if (st.height, st.width) != (self.h, self.w):
+                    raise R2SDepthError(
+                        f"{path}: stream is {st.height}x{st.width} but the training size is "
+                        f"{self.h}x{self.w}: rebuild at that size or simulate on the fly"
+                    )
+                self._streams[str(path)] = st
+            return st.window_for_frame(frame, self.window, align=self.align)
+        p = self.sim.planes_per_frame
+        n_int = -(-self.window // p)
+        frames = [self._nearest(drive, cam, frame - n_int + i) for i in range(n_int + 1)]
+        lums = [luminance(self._image(drive, cam, f)[0], linearize=self.sim.linearize) for f in frames]
+        sim = SpikeSimulator(self.h, self.w, self.sim, stable_seed(self.seed, drive, cam, frame))
+        sim.start(lums[0])
+        planes = np.concatenate([sim.advance(lum) for lum in lums[1:]])
+        return planes[-self.window:].view(np.uint8)
+
+    # -- item -----------------------------------------------------------------------------------
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        s = self.samples[i]
+        cam = s.cam
+        out: dict[str, Any] = {"index": i}
+        rng = np.random.default_rng(stable_seed(self.seed, "aug", i, _epoch_salt()))
+        flip = self.augment and rng.random() < 0.5
+        imgs, native = [], None
+        offsets = (0, *self.context) if self.need_rgb else (0,)
+        for o in offsets:
+            img, nat = self._image(s.drive, cam, self._nearest(s.drive, cam, s.frame + o))
+            native = native or nat
+            imgs.append(torch.from_numpy(img).permute(2, 0, 1))
+        color = torch.stack(imgs)
+        K = torch.from_numpy(self._intrinsics(s.drive, cam, native)).float()
+        if self.need_spikes:
+            out["spikes"] = torch.from_numpy(np.ascontiguousarray(self._spikes(s.drive, cam, s.frame)))
+        if flip:
+            color = color.flip(-1)
+            K = K.clone()
+            K[0, 2] = self.w - 1 - K[0, 2]
+            if "spikes" in out:
+                out["spikes"] = out["spikes"].flip(-1)
+        aug = color
+        if self.augment:
+            aug = _color_jitter(color, rng)
+        out["color"], out["color_aug"], out["K"] = color, aug, K
+        if self.with_gt:
+            out["depth_gt"] = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam))[None]
+        return out
+
+
+_EPOCH = [0]
+
+
+def _epoch_salt() -> int:
+    return _EPOCH[0]
+
+
+def set_epoch(epoch: int) -> None:
+    """Change the augmentation draw per epoch (call from the training loop / workers)."""
+    _EPOCH[0] = int(epoch)
+
+
+def _color_jitter(color, rng):
+    """Monodepth2's colour augmentation, the same draw for every frame of a sample:
+    brightness, contrast, saturation +-0.2, hue +-0.1."""
+    import torch
+    import torchvision.transforms.functional as TF
+
+    b, c, s = (float(rng.uniform(0.8, 1.2)) for _ in range(3))
+    h = float(rng.uniform(-0.1, 0.1))
+    x = TF.adjust_brightness(color, b)
+    x = TF.adjust_contrast(x, c)
+    x = TF.adjust_saturation(x, s)
+    x = TF.adjust_hue(x, h)
+    return torch.clamp(x, 0, 1)
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack samples; ``depth_gt`` stays a list when native sizes differ (KITTI dates)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    gts = [b.pop("depth_gt") for b in batch] if "depth_gt" in batch[0] else None
+    out = default_collate(batch)
+    if gts is not None:
+        same = all(g.shape == gts[0].shape for g in gts)
+        out["depth_gt"] = torch.stack(gts) if same else gts
+    return out

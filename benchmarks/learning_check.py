@@ -1,0 +1,85 @@
+"""Learning check of stage 1 on the synthetic benchmark (exact depth, held-out sequences).
+
+Renders synthetic driving sequences, builds their spike streams, trains rgb, spike and fusion
+models by view synthesis (no depth labels), and evaluates each on the held-out test sequences
+(Eigen protocol: Garg crop, 80 m cap, per-image median scaling) against two trivial baselines:
+the mean training depth everywhere (no scaling), and a constant map with per-image median
+scaling (which already knows each test image's median depth, so it is the stronger one).
+
+    python benchmarks/learning_check.py --out runs/learning_check            # ~45-50 min, 2 cores
+    python benchmarks/learning_check.py --out /tmp/lc --steps 0.05           # smoke run
+
+Writes ``OUT/results.json`` and ``OUT/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from r2sdepth import evaluate as ev
+from r2sdepth.infer import predict_split
+from r2sdepth.train.run import apply_overrides, load_config, run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = {"rgb": 1500, "spike": 1500, "fusion": 1200}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="runs/learning_check")
+    ap.add_argument("--steps", type=float, default=1.0, help="multiplier on the training steps")
+    ap.add_argument("--sequences", type=int, default=10)
+    ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--modalities", nargs="+", default=["rgb", "spike", "fusion"])
+    a = ap.parse_args()
+    out = Path(a.out)
+    data, spikes = out / "synth", out / "spike"
+    h, w, planes = 96, 320, 64
+    cli = [sys.executable, "-m", "r2sdepth.cli"]
+    subprocess.run(cli + ["synth", "--out", str(data), "--sequences", str(a.sequences), "--frames",
+                          str(a.frames), "--height", str(h), "--width", str(w), "--workers", "2"], check=True)
+    subprocess.run(cli + ["build-spike-kitti", "--kitti-root", str(data), "--out", str(spikes), "--cameras", "02",
+                          "--height", str(h), "--width", str(w), "--planes-per-frame", str(planes), "--workers", "2"],
+                   check=True)
+    splits = data / "splits"
+    gts = ev.split_gt(data, splits / "test_files.txt")
+    train_gts = ev.split_gt(data, splits / "train_files.txt")
+    rows = {
+        "mean training depth (no scaling)": ev.mean_depth_baseline(train_gts, gts),
+        "constant + median scaling": ev.evaluate_depths([np.ones_like(g) for g in gts], gts),
+    }
+    for m in a.modalities:
+        cfg = load_config(ROOT / "configs" / f"train_{m}_synth.yaml")
+        apply_overrides(cfg, ["--data.root", str(data), "--data.spike_root", str(spikes),
+                              "--data.train_split", str(splits / "train_files.txt"),
+                              "--data.val_split", str(splits / "val_files.txt"),
+                              "--trainer.max_steps", str(max(1, int(STEPS[m] * a.steps))),
+                              "--trainer.enable_progress_bar", "false"])
+        t = time.time()
+        res = run_training(cfg, out / m, resume=False)
+        minutes = (time.time() - t) / 60
+        ckpt = res["best"] or res["last"]
+        preds, _ = predict_split(ckpt, data, splits / "test_files.txt", spike_root=spikes)
+        r = ev.evaluate_depths(preds, gts)
+        r.update({"train_min": round(minutes, 1), "steps": res["global_step"], "checkpoint": str(ckpt)})
+        rows[m] = r
+        if m == "fusion":
+            preds, _ = predict_split(ckpt, data, splits / "test_files.txt", spike_root=spikes, modality="spike")
+            r = ev.evaluate_depths(preds, gts)
+            r.update({"train_min": round(minutes, 1), "steps": res["global_step"], "checkpoint": str(ckpt)})
+            rows["fusion: spike (student) head"] = r
+        (out / "results.json").write_text(json.dumps(rows, indent=2))
+    table = ev.markdown_table(rows, extra=("train_min",))
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Self-supervised losses: photometric reprojection (SSIM + L1), auto-masking, smoothness.
+
+Monodepth2's recipe: for every output scale the disparity is upsampled to full resolution, the
+source frames are warped into the target with the predicted depth and pose, the per-pixel
+reprojection error ``0.85 * (1 - SSIM) / 2 + 0.15 * L1`` is minimised over source frames, pixels
+where an unwarped source already matches better are masked out (auto-masking: static scenes,
+objects moving with the camera), and an edge-aware smoothness term on the mean-normalised
+disparity is added with weight ``1e-3 / 2^scale``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from r2sdepth.geometry import disp_to_depth, warp
+
+
+class SSIM(nn.Module):
+    """Per-pixel ``(1 - SSIM) / 2`` over 3x3 windows with reflection padding, ``[B, C, H, W]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, 1)
+        self.pad = nn.ReflectionPad2d(1)
+        self.c1, self.c2 = 0.01 ** 2, 0.03 ** 2
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = self.pad(x), self.pad(y)
+        mx, my = self.pool(x), self.pool(y)
+        sx = self.pool(x * x) - mx * mx
+        sy = self.pool(y * y) - my * my
+        sxy = self.pool(x * y) - mx * my
+        n = (2 * mx * my + self.c1) * (2 * sxy + self.c2)
+        d = (mx * mx + my * my + self.c1) * (sx + sy + self.c2)
+        return torch.clamp((1 - n / d) / 2, 0, 1)
+
+
+_SSIM = SSIM()
+
+
+def photometric_error(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.85) -> torch.Tensor:
+    """``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` averaged over channels -> ``[B, 1, H, W]``."""
+    l1 = (pred - target).abs().mean(1, keepdim=True)
+    ssim = _SSIM.to(pred.device)(pred, target).mean(1, keepdim=True)
+    return alpha * ssim + (1 - alpha) * l1
+
+
+def smoothness(disp: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+    """Edge-aware first-order smoothness of the mean-normalised disparity (scalar)."""
+    d = disp / (disp.mean((2, 3), keepdim=True) + 1e-7)
+    gx = (d[..., :, :-1] - d[..., :, 1:]).abs()
+    gy = (d[..., :-1, :] - d[..., 1:, :]).abs()
+    ix = (img[..., :, :-1] - img[..., :, 1:]).abs().mean(1, keepdim=True)
+    iy = (img[..., :-1, :] - img[..., 1:, :]).abs().mean(1, keepdim=True)
+    return (gx * torch.exp(-ix)).mean() + (gy * torch.exp(-iy)).mean()
+
+
+def reprojection_terms(
+    disp: torch.Tensor,
+    target: torch.Tensor,
+    sources: list[torch.Tensor],
+    poses: list[torch.Tensor],
+    K: torch.Tensor,
+    *,
+    min_depth: float = 0.1,
+    max_depth: float = 100.0,
+    automask: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Per-pixel reprojection error at full resolution for one disparity scale.
+
+    ``disp`` ``[B, 1, h, w]`` (any scale; upsampled to the target's size), ``target`` and
+    ``sources`` ``[B, 3, H, W]``, ``poses`` target->source ``[B, 4, 4]``, ``K`` ``[B, 3, 3]`` for
+    the full resolution. Returns ``loss_map`` ``[B, 1, H, W]`` (min over sources, auto-masked
+    pixels set to the identity error so they carry no gradient), ``reproj`` (min over the warped
+    sources only), ``mask`` (1 where the warped error wins) and ``depth``.
+    """
+    h, w = target.shape[-2:]
+    if disp.shape[-2:] != (h, w):
+        disp = F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
+    _, depth = disp_to_depth(disp, min_depth, max_depth)
+    K_inv = torch.inverse(K[:, :3, :3])
+    errs = []
+    for src, T in zip(sources, poses):
+        warped, _ = warp(src, depth, T, K, K_inv)
+        errs.append(photometric_error(warped, target))
+    reproj = torch.cat(errs, 1)
+    best = reproj.min(1, keepdim=True).values
+    if automask:
+        ident = torch.cat([photometric_error(s, target) for s in sources], 1)
+        ident = ident + torch.randn_like(ident) * 1e-5  # break ties (identical frames)
+        ident_best = ident.min(1, keepdim=True).values
+        mask = (best < ident_best).to(best.dtype)
+        loss_map = torch.minimum(best, ident_best)
+    else:
+        mask = torch.ones_like(best)
+        loss_map = best
+    return {"loss_map": loss_map, "reproj": best, "mask": mask, "depth": depth}
+
+
+def self_supervised_loss(
+    disps: dict[int, torch.Tensor],
+    target: torch.Tensor,
+    sources: list[torch.Tensor],
+    poses: list[torch.Tensor],
+    K: torch.Tensor,
+    *,
+    smooth_weight: float = 1e-3,
+    min_depth: float = 0.1,
+    max_depth: float = 100.0,
+    automask: bool = True,
+) -> dict[str, Any]:
+    """The multi-scale loss: mean over scales of (photometric + smoothness / 2^s).
+
+    Returns ``loss`` (scalar), ``photo`` (the photometric part), and per-scale ``maps``
+    (reprojection terms, for distillation weighting).
+    """
+    total, photo = 0.0, 0.0
+    maps = {}
+    for s, disp in sorted(disps.items()):
+        t = reprojection_terms(disp, target, sources, poses, K, min_depth=min_depth,
+                               max_depth=max_depth, automask=automask)
+        p = t["loss_map"].mean()
+        img_s = F.interpolate(target, size=disp.shape[-2:], mode="bilinear", align_corners=False) if s else target
+        sm = smoothness(disp, img_s)
+        total = total + p + smooth_weight * sm / (2 ** s)
+        photo = photo + p
+        maps[s] = t
+    n = len(disps)
+    return {"loss": total / n, "photo": photo / n, "maps": maps}

@@ -1,0 +1,29 @@
+"""Pose network: ResNet on a pair of RGB frames -> axis-angle + translation (Monodepth2 style)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from r2sdepth.models.encoders import ResNetEncoder
+
+
+class PoseNet(nn.Module):
+    """``pose(a, b)``: images ``[B, 3, H, W]`` x 2 -> axis-angle ``[B, 3]``, translation ``[B, 3]``
+    of the motion from ``a``'s camera to ``b``'s (outputs scaled by 0.01 as in Monodepth2)."""
+
+    def __init__(self, num_layers: int = 18, pretrained: bool = False, width: int = 64) -> None:
+        super().__init__()
+        self.encoder = ResNetEncoder(num_layers, in_channels=6, pretrained=pretrained, width=width)
+        c = self.encoder.num_ch_enc[-1]
+        self.head = nn.Sequential(
+            nn.Conv2d(c, 256, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 6, 1),
+        )
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.encoder(torch.cat([a, b], 1))[-1]
+        out = 0.01 * self.head(f).mean((2, 3))
+        return out[:, :3], out[:, 3:]

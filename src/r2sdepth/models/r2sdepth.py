@@ -1,0 +1,177 @@
+"""The R2SDepth network: RGB branch, spike branch, per-stage fusion, teacher and student heads.
+
+Modalities:
+
+* ``rgb``: ResNet encoder on RGB -> depth decoder (a Monodepth2-like baseline);
+* ``spike``: spike representation -> spike encoder -> depth decoder (spike-only network);
+* ``fusion``: both encoders; per stage ``f = w_rgb * f_rgb + f_spike`` (``w_rgb`` annealed and
+  clamped at 0, or a learned gate) -> the fusion (teacher) decoder; the spike features also feed
+  a spike (student) decoder when ``student_decoder`` is on.
+
+Inputs: RGB ``[B, 3, H, W]`` in [0, 1]; spikes ``[B, T, H, W]``; ``H, W`` multiples of 32.
+Outputs are sigmoid disparities per scale; depth = :func:`r2sdepth.geometry.disp_to_depth`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from r2sdepth.models.decoder import DepthDecoder
+from r2sdepth.models.encoders import ResNetEncoder, SpikingEncoder
+from r2sdepth.models.spike_repr import SpikeRepresentation
+
+MODALITIES = ("rgb", "spike", "fusion")
+
+DEFAULT_MODEL: dict[str, Any] = {
+    "modality": "fusion",
+    "num_layers": 18,
+    "width": 64,
+    "pretrained": False,
+    "decoder_width": 16,
+    "spike_encoder": "resnet",
+    "spike_repr": {"chunks": 4, "bins": 8, "hidden": 1, "include_rate": True},
+    "fusion": {"mode": "anneal", "horizon": 10.0, "offset": 0.0, "floor": 0.0},
+    "student_decoder": True,
+    "min_depth": 0.1,
+    "max_depth": 100.0,
+}
+
+
+def merge(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
+    """Recursive dict merge (``over`` wins)."""
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def fusion_weight(epoch: float, horizon: float = 10.0, offset: float = 0.0, floor: float = 0.0) -> float:
+    """The adaptive RGB weight ``clamp(1 - (epoch + offset) / horizon, floor, 1)``.
+
+    ``offset=1, horizon=10`` is the paper's schedule (0.9 at epoch 0, 0 from epoch 9), clamped
+    at 0 where the published code went negative. ``epoch`` may be fractional.
+    """
+    return float(min(1.0, max(floor, 1.0 - (epoch + offset) / horizon)))
+
+
+class Gate(nn.Module):
+    """Learned fusion gate: ``f = g * f_rgb + f_spike``, ``g = sigmoid(conv1x1([f_rgb, f_spike]))``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2 * c, c, 1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.constant_(self.conv.bias, 2.0)  # start close to RGB-weighted
+
+    def forward(self, fr: torch.Tensor, fs: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(torch.cat([fr, fs], 1))) * fr + fs
+
+
+class SpikeBranch(nn.Module):
+    """Spike window ``[B, T, H, W]`` -> encoder features (the student's path)."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.repr = SpikeRepresentation(**cfg["spike_repr"])
+        self.kind = cfg["spike_encoder"]
+        if self.kind == "resnet":
+            self.encoder: nn.Module = ResNetEncoder(cfg["num_layers"], in_channels=self.repr.out_channels,
+                                                    width=cfg["width"])
+        elif self.kind == "spiking":
+            self.encoder = SpikingEncoder(self.repr.bins + self.repr.out_channels, width=cfg["width"])
+        else:
+            raise ValueError(f"spike_encoder must be resnet or spiking, got {self.kind!r}")
+        self.num_ch_enc = self.encoder.num_ch_enc
+
+    def forward(self, spikes: torch.Tensor) -> list[torch.Tensor]:
+        dense = self.repr(spikes)
+        if self.kind == "resnet":
+            return self.encoder(dense)
+        chunks = self.repr.chunk_maps(spikes)  # [B, K, bins, H, W]
+        k = chunks.shape[1]
+        ctx = dense.unsqueeze(1).expand(-1, k, -1, -1, -1)
+        return self.encoder(torch.cat([chunks, ctx], 2))
+
+
+class R2SDepthNet(nn.Module):
+    """RGB / spike / fusion depth network (see module docstring)."""
+
+    def __init__(self, cfg: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        cfg = merge(DEFAULT_MODEL, cfg)
+        if cfg["modality"] not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {cfg['modality']!r}")
+        self.cfg = cfg
+        self.modality = cfg["modality"]
+        dw = cfg["decoder_width"]
+        if self.modality in ("rgb", "fusion"):
+            self.rgb_encoder = ResNetEncoder(cfg["num_layers"], 3, cfg["pretrained"], cfg["width"])
+            ch = self.rgb_encoder.num_ch_enc
+        if self.modality in ("spike", "fusion"):
+            self.spike = SpikeBranch(cfg)
+            ch = self.spike.num_ch_enc
+        self.decoder = DepthDecoder(ch, width=dw)  # rgb / spike / fusion (teacher) decoder
+        if self.modality == "fusion":
+            if cfg["fusion"]["mode"] == "gate":
+                self.gates = nn.ModuleList(Gate(c) for c in ch)
+            elif cfg["fusion"]["mode"] != "anneal":
+                raise ValueError("fusion.mode must be anneal or gate")
+            if cfg["student_decoder"]:
+                self.student_decoder = DepthDecoder(ch, width=dw)
+        self.register_buffer("w_rgb", torch.tensor(1.0))
+
+    @staticmethod
+    def normalize(rgb: torch.Tensor) -> torch.Tensor:
+        return (rgb - 0.45) / 0.225
+
+    def set_epoch(self, epoch: float) -> float:
+        """Update the annealed RGB weight for (fractional) ``epoch``; returns it."""
+        f = self.cfg["fusion"]
+        w = fusion_weight(epoch, f["horizon"], f["offset"], f["floor"])
+        self.w_rgb.fill_(w)
+        return w
+
+    def fuse(self, fr: list[torch.Tensor], fs: list[torch.Tensor]) -> list[torch.Tensor]:
+        if hasattr(self, "gates"):
+            return [g(a, b) for g, a, b in zip(self.gates, fr, fs)]
+        return [self.w_rgb * a + b for a, b in zip(fr, fs)]
+
+    def forward(self, rgb: torch.Tensor | None = None, spikes: torch.Tensor | None = None) -> dict[str, Any]:
+        """Returns ``disp`` (the main head: rgb / spike / fusion teacher), and in fusion mode
+        ``disp_student`` (spike decoder) and the features ``feat_rgb``, ``feat_spike``, ``feat_fused``."""
+        out: dict[str, Any] = {}
+        if self.modality in ("rgb", "fusion"):
+            if rgb is None:
+                raise ValueError(f"a {self.modality} model needs an RGB input")
+            out["feat_rgb"] = self.rgb_encoder(self.normalize(rgb))
+        if self.modality in ("spike", "fusion"):
+            if spikes is None:
+                raise ValueError(f"a {self.modality} model needs a spike window")
+            out["feat_spike"] = self.spike(spikes)
+        if self.modality == "rgb":
+            out["disp"] = self.decoder(out["feat_rgb"])
+        elif self.modality == "spike":
+            out["disp"] = self.decoder(out["feat_spike"])
+        else:
+            out["feat_fused"] = self.fuse(out["feat_rgb"], out["feat_spike"])
+            out["disp"] = self.decoder(out["feat_fused"])
+            if hasattr(self, "student_decoder"):
+                out["disp_student"] = self.student_decoder(out["feat_spike"])
+        return out
+
+
+def student_forward(net: R2SDepthNet, spikes: torch.Tensor) -> dict[int, torch.Tensor]:
+    """The spike-only path of any model with a spike branch: representation -> encoder ->
+    student decoder (fusion models) or the main decoder (spike models). No RGB anywhere."""
+    if net.modality == "spike":
+        return net.decoder(net.spike(spikes))
+    if net.modality == "fusion" and hasattr(net, "student_decoder"):
+        return net.student_decoder(net.spike(spikes))
+    raise ValueError(f"a {net.modality} model without a spike decoder has no spike-only path")
+
+
+def build_model(cfg: dict[str, Any] | None = None) -> R2SDepthNet:
+    return R2SDepthNet(cfg)
