@@ -3,7 +3,7 @@
 A road (asphalt with lane markings, sidewalks), building facades on both sides with gaps and a
 second row of buildings behind, parked and moving cars (boxes), poles and sky, textured with
 real photographs that ship with scikit-image (``brick``, ``gravel``, ``grass``, ``moon``,
-``camera``) with mip-mapped look-ups and mild lighting changes. A camera moves forward along the
+``camera``, ``astronaut``, ``coffee``, ``rocket``, ``chelsea``) with mip-mapped look-ups and mild lighting changes. A camera moves forward along the
 road at KITTI-like speed (about 10 m/s at 10 Hz) with small yaw/pitch/lateral oscillations.
 Everything is rendered by vectorised ray casting in numpy, exactly: the depth of every pixel is
 the ray's hit distance along the optical axis.
@@ -47,6 +47,7 @@ def _pyramid(img: np.ndarray, levels: int = 6) -> list[np.ndarray]:
     t = t / 255.0
     pyr = [t]
     for _ in range(levels - 1):
+        t = t[: t.shape[0] // 2 * 2, : t.shape[1] // 2 * 2]
         t = 0.25 * (t[0::2, 0::2] + t[1::2, 0::2] + t[0::2, 1::2] + t[1::2, 1::2])
         pyr.append(np.ascontiguousarray(t))
     return pyr
@@ -64,6 +65,10 @@ def textures() -> dict[str, list[np.ndarray]]:
             "grass": _pyramid(data.grass()),
             "metal": _pyramid(data.moon()),
             "photo": _pyramid(data.camera()),
+            "astronaut": _pyramid(data.astronaut()),
+            "coffee": _pyramid(data.coffee()[:, 44:556]),
+            "rocket": _pyramid(data.rocket()[:, 64:576]),
+            "chelsea": _pyramid(data.chelsea()[:256, :256]),
         }
     return _TEXTURES
 
@@ -113,7 +118,9 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2) ->
         seg_height.append(rng.uniform(5.0, 18.0, n))
         seg_gap.append(rng.random(n) < 0.25)
         seg_tint.append(rng.uniform(0.55, 1.0, (n, 3)).astype(np.float32))
-        seg_tex.append([str(rng.choice(["brick", "brick", "photo", "metal"])) for _ in range(n)])
+        # mostly non-periodic photographs: periodic textures (brick) make view synthesis ambiguous
+        seg_tex.append([str(rng.choice(["brick", "photo", "astronaut", "coffee", "rocket", "chelsea"]))
+                        for _ in range(n)])
     boxes: list[Box] = []
     h = 0.0
     cam_h = 1.65

@@ -24,6 +24,7 @@ class PoseNet(nn.Module):
         )
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.encoder(torch.cat([a, b], 1))[-1]
+        x = (torch.cat([a, b], 1) - 0.45) / 0.225  # ImageNet-style normalisation, as the depth encoder
+        f = self.encoder(x)[-1]
         out = 0.01 * self.head(f).mean((2, 3))
         return out[:, :3], out[:, 3:]

@@ -1,0 +1,147 @@
+"""Stage-1 training: overfit check, end-to-end CLI pipeline, resume, DDP, NaN handling."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.data.synthetic import synthesize
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, sequences=3, frames=5, height=64, width=96, seed=0)
+    return root
+
+
+def r2(*args, **kw):
+    return subprocess.run(["r2sdepth", *map(str, args)], capture_output=True, text=True, **kw)
+
+
+def test_dataset_sample(synth):
+    ds = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, window=32,
+                           sim={"planes_per_frame": 32}, augment=True, with_gt=True)
+    s = ds[0]
+    assert s["color"].shape == (3, 3, 64, 96) and s["color_aug"].shape == (3, 3, 64, 96)
+    assert s["spikes"].shape == (32, 64, 96) and s["spikes"].dtype == torch.uint8
+    assert s["K"].shape == (3, 3) and s["depth_gt"].shape == (1, 64, 96)
+    # on-the-fly spikes are deterministic
+    assert torch.equal(ds[1]["spikes"], ds[1]["spikes"]) and s["spikes"].float().mean() > 0.05
+    b = collate([ds[0], ds[1]])
+    assert b["color"].shape == (2, 3, 3, 64, 96) and b["depth_gt"].shape == (2, 1, 64, 96)
+
+
+def test_flip_is_consistent(synth):
+    kw = dict(height=64, width=96, window=32, sim={"planes_per_frame": 32})
+    plain = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", **kw)
+    aug = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", augment=True, **kw)
+    flipped = None
+    for i in range(len(aug)):
+        a, p = aug[i], plain[i]
+        if torch.equal(a["color"], p["color"].flip(-1)):
+            flipped = (a, p)
+            break
+    assert flipped is not None
+    a, p = flipped
+    assert torch.equal(a["spikes"], p["spikes"].flip(-1))
+    assert a["K"][0, 2] == pytest.approx(96 - 1 - p["K"][0, 2])
+
+
+def test_overfit_one_sample_reduces_photometric_loss(synth, tmp_path):
+    from r2sdepth.train.module import DepthModule
+
+    root = tmp_path / "s"
+    synthesize(root, sequences=1, frames=4, height=96, width=320, seed=3)
+    ds = SpikeKittiDataset(root, root / "splits" / "train_files.txt", height=96, width=320, window=64,
+                           sim={"planes_per_frame": 64})
+    batch = collate([ds[0]])
+    torch.manual_seed(0)
+    m = DepthModule({"modality": "rgb", "width": 32}, {"width": 32}, None, None, {"context": [-1, 1]})
+    opt = torch.optim.Adam(m.parameters(), 1e-4)
+    with torch.no_grad():
+        first = float(m.compute_loss(batch)["photo"])
+    for _ in range(100):
+        loss = m.compute_loss(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        last = float(m.compute_loss(batch)["photo"])
+    assert last <= 0.7 * first, (first, last)
+
+
+def test_nan_batch_is_skipped(synth):
+    from r2sdepth.train.module import DepthModule
+
+    ds = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, window=32,
+                           sim={"planes_per_frame": 32})
+    batch = collate([ds[0]])
+    batch["color"][0, 1, 0, 0, 0] = float("nan")
+    m = DepthModule({"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16}, None, None,
+                    {"context": [-1, 1]})
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        out = m.training_step(batch, 0)
+    assert out is None
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+CFG_OVERRIDES = ["--model.width", "16", "--model.decoder_width", "8", "--pose.width", "16",
+                 "--data.height", "64", "--data.width", "96", "--data.window", "32",
+                 "--data.sim.planes_per_frame", "32", "--data.batch_size", "2", "--data.num_workers", "0",
+                 "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
+                 "--trainer.enable_model_summary", "false"]
+
+
+def test_end_to_end_synth_build_train_eval_resume(tmp_path):
+    data, spikes, run = tmp_path / "synth", tmp_path / "spikes", tmp_path / "run"
+    assert r2("synth", "--out", data, "--sequences", "3", "--frames", "5", "--height", "64", "--width", "96").returncode == 0
+    r = r2("build-spike-kitti", "--kitti-root", data, "--out", spikes, "--cameras", "02", "--height", "64",
+           "--width", "96", "--planes-per-frame", "32")
+    assert r.returncode == 0, r.stderr
+    sp = data / "splits"
+    common = ["--config", ROOT / "configs" / "train_fusion_synth.yaml", "--out", run, "--data.root", data,
+              "--data.spike_root", spikes, "--data.train_split", sp / "train_files.txt",
+              "--data.val_split", sp / "val_files.txt", *CFG_OVERRIDES]
+    r = r2("train", *common, "--trainer.max_steps", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = run / "checkpoints" / "last.ckpt"
+    assert ck.is_file() and (run / "config.yaml").is_file()
+    assert (run / "logs" / "metrics.csv").is_file()
+    meta = torch.load(ck, map_location="cpu", weights_only=False)["r2sdepth"]
+    assert meta["modality"] == "fusion" and meta["height"] == 64 and meta["width"] == 96
+    # resume: continues from step 2 to 4
+    r = r2("train", *common, "--trainer.max_steps", "4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained to step 4" in r.stdout
+    ck2 = torch.load(ck, map_location="cpu", weights_only=False)
+    assert ck2["global_step"] == 4
+    # eval the fusion teacher and its spike-only head, with the mean-depth baseline
+    for modality in ("fusion", "spike"):
+        r = r2("eval", "--checkpoint", ck, "--data", data, "--spike-root", spikes, "--split", sp / "test_files.txt",
+               "--modality", modality, "--baseline-split", sp / "train_files.txt", "--out", tmp_path / f"{modality}.json")
+        assert r.returncode == 0, r.stderr[-3000:]
+        res = json.loads((tmp_path / f"{modality}.json").read_text())
+        assert "mean-depth baseline" in res and len(res) == 2
+        model_row = next(v for k, v in res.items() if k != "mean-depth baseline")
+        assert 0 <= model_row["abs_rel"] < 10 and model_row["n"] == 3
+    r = r2("eval", "--checkpoint", ck, "--data", data, "--split", sp / "test_files.txt", "--modality", "rgb")
+    assert r.returncode == 2 and "cannot run as rgb" in r.stderr
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_ddp_two_cpu_processes(synth, tmp_path):
+    sp = synth / "splits"
+    r = r2("train", "--config", ROOT / "configs" / "train_rgb_synth.yaml", "--out", tmp_path / "ddp",
+           "--data.root", synth, "--data.train_split", sp / "train_files.txt", "--data.val_split", "null",
+           *CFG_OVERRIDES, "--trainer.max_steps", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+           "--trainer.accelerator", "cpu", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ddp" / "checkpoints" / "last.ckpt").is_file()
