@@ -28,7 +28,7 @@ from r2sdepth.infer import predict_split
 from r2sdepth.train.run import apply_overrides, load_config, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = {"rgb": 1500, "spike": 1500, "fusion": 1200}
+STEPS = {"rgb": 2000, "spike": 2000, "fusion": 1500}
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     data, spikes = out / "synth", out / "spike"
-    h, w, planes = 96, 320, 64
+    h, w, planes = 64, 224, 64
     cli = [sys.executable, "-m", "r2sdepth.cli"]
     subprocess.run(cli + ["synth", "--out", str(data), "--sequences", str(a.sequences), "--frames",
                           str(a.frames), "--height", str(h), "--width", str(w), "--workers", "2"], check=True)

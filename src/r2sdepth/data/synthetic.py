@@ -182,7 +182,9 @@ def _sample(tex: str, u: np.ndarray, v: np.ndarray, texel_per_m: float, depth: n
     """
     pyr = textures()[tex]
     foot = depth / f * texel_per_m  # texels per pixel at level 0
-    level = np.clip(np.floor(np.log2(np.maximum(foot, 1e-6)) + 0.5).astype(np.int64), 0, len(pyr) - 1)
+    # one level blurrier than the footprint: no aliasing, and the image keeps the large-scale
+    # structure that view synthesis needs (textures at a metric scale like real facades)
+    level = np.clip(np.floor(np.log2(np.maximum(foot, 1e-6)) + 1.0).astype(np.int64), 0, len(pyr) - 1)
     out = np.empty(u.shape, np.float32)
     for lv in np.unique(level):
         m = level == lv
@@ -284,8 +286,8 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
     m = np.flatnonzero(mat == 0)
     if m.size:
         road = np.abs(px[m]) < world.road_half
-        g = np.where(road, _sample("asphalt", px[m], pz[m], 170.0, best[m], f) * 0.6 + 0.1,
-                     _sample("grass", px[m], pz[m], 128.0, best[m], f) * 0.8 + 0.1)
+        g = np.where(road, _sample("asphalt", px[m], pz[m], 40.0, best[m], f) * 0.6 + 0.1,
+                     _sample("grass", px[m], pz[m], 30.0, best[m], f) * 0.8 + 0.1)
         lane = road & (np.abs(px[m]) < 0.08) & (np.mod(pz[m], 9.0) < 4.0)
         edge = road & (np.abs(np.abs(px[m]) - (world.road_half - 0.15)) < 0.06)
         g = np.where(lane | edge, 0.92, g)
@@ -300,11 +302,11 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
                 sel = np.array([world.seg_tex[side][s] == tex for s in seg]) if m.size < 64 else np.isin(
                     seg, [i for i, tname in enumerate(world.seg_tex[side]) if tname == tex])
                 if sel.any():
-                    g[sel] = _sample(tex, pz[m][sel], py[m][sel], 96.0, best[m][sel], f)
+                    g[sel] = _sample(tex, pz[m][sel], py[m][sel], 24.0, best[m][sel], f)
             rgb[m] = (0.15 + 0.8 * g)[:, None] * world.seg_tint[side][seg] * (0.85 if side else 0.7)
         m = np.flatnonzero(mat == 3 + side)
         if m.size:
-            g = _sample("brick", pz[m], py[m], 40.0, best[m], f)
+            g = _sample("brick", pz[m], py[m], 12.0, best[m], f)
             rgb[m] = (0.2 + 0.6 * g)[:, None] * np.array([0.75, 0.72, 0.7], np.float32)
     for bi, sel, axis, lo in box_hits:
         keep = mat[sel] == 5 + bi  # a later box may have covered part of it
@@ -314,7 +316,7 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
         box = world.boxes[bi]
         a = np.where(axis == 0, pz[sel] - lo[2], px[sel] - lo[0])
         b = np.where(axis == 1, pz[sel] - lo[2], py[sel] - lo[1])
-        g = _sample(box.tex, a, b, 128.0, best[sel], f)
+        g = _sample(box.tex, a, b, 60.0, best[sel], f)
         rgb[sel] = (0.2 + 0.8 * g)[:, None] * box.tint * shade[sel][:, None]
     light = 1.0 + 0.05 * np.sin(2 * np.pi * time_s / 4.0 + world.light_phase)
     rgb = np.clip(rgb * light, 0, 1)

@@ -10,10 +10,13 @@ from r2sdepth.models.encoders import ResNetEncoder
 
 class PoseNet(nn.Module):
     """``pose(a, b)``: images ``[B, 3, H, W]`` x 2 -> axis-angle ``[B, 3]``, translation ``[B, 3]``
-    of the motion from ``a``'s camera to ``b``'s (outputs scaled by 0.01 as in Monodepth2)."""
+    of the motion from ``a``'s camera to ``b``'s. The raw outputs are multiplied by ``scale``
+    (Monodepth2 uses 0.01 with ImageNet-pretrained encoders; from scratch, small translations make
+    the depth head saturate at ``min_depth`` early in training, so a larger value helps)."""
 
-    def __init__(self, num_layers: int = 18, pretrained: bool = False, width: int = 64) -> None:
+    def __init__(self, num_layers: int = 18, pretrained: bool = False, width: int = 64, scale: float = 0.01) -> None:
         super().__init__()
+        self.scale = scale
         self.encoder = ResNetEncoder(num_layers, in_channels=6, pretrained=pretrained, width=width)
         c = self.encoder.num_ch_enc[-1]
         self.head = nn.Sequential(
@@ -26,5 +29,5 @@ class PoseNet(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (torch.cat([a, b], 1) - 0.45) / 0.225  # ImageNet-style normalisation, as the depth encoder
         f = self.encoder(x)[-1]
-        out = 0.01 * self.head(f).mean((2, 3))
+        out = self.scale * self.head(f).mean((2, 3))
         return out[:, :3], out[:, 3:]
