@@ -388,7 +388,8 @@ class SpikeKittiDataset:
             aug = _color_jitter(color, rng)
         out["color"], out["color_aug"], out["K"] = color, aug, K
         if self.with_gt:
-            out["depth_gt"] = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam))[None]
+            gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam))[None]
+            out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
 
 
