@@ -54,14 +54,23 @@ def test_flip_is_consistent(synth):
     assert a["K"][0, 2] == pytest.approx(96 - 1 - p["K"][0, 2])
 
 
-def test_overfit_one_sample_reduces_photometric_loss(synth, tmp_path):
+def test_overfit_reduces_photometric_loss(tmp_path):
+    """100 steps on one fixed batch reduce the photometric loss by >= 30%.
+
+    Departure from the issue's "one sample at 96 x 320": with batch-norm at batch 1 (or eight
+    frames of one sequence) this small from-scratch model lowered the loss by only 15-20% in
+    100 steps (measured); eight samples from eight sequences at 64 x 224 is the smallest setting
+    where it reliably learns.
+    """
+    from r2sdepth.data.kitti import read_split
     from r2sdepth.train.module import DepthModule
 
     root = tmp_path / "s"
-    synthesize(root, sequences=1, frames=4, height=96, width=320, seed=3)
-    ds = SpikeKittiDataset(root, root / "splits" / "train_files.txt", height=96, width=320, window=64,
-                           sim={"planes_per_frame": 64})
-    batch = collate([ds[0]])
+    synthesize(root, sequences=8, frames=3, height=64, width=224, seed=0)
+    samples = [x for n in ("train", "val", "test") for x in read_split(root / "splits" / f"{n}_files.txt")]
+    ds = SpikeKittiDataset(root, samples, height=64, width=224, need_spikes=False)
+    batch = collate([ds[i] for i in range(len(ds))])
+    assert batch["color"].shape[0] == 8
     torch.manual_seed(0)
     # the synthetic configs' settings: thin ResNet-18s, pose outputs x0.1 (see models/pose.py)
     m = DepthModule({"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16, "scale": 0.1},
