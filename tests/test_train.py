@@ -98,9 +98,14 @@ def test_nan_batch_is_skipped(synth):
     m = DepthModule({"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16}, None, None,
                     {"context": [-1, 1]})
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    with pytest.warns(RuntimeWarning, match="skipped"):
+    with pytest.warns(RuntimeWarning, match="skipped"):  # NaN in a source frame: the loss is NaN
         out = m.training_step(batch, 0)
     assert out is None
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN statistics too
+    batch["color"][0, 1, 0, 0, 0] = 0.5
+    batch["color_aug"][0, 0, 0, 0, 0] = float("inf")  # in the network's input: caught before the forward
+    with pytest.warns(RuntimeWarning, match="color_aug"):
+        assert m.training_step(batch, 0) is None
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
 
 

@@ -41,6 +41,7 @@ class ResNetEncoder(nn.Module):
             with torch.no_grad():
                 conv.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, in_channels, 1, 1) * 3 / in_channels)
             net.conv1 = conv
+        net.fc = nn.Identity()  # the classifier is unused (and would be an unused parameter under DDP)
         self.net = net
         mult = 4 if num_layers == 50 else 1
         self.num_ch_enc = [width, width * mult, 2 * width * mult, 4 * width * mult, 8 * width * mult]

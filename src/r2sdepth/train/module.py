@@ -93,14 +93,26 @@ class DepthModule(L.LightningModule):
         if self.modality == "fusion":
             self.net.set_epoch(self._epoch_progress())
 
+    def _skip(self, why: str) -> None:
+        self.skipped_steps += 1
+        warnings.warn(f"{why} at step {self.global_step}: step skipped ({self.skipped_steps} so far); "
+                      "weights unchanged", RuntimeWarning)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int):
+        for k in ("color", "color_aug", "K"):
+            if k in batch and not torch.isfinite(batch[k]).all():
+                self._skip(f"non-finite values in the batch's {k!r}")
+                return None  # Lightning skips backward and the optimizer step
+        # batch-norm running statistics change in the forward pass: keep a copy to restore
+        saved = [(b, b.detach().clone()) for b in self.buffers()]
         res = self.compute_loss(batch)
         loss = res["loss"]
         if not torch.isfinite(loss):
-            self.skipped_steps += 1
-            warnings.warn(f"non-finite loss at step {self.global_step}: step skipped "
-                          f"({self.skipped_steps} so far); weights unchanged", RuntimeWarning)
-            return None  # Lightning skips backward and the optimizer step
+            with torch.no_grad():
+                for b, old in saved:
+                    b.copy_(old)
+            self._skip("non-finite loss")
+            return None
         bs = batch["color"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/photo", res["photo"], batch_size=bs)
