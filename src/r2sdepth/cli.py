@@ -260,7 +260,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if a.pred:
         preds = ev.load_npz_maps(a.pred)
         if a.pred_kind == "disp":
-            preds = [1.0 / __import__("numpy").maximum(p, 1e-6) for p in preds]
+            import numpy as np
+
+            preds = [1.0 / np.maximum(p, 1e-6) for p in preds]
         rows[Path(a.pred).stem] = ev.evaluate_depths(preds, gts, **kw)
     elif a.checkpoint:
         from r2sdepth.infer import predict_split

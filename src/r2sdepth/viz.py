@@ -68,8 +68,8 @@ def colorize(values: np.ndarray, cmap: str = "magma", vmin: float | None = None,
              vmax: float | None = None) -> np.ndarray:
     """Colour-map ``[H, W]`` floats to uint8 ``[H, W, 3]`` (matplotlib-free: a 256-entry LUT).
 
-    Non-finite values are drawn black. ``vmin``/``vmax`` default to the 5th/95th percentile
-    style range used for disparity pictures (min / 95th percentile).
+    Non-finite values are drawn black. ``vmin``/``vmax`` default to the minimum and the 95th percentile
+    (the usual range for disparity pictures).
     """
     v = np.asarray(values, dtype=np.float32)
     finite = np.isfinite(v)

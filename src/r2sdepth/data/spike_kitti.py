@@ -309,7 +309,17 @@ class SpikeKittiDataset:
         i = min(max(bisect.bisect_left(ids, frame), 0), len(ids) - 1)
         return ids[i]
 
-    def _image(self, drive: str, cam: str, frame: int):
+    def _image(self, drive: str, cam: str, frame: int, cache: dict | None = None):
+        """RGB float32 ``[H, W, 3]`` at the training size and the native ``(H, W)``; ``cache``
+        (per sample) avoids reading a frame twice for the colour stack and the spike window."""
+        if cache is not None and frame in cache:
+            return cache[frame]
+        res = self._read_image(drive, cam, frame)
+        if cache is not None:
+            cache[frame] = res
+        return res
+
+    def _read_image(self, drive: str, cam: str, frame: int):
         import numpy as np
         from PIL import Image
 
@@ -328,7 +338,7 @@ class SpikeKittiDataset:
             self._K[key] = kitti.scale_intrinsics(calib.K, native, (self.h, self.w))
         return self._K[key]
 
-    def _spikes(self, drive: str, cam: str, frame: int):
+    def _spikes(self, drive: str, cam: str, frame: int, cache: dict | None = None):
         import numpy as np
 
         from r2sdepth.spike.io import SpikeStream
@@ -351,7 +361,7 @@ class SpikeKittiDataset:
         p = self.sim.planes_per_frame
         n_int = -(-self.window // p)
         frames = [self._nearest(drive, cam, frame - n_int + i) for i in range(n_int + 1)]
-        lums = [luminance(self._image(drive, cam, f)[0], linearize=self.sim.linearize) for f in frames]
+        lums = [luminance(self._image(drive, cam, f, cache)[0], linearize=self.sim.linearize) for f in frames]
         sim = SpikeSimulator(self.h, self.w, self.sim, stable_seed(self.seed, drive, cam, frame))
         sim.start(lums[0])
         planes = np.concatenate([sim.advance(lum) for lum in lums[1:]])
@@ -367,16 +377,17 @@ class SpikeKittiDataset:
         out: dict[str, Any] = {"index": i}
         rng = np.random.default_rng(stable_seed(self.seed, "aug", i, _epoch_salt()))
         flip = self.augment and rng.random() < 0.5
+        cache: dict[int, Any] = {}
         imgs, native = [], None
         offsets = (0, *self.context) if self.need_rgb else (0,)
         for o in offsets:
-            img, nat = self._image(s.drive, cam, self._nearest(s.drive, cam, s.frame + o))
+            img, nat = self._image(s.drive, cam, self._nearest(s.drive, cam, s.frame + o), cache)
             native = native or nat
             imgs.append(torch.from_numpy(img).permute(2, 0, 1))
         color = torch.stack(imgs)
         K = torch.from_numpy(self._intrinsics(s.drive, cam, native)).float()
         if self.need_spikes:
-            out["spikes"] = torch.from_numpy(np.ascontiguousarray(self._spikes(s.drive, cam, s.frame)))
+            out["spikes"] = torch.from_numpy(np.ascontiguousarray(self._spikes(s.drive, cam, s.frame, cache)))
         if flip:
             color = color.flip(-1)
             K = K.clone()

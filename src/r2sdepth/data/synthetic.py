@@ -122,7 +122,6 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2) ->
         seg_tex.append([str(rng.choice(["brick", "photo", "astronaut", "coffee", "rocket", "chelsea"]))
                         for _ in range(n)])
     boxes: list[Box] = []
-    h = 0.0
     cam_h = 1.65
     for side in (-1, 1):
         z = rng.uniform(3, 12)
@@ -143,12 +142,11 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2) ->
     for i in range(moving_cars):  # oncoming (left lane) and leading (own lane) traffic
         oncoming = i % 2 == 0
         xc = -1.75 if oncoming else 1.75
-        z0 = rng.uniform(30, 80) + (0 if oncoming else 0)
+        z0 = rng.uniform(30, 80)
         w, hh, ln = 1.8, rng.uniform(1.4, 1.6), 4.4
         vz = -rng.uniform(8, 12) if oncoming else rng.uniform(9, 11)
         boxes.append(Box(np.array([xc - w / 2, cam_h - hh, z0]), np.array([xc + w / 2, cam_h, z0 + ln]),
                          "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32), vz))
-    del h
     return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
                  speed=float(rng.uniform(8.0, 11.0)), light_phase=float(rng.uniform(0, 2 * np.pi)))
 
@@ -299,8 +297,7 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
             seg = np.clip(np.searchsorted(world.seg_start[side], pz[m], side="right") - 1, 0, len(world.seg_start[side]) - 1)
             g = np.empty(m.size, np.float32)
             for tex in set(world.seg_tex[side]):
-                sel = np.array([world.seg_tex[side][s] == tex for s in seg]) if m.size < 64 else np.isin(
-                    seg, [i for i, tname in enumerate(world.seg_tex[side]) if tname == tex])
+                sel = np.isin(seg, [i for i, tname in enumerate(world.seg_tex[side]) if tname == tex])
                 if sel.any():
                     g[sel] = _sample(tex, pz[m][sel], py[m][sel], 24.0, best[m][sel], f)
             rgb[m] = (0.15 + 0.8 * g)[:, None] * world.seg_tint[side][seg] * (0.85 if side else 0.7)

@@ -273,6 +273,14 @@ class SpikeSimulator:
         self.prev = lum1
         return out
 
+    def _ramp(self, l0: np.ndarray, l1: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """First per-plane increment ``gain * L (+ dark)`` and its per-plane step (``None`` for
+        hold); the numpy loop and the fused kernel share it so their bytes stay identical."""
+        g, dark = np.float32(self.p.gain), np.float32(self.p.dark_current)
+        if self.p.interp == "hold":
+            return g * l1 + dark, None
+        return g * l0 + dark, (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)
+
     def advance_packed(self, lum1: np.ndarray) -> np.ndarray:
         """Like :meth:`advance` but returns the planes packed in the ``.dat`` layout (uint8
         ``[P, ceil(H*W/8)]``, LSB first, rows bottom to top). Uses the fused numba kernel for
@@ -287,14 +295,10 @@ class SpikeSimulator:
             raise R2SDepthError("SpikeSimulator.start(frame0) must be called before advance()")
         l1 = self._check(lum1)
         l0 = self.prev
-        g, p = np.float32(self.p.gain), self.p.planes_per_frame
-        dark = np.float32(self.p.dark_current)
-        if self.p.interp == "hold":
-            inc0 = g * l1 + dark
+        p = self.p.planes_per_frame
+        inc0, step = self._ramp(l0, l1)
+        if step is None:
             step = np.zeros_like(l1)
-        else:
-            step = (g / np.float32(p)) * (l1 - l0)
-            inc0 = g * l0 + dark
         out = np.zeros((p, (self.h * self.w + 7) // 8), np.uint8)
         kern(self.v, self.theta, inc0.astype(np.float32), step.astype(np.float32), p,
              self.p.reset == "zero", True, out)
@@ -312,12 +316,7 @@ class SpikeSimulator:
         noisy = self.p.shot_photons > 0 or self.p.interp == "flow"
         if not noisy:
             # incremental linear ramp: inc_k = g*(l0 + a_k (l1 - l0)) (+ dark), one add per plane
-            if self.p.interp == "hold":
-                inc = g * l1 + dark
-                step = None
-            else:
-                step = (g / np.float32(p)) * (l1 - l0)
-                inc = g * l0 + dark
+            inc, step = self._ramp(l0, l1)
         lum_iter = self.plane_luminance(l0, l1) if noisy else None
         for k in range(p):
             if noisy:
