@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (checkpoints, logs, resolved config)")
     s.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR has last.ckpt")
 
+    s = sub.add_parser("distill", help="stage 2: distil a stage-1 fusion (or rgb) teacher into a spike-only student")
+    s.add_argument("--config", required=True, help="YAML config (configs/distill*.yaml)")
+    s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
+    s.add_argument("--out", required=True, help="run folder (student checkpoints, logs, resolved config)")
+    s.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR has last.ckpt")
+
     s = sub.add_parser("demo", help="run the main job on embedded default data")
     s.add_argument("--out", default="r2sdepth-demo", help="output folder (default r2sdepth-demo)")
     s.add_argument("--seed", type=int, default=0)
@@ -293,6 +299,17 @@ def _cmd_train(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, a.overrides)
     res = run_training(cfg, a.out, resume=not a.no_resume)
     print(f"trained to step {res['global_step']}; last checkpoint {res['last']}"
+          + (f", best {res['best']}" if res["best"] else ""))
+    return 0
+
+
+@_command("distill")
+def _cmd_distill(a: argparse.Namespace) -> int:
+    from r2sdepth.train.run import load_config, run_training
+
+    cfg = load_config(a.config, a.overrides)
+    res = run_training(cfg, a.out, resume=not a.no_resume, teacher=a.teacher)
+    print(f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
           + (f", best {res['best']}" if res["best"] else ""))
     return 0
 

@@ -131,3 +131,96 @@ def self_supervised_loss(
         maps[s] = t
     n = len(disps)
     return {"loss": total / n, "photo": photo / n, "maps": maps}
+
+
+# -- stage 2: cross-modality distillation ---------------------------------------------------------
+# Teacher tensors are always detached here, so gradients reach only the student (and connectors).
+
+def _resize_weight(w: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | None:
+    if w is None or w.shape[-2:] == size:
+        return w
+    return F.adaptive_avg_pool2d(w, size) if w.shape[-1] >= size[-1] else F.interpolate(w, size=size, mode="nearest")
+
+
+def _weighted_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` ``[B, 1, H, W]`` under weights ``w`` (same shape or None); 0 if all weights are 0."""
+    if w is None:
+        return x.mean()
+    return (x * w).sum() / w.sum().clamp_min(1e-6)
+
+
+def feature_distill_loss(student: list[torch.Tensor], teacher: list[torch.Tensor],
+                         weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised L2 between (connector-mapped) student and teacher features, mean over stages.
+
+    Each feature vector (the channels at one pixel) is L2-normalised, so the loss compares
+    directions, not magnitudes (spike and RGB features differ in scale): per pixel
+    ``||s/|s| - t/|t|||^2`` in [0, 4]. ``weight`` ``[B, 1, H, W]`` (any resolution) weights pixels.
+    """
+    total = 0.0
+    for s, t in zip(student, teacher):
+        if s.shape != t.shape:
+            raise ValueError(f"feature shapes differ: student {tuple(s.shape)}, teacher {tuple(t.shape)}")
+        d = (F.normalize(s, dim=1, eps=1e-6) - F.normalize(t.detach(), dim=1, eps=1e-6)).pow(2).sum(1, keepdim=True)
+        total = total + _weighted_mean(d, _resize_weight(weight, s.shape[-2:]))
+    return total / len(student)
+
+
+def attention_map(f: torch.Tensor) -> torch.Tensor:
+    """Spatial attention ``[B, H*W]``: the channel mean of ``f^2``, L2-normalised per sample."""
+    return F.normalize(f.pow(2).mean(1).flatten(1), dim=1, eps=1e-8)
+
+
+def attention_transfer_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Activation transfer (Zagoruyko and Komodakis): squared distance between the student's and
+    the teacher's normalised spatial attention maps, summed over pixels, mean over stages and
+    batch. A differentiable stand-in for matching which neurons fire. Channels may differ."""
+    total = 0.0
+    for s, t in zip(student, teacher):
+        if s.shape[-2:] != t.shape[-2:]:
+            raise ValueError(f"feature sizes differ: student {tuple(s.shape)}, teacher {tuple(t.shape)}")
+        total = total + (attention_map(s) - attention_map(t.detach())).pow(2).sum(1).mean()
+    return total / len(student)
+
+
+def si_log_loss(student_depth: torch.Tensor, teacher_depth: torch.Tensor, weight: torch.Tensor | None = None,
+                lam: float = 0.85) -> torch.Tensor:
+    """Scale-invariant log loss (Eigen et al.): ``mean(d^2) - lam * mean(d)^2``, ``d = log s - log t``,
+    per image under pixel weights, averaged over the batch. Depths ``[B, 1, H, W]`` (metres);
+    the teacher is resized to the student. ``lam = 1`` ignores a global scale; ``lam < 1`` keeps
+    a small penalty on it, so the loss is 0 only when the depths agree."""
+    t = teacher_depth.detach()
+    if t.shape[-2:] != student_depth.shape[-2:]:
+        t = F.interpolate(t, size=student_depth.shape[-2:], mode="bilinear", align_corners=False)
+    d = torch.log(student_depth.clamp_min(1e-6)) - torch.log(t.clamp_min(1e-6))
+    w = torch.ones_like(d) if weight is None else _resize_weight(weight, d.shape[-2:])
+    wsum = w.sum((1, 2, 3)).clamp_min(1e-6)
+    m1 = (d * w).sum((1, 2, 3)) / wsum
+    m2 = (d * d * w).sum((1, 2, 3)) / wsum
+    valid = (w.sum((1, 2, 3)) > 0).to(d.dtype)
+    return ((m2 - lam * m1 * m1) * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def adaptive_pixel_weights(student_err: torch.Tensor, teacher_err: torch.Tensor,
+                           teacher_mask: torch.Tensor | None = None, mode: str = "hard") -> torch.Tensor:
+    """Where to trust the teacher, per pixel, from photometric reprojection errors ``[B, 1, H, W]``.
+
+    * ``hard``: 1 where the teacher's error is lower than the student's, else 0;
+    * ``soft``: ``e_s / (e_s + e_t)`` (0.5 where they tie, -> 1 where the teacher is much better);
+    * ``none``: 1 everywhere.
+
+    ``teacher_mask`` (the teacher's auto-mask: 1 where its warp beat the unwarped source) zeroes
+    pixels whose error says nothing about depth (static scene, objects moving with the camera).
+    """
+    es, et = student_err.detach(), teacher_err.detach()
+    if mode == "hard":
+        w = (et < es).to(es.dtype)
+    elif mode == "soft":
+        w = es / (es + et).clamp_min(1e-8)
+    elif mode == "none":
+        w = torch.ones_like(es)
+    else:
+        raise ValueError(f"pixel weighting must be hard, soft or none, got {mode!r}")
+    if teacher_mask is not None:
+        w = w * teacher_mask.detach()
+    return w

@@ -27,6 +27,7 @@ class DepthDecoder(nn.Module):
     def __init__(self, num_ch_enc: list[int], scales: tuple[int, ...] = (0, 1, 2, 3), width: int = 16) -> None:
         super().__init__()
         self.scales = tuple(scales)
+        self.num_ch_enc = list(num_ch_enc)
         self.num_ch_dec = [width, 2 * width, 4 * width, 8 * width, 16 * width]
         self.up0 = nn.ModuleList()
         self.up1 = nn.ModuleList()

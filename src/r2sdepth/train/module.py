@@ -116,10 +116,16 @@ class DepthModule(L.LightningModule):
         bs = batch["color"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/photo", res["photo"], batch_size=bs)
-        if "photo_student" in res:
-            self.log("train/photo_student", res["photo_student"], batch_size=bs)
+        for k in ("photo_student", "trust", "distill_feat", "distill_at", "distill_depth"):
+            if k in res:
+                self.log(f"train/{k}", res[k], batch_size=bs)
         if self.modality == "fusion":
             self.log("train/w_rgb", self.net.w_rgb, batch_size=bs)
+        # pose diagnostics: a pose net that collapsed to a constant motion shows t_std ~ 0
+        t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1).detach()  # [B, S, 3] metres (up to scale)
+        for i, ax in enumerate("xyz"):
+            self.log(f"pose/t{ax}_abs", t[..., i].abs().mean(), batch_size=bs)
+        self.log("pose/t_std", t.std(0).mean() if bs > 1 else torch.zeros(()), batch_size=bs)
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -130,6 +136,21 @@ class DepthModule(L.LightningModule):
             for p in self.parameters():
                 if p.grad is not None:
                     p.grad.zero_()
+
+    def init_from(self, path: str) -> list[str]:
+        """Warm start from a stage-1 checkpoint: copy every weight whose name and shape match
+        (e.g. the RGB encoder, decoder and pose net of an ``rgb`` run into a ``fusion`` model).
+        Returns the names copied; raises if nothing matched."""
+        from r2sdepth.errors import R2SDepthError
+
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        src = ck.get("state_dict", {}) if isinstance(ck, dict) else {}
+        own = self.state_dict()
+        take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        if not take:
+            raise R2SDepthError(f"{path}: no weights match this model (init_from)")
+        self.load_state_dict(take, strict=False)
+        return sorted(take)
 
     def predict_depth(self, batch: dict[str, Any], head: str = "disp") -> torch.Tensor:
         """Depth (metres, ``[B, 1, H, W]``) of the main head (or ``disp_student``)."""

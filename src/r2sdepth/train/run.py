@@ -66,8 +66,11 @@ def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return cfg
 
 
-def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = True) -> dict[str, Any]:
-    """Train stage 1 with ``cfg`` into ``out``; returns paths and final metrics."""
+def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = True,
+                 teacher: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train stage 1 with ``cfg`` into ``out`` (or, with ``teacher``, a stage-1 checkpoint,
+    stage 2: distil it into a spike-only student; the data section defaults to the teacher's);
+    returns paths and final metrics."""
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -80,6 +83,14 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
 
     out = Path(out)
     seed = int(cfg.get("seed", 0))
+    if teacher is not None:
+        from r2sdepth.train.distill import DEFAULT_DISTILL, teacher_from_checkpoint
+
+        t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
+        t_data = {k: v for k, v in t_meta.get("data", {}).items() if k != "augment"}
+        cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"],
+               "data": merge(t_data, cfg.get("data")),
+               "distill": {**DEFAULT_DISTILL, **(cfg.get("distill") or {})}, "teacher": str(teacher)}
     cfg = {
         "seed": seed,
         "model": merge(DEFAULT_MODEL, cfg.get("model")),
@@ -88,6 +99,8 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         "optim": {**DEFAULT_OPTIM, **(cfg.get("optim") or {})},
         "data": merge(DEFAULT_DATA, cfg.get("data")),
         "trainer": {**DEFAULT_TRAINER, **(cfg.get("trainer") or {})},
+        "init_from": cfg.get("init_from"),
+        **({"distill": cfg["distill"], "teacher": cfg["teacher"]} if teacher is not None else {}),
     }
     cfg["data"]["seed"] = cfg["data"].get("seed", seed)
     for k in ("root", "train_split"):
@@ -98,10 +111,24 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     L.seed_everything(seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
 
-    dm = SpikeKittiDataModule(cfg["data"], cfg["model"]["modality"])
+    dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"])
     dm.setup("fit")
     steps_per_epoch = max(1, len(dm.train_ds) // int(cfg["data"]["batch_size"]))
-    module = DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"], steps_per_epoch)
+    last = out / "checkpoints" / "last.ckpt"
+    if teacher is not None:
+        from r2sdepth.train.distill import DistillModule
+
+        module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
+                               cfg["data"], steps_per_epoch, cfg["distill"])
+        module.teacher.load_state_dict(t_state["teacher"])
+        module.teacher_pose.load_state_dict(t_state["teacher_pose"])
+        module.init_from_teacher()
+    else:
+        module = DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"], steps_per_epoch)
+    init = cfg.get("init_from")
+    if init and not (resume and last.is_file()):
+        names = module.init_from(init)
+        print(f"init_from {init}: {len(names)} tensors copied")
     has_val = bool(cfg["data"].get("val_split"))
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}", save_last=True,
                            monitor="val/abs_rel" if has_val else None, mode="min", save_top_k=1 if has_val else 0)
@@ -115,7 +142,6 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         logger=[TensorBoardLogger(str(out), name="logs", version=""), CSVLogger(str(out), name="logs", version="")],
         **tcfg,
     )
-    last = out / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if resume and last.is_file() else None
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
