@@ -151,9 +151,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (student checkpoints, logs, resolved config)")
     s.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR has last.ckpt")
 
+    s = sub.add_parser("infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video")
+    s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint")
+    s.add_argument("--input", required=True, help="spike stream .dat, folder of images, or video file")
+    s.add_argument("--out", required=True, help="output folder (depth/, depth_png/, color/, summary.json)")
+    s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
+    s.add_argument("--stride", type=int, help="planes between windows (streams; default: the window) "
+                   "or frames between outputs (folders/videos; default 1)")
+    s.add_argument("--height", type=int, help="network input height (default: input size padded to x32)")
+    s.add_argument("--width", type=int, help="network input width (default: input size padded to x32)")
+    s.add_argument("--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run")
+    s.add_argument("--device", default="cpu", help="cpu or cuda")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio)")
+    s.add_argument("--gif", help="side-by-side animation TFP | depth (| RGB) as GIF")
+    s.add_argument("--mp4", help="... and/or MP4 (needs imageio[pyav])")
+    g = s.add_argument_group("stream geometry (raw .dat without a sidecar JSON)")
+    g.add_argument("--geometry", metavar="HxW", help="sensor rows x columns, e.g. 250x400")
+    g.add_argument("--bitorder", choices=["little", "big"])
+    g.add_argument("--no-flip", action="store_true", help="rows are stored top to bottom")
+    g.add_argument("--head-cols", type=int)
+
+    s = sub.add_parser("export", help="export the spike-only network (ONNX / TorchScript), or a slim checkpoint")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--format", required=True, choices=["onnx", "torchscript", "slim"])
+    s.add_argument("--out", required=True, help="output file")
+    s.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
+    s.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
+    s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
+
     s = sub.add_parser("demo", help="run the main job on embedded default data")
     s.add_argument("--out", default="r2sdepth-demo", help="output folder (default r2sdepth-demo)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)")
+    s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
+    s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
     return p
 
 
@@ -314,11 +345,49 @@ def _cmd_distill(a: argparse.Namespace) -> int:
     return 0
 
 
+@_command("infer")
+def _cmd_infer(a: argparse.Namespace) -> int:
+    from r2sdepth.infer import run_infer
+
+    kw: dict = {}
+    if a.geometry:
+        try:
+            kw["height"], kw["width"] = (int(v) for v in a.geometry.lower().split("x"))
+        except ValueError:
+            raise R2SDepthError(f"--geometry {a.geometry!r}: expected HxW, e.g. 250x400") from None
+    kw.update({k: v for k, v in (("bitorder", a.bitorder), ("head_cols", a.head_cols)) if v is not None})
+    if a.no_flip:
+        kw["flipud"] = False
+    if (a.height is None) != (a.width is None):
+        raise R2SDepthError("give both --height and --width, or neither")
+    res = run_infer(a.checkpoint, a.input, a.out, window=a.window, stride=a.stride, height=a.height,
+                    width=a.width, device=a.device, batch_size=a.batch_size, scale=a.scale,
+                    modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty())
+    print(f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
+          f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
+          + (f"; GIF {a.gif}" if a.gif else "") + (f"; MP4 {a.mp4}" if a.mp4 else ""))
+    return 0
+
+
+@_command("export")
+def _cmd_export(a: argparse.Namespace) -> int:
+    from r2sdepth.export import export_model, slim_checkpoint
+
+    if a.format == "slim":
+        p = slim_checkpoint(a.checkpoint, a.out)
+        print(f"slim checkpoint {p} ({p.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    r = export_model(a.checkpoint, a.format, a.out, height=a.height, width=a.width, window=a.window)
+    print(f"{r['format']} model {r['path']}: input {r['input']}; max |exported - PyTorch| = "
+          f"{r['max_abs_diff']:.3g} ({r['checked_with']})")
+    return 0
+
+
 @_command("demo")
 def _cmd_demo(a: argparse.Namespace) -> int:
     from r2sdepth.demo import run_demo
 
-    run_demo(Path(a.out), seed=a.seed)
+    run_demo(Path(a.out), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint)
     return 0
 
 

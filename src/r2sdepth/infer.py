@@ -33,12 +33,24 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
     meta = ck.get("r2sdepth") if isinstance(ck, dict) else None
     if not meta:
         raise R2SDepthError(f"{path}: not an r2sdepth checkpoint (no 'r2sdepth' metadata)")
+    if meta.get("slim"):  # network weights only (r2sdepth.export.slim_checkpoint)
+        from r2sdepth.train.module import DepthModule
+
+        module = DepthModule(meta["model"], data=meta.get("data"))
+        try:
+            module.net.load_state_dict(ck["state_dict"])
+        except RuntimeError as e:
+            raise R2SDepthError(f"{path}: weights do not fit the recorded model ({e})") from e
+        return module.eval().to(device), meta
     stage = meta.get("stage", 1)
     if stage == 2:
         from r2sdepth.train.distill import DistillModule as Module
     else:
         from r2sdepth.train.module import DepthModule as Module
-    module = Module(**ck["hyper_parameters"])
+    import inspect
+
+    params = inspect.signature(Module.__init__).parameters
+    module = Module(**{k: v for k, v in ck["hyper_parameters"].items() if k in params})
     module.load_state_dict(ck["state_dict"])
     module.eval().to(device)
     return module, meta
@@ -95,3 +107,190 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
         preds.extend(depth[:, 0].float().cpu().numpy())
     name = f"{Path(checkpoint).parent.parent.name or Path(checkpoint).stem} ({modality})"
     return preds, name
+
+
+# -- r2sdepth infer: depth from spike streams, image folders and videos ----------------------------
+
+def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:
+    """The smallest size ``>= (h, w)`` whose sides are multiples of ``multiple``."""
+    return -(-h // multiple) * multiple, -(-w // multiple) * multiple
+
+
+def spikes_to_net(windows: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Spike windows uint8 ``[B, T, h, w]`` -> network input ``[B, T, H, W]``.
+
+    ``pad``: replicate-pad bottom/right to ``size`` (the prediction is cropped back);
+    ``resize``: nearest-neighbour resampling (keeps the planes binary; the prediction is resized back).
+    """
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(windows))
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if mode == "pad":
+        return F.pad(x.float(), (0, size[1] - w, 0, size[0] - h), mode="replicate").to(torch.uint8)
+    return F.interpolate(x.float(), size=size, mode="nearest").to(torch.uint8)
+
+
+def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Network depth ``[B, 1, H, W]`` -> ``[B, 1, h, w]`` at the input's size (crop, or resize in disparity)."""
+    import torch.nn.functional as F
+
+    if tuple(depth.shape[-2:]) == tuple(size):
+        return depth
+    if mode == "pad":
+        return depth[..., :size[0], :size[1]]
+    return 1.0 / F.interpolate(1.0 / depth, size=size, mode="bilinear", align_corners=False)
+
+
+def _save_outputs(out: Path, name: str, depth: np.ndarray, vis_max_disp: float | None = None) -> np.ndarray:
+    """``depth/NAME.npy`` (float32 metres), ``depth_png/NAME.png`` (uint16, depth*256), and
+    ``color/NAME.png`` (magma of inverse depth); returns the colour picture."""
+    from r2sdepth.atomic import atomic_path
+    from r2sdepth.data.kitti import write_depth_png
+    from r2sdepth.viz import colorize, save_png
+
+    (out / "depth").mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "depth" / f"{name}.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, depth.astype(np.float32))
+    write_depth_png(out / "depth_png" / f"{name}.png", depth)
+    disp = 1.0 / np.maximum(depth, 1e-6)
+    pic = colorize(disp, "magma", vmin=0.0, vmax=vis_max_disp)
+    save_png(out / "color" / f"{name}.png", pic)
+    return pic
+
+
+def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
+              window: int | None = None, stride: int | None = None, height: int | None = None,
+              width: int | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
+              modality: str | None = None, gif: str | os.PathLike | None = None,
+              mp4: str | os.PathLike | None = None, stream_kw: dict[str, Any] | None = None,
+              gt: list[np.ndarray] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
+    video (RGB models get the frames; spike models get spikes simulated from them with the
+    checkpoint's camera model). ``gt``: ground-truth depth per frame (folders) for a GIF panel.
+    Writes per-window outputs (see :func:`_save_outputs`) named by
+    the window's last plane ``{t1:06d}`` (streams) or the frame ``{i:06d}`` (folders/videos),
+    ``summary.json``, and optional GIF/MP4 of ``TFP | depth (| RGB)`` panels.
+
+    ``height``/``width``: network input size (default: the stream's size padded to multiples of
+    32; given, the input is resized and the prediction resized back). ``scale`` multiplies the
+    network's depth (self-supervised depth is known up to scale; e.g. the median ratio from eval).
+    """
+    from r2sdepth.atomic import write_json_atomic
+    from r2sdepth.spike.io import SpikeStream
+    from r2sdepth.spike.reconstruct import tfp, to_uint8
+    from r2sdepth.viz import colorize, save_animation
+
+    source, out = Path(source), Path(out)
+    module, meta = load_checkpoint(checkpoint, device)
+    own = meta["modality"]
+    d = meta.get("data", {})
+    window = int(window or d.get("window") or 128)
+    is_stream = source.is_file() and source.suffix.lower() == ".dat"
+    if is_stream:
+        if own == "rgb":
+            raise R2SDepthError(f"{checkpoint}: an rgb checkpoint cannot run on a spike stream "
+                                "(give it a folder of images or a video)")
+        modality = resolve_modality(meta, modality or "spike")
+        if modality != "spike":
+            raise R2SDepthError(f"a spike stream alone can only feed a spike model (asked for {modality})")
+        stream = SpikeStream(source, **(stream_kw or {}))
+        n = len(stream)
+        if window > n:
+            raise R2SDepthError(f"{source}: window {window} is longer than the stream ({n} planes)")
+        stride = int(stride or window)
+        if stride <= 0:
+            raise R2SDepthError("--stride must be positive")
+        starts = list(range(0, n - window + 1, stride))
+        names = [f"{t0 + window:06d}" for t0 in starts]
+        hw = (stream.height, stream.width)
+        rgb_frames = None
+    else:
+        from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
+
+        modality = resolve_modality(meta, modality)
+        th, tw = meta.get("height"), meta.get("width")
+        frames = list(iter_frames(source, height=height or th, width=width or tw))
+        if len(frames) < 2 and modality != "rgb":
+            raise R2SDepthError(f"{source}: at least two frames are needed to simulate spikes")
+        hw = frames[0].shape[:2]
+        rgb_frames = frames
+        stream = None
+        if modality in ("spike", "fusion"):
+            sim = SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__})
+            out.mkdir(parents=True, exist_ok=True)
+            simulate_to_file(frames, out / "stream.dat", sim, seed=int(d.get("seed", 0)), source=str(source))
+            stream = SpikeStream(out / "stream.dat")
+            first = next(i for i in range(len(frames)) if stream.frame_plane_index(i) >= window)
+        else:
+            first = 0
+        idx = list(range(first, len(frames), int(stride or 1)))
+        if not idx:
+            raise R2SDepthError(f"{source}: {len(frames)} frames hold no {window}-plane window")
+        names = [f"{i:06d}" for i in idx]
+        starts = idx
+    mode = "resize" if (height and width and is_stream) else "pad"
+    net_hw = (int(height), int(width)) if mode == "resize" else fit_to_multiple(*hw)
+    if not is_stream and (height or width):
+        net_hw = fit_to_multiple(*hw)  # frames were already resized to height x width
+
+    depths, panels = [], []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(starts), unit="win", leave=False, desc="infer")
+    vis_max = None
+    for b0 in range(0, len(starts), batch_size):
+        chunk = starts[b0:b0 + batch_size]
+        batch: dict[str, Any] = {}
+        if is_stream:
+            spk = np.stack([stream.read(t0, t0 + window) for t0 in chunk])
+        elif stream is not None:
+            spk = np.stack([stream.window_for_frame(i, window) for i in chunk])
+        else:
+            spk = None
+        if spk is not None:
+            batch["spikes"] = spikes_to_net(spk, net_hw, mode).to(device)
+        if modality in ("rgb", "fusion"):
+            import torch.nn.functional as F
+
+            rgb = torch.from_numpy(np.stack([rgb_frames[i] for i in chunk])).permute(0, 3, 1, 2).float() / 255
+            pad = (0, net_hw[1] - hw[1], 0, net_hw[0] - hw[0])
+            rgb = F.pad(rgb, pad, mode="replicate") if any(pad) else rgb
+            batch["color_aug"] = rgb[:, None].to(device)
+        depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
+        for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
+            if vis_max is None:
+                vis_max = float(np.percentile(1.0 / np.maximum(dmap, 1e-6), 95))
+            name = names[b0 + j]
+            pic = _save_outputs(out, name, dmap, vis_max)
+            depths.append(dmap)
+            if gif or mp4:
+                row = [np.repeat(to_uint8(tfp(spk[j]))[..., None], 3, -1)] if spk is not None else []
+                row.append(pic)
+                if rgb_frames is not None:
+                    row.append(np.asarray(rgb_frames[chunk[j]])[..., :3] if rgb_frames[chunk[j]].ndim == 3
+                               else np.repeat(rgb_frames[chunk[j]][..., None], 3, -1))
+                if gt is not None and not is_stream:
+                    g = gt[chunk[j]]
+                    row.append(colorize(np.where(g > 0, 1.0 / np.maximum(g, 1e-6), np.nan), "magma",
+                                        vmin=0.0, vmax=float(np.percentile(1.0 / g[g > 0], 95))))
+                panels.append(np.concatenate(row, 1))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    if gif:
+        save_animation(gif, panels, fps=10.0)
+    if mp4:
+        save_animation(mp4, panels, fps=10.0)
+    summary = {"checkpoint": str(checkpoint), "input": str(source), "modality": modality, "window": window,
+               "outputs": len(depths), "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
+               "scale": scale, "names": names,
+               "depth_range": [float(min(x.min() for x in depths)), float(max(x.max() for x in depths))]}
+    write_json_atomic(out / "summary.json", summary)
+    return summary

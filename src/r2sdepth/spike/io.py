@@ -157,6 +157,12 @@ class SpikeStream:
             raise R2SDepthError(f"{self.path}: is a folder, not a spike .dat stream")
         self.meta: dict[str, Any] = read_sidecar(self.path) or {}
         m = self.meta
+        for name, given in (("height", height), ("width", width)):
+            if given is not None and m.get(name) is not None and int(given) != int(m[name]):
+                raise R2SDepthError(
+                    f"{self.path}: stream geometry {height}x{width} does not match its sidecar's "
+                    f"{m.get('height')}x{m.get('width')} (drop the geometry options or fix the sidecar)"
+                )
         self.height = int(height if height is not None else m.get("height", 0)) or None
         self.width = int(width if width is not None else m.get("width", 0)) or None
         if self.height is None or self.width is None:

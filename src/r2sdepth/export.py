@@ -1,0 +1,124 @@
+"""Deployment: the spike-only network as TorchScript or ONNX, and slim checkpoints.
+
+The exported graph takes one spike window ``[1, T, H, W]`` (float32 0/1, oldest plane first)
+and returns depth ``[1, 1, H, W]`` (the model's units; self-supervised depth is known up to
+scale). ``T``, ``H`` and ``W`` are fixed at export (the ConvGRU over the window's chunks is
+unrolled); ``H`` and ``W`` must be multiples of 32.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from r2sdepth.errors import R2SDepthError
+
+
+class SpikeDepth(nn.Module):
+    """Spike window ``[B, T, H, W]`` -> depth ``[B, 1, H, W]`` through a model's spike-only path."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        from r2sdepth.geometry import disp_to_depth  # noqa: F401 (checked import)
+
+        if net.modality == "rgb":
+            raise R2SDepthError("an rgb checkpoint has no spike-only network to export")
+        self.spike = net.spike
+        self.decoder = net.decoder if net.modality == "spike" else getattr(net, "student_decoder", None)
+        if self.decoder is None:
+            raise R2SDepthError("this fusion checkpoint has no spike (student) decoder to export")
+        self.min_disp = 1.0 / net.cfg["max_depth"]
+        self.max_disp = 1.0 / net.cfg["min_depth"]
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        disp = self.decoder(self.spike(spikes))[0]
+        return 1.0 / (self.min_disp + (self.max_disp - self.min_disp) * disp)
+
+
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: str | None = None) -> Path:
+    """Network weights + metadata only (no optimiser, teacher or pose net): what ``infer``,
+    ``eval`` and ``export`` need. A fusion checkpoint can be slimmed to its spike path
+    (``modality="spike"``)."""
+    from r2sdepth.atomic import atomic_path
+    from r2sdepth.infer import load_checkpoint
+
+    module, meta = load_checkpoint(src)
+    net = module.net
+    cfg = dict(net.cfg)
+    state = net.state_dict()
+    if modality == "spike" and net.modality == "fusion":
+        cfg["modality"] = "spike"
+        state = {k: v for k, v in state.items() if k.startswith("spike.")}
+        state.update({k.replace("student_decoder.", "decoder.", 1): v for k, v in net.state_dict().items()
+                      if k.startswith("student_decoder.")})
+    meta = {k: v for k, v in meta.items() if k not in ("distill",)}
+    meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        torch.save({"r2sdepth": meta, "state_dict": state}, tmp)
+    return dst
+
+
+def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, height: int | None = None,
+                 width: int | None = None, window: int | None = None, check: bool = True) -> dict[str, Any]:
+    """Export the spike-only network to ``fmt`` (``torchscript`` or ``onnx``) at a fixed size;
+    compares the exported model with eager PyTorch on a random window and returns
+    ``{"path", "max_abs_diff", "checked_with"}``."""
+    from r2sdepth.atomic import atomic_path
+    from r2sdepth.infer import load_checkpoint
+
+    module, meta = load_checkpoint(checkpoint)
+    h, w = int(height or meta["height"]), int(width or meta["width"])
+    t = int(window or meta.get("window") or 128)
+    if h % 32 or w % 32:
+        raise R2SDepthError(f"export size {h}x{w}: height and width must be multiples of 32")
+    model = SpikeDepth(module.net).eval()
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, t, h, w, generator=g) < 0.2).float()
+    with torch.no_grad():
+        ref = model(x)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        with torch.no_grad():
+            traced = torch.jit.trace(model, x, check_trace=False)
+        with atomic_path(out) as tmp:
+            traced.save(str(tmp))
+        got = torch.jit.load(str(out))(x)
+        diff, how = float((got - ref).abs().max()), "torch.jit.load"
+    elif fmt == "onnx":
+        with atomic_path(out) as tmp:
+            torch.onnx.export(model, (x,), str(tmp), input_names=["spikes"], output_names=["depth"],
+                              opset_version=17, dynamo=False)
+        diff, how = float("nan"), "not checked (install onnxruntime)"
+        if check:
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                ort = None
+            if ort is not None:
+                sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+                got = sess.run(None, {"spikes": x.numpy()})[0]
+                diff, how = float(np.abs(got - ref.numpy()).max()), f"onnxruntime {ort.__version__}"
+    else:
+        raise R2SDepthError(f"unknown export format {fmt!r} (onnx or torchscript)")
+    return {"path": str(out), "format": fmt, "input": [1, t, h, w], "max_abs_diff": diff, "checked_with": how,
+            "max_depth": float(ref.max())}
+
+
+def time_model(fn, x: torch.Tensor, repeats: int = 10) -> float:
+    """Median wall time (seconds) of ``fn(x)`` over ``repeats`` runs after one warm-up."""
+    fn(x)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x)
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))

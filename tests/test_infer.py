@@ -1,0 +1,159 @@
+"""`r2sdepth infer` and `r2sdepth export` on tiny in-process checkpoints; bad inputs."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from r2sdepth.spike import write_dat
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+TINY = {"width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
+
+
+def r2(*args):
+    return subprocess.run(["r2sdepth", *map(str, args)], capture_output=True, text=True)
+
+
+def tiny_ckpt(path: Path, modality: str, h: int = 64, w: int = 96, window: int = 32) -> Path:
+    """A slim checkpoint of an untrained tiny model (fast; the format `export --format slim` writes)."""
+    from r2sdepth.train.module import DepthModule
+
+    torch.manual_seed(0)
+    m = DepthModule({"modality": modality, **TINY},
+                    data={"height": h, "width": w, "window": window, "sim": {"planes_per_frame": 32}})
+    meta = {"slim": True, "stage": 1, "modality": modality, "model": m.net.cfg, "height": h, "width": w,
+            "window": window, "data": m.data_cfg}
+    torch.save({"r2sdepth": meta, "state_dict": m.net.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    return {m: tiny_ckpt(d / f"{m}.ckpt", m) for m in ("rgb", "spike", "fusion")}
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    d = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(0)
+    base = (rng.random((60, 100, 3)) * 255).astype(np.uint8)
+    for i in range(5):
+        Image.fromarray(np.roll(base, 3 * i, axis=1)).save(d / f"{i:04d}.png")
+    return d
+
+
+def test_infer_stream_outputs(tmp_path, ckpts):
+    s = (np.random.default_rng(0).random((100, 50, 70)) < 0.2).astype(np.uint8)  # odd size: padded to 64x96
+    write_dat(tmp_path / "s.dat", s)
+    out = tmp_path / "o"
+    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--out", out,
+           "--stride", "24", "--gif", tmp_path / "d.gif")
+    assert r.returncode == 0, r.stderr
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["outputs"] == 3 and summ["names"] == ["000032", "000056", "000080"]  # windows end at these planes
+    assert summ["network_size"] == [64, 96] and summ["fit"] == "pad"
+    d = np.load(out / "depth" / "000056.npy")
+    assert d.shape == (50, 70) and d.dtype == np.float32 and np.isfinite(d).all() and (d > 0).all()
+    png = np.asarray(Image.open(out / "depth_png" / "000056.png"))
+    assert png.dtype == np.uint16 and np.array_equal(png, np.clip(np.rint(d * 256), 0, 65535).astype(np.uint16))
+    assert np.asarray(Image.open(out / "color" / "000056.png")).shape == (50, 70, 3)
+    gif = Image.open(tmp_path / "d.gif")
+    assert gif.n_frames == 3 and gif.size == (140, 50)  # TFP | depth
+    # the same windows through the Python API (padding crop == the batch path)
+    from r2sdepth.infer import load_checkpoint, predict_batch, spikes_to_net
+
+    module, _ = load_checkpoint(ckpts["spike"])
+    x = spikes_to_net(s[None, 24:56], (64, 96), "pad")
+    ref = predict_batch(module, {"spikes": x}, "spike")[0, 0, :50, :70].numpy()
+    np.testing.assert_allclose(d, ref, rtol=1e-5)
+
+
+@pytest.mark.skipif(not (SHARED / "spike_real" / "car_250x400.dat").is_file(), reason="shared data absent")
+def test_infer_real_recording_pad_and_resize(tmp_path, ckpts):
+    src = SHARED / "spike_real" / "car_250x400.dat"
+    for extra, fit in (([], "pad"), (["--height", "128", "--width", "192"], "resize")):
+        out = tmp_path / fit
+        r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", src, "--geometry", "250x400", "--out", out,
+               "--window", "32", "--stride", "80", *extra)
+        assert r.returncode == 0, r.stderr
+        summ = json.loads((out / "summary.json").read_text())
+        assert summ["fit"] == fit and summ["modality"] == "spike" and summ["outputs"] == 3
+        assert np.load(out / "depth" / f"{summ['names'][0]}.npy").shape == (250, 400)
+
+
+def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
+    for m in ("rgb", "spike", "fusion"):
+        out = tmp_path / m
+        r = r2("infer", "--checkpoint", ckpts[m], "--input", frames, "--out", out, "--gif", out / "a.gif")
+        assert r.returncode == 0, r.stderr
+        summ = json.loads((out / "summary.json").read_text())
+        # frames are resized to the checkpoint's 64x96; spike models need one frame of history
+        assert summ["input_size"] == [64, 96] and summ["outputs"] == (5 if m == "rgb" else 4)
+        assert (out / "stream.dat").is_file() == (m != "rgb")
+
+
+def test_infer_bad_inputs(tmp_path, ckpts):
+    s = (np.random.default_rng(0).random((40, 16, 24)) < 0.2).astype(np.uint8)
+    write_dat(tmp_path / "s.dat", s)
+    cases = [
+        (["--checkpoint", ckpts["rgb"], "--input", tmp_path / "s.dat"], "cannot run on a spike stream"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--window", "64"], "longer than the stream"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--geometry", "24x16"], "does not match its sidecar"),
+        (["--checkpoint", ckpts["fusion"], "--input", tmp_path / "s.dat", "--modality", "fusion"], "spike model"),
+        (["--checkpoint", tmp_path / "none.ckpt", "--input", tmp_path / "s.dat"], "checkpoint not found"),
+    ]
+    for args, msg in cases:
+        out = tmp_path / "o"
+        r = r2("infer", *args, "--out", out)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+        assert not out.exists()  # nothing half-written
+    # truncated stream: clear error
+    raw = (tmp_path / "s.dat").read_bytes()
+    (tmp_path / "t.dat").write_bytes(raw[:-7])
+    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "t.dat", "--out", tmp_path / "o2",
+           "--geometry", "16x24")
+    assert r.returncode == 2 and "not a multiple of the frame size" in r.stderr and not (tmp_path / "o2").exists()
+    # a corrupt checkpoint
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    r = r2("infer", "--checkpoint", tmp_path / "bad.ckpt", "--input", tmp_path / "s.dat", "--out", tmp_path / "o3")
+    assert r.returncode == 2 and "unreadable checkpoint" in r.stderr
+
+
+def test_export_torchscript_onnx_slim(tmp_path, ckpts):
+    from r2sdepth.export import SpikeDepth
+    from r2sdepth.infer import load_checkpoint
+
+    for fmt, name in (("torchscript", "m.pt"), ("onnx", "m.onnx")):
+        r = r2("export", "--checkpoint", ckpts["fusion"], "--format", fmt, "--out", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        assert "max |exported - PyTorch|" in r.stdout
+    # numerical check in-process
+    module, _ = load_checkpoint(ckpts["spike"])
+    x = (torch.rand(1, 32, 64, 96) < 0.2).float()
+    ref = SpikeDepth(module.net).eval()(x)
+    r2("export", "--checkpoint", ckpts["spike"], "--format", "torchscript", "--out", tmp_path / "s.pt")
+    got = torch.jit.load(str(tmp_path / "s.pt"))(x)
+    assert float((got - ref).abs().max()) < 1e-4
+    ort = pytest.importorskip("onnxruntime")
+    r2("export", "--checkpoint", ckpts["spike"], "--format", "onnx", "--out", tmp_path / "s.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"spikes": x.numpy()})[0]
+    assert np.abs(got - ref.detach().numpy()).max() < 1e-3
+    # slim: a fusion checkpoint slimmed to its spike path gives the same spike-only depth
+    r = r2("export", "--checkpoint", ckpts["fusion"], "--format", "slim", "--out", tmp_path / "slim.ckpt")
+    assert r.returncode == 0, r.stderr
+    a, _ = load_checkpoint(ckpts["fusion"])
+    b, meta = load_checkpoint(tmp_path / "slim.ckpt")
+    assert meta["modality"] == "fusion"
+    # errors: rgb has no spike path; size not a multiple of 32
+    r = r2("export", "--checkpoint", ckpts["rgb"], "--format", "onnx", "--out", tmp_path / "r.onnx")
+    assert r.returncode == 2 and "no spike-only network" in r.stderr and not (tmp_path / "r.onnx").exists()
+    r = r2("export", "--checkpoint", ckpts["spike"], "--format", "onnx", "--out", tmp_path / "x.onnx", "--height", "50")
+    assert r.returncode == 2 and "multiples of 32" in r.stderr
