@@ -137,9 +137,11 @@ def test_export_torchscript_onnx_slim(tmp_path, ckpts):
     # numerical check in-process
     module, _ = load_checkpoint(ckpts["spike"])
     x = (torch.rand(1, 32, 64, 96) < 0.2).float()
-    ref = SpikeDepth(module.net).eval()(x)
+    with torch.no_grad():
+        ref = SpikeDepth(module.net).eval()(x)
     r2("export", "--checkpoint", ckpts["spike"], "--format", "torchscript", "--out", tmp_path / "s.pt")
-    got = torch.jit.load(str(tmp_path / "s.pt"))(x)
+    with torch.no_grad():
+        got = torch.jit.load(str(tmp_path / "s.pt"))(x)
     assert float((got - ref).abs().max()) < 1e-4
     ort = pytest.importorskip("onnxruntime")
     r2("export", "--checkpoint", ckpts["spike"], "--format", "onnx", "--out", tmp_path / "s.onnx")
@@ -149,9 +151,16 @@ def test_export_torchscript_onnx_slim(tmp_path, ckpts):
     # slim: a fusion checkpoint slimmed to its spike path gives the same spike-only depth
     r = r2("export", "--checkpoint", ckpts["fusion"], "--format", "slim", "--out", tmp_path / "slim.ckpt")
     assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "slim.ckpt")[1]["modality"] == "fusion"
+    from r2sdepth.export import slim_checkpoint
+    from r2sdepth.models.r2sdepth import student_forward
+
+    slim_checkpoint(ckpts["fusion"], tmp_path / "spike_only.ckpt", modality="spike")
     a, _ = load_checkpoint(ckpts["fusion"])
-    b, meta = load_checkpoint(tmp_path / "slim.ckpt")
-    assert meta["modality"] == "fusion"
+    b, meta = load_checkpoint(tmp_path / "spike_only.ckpt")
+    assert meta["modality"] == "spike" and not hasattr(b.net, "rgb_encoder")
+    with torch.no_grad():
+        assert torch.equal(student_forward(a.net, x)[0], student_forward(b.net, x)[0])
     # errors: rgb has no spike path; size not a multiple of 32
     r = r2("export", "--checkpoint", ckpts["rgb"], "--format", "onnx", "--out", tmp_path / "r.onnx")
     assert r.returncode == 2 and "no spike-only network" in r.stderr and not (tmp_path / "r.onnx").exists()

@@ -150,6 +150,30 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
         assert 0 <= model_row["abs_rel"] < 10 and model_row["n"] == 3
     r = r2("eval", "--checkpoint", ck, "--data", data, "--split", sp / "test_files.txt", "--modality", "rgb")
     assert r.returncode == 2 and "cannot run as rgb" in r.stderr
+    # stage 2: distil the fusion teacher into a spike-only student, then evaluate the student
+    run2 = tmp_path / "student"
+    r = r2("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", ck, "--out", run2,
+           "--data.val_split", sp / "val_files.txt", "--data.batch_size", "2", "--data.num_workers", "0",
+           "--trainer.max_steps", "2", "--trainer.check_val_every_n_epoch", "1",
+           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+    assert r.returncode == 0, r.stderr[-3000:]
+    st = run2 / "checkpoints" / "last.ckpt"
+    meta = torch.load(st, map_location="cpu", weights_only=False)["r2sdepth"]
+    assert meta["modality"] == "spike" and meta["stage"] == 2 and meta["teacher_modality"] == "fusion"
+    assert (run2 / "config.yaml").is_file() and "distill" in (run2 / "config.yaml").read_text()
+    r = r2("eval", "--checkpoint", st, "--data", data, "--spike-root", spikes, "--split", sp / "test_files.txt",
+           "--out", tmp_path / "student.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 0 <= json.loads((tmp_path / "student.json").read_text())["abs_rel"] < 10
+    r = r2("eval", "--checkpoint", st, "--data", data, "--split", sp / "test_files.txt", "--modality", "fusion")
+    assert r.returncode == 2 and "cannot run as fusion" in r.stderr
+    # the student runs on a built stream with infer, and exports
+    r = r2("infer", "--checkpoint", st, "--input", spikes / "2000_01_01/2000_01_01_drive_0000_sync/spike_02/stream.dat",
+           "--out", tmp_path / "inf")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 4  # 5 frames x 32 planes / 32
+    r = r2("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", st, "--out", tmp_path / "x")
+    assert r.returncode == 2 and "stage-1 fusion or rgb" in r.stderr
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
