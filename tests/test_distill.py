@@ -77,7 +77,7 @@ def _batch(b=2, h=64, w=96, t=16):
 
 def test_student_is_spike_only_and_gradients_reach_only_student():
     from r2sdepth.models.r2sdepth import student_forward
-    from r2sdepth.train.distill import DistillModule
+    from r2sdepth.train.module import DistillModule
 
     torch.manual_seed(0)
     m = DistillModule({"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]},
@@ -105,7 +105,7 @@ def test_student_is_spike_only_and_gradients_reach_only_student():
 
 
 def test_distill_terms_switch_off():
-    from r2sdepth.train.distill import DistillModule
+    from r2sdepth.train.module import DistillModule
 
     m = DistillModule({"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]},
                       distill={"feat_weight": 0, "at_weight": 0, "depth_weight": 0, "adaptive": False})
@@ -115,7 +115,7 @@ def test_distill_terms_switch_off():
 
 
 def test_bad_teacher_config():
-    from r2sdepth.train.distill import DistillModule
+    from r2sdepth.train.module import DistillModule
 
     with pytest.raises(ValueError, match="fusion or rgb"):
         DistillModule({"model": {**TINY, "modality": "spike"}})

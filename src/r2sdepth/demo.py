@@ -14,7 +14,6 @@ The shipped checkpoint ``assets/demo_spike_64x224.ckpt`` is made by
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any

@@ -25,20 +25,18 @@ class SpikeDepth(nn.Module):
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        from r2sdepth.geometry import disp_to_depth  # noqa: F401 (checked import)
-
         if net.modality == "rgb":
             raise R2SDepthError("an rgb checkpoint has no spike-only network to export")
         self.spike = net.spike
         self.decoder = net.decoder if net.modality == "spike" else getattr(net, "student_decoder", None)
         if self.decoder is None:
             raise R2SDepthError("this fusion checkpoint has no spike (student) decoder to export")
-        self.min_disp = 1.0 / net.cfg["max_depth"]
-        self.max_disp = 1.0 / net.cfg["min_depth"]
+        self.min_depth, self.max_depth = float(net.cfg["min_depth"]), float(net.cfg["max_depth"])
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        disp = self.decoder(self.spike(spikes))[0]
-        return 1.0 / (self.min_disp + (self.max_disp - self.min_disp) * disp)
+        from r2sdepth.geometry import disp_to_depth
+
+        return disp_to_depth(self.decoder(self.spike(spikes))[0], self.min_depth, self.max_depth)[1]
 
 
 def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: str | None = None) -> Path:
@@ -54,7 +52,7 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     state = net.state_dict()
     if modality == "spike" and net.modality == "fusion":
         cfg["modality"] = "spike"
-        state = {k: v for k, v in state.items() if k.startswith("spike.")}
+        state = {k: v for k, v in state.items() if k.startswith("spike.") or k == "w_rgb"}
         state.update({k.replace("student_decoder.", "decoder.", 1): v for k, v in net.state_dict().items()
                       if k.startswith("student_decoder.")})
     meta = {k: v for k, v in meta.items() if k not in ("distill",)}

@@ -44,7 +44,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
         return module.eval().to(device), meta
     stage = meta.get("stage", 1)
     if stage == 2:
-        from r2sdepth.train.distill import DistillModule as Module
+        from r2sdepth.train.module import DistillModule as Module
     else:
         from r2sdepth.train.module import DepthModule as Module
     import inspect

@@ -1,23 +1,58 @@
-"""LightningModule for stage 1: self-supervised training by view synthesis.
+"""LightningModules: stage 1 (self-supervised training by view synthesis) and stage 2 (distillation).
 
 Modes (``model.modality``): ``rgb`` and ``spike`` train one depth head; ``fusion`` trains the
 fusion (teacher) head and, when ``loss.student_weight > 0``, the spike (student) head with its
 own photometric loss. The pose network always sees RGB pairs; the photometric loss is always on
 the RGB frames (the spike window is aligned with frame t).
+
+Stage 2 (:class:`DistillModule`, ``r2sdepth distill``). Teacher: a stage-1 checkpoint (``fusion``,
+or ``rgb``), frozen: no gradients, batch norm in eval mode. Student: an ``R2SDepthNet`` of modality ``spike`` with the teacher's sizes, initialised
+from the teacher's spike branch (representation + encoder) and spike decoder when the teacher has
+them. The student's forward takes a spike window only.
+
+Loss (each term has a weight in ``distill``; a weight of 0 switches it off)::
+
+    L = w_photo * L_photo(student)
+        + sum_k w_k * b_k * L_k,   k in {feat, at, depth}
+
+* ``L_photo``: the stage-1 self-supervised loss of the student's depth on the RGB frames, with
+  the pose from the frozen teacher pose net (``pose_trainable: true`` trains a copy instead);
+* ``L_feat``: per encoder stage, a connector (1x1 conv + BN + ReLU, 3x3 conv) maps the student's
+  features to the teacher's fused (``feature_target: fused``) or RGB features; per-pixel
+  normalised L2 (:func:`r2sdepth.losses.feature_distill_loss`), pixel-weighted;
+* ``L_at``: attention transfer between the student's and the teacher's features
+  (:func:`r2sdepth.losses.attention_transfer_loss`);
+* ``L_depth``: scale-invariant log loss between student and teacher depth at every output
+  scale, pixel-weighted (:func:`r2sdepth.losses.si_log_loss`).
+
+Adaptive weighting (``adaptive: true``), the exact rule:
+
+1. pixel weights ``m = adaptive_pixel_weights(e_student, e_teacher, teacher_automask, pixel)``
+   where ``e`` are the full-resolution minimum reprojection errors of each network's finest
+   depth (``pixel: hard`` -> 1 where ``e_teacher < e_student``; ``soft`` -> ``e_s / (e_s + e_t)``);
+   they weight ``L_feat`` (area-pooled to each stage) and ``L_depth``;
+2. balance ``b_k = EMA(L_photo) / EMA(L_k)`` (detached magnitudes, momentum 0.98, kept in the
+   checkpoint), so that ``w_k`` is the weight of term ``k`` relative to the photometric term
+   however the raw magnitudes drift over training.
+
+With ``adaptive: false``: ``m = 1`` everywhere and ``b_k = 1`` (raw weights).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from typing import Any
 
 import lightning as L
 import torch
+import torch.nn as nn
 
 from r2sdepth.evaluate import METRICS, compute_metrics, crop_mask
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix
-from r2sdepth.losses import self_supervised_loss
+from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
+                             self_supervised_loss, si_log_loss)
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
 
@@ -220,3 +255,183 @@ def batch_metrics(depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: f
     if not per:
         return {}
     return {k: float(np.mean([m[k] for m in per])) for k in METRICS}
+
+
+# -- stage 2 ------------------------------------------------------------------------------------------
+
+DEFAULT_DISTILL: dict[str, Any] = {
+    "photo_weight": 1.0,
+    "feat_weight": 0.1,
+    "at_weight": 0.1,
+    "depth_weight": 0.5,
+    "adaptive": True,
+    "pixel": "hard",
+    "feature_target": "fused",
+    "si_lambda": 0.85,
+    "pose_trainable": False,
+    "init_from_teacher": True,
+    "ema_momentum": 0.98,
+}
+TERMS = ("feat", "at", "depth")
+
+
+class Connector(nn.Module):
+    """Student features -> teacher feature space: 1x1 conv + BN + ReLU, then a 3x3 conv."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
+                                 nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class DistillModule(DepthModule):
+    """Stage 2 (see module docstring). ``teacher`` = ``{"model": cfg, "pose": cfg}`` of the
+    stage-1 checkpoint; its weights live in this module's state dict (``teacher.*``,
+    ``teacher_pose.*``), so a stage-2 checkpoint loads and resumes on its own."""
+
+    def __init__(self, teacher: dict[str, Any], loss: dict[str, Any] | None = None,
+                 optim: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                 steps_per_epoch: int | None = None, distill: dict[str, Any] | None = None) -> None:
+        tmodel = dict(teacher["model"])
+        if tmodel["modality"] not in ("fusion", "rgb"):
+            raise ValueError(f"the teacher must be a fusion or rgb model, got {tmodel['modality']!r}")
+        student = {**tmodel, "modality": "spike"}
+        super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
+        self.save_hyperparameters()
+        self.dcfg = {**DEFAULT_DISTILL, **(distill or {})}
+        if self.dcfg["pixel"] not in ("hard", "soft", "none"):
+            raise ValueError(f"distill.pixel must be hard, soft or none, got {self.dcfg['pixel']!r}")
+        target = self.dcfg["feature_target"]
+        if target not in ("fused", "rgb") or (target == "fused" and tmodel["modality"] != "fusion"):
+            raise ValueError(f"distill.feature_target {target!r} is not available from a {tmodel['modality']} teacher")
+        self.teacher = R2SDepthNet(tmodel)
+        self.teacher_pose = PoseNet(**{"num_layers": 18, "width": 64, **(teacher.get("pose") or {})})
+        for p in list(self.teacher.parameters()) + list(self.teacher_pose.parameters()):
+            p.requires_grad_(False)
+        if not self.dcfg["pose_trainable"]:
+            for p in self.pose_net.parameters():
+                p.requires_grad_(False)
+        ch_s = self.net.spike.num_ch_enc
+        ch_t = self.teacher.decoder.num_ch_enc
+        self.connectors = nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t))
+        for k in TERMS:
+            self.register_buffer(f"ema_{k}", torch.tensor(-1.0))
+        self.register_buffer("ema_photo", torch.tensor(-1.0))
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def init_from_teacher(self) -> None:
+        """Copy the teacher's pose net (always) and spike branch + spike decoder (if it has them)."""
+        self.pose_net.load_state_dict(self.teacher_pose.state_dict())
+        if not self.dcfg["init_from_teacher"] or self.teacher.modality != "fusion":
+            return
+        self.net.spike.load_state_dict(self.teacher.spike.state_dict())
+        if hasattr(self.teacher, "student_decoder"):
+            self.net.decoder.load_state_dict(self.teacher.student_decoder.state_dict())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # frozen batch-norm statistics
+        self.teacher_pose.eval()
+        if not self.dcfg["pose_trainable"]:
+            self.pose_net.eval()
+        return self
+
+    # -- loss -------------------------------------------------------------------------------------
+    def _ema(self, buf: torch.Tensor, value: torch.Tensor) -> None:
+        if self.training and self.dcfg["adaptive"] and torch.isfinite(value):
+            mom = float(self.dcfg["ema_momentum"])
+            v = value.detach().float()
+            buf.copy_(torch.where(buf < 0, v, mom * buf + (1 - mom) * v))
+
+    def _balance(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """``b_k = EMA(L_photo) / EMA(L_k)`` (1 when ``adaptive`` is off)."""
+        if not self.dcfg["adaptive"]:
+            return value.new_tensor(1.0)
+        self._ema(getattr(self, f"ema_{name}"), value)
+        ema_t, ema_p = getattr(self, f"ema_{name}"), self.ema_photo
+        if ema_t <= 0 or ema_p <= 0:
+            return value.new_tensor(1.0)
+        return (ema_p / ema_t.clamp_min(1e-8)).to(value.dtype)
+
+    def compute_loss(self, batch: dict[str, Any]) -> dict[str, Any]:
+        c = self.dcfg
+        cfg = self.net.cfg
+        color = batch["color"]
+        sources = [color[:, j] for j in range(1, color.shape[1])]
+        kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
+                  max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
+        out = self.net(spikes=batch["spikes"])  # the student: spikes only
+        if c["pose_trainable"]:
+            poses = self.poses(batch)
+        else:
+            with torch.no_grad():
+                poses = self.poses(batch)
+        with torch.no_grad():
+            tout = self.teacher(rgb=batch["color_aug"][:, 0],
+                                spikes=batch["spikes"] if self.teacher.modality == "fusion" else None)
+            tposes = poses if not c["pose_trainable"] else self._teacher_poses(batch)
+            tmaps = self_supervised_loss({0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw)["maps"][0]
+        st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
+        pix = adaptive_pixel_weights(st["maps"][0]["reproj"], tmaps["reproj"],
+                                     tmaps["mask"] if self.loss_cfg["automask"] else None,
+                                     c["pixel"] if c["adaptive"] else "none")
+        loss = c["photo_weight"] * st["loss"] if c["photo_weight"] > 0 else st["loss"].new_zeros(())
+        res: dict[str, Any] = {"photo": st["photo"], "out": out, "poses": poses, "main": st, "trust": pix.mean()}
+        tfeat = tout["feat_fused"] if c["feature_target"] == "fused" else tout["feat_rgb"]
+        terms: dict[str, torch.Tensor] = {}
+        if c["feat_weight"] > 0:
+            terms["feat"] = feature_distill_loss([m(f) for m, f in zip(self.connectors, out["feat_spike"])], tfeat, pix)
+        if c["at_weight"] > 0:
+            terms["at"] = attention_transfer_loss(out["feat_spike"], tfeat)
+        if c["depth_weight"] > 0:
+            dl = 0.0
+            for s, disp in out["disp"].items():
+                sd = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
+                td = disp_to_depth(tout["disp"][s], cfg["min_depth"], cfg["max_depth"])[1]
+                dl = dl + si_log_loss(sd, td, pix if c["adaptive"] else None, c["si_lambda"])
+            terms["depth"] = dl / len(out["disp"])
+        self._ema(self.ema_photo, st["photo"])
+        for k, v in terms.items():
+            loss = loss + c[f"{k}_weight"] * self._balance(k, v) * v
+            res[f"distill_{k}"] = v
+        res["loss"] = loss
+        return res
+
+    @torch.no_grad()
+    def _teacher_poses(self, batch: dict[str, Any]) -> list[torch.Tensor]:
+        trainable = self.pose_net
+        self.pose_net = self.teacher_pose
+        try:
+            return self.poses(batch)
+        finally:
+            self.pose_net = trainable
+
+    # -- optimisation and checkpoints -------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.optim_cfg
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"])
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=c["step_size"], gamma=c["gamma"])
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["r2sdepth"].update({"stage": 2, "teacher_modality": self.teacher.modality,
+                                       "distill": dict(self.dcfg)})
+
+
+def teacher_from_checkpoint(path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(teacher hparams for DistillModule, teacher state dict, teacher's r2sdepth meta)``."""
+    from r2sdepth.errors import R2SDepthError
+    from r2sdepth.infer import load_checkpoint
+
+    module, meta = load_checkpoint(path)
+    if meta.get("stage", 1) != 1 or meta["modality"] not in ("fusion", "rgb"):
+        raise R2SDepthError(f"{path}: the teacher must be a stage-1 fusion or rgb checkpoint "
+                            f"(got stage {meta.get('stage', 1)} {meta['modality']})")
+    hp = {"model": copy.deepcopy(module.net.cfg), "pose": dict(module.hparams.get("pose") or {})}
+    state = {"teacher": module.net.state_dict(), "teacher_pose": module.pose_net.state_dict()}
+    return hp, state, meta

@@ -84,7 +84,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     out = Path(out)
     seed = int(cfg.get("seed", 0))
     if teacher is not None:
-        from r2sdepth.train.distill import DEFAULT_DISTILL, teacher_from_checkpoint
+        from r2sdepth.train.module import DEFAULT_DISTILL, teacher_from_checkpoint
 
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
         t_data = {k: v for k, v in t_meta.get("data", {}).items() if k != "augment"}
@@ -116,7 +116,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     steps_per_epoch = max(1, len(dm.train_ds) // int(cfg["data"]["batch_size"]))
     last = out / "checkpoints" / "last.ckpt"
     if teacher is not None:
-        from r2sdepth.train.distill import DistillModule
+        from r2sdepth.train.module import DistillModule
 
         module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
                                cfg["data"], steps_per_epoch, cfg["distill"])
