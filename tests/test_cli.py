@@ -84,9 +84,16 @@ def test_errors_are_one_line(tmp_path):
     assert not (tmp_path / "o.dat").exists()
 
 
-def test_demo_runs(tmp_path):
+def test_demo_runs_shipped_model(tmp_path):
+    """The one-command demo: shipped spike-only model on an unseen synthetic scene."""
     r = run_cli("demo", "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "demo" / "tfp.gif").is_file()
-    info = json.loads((tmp_path / "demo" / "stream_info.json").read_text())
-    assert info["frames"] > 0
+    out = tmp_path / "demo"
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"model", "baseline"} <= set(m) and "abs_rel" in m["model"] and "abs_rel" in m["baseline"]
+    # the shipped model beats the mean-depth baseline clearly, and the median-scaled constant too
+    assert m["model"]["abs_rel"] < 0.7 * m["baseline"]["abs_rel"]
+    assert m["model"]["abs_rel"] < m["baseline_median_scaled"]["abs_rel"]
+    assert m["info"]["frames"] == 23 and (out / "demo.gif").is_file()
+    assert len(list((out / "depth").glob("*.npy"))) == 23 and len(list((out / "depth_png").glob("*.png"))) == 23
+    assert "abs_rel" in r.stdout and "metrics.json" in r.stdout
