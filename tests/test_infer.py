@@ -108,6 +108,8 @@ def test_infer_bad_inputs(tmp_path, ckpts):
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--geometry", "24x16"], "does not match its sidecar"),
         (["--checkpoint", ckpts["fusion"], "--input", tmp_path / "s.dat", "--modality", "fusion"], "spike model"),
         (["--checkpoint", tmp_path / "none.ckpt", "--input", tmp_path / "s.dat"], "checkpoint not found"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--gif", tmp_path / "a.avi"], ".gif or .mp4"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "nothing"], "no such file or folder"),
     ]
     for args, msg in cases:
         out = tmp_path / "o"

@@ -182,8 +182,11 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     from r2sdepth.atomic import write_json_atomic
     from r2sdepth.spike.io import SpikeStream
     from r2sdepth.spike.reconstruct import tfp, to_uint8
-    from r2sdepth.viz import colorize, save_animation
+    from r2sdepth.viz import check_animation_path, colorize, save_animation
 
+    for anim in (gif, mp4):
+        if anim:
+            check_animation_path(anim)
     source, out = Path(source), Path(out)
     module, meta = load_checkpoint(checkpoint, device)
     own = meta["modality"]

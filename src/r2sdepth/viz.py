@@ -25,6 +25,18 @@ def save_png(path: str | os.PathLike, img: np.ndarray) -> Path:
     return Path(path)
 
 
+def check_animation_path(path: str | os.PathLike) -> None:
+    """Fail early (before any work) when ``path`` cannot be written as an animation."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise R2SDepthError(f"{path}: animation must end in .gif or .mp4")
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError as e:
+            raise R2SDepthError(f"{path}: MP4 output needs imageio-ffmpeg (pip install 'r2sdepth[video]')") from e
+
+
 def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
     """Save uint8 frames (``[H, W]`` or ``[H, W, 3]``) as an animated GIF or an MP4 (by suffix).
 
