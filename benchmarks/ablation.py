@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/ablation")
     ap.add_argument("--steps", type=int, default=400, help="stage-2 steps per variant")
     ap.add_argument("--variants", nargs="*", help="subset of variant names (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="stage-2 seed (data order, connector init)")
     a = ap.parse_args()
     lc, out = Path(a.lc), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def main() -> None:
         cfg = load_config(ROOT / "configs" / "distill_synth.yaml")
         ov = ["--data.root", str(data), "--data.spike_root", str(spikes),
               "--data.train_split", str(splits / "train_files.txt"), "--data.val_split", str(splits / "val_files.txt"),
-              "--trainer.max_steps", str(a.steps), "--trainer.enable_progress_bar", "false"]
+              "--trainer.max_steps", str(a.steps), "--trainer.enable_progress_bar", "false", "--seed", str(a.seed)]
         for k, v in over.items():
             ov += [f"--distill.{k}", str(v)]
         apply_overrides(cfg, ov)

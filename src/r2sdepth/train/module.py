@@ -316,7 +316,9 @@ class DistillModule(DepthModule):
                 p.requires_grad_(False)
         ch_s = self.net.spike.num_ch_enc
         ch_t = self.teacher.decoder.num_ch_enc
-        self.connectors = nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t))
+        # only when used: DDP rejects parameters that never receive gradients
+        self.connectors = nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t)) \
+            if self.dcfg["feat_weight"] > 0 else nn.ModuleList()
         for k in TERMS:
             self.register_buffer(f"ema_{k}", torch.tensor(-1.0))
         self.register_buffer("ema_photo", torch.tensor(-1.0))
