@@ -4,7 +4,8 @@ Recipe (the shipped file was made exactly so; ~15 min on 2 CPU cores without --c
 
     python benchmarks/learning_check.py --out runs/learning_check      # data + stage-1 models
     python benchmarks/ablation.py --out runs/ablation --lc runs/learning_check   # stage-2 students
-    python scripts/make_demo_model.py --lc runs/learning_check --checkpoint CKPT
+    python scripts/make_demo_model.py --lc runs/learning_check \
+        --checkpoint runs/ablation/feat_p_at_p_depth_adaptive/checkpoints/last.ckpt
 
 ``--checkpoint``: any spike-capable checkpoint (stage-1 spike, fusion -> its spike path, or a
 stage-2 student); without it a stage-1 spike-only model is trained here with
@@ -72,7 +73,10 @@ def main() -> None:
     ck["r2sdepth"].update({"train_mean_depth": base["mean_depth"], "source_checkpoint": str(ckpt),
                            "heldout": {"model": model, "baseline": base, "constant_median": const,
                                        "split": "learning-check synthetic test sequences (seed 0)"}})
-    torch.save(ck, out)
+    from r2sdepth.atomic import atomic_path
+
+    with atomic_path(out) as tmp:
+        torch.save(ck, tmp)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     print(json.dumps({"abs_rel": model["abs_rel"], "baseline_abs_rel": base["abs_rel"]}))
 
