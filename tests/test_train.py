@@ -185,3 +185,31 @@ def test_ddp_two_cpu_processes(synth, tmp_path):
            "--trainer.accelerator", "cpu", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "ddp" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_init_from_copies_matching_weights(tmp_path):
+    """Warm start: an rgb run's encoder, decoder and pose net go into a fusion model; the spike
+    branch keeps its own initialisation; a checkpoint with nothing in common is refused."""
+    from r2sdepth.errors import R2SDepthError
+    from r2sdepth.models.pose import PoseNet
+    from r2sdepth.train.module import DepthModule
+
+    small = {"width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
+    torch.manual_seed(0)
+    rgb = DepthModule({"modality": "rgb", **small}, {"width": 8})
+    torch.save({"state_dict": rgb.state_dict()}, tmp_path / "rgb.ckpt")
+    torch.manual_seed(1)
+    fus = DepthModule({"modality": "fusion", **small}, {"width": 8})
+    spike_before = {k: v.clone() for k, v in fus.net.spike.state_dict().items()}
+    names = fus.init_from(tmp_path / "rgb.ckpt")
+    assert any(n.startswith("net.rgb_encoder.") for n in names) and any(n.startswith("pose_net.") for n in names)
+    for k, v in rgb.net.rgb_encoder.state_dict().items():
+        assert torch.equal(fus.net.rgb_encoder.state_dict()[k], v)
+    assert all(torch.equal(fus.net.spike.state_dict()[k], v) for k, v in spike_before.items())
+    torch.save({"state_dict": {"other.weight": torch.zeros(1)}}, tmp_path / "x.ckpt")
+    with pytest.raises(R2SDepthError, match="no weights match"):
+        fus.init_from(tmp_path / "x.ckpt")
+    # zero-initialised pose head: identity motion at the start
+    p = PoseNet(width=8, zero_init=True)
+    aa, t = p(torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96))
+    assert torch.equal(aa, torch.zeros_like(aa)) and torch.equal(t, torch.zeros_like(t))
