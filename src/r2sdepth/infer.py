@@ -26,6 +26,8 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
     path = Path(path)
     if not path.is_file():
         raise R2SDepthError(f"{path}: checkpoint not found")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise R2SDepthError(f"device {device!r} requested but CUDA is not available here (use --device cpu)")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 (torch raises many kinds)
