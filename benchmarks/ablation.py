@@ -38,6 +38,7 @@ VARIANTS: dict[str, dict] = {
     "student: photo only (no distillation)": {**OFF, "adaptive": False},
     "student: feat + at + depth, adaptive": {},
     "student: feat + at + depth, no adaptive weighting": {"adaptive": False},
+    "student: feat + at + depth, adaptive (soft pixel weights)": {"pixel": "soft"},
     "student: depth only, adaptive": {"feat_weight": 0, "at_weight": 0},
     "student: feat only, adaptive": {"at_weight": 0, "depth_weight": 0},
     "student: at only, adaptive": {"feat_weight": 0, "depth_weight": 0},

@@ -110,6 +110,7 @@ def test_infer_bad_inputs(tmp_path, ckpts):
         (["--checkpoint", tmp_path / "none.ckpt", "--input", tmp_path / "s.dat"], "checkpoint not found"),
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--gif", tmp_path / "a.avi"], ".gif or .mp4"),
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "nothing"], "no such file or folder"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--height", "50", "--width", "64"], "multiples of 32"),
     ] + ([] if torch.cuda.is_available() else [
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--device", "cuda"], "CUDA is not available"),
     ])

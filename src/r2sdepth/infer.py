@@ -238,6 +238,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         names = [f"{i:06d}" for i in idx]
         starts = idx
     mode = "resize" if (height and width and is_stream) else "pad"
+    if mode == "resize" and (int(height) % 32 or int(width) % 32):
+        raise R2SDepthError(f"--height/--width {height}x{width}: the network needs multiples of 32")
     net_hw = (int(height), int(width)) if mode == "resize" else fit_to_multiple(*hw)
     if not is_stream and (height or width):
         net_hw = fit_to_multiple(*hw)  # frames were already resized to height x width
