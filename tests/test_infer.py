@@ -97,6 +97,9 @@ def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
         # frames are resized to the checkpoint's 64x96; spike models need one frame of history
         assert summ["input_size"] == [64, 96] and summ["outputs"] == (5 if m == "rgb" else 4)
         assert (out / "stream.dat").is_file() == (m != "rgb")
+    # too few frames for the window: refused before anything is simulated or written
+    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "x", "--window", "256")
+    assert r.returncode == 2 and "hold no 256-plane window" in r.stderr and not (tmp_path / "x").exists()
 
 
 def test_infer_bad_inputs(tmp_path, ckpts):

@@ -226,12 +226,17 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         stream = None
         if modality in ("spike", "fusion"):
             sim = SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__})
+            if (len(frames) - 1) * sim.planes_per_frame < window:
+                raise R2SDepthError(f"{source}: {len(frames)} frames x {sim.planes_per_frame} planes per frame "
+                                    f"hold no {window}-plane window")
             out.mkdir(parents=True, exist_ok=True)
             simulate_to_file(frames, out / "stream.dat", sim, seed=int(d.get("seed", 0)), source=str(source))
             stream = SpikeStream(out / "stream.dat")
-            first = next(i for i in range(len(frames)) if stream.frame_plane_index(i) >= window)
+            first = next((i for i in range(len(frames)) if stream.frame_plane_index(i) >= window), len(frames))
         else:
             first = 0
+        if stride is not None and int(stride) <= 0:
+            raise R2SDepthError("--stride must be positive")
         idx = list(range(first, len(frames), int(stride or 1)))
         if not idx:
             raise R2SDepthError(f"{source}: {len(frames)} frames hold no {window}-plane window")
@@ -240,9 +245,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     mode = "resize" if (height and width and is_stream) else "pad"
     if mode == "resize" and (int(height) % 32 or int(width) % 32):
         raise R2SDepthError(f"--height/--width {height}x{width}: the network needs multiples of 32")
+    # folders/videos: frames were already resized to height x width, so "pad" covers them
     net_hw = (int(height), int(width)) if mode == "resize" else fit_to_multiple(*hw)
-    if not is_stream and (height or width):
-        net_hw = fit_to_multiple(*hw)  # frames were already resized to height x width
 
     depths, panels = [], []
     bar = None
