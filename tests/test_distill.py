@@ -121,3 +121,16 @@ def test_bad_teacher_config():
         DistillModule({"model": {**TINY, "modality": "spike"}})
     with pytest.raises(ValueError, match="feature_target"):
         DistillModule({"model": {**TINY, "modality": "rgb"}}, distill={"feature_target": "fused"})
+
+
+def test_trainable_pose_copy_gets_gradients_teacher_pose_does_not():
+    from r2sdepth.train.module import DistillModule
+
+    m = DistillModule({"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]},
+                      distill={"pose_trainable": True})
+    m.init_from_teacher()
+    m.train()
+    assert m.pose_net.training and not m.teacher_pose.training
+    m.compute_loss(_batch())["loss"].backward()
+    assert any(p.grad is not None for p in m.pose_net.parameters())
+    assert all(p.grad is None for p in m.teacher_pose.parameters())

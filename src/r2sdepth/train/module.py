@@ -88,17 +88,19 @@ class DepthModule(L.LightningModule):
             return self.global_step / spe
         return float(self.current_epoch)
 
-    def poses(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        """Target->source transforms for each context frame (Monodepth2's pair ordering)."""
+    def poses(self, batch: dict[str, Any], pose_net: PoseNet | None = None) -> list[torch.Tensor]:
+        """Target->source transforms for each context frame (Monodepth2's pair ordering), from
+        ``pose_net`` (default: this module's)."""
+        net = pose_net or self.pose_net
         color = batch["color_aug"]
         ctx = self.data_cfg.get("context", [-1, 1])
         out = []
         for j, o in enumerate(ctx, start=1):
             if o < 0:
-                aa, t = self.pose_net(color[:, j], color[:, 0])
+                aa, t = net(color[:, j], color[:, 0])
                 out.append(pose_vec_to_matrix(aa, t, invert=True))
             else:
-                aa, t = self.pose_net(color[:, 0], color[:, j])
+                aa, t = net(color[:, 0], color[:, j])
                 out.append(pose_vec_to_matrix(aa, t))
         return out
 
@@ -374,7 +376,7 @@ class DistillModule(DepthModule):
         with torch.no_grad():
             tout = self.teacher(rgb=batch["color_aug"][:, 0],
                                 spikes=batch["spikes"] if self.teacher.modality == "fusion" else None)
-            tposes = poses if not c["pose_trainable"] else self._teacher_poses(batch)
+            tposes = poses if not c["pose_trainable"] else self.poses(batch, self.teacher_pose)
             tmaps = self_supervised_loss({0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw)["maps"][0]
         st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
         pix = adaptive_pixel_weights(st["maps"][0]["reproj"], tmaps["reproj"],
@@ -401,15 +403,6 @@ class DistillModule(DepthModule):
             res[f"distill_{k}"] = v
         res["loss"] = loss
         return res
-
-    @torch.no_grad()
-    def _teacher_poses(self, batch: dict[str, Any]) -> list[torch.Tensor]:
-        trainable = self.pose_net
-        self.pose_net = self.teacher_pose
-        try:
-            return self.poses(batch)
-        finally:
-            self.pose_net = trainable
 
     # -- optimisation and checkpoints -------------------------------------------------------------
     def configure_optimizers(self):
