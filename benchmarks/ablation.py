@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
-import numpy as np
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data.kitti import Sample, write_split
@@ -77,7 +77,7 @@ def main() -> None:
     res["synthetic"]["mean training depth (no scaling)"] = lc_rows["mean training depth (no scaling)"]
     res["synthetic"]["constant + median scaling"] = lc_rows["constant + median scaling"]
     if kgts is not None:
-        res["kitti_sample"]["constant + median scaling"] = ev.evaluate_depths([np.ones_like(g) for g in kgts], kgts)
+        res["kitti_sample"]["constant + median scaling"] = ev.constant_median_baseline(kgts)
 
     def evaluate(name: str, ckpt: str, modality: str, minutes: float | None) -> None:
         preds, _ = predict_split(ckpt, data, splits / "test_files.txt", spike_root=spikes, modality=modality)
@@ -104,7 +104,7 @@ def main() -> None:
         for k, v in over.items():
             ov += [f"--distill.{k}", str(v)]
         apply_overrides(cfg, ov)
-        run = out / name.split(": ")[1].replace(" ", "_").replace(",", "").replace("+", "p").replace("(", "").replace(")", "")
+        run = out / re.sub(r"[^a-z0-9]+", "_", name.split(": ")[1]).strip("_")
         t = time.time()
         r = run_training(cfg, run, resume=False, teacher=teacher)
         evaluate(name, r["last"], "spike", round((time.time() - t) / 60, 1))

@@ -5,7 +5,7 @@ Recipe (the shipped file was made exactly so; ~15 min on 2 CPU cores without --c
     python benchmarks/learning_check.py --out runs/learning_check      # data + stage-1 models
     python benchmarks/ablation.py --out runs/ablation --lc runs/learning_check   # stage-2 students
     python scripts/make_demo_model.py --lc runs/learning_check \
-        --checkpoint runs/ablation/feat_p_at_p_depth_adaptive/checkpoints/last.ckpt
+        --checkpoint runs/ablation/feat_at_depth_adaptive/checkpoints/last.ckpt
 
 ``--checkpoint``: any spike-capable checkpoint (stage-1 spike, fusion -> its spike path, or a
 stage-2 student); without it a stage-1 spike-only model is trained here with
@@ -23,7 +23,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from r2sdepth import evaluate as ev
@@ -64,7 +63,7 @@ def main() -> None:
     preds, _ = predict_split(ckpt, data, splits / "test_files.txt", spike_root=spikes, modality="spike")
     model = ev.evaluate_depths(preds, gts)
     base = ev.mean_depth_baseline(train_gts, gts)
-    const = ev.evaluate_depths([np.ones_like(g) for g in gts], gts)
+    const = ev.constant_median_baseline(gts)
     print(ev.markdown_table({"model (spike only)": model, "mean training depth": base, "constant + median": const}))
     if not model["abs_rel"] < base["abs_rel"]:
         sys.exit("the model does not beat the mean-depth baseline: not shipping it")

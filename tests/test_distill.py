@@ -100,6 +100,8 @@ def test_student_is_spike_only_and_gradients_reach_only_student():
     assert all(p.grad is None for p in m.teacher_pose.parameters()) and all(p.grad is None for p in m.pose_net.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.net.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.connectors.parameters())
+    # a checkpoint records exactly DistillModule's arguments (load_checkpoint passes them back)
+    assert set(m.hparams) == {"teacher", "loss", "optim", "data", "steps_per_epoch", "distill"}
     # the balance EMAs were initialised from the first batch
     assert float(m.ema_photo) > 0 and float(m.ema_depth) > 0
 

@@ -49,6 +49,22 @@ def frames(tmp_path_factory):
     return d
 
 
+def test_fit_spatial_matches_torch_and_keeps_dtype():
+    import torch.nn.functional as F
+
+    from r2sdepth.infer import fit_spatial
+
+    x = (np.random.default_rng(0).random((2, 5, 50, 70)) < 0.3).astype(np.uint8)
+    padded = fit_spatial(x, (64, 96), "pad")
+    ref = F.pad(torch.from_numpy(x).float(), (0, 26, 0, 14), mode="replicate").to(torch.uint8).numpy()
+    assert padded.dtype == np.uint8 and np.array_equal(padded, ref)
+    for size in ((128, 192), (32, 64)):  # up and down
+        got = fit_spatial(x, size, "resize")
+        ref = F.interpolate(torch.from_numpy(x).float(), size=size, mode="nearest").to(torch.uint8).numpy()
+        assert got.dtype == np.uint8 and np.array_equal(got, ref)
+    assert fit_spatial(x, (50, 70), "pad") is x
+
+
 def test_infer_stream_outputs(tmp_path, ckpts):
     s = (np.random.default_rng(0).random((100, 50, 70)) < 0.2).astype(np.uint8)  # odd size: padded to 64x96
     write_dat(tmp_path / "s.dat", s)
@@ -67,10 +83,10 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     gif = Image.open(tmp_path / "d.gif")
     assert gif.n_frames == 3 and gif.size == (140, 50)  # TFP | depth
     # the same windows through the Python API (padding crop == the batch path)
-    from r2sdepth.infer import load_checkpoint, predict_batch, spikes_to_net
+    from r2sdepth.infer import fit_spatial, load_checkpoint, predict_batch
 
     module, _ = load_checkpoint(ckpts["spike"])
-    x = spikes_to_net(s[None, 24:56], (64, 96), "pad")
+    x = torch.from_numpy(fit_spatial(s[None, 24:56], (64, 96), "pad"))
     ref = predict_batch(module, {"spikes": x}, "spike")[0, 0, :50, :70].numpy()
     np.testing.assert_allclose(d, ref, rtol=1e-5)
 

@@ -157,3 +157,17 @@ def test_intrinsics_scaling():
     assert K2[0, 0] == pytest.approx(721.5 * 640 / 1242)
     assert K2[1, 1] == pytest.approx(721.5 * 192 / 375)
     assert K2[0, 2] == pytest.approx((609.6 + 0.5) * 640 / 1242 - 0.5)
+
+
+def test_trivial_baselines():
+    from r2sdepth.evaluate import constant_median_baseline, mean_depth_baseline
+
+    g = np.full((20, 30), 10.0, np.float32)
+    g[:10] = 20.0
+    train = [np.full((5, 5), 15.0, np.float32), np.zeros((5, 5), np.float32)]  # zeros = no ground truth
+    a = mean_depth_baseline(train, [g], crop=None)
+    b = mean_depth_baseline(None, [g], mean=15.0, crop=None)
+    assert a["mean_depth"] == b["mean_depth"] == 15.0 and a["abs_rel"] == b["abs_rel"]
+    assert a["abs_rel"] == pytest.approx((0.5 + 0.25) / 2) and not a["median_scaling"]
+    c = constant_median_baseline([g], crop=None)  # scaled to the median depth, 15 m
+    assert c["median_scaling"] and c["abs_rel"] == pytest.approx((0.5 + 0.25) / 2)

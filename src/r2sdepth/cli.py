@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio)")
     s.add_argument("--gif", help="side-by-side animation TFP | depth (| RGB) as GIF")
-    s.add_argument("--mp4", help="... and/or MP4 (needs imageio[pyav])")
+    s.add_argument("--mp4", help="... and/or MP4 (needs imageio-ffmpeg: pip install 'r2sdepth[video]')")
     g = s.add_argument_group("stream geometry (raw .dat without a sidecar JSON)")
     g.add_argument("--geometry", metavar="HxW", help="sensor rows x columns, e.g. 250x400")
     g.add_argument("--bitorder", choices=["little", "big"])

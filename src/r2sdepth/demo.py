@@ -52,11 +52,8 @@ def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Pa
     metrics: dict[str, Any] = {"model": ev.evaluate_depths(preds, gt_sel)}
     train_mean = meta.get("train_mean_depth")
     if train_mean:
-        base = ev.evaluate_depths([np.full(g.shape, train_mean, np.float32) for g in gt_sel], gt_sel,
-                                  median_scaling=False)
-        base["mean_depth"] = float(train_mean)
-        metrics["baseline"] = base
-    metrics["baseline_median_scaled"] = ev.evaluate_depths([np.ones_like(g) for g in gt_sel], gt_sel)
+        metrics["baseline"] = ev.mean_depth_baseline(None, gt_sel, mean=train_mean)
+    metrics["baseline_median_scaled"] = ev.constant_median_baseline(gt_sel)
     metrics["info"] = {"checkpoint": str(ckpt), "frames": len(idx), "size": [h, w], "seed": seed,
                        "window": res["window"], "seconds": round(time.time() - t_start, 1),
                        "protocol": "Garg crop, depth 1e-3..80 m, per-image median scaling (model); "

@@ -120,15 +120,24 @@ def evaluate_depths(
     return out
 
 
-def mean_depth_baseline(train_gts: Iterable[np.ndarray], gts: Sequence[np.ndarray], **kw: Any) -> dict[str, Any]:
-    """Metrics of the trivial baseline: predict the mean training depth everywhere (no scaling)."""
-    vals = [np.asarray(g)[np.asarray(g) > 0] for g in train_gts]
-    mean = float(np.mean(np.concatenate([v[v < kw.get("max_depth", 80.0)] for v in vals])))
+def mean_depth_baseline(train_gts: Iterable[np.ndarray] | None, gts: Sequence[np.ndarray], *,
+                        mean: float | None = None, **kw: Any) -> dict[str, Any]:
+    """Metrics of the trivial baseline: the mean training depth (metres, from ``train_gts`` or
+    given as ``mean``) everywhere, no scaling."""
+    if mean is None:
+        vals = [np.asarray(g)[np.asarray(g) > 0] for g in train_gts or ()]
+        mean = float(np.mean(np.concatenate([v[v < kw.get("max_depth", 80.0)] for v in vals])))
     preds = [np.full(np.asarray(g).shape, mean, np.float32) for g in gts]
     kw = {**kw, "median_scaling": False}
     res = evaluate_depths(preds, gts, **kw)
-    res["mean_depth"] = mean
+    res["mean_depth"] = float(mean)
     return res
+
+
+def constant_median_baseline(gts: Sequence[np.ndarray], **kw: Any) -> dict[str, Any]:
+    """Metrics of a constant map under per-image median scaling (it already knows each image's
+    median depth: the stronger trivial baseline for median-scaled models)."""
+    return evaluate_depths([np.ones(np.asarray(g).shape, np.float32) for g in gts], gts, **kw)
 
 
 def load_npz_maps(path: str | os.PathLike, key: str = "data") -> list[np.ndarray]:

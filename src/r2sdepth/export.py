@@ -52,9 +52,8 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     state = net.state_dict()
     if modality == "spike" and net.modality == "fusion":
         cfg["modality"] = "spike"
-        state = {k: v for k, v in state.items() if k.startswith("spike.") or k == "w_rgb"}
-        state.update({k.replace("student_decoder.", "decoder.", 1): v for k, v in net.state_dict().items()
-                      if k.startswith("student_decoder.")})
+        state = {k.replace("student_decoder.", "decoder.", 1): v for k, v in state.items()
+                 if k.startswith(("spike.", "student_decoder.")) or k == "w_rgb"}
     meta = {k: v for k, v in meta.items() if k not in ("distill",)}
     meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
     dst = Path(dst)
@@ -89,7 +88,8 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
             traced = torch.jit.trace(model, x, check_trace=False)
         with atomic_path(out) as tmp:
             traced.save(str(tmp))
-        got = torch.jit.load(str(out))(x)
+        with torch.no_grad():
+            got = torch.jit.load(str(out))(x)
         diff, how = float((got - ref).abs().max()), "torch.jit.load"
     elif fmt == "onnx":
         with atomic_path(out) as tmp:

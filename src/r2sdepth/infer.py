@@ -49,10 +49,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
         from r2sdepth.train.module import DistillModule as Module
     else:
         from r2sdepth.train.module import DepthModule as Module
-    import inspect
-
-    params = inspect.signature(Module.__init__).parameters
-    module = Module(**{k: v for k, v in ck["hyper_parameters"].items() if k in params})
+    module = Module(**ck["hyper_parameters"])
     module.load_state_dict(ck["state_dict"])
     module.eval().to(device)
     return module, meta
@@ -118,21 +115,21 @@ def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
 
 
-def spikes_to_net(windows: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Spike windows uint8 ``[B, T, h, w]`` -> network input ``[B, T, H, W]``.
+def fit_spatial(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """``[..., h, w]`` -> ``[..., H, W]`` in its own dtype (no float copy of a spike window).
 
-    ``pad``: replicate-pad bottom/right to ``size`` (the prediction is cropped back);
-    ``resize``: nearest-neighbour resampling (keeps the planes binary; the prediction is resized back).
+    ``pad``: repeat the last row/column (bottom/right) up to ``size`` (the prediction is cropped
+    back); ``resize``: nearest neighbour, source index ``floor(i * h / H)`` as torch's ``nearest``
+    (keeps spike planes binary; the prediction is resized back).
     """
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(windows))
     h, w = x.shape[-2:]
     if (h, w) == tuple(size):
         return x
     if mode == "pad":
-        return F.pad(x.float(), (0, size[1] - w, 0, size[0] - h), mode="replicate").to(torch.uint8)
-    return F.interpolate(x.float(), size=size, mode="nearest").to(torch.uint8)
+        return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, size[0] - h), (0, size[1] - w)], mode="edge")
+    rows = np.floor(np.arange(size[0]) * (h / size[0])).astype(np.int64)
+    cols = np.floor(np.arange(size[1]) * (w / size[1])).astype(np.int64)
+    return x[..., rows[:, None], cols]
 
 
 def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
@@ -194,6 +191,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     own = meta["modality"]
     d = meta.get("data", {})
     window = int(window or d.get("window") or 128)
+    if stride is not None and int(stride) <= 0:
+        raise R2SDepthError("--stride must be positive")
     is_stream = source.is_file() and source.suffix.lower() == ".dat"
     if is_stream:
         if own == "rgb":
@@ -207,8 +206,6 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         if window > n:
             raise R2SDepthError(f"{source}: window {window} is longer than the stream ({n} planes)")
         stride = int(stride or window)
-        if stride <= 0:
-            raise R2SDepthError("--stride must be positive")
         starts = list(range(0, n - window + 1, stride))
         names = [f"{t0 + window:06d}" for t0 in starts]
         hw = (stream.height, stream.width)
@@ -235,8 +232,6 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             first = next((i for i in range(len(frames)) if stream.frame_plane_index(i) >= window), len(frames))
         else:
             first = 0
-        if stride is not None and int(stride) <= 0:
-            raise R2SDepthError("--stride must be positive")
         idx = list(range(first, len(frames), int(stride or 1)))
         if not idx:
             raise R2SDepthError(f"{source}: {len(frames)} frames hold no {window}-plane window")
@@ -265,13 +260,10 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         else:
             spk = None
         if spk is not None:
-            batch["spikes"] = spikes_to_net(spk, net_hw, mode).to(device)
+            batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(device)
         if modality in ("rgb", "fusion"):
-            import torch.nn.functional as F
-
-            rgb = torch.from_numpy(np.stack([rgb_frames[i] for i in chunk])).permute(0, 3, 1, 2).float() / 255
-            pad = (0, net_hw[1] - hw[1], 0, net_hw[0] - hw[0])
-            rgb = F.pad(rgb, pad, mode="replicate") if any(pad) else rgb
+            rgb = np.stack([rgb_frames[i] for i in chunk]).transpose(0, 3, 1, 2)  # uint8 [B, 3, h, w]
+            rgb = torch.from_numpy(np.ascontiguousarray(fit_spatial(rgb, net_hw, "pad"))).float() / 255
             batch["color_aug"] = rgb[:, None].to(device)
         depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
         for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):

@@ -45,26 +45,18 @@ def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: f
     import imageio.v3 as iio
 
     path = Path(path)
+    check_animation_path(path)
     if not frames:
         raise R2SDepthError(f"{path}: no frames to animate")
-    suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
-        if suffix == ".gif":
+        if path.suffix.lower() == ".gif":
             iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
-        elif suffix == ".mp4":
-            try:
-                import imageio_ffmpeg  # noqa: F401
-            except ImportError as e:
-                raise R2SDepthError(
-                    f"{path}: MP4 output needs imageio-ffmpeg (pip install 'r2sdepth[video]')"
-                ) from e
+        else:  # .mp4
             arr = np.stack([f if f.ndim == 3 else np.repeat(f[..., None], 3, -1) for f in frames])
             # H.264 wants even sizes
             h, w = arr.shape[1] - arr.shape[1] % 2, arr.shape[2] - arr.shape[2] % 2
             iio.imwrite(tmp, arr[:, :h, :w], extension=".mp4", fps=fps, codec="libx264",
                         plugin="pyav" if _has_pyav() else None)
-        else:
-            raise R2SDepthError(f"{path}: animation must end in .gif or .mp4")
     return path
 
 

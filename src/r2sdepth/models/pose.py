@@ -27,7 +27,7 @@ class PoseNet(nn.Module):
             nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 6, 1),
         )
-        if zero_init:  # start from "no motion" instead of a random constant motion (see train/module.py)
+        if zero_init:  # start from "no motion" instead of a random constant motion
             nn.init.zeros_(self.head[-1].weight)
             nn.init.zeros_(self.head[-1].bias)
 

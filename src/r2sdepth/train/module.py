@@ -302,6 +302,7 @@ class DistillModule(DepthModule):
             raise ValueError(f"the teacher must be a fusion or rgb model, got {tmodel['modality']!r}")
         student = {**tmodel, "modality": "spike"}
         super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
+        self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
         self.save_hyperparameters()
         self.dcfg = {**DEFAULT_DISTILL, **(distill or {})}
         if self.dcfg["pixel"] not in ("hard", "soft", "none"):

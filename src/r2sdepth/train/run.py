@@ -87,9 +87,8 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         from r2sdepth.train.module import DEFAULT_DISTILL, teacher_from_checkpoint
 
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
-        t_data = {k: v for k, v in t_meta.get("data", {}).items() if k != "augment"}
         cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"],
-               "data": merge(t_data, cfg.get("data")),
+               "data": merge(t_meta.get("data", {}), cfg.get("data")),
                "distill": {**DEFAULT_DISTILL, **(cfg.get("distill") or {})}, "teacher": str(teacher)}
     cfg = {
         "seed": seed,
