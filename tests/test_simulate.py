@@ -8,8 +8,9 @@ from r2sdepth.spike.simulate import (
     SpikeSimulator,
     iter_frames,
     luminance,
+    frame_window,
+    simulate_chunk,
     simulate_to_file,
-    simulate_window,
 )
 
 
@@ -76,9 +77,9 @@ def test_seed_determinism_and_noise(tmp_path):
     a, b, c = ((tmp_path / f"{x}.dat").read_bytes() for x in "abc")
     assert a == b and a != c
     st = SpikeStream(tmp_path / "a.dat")
-    assert len(st) == 3 * 16 and st.meta["seed"] == 3
+    assert len(st) == 4 * 16 and st.meta["seed"] == 3  # pre-roll chunk + 3 inter-frame chunks
     assert st.meta["simulator"]["fpn_sigma"] == 0.05
-    assert st.meta["frame_plane_index"] == [0, 16, 32, 48]
+    assert st.meta["frame_plane_index"] == [16, 32, 48, 64] and st.meta["pre_roll_planes"] == 16
     assert st.rate_hz == 160.0
 
 
@@ -87,24 +88,64 @@ def test_window_for_frame_alignment(tmp_path):
     frames = [np.full((4, 4), t / 4.0, np.float32) for t in range(5)]
     simulate_to_file(frames, tmp_path / "s.dat", SimParams(planes_per_frame=64, interp="hold", threshold=1.0))
     st = SpikeStream(tmp_path / "s.dat")
-    for t in range(1, 5):
+    for t in range(0, 5):  # frame 0's window is the pre-roll: frame 0 held
         w = st.window_for_frame(t, 64)
         assert w.mean() == pytest.approx(t / 4.0, abs=0.03)
     assert st.window_for_frame(2, 64, align="center").shape == (64, 4, 4)
     with pytest.raises(R2SDepthError, match="leaves the stream"):
-        st.window_for_frame(0, 64)
+        st.window_for_frame(0, 65)  # one plane more than the pre-roll
     with pytest.raises(R2SDepthError, match="not in this stream"):
         st.window_for_frame(9, 64)
 
 
-def test_on_the_fly_window_deterministic():
+def test_on_the_fly_chunk_deterministic():
     l0 = np.random.default_rng(0).random((8, 8), dtype=np.float32)
     l1 = np.random.default_rng(1).random((8, 8), dtype=np.float32)
-    a = simulate_window(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=5)
-    b = simulate_window(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=5)
-    c = simulate_window(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=6)
+    a = simulate_chunk(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=5)
+    b = simulate_chunk(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=5)
+    c = simulate_chunk(l0, l1, SimParams(planes_per_frame=32), seed=1, sequence="d", frame=6)
     assert a.dtype == np.uint8 and a.shape == (32, 8, 8)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("interp", ["linear", "hold"])
+@pytest.mark.parametrize("length", [24, 32, 56])
+def test_written_stream_windows_equal_on_the_fly_windows(tmp_path, interp, length):
+    """One definition of frame t's window: the written stream (pre-roll + one chunk per frame,
+    packed by the numba kernel) and frame_window (on the fly, bool planes) give the same bytes
+    for frame 0, 1, a middle frame and the last, for windows shorter, equal and longer than P."""
+    rng = np.random.default_rng(0)
+    lums = [rng.random((6, 10), dtype=np.float32) for _ in range(7)]
+    p = SimParams(planes_per_frame=32, interp=interp, fpn_sigma=0.05, pre_roll_frames=2)
+    simulate_to_file(lums, tmp_path / "s.dat", p, seed=7, sequence="seq", frame_ids=list(range(10, 17)))
+    st = SpikeStream(tmp_path / "s.dat")
+    assert len(st) == (7 - 1 + 2) * 32
+    for t in (10, 11, 13, 16):
+        built = st.window_for_frame(t, length)
+        fly = frame_window(lambda j: lums[j - 10], t, length, p, seed=7, sequence="seq", first_frame=10)
+        assert built.shape == fly.shape == (length, 6, 10)
+        assert np.array_equal(built, fly), t
+    # beyond the pre-roll both refuse
+    with pytest.raises(R2SDepthError, match="leaves the stream"):
+        st.window_for_frame(10, 65)
+    with pytest.raises(R2SDepthError, match="pre-roll"):
+        frame_window(lambda j: lums[j - 10], 10, 65, p, seed=7, sequence="seq", first_frame=10)
+
+
+def test_window_is_causal():
+    """Frame t's window depends on frames <= t only, and it is the planes between t-1 and t:
+    a bright frame t+1 changes nothing; frame t's luminance (hold) sets the window's rate."""
+    seen = []
+
+    def lum(j):
+        seen.append(j)
+        return np.full((4, 4), 0.25 if j <= 3 else 1.0, np.float32)
+
+    p = SimParams(planes_per_frame=64, interp="hold", threshold=1.0)
+    w = frame_window(lum, 3, 64, p, seed=0, sequence="s")
+    assert max(seen) == 3 and w.mean() == pytest.approx(0.25, abs=0.02)
+    w4 = frame_window(lum, 4, 64, p, seed=0, sequence="s")
+    assert w4.mean() == pytest.approx(1.0, abs=0.02)
 
 
 def test_flow_interp_runs_and_preserves_rate():

@@ -52,8 +52,8 @@ def test_layout_manifest_and_resume(tmp_path):
     assert res["built"] == 6
     s = out / "2011_09_26" / "2011_09_26_drive_0001_sync" / "spike_03" / "stream.dat"
     st = SpikeStream(s)
-    assert (len(st), st.height, st.width) == (3 * 8, 16, 32)
-    assert st.meta["frame_plane_index"] == {"0": 0, "1": 8, "2": 16, "3": 24}
+    assert (len(st), st.height, st.width) == (4 * 8, 16, 32)  # pre-roll + 3 inter-frame chunks
+    assert st.meta["frame_plane_index"] == {"0": 8, "1": 16, "2": 24, "3": 32}
     m = json.loads((out / "manifest.json").read_text())
     assert m["streams"] == 6 and m["sequences"] == 3 and m["rgb_frames"] == 24
     assert all(len(e["sha256"]) == 64 for e in m["entries"])

@@ -171,7 +171,7 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     r = r2("infer", "--checkpoint", st, "--input", spikes / "2000_01_01/2000_01_01_drive_0000_sync/spike_02/stream.dat",
            "--out", tmp_path / "inf")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 4  # 5 frames x 32 planes / 32
+    assert len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 5  # (pre-roll + 4 chunks) x 32 planes / 32
     r = r2("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", st, "--out", tmp_path / "x")
     assert r.returncode == 2 and "stage-1 fusion or rgb" in r.stderr
 

@@ -21,22 +21,21 @@ from r2sdepth.errors import R2SDepthError
 
 
 class SpikeDepth(nn.Module):
-    """Spike window ``[B, T, H, W]`` -> depth ``[B, 1, H, W]`` through a model's spike-only path."""
+    """Spike window ``[B, T, H, W]`` -> depth ``[B, 1, H, W]``: a module around
+    :func:`r2sdepth.models.r2sdepth.spike_depth`, the same spike-only path ``infer`` runs."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         if net.modality == "rgb":
             raise R2SDepthError("an rgb checkpoint has no spike-only network to export")
-        self.spike = net.spike
-        self.decoder = net.decoder if net.modality == "spike" else getattr(net, "student_decoder", None)
-        if self.decoder is None:
+        if net.modality == "fusion" and not hasattr(net, "student_decoder"):
             raise R2SDepthError("this fusion checkpoint has no spike (student) decoder to export")
-        self.min_depth, self.max_depth = float(net.cfg["min_depth"]), float(net.cfg["max_depth"])
+        self.net = net
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        from r2sdepth.geometry import disp_to_depth
+        from r2sdepth.models.r2sdepth import spike_depth
 
-        return disp_to_depth(self.decoder(self.spike(spikes))[0], self.min_depth, self.max_depth)[1]
+        return spike_depth(self.net, spikes)
 
 
 def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: str | None = None) -> Path:

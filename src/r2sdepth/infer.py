@@ -68,13 +68,13 @@ def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:
 def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
     """Depth ``[B, 1, H, W]`` (metres) for a collated batch."""
     from r2sdepth.geometry import disp_to_depth
-    from r2sdepth.models.r2sdepth import student_forward
+    from r2sdepth.models.r2sdepth import spike_depth
 
     net = module.net
     cfg = net.cfg
     if modality == "spike":
-        disp = student_forward(net, batch["spikes"])[0]
-    elif modality == "rgb":
+        return spike_depth(net, batch["spikes"])
+    if modality == "rgb":
         disp = net(rgb=batch["color_aug"][:, 0])["disp"][0]
     else:
         disp = net(rgb=batch["color_aug"][:, 0], spikes=batch["spikes"])["disp"][0]

@@ -6,10 +6,12 @@ Output layout::
     OUT/<date>/<drive>_sync/spike_03/stream.dat
     OUT/manifest.json
 
-Each stream holds the ``(N - 1) * P`` planes between the drive's N consecutive frames (frame 0 has
-no window before it); its sidecar records the simulator parameters, the seed (derived from the
-build seed, drive and camera, so every stream is reproducible on its own), the frame -> plane
-index map, byte count and sha256.
+Each stream holds a pre-roll and one chunk of P planes per frame of the drive (the window
+definition of :mod:`r2sdepth.spike.simulate`: every frame, frame 0 included, has a window, and
+the window of ``(build seed, drive, camera, frame)`` is byte-identical to the on-the-fly mode of
+:class:`SpikeKittiDataset` with ``data.seed`` = the build seed); its sidecar records the
+simulator parameters, the build seed and sequence key, the frame -> plane index map, byte count
+and sha256.
 
 Resuming: a stream is finished when its sidecar is present (it is written after the stream is
 renamed into place), records the same parameters, and its byte count matches the file (and,
@@ -33,9 +35,14 @@ from r2sdepth.atomic import write_json_atomic
 from r2sdepth.data import kitti
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import read_sidecar, sidecar_path
-from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file, stable_seed
+from r2sdepth.spike.simulate import SimParams, frame_window, iter_frames, luminance, simulate_to_file, stable_seed
 
 MANIFEST_FORMAT = "r2sdepth-spike-kitti/1"
+
+
+def sequence_key(drive: str, cam: str) -> str:
+    """The key of a (drive, camera) stream in chunk seeds: ``<date>/<drive>_sync/image_<cam>``."""
+    return f"{drive}/image_{kitti.cam_index(cam)}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,7 @@ def build_one(job: Job, kitti_root: str, out: str, params: SimParams, height: in
     extra = _params_meta(params, height, width, seed)
     extra.update({"sequence": job.drive, "camera": job.cam})
     return simulate_to_file(
-        frames, path, params, seed=stable_seed(seed, job.drive, job.cam),
+        frames, path, params, seed=seed, sequence=sequence_key(job.drive, job.cam),
         source=f"{job.drive}/image_{job.cam}", extra_meta=extra, frame_ids=ids,
     )
 
@@ -339,10 +346,9 @@ class SpikeKittiDataset:
         return self._K[key]
 
     def _spikes(self, drive: str, cam: str, frame: int, cache: dict | None = None):
-        import numpy as np
-
+        """The spike window of ``frame``: read from the built stream, or simulated on the fly by
+        :func:`r2sdepth.spike.simulate.frame_window` (the same bytes for the same seed)."""
         from r2sdepth.spike.io import SpikeStream
-        from r2sdepth.spike.simulate import SpikeSimulator, luminance
 
         if self.spike_root is not None:
             path = self.spike_root / drive / f"spike_{cam}" / "stream.dat"
@@ -358,24 +364,27 @@ class SpikeKittiDataset:
                     )
                 self._streams[str(path)] = st
             return st.window_for_frame(frame, self.window, align=self.align)
-        p = self.sim.planes_per_frame
-        n_int = -(-self.window // p)
-        frames = [self._nearest(drive, cam, frame - n_int + i) for i in range(n_int + 1)]
-        lums = [luminance(self._image(drive, cam, f, cache)[0], linearize=self.sim.linearize) for f in frames]
-        sim = SpikeSimulator(self.h, self.w, self.sim, stable_seed(self.seed, drive, cam, frame))
-        sim.start(lums[0])
-        planes = np.concatenate([sim.advance(lum) for lum in lums[1:]])
-        return planes[-self.window:].view(np.uint8)
+        ids = self._frame_ids(drive, cam)
+
+        def lum(j: int):
+            return luminance(self._image(drive, cam, self._nearest(drive, cam, j), cache)[0],
+                             linearize=self.sim.linearize)
+
+        return frame_window(lum, frame, self.window, self.sim, seed=self.seed,
+                            sequence=sequence_key(drive, cam), first_frame=ids[0])
 
     # -- item -----------------------------------------------------------------------------------
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key``: an index, or ``(epoch, index)`` (what the training sampler yields): the
+        augmentation (flip, colour jitter) is drawn from ``(seed, epoch, index)`` alone."""
         import numpy as np
         import torch
 
+        epoch, i = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (0, int(key))
         s = self.samples[i]
         cam = s.cam
         out: dict[str, Any] = {"index": i}
-        rng = np.random.default_rng(stable_seed(self.seed, "aug", i, _epoch_salt()))
+        rng = np.random.default_rng(stable_seed(self.seed, "aug", epoch, i))
         flip = self.augment and rng.random() < 0.5
         cache: dict[int, Any] = {}
         imgs, native = [], None
@@ -395,25 +404,14 @@ class SpikeKittiDataset:
             if "spikes" in out:
                 out["spikes"] = out["spikes"].flip(-1)
         aug = color
-        if self.augment:
+        jitter = self.augment and rng.random() < 0.5  # Monodepth2: colour jitter on half the samples
+        if jitter:
             aug = _color_jitter(color, rng)
         out["color"], out["color_aug"], out["K"] = color, aug, K
         if self.with_gt:
             gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam))[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
-
-
-_EPOCH = [0]
-
-
-def _epoch_salt() -> int:
-    return _EPOCH[0]
-
-
-def set_epoch(epoch: int) -> None:
-    """Change the augmentation draw per epoch (call from the training loop / workers)."""
-    _EPOCH[0] = int(epoch)
 
 
 def _color_jitter(color, rng):

@@ -173,5 +173,14 @@ def student_forward(net: R2SDepthNet, spikes: torch.Tensor) -> dict[int, torch.T
     raise ValueError(f"a {net.modality} model without a spike decoder has no spike-only path")
 
 
+def spike_depth(net: R2SDepthNet, spikes: torch.Tensor) -> torch.Tensor:
+    """Depth (model units, metres up to scale) ``[B, 1, H, W]`` from a spike window ``[B, T, H, W]``
+    through :func:`student_forward`'s finest scale: the one spike-only prediction path, used by
+    ``eval``/``infer`` (:func:`r2sdepth.infer.predict_batch`) and by the exported graph."""
+    from r2sdepth.geometry import disp_to_depth
+
+    return disp_to_depth(student_forward(net, spikes)[0], float(net.cfg["min_depth"]), float(net.cfg["max_depth"]))[1]
+
+
 def build_model(cfg: dict[str, Any] | None = None) -> R2SDepthNet:
     return R2SDepthNet(cfg)

@@ -22,15 +22,28 @@ Optional sensor effects (off by default): per-pixel threshold mismatch (fixed-pa
 ``theta * (1 + fpn_sigma * N(0, 1))``), dark current (added per plane), photon shot noise (the
 light of a plane is ``Poisson(shot_photons * gain * L_k) / shot_photons``).
 
-Alignment: a sequence of N RGB frames gives a continuous stream of ``(N - 1) * P`` planes;
-RGB frame ``t >= 1`` is reached at plane ``t * P`` (the end of plane ``t * P - 1``); frame 0 has
-no window before it. The sidecar's ``frame_plane_index`` lists these per frame index.
+The spike window of an RGB frame (one definition, for written streams and on-the-fly training
+alike): the stream is made of *chunks*, one per RGB frame ``t``: the P planes between frames
+``t-1`` and ``t``, simulated from a potential drawn from its stationary distribution
+``U(0, theta)`` with the seed ``stable_seed(seed, sequence, t)`` (:func:`simulate_chunk`). The
+fixed-pattern threshold mismatch is a property of the sensor, seeded by ``(seed, sequence)``
+only. Frame ``t``'s window of ``T`` planes (``align="end"``) is the last ``T`` planes of the
+chunks ``t - ceil(T/P) + 1 .. t`` (:func:`frame_window`), so it never contains light after frame
+``t`` and it is a function of ``(seed, sequence, t)`` and the frames alone: a built stream and
+the on-the-fly mode give the same bytes. Before the first frame, ``pre_roll_frames`` chunks
+(default 1) hold the first frame's luminance (the camera looking at the first frame), so frame 0
+has a window too. A sequence of N frames gives ``(N - 1 + pre_roll_frames) * P`` planes and
+frame ``k`` (0-based position) is reached at plane ``(k + pre_roll_frames) * P``; the sidecar's
+``frame_plane_index`` lists these per frame id, ``pre_roll_planes`` records the pre-roll.
+
+Departure from a single continuous simulation: the potential is re-drawn at every RGB frame.
+Within a chunk the model is exact; what is lost is the phase of pixels that fire less than
+once per chunk (rate below ``1/P`` spikes per plane), whose count per chunk becomes random
+instead of regular. This is what makes a window reproducible without simulating the whole
+drive before it.
 
 The hot loop is vectorised over pixels (numpy, or torch on CPU/CUDA); only the P-step time
-loop is Python. :func:`simulate_window` is the on-the-fly mode for training: the planes
-between two frames, deterministic from ``(seed, sequence, frame)``; it starts from the
-stationary potential distribution ``U(0, theta)``, so its statistics match a full-sequence
-simulation.
+loop is Python.
 """
 
 from __future__ import annotations
@@ -65,6 +78,7 @@ class SimParams:
     shot_photons: float = 0.0
     linearize: bool = False
     video_fps: float = 10.0
+    pre_roll_frames: int = 1
 
     def __post_init__(self) -> None:
         if self.planes_per_frame < 1:
@@ -81,6 +95,8 @@ class SimParams:
             raise R2SDepthError("noise parameters must be >= 0")
         if not self.video_fps > 0:
             raise R2SDepthError("video_fps must be > 0")
+        if int(self.pre_roll_frames) != self.pre_roll_frames or self.pre_roll_frames < 1:
+            raise R2SDepthError("pre_roll_frames must be an integer >= 1")
 
     @property
     def rate_hz(self) -> float:
@@ -216,7 +232,7 @@ class SpikeSimulator:
     """
 
     def __init__(self, height: int, width: int, params: SimParams | None = None, seed: int = 0,
-                 *, backend: str = "numpy", device: str = "cpu") -> None:
+                 *, backend: str = "numpy", device: str = "cpu", fpn_seed: int | None = None) -> None:
         self.h, self.w = int(height), int(width)
         self.p = params or SimParams()
         self.seed = int(seed)
@@ -226,7 +242,9 @@ class SpikeSimulator:
         self.rng = np.random.default_rng(self.seed)
         th = np.full((self.h, self.w), self.p.threshold, np.float32)
         if self.p.fpn_sigma > 0:
-            th *= 1.0 + self.p.fpn_sigma * self.rng.standard_normal((self.h, self.w), np.float32)
+            # the sensor's fixed pattern: its own seed when given (the same for every chunk)
+            frng = self.rng if fpn_seed is None else np.random.default_rng(int(fpn_seed))
+            th *= 1.0 + self.p.fpn_sigma * frng.standard_normal((self.h, self.w), np.float32)
             np.maximum(th, 0.05 * self.p.threshold, out=th)
         self.theta = th
         self.v = (self.rng.random((self.h, self.w), np.float32) * th).astype(np.float32)
@@ -386,17 +404,53 @@ class SpikeSimulator:
         return spk.cpu().numpy()
 
 
-def simulate_window(lum_prev: np.ndarray, lum_cur: np.ndarray, params: SimParams | None = None,
-                    *, seed: int = 0, sequence: str = "", frame: int = 0) -> np.ndarray:
-    """On-the-fly mode: the P planes between two frames, uint8 ``[P, H, W]``.
-
-    Deterministic from ``(seed, sequence, frame)``; the potential starts from ``U(0, theta)``
-    (the stationary distribution of an integrate-and-fire pixel's phase).
-    """
+def simulate_chunk(lum_prev: np.ndarray, lum_cur: np.ndarray, params: SimParams | None = None, *,
+                   seed: int = 0, sequence: str = "", frame: int = 0, packed: bool = False,
+                   backend: str = "numpy", device: str = "cpu") -> np.ndarray:
+    """The chunk of RGB frame ``frame``: the P planes between ``lum_prev`` (frame ``frame - 1``)
+    and ``lum_cur`` (frame ``frame``), luminance ``[H, W]`` in [0, 1]. Returns uint8 0/1
+    ``[P, H, W]``, or with ``packed`` the ``.dat`` bytes ``[P, ceil(H*W/8)]`` (same spikes).
+    Deterministic from ``(seed, sequence, frame)`` (see the module docstring)."""
     l0, l1 = np.asarray(lum_prev, np.float32), np.asarray(lum_cur, np.float32)
-    sim = SpikeSimulator(l1.shape[0], l1.shape[1], params, stable_seed(seed, sequence, frame))
+    if l0.ndim != 2:
+        raise R2SDepthError(f"luminance must be [H, W], got shape {list(l0.shape)}")
+    sim = SpikeSimulator(l0.shape[0], l0.shape[1], params, stable_seed(seed, sequence, int(frame)),
+                         backend=backend, device=device, fpn_seed=stable_seed(seed, sequence, "fpn"))
     sim.start(l0)
+    if packed:
+        return sim.advance_packed(l1)
     return sim.advance(l1).view(np.uint8)
+
+
+def frame_window(lum: Any, frame: int, length: int, params: SimParams | None = None, *,
+                 seed: int = 0, sequence: str = "", first_frame: int = 0) -> np.ndarray:
+    """The ``length``-plane window of RGB frame ``frame`` (``align="end"``): uint8 ``[T, H, W]``,
+    oldest plane first, the last ``T`` planes of the chunks ``frame - ceil(T/P) + 1 .. frame``.
+
+    ``lum(j)`` returns frame ``j``'s luminance ``[H, W]`` for ``first_frame <= j <= frame`` (only
+    those are asked for: the window is causal); chunks before ``first_frame`` are the pre-roll
+    (the first frame held). Raises when the window reaches before the pre-roll, exactly where a
+    written stream (:func:`simulate_to_file`) has no planes."""
+    params = params or SimParams()
+    p = params.planes_per_frame
+    n = -(-int(length) // p)
+    j0 = frame - n + 1
+    if j0 < first_frame - params.pre_roll_frames + 1:
+        raise R2SDepthError(
+            f"the {length}-plane window of frame {frame} starts before the stream's pre-roll "
+            f"({params.pre_roll_frames} x {p} planes before frame {first_frame}); raise "
+            f"sim.pre_roll_frames to {first_frame - j0 + 1} or shorten the window")
+    cache: dict[int, np.ndarray] = {}
+
+    def get(j: int) -> np.ndarray:
+        j = max(j, first_frame)
+        if j not in cache:
+            cache[j] = np.asarray(lum(j), np.float32)
+        return cache[j]
+
+    chunks = [simulate_chunk(get(j - 1), get(j), params, seed=seed, sequence=sequence, frame=j)
+              for j in range(j0, frame + 1)]
+    return np.concatenate(chunks)[-int(length):]
 
 
 def list_frames(folder: str | os.PathLike) -> list[Path]:
@@ -482,6 +536,7 @@ def simulate_to_file(
     params: SimParams | None = None,
     *,
     seed: int = 0,
+    sequence: str = "",
     source: str = "",
     backend: str = "numpy",
     device: str = "cpu",
@@ -492,8 +547,10 @@ def simulate_to_file(
     """Simulate a whole sequence of RGB/gray frames into the stream ``out`` (atomic) and its
     sidecar; returns the sidecar content. Needs at least two frames.
 
-    ``frame_ids``: the dataset's frame numbers (e.g. KITTI's file numbers) used as keys of the
-    sidecar's ``frame_plane_index``; default 0, 1, 2, ...
+    The stream is the pre-roll followed by one chunk per frame (module docstring): frame ``k``'s
+    window read from it equals :func:`frame_window` for the same ``(seed, sequence, frame id)``.
+    ``frame_ids``: the dataset's consecutive frame numbers (e.g. KITTI's file numbers), the keys
+    of the sidecar's ``frame_plane_index`` and of the chunk seeds; default 0, 1, 2, ...
     """
     params = params or SimParams()
     it = iter(frames)
@@ -503,14 +560,20 @@ def simulate_to_file(
         raise R2SDepthError(f"{source or out}: no frames") from None
     l0 = luminance(first, linearize=params.linearize)
     h, w = l0.shape
-    sim = SpikeSimulator(h, w, params, seed, backend=backend, device=device)
-    sim.start(l0)
+    ids = list(frame_ids) if frame_ids is not None else None
+    if ids is not None and any(b != a + 1 for a, b in zip(ids, ids[1:])):
+        raise R2SDepthError(f"{out}: frame ids must be consecutive (chunk seeds and windows are per frame id)")
+    f0 = ids[0] if ids else 0
+    r = int(params.pre_roll_frames)
     meta = {
         "simulator": {"model": "integrate-and-fire", **params.to_dict()},
         "planes_per_frame": params.planes_per_frame,
         "video_fps": params.video_fps,
         "seed": int(seed),
+        "sequence": str(sequence),
         "source": str(source),
+        "window_definition": "r2sdepth-chunks/1",
+        "pre_roll_planes": r * params.planes_per_frame,
     }
     meta.update(extra_meta or {})
     bar = None
@@ -519,28 +582,40 @@ def simulate_to_file(
 
         bar = tqdm(unit="frame", leave=False, desc=Path(out).name)
     sha = hashlib.sha256()
-    n_frames = 1
+    n_frames = 0
+    prev = l0
+
+    def chunk(l_prev: np.ndarray, l_cur: np.ndarray, j: int) -> np.ndarray:
+        return simulate_chunk(l_prev, l_cur, params, seed=seed, sequence=sequence, frame=j, packed=True,
+                              backend=backend, device=device)
+
     with SpikeWriter(out, h, w, rate_hz=params.rate_hz, meta=meta) as wr:
-        for img in it:
-            packed = sim.advance_packed(luminance(img, linearize=params.linearize))
+        def put(packed: np.ndarray) -> None:
             sha.update(memoryview(packed).cast("B"))
             wr.append_packed(packed)
+
+        for j in range(f0 - r + 1, f0 + 1):  # pre-roll: the first frame held
+            put(chunk(l0, l0, j))
+        n_frames = 1
+        for img in it:
+            cur = luminance(img, linearize=params.linearize)
+            if cur.shape != (h, w):
+                raise R2SDepthError(f"{source or out}: frame {n_frames} is {cur.shape[1]}x{cur.shape[0]}, "
+                                    f"the first is {w}x{h}")
+            put(chunk(prev, cur, f0 + n_frames))
+            prev = cur
             n_frames += 1
             if bar is not None:
                 bar.update(1)
         if n_frames < 2:
             raise R2SDepthError(f"{source or out}: at least two frames are needed, got 1")
+        if ids is not None and len(ids) != n_frames:
+            raise R2SDepthError(f"{out}: {len(ids)} frame ids for {n_frames} frames")
         wr.meta["rgb_frames"] = n_frames
-        if frame_ids is None:
-            wr.meta["frame_plane_index"] = [i * params.planes_per_frame for i in range(n_frames)]
-        else:
-            if len(frame_ids) != n_frames:
-                raise R2SDepthError(f"{out}: {len(frame_ids)} frame ids for {n_frames} frames")
-            wr.meta["frame_plane_index"] = {
-                str(f): i * params.planes_per_frame for i, f in enumerate(frame_ids)
-            }
+        index = [(k + r) * params.planes_per_frame for k in range(n_frames)]
+        wr.meta["frame_plane_index"] = index if ids is None else {str(f): i for f, i in zip(ids, index)}
         wr.meta["sha256"] = sha.hexdigest()
-        wr.meta["bytes"] = wr.frames * packed.shape[1]
+        wr.meta["bytes"] = wr.frames * ((h * w + 7) // 8)
         result = wr.sidecar_meta()
     if bar is not None:
         bar.close()

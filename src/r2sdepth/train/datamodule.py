@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import lightning as L
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Sampler
 
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.spike.simulate import stable_seed
 
 DEFAULT_DATA: dict[str, Any] = {
     "root": None,
@@ -28,8 +30,58 @@ DEFAULT_DATA: dict[str, Any] = {
 }
 
 
+class SeededSampler(Sampler):
+    """The training order of one process: a permutation of the data set drawn from
+    ``(seed, epoch)`` alone, split across ``world`` processes (rank ``r`` takes every ``world``-th
+    index, padded by wrapping so every rank sees the same number), yielding ``(epoch, index)``
+    pairs so each sample's augmentation is drawn from ``(seed, epoch, index)`` wherever the
+    sample is loaded (main process, forked or spawned workers) and after a resume.
+
+    ``skip(epoch)`` (optional) returns how many of this epoch's indices were already consumed
+    before a resume; they are not yielded again, but ``len`` stays the full epoch so that the
+    trainer's steps per epoch (and the fusion schedule) do not change.
+    """
+
+    def __init__(self, n: int, seed: int = 0, *, shuffle: bool = True, rank: int = 0, world: int = 1,
+                 skip: Callable[[int], int] | None = None) -> None:
+        self.n, self.seed, self.shuffle = int(n), int(seed), shuffle
+        self.rank, self.world = int(rank), max(1, int(world))
+        self.epoch = 0
+        self.skip = skip
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before every epoch (and on resume with the restored epoch)."""
+        self.epoch = int(epoch)
+
+    def indices(self, epoch: int) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(stable_seed(self.seed, "order", epoch) % (2**63 - 1))
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        per = -(-self.n // self.world)
+        order = (order * (self.world + 1))[: per * self.world] if self.n else order
+        return order[self.rank::self.world]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        e = self.epoch
+        idx = self.indices(e)
+        k = int(self.skip(e)) if self.skip is not None else 0
+        for i in idx[k:]:
+            yield e, i
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world)
+
+
 class SpikeKittiDataModule(L.LightningDataModule):
-    """Train/val loaders from split files; validation carries ground-truth depth."""
+    """Train/val loaders from split files; validation carries ground-truth depth.
+
+    The training loader is deterministic from ``data.seed`` (order and augmentation, see
+    :class:`SeededSampler`) and shards itself across DDP processes, so the Trainer runs with
+    ``use_distributed_sampler=False``; every process evaluates the whole validation split
+    (no padding duplicates), so validation metrics are exact per-image means.
+    """
 
     def __init__(self, cfg: dict[str, Any], modality: str = "fusion") -> None:
         super().__init__()
@@ -49,11 +101,27 @@ class SpikeKittiDataModule(L.LightningDataModule):
         self.train_ds = self._ds(self.cfg["train_split"], True)
         self.val_ds = self._ds(self.cfg["val_split"], False) if self.cfg.get("val_split") else None
 
-    def _loader(self, ds, bs: int, shuffle: bool) -> DataLoader:
+    def _resume_skip(self, epoch: int) -> int:
+        """Samples of ``epoch`` this process consumed before the checkpoint it resumed from."""
+        t = self._trainer if hasattr(self, "_trainer") else None
+        mod = getattr(t, "lightning_module", None) if t is not None else None
+        point = getattr(mod, "resume_point", None)
+        if not point or int(point.get("epoch", -1)) != epoch:
+            return 0
+        mod.resume_point = None  # only the first epoch after the resume is partial
+        return int(point.get("batches_done", 0)) * int(self.cfg["batch_size"])
+
+    def _loader(self, ds, bs: int, train: bool) -> DataLoader:
         nw = int(self.cfg["num_workers"])
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=nw, collate_fn=collate,
-                          drop_last=shuffle and len(ds) >= bs, persistent_workers=False,
-                          pin_memory=False)
+        t = getattr(self, "_trainer", None)
+        rank, world = (t.global_rank, t.world_size) if (train and t is not None) else (0, 1)
+        sampler = SeededSampler(len(ds), int(self.cfg["seed"]), shuffle=train, rank=rank, world=world,
+                                skip=self._resume_skip if train else None)
+        # its own generator: the loader's worker seeds do not draw from (and shift) the global RNG
+        gen = torch.Generator().manual_seed(int(self.cfg["seed"]))
+        return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=nw, collate_fn=collate,
+                          drop_last=train and len(sampler) >= bs, persistent_workers=False,
+                          pin_memory=False, generator=gen)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_ds, int(self.cfg["batch_size"]), True)

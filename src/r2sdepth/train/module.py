@@ -49,7 +49,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 
-from r2sdepth.evaluate import METRICS, compute_metrics, crop_mask
+from r2sdepth.evaluate import METRICS
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix
 from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
                              self_supervised_loss, si_log_loss)
@@ -75,16 +75,30 @@ class DepthModule(L.LightningModule):
         self.optim_cfg = {**DEFAULT_OPTIM, **(optim or {})}
         self.data_cfg = dict(data or {})
         self.skipped_steps = 0
+        self.resume_point: dict[str, int] | None = None
 
     @property
     def modality(self) -> str:
         return self.net.modality
 
     # -- helpers --------------------------------------------------------------------------------
+    def optimizer_steps_per_epoch(self) -> int | None:
+        """Optimiser steps in one epoch *of this rank*: the trainer's batches per epoch (already
+        divided by the number of DDP processes and cut by ``limit_train_batches``) over
+        ``accumulate_grad_batches`` (Lightning steps on the last batch of an epoch too, hence the
+        ceiling). Without a trainer: the ``steps_per_epoch`` hyper-parameter, if any."""
+        t = self._trainer
+        if t is not None:
+            nb = t.num_training_batches
+            if isinstance(nb, (int, float)) and math.isfinite(nb) and nb > 0:
+                return max(1, math.ceil(nb / max(1, int(t.accumulate_grad_batches))))
+        spe = self.hparams.get("steps_per_epoch")
+        return int(spe) if spe else None
+
     def _epoch_progress(self) -> float:
-        spe = self.hparams.get("steps_per_epoch") or (self.trainer.num_training_batches
-                                                      if self._trainer is not None else 0)
-        if spe and math.isfinite(spe) and spe > 0:
+        """Fractional epochs done: optimiser steps taken / optimiser steps per epoch."""
+        spe = self.optimizer_steps_per_epoch()
+        if spe:
             return self.global_step / spe
         return float(self.current_epoch)
 
@@ -129,6 +143,12 @@ class DepthModule(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.modality == "fusion":
             self.net.set_epoch(self._epoch_progress())
+
+    def on_train_epoch_end(self) -> None:
+        if self.modality == "fusion":
+            # the weight the next step will use, i.e. the schedule's value at this epoch's end
+            w = self.net.set_epoch(self._epoch_progress())
+            self.log("schedule/w_rgb_epoch_end", w, on_step=False, on_epoch=True, sync_dist=False)
 
     def _skip(self, why: str) -> None:
         self.skipped_steps += 1
@@ -205,10 +225,10 @@ class DepthModule(L.LightningModule):
         heads = ["disp"] + (["disp_student"] if self.modality == "fusion" and hasattr(self.net, "student_decoder") else [])
         for head in heads:
             depth = self.predict_depth(batch, head)
-            mets = batch_metrics(depth, batch["depth_gt"])
+            mets, n = batch_metrics(depth, batch["depth_gt"])
             tag = "val" if head == "disp" else "val_student"
             for k, v in mets.items():
-                self.log(f"{tag}/{k}", v, batch_size=bs, sync_dist=True, prog_bar=(k == "abs_rel" and tag == "val"))
+                self.log(f"{tag}/{k}", v, batch_size=n, sync_dist=True, prog_bar=(k == "abs_rel" and tag == "val"))
         if batch_idx == 0 and self.logger is not None and hasattr(self.logger, "experiment") \
                 and hasattr(self.logger.experiment, "add_image"):
             d = self.predict_depth(batch)[0, 0]
@@ -232,31 +252,51 @@ class DepthModule(L.LightningModule):
             "w_rgb": float(self.net.w_rgb),
             "stage": 1,
         }
+        t = self._trainer
+        if t is not None:
+            done = int(t.fit_loop.epoch_loop.batch_progress.current.processed)
+            checkpoint["r2sdepth_resume"] = {"epoch": int(t.current_epoch), "batches_done": done}
+        checkpoint["r2sdepth_rng"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        }
 
-    def on_train_epoch_start(self) -> None:
-        from r2sdepth.data.spike_kitti import set_epoch
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # where the data of the interrupted epoch stopped (used by the datamodule's sampler) and
+        # the global RNG (the auto-mask's tie-breaking noise), applied when training starts
+        self.resume_point = checkpoint.get("r2sdepth_resume")
+        self._rng_to_restore = checkpoint.get("r2sdepth_rng")
 
-        set_epoch(self.current_epoch)
+    def on_train_start(self) -> None:
+        rng = getattr(self, "_rng_to_restore", None)
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            if torch.cuda.is_available() and rng.get("cuda"):
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        self._rng_to_restore = None
 
 
-def batch_metrics(depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: float = 80.0) -> dict[str, float]:
-    """Eigen-protocol metrics (median scaling) averaged over a batch of predictions."""
+def batch_metrics(depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: float = 80.0) -> tuple[dict[str, float], int]:
+    """Eigen-protocol metrics of a batch of predictions ``[B, 1, H, W]`` against ground truths
+    (``[B, 1, Hg, Wg]`` or a list), computed by :func:`r2sdepth.evaluate.evaluate_depths`, the
+    function ``r2sdepth eval`` uses (median scaling, Garg crop, 80 m). Returns the metrics
+    averaged over the images with valid ground truth, and their number (the weight of this
+    batch in the epoch mean, so that the epoch value is the per-image mean ``eval`` reports).
+    Non-finite predictions give NaN metrics (never a "best" checkpoint)."""
     import numpy as np
 
-    from r2sdepth.evaluate import resize_to
+    from r2sdepth.errors import R2SDepthError
+    from r2sdepth.evaluate import evaluate_depths
 
-    per = []
-    for i in range(depth.shape[0]):
-        g = gt[i][0].detach().cpu().numpy()
-        p = resize_to(depth[i, 0].detach().float().cpu().numpy(), g.shape)
-        m = (g > 1e-3) & (g < max_depth) & crop_mask(g.shape, crop)
-        if not m.any():
-            continue
-        pv = p[m] * np.median(g[m]) / np.median(p[m])
-        per.append(compute_metrics(g[m], np.clip(pv, 1e-3, max_depth)))
-    if not per:
-        return {}
-    return {k: float(np.mean([m[k] for m in per])) for k in METRICS}
+    preds = [depth[i, 0].detach().float().cpu().numpy() for i in range(depth.shape[0])]
+    gts = [gt[i][0].detach().float().cpu().numpy() for i in range(depth.shape[0])]
+    if not all(np.isfinite(p).all() for p in preds):
+        return {k: float("nan") for k in METRICS}, len(preds)
+    try:
+        res = evaluate_depths(preds, gts, crop=crop, max_depth=max_depth, median_scaling=True)
+    except R2SDepthError:  # no image of this batch has valid ground truth inside the crop
+        return {}, 0
+    return {k: res[k] for k in METRICS}, int(res["n"])
 
 
 # -- stage 2 ------------------------------------------------------------------------------------------
@@ -336,13 +376,37 @@ class DistillModule(DepthModule):
         if hasattr(self.teacher, "student_decoder"):
             self.net.decoder.load_state_dict(self.teacher.student_decoder.state_dict())
 
+    def frozen_modules(self) -> list[nn.Module]:
+        """The modules that stage 2 never trains: teacher, teacher pose net, and the student's
+        pose net unless ``pose_trainable``."""
+        mods: list[nn.Module] = [self.teacher, self.teacher_pose]
+        if not self.dcfg["pose_trainable"]:
+            mods.append(self.pose_net)
+        return mods
+
+    def _freeze_modes(self) -> None:
+        # Lightning neither calls LightningModule.train() when fit starts nor keeps our modes
+        # across validation (it restores every submodule's recorded mode), so this runs where
+        # nothing can undo it: right before the frozen networks are used, every step.
+        for m in self.frozen_modules():
+            m.eval()
+
     def train(self, mode: bool = True):
         super().train(mode)
-        self.teacher.eval()  # frozen batch-norm statistics
-        self.teacher_pose.eval()
-        if not self.dcfg["pose_trainable"]:
-            self.pose_net.eval()
+        self._freeze_modes()
         return self
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self._freeze_modes()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
+        self._freeze_modes()
+
+    def on_validation_model_train(self) -> None:
+        super().on_validation_model_train()
+        self._freeze_modes()
 
     # -- loss -------------------------------------------------------------------------------------
     def _ema(self, buf: torch.Tensor, value: torch.Tensor) -> None:
@@ -368,6 +432,7 @@ class DistillModule(DepthModule):
         sources = [color[:, j] for j in range(1, color.shape[1])]
         kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
                   max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
+        self._freeze_modes()
         out = self.net(spikes=batch["spikes"])  # the student: spikes only
         if c["pose_trainable"]:
             poses = self.poses(batch)

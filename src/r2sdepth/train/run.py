@@ -112,18 +112,17 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
 
     dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"])
     dm.setup("fit")
-    steps_per_epoch = max(1, len(dm.train_ds) // int(cfg["data"]["batch_size"]))
     last = out / "checkpoints" / "last.ckpt"
     if teacher is not None:
         from r2sdepth.train.module import DistillModule
 
         module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
-                               cfg["data"], steps_per_epoch, cfg["distill"])
+                               cfg["data"], None, cfg["distill"])
         module.teacher.load_state_dict(t_state["teacher"])
         module.teacher_pose.load_state_dict(t_state["teacher_pose"])
         module.init_from_teacher()
     else:
-        module = DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"], steps_per_epoch)
+        module = DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"])
     init = cfg.get("init_from")
     if init and not (resume and last.is_file()):
         names = module.init_from(init)
@@ -137,6 +136,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     tcfg.setdefault("enable_progress_bar", True)
     trainer = L.Trainer(
         default_root_dir=str(out),
+        use_distributed_sampler=False,  # the datamodule shards (and seeds) its own sampler
         callbacks=[ckpt],
         logger=[TensorBoardLogger(str(out), name="logs", version=""), CSVLogger(str(out), name="logs", version="")],
         **tcfg,
