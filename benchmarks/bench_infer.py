@@ -77,9 +77,9 @@ def main() -> None:
     from r2sdepth.demo import DEMO_CHECKPOINT
 
     if DEMO_CHECKPOINT.is_file():
-        import torch
+        from r2sdepth.checkpoint import load_file
 
-        meta = torch.load(DEMO_CHECKPOINT, map_location="cpu", weights_only=False)["r2sdepth"]
+        meta = load_file(DEMO_CHECKPOINT)["r2sdepth"]
         for b in (1, 8):
             r = child({"threads": a.threads, "window": meta["window"], "device": a.device, "batch": b,
                        "h": meta["height"], "w": meta["width"], "repeats": a.repeats,

@@ -119,9 +119,11 @@ def test_distill_terms_switch_off():
 def test_bad_teacher_config():
     from r2sdepth.train.module import DistillModule
 
-    with pytest.raises(ValueError, match="fusion or rgb"):
+    from r2sdepth.errors import R2SDepthError
+
+    with pytest.raises(R2SDepthError, match="fusion or rgb"):
         DistillModule({"model": {**TINY, "modality": "spike"}})
-    with pytest.raises(ValueError, match="feature_target"):
+    with pytest.raises(R2SDepthError, match="feature_target"):
         DistillModule({"model": {**TINY, "modality": "rgb"}}, distill={"feature_target": "fused"})
 
 

@@ -171,3 +171,41 @@ def test_trivial_baselines():
     assert a["abs_rel"] == pytest.approx((0.5 + 0.25) / 2) and not a["median_scaling"]
     c = constant_median_baseline([g], crop=None)  # scaled to the median depth, 15 m
     assert c["median_scaling"] and c["abs_rel"] == pytest.approx((0.5 + 0.25) / 2)
+
+
+def test_gt_source_is_explicit_and_never_mixed(shared_data, tmp_path):
+    """A KITTI root with both a Velodyne scan and an annotated map: ``auto`` means velodyne (the
+    Eigen protocol), ``annotated`` must be asked for, a missing file is an error (no fallback),
+    and the source is recorded by export-gt and eval."""
+    import shutil
+
+    drive = "2011_09_26/2011_09_26_drive_0005_sync"
+    root = tmp_path / "kitti"
+    (root / drive / "velodyne_points" / "data").mkdir(parents=True)
+    for f in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt"):
+        shutil.copy(shared_data / "kitti_raw" / "2011_09_26" / f, root / "2011_09_26" / f)
+    shutil.copy(shared_data / "kitti_raw" / drive / "velodyne_points" / "data" / "0000000000.bin",
+                root / drive / "velodyne_points" / "data" / "0000000000.bin")
+    kitti.write_depth_png(root / drive / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png",
+                          np.full((375, 1242), 7.0, np.float32))
+    kitti.write_depth_png(root / drive / "proj_depth" / "groundtruth" / "image_02" / "0000000000.png",
+                          np.full((375, 1242), 7.0, np.float32))
+    velo = kitti.gt_depth(root, drive, 0)
+    assert (velo > 0).mean() < 0.2 and not np.allclose(velo[velo > 0], 7.0)  # sparse LiDAR, not the PNG
+    assert np.allclose(kitti.gt_depth(root, drive, 0, source="annotated"), 7.0)
+    with pytest.raises(R2SDepthError, match="no velodyne ground truth"):
+        kitti.gt_depth(root, drive, 1)  # only the annotated map exists: no silent fallback
+    with pytest.raises(R2SDepthError, match="not a synthetic scene"):
+        kitti.gt_depth(root, drive, 0, source="exact")
+    split = tmp_path / "split.txt"
+    split.write_text(f"{drive} 0 l\n")
+    for src in ("auto", "annotated"):
+        out = tmp_path / f"gt_{src}.npz"
+        r = subprocess.run(["r2sdepth", "export-gt", "--kitti-root", root, "--split", split, "--out", out,
+                            "--gt-source", src], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        save_npz_maps(tmp_path / "pred.npz", [np.full((375, 1242), 3.0, np.float32)])
+        r = subprocess.run(["r2sdepth", "eval", "--pred", tmp_path / "pred.npz", "--gt", out,
+                            "--out", tmp_path / "res.json"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((tmp_path / "res.json").read_text())["gt_source"] == ("velodyne" if src == "auto" else src)

@@ -95,7 +95,9 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     while time.time() < deadline and not list(out.glob("*/*/spike_02/stream.json")):
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL  # it was still running: the kill landed mid-build
+    finished = list(out.glob("*/*/spike_02/stream.json"))
+    assert 1 <= len(finished) < 6 and not (out / "manifest.json").exists()
     subprocess.run(cmd, check=True, capture_output=True)
     assert tree_bytes(out) == tree_bytes(ref)
 

@@ -7,6 +7,8 @@ one line, ``r2sdepth: error: ...``, with exit status 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import json
 import sys
 from pathlib import Path
@@ -120,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kitti-root", required=True)
     s.add_argument("--split", required=True, help="split file: <drive> <frame> <l|r> per line")
     s.add_argument("--out", required=True, help="output .npz (key 'data', object array)")
+    s.add_argument("--gt-source", choices=["auto", "velodyne", "annotated", "exact"], default="auto",
+                   help="velodyne (Eigen protocol), annotated (KITTI's improved maps), exact (synthetic); "
+                        "auto: exact for synthetic roots, else velodyne")
 
     s = sub.add_parser("eval", help="evaluate predictions or a checkpoint (KITTI Eigen protocol)")
     s.add_argument("--checkpoint", help="a trained checkpoint to run")
@@ -130,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pred", help="saved predictions .npz (key 'data'), in split order")
     s.add_argument("--pred-kind", choices=["depth", "disp"], default="depth")
     s.add_argument("--gt", help="ground truth .npz (default: from --data and --split)")
+    s.add_argument("--gt-source", choices=["auto", "velodyne", "annotated", "exact"], default="auto",
+                   help="ground truth from --data: velodyne (Eigen protocol), annotated (KITTI's improved "
+                        "maps), exact (synthetic); auto: exact for synthetic roots, else velodyne")
     s.add_argument("--crop", choices=["garg", "eigen", "none"], default="garg")
     s.add_argument("--min-depth", type=float, default=1e-3)
     s.add_argument("--max-depth", type=float, default=80.0)
@@ -276,7 +284,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 def _cmd_export_gt(a: argparse.Namespace) -> int:
     from r2sdepth.evaluate import export_gt
 
-    n = export_gt(a.kitti_root, a.split, a.out, progress=sys.stderr.isatty())
+    n = export_gt(a.kitti_root, a.split, a.out, progress=sys.stderr.isatty(), source=a.gt_source)
     print(f"wrote {n} ground-truth depth maps to {a.out}")
     return 0
 
@@ -289,8 +297,12 @@ def _cmd_eval(a: argparse.Namespace) -> int:
               median_scaling=not a.no_median_scaling, scale=a.scale)
     if a.gt:
         gts = ev.load_npz_maps(a.gt)
+        gt_source = ev.npz_attribute(a.gt, "gt_source") or f"file {Path(a.gt).name} (source not recorded)"
     elif a.data and a.split:
-        gts = ev.split_gt(a.data, a.split)
+        from r2sdepth.data.kitti import resolve_gt_source
+
+        gt_source = resolve_gt_source(a.data, a.gt_source)
+        gts = ev.split_gt(a.data, a.split, gt_source)
     else:
         raise R2SDepthError("ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE")
     rows: dict[str, dict] = {}
@@ -314,7 +326,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if a.baseline_split:
         if not a.data:
             raise R2SDepthError("--baseline-split needs --data")
-        rows["mean-depth baseline"] = ev.mean_depth_baseline(ev.split_gt(a.data, a.baseline_split), gts, **kw)
+        rows["mean-depth baseline"] = ev.mean_depth_baseline(ev.split_gt(a.data, a.baseline_split, a.gt_source),
+                                                              gts, **kw)
+    for r in rows.values():
+        r["gt_source"] = gt_source
     table = ev.markdown_table(rows, extra=("n",))
     print(table)
     if a.out:
@@ -406,8 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except R2SDepthError as e:
         print(f"r2sdepth: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        print(f"r2sdepth: error: {e.filename}: {e.strerror}", file=sys.stderr)
+    except OSError as e:  # disk full, read-only folder, missing file, broken pipe, ...
+        import errno
+
+        if e.errno == errno.EPIPE:  # e.g. `r2sdepth info ... | head`: end quietly
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            return 0
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"r2sdepth: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("r2sdepth: interrupted", file=sys.stderr)

@@ -88,7 +88,7 @@ def evaluate_depths(
         raise R2SDepthError(f"{len(preds)} predictions for {len(gts)} ground-truth maps")
     if not len(gts):
         raise R2SDepthError("nothing to evaluate")
-    per, ratios = [], []
+    per, ratios, skipped = [], [], []
     for i, (p, g) in enumerate(zip(preds, gts)):
         g = np.asarray(g, np.float32)
         p = np.asarray(p, np.float32)
@@ -98,9 +98,14 @@ def evaluate_depths(
             raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
         if not np.all(np.isfinite(p)):
             raise R2SDepthError(f"image {i}: prediction contains NaN or inf")
+        if np.any(p <= 0):
+            raise R2SDepthError(f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths "
+                                "(depth must be > 0; for disparities use --pred-kind disp)")
         p = resize_to(p, g.shape)
-        mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
+        with np.errstate(invalid="ignore"):
+            mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
         if not mask.any():
+            skipped.append(i)
             continue
         gv, pv = g[mask], p[mask] * scale
         if median_scaling:
@@ -113,6 +118,12 @@ def evaluate_depths(
         raise R2SDepthError("no image has valid ground truth inside the crop")
     out: dict[str, Any] = {k: float(np.mean([m[k] for m in per])) for k in METRICS}
     out["n"] = len(per)
+    if skipped:
+        import warnings
+
+        out["skipped_no_gt"] = skipped
+        warnings.warn(f"{len(skipped)} image(s) have no valid ground truth inside the crop and were not "
+                      f"evaluated (first: image {skipped[0]})", RuntimeWarning)
     out["median_scaling"] = bool(median_scaling)
     if ratios:
         out["ratio_median"] = float(np.median(ratios))
@@ -140,23 +151,105 @@ def constant_median_baseline(gts: Sequence[np.ndarray], **kw: Any) -> dict[str, 
     return evaluate_depths([np.ones(np.asarray(g).shape, np.float32) for g in gts], gts, **kw)
 
 
+class _ArrayOnlyUnpickler:
+    """Unpickles numpy arrays only (what an object array of depth maps holds); any other global
+    (``os.system``, ``builtins.eval``, ...) is refused before it is called."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    @classmethod
+    def load(cls, f, where: str):
+        import pickle
+
+        allowed = cls.ALLOWED
+
+        class U(pickle.Unpickler):
+            def find_class(self, module: str, name: str):
+                if (module, name) not in allowed:
+                    raise R2SDepthError(f"{where}: refusing to load pickled {module}.{name} "
+                                        "(only numpy arrays are accepted)")
+                return super().find_class(module, name)
+
+        return U(f).load()
+
+
+def _read_npy(f, where: str) -> np.ndarray:
+    """One ``.npy`` stream: plain arrays as numpy reads them, object arrays through
+    :class:`_ArrayOnlyUnpickler` (never ``allow_pickle=True``)."""
+    from numpy.lib import format as npf
+
+    version = npf.read_magic(f)
+    shape, fortran, dtype = (npf.read_array_header_1_0(f) if version == (1, 0) else npf.read_array_header_2_0(f))
+    if dtype.hasobject:
+        arr = _ArrayOnlyUnpickler.load(f, where)
+        if not isinstance(arr, np.ndarray):
+            raise R2SDepthError(f"{where}: expected an array, found {type(arr).__name__}")
+        return arr
+    count = int(np.prod(shape)) if shape else 1
+    data = np.frombuffer(f.read(count * dtype.itemsize), dtype=dtype)
+    if data.size != count:
+        raise R2SDepthError(f"{where}: truncated array ({data.size} of {count} values)")
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
 def load_npz_maps(path: str | os.PathLike, key: str = "data") -> list[np.ndarray]:
-    """Depth maps from an ``.npz`` (key ``data``: ``[N, H, W]`` array or object array of maps)."""
+    """Depth/disparity maps from Monodepth2-style files, without executing pickled code:
+    ``.npz`` (key ``data``: ``[N, H, W]`` array or object array of maps, e.g. ``gt_depths.npz``)
+    or ``.npy`` (``[N, H, W]``, e.g. Monodepth2's saved disparities)."""
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise R2SDepthError(f"{path}: file not found")
     try:
-        with np.load(path, allow_pickle=True) as z:
-            if key not in z:
-                raise R2SDepthError(f"{path}: no key '{key}' (keys: {list(z.keys())})")
-            arr = z[key]
-    except (OSError, ValueError) as e:
-        raise R2SDepthError(f"{path}: unreadable npz ({e})") from e
-    return [np.asarray(a, np.float32) for a in arr]
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as f:
+                arr = _read_npy(f, str(path))
+        else:
+            with zipfile.ZipFile(path) as z:
+                names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+                if key not in names:
+                    raise R2SDepthError(f"{path}: no key '{key}' (keys: {names})")
+                with z.open(key + ".npy") as f:
+                    arr = _read_npy(f, str(path))
+    except R2SDepthError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise R2SDepthError(f"{path}: unreadable {path.suffix or 'file'} ({e.__class__.__name__}: {e})") from e
+    except Exception as e:  # noqa: BLE001 (a corrupt pickle raises many kinds)
+        raise R2SDepthError(f"{path}: corrupt array data ({e.__class__.__name__}: {e})") from e
+    if arr.ndim == 2:
+        arr = arr[None]
+    out = []
+    for i, a in enumerate(arr):
+        a = np.asarray(a)
+        if a.dtype.hasobject or not np.issubdtype(a.dtype, np.number):
+            raise R2SDepthError(f"{path}: map {i} is not numeric ({a.dtype})")
+        out.append(a.astype(np.float32))
+    return out
 
 
-def save_npz_maps(path: str | os.PathLike, maps: Sequence[np.ndarray]) -> None:
-    """Save maps as Monodepth2's ``gt_depths.npz`` format: key ``data``, an object array."""
+def npz_attribute(path: str | os.PathLike, key: str) -> str | None:
+    """A string stored beside the maps (e.g. ``gt_source``), or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            if key + ".npy" not in z.namelist():
+                return None
+            with z.open(key + ".npy") as f:
+                a = _read_npy(f, str(path))
+        return str(a.item()) if a.dtype.kind == "U" else None
+    except (OSError, ValueError, zipfile.BadZipFile, R2SDepthError):
+        return None
+
+
+def save_npz_maps(path: str | os.PathLike, maps: Sequence[np.ndarray], **attrs: str) -> None:
+    """Save maps as Monodepth2's ``gt_depths.npz`` format: key ``data``, an object array;
+    ``attrs`` (e.g. ``gt_source="velodyne"``) are stored as string arrays beside it."""
     from r2sdepth.atomic import atomic_path
 
     arr = np.empty(len(maps), dtype=object)
@@ -164,30 +257,33 @@ def save_npz_maps(path: str | os.PathLike, maps: Sequence[np.ndarray]) -> None:
         arr[i] = np.asarray(m, np.float32)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, data=arr)
+            np.savez_compressed(f, data=arr, **{k: np.array(str(v)) for k, v in attrs.items()})
 
 
 def export_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, out: str | os.PathLike,
-              progress: bool = False) -> int:
-    """Write the ground truth of every split line (native size, split order) to ``out``."""
-    from r2sdepth.data.kitti import gt_depth, read_split
+              progress: bool = False, source: str = "auto") -> int:
+    """Write the ground truth of every split line (native size, split order) to ``out``, with
+    the ground-truth source (:func:`r2sdepth.data.kitti.gt_depth`) recorded as ``gt_source``."""
+    from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
 
+    src = resolve_gt_source(kitti_root, source)
     samples = read_split(split)
     it: Iterable = samples
     if progress:
         from tqdm import tqdm
 
         it = tqdm(samples, unit="img", desc="export-gt")
-    maps = [gt_depth(kitti_root, s.drive, s.frame, s.cam) for s in it]
-    save_npz_maps(out, maps)
+    maps = [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in it]
+    save_npz_maps(out, maps, gt_source=src)
     return len(maps)
 
 
-def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike) -> list[np.ndarray]:
-    """Ground-truth maps of a split, in order."""
-    from r2sdepth.data.kitti import gt_depth, read_split
+def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, source: str = "auto") -> list[np.ndarray]:
+    """Ground-truth maps of a split, in order, all from one source (see ``gt_depth``)."""
+    from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
 
-    return [gt_depth(kitti_root, s.drive, s.frame, s.cam) for s in read_split(split)]
+    src = resolve_gt_source(kitti_root, source)
+    return [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in read_split(split)]
 
 
 def markdown_table(rows: dict[str, dict[str, Any]], extra: Sequence[str] = ()) -> str:

@@ -42,8 +42,7 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     """Network weights + metadata only (no optimiser, teacher or pose net): what ``infer``,
     ``eval`` and ``export`` need. A fusion checkpoint can be slimmed to its spike path
     (``modality="spike"``)."""
-    from r2sdepth.atomic import atomic_path
-    from r2sdepth.infer import load_checkpoint
+    from r2sdepth.checkpoint import load_checkpoint, save_atomic
 
     module, meta = load_checkpoint(src)
     net = module.net
@@ -57,8 +56,7 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst) as tmp:
-        torch.save({"r2sdepth": meta, "state_dict": state}, tmp)
+    save_atomic({"r2sdepth": meta, "state_dict": state}, dst)
     return dst
 
 
@@ -68,7 +66,7 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     compares the exported model with eager PyTorch on a random window and returns
     ``{"path", "max_abs_diff", "checked_with"}``."""
     from r2sdepth.atomic import atomic_path
-    from r2sdepth.infer import load_checkpoint
+    from r2sdepth.checkpoint import load_checkpoint
 
     module, meta = load_checkpoint(checkpoint)
     h, w = int(height or meta["height"]), int(width or meta["width"])

@@ -22,37 +22,10 @@ from r2sdepth.errors import R2SDepthError
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
-    """Load a stage-1/stage-2 checkpoint: returns ``(module, meta)`` in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise R2SDepthError(f"{path}: checkpoint not found")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise R2SDepthError(f"device {device!r} requested but CUDA is not available here (use --device cpu)")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 (torch raises many kinds)
-        raise R2SDepthError(f"{path}: unreadable checkpoint ({e.__class__.__name__}: {e})") from e
-    meta = ck.get("r2sdepth") if isinstance(ck, dict) else None
-    if not meta:
-        raise R2SDepthError(f"{path}: not an r2sdepth checkpoint (no 'r2sdepth' metadata)")
-    if meta.get("slim"):  # network weights only (r2sdepth.export.slim_checkpoint)
-        from r2sdepth.train.module import DepthModule
+    """See :func:`r2sdepth.checkpoint.load_checkpoint` (kept here for existing imports)."""
+    from r2sdepth.checkpoint import load_checkpoint as _load
 
-        module = DepthModule(meta["model"], data=meta.get("data"))
-        try:
-            module.net.load_state_dict(ck["state_dict"])
-        except RuntimeError as e:
-            raise R2SDepthError(f"{path}: weights do not fit the recorded model ({e})") from e
-        return module.eval().to(device), meta
-    stage = meta.get("stage", 1)
-    if stage == 2:
-        from r2sdepth.train.module import DistillModule as Module
-    else:
-        from r2sdepth.train.module import DepthModule as Module
-    module = Module(**ck["hyper_parameters"])
-    module.load_state_dict(ck["state_dict"])
-    module.eval().to(device)
-    return module, meta
+    return _load(path, device)
 
 
 def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:

@@ -220,17 +220,43 @@ def read_timestamps(path: str | os.PathLike) -> np.ndarray:
     return a - a[0] if a.size else a
 
 
-def gt_depth(root: str | os.PathLike, drive: str, frame: int, cam: str | int = "02") -> np.ndarray:
-    """Ground-truth depth of a frame (metres, 0 = invalid): the depth PNG under
-    ``proj_depth/groundtruth`` when present (synthetic scenes, KITTI depth completion), else the
-    velodyne projection."""
+GT_SOURCES = ("velodyne", "annotated", "exact")
+
+
+def resolve_gt_source(root: str | os.PathLike, source: str = "auto") -> str:
+    """Which ground truth a data root provides, never a mix:
+
+    * ``velodyne``: the Velodyne scan projected into the camera (the Eigen protocol; raw KITTI);
+    * ``annotated``: KITTI's improved (depth-completion) maps ``proj_depth/groundtruth``;
+    * ``exact``: the rendered depth of r2sdepth's synthetic scenes (a root with ``synth.json``).
+
+    ``auto``: ``exact`` for synthetic roots, else ``velodyne`` (annotated maps merged into a
+    KITTI root are used only when asked for)."""
+    synthetic = (Path(root) / "synth.json").is_file()
+    if source == "auto":
+        return "exact" if synthetic else "velodyne"
+    if source not in GT_SOURCES:
+        raise R2SDepthError(f"unknown ground-truth source {source!r}; choose auto, {', '.join(GT_SOURCES)}")
+    if synthetic != (source == "exact"):
+        raise R2SDepthError(f"{root}: ground-truth source {source!r} does not fit this root "
+                            f"({'a synthetic scene: use exact' if synthetic else 'not a synthetic scene'})")
+    return source
+
+
+def gt_depth(root: str | os.PathLike, drive: str, frame: int, cam: str | int = "02",
+             source: str = "auto") -> np.ndarray:
+    """Ground-truth depth of a frame (metres, 0 = invalid) from ``source`` (see
+    :func:`resolve_gt_source`); a missing file is an error, never a fallback to another source."""
     c = cam_index(cam)
-    png = Path(root) / drive / "proj_depth" / "groundtruth" / f"image_{c}" / f"{frame:010d}.png"
-    if png.is_file():
+    src = resolve_gt_source(root, source)
+    if src in ("annotated", "exact"):
+        png = Path(root) / drive / "proj_depth" / "groundtruth" / f"image_{c}" / f"{frame:010d}.png"
+        if not png.is_file():
+            raise R2SDepthError(f"no {src} ground truth for {drive} frame {frame}: {png} missing")
         return read_depth_png(png)
     velo = Path(root) / drive / "velodyne_points" / "data" / f"{frame:010d}.bin"
     if not velo.is_file():
-        raise R2SDepthError(f"no ground truth for {drive} frame {frame}: neither {png} nor {velo}")
+        raise R2SDepthError(f"no velodyne ground truth for {drive} frame {frame}: {velo} missing")
     calib = load_calib(Path(root) / drive.split("/")[0], c, need_velo=True)
     return project_velodyne(load_velodyne(velo), calib)
 

@@ -254,7 +254,8 @@ class SpikeKittiDataset:
       built Spike-KITTI stream under ``spike_root`` or, when ``spike_root`` is None, simulated
       on the fly from the RGB frames (deterministic from ``(seed, drive, side, t)``).
     * ``K``: float32 ``[3, 3]`` intrinsics scaled to ``H x W``.
-    * ``depth_gt``: float32 ``[1, Hg, Wg]`` at the native size (0 = invalid), when ``with_gt``.
+    * ``depth_gt``: float32 ``[1, Hg, Wg]`` at the native size (0 = invalid), when ``with_gt``,
+      from ``gt_source`` (:func:`r2sdepth.data.kitti.resolve_gt_source`).
 
     Horizontal flips (``augment``) apply to RGB, spikes and ``K`` alike.
     """
@@ -274,6 +275,7 @@ class SpikeKittiDataset:
         seed: int = 0,
         augment: bool = False,
         with_gt: bool = False,
+        gt_source: str = "auto",
         need_rgb: bool = True,
         need_spikes: bool = True,
     ) -> None:
@@ -290,6 +292,7 @@ class SpikeKittiDataset:
         self.sim = SimParams(**(sim or {}))
         self.seed = seed
         self.augment, self.with_gt = augment, with_gt
+        self.gt_source = kitti.resolve_gt_source(self.root, gt_source) if with_gt else gt_source
         self.need_rgb, self.need_spikes = need_rgb, need_spikes
         self._streams: dict[str, Any] = {}
         self._ids: dict[tuple[str, str], list[int]] = {}
@@ -409,7 +412,7 @@ class SpikeKittiDataset:
             aug = _color_jitter(color, rng)
         out["color"], out["color_aug"], out["K"] = color, aug, K
         if self.with_gt:
-            gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam))[None]
+            gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam, source=self.gt_source))[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
 

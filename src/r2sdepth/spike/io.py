@@ -53,17 +53,73 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
+MAX_SIDECAR_BYTES = 64 << 20  # a sidecar is metadata; anything larger is not one
+
+
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The sidecar metadata of stream ``path``, or ``None`` when there is none."""
+    """The sidecar metadata of stream ``path``, or ``None`` when there is none. Values of the
+    keys r2sdepth reads are validated (:func:`validate_sidecar`); a sidecar that is not a regular
+    file (FIFO, device), not UTF-8, nested absurdly deep or larger than 64 MB is refused."""
     sc = sidecar_path(path)
-    if not sc.exists():
-        return None
     try:
-        meta = json.loads(sc.read_text())
+        st = sc.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise R2SDepthError(f"{sc}: cannot read sidecar ({e.strerror or e})") from e
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode):
+        raise R2SDepthError(f"{sc}: sidecar is not a regular file")
+    if st.st_size > MAX_SIDECAR_BYTES:
+        raise R2SDepthError(f"{sc}: sidecar of {st.st_size} bytes is too large to be metadata")
+    try:
+        meta = json.loads(sc.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise R2SDepthError(f"{sc}: sidecar is not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except RecursionError as e:
+        raise R2SDepthError(f"{sc}: sidecar JSON is nested too deeply") from e
     except (OSError, json.JSONDecodeError) as e:
         raise R2SDepthError(f"{sc}: unreadable sidecar JSON ({e})") from e
     if not isinstance(meta, dict):
         raise R2SDepthError(f"{sc}: sidecar JSON must be an object")
+    validate_sidecar(meta, sc)
+    return meta
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_sidecar(meta: dict[str, Any], where: str | os.PathLike = "sidecar") -> dict[str, Any]:
+    """Check the types and ranges of the keys whose meaning r2sdepth relies on (one error
+    each): ``height``/``width`` positive integers, ``head_cols``/``frames`` integers >= 0,
+    ``rate_hz`` a finite positive number, ``bitorder`` little/big, ``flipud`` a JSON boolean
+    (the string "false" is not), ``frame_plane_index`` a list or object of integers >= 0."""
+    import math
+
+    def bad(key: str, why: str) -> R2SDepthError:
+        return R2SDepthError(f"{where}: {key} {why}, got {meta[key]!r:.80}")
+
+    for key in ("height", "width"):
+        if key in meta and not (_is_int(meta[key]) and meta[key] > 0):
+            raise bad(key, "must be a positive integer")
+    for key in ("head_cols", "frames", "bytes"):
+        if key in meta and not (_is_int(meta[key]) and meta[key] >= 0):
+            raise bad(key, "must be an integer >= 0")
+    if "rate_hz" in meta:
+        v = meta["rate_hz"]
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
+            raise bad("rate_hz", "must be a finite number > 0")
+    if "bitorder" in meta and meta["bitorder"] not in ("little", "big"):
+        raise bad("bitorder", "must be \"little\" or \"big\"")
+    if "flipud" in meta and not isinstance(meta["flipud"], bool):
+        raise bad("flipud", "must be true or false (a JSON boolean, not a string)")
+    if "frame_plane_index" in meta:
+        fpi = meta["frame_plane_index"]
+        vals = fpi.values() if isinstance(fpi, dict) else fpi if isinstance(fpi, list) else None
+        if vals is None or not all(_is_int(v) and v >= 0 for v in vals):
+            raise bad("frame_plane_index", "must be a list or object of integers >= 0")
     return meta
 
 
@@ -177,11 +233,21 @@ class SpikeStream:
             raise R2SDepthError(f"{self.path}: bitorder must be 'little' or 'big'")
         self.flipud = bool(flipud if flipud is not None else m.get("flipud", True))
         self.head_cols = int(head_cols if head_cols is not None else m.get("head_cols", 0))
+        if self.head_cols < 0:
+            raise R2SDepthError(f"{self.path}: head_cols must be >= 0, got {self.head_cols}")
         self.rate_hz = float(rate_hz if rate_hz is not None else m.get("rate_hz", DEFAULT_RATE_HZ))
+        if not (np.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise R2SDepthError(f"{self.path}: rate must be a finite number > 0, got {self.rate_hz}")
         self.frame_nbytes = frame_nbytes(self.height, self.width, self.head_cols)
+        if not self.path.is_file():
+            raise R2SDepthError(f"{self.path}: not a regular file")
         size = self.path.stat().st_size
         if size == 0:
             raise R2SDepthError(f"{self.path}: empty spike stream (0 bytes)")
+        if self.frame_nbytes > size:
+            raise R2SDepthError(
+                f"{self.path}: geometry {self.height}x{self.width + self.head_cols} needs {self.frame_nbytes} "
+                f"bytes per plane but the file has {size}: wrong geometry or truncated file")
         n, rem = divmod(size, self.frame_nbytes)
         if rem:
             raise R2SDepthError(
@@ -465,14 +531,16 @@ def read_dat(
     height: int | None = None,
     width: int | None = None,
     *,
-    bitorder: str = "little",
-    flipud: bool = True,
-    head_cols: int = 0,
+    bitorder: str | None = None,
+    flipud: bool | None = None,
+    head_cols: int | None = None,
 ) -> np.ndarray:
     """Read a whole ``.dat`` stream into uint8 ``[T, H, W]`` (0/1, upright).
 
-    ``height``/``width`` may be omitted when a sidecar JSON gives them. For long streams
-    prefer :class:`SpikeStream`, which decodes only the windows asked for.
+    Every option left at ``None`` comes from the sidecar JSON when there is one, else the PKU
+    camera's convention (little-endian bits, rows bottom to top, no head columns): the same
+    rules as :class:`SpikeStream`, which this calls. For long streams prefer
+    :class:`SpikeStream`, which decodes only the windows asked for.
     """
     s = SpikeStream(path, height, width, bitorder=bitorder, flipud=flipud, head_cols=head_cols)
     try:

@@ -27,6 +27,7 @@ DEFAULT_DATA: dict[str, Any] = {
     "num_workers": 2,
     "augment": True,
     "seed": 0,
+    "gt_source": "auto",
 }
 
 
@@ -93,7 +94,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
         return SpikeKittiDataset(
             c["root"], split, height=c["height"], width=c["width"], context=tuple(c["context"]),
             window=c["window"], align=c["align"], spike_root=c["spike_root"], sim=c["sim"],
-            seed=c["seed"], augment=train and c["augment"], with_gt=not train,
+            seed=c["seed"], augment=train and c["augment"], with_gt=not train, gt_source=c["gt_source"],
             need_spikes=self.modality in ("spike", "fusion"),
         )
 
@@ -103,17 +104,16 @@ class SpikeKittiDataModule(L.LightningDataModule):
 
     def _resume_skip(self, epoch: int) -> int:
         """Samples of ``epoch`` this process consumed before the checkpoint it resumed from."""
-        t = self._trainer if hasattr(self, "_trainer") else None
+        t = self.trainer
         mod = getattr(t, "lightning_module", None) if t is not None else None
         point = getattr(mod, "resume_point", None)
         if not point or int(point.get("epoch", -1)) != epoch:
-            return 0
-        mod.resume_point = None  # only the first epoch after the resume is partial
+            return 0  # (an epoch never repeats, so only the resumed epoch is partial)
         return int(point.get("batches_done", 0)) * int(self.cfg["batch_size"])
 
     def _loader(self, ds, bs: int, train: bool) -> DataLoader:
         nw = int(self.cfg["num_workers"])
-        t = getattr(self, "_trainer", None)
+        t = self.trainer
         rank, world = (t.global_rank, t.world_size) if (train and t is not None) else (0, 1)
         sampler = SeededSampler(len(ds), int(self.cfg["seed"]), shuffle=train, rank=rank, world=world,
                                 skip=self._resume_skip if train else None)

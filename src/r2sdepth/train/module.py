@@ -49,6 +49,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 
+from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix
 from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
@@ -149,6 +150,8 @@ class DepthModule(L.LightningModule):
             # the weight the next step will use, i.e. the schedule's value at this epoch's end
             w = self.net.set_epoch(self._epoch_progress())
             self.log("schedule/w_rgb_epoch_end", w, on_step=False, on_epoch=True, sync_dist=False)
+            self.log("schedule/steps_per_epoch", float(self.optimizer_steps_per_epoch() or 0), on_step=False,
+                     on_epoch=True, sync_dist=False)
 
     def _skip(self, why: str) -> None:
         self.skipped_steps += 1
@@ -198,10 +201,10 @@ class DepthModule(L.LightningModule):
         """Warm start from a stage-1 checkpoint: copy every weight whose name and shape match
         (e.g. the RGB encoder, decoder and pose net of an ``rgb`` run into a ``fusion`` model).
         Returns the names copied; raises if nothing matched."""
+        from r2sdepth.checkpoint import load_file, state_dict_of
         from r2sdepth.errors import R2SDepthError
 
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        src = ck.get("state_dict", {}) if isinstance(ck, dict) else {}
+        src = state_dict_of(load_file(path), path)
         own = self.state_dict()
         take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
         if not take:
@@ -293,7 +296,9 @@ def batch_metrics(depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: f
     if not all(np.isfinite(p).all() for p in preds):
         return {k: float("nan") for k in METRICS}, len(preds)
     try:
-        res = evaluate_depths(preds, gts, crop=crop, max_depth=max_depth, median_scaling=True)
+        with warnings.catch_warnings():  # images without ground truth just do not count here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = evaluate_depths(preds, gts, crop=crop, max_depth=max_depth, median_scaling=True)
     except R2SDepthError:  # no image of this batch has valid ground truth inside the crop
         return {}, 0
     return {k: res[k] for k in METRICS}, int(res["n"])
@@ -315,6 +320,17 @@ DEFAULT_DISTILL: dict[str, Any] = {
     "ema_momentum": 0.98,
 }
 TERMS = ("feat", "at", "depth")
+
+
+def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[str, Any]:
+    """Refuse stage-2 settings the teacher cannot serve (before any data is touched)."""
+    if dcfg["pixel"] not in ("hard", "soft", "none"):
+        raise R2SDepthError(f"distill.pixel must be hard, soft or none, got {dcfg['pixel']!r}")
+    target = dcfg["feature_target"]
+    if target not in ("fused", "rgb") or (target == "fused" and teacher_modality != "fusion"):
+        raise R2SDepthError(f"distill.feature_target {target!r} is not available from a {teacher_modality} "
+                            "teacher (fused features need a fusion teacher; use rgb)")
+    return dcfg
 
 
 class Connector(nn.Module):
@@ -339,17 +355,12 @@ class DistillModule(DepthModule):
                  steps_per_epoch: int | None = None, distill: dict[str, Any] | None = None) -> None:
         tmodel = dict(teacher["model"])
         if tmodel["modality"] not in ("fusion", "rgb"):
-            raise ValueError(f"the teacher must be a fusion or rgb model, got {tmodel['modality']!r}")
+            raise R2SDepthError(f"the teacher must be a fusion or rgb model, got {tmodel['modality']!r}")
         student = {**tmodel, "modality": "spike"}
         super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
         self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
         self.save_hyperparameters()
-        self.dcfg = {**DEFAULT_DISTILL, **(distill or {})}
-        if self.dcfg["pixel"] not in ("hard", "soft", "none"):
-            raise ValueError(f"distill.pixel must be hard, soft or none, got {self.dcfg['pixel']!r}")
-        target = self.dcfg["feature_target"]
-        if target not in ("fused", "rgb") or (target == "fused" and tmodel["modality"] != "fusion"):
-            raise ValueError(f"distill.feature_target {target!r} is not available from a {tmodel['modality']} teacher")
+        self.dcfg = check_distill_config({**DEFAULT_DISTILL, **(distill or {})}, tmodel["modality"])
         self.teacher = R2SDepthNet(tmodel)
         self.teacher_pose = PoseNet(**{"num_layers": 18, "width": 64, **(teacher.get("pose") or {})})
         for p in list(self.teacher.parameters()) + list(self.teacher_pose.parameters()):
@@ -486,8 +497,8 @@ class DistillModule(DepthModule):
 
 def teacher_from_checkpoint(path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """``(teacher hparams for DistillModule, teacher state dict, teacher's r2sdepth meta)``."""
+    from r2sdepth.checkpoint import load_checkpoint
     from r2sdepth.errors import R2SDepthError
-    from r2sdepth.infer import load_checkpoint
 
     module, meta = load_checkpoint(path)
     if meta.get("stage", 1) != 1 or meta["modality"] not in ("fusion", "rgb"):

@@ -1,8 +1,18 @@
 """``r2sdepth train``: YAML config + dotted overrides -> Lightning Trainer run in ``RUN_DIR``.
 
-``RUN_DIR/config.yaml`` (resolved config), ``RUN_DIR/checkpoints/last.ckpt`` and the best by
-``val/abs_rel``, TensorBoard and CSV logs under ``RUN_DIR/logs``. A rerun with the same
-``RUN_DIR`` resumes from ``last.ckpt``.
+``RUN_DIR/config.yaml`` (resolved config), TensorBoard and CSV logs under ``RUN_DIR/logs``, and
+``RUN_DIR/checkpoints/``:
+
+* ``last.ckpt``: always the newest state: written every ``checkpoint.every_n_steps`` optimiser
+  steps (and/or every ``checkpoint.every_n_minutes``), after every validation, and at the end of
+  the run, atomically (temporary file in the same folder, fsync, rename) with a tensor checksum;
+* ``best-step=N.ckpt``: lowest ``val/abs_rel`` when a validation split is given. It is chosen
+  with ground-truth depth, so it is a diagnostic: a "no depth labels" result uses ``last.ckpt``.
+  A NaN validation metric never becomes the best (it is reported with a warning).
+
+A rerun with the same ``RUN_DIR`` resumes from ``last.ckpt`` and continues the same run: model,
+optimiser, scheduler, loop counters, the global RNG and the position in the epoch's data order
+(the order and augmentation are functions of ``(seed, epoch, index)``) are restored.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ DEFAULT_TRAINER: dict[str, Any] = {
     "precision": None,
     "log_every_n_steps": 10,
 }
+DEFAULT_CHECKPOINT: dict[str, Any] = {"every_n_steps": 100, "every_n_minutes": None}
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -73,8 +84,6 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     returns paths and final metrics."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from r2sdepth.atomic import write_bytes_atomic
     from r2sdepth.models.r2sdepth import DEFAULT_MODEL, merge
@@ -84,9 +93,10 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     out = Path(out)
     seed = int(cfg.get("seed", 0))
     if teacher is not None:
-        from r2sdepth.train.module import DEFAULT_DISTILL, teacher_from_checkpoint
+        from r2sdepth.train.module import DEFAULT_DISTILL, check_distill_config, teacher_from_checkpoint
 
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
+        check_distill_config({**DEFAULT_DISTILL, **(cfg.get("distill") or {})}, t_hp["model"]["modality"])
         cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"],
                "data": merge(t_meta.get("data", {}), cfg.get("data")),
                "distill": {**DEFAULT_DISTILL, **(cfg.get("distill") or {})}, "teacher": str(teacher)}
@@ -98,6 +108,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         "optim": {**DEFAULT_OPTIM, **(cfg.get("optim") or {})},
         "data": merge(DEFAULT_DATA, cfg.get("data")),
         "trainer": {**DEFAULT_TRAINER, **(cfg.get("trainer") or {})},
+        "checkpoint": {**DEFAULT_CHECKPOINT, **(cfg.get("checkpoint") or {})},
         "init_from": cfg.get("init_from"),
         **({"distill": cfg["distill"], "teacher": cfg["teacher"]} if teacher is not None else {}),
     }
@@ -128,8 +139,15 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         names = module.init_from(init)
         print(f"init_from {init}: {len(names)} tensors copied")
     has_val = bool(cfg["data"].get("val_split"))
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{step}", save_last=True,
-                           monitor="val/abs_rel" if has_val else None, mode="min", save_top_k=1 if has_val else 0)
+    from r2sdepth.checkpoint import lightning_checkpoint_io
+
+    callbacks = checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val)
+    ckpt_path = str(last) if resume and last.is_file() else None
+    resume_step = 0
+    if ckpt_path:
+        from r2sdepth.checkpoint import load_file
+
+        resume_step = int(load_file(ckpt_path).get("global_step", 0))
     tcfg = dict(cfg["trainer"])
     if tcfg.get("precision") is None:
         tcfg["precision"] = "16-mixed" if torch.cuda.is_available() and tcfg.get("accelerator") in ("auto", "gpu", "cuda") else "32-true"
@@ -137,12 +155,95 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     trainer = L.Trainer(
         default_root_dir=str(out),
         use_distributed_sampler=False,  # the datamodule shards (and seeds) its own sampler
-        callbacks=[ckpt],
-        logger=[TensorBoardLogger(str(out), name="logs", version=""), CSVLogger(str(out), name="logs", version="")],
+        callbacks=callbacks,
+        plugins=[lightning_checkpoint_io()],
+        logger=loggers(out, resume_step),
         **tcfg,
     )
-    ckpt_path = str(last) if resume and last.is_file() else None
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    trainer.save_checkpoint(str(last))  # the final state, whatever the save interval
+    best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    return {"last": str(last), "best": ckpt.best_model_path or None, "resumed_from": ckpt_path,
+    return {"last": str(last), "best": best or None, "resumed_from": ckpt_path,
             "metrics": metrics, "global_step": trainer.global_step}
+
+
+def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> list:
+    """``last.ckpt`` every N steps / minutes and after each validation; ``best-step=N.ckpt`` by
+    ``val/abs_rel`` (NaN never wins) when there is a validation split."""
+    import warnings
+    from datetime import timedelta
+
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class NanSafeCheckpoint(ModelCheckpoint):
+        def _save_topk_checkpoint(self, trainer, monitor_candidates):  # type: ignore[override]
+            cur = monitor_candidates.get(self.monitor) if self.monitor else None
+            if cur is not None and not torch.isfinite(torch.as_tensor(cur)).all():
+                warnings.warn(f"{self.monitor} is {float(cur)} at step {trainer.global_step}: "
+                              "not a candidate for the best checkpoint", RuntimeWarning)
+                return
+            super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+    steps = ccfg.get("every_n_steps")
+    minutes = ccfg.get("every_n_minutes")
+    for k, v in (("every_n_steps", steps), ("every_n_minutes", minutes)):
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+            raise R2SDepthError(f"checkpoint.{k} must be a positive number or null, got {v!r}")
+    cbs: list = []
+    if steps:
+        cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=int(steps)))
+    if minutes:
+        cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0,
+                                   train_time_interval=timedelta(minutes=float(minutes))))
+    # after every validation (and at epoch ends without one)
+    cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0))
+    if has_val:
+        cbs.append(NanSafeCheckpoint(dirpath=dirpath, filename="best-{step}", monitor="val/abs_rel",
+                                     mode="min", save_top_k=1, save_last=False))
+    return cbs
+
+
+def loggers(out: Path, resume_step: int = 0) -> list:
+    """TensorBoard and CSV logs under ``out/logs`` that keep the history of a resumed run: events
+    and rows logged after the checkpoint (by the interrupted process) are dropped, the earlier
+    ones kept (Lightning's CSV writer deletes ``metrics.csv`` when its folder is not empty)."""
+    import csv
+
+    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class KeepingWriter(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:
+            p = Path(self.metrics_file_path)
+            if not p.is_file():
+                return
+            with open(p, newline="") as f:
+                rows = list(csv.DictReader(f))
+                keys = list(rows[0].keys()) if rows else []
+            keep = [r for r in rows if r.get("step") not in (None, "") and int(float(r["step"])) < resume_step]
+            if not keep:
+                p.unlink()
+                return
+            from r2sdepth.atomic import atomic_path
+
+            with atomic_path(p) as tmp, open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(keep)
+            self.metrics_keys = sorted(keys)
+
+    class KeepingCSVLogger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self):  # type: ignore[override]
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = KeepingWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    tb_kw = {"purge_step": resume_step} if resume_step else {}
+    return [TensorBoardLogger(str(out), name="logs", version="", **tb_kw),
+            KeepingCSVLogger(str(out), name="logs", version="")]

@@ -1,0 +1,117 @@
+"""Plant known mistakes in the learning core, one at a time, and check the test suite catches each.
+
+    python scripts/mutation_check.py [--only NAME ...] [--work DIR]
+
+Each mutation is applied to a copy of the repository (``--work``, default a temporary folder;
+the checkout itself is never modified), the tests that guard it run with ``pytest -x``, and the
+result is printed: ``caught`` (a test failed, as it must) or ``MISSED``. Exit status 1 when any
+mutation was missed. Runs on CPU; about 1-2 minutes per mutation on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = "tests/test_learning_core.py"
+
+# name: (file, text to replace, replacement, tests to run)
+MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
+    "teacher-not-frozen": (
+        "src/r2sdepth/train/module.py", "        for m in self.frozen_modules():\n            m.eval()",
+        "        pass", [CORE + "::test_teacher_frozen_through_a_real_fit_with_validation"]),
+    "schedule-whole-dataset": (
+        "src/r2sdepth/train/module.py", "            nb = t.num_training_batches\n",
+        "            nb = t.num_training_batches * t.world_size\n",
+        [CORE + "::test_fusion_schedule_same_on_two_ddp_processes"]),
+    "geometry-in-autocast-precision": (
+        "src/r2sdepth/geometry.py", "    return wrapper  # type: ignore[return-value]", "    return fn",
+        [CORE + "::test_geometry_is_float32_under_autocast"]),
+    "ssim-denominator-sign": (
+        "src/r2sdepth/losses.py", "d = (mx * mx + my * my + self.c1)", "d = (mx * mx - my * my + self.c1)",
+        [CORE + "::test_ssim_matches_an_independent_reference"]),
+    "automask-not-applied": (
+        "src/r2sdepth/losses.py", "        loss_map = torch.minimum(best, ident_best)", "        loss_map = best",
+        [CORE + "::test_loss_map_is_masked_per_pixel_minimum_with_zero_gradient_where_masked"]),
+    "eval-mean-scaling": (
+        "src/r2sdepth/evaluate.py", "r = float(np.median(gv) / max(np.median(pv), 1e-12))",
+        "r = float(np.mean(gv) / max(np.mean(pv), 1e-12))",
+        [CORE + "::test_evaluation_uses_median_not_mean_scaling"]),
+    "val-without-median-scaling": (
+        "src/r2sdepth/train/module.py", "max_depth=max_depth, median_scaling=True)",
+        "max_depth=max_depth, median_scaling=False)", [CORE + "::test_validation_metrics_equal_r2sdepth_eval"]),
+    "gradient-through-pixel-weights": (
+        "src/r2sdepth/losses.py", "    es, et = student_err.detach(), teacher_err.detach()",
+        "    es, et = student_err, teacher_err", [CORE + "::test_pixel_weights_carry_no_gradient",
+                                                 CORE + "::test_distill_step_weights_are_detached"]),
+    "export-teacher-decoder": (
+        "src/r2sdepth/models/r2sdepth.py", "        return net.student_decoder(net.spike(spikes))",
+        "        return net.decoder(net.spike(spikes))",
+        [CORE + "::test_export_and_infer_share_the_student_path"]),
+    "on-the-fly-window-from-t+1": (
+        "src/r2sdepth/data/spike_kitti.py", "return frame_window(lum, frame, self.window",
+        "return frame_window(lum, frame + 1, self.window",
+        [CORE + "::test_built_and_on_the_fly_windows_are_byte_equal"]),
+    "window-shifted-one-chunk": (
+        "src/r2sdepth/spike/simulate.py", "for j in range(j0, frame + 1)]", "for j in range(j0 + 1, frame + 2)]",
+        ["tests/test_simulate.py::test_window_is_causal",
+         "tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows"]),
+    "augmentation-ignores-epoch": (
+        "src/r2sdepth/data/spike_kitti.py", 'stable_seed(self.seed, "aug", epoch, i)', 'stable_seed(self.seed, "aug", 0, i)',
+        [CORE + "::test_augmentation_is_a_function_of_seed_epoch_index"]),
+    "gt-falls-back-to-png": (
+        "src/r2sdepth/data/kitti.py", '    if src in ("annotated", "exact"):',
+        '    png = Path(root) / drive / "proj_depth" / "groundtruth" / f"image_{c}" / f"{frame:010d}.png"\n'
+        '    if src in ("annotated", "exact") or png.is_file():',
+        ["tests/test_kitti_eval.py::test_gt_source_is_explicit_and_never_mixed"]),
+    "resume-forgets-data-position": (
+        "src/r2sdepth/train/datamodule.py", "        for i in idx[k:]:", "        for i in idx:",
+        ["tests/test_reliability.py::test_sigkill_resume_equals_uninterrupted_run"]),
+    "checkpoint-loads-pickles": (
+        "src/r2sdepth/checkpoint.py", "weights_only=True)", "weights_only=False)",
+        ["tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli"]),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="mutation names (default: all)")
+    ap.add_argument("--work", help="folder for the copy (default: a temporary one)")
+    a = ap.parse_args()
+    names = a.only or list(MUTATIONS)
+    work = Path(a.work or tempfile.mkdtemp(prefix="r2sdepth-mut-"))
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "data", "__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(work / "src")}
+    missed = []
+    for name in names:
+        path, old, new, tests = MUTATIONS[name]
+        f = work / path
+        text = f.read_text()
+        if text.count(old) != 1:
+            print(f"{name:34s} NOT APPLICABLE (the guarded text is not in {path} exactly once)")
+            missed.append(name)
+            continue
+        f.write_text(text.replace(old, new))
+        t0 = time.time()
+        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                           cwd=work, env=env, capture_output=True, text=True)
+        f.write_text(text)
+        verdict = "caught" if r.returncode == 1 else ("MISSED" if r.returncode == 0 else f"ERROR rc={r.returncode}")
+        if verdict != "caught":
+            missed.append(name)
+        print(f"{name:34s} {verdict:8s} {time.time() - t0:6.1f} s", flush=True)
+    print(f"{len(names) - len(missed)}/{len(names)} mutations caught")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Checkpoint files: safe loading, tensor checksums, atomic saving, and model construction.
+
+The one place that reads and writes checkpoints (training, resume, ``--init_from``,
+``--teacher``, ``eval``, ``infer``, ``export``):
+
+* **Loading never executes pickled code**: ``torch.load(weights_only=True)``, PyTorch's
+  restricted unpickler (tensors, dicts, lists, numbers, strings), plus the allow-list
+  :data:`SAFE_GLOBALS`. A checkpoint carrying any other object is refused with one line.
+* **Checksums**: every checkpoint r2sdepth writes records ``r2sdepth_checksum``, a SHA-256 over
+  the names, dtypes, shapes and bytes of every tensor of its ``state_dict``; loading verifies
+  it, so flipped bits are an error instead of silently different weights.
+* **Atomic saving**: the file is written to a temporary name in the destination folder (same
+  filesystem), flushed and fsynced, then renamed; a full disk or a kill leaves the previous file
+  intact and no partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r2sdepth.errors import R2SDepthError
+
+CHECKSUM_KEY = "r2sdepth_checksum"
+
+
+def _safe_globals() -> list[Any]:
+    """Objects (besides plain containers and tensors) that Lightning checkpoints hold."""
+    out: list[Any] = []
+    with contextlib.suppress(ImportError):
+        from lightning.fabric.utilities.data import AttributeDict
+
+        out.append(AttributeDict)
+    with contextlib.suppress(ImportError):
+        import pathlib
+
+        out += [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+    return out
+
+
+SAFE_GLOBALS = _safe_globals()
+
+
+def state_checksum(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over ``name, dtype, shape, bytes`` of every tensor of ``state``, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        v = state[k]
+        if not torch.is_tensor(v):
+            continue
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def with_checksum(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """``checkpoint`` with ``r2sdepth_checksum`` of its ``state_dict`` set (in place)."""
+    if isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint[CHECKSUM_KEY] = state_checksum(checkpoint["state_dict"])
+    return checkpoint
+
+
+def save_atomic(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``checkpoint`` (with its checksum) to ``path`` atomically (see module docstring)."""
+    from r2sdepth.atomic import tmp_path_for
+
+    path = Path(path)
+    with_checksum(checkpoint)
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    tmp = tmp_path_for(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise R2SDepthError(f"{path}: cannot write checkpoint ({e.strerror or e})") from e
+        raise
+    return path
+
+
+def load_file(path: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]:
+    """Read a checkpoint file safely (no pickled code runs) and verify its checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise R2SDepthError(f"{path}: checkpoint not found")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (torch raises many kinds)
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise R2SDepthError(f"{path}: refused: the checkpoint holds objects other than tensors and "
+                                f"plain data, which would run code on load ({msg[:200]})") from e
+        raise R2SDepthError(f"{path}: unreadable checkpoint ({e.__class__.__name__}: {msg[:200]})") from e
+    if not isinstance(ck, dict):
+        raise R2SDepthError(f"{path}: not a checkpoint (a {type(ck).__name__}, expected a dict)")
+    if verify and CHECKSUM_KEY in ck:
+        state = ck.get("state_dict")
+        if not isinstance(state, dict) or state_checksum(state) != ck[CHECKSUM_KEY]:
+            raise R2SDepthError(f"{path}: checksum mismatch: the weights are corrupted")
+    return ck
+
+
+def state_dict_of(ck: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    state = ck.get("state_dict")
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise R2SDepthError(f"{path}: no state_dict of tensors in this checkpoint")
+    return state
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
+    """Load a stage-1/stage-2 (or slim) checkpoint: returns ``(module, meta)`` in eval mode."""
+    path = Path(path)
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise R2SDepthError(f"device {device!r} requested but CUDA is not available here (use --device cpu)")
+    ck = load_file(path)
+    meta = ck.get("r2sdepth")
+    if not isinstance(meta, dict) or not meta:
+        raise R2SDepthError(f"{path}: not an r2sdepth checkpoint (no 'r2sdepth' metadata)")
+    if meta.get("modality") not in ("rgb", "spike", "fusion"):
+        raise R2SDepthError(f"{path}: unknown modality {meta.get('modality')!r} in the checkpoint")
+    state = state_dict_of(ck, path)
+    try:
+        if meta.get("slim"):  # network weights only (r2sdepth.export.slim_checkpoint)
+            from r2sdepth.train.module import DepthModule
+
+            module = DepthModule(meta["model"], data=meta.get("data"))
+            module.net.load_state_dict(state)
+        else:
+            if meta.get("stage", 1) == 2:
+                from r2sdepth.train.module import DistillModule as Module
+            else:
+                from r2sdepth.train.module import DepthModule as Module
+            hp = ck.get("hyper_parameters")
+            if not isinstance(hp, dict):
+                raise R2SDepthError(f"{path}: no hyper_parameters: cannot rebuild the model")
+            module = Module(**hp)
+            module.load_state_dict(state)
+    except R2SDepthError:
+        raise
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise R2SDepthError(f"{path}: weights do not fit the recorded model ({first[:300]})") from e
+    module.eval().to(device)
+    return module, meta
+
+
+def lightning_checkpoint_io():
+    """A Lightning ``CheckpointIO`` that saves with :func:`save_atomic` and loads with
+    :func:`load_file` (so a Trainer resume is checked and safe too)."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicSafeCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            save_atomic(checkpoint, path)
+
+        def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+            return load_file(path)
+
+    return AtomicSafeCheckpointIO()
