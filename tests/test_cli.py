@@ -67,7 +67,7 @@ def test_simulate_folder_then_info(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("info", tmp_path / "s.dat", "--json")
     info = json.loads(r.stdout)
-    assert info["frames"] == 64 and (info["height"], info["width"]) == (10, 16)
+    assert info["frames"] == 96 and (info["height"], info["width"]) == (10, 16)  # pre-roll + 2 chunks of 32
     assert info["sidecar"]["seed"] == 7 and info["sidecar"]["planes_per_frame"] == 32
 
 
@@ -94,6 +94,6 @@ def test_demo_runs_shipped_model(tmp_path):
     # the shipped model beats the mean-depth baseline clearly, and the median-scaled constant too
     assert m["model"]["abs_rel"] < 0.7 * m["baseline"]["abs_rel"]
     assert m["model"]["abs_rel"] < m["baseline_median_scaled"]["abs_rel"]
-    assert m["info"]["frames"] == 23 and (out / "demo.gif").is_file()
-    assert len(list((out / "depth").glob("*.npy"))) == 23 and len(list((out / "depth_png").glob("*.png"))) == 23
+    assert m["info"]["frames"] == 24 and (out / "demo.gif").is_file()  # every frame has a window (pre-roll)
+    assert len(list((out / "depth").glob("*.npy"))) == 24 and len(list((out / "depth_png").glob("*.png"))) == 24
     assert "abs_rel" in r.stdout and "metrics.json" in r.stdout

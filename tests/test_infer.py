@@ -111,7 +111,7 @@ def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
         assert r.returncode == 0, r.stderr
         summ = json.loads((out / "summary.json").read_text())
         # frames are resized to the checkpoint's 64x96; spike models need one frame of history
-        assert summ["input_size"] == [64, 96] and summ["outputs"] == (5 if m == "rgb" else 4)
+        assert summ["input_size"] == [64, 96] and summ["outputs"] == 5  # every frame has a window (pre-roll)
         assert (out / "stream.dat").is_file() == (m != "rgb")
     # too few frames for the window: refused before anything is simulated or written
     r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "x", "--window", "256")

@@ -117,18 +117,21 @@ def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
 
 def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_path):
     out = tmp_path / "r"
-    r = run(*train_args(synth, out, "--trainer.max_steps", 7, "--checkpoint.every_n_steps", 100), timeout=600)
+    # 8 batches per epoch, validation after each: the best is at step 8 at most, the run ends at 10
+    args = train_args(synth, out, "--trainer.max_steps", 10, "--checkpoint.every_n_steps", 100,
+                      "--trainer.check_val_every_n_epoch", 1)
+    r = run(*args, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     last = out / "checkpoints" / "last.ckpt"
-    assert ckpt_step(last) == 7
+    assert ckpt_step(last) == 10
     best = list((out / "checkpoints").glob("best-*.ckpt"))
     assert len(best) == 1
     before = last.read_bytes()
     with open(out / "logs" / "metrics.csv", newline="") as f:
         n_rows = len(list(csv.DictReader(f)))
-    r = run(*train_args(synth, out, "--trainer.max_steps", 7, "--checkpoint.every_n_steps", 100), timeout=600)
+    r = run(*args, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "trained to step 7" in r.stdout and ckpt_step(last) == 7
+    assert "trained to step 10" in r.stdout and ckpt_step(last) == 10
     from r2sdepth.checkpoint import load_file
 
     assert all(torch.equal(v, load_file(last)["state_dict"][k]) for k, v in
@@ -406,3 +409,107 @@ def test_sidecar_bad_files(tmp_path):
     # a claimed geometry far larger than the file: refused before anything is allocated
     with pytest.raises(R2SDepthError, match="bytes per plane"):
         SpikeStream(p, 100000, 100000)
+
+
+@pytest.fixture()
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (root only; skipped where mounting is not allowed)."""
+    d = tmp_path / "full"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_full_disk_every_command_one_line_and_no_partial_output(synth, tmp_path, full_disk):
+    """ENOSPC in every command that writes: exit 2, one line, and nothing half-written under a
+    final name (only complete files or nothing)."""
+    from PIL import Image
+
+    from r2sdepth.spike.io import write_dat
+
+    ck = _tiny_checkpoints(tmp_path)["spike"]
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        Image.fromarray((np.random.default_rng(i).random((64, 96, 3)) * 255).astype(np.uint8)).save(frames / f"{i}.png")
+    stream = tmp_path / "s.dat"
+    write_dat(stream, (np.random.default_rng(0).random((400, 64, 96)) < 0.3).astype(np.uint8))
+    sp = synth / "splits"
+    f = full_disk
+    cmds = {
+        "simulate": ["simulate", frames, "--out", f / "s.dat", "--planes-per-frame", "128"],
+        "reconstruct": ["reconstruct", stream, "--window", "4", "--out", f / "rec"],
+        "synth": ["synth", "--out", f / "synth", "--sequences", "1", "--frames", "5", "--height", "64", "--width", "96"],
+        "build-spike-kitti": ["build-spike-kitti", "--kitti-root", synth, "--out", f / "spk", "--cameras", "02",
+                              "--height", "64", "--width", "96", "--planes-per-frame", "64"],
+        "export-gt": ["export-gt", "--kitti-root", synth, "--split", sp / "train_files.txt", "--out", f / "gt.npz"],
+        "infer": ["infer", "--checkpoint", ck, "--input", stream, "--out", f / "inf", "--window", "16"],
+        "export": ["export", "--checkpoint", ck, "--format", "torchscript", "--out", f / "m.pt"],
+        "slim": ["export", "--checkpoint", ck, "--format", "slim", "--out", f / "m.ckpt"],
+        "train": train_args(synth, f / "run", "--trainer.max_steps", 2),
+    }
+    for name, c in cmds.items():
+        # fill the disk but for a few bytes before each command
+        filler = f / "filler"
+        filler.unlink(missing_ok=True)
+        with open(filler, "wb") as fh:
+            with pytest.raises(OSError):
+                fh.write(b"\0" * (1 << 20))
+        filler.unlink()
+        (f / "pad").write_bytes(b"\0" * 40000)
+        r = run(*c, timeout=600)
+        assert r.returncode == 2, (name, r.returncode, r.stderr[-1500:])
+        errs = [ln for ln in r.stderr.splitlines() if ln.startswith("r2sdepth: error:")]
+        assert "Traceback" not in r.stderr and len(errs) == 1, (name, r.stderr[-1500:])
+        if name != "train":  # (Lightning logs its set-up lines before)
+            assert r.stderr.strip().count("\n") == 0, (name, r.stderr[-1500:])
+        assert "No space left" in r.stderr or "disk full" in r.stderr, (name, r.stderr[-500:])
+        leftovers = [p for p in f.rglob("*") if p.is_file() and p.name != "pad" and ".part" in p.name]
+        assert not leftovers, (name, leftovers)
+        for p in f.rglob("*.ckpt"):  # whatever is under a final name is complete
+            from r2sdepth.checkpoint import load_file
+
+            load_file(p)
+        (f / "pad").unlink()
+        import shutil
+
+        for p in f.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def test_reconstruct_and_infer_memory_does_not_grow_with_the_stream(tmp_path, monkeypatch):
+    """Peak Python/numpy allocation for a 4x longer stream stays within 1.5x (it held every
+    image before: ~36 MB per 1,000 planes of 250x400); animations keep at most N frames."""
+    import tracemalloc
+
+    import r2sdepth.viz
+
+    monkeypatch.setattr(r2sdepth.viz, "MAX_ANIMATION_FRAMES", 20)
+
+    from r2sdepth.infer import run_infer
+    from r2sdepth.spike.io import SpikeStream, write_dat
+    from r2sdepth.viz import save_reconstructions
+
+    ck = _tiny_checkpoints(tmp_path)["spike"]
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for n in (256, 1024):
+        p = tmp_path / f"s{n}.dat"
+        write_dat(p, (rng.random((n, 64, 96)) < 0.3).astype(np.uint8))
+        for what in ("reconstruct", "infer"):
+            tracemalloc.start()
+            if what == "reconstruct":
+                with SpikeStream(p) as st:
+                    save_reconstructions(st, tmp_path / f"rec{n}", method="tfp", window=4, gif=tmp_path / f"r{n}.gif")
+            else:
+                run_infer(ck, p, tmp_path / f"inf{n}", window=16, stride=4, gif=tmp_path / f"i{n}.gif")
+            peaks[(what, n)] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    for what in ("reconstruct", "infer"):
+        assert peaks[(what, 1024)] < 1.5 * peaks[(what, 256)], (what, peaks)
+    assert len(list((tmp_path / "rec1024").glob("*.png"))) == 256

@@ -63,3 +63,20 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is one of our temporary files (``.NAME.part-XXXX.ext`` / ``.NAME.XXXX.part``)."""
+    name = Path(path).name
+    return name.startswith(".") and ".part" in name
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete temporary files an interrupted (killed) run left under ``folder``; returns how many."""
+    n = 0
+    for p in Path(folder).rglob(".*.part*"):
+        if p.is_file() and is_temporary(p):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                n += 1
+    return n

@@ -101,10 +101,15 @@ def load_file(path: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 (torch raises many kinds)
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise R2SDepthError(f"{path}: refused: the checkpoint holds objects other than tensors and "
-                                f"plain data, which would run code on load ({msg[:200]})") from e
+        text = str(e)
+        import re
+
+        glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if glob:
+            raise R2SDepthError(f"{path}: refused: the checkpoint holds a pickled {glob.group(1)}, which "
+                                "would run code on load (only tensors and plain data are accepted)") from e
+        why = re.search(r"WeightsUnpickler error: \s*(.+)", text)
+        msg = why.group(1).strip() if why else (text.strip().splitlines() or [e.__class__.__name__])[0]
         raise R2SDepthError(f"{path}: unreadable checkpoint ({e.__class__.__name__}: {msg[:200]})") from e
     if not isinstance(ck, dict):
         raise R2SDepthError(f"{path}: not a checkpoint (a {type(ck).__name__}, expected a dict)")

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", metavar="INPUT", help="video file or folder of images (name order)")
     s.add_argument("--out", required=True, metavar="STREAM.dat")
     s.add_argument("--planes-per-frame", type=int, default=128)
+    s.add_argument("--pre-roll-frames", type=int, default=1,
+                   help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
+                        "windows of frame 0 may be up to this x P planes long)")
     s.add_argument("--threshold", type=float, default=2.0, help="firing threshold theta (default 2.0)")
     s.add_argument("--gain", type=float, default=1.0, help="potential added per plane at luminance 1")
     s.add_argument("--interp", choices=["hold", "linear", "flow"], default="linear")
@@ -98,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--height", type=int, default=192)
     s.add_argument("--width", type=int, default=640)
     s.add_argument("--planes-per-frame", type=int, default=128)
+    s.add_argument("--pre-roll-frames", type=int, default=1,
+                   help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
+                        "windows of frame 0 may be up to this x P planes long)")
     s.add_argument("--threshold", type=float, default=2.0)
     s.add_argument("--gain", type=float, default=1.0)
     s.add_argument("--interp", choices=["hold", "linear", "flow"], default="linear")
@@ -236,7 +242,7 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
     from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
 
     params = SimParams(
-        planes_per_frame=a.planes_per_frame, threshold=a.threshold, gain=a.gain, interp=a.interp,
+        planes_per_frame=a.planes_per_frame, pre_roll_frames=a.pre_roll_frames, threshold=a.threshold, gain=a.gain, interp=a.interp,
         reset=a.reset, fpn_sigma=a.fpn_sigma, dark_current=a.dark_current,
         shot_photons=a.shot_photons, linearize=a.linearize, video_fps=a.fps,
     )
@@ -244,8 +250,9 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         iter_frames(a.input, height=a.height, width=a.width), a.out, params, seed=a.seed,
         source=str(a.input), backend=a.backend, device=a.device, progress=sys.stderr.isatty(),
     )
-    print(f"wrote {a.out}: {meta['frames']} planes ({meta['rgb_frames']} RGB frames x "
-          f"{params.planes_per_frame}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes")
+    print(f"wrote {a.out}: {meta['frames']} planes ({params.pre_roll_frames} pre-roll + "
+          f"{meta['rgb_frames'] - 1} inter-frame chunks x {params.planes_per_frame}), "
+          f"{meta['height']}x{meta['width']}, {meta['bytes']} bytes")
     return 0
 
 
@@ -254,7 +261,7 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
     from r2sdepth.data.spike_kitti import build_spike_kitti
     from r2sdepth.spike.simulate import SimParams
 
-    params = SimParams(planes_per_frame=a.planes_per_frame, threshold=a.threshold, gain=a.gain,
+    params = SimParams(planes_per_frame=a.planes_per_frame, pre_roll_frames=a.pre_roll_frames, threshold=a.threshold, gain=a.gain,
                        interp=a.interp, video_fps=a.fps)
     res = build_spike_kitti(
         a.kitti_root, a.out, cameras=a.cameras, height=a.height, width=a.width, params=params,
@@ -334,7 +341,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     print(table)
     if a.out:
         ev.write_results(a.out, rows if len(rows) > 1 else next(iter(rows.values())))
-        Path(a.out).with_suffix(".md").write_text(table + "\n")
+        from r2sdepth.atomic import write_bytes_atomic
+
+        write_bytes_atomic(Path(a.out).with_suffix(".md"), (table + "\n").encode())
     return 0
 
 
@@ -429,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout = open(os.devnull, "w")
             return 0
         where = f"{e.filename}: " if e.filename else ""
-        print(f"r2sdepth: error: {where}{e.strerror or e}", file=sys.stderr)
+        why = e.strerror or f"write failed ({e}): disk full or I/O error"  # numpy's short writes carry no errno
+        print(f"r2sdepth: error: {where}{why}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("r2sdepth: interrupted", file=sys.stderr)

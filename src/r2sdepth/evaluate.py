@@ -98,16 +98,20 @@ def evaluate_depths(
             raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
         if not np.all(np.isfinite(p)):
             raise R2SDepthError(f"image {i}: prediction contains NaN or inf")
-        if np.any(p <= 0):
-            raise R2SDepthError(f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths "
-                                "(depth must be > 0; for disparities use --pred-kind disp)")
-        p = resize_to(p, g.shape)
+        if p.shape != g.shape:
+            if np.any(p <= 0):
+                raise R2SDepthError(f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths (depth "
+                                    "must be > 0 to resize in disparity; for disparities use --pred-kind disp)")
+            p = resize_to(p, g.shape)
         with np.errstate(invalid="ignore"):
             mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
         if not mask.any():
             skipped.append(i)
             continue
         gv, pv = g[mask], p[mask] * scale
+        if np.any(pv <= 0):
+            raise R2SDepthError(f"image {i}: prediction has {int(np.sum(pv <= 0))} non-positive depths where "
+                                "the ground truth is valid (depth must be > 0; for disparities use --pred-kind disp)")
         if median_scaling:
             r = float(np.median(gv) / max(np.median(pv), 1e-12))
             ratios.append(r)

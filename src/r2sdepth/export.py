@@ -65,7 +65,6 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     """Export the spike-only network to ``fmt`` (``torchscript`` or ``onnx``) at a fixed size;
     compares the exported model with eager PyTorch on a random window and returns
     ``{"path", "max_abs_diff", "checked_with"}``."""
-    from r2sdepth.atomic import atomic_path
     from r2sdepth.checkpoint import load_checkpoint
 
     module, meta = load_checkpoint(checkpoint)
@@ -80,18 +79,35 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
         ref = model(x)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt not in ("torchscript", "onnx"):
+        raise R2SDepthError(f"unknown export format {fmt!r} (onnx or torchscript)")
+    import io
+
+    from r2sdepth.atomic import write_bytes_atomic
+
+    buf = io.BytesIO()  # serialised in memory, written by Python: a full disk is an OSError, not an abort
     if fmt == "torchscript":
-        with torch.no_grad():
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice; still the format asked for
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks fixed at export: the size is fixed
             traced = torch.jit.trace(model, x, check_trace=False)
-        with atomic_path(out) as tmp:
-            traced.save(str(tmp))
-        with torch.no_grad():
+            torch.jit.save(traced, buf)
+        write_bytes_atomic(out, buf.getvalue())
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             got = torch.jit.load(str(out))(x)
         diff, how = float((got - ref).abs().max()), "torch.jit.load"
     elif fmt == "onnx":
-        with atomic_path(out) as tmp:
-            torch.onnx.export(model, (x,), str(tmp), input_names=["spikes"], output_names=["depth"],
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.onnx.export(model, (x,), buf, input_names=["spikes"], output_names=["depth"],
                               opset_version=17, dynamo=False)
+        write_bytes_atomic(out, buf.getvalue())
         diff, how = float("nan"), "not checked (install onnxruntime)"
         if check:
             try:

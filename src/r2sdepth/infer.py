@@ -216,7 +216,11 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     # folders/videos: frames were already resized to height x width, so "pad" covers them
     net_hw = (int(height), int(width)) if mode == "resize" else fit_to_multiple(*hw)
 
-    depths, panels = [], []
+    n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
+    panels: list[np.ndarray] = []
+    from r2sdepth.viz import animation_keep
+
+    keep = animation_keep(len(starts)) if (gif or mp4) else set()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -244,8 +248,9 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                 vis_max = float(np.percentile(1.0 / np.maximum(dmap, 1e-6), 95))
             name = names[b0 + j]
             pic = _save_outputs(out, name, dmap, vis_max)
-            depths.append(dmap)
-            if gif or mp4:
+            n_out += 1
+            d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
+            if b0 + j in keep:
                 row = [np.repeat(to_uint8(tfp(spk[j]))[..., None], 3, -1)] if spk is not None else []
                 row.append(pic)
                 if rgb_frames is not None:
@@ -265,8 +270,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     if mp4:
         save_animation(mp4, panels, fps=10.0)
     summary = {"checkpoint": str(checkpoint), "input": str(source), "modality": modality, "window": window,
-               "outputs": len(depths), "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
-               "scale": scale, "names": names,
-               "depth_range": [float(min(x.min() for x in depths)), float(max(x.max() for x in depths))]}
+               "outputs": n_out, "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
+               "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
+               "animation_frames": len(panels)}
     write_json_atomic(out / "summary.json", summary)
     return summary

@@ -137,6 +137,19 @@ def reconstruct_window(stream: SpikeStream, centre: int, window: int, method: st
     raise R2SDepthError(f"unknown reconstruction method {method!r} (tfp or tfi)")
 
 
+MAX_ANIMATION_FRAMES = 600  # a GIF/MP4 of a long recording shows this many evenly spaced frames
+
+
+def animation_keep(n: int, limit: int | None = None) -> set[int]:
+    """Indices (of ``n`` outputs) that go into an animation: all of them up to ``limit``
+    (default :data:`MAX_ANIMATION_FRAMES`), else ``limit`` evenly spaced ones, so the
+    animation's memory does not grow with the input."""
+    limit = int(limit or MAX_ANIMATION_FRAMES)
+    if n <= limit:
+        return set(range(n))
+    return {int(round(i * (n - 1) / (limit - 1))) for i in range(limit)}
+
+
 def save_reconstructions(
     stream: SpikeStream,
     out_dir: str | os.PathLike,
@@ -151,18 +164,30 @@ def save_reconstructions(
     """Write 8-bit PNGs ``{I:06d}.png`` (I = plane index at the window's centre), optional GIF.
 
     The display stretch (99.5th percentile -> 255) is shared by all images of one call so that
-    brightness is comparable across the sequence.
+    brightness is comparable across the sequence. Memory does not depend on the stream's
+    length: a first pass accumulates a histogram of the image values (exact for TFP, whose
+    values are multiples of 1/window; 1/65536 resolution for TFI), a second pass recomputes and
+    writes each image; the GIF keeps at most ``MAX_ANIMATION_FRAMES`` evenly spaced frames.
     """
+    if gif is not None:
+        check_animation_path(Path(gif))
     idx = reconstruct_indices(len(stream), window, index=index, every=every)
-    imgs = [reconstruct_window(stream, i, window, method) for i in _progress(idx, progress)]
-    hi = float(np.percentile(np.stack(imgs), 99.5)) or 1.0
+    bins = window + 1 if method == "tfp" else 65536
+    hist = np.zeros(bins, np.int64)
+    for i in _progress(idx, progress):
+        img = reconstruct_window(stream, i, window, method)
+        hist += np.bincount(np.clip(np.rint(img.ravel() * (bins - 1)), 0, bins - 1).astype(np.int64), minlength=bins)
+    cum = np.cumsum(hist)
+    hi = float(np.searchsorted(cum, 0.995 * cum[-1]) / (bins - 1)) or 1.0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    keep = animation_keep(len(idx)) if gif is not None else set()
     paths, frames = [], []
-    for i, img in zip(idx, imgs):
-        u8 = to_uint8(img / hi, percentile=None)
+    for k, i in enumerate(idx):
+        u8 = to_uint8(reconstruct_window(stream, i, window, method) / hi, percentile=None)
         paths.append(save_png(out / f"{i:06d}.png", u8))
-        frames.append(u8)
+        if k in keep:
+            frames.append(u8)
     if gif is not None:
         save_animation(gif, frames, fps=10.0)
     return paths

@@ -402,6 +402,9 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
     from r2sdepth.atomic import write_json_atomic
 
     write_json_atomic(pfile, params)
+    from r2sdepth.atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences)
             if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]

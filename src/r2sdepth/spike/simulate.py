@@ -81,6 +81,14 @@ class SimParams:
     pre_roll_frames: int = 1
 
     def __post_init__(self) -> None:
+        import math
+
+        for name in ("threshold", "gain", "fpn_sigma", "dark_current", "shot_photons", "video_fps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise R2SDepthError(f"{name} must be a finite number, got {v!r}")
+        if isinstance(self.planes_per_frame, bool) or not isinstance(self.planes_per_frame, int):
+            raise R2SDepthError(f"planes_per_frame must be an integer, got {self.planes_per_frame!r}")
         if self.planes_per_frame < 1:
             raise R2SDepthError("planes_per_frame must be >= 1")
         if not self.threshold > 0:
@@ -458,7 +466,8 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise R2SDepthError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))  # hidden/temporary
     if not files:
         raise R2SDepthError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -479,15 +488,32 @@ def _resize(img: np.ndarray, height: int | None, width: int | None) -> np.ndarra
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 RGB ``[H, W, 3]`` (or gray ``[H, W]``); clear error if not."""
+    """Read an image file as uint8 RGB ``[H, W, 3]``, gray uint8 ``[H, W]``, or for 16-bit files
+    gray uint16 ``[H, W]`` (so :func:`luminance` scales it by 65535, not 255); float (mode F)
+    images must hold values in [0, 1]. Decompression bombs (PIL's limit) and unreadable files
+    are refused with a clear error."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I;16"):
+                return np.asarray(im).astype(np.uint16)
+            if im.mode == "I":  # 16-bit PNGs often open as 32-bit integer
+                a = np.asarray(im)
+                if a.min() < 0 or a.max() > 65535:
+                    raise R2SDepthError(f"{path}: integer image with values outside 0..65535")
+                return a.astype(np.uint16)
+            if im.mode == "F":
+                a = np.asarray(im, dtype=np.float32)
+                if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+                    raise R2SDepthError(f"{path}: float image must hold finite values in [0, 1]")
+                return a
             if im.mode not in ("RGB", "L"):
                 im = im.convert("RGB")
             return np.asarray(im)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except Image.DecompressionBombError as e:
+        raise R2SDepthError(f"{path}: refused: {e}") from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise R2SDepthError(f"{path}: unreadable image ({e.__class__.__name__}: {e})") from e
 
 
@@ -496,6 +522,9 @@ def iter_frames(source: str | os.PathLike, *, height: int | None = None,
     """RGB frames (uint8 ``[H, W, 3]``) of a folder of images or a video file, resized to
     ``height x width`` when given. All frames must share one size."""
     source = Path(source)
+    for name, v in (("height", height), ("width", width)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise R2SDepthError(f"{name} must be a positive integer, got {v!r}")
     if source.is_dir():
         it: Iterable[tuple[str, np.ndarray]] = ((str(p), read_image(p)) for p in list_frames(source))
     elif source.is_file():
