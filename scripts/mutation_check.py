@@ -75,7 +75,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "src/r2sdepth/train/datamodule.py", "        for i in idx[k:]:", "        for i in idx:",
         ["tests/test_reliability.py::test_sigkill_resume_equals_uninterrupted_run"]),
     "checkpoint-loads-pickles": (
-        "src/r2sdepth/checkpoint.py", "weights_only=True)", "weights_only=False)",
+        "src/r2sdepth/checkpoint.py", 'map_location="cpu", weights_only=True)', 'map_location="cpu", weights_only=False)',
         ["tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli"]),
 }
 
@@ -89,8 +89,14 @@ def main() -> int:
     work = Path(a.work or tempfile.mkdtemp(prefix="r2sdepth-mut-"))
     if work.exists():
         shutil.rmtree(work)
-    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "data", "__pycache__"))
-    env = {**os.environ, "PYTHONPATH": str(work / "src")}
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = Path(folder) == ROOT
+        return {n for n in names if n in (".git", ".venv", "__pycache__", ".pytest_cache")
+                or (top and n in ("runs", "data", "r2sdepth-demo"))}
+
+    shutil.copytree(ROOT, work, ignore=ignore)
+    shared = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    env = {**os.environ, "PYTHONPATH": str(work / "src"), "R2SDEPTH_SHARED_DATA": str(shared)}
     missed = []
     for name in names:
         path, old, new, tests = MUTATIONS[name]
@@ -102,10 +108,14 @@ def main() -> int:
             continue
         f.write_text(text.replace(old, new))
         t0 = time.time()
-        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rs", *tests],
                            cwd=work, env=env, capture_output=True, text=True)
         f.write_text(text)
         verdict = "caught" if r.returncode == 1 else ("MISSED" if r.returncode == 0 else f"ERROR rc={r.returncode}")
+        if verdict == "MISSED" and "skipped" in r.stdout:
+            verdict = "SKIPPED"  # a guarding test did not run: not evidence either way
+        if verdict.startswith("ERROR"):
+            print(r.stdout[-1500:], r.stderr[-1500:])
         if verdict != "caught":
             missed.append(name)
         print(f"{name:34s} {verdict:8s} {time.time() - t0:6.1f} s", flush=True)
