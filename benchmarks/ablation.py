@@ -50,7 +50,7 @@ def kitti_split(out: Path) -> Path | None:
         return None
     n = len(list((KITTI / KITTI_DRIVE / "image_02" / "data").glob("*.png")))
     path = out / "kitti_sample_files.txt"
-    write_split(path, [Sample(KITTI_DRIVE, f, "l") for f in range(1, n)])  # frame 0 has no spike history
+    write_split(path, [Sample(KITTI_DRIVE, f, "l") for f in range(n)])  # every frame has a window (pre-roll)
     return path
 
 

@@ -16,3 +16,23 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared real data not found at {SHARED}")
     return SHARED
+
+
+def _synth(tmp_path_factory, name: str, sequences: int, frames: int) -> Path:
+    from r2sdepth.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp(name)
+    synthesize(root, sequences=sequences, frames=frames, height=64, width=96, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> Path:
+    """Synthetic scenes (KITTI layout, exact depth): 3 sequences x 5 frames at 64 x 96."""
+    return _synth(tmp_path_factory, "synth", 3, 5)
+
+
+@pytest.fixture(scope="session")
+def synth_long(tmp_path_factory) -> Path:
+    """4 sequences x 10 frames at 64 x 96 (16 training samples: 8 batches of 2 per epoch)."""
+    return _synth(tmp_path_factory, "synth_long", 4, 10)

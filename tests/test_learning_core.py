@@ -20,17 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from r2sdepth.data.synthetic import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, sequences=3, frames=5, height=64, width=96, seed=0)
-    return root
 
 
 def r2(*args, **kw):

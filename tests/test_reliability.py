@@ -22,17 +22,14 @@ import numpy as np
 import pytest
 import torch
 
-from r2sdepth.data.synthetic import synthesize
 from r2sdepth.errors import R2SDepthError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, sequences=4, frames=10, height=64, width=96, seed=0)
-    return root
+def synth(synth_long):
+    return synth_long
 
 
 def cli(*args, **kw):

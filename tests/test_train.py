@@ -14,13 +14,6 @@ from r2sdepth.data.synthetic import synthesize
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, sequences=3, frames=5, height=64, width=96, seed=0)
-    return root
-
-
 def r2(*args, **kw):
     return subprocess.run(["r2sdepth", *map(str, args)], capture_output=True, text=True, **kw)
 

@@ -104,7 +104,7 @@ def load_file(path: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]
         text = str(e)
         import re
 
-        glob = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        glob = re.search(r"GLOBAL ([\w.]+)", text)  # torch's wording varies: "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y whose module ..."
         if glob:
             raise R2SDepthError(f"{path}: refused: the checkpoint holds a pickled {glob.group(1)}, which "
                                 "would run code on load (only tensors and plain data are accepted)") from e

@@ -61,6 +61,8 @@ from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeWriter, encode_planes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+MAX_SIDE = 65536  # pixels; refused before any allocation
+MAX_PIXELS = 1 << 27  # per frame (134 M pixels): float32 potential, threshold and luminance alone are 1.6 GB
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg")
 
 
@@ -523,8 +525,10 @@ def iter_frames(source: str | os.PathLike, *, height: int | None = None,
     ``height x width`` when given. All frames must share one size."""
     source = Path(source)
     for name, v in (("height", height), ("width", width)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise R2SDepthError(f"{name} must be a positive integer, got {v!r}")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1 or v > MAX_SIDE):
+            raise R2SDepthError(f"{name} must be an integer between 1 and {MAX_SIDE}, got {v!r}")
+    if height and width and height * width > MAX_PIXELS:
+        raise R2SDepthError(f"{height}x{width} = {height * width} pixels per frame is more than {MAX_PIXELS}")
     if source.is_dir():
         it: Iterable[tuple[str, np.ndarray]] = ((str(p), read_image(p)) for p in list_frames(source))
     elif source.is_file():

@@ -43,9 +43,14 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict[
     if not path.is_file():
         raise R2SDepthError(f"{path}: config file not found")
     try:
-        cfg = yaml.safe_load(path.read_text()) or {}
+        cfg = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise R2SDepthError(f"{path}: not a YAML text file (invalid UTF-8 at byte {e.start})") from e
     except yaml.YAMLError as e:
-        raise R2SDepthError(f"{path}: invalid YAML ({e})") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "syntax error"
+        raise R2SDepthError(f"{path}: invalid YAML ({first})") from e
+    if not isinstance(cfg, dict):
+        raise R2SDepthError(f"{path}: a config must be a YAML mapping of sections, got a {type(cfg).__name__}")
     apply_overrides(cfg, overrides)
     return cfg
 
