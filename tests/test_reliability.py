@@ -268,40 +268,33 @@ def test_corrupt_and_malformed_checkpoints_give_one_line(tmp_path):
 
 
 def test_atomic_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    """A write that fails with ENOSPC: one-line project error, the previous file intact, no
+    temporary left (the real-disk version through every command is the tmpfs test below)."""
+    import builtins
+
     from r2sdepth.checkpoint import load_file, save_atomic
 
     p = tmp_path / "last.ckpt"
     save_atomic({"state_dict": {"w": torch.ones(3)}}, p)
     before = p.read_bytes()
-    real_write = __import__("io").BufferedWriter.write
-
-    def full(self, b):
-        raise OSError(28, "No space left on device")
-
-    import builtins
-
     real_open = builtins.open
+
+    class FullFile:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, b):
+            raise OSError(28, "No space left on device")
 
     def fake_open(file, mode="r", *a, **k):
         f = real_open(file, mode, *a, **k)
-        if "w" in mode and str(file).endswith(".part"):
-            class F:
-                def __enter__(s):
-                    return s
-
-                def __exit__(s, *e):
-                    f.close()
-
-                def write(s, b):
-                    full(None, b)
-
-                def fileno(s):
-                    return f.fileno()
-
-                def flush(s):
-                    pass
-            return F()
-        return f
+        return FullFile(f) if "w" in mode and str(file).endswith(".part") else f
 
     monkeypatch.setattr(builtins, "open", fake_open)
     with pytest.raises(R2SDepthError, match="No space left"):
@@ -309,7 +302,6 @@ def test_atomic_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "open", real_open)
     assert p.read_bytes() == before and torch.equal(load_file(p)["state_dict"]["w"], torch.ones(3))
     assert not list(tmp_path.glob("*.part"))
-    del real_write
 
 
 # -- prediction files never unpickle code --------------------------------------------------------------
