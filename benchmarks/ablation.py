@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--lc", default="runs/learning_check", help="learning-check folder")
     ap.add_argument("--teacher", help="fusion checkpoint (default: the learning check's)")
     ap.add_argument("--out", default="runs/ablation")
-    ap.add_argument("--steps", type=int, default=400, help="stage-2 steps per variant")
+    ap.add_argument("--steps", type=int, default=300, help="stage-2 steps per variant")
     ap.add_argument("--variants", nargs="*", help="subset of variant names (default: all)")
     ap.add_argument("--seed", type=int, default=0, help="stage-2 seed (data order, connector init)")
     a = ap.parse_args()

@@ -83,10 +83,10 @@ def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 
 
 def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = True,
-                 teacher: str | os.PathLike | None = None) -> dict[str, Any]:
+                 teacher: str | os.PathLike | None = None, callbacks: list | None = None) -> dict[str, Any]:
     """Train stage 1 with ``cfg`` into ``out`` (or, with ``teacher``, a stage-1 checkpoint,
     stage 2: distil it into a spike-only student; the data section defaults to the teacher's);
-    returns paths and final metrics."""
+    ``callbacks``: extra Lightning callbacks (e.g. a step timer); returns paths and final metrics."""
     import lightning as L
     import torch
 
@@ -146,7 +146,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     has_val = bool(cfg["data"].get("val_split"))
     from r2sdepth.checkpoint import lightning_checkpoint_io
 
-    callbacks = checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val)
+    callbacks = checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val) + list(callbacks or [])
     ckpt_path = str(last) if resume and last.is_file() else None
     resume_step = 0
     if ckpt_path:
