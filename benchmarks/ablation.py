@@ -97,7 +97,7 @@ def main() -> None:
     for name, over in VARIANTS.items():
         if a.variants and name not in a.variants:
             continue
-        cfg = load_config(ROOT / "configs" / "distill_synth.yaml")
+        cfg = load_config("distill_synth")
         ov = ["--data.root", str(data), "--data.spike_root", str(spikes),
               "--data.train_split", str(splits / "train_files.txt"), "--data.val_split", str(splits / "val_files.txt"),
               "--trainer.max_steps", str(a.steps), "--trainer.enable_progress_bar", "false", "--seed", str(a.seed)]

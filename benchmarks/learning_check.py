@@ -59,7 +59,7 @@ def main() -> None:
     steps = {m: max(1, int(n * a.steps)) for m, n in STEPS.items()}
     steps.update({k: int(v) for k, v in (x.split("=") for x in a.max_steps)})
     for m in a.modalities:
-        cfg = load_config(ROOT / "configs" / f"train_{m}_synth.yaml")
+        cfg = load_config(f"train_{m}_synth")
         apply_overrides(cfg, ["--data.root", str(data), "--data.spike_root", str(spikes),
                               "--data.train_split", str(splits / "train_files.txt"),
                               "--data.val_split", str(splits / "val_files.txt"),

@@ -5,7 +5,7 @@ separate ResNet-18 pose net by view synthesis on the learning check's synthetic 
 (``benchmarks/learning_check.py`` makes them), then are evaluated on the held-out test sequences
 with exact depth by one evaluation function (``r2sdepth.evaluate.evaluate_depths``: Garg crop,
 80 m cap, per-image median scaling). Each system keeps its own recipe otherwise (Monodepth2: its
-defaults, ``--weights_init scratch``; r2sdepth: ``configs/train_rgb.yaml``). Runs alternate
+defaults, ``--weights_init scratch``; r2sdepth: the shipped ``train_rgb`` config). Runs alternate
 (Monodepth2 seed s, r2sdepth seed s, ...) in one process, so seconds per step compare under the
 same machine load; per-step time is forward + backward + optimiser step (data loading, logging
 and validation excluded), wall time includes everything.
@@ -193,7 +193,7 @@ def run_monodepth2(md2: Path, data: Path, out: Path, *, steps: int, batch: int, 
 
 def run_r2sdepth(data: Path, out: Path, *, steps: int, batch: int, h: int, w: int, seed: int,
                  workers: int) -> dict[str, Any]:
-    """Train r2sdepth's rgb mode (configs/train_rgb.yaml) ``steps`` steps; same outputs as above."""
+    """Train r2sdepth's rgb mode (the shipped train_rgb config) ``steps`` steps; same outputs as above."""
     import lightning as L
 
     times: list[float] = []
@@ -205,7 +205,7 @@ def run_r2sdepth(data: Path, out: Path, *, steps: int, batch: int, h: int, w: in
         def on_train_batch_end(self, *a: Any) -> None:
             times.append(time.perf_counter() - self.t)
 
-    cfg = load_config(ROOT / "configs" / "train_rgb.yaml")
+    cfg = load_config("train_rgb")
     splits = data / "splits"
     apply_overrides(cfg, [
         "--seed", str(seed), "--data.root", str(data), "--data.train_split", str(splits / "train_files.txt"),

@@ -9,7 +9,7 @@ Recipe (the shipped file was made exactly so; ~15 min on 2 CPU cores without --c
 
 ``--checkpoint``: any spike-capable checkpoint (stage-1 spike, fusion -> its spike path, or a
 stage-2 student); without it a stage-1 spike-only model is trained here with
-``configs/train_spike_synth.yaml``. The script evaluates the model on the held-out test
+the shipped ``train_spike_synth`` config. The script evaluates the model on the held-out test
 sequences against the mean-depth baseline, refuses to write a model that does not beat it, and
 writes a slim checkpoint (network weights + metadata, incl. the mean training depth that the
 demo's baseline uses) to ``src/r2sdepth/assets/demo_spike_64x224.ckpt``.
@@ -50,7 +50,7 @@ def main() -> None:
                               "02", "--height", "64", "--width", "224", "--planes-per-frame", "64"], check=True)
     ckpt = a.checkpoint
     if ckpt is None:
-        cfg = load_config(ROOT / "configs" / "train_spike_synth.yaml")
+        cfg = load_config("train_spike_synth")
         apply_overrides(cfg, ["--data.root", str(data), "--data.spike_root", str(spikes),
                               "--data.train_split", str(splits / "train_files.txt"),
                               "--data.val_split", str(splits / "val_files.txt"),

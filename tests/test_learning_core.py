@@ -102,7 +102,7 @@ def test_fusion_schedule_same_on_two_ddp_processes(synth, tmp_path):
     """w_rgb at the end of each epoch: 2-process gloo DDP == 1 process == the formula
     ``1 - (epoch + 1) / horizon`` (offset 0), since an epoch is the data set once, however split."""
     sp = synth / "splits"
-    common = ["train", "--config", ROOT / "configs" / "train_fusion_synth.yaml", "--data.root", synth,
+    common = ["train", "--config", "train_fusion_synth", "--data.root", synth,
               "--data.train_split", sp / "train_files.txt", "--data.val_split", "null",
               "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
               "--model.fusion.horizon", "10", "--model.fusion.offset", "0",
@@ -289,7 +289,7 @@ def test_validation_metrics_equal_r2sdepth_eval(synth, tmp_path):
     weights and split (one implementation, median scaling included)."""
     sp = synth / "splits"
     run = tmp_path / "run"
-    r = r2("train", "--config", ROOT / "configs" / "train_rgb_synth.yaml", "--out", run, "--data.root", synth,
+    r = r2("train", "--config", "train_rgb_synth", "--out", run, "--data.root", synth,
            "--data.train_split", sp / "train_files.txt", "--data.val_split", sp / "val_files.txt",
            "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
            "--data.height", "64", "--data.width", "96", "--data.batch_size", "2", "--data.val_batch_size", "2",

@@ -42,7 +42,7 @@ def run(*args, **kw):
 
 def train_args(synth: Path, out: Path, *extra) -> list:
     sp = synth / "splits"
-    return ["train", "--config", ROOT / "configs" / "train_rgb_synth.yaml", "--out", out, "--data.root", synth,
+    return ["train", "--config", "train_rgb_synth", "--out", out, "--data.root", synth,
             "--data.train_split", sp / "train_files.txt", "--data.val_split", sp / "val_files.txt",
             "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
             "--data.height", "64", "--data.width", "96", "--data.batch_size", "2", "--data.val_batch_size", "2",
@@ -204,7 +204,7 @@ def test_hostile_checkpoints_are_refused_through_the_cli(synth, tmp_path):
         ("eval", "--checkpoint", evil, "--data", synth, "--split", sp / "test_files.txt"),
         ("infer", "--checkpoint", evil, "--input", drive, "--out", tmp_path / "inf"),
         ("export", "--checkpoint", evil, "--format", "torchscript", "--out", tmp_path / "x.pt"),
-        ("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", evil, "--out", tmp_path / "d"),
+        ("distill", "--config", "distill_synth", "--teacher", evil, "--out", tmp_path / "d"),
         tuple(train_args(synth, tmp_path / "t", "--init_from", evil, "--trainer.max_steps", 1)),
     ]
     for c in cmds:
@@ -262,7 +262,7 @@ def test_corrupt_and_malformed_checkpoints_give_one_line(tmp_path):
     c = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "global_step": 0}
     m.on_save_checkpoint(c)
     save_atomic(c, tmp_path / "rgb.ckpt")
-    r = run("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", tmp_path / "rgb.ckpt",
+    r = run("distill", "--config", "distill_synth", "--teacher", tmp_path / "rgb.ckpt",
             "--out", tmp_path / "d2", "--distill.feature_target", "fused")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "fused" in r.stderr, r.stderr[-2000:]
 

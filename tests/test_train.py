@@ -116,7 +116,7 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
            "--width", "96", "--planes-per-frame", "32")
     assert r.returncode == 0, r.stderr
     sp = data / "splits"
-    common = ["--config", ROOT / "configs" / "train_fusion_synth.yaml", "--out", run, "--data.root", data,
+    common = ["--config", "train_fusion_synth", "--out", run, "--data.root", data,
               "--data.spike_root", spikes, "--data.train_split", sp / "train_files.txt",
               "--data.val_split", sp / "val_files.txt", *CFG_OVERRIDES]
     r = r2("train", *common, "--trainer.max_steps", "2")
@@ -145,7 +145,7 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     assert r.returncode == 2 and "cannot run as rgb" in r.stderr
     # stage 2: distil the fusion teacher into a spike-only student, then evaluate the student
     run2 = tmp_path / "student"
-    r = r2("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", ck, "--out", run2,
+    r = r2("distill", "--config", "distill_synth", "--teacher", ck, "--out", run2,
            "--data.val_split", sp / "val_files.txt", "--data.batch_size", "2", "--data.num_workers", "0",
            "--trainer.max_steps", "2", "--trainer.check_val_every_n_epoch", "1",
            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
@@ -165,14 +165,14 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
            "--out", tmp_path / "inf")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 5  # (pre-roll + 4 chunks) x 32 planes / 32
-    r = r2("distill", "--config", ROOT / "configs" / "distill_synth.yaml", "--teacher", st, "--out", tmp_path / "x")
+    r = r2("distill", "--config", "distill_synth", "--teacher", st, "--out", tmp_path / "x")
     assert r.returncode == 2 and "stage-1 fusion or rgb" in r.stderr
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_ddp_two_cpu_processes(synth, tmp_path):
     sp = synth / "splits"
-    r = r2("train", "--config", ROOT / "configs" / "train_rgb_synth.yaml", "--out", tmp_path / "ddp",
+    r = r2("train", "--config", "train_rgb_synth", "--out", tmp_path / "ddp",
            "--data.root", synth, "--data.train_split", sp / "train_files.txt", "--data.val_split", "null",
            *CFG_OVERRIDES, "--trainer.max_steps", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp",
            "--trainer.accelerator", "cpu", timeout=600)

@@ -154,16 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="results JSON (a Markdown table is printed and written beside it)")
 
-    s = sub.add_parser("train", help="stage 1: train an rgb / spike / fusion depth network (Lightning)")
-    s.add_argument("--config", required=True, help="YAML config (configs/train_*.yaml)")
-    s.add_argument("--out", required=True, help="run folder (checkpoints, logs, resolved config)")
-    s.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR has last.ckpt")
+    from r2sdepth.config import config_help
 
-    s = sub.add_parser("distill", help="stage 2: distil a stage-1 fusion (or rgb) teacher into a spike-only student")
-    s.add_argument("--config", required=True, help="YAML config (configs/distill*.yaml)")
-    s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
-    s.add_argument("--out", required=True, help="run folder (student checkpoints, logs, resolved config)")
-    s.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR has last.ckpt")
+    for name, stage2 in (("train", False), ("distill", True)):
+        s = sub.add_parser(
+            name, formatter_class=argparse.RawDescriptionHelpFormatter,
+            help="stage 1: train an rgb / spike / fusion depth network (Lightning)" if not stage2 else
+            "stage 2: distil a stage-1 fusion (or rgb) teacher into a spike-only student",
+            epilog="config keys (set in the YAML file or as --section.key VALUE; defaults shown):\n"
+                   + config_help(stage2=stage2)
+                   + ("\n  (stage 2 takes model.* and pose.* from the teacher; data.* defaults to the teacher's)"
+                      if stage2 else ""))
+        s.add_argument("--config", required=True,
+                       help="YAML file, or the name of a shipped config: train_rgb, train_spike, train_fusion, "
+                            "distill, and *_synth versions sized for a CPU (e.g. train_rgb_synth)")
+        if stage2:
+            s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
+        s.add_argument("--out", help="run folder (checkpoints, logs, resolved config.yaml)")
+        s.add_argument("--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt")
+        s.add_argument("--allow-config-change", action="store_true",
+                       help="resume even though the config differs from the run's config.yaml")
+        s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
 
     s = sub.add_parser("infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video")
     s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint")
@@ -347,25 +358,36 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-@_command("train")
-def _cmd_train(a: argparse.Namespace) -> int:
-    from r2sdepth.train.run import load_config, run_training
+def _run(a: argparse.Namespace, teacher: str | None) -> dict:
+    import yaml
+
+    from r2sdepth.train.run import load_config, resolved_config, run_training
 
     cfg = load_config(a.config, a.overrides)
-    res = run_training(cfg, a.out, resume=not a.no_resume)
-    print(f"trained to step {res['global_step']}; last checkpoint {res['last']}"
-          + (f", best {res['best']}" if res["best"] else ""))
+    if a.print_config:
+        print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
+        return {}
+    if not a.out:
+        raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
+    return run_training(cfg, a.out, resume=not a.no_resume, teacher=teacher,
+                        allow_config_change=a.allow_config_change)
+
+
+@_command("train")
+def _cmd_train(a: argparse.Namespace) -> int:
+    res = _run(a, None)
+    if res:
+        print(f"trained to step {res['global_step']}; last checkpoint {res['last']}"
+              + (f", best {res['best']}" if res["best"] else ""))
     return 0
 
 
 @_command("distill")
 def _cmd_distill(a: argparse.Namespace) -> int:
-    from r2sdepth.train.run import load_config, run_training
-
-    cfg = load_config(a.config, a.overrides)
-    res = run_training(cfg, a.out, resume=not a.no_resume, teacher=a.teacher)
-    print(f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
-          + (f", best {res['best']}" if res["best"] else ""))
+    res = _run(a, a.teacher)
+    if res:
+        print(f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
+              + (f", best {res['best']}" if res["best"] else ""))
     return 0
 
 

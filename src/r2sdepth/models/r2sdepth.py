@@ -19,25 +19,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from r2sdepth.config import defaults
 from r2sdepth.models.decoder import DepthDecoder
 from r2sdepth.models.encoders import ResNetEncoder, SpikingEncoder
 from r2sdepth.models.spike_repr import SpikeRepresentation
 
 MODALITIES = ("rgb", "spike", "fusion")
 
-DEFAULT_MODEL: dict[str, Any] = {
-    "modality": "fusion",
-    "num_layers": 18,
-    "width": 64,
-    "pretrained": False,
-    "decoder_width": 16,
-    "spike_encoder": "resnet",
-    "spike_repr": {"chunks": 4, "bins": 8, "hidden": 1, "include_rate": True},
-    "fusion": {"mode": "anneal", "horizon": 10.0, "offset": 0.0, "floor": 0.0},
-    "student_decoder": True,
-    "min_depth": 0.1,
-    "max_depth": 100.0,
-}
+DEFAULT_MODEL: dict[str, Any] = defaults("model")  # the schema in r2sdepth.config is the one place
 
 
 def merge(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:

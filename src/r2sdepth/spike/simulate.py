@@ -70,17 +70,20 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg
 class SimParams:
     """Parameters of the spike-camera model (all recorded in the sidecar JSON)."""
 
-    planes_per_frame: int = 128
-    threshold: float = 2.0
-    gain: float = 1.0
-    interp: str = "linear"
-    reset: str = "subtract"
-    fpn_sigma: float = 0.0
-    dark_current: float = 0.0
-    shot_photons: float = 0.0
-    linearize: bool = False
-    video_fps: float = 10.0
-    pre_roll_frames: int = 1
+    planes_per_frame: int = field(default=128, metadata={"help": "spike planes between two RGB frames (P)"})
+    threshold: float = field(default=2.0, metadata={"help": "firing threshold theta"})
+    gain: float = field(default=1.0, metadata={"help": "potential added per plane at luminance 1"})
+    interp: str = field(default="linear", metadata={"help": "luminance between frames",
+                                                    "choices": ("hold", "linear", "flow")})
+    reset: str = field(default="subtract", metadata={"help": "after a spike: subtract theta or reset to zero",
+                                                     "choices": ("subtract", "zero")})
+    fpn_sigma: float = field(default=0.0, metadata={"help": "relative per-pixel threshold mismatch"})
+    dark_current: float = field(default=0.0, metadata={"help": "potential added per plane in the dark"})
+    shot_photons: float = field(default=0.0, metadata={"help": "photons per plane at luminance 1 (0: no shot noise)"})
+    linearize: bool = field(default=False, metadata={"help": "undo the sRGB curve before integrating"})
+    video_fps: float = field(default=10.0, metadata={"help": "RGB frame rate (Hz; plane rate = fps x P)"})
+    pre_roll_frames: int = field(default=1, metadata={"help": "chunks of P planes before frame 0 holding its "
+                                                              "luminance (frame 0's window)"})
 
     def __post_init__(self) -> None:
         import math

@@ -8,27 +8,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from r2sdepth.config import defaults
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.spike.simulate import stable_seed
 
-DEFAULT_DATA: dict[str, Any] = {
-    "root": None,
-    "train_split": None,
-    "val_split": None,
-    "height": 192,
-    "width": 640,
-    "context": [-1, 1],
-    "window": 128,
-    "align": "end",
-    "spike_root": None,
-    "sim": {"planes_per_frame": 128},
-    "batch_size": 4,
-    "val_batch_size": 4,
-    "num_workers": 2,
-    "augment": True,
-    "seed": 0,
-    "gt_source": "auto",
-}
+DEFAULT_DATA: dict[str, Any] = defaults("data")
 
 
 class SeededSampler(Sampler):
@@ -87,6 +71,8 @@ class SpikeKittiDataModule(L.LightningDataModule):
     def __init__(self, cfg: dict[str, Any], modality: str = "fusion") -> None:
         super().__init__()
         self.cfg = {**DEFAULT_DATA, **cfg}
+        if self.cfg["seed"] is None:
+            self.cfg["seed"] = 0
         self.modality = modality
 
     def _ds(self, split: str, train: bool) -> SpikeKittiDataset:

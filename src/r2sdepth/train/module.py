@@ -49,6 +49,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 
+from r2sdepth.config import defaults
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix
@@ -57,8 +58,9 @@ from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, fe
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
 
-DEFAULT_LOSS: dict[str, Any] = {"smooth_weight": 1e-3, "automask": True, "student_weight": 1.0}
-DEFAULT_OPTIM: dict[str, Any] = {"lr": 1e-4, "step_size": 15, "gamma": 0.1, "weight_decay": 0.0}
+DEFAULT_LOSS: dict[str, Any] = defaults("loss")
+DEFAULT_OPTIM: dict[str, Any] = defaults("optim")
+DEFAULT_POSE: dict[str, Any] = defaults("pose")
 
 
 class DepthModule(L.LightningModule):
@@ -71,7 +73,7 @@ class DepthModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = R2SDepthNet(model)
-        self.pose_net = PoseNet(**{"num_layers": 18, "width": 64, **(pose or {})})
+        self.pose_net = PoseNet(**{**DEFAULT_POSE, **(pose or {})})
         self.loss_cfg = {**DEFAULT_LOSS, **(loss or {})}
         self.optim_cfg = {**DEFAULT_OPTIM, **(optim or {})}
         self.data_cfg = dict(data or {})
@@ -306,19 +308,7 @@ def batch_metrics(depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: f
 
 # -- stage 2 ------------------------------------------------------------------------------------------
 
-DEFAULT_DISTILL: dict[str, Any] = {
-    "photo_weight": 1.0,
-    "feat_weight": 0.1,
-    "at_weight": 0.1,
-    "depth_weight": 0.5,
-    "adaptive": True,
-    "pixel": "hard",
-    "feature_target": "fused",
-    "si_lambda": 0.85,
-    "pose_trainable": False,
-    "init_from_teacher": True,
-    "ema_momentum": 0.98,
-}
+DEFAULT_DISTILL: dict[str, Any] = defaults("distill", stage2=True)
 TERMS = ("feat", "at", "depth")
 
 
@@ -362,7 +352,7 @@ class DistillModule(DepthModule):
         self.save_hyperparameters()
         self.dcfg = check_distill_config({**DEFAULT_DISTILL, **(distill or {})}, tmodel["modality"])
         self.teacher = R2SDepthNet(tmodel)
-        self.teacher_pose = PoseNet(**{"num_layers": 18, "width": 64, **(teacher.get("pose") or {})})
+        self.teacher_pose = PoseNet(**{**DEFAULT_POSE, **(teacher.get("pose") or {})})
         for p in list(self.teacher.parameters()) + list(self.teacher_pose.parameters()):
             p.requires_grad_(False)
         if not self.dcfg["pose_trainable"]:

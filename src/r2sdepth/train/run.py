@@ -23,112 +23,79 @@ from typing import Any, Sequence
 
 import yaml
 
+from r2sdepth.config import apply_overrides, defaults, differing_keys, load_config, resolve, resolve_split
 from r2sdepth.errors import R2SDepthError
 
-DEFAULT_TRAINER: dict[str, Any] = {
-    "max_epochs": 20,
-    "accelerator": "auto",
-    "devices": 1,
-    "num_nodes": 1,
-    "strategy": "auto",
-    "precision": None,
-    "log_every_n_steps": 10,
-}
-DEFAULT_CHECKPOINT: dict[str, Any] = {"every_n_steps": 100, "every_n_minutes": None}
+DEFAULT_TRAINER: dict[str, Any] = defaults("trainer")
+DEFAULT_CHECKPOINT: dict[str, Any] = defaults("checkpoint")
+__all__ = ["apply_overrides", "load_config", "run_training"]  # config reading lives in r2sdepth.config
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Read a YAML config and apply ``--a.b value`` overrides (values parsed as YAML)."""
-    path = Path(path)
-    if not path.is_file():
-        raise R2SDepthError(f"{path}: config file not found")
-    try:
-        cfg = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
-    except UnicodeDecodeError as e:
-        raise R2SDepthError(f"{path}: not a YAML text file (invalid UTF-8 at byte {e.start})") from e
-    except yaml.YAMLError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "syntax error"
-        raise R2SDepthError(f"{path}: invalid YAML ({first})") from e
-    if not isinstance(cfg, dict):
-        raise R2SDepthError(f"{path}: a config must be a YAML mapping of sections, got a {type(cfg).__name__}")
-    apply_overrides(cfg, overrides)
-    return cfg
+def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The full, checked config of a run (and with ``teacher``, the teacher's state dicts): stage 2
+    takes ``model``/``pose`` from the teacher and defaults its ``data`` section to the teacher's.
+    Relative split paths are resolved under ``data.root`` when they exist there."""
+    from r2sdepth.models.r2sdepth import merge
 
+    t_state = None
+    if teacher is not None:
+        from r2sdepth.train.module import teacher_from_checkpoint
 
-def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``["--trainer.max_steps", "20", "--data.root=DIR"]`` -> nested assignments."""
-    items = list(overrides)
-    i = 0
-    while i < len(items):
-        tok = items[i]
-        if not tok.startswith("--"):
-            raise R2SDepthError(f"unexpected argument {tok!r}: overrides look like --section.key value")
-        key = tok[2:]
-        if "=" in key:
-            key, val = key.split("=", 1)
-            i += 1
-        else:
-            if i + 1 >= len(items):
-                raise R2SDepthError(f"override {tok} needs a value")
-            val = items[i + 1]
-            i += 2
-        node = cfg
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise R2SDepthError(f"override {key}: {p} is not a section")
-        node[parts[-1]] = yaml.safe_load(val)
-    return cfg
+        t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
+        t_data = {k: v for k, v in (t_meta.get("data") or {}).items() if k in defaults("data")}
+        cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"], "data": merge(t_data, cfg.get("data"))}
+    cfg = resolve(cfg, stage2=teacher is not None)  # unknown keys, types and choices: errors now
+    if teacher is not None:
+        from r2sdepth.train.module import check_distill_config
+
+        check_distill_config(cfg["distill"], cfg["model"]["modality"])
+        cfg["teacher"] = str(teacher)
+    d = cfg["data"]
+    if d["seed"] is None:
+        d["seed"] = int(cfg["seed"])
+    for k in ("train_split", "val_split"):
+        d[k] = resolve_split(d[k], d["root"])
+    for k in ("root", "train_split"):
+        if not d.get(k):
+            raise R2SDepthError(f"config needs data.{k} (e.g. --data.{k} PATH)")
+    return cfg, t_state
 
 
 def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = True,
-                 teacher: str | os.PathLike | None = None, callbacks: list | None = None) -> dict[str, Any]:
+                 teacher: str | os.PathLike | None = None, callbacks: list | None = None,
+                 allow_config_change: bool = False) -> dict[str, Any]:
     """Train stage 1 with ``cfg`` into ``out`` (or, with ``teacher``, a stage-1 checkpoint,
     stage 2: distil it into a spike-only student; the data section defaults to the teacher's);
-    ``callbacks``: extra Lightning callbacks (e.g. a step timer); returns paths and final metrics."""
+    ``callbacks``: extra Lightning callbacks (e.g. a step timer). The config is checked against
+    :mod:`r2sdepth.config` before any work; resuming a run whose ``config.yaml`` differs is refused
+    unless ``allow_config_change``. Returns paths and final metrics."""
     import lightning as L
     import torch
 
     from r2sdepth.atomic import write_bytes_atomic
-    from r2sdepth.models.r2sdepth import DEFAULT_MODEL, merge
-    from r2sdepth.train.datamodule import DEFAULT_DATA, SpikeKittiDataModule
-    from r2sdepth.train.module import DEFAULT_LOSS, DEFAULT_OPTIM, DepthModule
+    from r2sdepth.train.datamodule import SpikeKittiDataModule
+    from r2sdepth.train.module import DepthModule
 
     out = Path(out)
-    seed = int(cfg.get("seed", 0))
-    if teacher is not None:
-        from r2sdepth.train.module import DEFAULT_DISTILL, check_distill_config, teacher_from_checkpoint
+    cfg, t_state = resolved_config(cfg, teacher)
+    seed = int(cfg["seed"])
+    last = out / "checkpoints" / "last.ckpt"
+    saved = out / "config.yaml"
+    if resume and last.is_file() and saved.is_file() and not allow_config_change:
+        from r2sdepth.config import read_yaml
 
-        t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
-        check_distill_config({**DEFAULT_DISTILL, **(cfg.get("distill") or {})}, t_hp["model"]["modality"])
-        cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"],
-               "data": merge(t_meta.get("data", {}), cfg.get("data")),
-               "distill": {**DEFAULT_DISTILL, **(cfg.get("distill") or {})}, "teacher": str(teacher)}
-    cfg = {
-        "seed": seed,
-        "model": merge(DEFAULT_MODEL, cfg.get("model")),
-        "pose": {"num_layers": 18, "width": 64, **(cfg.get("pose") or {})},
-        "loss": {**DEFAULT_LOSS, **(cfg.get("loss") or {})},
-        "optim": {**DEFAULT_OPTIM, **(cfg.get("optim") or {})},
-        "data": merge(DEFAULT_DATA, cfg.get("data")),
-        "trainer": {**DEFAULT_TRAINER, **(cfg.get("trainer") or {})},
-        "checkpoint": {**DEFAULT_CHECKPOINT, **(cfg.get("checkpoint") or {})},
-        "init_from": cfg.get("init_from"),
-        **({"distill": cfg["distill"], "teacher": cfg["teacher"]} if teacher is not None else {}),
-    }
-    cfg["data"]["seed"] = cfg["data"].get("seed", seed)
-    for k in ("root", "train_split"):
-        if not cfg["data"].get(k):
-            raise R2SDepthError(f"config needs data.{k} (e.g. --data.{k} PATH)")
+        diff = differing_keys(read_yaml(saved), cfg)
+        if diff:
+            raise R2SDepthError(f"{out} was trained with another config ({'; '.join(diff)}): resume with "
+                                "--allow-config-change, or start afresh with --no-resume")
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
+    write_bytes_atomic(saved, yaml.safe_dump(cfg, sort_keys=False).encode())
     L.seed_everything(seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
 
     dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"])
     dm.setup("fit")
-    last = out / "checkpoints" / "last.ckpt"
     if teacher is not None:
         from r2sdepth.train.module import DistillModule
 

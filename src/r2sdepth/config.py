@@ -1,0 +1,366 @@
+"""Training configs: one schema with every key, its type, default and meaning (OmegaConf).
+
+A run's config is ``defaults <- YAML file <- --section.key value overrides``, merged and checked
+by OmegaConf structured configs: an unknown key is an error naming the closest valid key
+(``data.batchsize`` -> ``data.batch_size``), a value of the wrong type is an error naming the key,
+and choices are checked before any data is read. ``trainer`` keys are Lightning ``Trainer``
+arguments and are checked against its signature. Every default lives here; the ``DEFAULT_*``
+dicts the other modules use are read from this schema.
+
+Shipped configs (``train_rgb``, ``train_spike``, ``train_fusion``, ``distill`` and their
+``*_synth`` versions sized for a CPU) are installed with the package: ``--config train_rgb_synth``
+works from any directory. Split paths that are relative are looked up under ``data.root`` first
+(so ``--data.root DIR`` alone finds ``DIR/splits/...``), then in the working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.spike.simulate import SimParams
+
+
+def _f(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
+    meta = {"help": help, **({"choices": tuple(choices)} if choices else {})}
+    if isinstance(default, type) and dataclasses.is_dataclass(default):
+        return field(default_factory=default, metadata=meta)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class SpikeReprConfig:
+    chunks: int = _f(4, "K chunks of T / K planes fed in turn to a ConvGRU")
+    bins: int = _f(8, "sub-window firing rates summarising each chunk")
+    hidden: int = _f(1, "ConvGRU hidden channels (output: K x hidden channels)")
+    include_rate: bool = _f(True, "also pass the window's firing-rate map as a channel")
+
+
+@dataclass
+class FusionConfig:
+    mode: str = _f("anneal", "anneal: w_rgb = clamp(1 - (epoch + offset) / horizon, floor, 1); gate: learned",
+                   ("anneal", "gate"))
+    horizon: float = _f(10.0, "epochs over which w_rgb falls from 1 to 0 (anneal)")
+    offset: float = _f(0.0, "epoch offset of the anneal (1.0: the paper's 1 - 0.1 (e + 1))")
+    floor: float = _f(0.0, "lowest w_rgb")
+
+
+@dataclass
+class ModelConfig:
+    modality: str = _f("fusion", "rgb, spike (spike-only) or fusion (RGB + spike, teacher)", ("rgb", "spike", "fusion"))
+    num_layers: int = _f(18, "ResNet depth of the encoders", (18, 34, 50))
+    width: int = _f(64, "encoder base width (64 = the paper's ResNet-18)")
+    pretrained: bool = _f(False, "ImageNet weights for the RGB encoder (downloads once)")
+    decoder_width: int = _f(16, "decoder base width (16 = Monodepth2's)")
+    spike_encoder: str = _f("resnet", "resnet, or spiking (LIF neurons, surrogate gradient)", ("resnet", "spiking"))
+    spike_repr: SpikeReprConfig = _f(SpikeReprConfig, "spike representation")
+    fusion: FusionConfig = _f(FusionConfig, "how RGB features are mixed into the spike features")
+    student_decoder: bool = _f(True, "fusion: a second (student) decoder on the spike features")
+    min_depth: float = _f(0.1, "depth of disparity 1 (metres up to scale)")
+    max_depth: float = _f(100.0, "depth of disparity 0 (metres up to scale)")
+
+
+@dataclass
+class PoseConfig:
+    num_layers: int = _f(18, "ResNet depth of the pose network", (18, 34, 50))
+    width: int = _f(64, "pose encoder base width")
+    pretrained: bool = _f(False, "ImageNet weights for the pose encoder (downloads once)")
+    scale: float = _f(0.01, "raw pose outputs x scale (Monodepth2: 0.01 with ImageNet weights; 0.1 from scratch)")
+
+
+@dataclass
+class LossConfig:
+    smooth_weight: float = _f(1e-3, "edge-aware disparity smoothness weight")
+    automask: bool = _f(True, "Monodepth2's auto-mask of pixels an unwarped source explains better")
+    student_weight: float = _f(1.0, "fusion: weight of the student (spike) head's photometric loss")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = _f(1e-4, "Adam learning rate")
+    step_size: int = _f(15, "epochs between learning-rate drops")
+    gamma: float = _f(0.1, "learning-rate factor at each drop")
+    weight_decay: float = _f(0.0, "Adam weight decay")
+
+
+@dataclass
+class DataConfig:
+    root: Optional[str] = _f(None, "data root (KITTI raw layout or `r2sdepth synth` output)")
+    train_split: Optional[str] = _f(None, "split file (<drive> <frame> <l|r>); relative: under root first")
+    val_split: Optional[str] = _f(None, "validation split (diagnostic metrics; never selects the no-label model)")
+    height: int = _f(192, "network input height (multiple of 32)")
+    width: int = _f(640, "network input width (multiple of 32)")
+    context: list[int] = _f([-1, 1], "source frames relative to the target")
+    window: int = _f(128, "spike planes per window (T)")
+    align: str = _f("end", "window ends at the frame (causal) or is centred on it (built streams only)",
+                    ("end", "center"))
+    spike_root: Optional[str] = _f(None, "built Spike-KITTI root (null: simulate windows on the fly)")
+    sim: SimParams = _f(SimParams, "on-the-fly simulator (must match the built streams when spike_root is set)")
+    batch_size: int = _f(4, "training batch per process")
+    val_batch_size: int = _f(4, "validation batch per process")
+    num_workers: int = _f(2, "data loader worker processes")
+    augment: bool = _f(True, "horizontal flips and colour jitter (p = 0.5, Monodepth2's)")
+    seed: Optional[int] = _f(None, "data order / augmentation / simulation seed (null: the run's seed)")
+    gt_source: str = _f("auto", "validation ground truth", ("auto", "velodyne", "annotated", "exact"))
+
+
+@dataclass
+class CheckpointConfig:
+    every_n_steps: Optional[int] = _f(100, "write last.ckpt every N optimiser steps (null: off)")
+    every_n_minutes: Optional[float] = _f(None, "... and/or every N minutes (null: off)")
+
+
+@dataclass
+class DistillConfig:
+    photo_weight: float = _f(1.0, "student's own photometric loss")
+    feat_weight: float = _f(0.1, "feature imitation (connector -> teacher features)")
+    at_weight: float = _f(0.1, "attention-map transfer")
+    depth_weight: float = _f(0.5, "scale-invariant pseudo-label loss on the teacher's depth")
+    adaptive: bool = _f(True, "adaptive pixel weights (teacher's reprojection error vs the student's)")
+    pixel: str = _f("hard", "pixel weights: hard mask, soft weights, or none", ("hard", "soft", "none"))
+    feature_target: str = _f("fused", "teacher features to imitate (fused needs a fusion teacher)", ("fused", "rgb"))
+    si_lambda: float = _f(0.85, "lambda of the scale-invariant log loss")
+    pose_trainable: bool = _f(False, "train the pose network in stage 2 (default: the teacher's, frozen)")
+    init_from_teacher: bool = _f(True, "start the student from the teacher's spike branch and decoder")
+    ema_momentum: float = _f(0.98, "momentum of the running error statistics of the adaptive weights")
+
+
+DEFAULT_TRAINER_ARGS: dict[str, Any] = {
+    "max_epochs": 20, "accelerator": "auto", "devices": 1, "num_nodes": 1, "strategy": "auto",
+    "precision": None, "log_every_n_steps": 10,
+}
+
+
+@dataclass
+class TrainConfig:
+    seed: int = _f(0, "global seed (weights, data order, augmentation)")
+    model: ModelConfig = _f(ModelConfig, "depth network")
+    pose: PoseConfig = _f(PoseConfig, "pose network")
+    loss: LossConfig = _f(LossConfig, "stage-1 loss")
+    optim: OptimConfig = _f(OptimConfig, "optimiser and step schedule")
+    data: DataConfig = _f(DataConfig, "data")
+    trainer: dict[str, Any] = _f(dict(DEFAULT_TRAINER_ARGS), "Lightning Trainer arguments (precision null: "
+                                 "16-mixed on a GPU, 32 on CPU)")
+    checkpoint: CheckpointConfig = _f(CheckpointConfig, "last.ckpt frequency")
+    init_from: Optional[str] = _f(None, "copy matching weights from this checkpoint before training")
+
+
+@dataclass
+class DistillRunConfig(TrainConfig):
+    distill: DistillConfig = _f(DistillConfig, "stage-2 terms")
+    teacher: Optional[str] = _f(None, "stage-1 checkpoint (set by `r2sdepth distill --teacher`)")
+
+
+def defaults(section: str | None = None, *, stage2: bool = False) -> Any:
+    """Plain-dict defaults of the whole config or one section (e.g. ``defaults("model")``)."""
+    d = dataclasses.asdict((DistillRunConfig if stage2 else TrainConfig)())
+    return d if section is None else d[section]
+
+
+# -- reading and checking -------------------------------------------------------------------------
+
+def shipped_configs() -> dict[str, Path]:
+    """Name -> path of the configs installed with the package."""
+    root = resources.files("r2sdepth") / "configs"
+    return {Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".yaml")}
+
+
+def config_path(name_or_path: str | os.PathLike) -> Path:
+    """A YAML file, or the name of a shipped config (``train_rgb_synth``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = shipped_configs()
+    key = p.stem if p.suffix in (".yaml", ".yml") and not p.exists() else str(name_or_path)
+    if key in shipped:
+        return shipped[key]
+    close = difflib.get_close_matches(key, list(shipped), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise R2SDepthError(f"{name_or_path}: config file not found and not a shipped config{hint}; "
+                        f"shipped: {', '.join(sorted(shipped))}")
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A config file as a dict (UTF-8 YAML mapping), with one-line errors."""
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise R2SDepthError(f"{path}: not a YAML text file (invalid UTF-8 at byte {e.start})") from e
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "syntax error"
+        raise R2SDepthError(f"{path}: invalid YAML ({first})") from e
+    if not isinstance(cfg, dict):
+        raise R2SDepthError(f"{path}: a config must be a YAML mapping of sections, got a {type(cfg).__name__}")
+    return cfg
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    """``["--trainer.max_steps", "20", "--data.root=DIR"]`` -> ``[("trainer.max_steps", 20), ...]``
+    (values parsed as YAML)."""
+    items, out, i = list(overrides), [], 0
+    while i < len(items):
+        tok = items[i]
+        if not tok.startswith("--"):
+            raise R2SDepthError(f"unexpected argument {tok!r}: overrides look like --section.key value")
+        key = tok[2:]
+        if "=" in key:
+            key, val = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(items):
+                raise R2SDepthError(f"override {tok} needs a value")
+            val = items[i + 1]
+            i += 2
+        try:
+            out.append((key, yaml.safe_load(val)))
+        except yaml.YAMLError:
+            out.append((key, val))
+    return out
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted ``--a.b value`` overrides in a (partial) config dict, in place."""
+    for key, val in parse_overrides(overrides):
+        node = cfg
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise R2SDepthError(f"override {key}: {p} is not a section")
+        node[parts[-1]] = val
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Read a config file (or shipped config name) and apply overrides; not yet checked (see
+    :func:`resolve`)."""
+    return apply_overrides(read_yaml(config_path(path)), overrides)
+
+
+def _schema_keys(schema: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(schema):
+        keys.append(prefix + f.name)
+        t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if dataclasses.is_dataclass(t):
+            keys += _schema_keys(type(t), prefix + f.name + ".")
+    return keys
+
+
+def _check_trainer_keys(trainer: dict[str, Any]) -> None:
+    import inspect
+
+    import lightning as L
+
+    valid = [k for k in inspect.signature(L.Trainer.__init__).parameters if k != "self"]
+    reserved = {"callbacks", "logger", "plugins", "default_root_dir", "use_distributed_sampler"}
+    for k in trainer:
+        if k in reserved:
+            raise R2SDepthError(f"trainer.{k} is set by r2sdepth itself and cannot be configured")
+        if k not in valid:
+            close = difflib.get_close_matches(k, valid, n=1)
+            raise R2SDepthError(f"unknown config key trainer.{k}" + (f" (did you mean trainer.{close[0]}?)" if close else "")
+                                + "; trainer keys are lightning.Trainer arguments")
+
+
+def resolve(cfg: dict[str, Any], *, stage2: bool = False) -> dict[str, Any]:
+    """Defaults <- ``cfg``, checked against the schema; returns a plain dict.
+
+    Raises :class:`R2SDepthError` naming the key for unknown keys (with the closest valid one),
+    values of the wrong type and values outside a key's choices."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+    schema_cls = DistillRunConfig if stage2 else TrainConfig
+    schema = OmegaConf.structured(schema_cls)
+    trainer_user = dict(cfg.get("trainer") or {}) if isinstance(cfg.get("trainer") or {}, dict) else None
+    if trainer_user is None:
+        raise R2SDepthError("config section trainer must be a mapping")
+    _check_trainer_keys(trainer_user)
+    try:
+        merged = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "trainer"})
+    except ConfigKeyError as e:
+        key = e.full_key or str(e.key)
+        parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        valid = [k for k in _schema_keys(schema_cls) if k.startswith(parent) and "." not in k[len(parent):]]
+        if not stage2 and key.split(".")[0] in ("distill", "teacher"):
+            raise R2SDepthError(f"config key {key} belongs to `r2sdepth distill` (stage 2), not train") from None
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        raise R2SDepthError(f"unknown config key {key}" + (f" (did you mean {close[0]}?)" if close else "")
+                            + "; `r2sdepth train --help` lists every key") from None
+    except OmegaConfBaseException as e:
+        msg = str(e).splitlines()[0]
+        raise R2SDepthError(f"config key {e.full_key}: {msg}") from None
+    out: dict[str, Any] = OmegaConf.to_container(merged)  # type: ignore[assignment]
+    out["trainer"] = {**DEFAULT_TRAINER_ARGS, **trainer_user}
+    _check_choices(schema_cls, out)
+    return out
+
+
+def _check_choices(schema: Any, values: dict[str, Any], prefix: str = "") -> None:
+    for f in dataclasses.fields(schema):
+        v = values.get(f.name)
+        choices = f.metadata.get("choices")
+        if choices and v not in choices:
+            raise R2SDepthError(f"config key {prefix}{f.name}: {v!r} is not one of {', '.join(map(str, choices))}")
+        t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if dataclasses.is_dataclass(t) and isinstance(v, dict):
+            _check_choices(type(t), v, prefix + f.name + ".")
+
+
+def resolve_split(path: str | None, root: str | None) -> str | None:
+    """A split path as given if it exists, else relative to ``root`` (``splits/train_files.txt``
+    under the data root), else as given (the data set reports it missing)."""
+    if not path:
+        return path
+    p = Path(path)
+    if root and not p.is_absolute():
+        under = Path(root) / p
+        if under.is_file():
+            return str(under)
+    return str(p)
+
+
+def config_help(*, stage2: bool = False) -> str:
+    """Every key with its default and meaning (for ``--help``)."""
+    lines: list[str] = []
+
+    def walk(schema: Any, prefix: str, inst: Any) -> None:
+        for f in dataclasses.fields(schema):
+            v = getattr(inst, f.name)
+            if dataclasses.is_dataclass(v):
+                lines.append(f"  {prefix}{f.name}.*  ({f.metadata.get('help', '')})")
+                walk(type(v), prefix + f.name + ".", v)
+                continue
+            ch = f.metadata.get("choices")
+            extra = f" [{'|'.join(map(str, ch))}]" if ch else ""
+            lines.append(f"  --{prefix}{f.name} {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                         f"{extra}: {f.metadata.get('help', '')}")
+
+    cls = DistillRunConfig if stage2 else TrainConfig
+    walk(cls, "", cls())
+    return "\n".join(lines)
+
+
+def differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += differing_keys(va, vb, prefix + k + ".")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out

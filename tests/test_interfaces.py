@@ -1,0 +1,108 @@
+"""The command-line surface: checked and discoverable configs, shipped configs by name, resume
+refusal on a changed config, one geometry vocabulary, the Python API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def r2(*args, cwd=None, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("override, names", [
+    (["--data.batchsize", "2"], ["data.batchsize", "data.batch_size"]),
+    (["--init-from", "x.ckpt"], ["init-from", "init_from"]),
+    (["--trainer.max_step", "20"], ["trainer.max_step", "trainer.max_steps"]),
+    (["--data.sim.treshold", "3"], ["data.sim.treshold", "data.sim.threshold"]),
+    (["--data.batch_size", "abc"], ["data.batch_size", "abc"]),
+    (["--model.modality", "depth"], ["model.modality", "rgb, spike, fusion"]),
+    (["--pose.scale", "[1, 2]"], ["pose.scale"]),
+])
+def test_bad_config_keys_and_values_fail_fast_naming_the_key(tmp_path, override, names):
+    """Misspelt keys name the closest valid key; wrong types and choices name the key; nothing is
+    written and no training starts (exit 2, one line, no traceback)."""
+    run = tmp_path / "run"
+    r = r2("train", "--config", "train_rgb_synth", "--out", run, *override, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    for n in names:
+        assert n in line, line
+    assert not run.exists()
+
+
+def test_stage2_keys_refused_by_train(tmp_path):
+    r = r2("train", "--config", "train_rgb_synth", "--print-config", "--distill.adaptive", "false", cwd=tmp_path)
+    assert r.returncode == 2 and "r2sdepth distill" in r.stderr
+
+
+def test_help_lists_every_key_of_every_shipped_config():
+    """Independent reference: the keys written in the shipped YAML files (and their sections)."""
+    helps = {s: r2(s, "--help").stdout for s in ("train", "distill")}
+
+    def keys(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict) and k != "trainer":
+                yield from keys(v, prefix + k + ".")
+            elif k != "trainer" and prefix != "trainer.":
+                yield prefix + k
+
+    cfg_dir = ROOT / "src" / "r2sdepth" / "configs"
+    files = sorted(cfg_dir.glob("*.yaml"))
+    assert len(files) == 8
+    for f in files:
+        text = helps["distill" if f.name.startswith("distill") else "train"]
+        for k in keys(yaml.safe_load(f.read_text())):
+            assert f"--{k} " in text, (f.name, k)
+    assert "--data.batch_size 4:" in helps["train"] and "--distill.pixel hard [hard|soft|none]" in helps["distill"]
+    assert "--distill." not in helps["train"]
+
+
+def test_shipped_config_by_name_from_any_directory_and_splits_under_root(tmp_path, synth):
+    """``--config NAME`` works outside the repository; ``--data.root DIR`` alone finds DIR/splits."""
+    r = r2("train", "--config", "train_rgb_synth", "--print-config", "--data.root", synth, "--optim.lr", "1e-3",
+           cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(r.stdout)
+    assert cfg["data"]["train_split"] == str(synth / "splits" / "train_files.txt")
+    assert cfg["data"]["val_split"] == str(synth / "splits" / "val_files.txt")
+    assert cfg["optim"]["lr"] == pytest.approx(1e-3) and isinstance(cfg["optim"]["lr"], float)
+    assert cfg["data"]["batch_size"] == 8 and cfg["model"]["width"] == 16  # the file's values
+    assert cfg["model"]["min_depth"] == 0.1  # a default the file does not set
+    r = r2("train", "--config", "train_rgb_synt", "--print-config", cwd=tmp_path)
+    assert r.returncode == 2 and "did you mean train_rgb_synth" in r.stderr
+
+
+def _tiny(run, synth, *extra):
+    return ("train", "--config", "train_rgb_synth", "--out", run, "--data.root", synth,
+            "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
+            "--data.height", "64", "--data.width", "96", "--data.batch_size", "2", "--data.num_workers", "0",
+            "--data.val_split", "null", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu", *extra)
+
+
+def test_resume_with_a_changed_config_is_refused_unless_asked(tmp_path, synth):
+    run = tmp_path / "run"
+    r = r2(*_tiny(run, synth, "--trainer.max_steps", "2"), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved = (run / "config.yaml").read_bytes()
+    ckpt = (run / "checkpoints" / "last.ckpt").read_bytes()
+    r = r2(*_tiny(run, synth, "--trainer.max_steps", "2", "--optim.lr", "0.5"), timeout=600)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "optim.lr: 0.0002 -> 0.5" in r.stderr and "--allow-config-change" in r.stderr
+    assert (run / "config.yaml").read_bytes() == saved and (run / "checkpoints" / "last.ckpt").read_bytes() == ckpt
+    r = r2(*_tiny(run, synth, "--trainer.max_steps", "3", "--allow-config-change"), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained to step 3" in r.stdout
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 3
