@@ -154,14 +154,14 @@ def cli_case(rng: random.Random, d: Path, stream: Path, frames: Path) -> tuple[s
     bad.write_bytes(os.urandom(rng.randrange(0, 40000)))
     vals = ["0", "-1", "nan", "inf", "1e9", "abc", "", "3", "99999999"]
     cmd = rng.choice([
-        ["info", rng.choice([str(stream), str(bad), str(d)]), "--height", rng.choice(vals + ["6"]),
-         "--width", rng.choice(vals + ["10"])],
+        ["info", rng.choice([str(stream), str(bad), str(d)]), "--sensor",
+         f"{rng.choice(vals + ['6'])}x{rng.choice(vals + ['10'])}"],
         ["info", str(stream), "--json"],
         ["reconstruct", rng.choice([str(stream), str(bad)]), "--method", rng.choice(["tfp", "tfi", "x"]),
          "--window", rng.choice(vals + ["4"]), "--out", str(d / "rec"), *rng.choice([[], ["--gif", str(d / rng.choice(["a.gif", "a.txt"]))]])],
         ["simulate", str(frames), "--out", str(d / rng.choice(["o.dat", "o.txt"])), "--threshold", rng.choice(vals + ["2"]),
          "--dark-current", rng.choice(vals + ["0"]), "--planes-per-frame", rng.choice(["8", "0", "-2", "x"])],
-        ["simulate", str(frames), "--out", str(d / "o.dat"), "--height", rng.choice(vals), "--width", "8"],
+        ["simulate", str(frames), "--out", str(d / "o.dat"), "--size", f"{rng.choice(vals)}x8"],
         ["eval", "--pred", str(rng.choice([bad, stream])), "--gt", str(rng.choice([bad, stream]))],
         ["infer", "--checkpoint", str(rng.choice([bad, stream])), "--input", str(stream), "--out", str(d / "inf")],
         ["export", "--checkpoint", str(bad), "--format", rng.choice(["onnx", "torchscript", "zip"]), "--out", str(d / "x.pt")],

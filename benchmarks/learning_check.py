@@ -45,9 +45,9 @@ def main() -> None:
     h, w, planes = 64, 224, 64
     cli = [sys.executable, "-m", "r2sdepth.cli"]
     subprocess.run(cli + ["synth", "--out", str(data), "--sequences", str(a.sequences), "--frames",
-                          str(a.frames), "--height", str(h), "--width", str(w), "--workers", "2"], check=True)
+                          str(a.frames), "--size", f"{h}x{w}", "--workers", "2"], check=True)
     subprocess.run(cli + ["build-spike-kitti", "--kitti-root", str(data), "--out", str(spikes), "--cameras", "02",
-                          "--height", str(h), "--width", str(w), "--planes-per-frame", str(planes), "--workers", "2"],
+                          "--size", f"{h}x{w}", "--planes-per-frame", str(planes), "--workers", "2"],
                    check=True)
     splits = data / "splits"
     gts = ev.split_gt(data, splits / "test_files.txt")

@@ -44,10 +44,9 @@ def main() -> None:
     data, spikes, splits = lc / "synth", lc / "spike", lc / "synth" / "splits"
     if not (splits / "test_files.txt").is_file():
         cli = [sys.executable, "-m", "r2sdepth.cli"]
-        subprocess.run(cli + ["synth", "--out", str(data), "--sequences", "10", "--frames", "50", "--height", "64",
-                              "--width", "224", "--workers", "2"], check=True)
+        subprocess.run(cli + ["synth", "--out", str(data), "--sequences", "10", "--frames", "50", "--size", "64x224", "--workers", "2"], check=True)
         subprocess.run(cli + ["build-spike-kitti", "--kitti-root", str(data), "--out", str(spikes), "--cameras",
-                              "02", "--height", "64", "--width", "224", "--planes-per-frame", "64"], check=True)
+                              "02", "--size", "64x224", "--planes-per-frame", "64"], check=True)
     ckpt = a.checkpoint
     if ckpt is None:
         cfg = load_config("train_spike_synth")

@@ -26,7 +26,7 @@ def test_help_and_version():
 def test_info_json(tmp_path, capsys):
     s = (np.random.default_rng(0).random((20, 10, 16)) < 0.25).astype(np.uint8)
     write_dat(tmp_path / "s.dat", s, rate_hz=20000, sidecar=False)
-    assert main(["info", str(tmp_path / "s.dat"), "--height", "10", "--width", "16", "--json"]) == 0
+    assert main(["info", str(tmp_path / "s.dat"), "--sensor", "10x16", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["frames"] == 20 and info["height"] == 10 and info["width"] == 16
     assert info["mean_rate"] == pytest.approx(s.mean())
@@ -50,8 +50,7 @@ def test_reconstruct_pngs_named_by_centre(tmp_path):
 
 
 def test_real_recording_reconstruct(shared_data, tmp_path):
-    r = run_cli("reconstruct", shared_data / "spike_real" / "car_250x400.dat", "--height", "250",
-                "--width", "400", "--index", "100", "--out", tmp_path)
+    r = run_cli("reconstruct", shared_data / "spike_real" / "car_250x400.dat", "--sensor", "250x400", "--index", "100", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     img = np.asarray(Image.open(tmp_path / "000100.png"))
     assert img.shape == (250, 400) and img.std() > 20
@@ -63,7 +62,7 @@ def test_simulate_folder_then_info(tmp_path):
     for i in range(3):
         Image.fromarray(np.full((20, 30, 3), 60 * i + 40, np.uint8)).save(frames / f"{i:03d}.png")
     r = run_cli("simulate", frames, "--out", tmp_path / "s.dat", "--planes-per-frame", "32",
-                "--height", "10", "--width", "16", "--seed", "7")
+                "--size", "10x16", "--seed", "7")
     assert r.returncode == 0, r.stderr
     r = run_cli("info", tmp_path / "s.dat", "--json")
     info = json.loads(r.stdout)
@@ -73,7 +72,7 @@ def test_simulate_folder_then_info(tmp_path):
 
 def test_errors_are_one_line(tmp_path):
     (tmp_path / "t.dat").write_bytes(b"\x00" * 12501)
-    r = run_cli("info", tmp_path / "t.dat", "--height", "250", "--width", "400")
+    r = run_cli("info", tmp_path / "t.dat", "--sensor", "250x400")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert "not a multiple of the frame size 12500" in r.stderr and "remainder of 1" in r.stderr

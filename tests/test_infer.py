@@ -70,7 +70,7 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     write_dat(tmp_path / "s.dat", s)
     out = tmp_path / "o"
     r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--out", out,
-           "--stride", "24", "--gif", tmp_path / "d.gif")
+           "--stride-planes", "24", "--gif", tmp_path / "d.gif")
     assert r.returncode == 0, r.stderr
     summ = json.loads((out / "summary.json").read_text())
     assert summ["outputs"] == 3 and summ["names"] == ["000032", "000056", "000080"]  # windows end at these planes
@@ -94,10 +94,10 @@ def test_infer_stream_outputs(tmp_path, ckpts):
 @pytest.mark.skipif(not (SHARED / "spike_real" / "car_250x400.dat").is_file(), reason="shared data absent")
 def test_infer_real_recording_pad_and_resize(tmp_path, ckpts):
     src = SHARED / "spike_real" / "car_250x400.dat"
-    for extra, fit in (([], "pad"), (["--height", "128", "--width", "192"], "resize")):
+    for extra, fit in (([], "pad"), (["--net-size", "128x192"], "resize")):
         out = tmp_path / fit
-        r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", src, "--geometry", "250x400", "--out", out,
-               "--window", "32", "--stride", "80", *extra)
+        r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", src, "--sensor", "250x400", "--out", out,
+               "--window", "32", "--stride-planes", "80", *extra)
         assert r.returncode == 0, r.stderr
         summ = json.loads((out / "summary.json").read_text())
         assert summ["fit"] == fit and summ["modality"] == "spike" and summ["outputs"] == 3
@@ -110,9 +110,21 @@ def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
         r = r2("infer", "--checkpoint", ckpts[m], "--input", frames, "--out", out, "--gif", out / "a.gif")
         assert r.returncode == 0, r.stderr
         summ = json.loads((out / "summary.json").read_text())
-        # frames are resized to the checkpoint's 64x96; spike models need one frame of history
-        assert summ["input_size"] == [64, 96] and summ["outputs"] == 5  # every frame has a window (pre-roll)
+        # outputs at the frames' own 60x100 (the network sees them padded to 64x128, and says that
+        # differs from the 64x96 it was trained at); every frame has a window (pre-roll)
+        assert summ["input_size"] == [60, 100] and summ["network_size"] == [64, 128] and summ["outputs"] == 5
+        assert np.load(out / "depth" / "000004.npy").shape == (60, 100)
+        assert "r2sdepth: warning: network input 64x128 differs from the 64x96" in r.stderr
         assert (out / "stream.dat").is_file() == (m != "rgb")
+    # --net-size resizes to the trained size (no warning) and the depth back to the input's size
+    r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", frames, "--out", tmp_path / "n", "--net-size", "64x96",
+           "--stride-frames", "2")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    summ = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert summ["fit"] == "resize" and summ["network_size"] == [64, 96] and summ["names"] == ["000000", "000002", "000004"]
+    assert np.load(tmp_path / "n" / "depth" / "000002.npy").shape == (60, 100)
+    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "p", "--stride-planes", "2")
+    assert r.returncode == 2 and "--stride-frames" in r.stderr and not (tmp_path / "p").exists()
     # too few frames for the window: refused before anything is simulated or written
     r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "x", "--window", "256")
     assert r.returncode == 2 and "hold no 256-plane window" in r.stderr and not (tmp_path / "x").exists()
@@ -124,12 +136,12 @@ def test_infer_bad_inputs(tmp_path, ckpts):
     cases = [
         (["--checkpoint", ckpts["rgb"], "--input", tmp_path / "s.dat"], "cannot run on a spike stream"),
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--window", "64"], "longer than the stream"),
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--geometry", "24x16"], "does not match its sidecar"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--sensor", "24x16"], "does not match its sidecar"),
         (["--checkpoint", ckpts["fusion"], "--input", tmp_path / "s.dat", "--modality", "fusion"], "spike model"),
         (["--checkpoint", tmp_path / "none.ckpt", "--input", tmp_path / "s.dat"], "checkpoint not found"),
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--gif", tmp_path / "a.avi"], ".gif or .mp4"),
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "nothing"], "no such file or folder"),
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--height", "50", "--width", "64"], "multiples of 32"),
+        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--net-size", "50x64"], "multiples of 32"),
     ] + ([] if torch.cuda.is_available() else [
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--device", "cuda"], "CUDA is not available"),
     ])
@@ -142,7 +154,7 @@ def test_infer_bad_inputs(tmp_path, ckpts):
     raw = (tmp_path / "s.dat").read_bytes()
     (tmp_path / "t.dat").write_bytes(raw[:-7])
     r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "t.dat", "--out", tmp_path / "o2",
-           "--geometry", "16x24")
+           "--sensor", "16x24")
     assert r.returncode == 2 and "not a multiple of the frame size" in r.stderr and not (tmp_path / "o2").exists()
     # a corrupt checkpoint
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
@@ -188,5 +200,5 @@ def test_export_torchscript_onnx_slim(tmp_path, ckpts):
     # errors: rgb has no spike path; size not a multiple of 32
     r = r2("export", "--checkpoint", ckpts["rgb"], "--format", "onnx", "--out", tmp_path / "r.onnx")
     assert r.returncode == 2 and "no spike-only network" in r.stderr and not (tmp_path / "r.onnx").exists()
-    r = r2("export", "--checkpoint", ckpts["spike"], "--format", "onnx", "--out", tmp_path / "x.onnx", "--height", "50")
+    r = r2("export", "--checkpoint", ckpts["spike"], "--format", "onnx", "--out", tmp_path / "x.onnx", "--net-size", "50x64")
     assert r.returncode == 2 and "multiples of 32" in r.stderr

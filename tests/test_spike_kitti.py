@@ -88,7 +88,7 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     build_spike_kitti(root, ref, height=96, width=320, params=SimParams(planes_per_frame=64))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "r2sdepth.cli", "build-spike-kitti", "--kitti-root", str(root),
-           "--out", str(out), "--height", "96", "--width", "320", "--planes-per-frame", "64",
+           "--out", str(out), "--size", "96x320", "--planes-per-frame", "64",
            "--cameras", "02"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60

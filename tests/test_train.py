@@ -111,9 +111,8 @@ CFG_OVERRIDES = ["--model.width", "16", "--model.decoder_width", "8", "--pose.wi
 
 def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     data, spikes, run = tmp_path / "synth", tmp_path / "spikes", tmp_path / "run"
-    assert r2("synth", "--out", data, "--sequences", "3", "--frames", "5", "--height", "64", "--width", "96").returncode == 0
-    r = r2("build-spike-kitti", "--kitti-root", data, "--out", spikes, "--cameras", "02", "--height", "64",
-           "--width", "96", "--planes-per-frame", "32")
+    assert r2("synth", "--out", data, "--sequences", "3", "--frames", "5", "--size", "64x96").returncode == 0
+    r = r2("build-spike-kitti", "--kitti-root", data, "--out", spikes, "--cameras", "02", "--size", "64x96", "--planes-per-frame", "32")
     assert r.returncode == 0, r.stderr
     sp = data / "splits"
     common = ["--config", "train_fusion_synth", "--out", run, "--data.root", data,

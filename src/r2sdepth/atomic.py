@@ -80,3 +80,13 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
                 p.unlink()
                 n += 1
     return n
+
+
+def save_png(path: str | os.PathLike, img: "np.ndarray") -> Path:
+    """Save uint8 ``[H, W]``/``[H, W, 3]`` or uint16 ``[H, W]`` as PNG, atomically."""
+    import numpy as np
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(img)).save(tmp, format="PNG")
+    return Path(path)

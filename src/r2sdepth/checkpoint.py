@@ -127,9 +127,23 @@ def state_dict_of(ck: dict[str, Any], path: str | os.PathLike) -> dict[str, torc
     return state
 
 
+SHIPPED_CHECKPOINTS: dict[str, Path] = {
+    "demo": Path(__file__).resolve().parent / "assets" / "demo_spike_64x224.ckpt",  # spike-only, 64x224, T=64
+}
+
+
+def checkpoint_path(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the name of a shipped one (``demo``: the shipped spike-only model)."""
+    p = Path(name_or_path)
+    if not p.exists() and str(name_or_path) in SHIPPED_CHECKPOINTS:
+        return SHIPPED_CHECKPOINTS[str(name_or_path)]
+    return p
+
+
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
-    """Load a stage-1/stage-2 (or slim) checkpoint: returns ``(module, meta)`` in eval mode."""
-    path = Path(path)
+    """Load a stage-1/stage-2 (or slim) checkpoint, or a shipped one by name (``demo``): returns
+    ``(module, meta)`` in eval mode."""
+    path = checkpoint_path(path)
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise R2SDepthError(f"device {device!r} requested but CUDA is not available here (use --device cpu)")
     ck = load_file(path)

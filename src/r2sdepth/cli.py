@@ -28,10 +28,32 @@ def _command(name: str):
     return deco
 
 
+def checkpoint_path(name: str) -> Path:
+    """A checkpoint file or a shipped name (``demo``); torch is imported only when needed."""
+    from r2sdepth.checkpoint import checkpoint_path as resolve
+
+    return resolve(name)
+
+
+def _hw(text: str) -> tuple[int, int]:
+    """``"250x400"`` -> ``(250, 250)``: rows x columns, the one size format of every command."""
+    try:
+        h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ROWSxCOLUMNS, e.g. 250x400") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: rows and columns must be positive")
+    return h, w
+
+
+# One vocabulary for sizes, rows x columns everywhere:
+#   --sensor HxW    geometry of a raw .dat being read (info, reconstruct, infer)
+#   --size HxW      size of what the command writes (simulate, synth, build-spike-kitti)
+#   --net-size HxW  network input size (infer, export)
 def _geometry_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("stream geometry (when the stream has no sidecar JSON)")
-    g.add_argument("--height", type=int, help="rows of the sensor (250 for the PKU gen-1 camera)")
-    g.add_argument("--width", type=int, help="columns of the sensor (400 for the PKU gen-1 camera)")
+    g = p.add_argument_group("stream geometry (raw .dat without a sidecar JSON)")
+    g.add_argument("--sensor", type=_hw, metavar="HxW",
+                   help="sensor rows x columns, e.g. 250x400 (the PKU gen-1 camera)")
     g.add_argument("--bitorder", choices=["little", "big"], help="bit order (default: little, the camera's)")
     g.add_argument("--no-flip", action="store_true", help="rows are stored top to bottom (default: bottom to top)")
     g.add_argument("--head-cols", type=int, help="extra columns at the head of each stored row to drop (16 on some raw files)")
@@ -42,7 +64,7 @@ def _open_stream(a: argparse.Namespace):
     from r2sdepth.spike import SpikeStream
 
     return SpikeStream(
-        a.input, a.height, a.width, bitorder=a.bitorder, flipud=False if a.no_flip else None,
+        a.input, *(a.sensor or (None, None)), bitorder=a.bitorder, flipud=False if a.no_flip else None,
         head_cols=a.head_cols, rate_hz=a.rate_hz,
     )
 
@@ -83,8 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gain", type=float, default=1.0, help="potential added per plane at luminance 1")
     s.add_argument("--interp", choices=["hold", "linear", "flow"], default="linear")
     s.add_argument("--reset", choices=["subtract", "zero"], default="subtract")
-    s.add_argument("--height", type=int, help="resize frames to this many rows")
-    s.add_argument("--width", type=int, help="resize frames to this many columns")
+    s.add_argument("--size", type=_hw, metavar="HxW", help="stream size: frames are resized to it (default: theirs)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--fps", type=float, default=10.0, help="frame rate of the input video (sets the stream rate)")
     s.add_argument("--fpn-sigma", type=float, default=0.0, help="relative per-pixel threshold mismatch")
@@ -98,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kitti-root", required=True, help="KITTI raw root (<date>/<drive>_sync/image_02/data)")
     s.add_argument("--out", required=True, help="output root (same layout, spike_02/stream.dat)")
     s.add_argument("--cameras", nargs="+", default=["02", "03"], help="cameras (default 02 03; missing ones are skipped)")
-    s.add_argument("--height", type=int, default=192)
-    s.add_argument("--width", type=int, default=640)
+    s.add_argument("--size", type=_hw, metavar="HxW", default=(192, 640), help="stream size (default 192x640)")
     s.add_argument("--planes-per-frame", type=int, default=128)
     s.add_argument("--pre-roll-frames", type=int, default=1,
                    help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
@@ -118,8 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--sequences", type=int, default=4)
     s.add_argument("--frames", type=int, default=20)
-    s.add_argument("--height", type=int, default=192)
-    s.add_argument("--width", type=int, default=640)
+    s.add_argument("--size", type=_hw, metavar="HxW", default=(192, 640), help="image size (default 192x640)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--moving-cars", type=int, default=2, help="moving cars per sequence (0: static world)")
@@ -177,32 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
 
     s = sub.add_parser("infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video")
-    s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint")
+    s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint, or 'demo' (the shipped model)")
     s.add_argument("--input", required=True, help="spike stream .dat, folder of images, or video file")
     s.add_argument("--out", required=True, help="output folder (depth/, depth_png/, color/, summary.json)")
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
-    s.add_argument("--stride", type=int, help="planes between windows (streams; default: the window) "
-                   "or frames between outputs (folders/videos; default 1)")
-    s.add_argument("--height", type=int, help="network input height (default: input size padded to x32)")
-    s.add_argument("--width", type=int, help="network input width (default: input size padded to x32)")
+    s.add_argument("--stride-planes", type=int, metavar="N", help="spike streams: planes between windows (default: the window)")
+    s.add_argument("--stride-frames", type=int, metavar="N", help="folders/videos: frames between outputs (default 1)")
+    s.add_argument("--net-size", type=_hw, metavar="HxW",
+                   help="network input size, multiples of 32 (default: the input size padded to x32; outputs are "
+                        "always at the input's size)")
     s.add_argument("--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio)")
     s.add_argument("--gif", help="side-by-side animation TFP | depth (| RGB) as GIF")
     s.add_argument("--mp4", help="... and/or MP4 (needs imageio-ffmpeg: pip install 'r2sdepth[video]')")
-    g = s.add_argument_group("stream geometry (raw .dat without a sidecar JSON)")
-    g.add_argument("--geometry", metavar="HxW", help="sensor rows x columns, e.g. 250x400")
-    g.add_argument("--bitorder", choices=["little", "big"])
-    g.add_argument("--no-flip", action="store_true", help="rows are stored top to bottom")
-    g.add_argument("--head-cols", type=int)
+    _geometry_args(s)
 
     s = sub.add_parser("export", help="export the spike-only network (ONNX / TorchScript), or a slim checkpoint")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--format", required=True, choices=["onnx", "torchscript", "slim"])
     s.add_argument("--out", required=True, help="output file")
-    s.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
-    s.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
+    s.add_argument("--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)")
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
 
     s = sub.add_parser("demo", help="run the main job on embedded default data")
@@ -210,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)")
     s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
     s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
+    for c in [p, *sub.choices.values()]:
+        c.allow_abbrev = False  # --stride must not silently mean --stride-planes
     return p
 
 
@@ -258,7 +275,7 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         shot_photons=a.shot_photons, linearize=a.linearize, video_fps=a.fps,
     )
     meta = simulate_to_file(
-        iter_frames(a.input, height=a.height, width=a.width), a.out, params, seed=a.seed,
+        iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None), a.out, params, seed=a.seed,
         source=str(a.input), backend=a.backend, device=a.device, progress=sys.stderr.isatty(),
     )
     print(f"wrote {a.out}: {meta['frames']} planes ({params.pre_roll_frames} pre-roll + "
@@ -275,7 +292,7 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
     params = SimParams(planes_per_frame=a.planes_per_frame, pre_roll_frames=a.pre_roll_frames, threshold=a.threshold, gain=a.gain,
                        interp=a.interp, video_fps=a.fps)
     res = build_spike_kitti(
-        a.kitti_root, a.out, cameras=a.cameras, height=a.height, width=a.width, params=params,
+        a.kitti_root, a.out, cameras=a.cameras, height=a.size[0], width=a.size[1], params=params,
         seed=a.seed, workers=a.workers, shard=a.shard, sequences=a.sequences, verify=a.verify,
         progress=sys.stderr.isatty(),
     )
@@ -291,9 +308,9 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
 def _cmd_synth(a: argparse.Namespace) -> int:
     from r2sdepth.data.synthetic import synthesize
 
-    res = synthesize(a.out, sequences=a.sequences, frames=a.frames, height=a.height, width=a.width,
+    res = synthesize(a.out, sequences=a.sequences, frames=a.frames, height=a.size[0], width=a.size[1],
                      seed=a.seed, workers=a.workers, moving_cars=a.moving_cars, progress=sys.stderr.isatty())
-    print(f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.height}x{a.width}) to {a.out} "
+    print(f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
           f"({res['rendered']} rendered now); splits: {res['splits']}")
     return 0
 
@@ -336,7 +353,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
         if not (a.data and a.split):
             raise R2SDepthError("--checkpoint needs --data and --split")
-        preds, name = predict_split(a.checkpoint, a.data, a.split, modality=a.modality,
+        preds, name = predict_split(checkpoint_path(a.checkpoint), a.data, a.split, modality=a.modality,
                                     spike_root=a.spike_root, batch_size=a.batch_size, device=a.device)
         rows[name] = ev.evaluate_depths(preds, gts, **kw)
     else:
@@ -395,19 +412,13 @@ def _cmd_distill(a: argparse.Namespace) -> int:
 def _cmd_infer(a: argparse.Namespace) -> int:
     from r2sdepth.infer import run_infer
 
-    kw: dict = {}
-    if a.geometry:
-        try:
-            kw["height"], kw["width"] = (int(v) for v in a.geometry.lower().split("x"))
-        except ValueError:
-            raise R2SDepthError(f"--geometry {a.geometry!r}: expected HxW, e.g. 250x400") from None
-    kw.update({k: v for k, v in (("bitorder", a.bitorder), ("head_cols", a.head_cols)) if v is not None})
+    kw: dict = {"height": a.sensor[0], "width": a.sensor[1]} if a.sensor else {}
+    kw.update({k: v for k, v in (("bitorder", a.bitorder), ("head_cols", a.head_cols), ("rate_hz", a.rate_hz))
+               if v is not None})
     if a.no_flip:
         kw["flipud"] = False
-    if (a.height is None) != (a.width is None):
-        raise R2SDepthError("give both --height and --width, or neither")
-    res = run_infer(a.checkpoint, a.input, a.out, window=a.window, stride=a.stride, height=a.height,
-                    width=a.width, device=a.device, batch_size=a.batch_size, scale=a.scale,
+    res = run_infer(checkpoint_path(a.checkpoint), a.input, a.out, window=a.window, stride_planes=a.stride_planes,
+                    stride_frames=a.stride_frames, net_size=a.net_size, device=a.device, batch_size=a.batch_size, scale=a.scale,
                     modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty())
     print(f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
           f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
@@ -423,7 +434,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
         p = slim_checkpoint(a.checkpoint, a.out)
         print(f"slim checkpoint {p} ({p.stat().st_size / 1e6:.1f} MB)")
         return 0
-    r = export_model(a.checkpoint, a.format, a.out, height=a.height, width=a.width, window=a.window)
+    h, w = a.net_size or (None, None)
+    r = export_model(checkpoint_path(a.checkpoint), a.format, a.out, height=h, width=w, window=a.window)
     print(f"{r['format']} model {r['path']}: input {r['input']}; max |exported - PyTorch| = "
           f"{r['max_abs_diff']:.3g} ({r['checked_with']})")
     return 0
@@ -439,6 +451,18 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``r2sdepth`` console script."""
+    import warnings
+
+    from r2sdepth.errors import R2SDepthWarning
+
+    plain = warnings.formatwarning
+
+    def one_line(message, category, *rest_):  # type: ignore[no-untyped-def]
+        if issubclass(category, R2SDepthWarning):
+            return f"r2sdepth: warning: {message}\n"
+        return plain(message, category, *rest_)
+
+    warnings.formatwarning = one_line  # type: ignore[assignment]
     parser = build_parser()
     a, rest = parser.parse_known_args(argv)
     if rest and a.command not in ("train", "distill"):

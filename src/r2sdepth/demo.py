@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-DEMO_CHECKPOINT = ASSETS / "demo_spike_64x224.ckpt"
+from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path
+
+DEMO_CHECKPOINT = SHIPPED_CHECKPOINTS["demo"]
 
 
 def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Path | None = None) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Pa
     from r2sdepth.infer import load_checkpoint, run_infer
 
     t_start = time.time()
-    ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
+    ckpt = checkpoint_path(checkpoint) if checkpoint else DEMO_CHECKPOINT
     if not ckpt.is_file():
         raise R2SDepthError(f"{ckpt}: demo checkpoint missing (make it with python scripts/make_demo_model.py)")
     _, meta = load_checkpoint(ckpt)

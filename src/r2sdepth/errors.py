@@ -7,3 +7,7 @@ class R2SDepthError(Exception):
     The message names the file and what is wrong; the CLI prints it on one line and exits
     non-zero without a traceback.
     """
+
+
+class R2SDepthWarning(UserWarning):
+    """A result may suffer but the command can go on (printed as ``r2sdepth: warning: ...``)."""

@@ -71,7 +71,7 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     h, w = int(height or meta["height"]), int(width or meta["width"])
     t = int(window or meta.get("window") or 128)
     if h % 32 or w % 32:
-        raise R2SDepthError(f"export size {h}x{w}: height and width must be multiples of 32")
+        raise R2SDepthError(f"--net-size {h}x{w}: the network needs multiples of 32")
     model = SpikeDepth(module.net).eval()
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(1, t, h, w, generator=g) < 0.2).float()

@@ -121,7 +121,8 @@ def _save_outputs(out: Path, name: str, depth: np.ndarray, vis_max_disp: float |
     ``color/NAME.png`` (magma of inverse depth); returns the colour picture."""
     from r2sdepth.atomic import atomic_path
     from r2sdepth.data.kitti import write_depth_png
-    from r2sdepth.viz import colorize, save_png
+    from r2sdepth.atomic import save_png
+    from r2sdepth.viz import colorize
 
     (out / "depth").mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "depth" / f"{name}.npy") as tmp:
@@ -135,8 +136,8 @@ def _save_outputs(out: Path, name: str, depth: np.ndarray, vis_max_disp: float |
 
 
 def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
-              window: int | None = None, stride: int | None = None, height: int | None = None,
-              width: int | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
+              window: int | None = None, stride_planes: int | None = None, stride_frames: int | None = None,
+              net_size: tuple[int, int] | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
               modality: str | None = None, gif: str | os.PathLike | None = None,
               mp4: str | os.PathLike | None = None, stream_kw: dict[str, Any] | None = None,
               gt: list[np.ndarray] | None = None, progress: bool = True) -> dict[str, Any]:
@@ -147,9 +148,13 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     the window's last plane ``{t1:06d}`` (streams) or the frame ``{i:06d}`` (folders/videos),
     ``summary.json``, and optional GIF/MP4 of ``TFP | depth (| RGB)`` panels.
 
-    ``height``/``width``: network input size (default: the stream's size padded to multiples of
-    32; given, the input is resized and the prediction resized back). ``scale`` multiplies the
-    network's depth (self-supervised depth is known up to scale; e.g. the median ratio from eval).
+    Outputs are at the input's resolution (sensor size for streams, frame size for folders).
+    ``net_size``: network input ``(H, W)``, multiples of 32 (default: the input size padded to
+    multiples of 32; given, the input is resized and the prediction resized back); a warning is
+    issued when it differs from the size the checkpoint was trained at. ``stride_planes``: planes
+    between windows of a stream (default: the window); ``stride_frames``: frames between outputs of
+    a folder/video (default 1). ``scale`` multiplies the network's depth (self-supervised depth is
+    known up to scale; e.g. the median ratio from eval).
     """
     from r2sdepth.atomic import write_json_atomic
     from r2sdepth.spike.io import SpikeStream
@@ -164,9 +169,20 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     own = meta["modality"]
     d = meta.get("data", {})
     window = int(window or d.get("window") or 128)
-    if stride is not None and int(stride) <= 0:
-        raise R2SDepthError("--stride must be positive")
     is_stream = source.is_file() and source.suffix.lower() == ".dat"
+    for flag, v in (("--stride-planes", stride_planes), ("--stride-frames", stride_frames)):
+        if v is not None and int(v) <= 0:
+            raise R2SDepthError(f"{flag} must be positive")
+    if is_stream and stride_frames is not None:
+        raise R2SDepthError("--stride-frames applies to folders and videos; windows of a spike stream are "
+                            "spaced by --stride-planes")
+    if not is_stream and stride_planes is not None:
+        raise R2SDepthError("--stride-planes applies to spike streams; outputs of a folder or video are "
+                            "spaced by --stride-frames")
+    if net_size is not None:
+        nh, nw = (int(v) for v in net_size)
+        if nh <= 0 or nw <= 0 or nh % 32 or nw % 32:
+            raise R2SDepthError(f"--net-size {nh}x{nw}: the network needs positive multiples of 32")
     if is_stream:
         if own == "rgb":
             raise R2SDepthError(f"{checkpoint}: an rgb checkpoint cannot run on a spike stream "
@@ -178,8 +194,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         n = len(stream)
         if window > n:
             raise R2SDepthError(f"{source}: window {window} is longer than the stream ({n} planes)")
-        stride = int(stride or window)
-        starts = list(range(0, n - window + 1, stride))
+        starts = list(range(0, n - window + 1, int(stride_planes or window)))
         names = [f"{t0 + window:06d}" for t0 in starts]
         hw = (stream.height, stream.width)
         rgb_frames = None
@@ -187,8 +202,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
 
         modality = resolve_modality(meta, modality)
-        th, tw = meta.get("height"), meta.get("width")
-        frames = list(iter_frames(source, height=height or th, width=width or tw))
+        frames = list(iter_frames(source))  # native size: outputs at the input's resolution
         if len(frames) < 2 and modality != "rgb":
             raise R2SDepthError(f"{source}: at least two frames are needed to simulate spikes")
         hw = frames[0].shape[:2]
@@ -205,16 +219,22 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             first = next((i for i in range(len(frames)) if stream.frame_plane_index(i) >= window), len(frames))
         else:
             first = 0
-        idx = list(range(first, len(frames), int(stride or 1)))
+        idx = list(range(first, len(frames), int(stride_frames or 1)))
         if not idx:
             raise R2SDepthError(f"{source}: {len(frames)} frames hold no {window}-plane window")
         names = [f"{i:06d}" for i in idx]
         starts = idx
-    mode = "resize" if (height and width and is_stream) else "pad"
-    if mode == "resize" and (int(height) % 32 or int(width) % 32):
-        raise R2SDepthError(f"--height/--width {height}x{width}: the network needs multiples of 32")
-    # folders/videos: frames were already resized to height x width, so "pad" covers them
-    net_hw = (int(height), int(width)) if mode == "resize" else fit_to_multiple(*hw)
+    mode = "resize" if net_size is not None else "pad"
+    net_hw = (int(net_size[0]), int(net_size[1])) if net_size is not None else fit_to_multiple(*hw)
+    trained = (meta.get("height"), meta.get("width"))
+    if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
+        import warnings
+
+        from r2sdepth.errors import R2SDepthWarning
+
+        warnings.warn(f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
+                      f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
+                      "resizes the input to it", R2SDepthWarning, stacklevel=2)
 
     n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
     panels: list[np.ndarray] = []
@@ -240,7 +260,12 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(device)
         if modality in ("rgb", "fusion"):
             rgb = np.stack([rgb_frames[i] for i in chunk]).transpose(0, 3, 1, 2)  # uint8 [B, 3, h, w]
-            rgb = torch.from_numpy(np.ascontiguousarray(fit_spatial(rgb, net_hw, "pad"))).float() / 255
+            rgb = torch.from_numpy(np.ascontiguousarray(rgb)).float() / 255
+            if mode == "resize":  # area-weighted for images (spikes use nearest: they stay binary)
+                rgb = torch.nn.functional.interpolate(rgb, size=net_hw, mode="bilinear", align_corners=False,
+                                                      antialias=True)
+            else:
+                rgb = torch.from_numpy(np.ascontiguousarray(fit_spatial(rgb.numpy(), net_hw, "pad")))
             batch["color_aug"] = rgb[:, None].to(device)
         depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
         for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
@@ -271,6 +296,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         save_animation(mp4, panels, fps=10.0)
     summary = {"checkpoint": str(checkpoint), "input": str(source), "modality": modality, "window": window,
                "outputs": n_out, "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
+               "trained_size": list(trained), "stride": {"planes": stride_planes or window} if is_stream
+               else {"frames": stride_frames or 1},
                "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
                "animation_frames": len(panels)}
     write_json_atomic(out / "summary.json", summary)

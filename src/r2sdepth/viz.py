@@ -12,17 +12,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from r2sdepth.atomic import atomic_path
+from r2sdepth.atomic import atomic_path, save_png
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream
 from r2sdepth.spike.reconstruct import tfi, tfp, to_uint8
-
-
-def save_png(path: str | os.PathLike, img: np.ndarray) -> Path:
-    """Save uint8 ``[H, W]``/``[H, W, 3]`` or uint16 ``[H, W]`` as PNG, atomically."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.asarray(img)).save(tmp, format="PNG")
-    return Path(path)
 
 
 def check_animation_path(path: str | os.PathLike) -> None:

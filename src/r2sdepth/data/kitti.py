@@ -152,7 +152,7 @@ def read_depth_png(path: str | os.PathLike) -> np.ndarray:
 
 def write_depth_png(path: str | os.PathLike, depth: np.ndarray) -> None:
     """Write metres as a KITTI depth PNG (uint16, depth x 256, 0 = invalid), atomically."""
-    from r2sdepth.viz import save_png
+    from r2sdepth.atomic import save_png
 
     d = np.asarray(depth, dtype=np.float64)
     d = np.where(np.isfinite(d) & (d > 0), d, 0.0)

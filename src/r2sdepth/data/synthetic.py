@@ -338,7 +338,7 @@ def render_sequence(out: str, seq: int, frames: int, height: int, width: int, se
                     moving_cars: int = 2, fps: float = 10.0) -> str:
     """Render and write one drive; returns its ``<date>/<drive>_sync`` name."""
     from r2sdepth.data.kitti import write_depth_png
-    from r2sdepth.viz import save_png
+    from r2sdepth.atomic import save_png
 
     rng = np.random.default_rng([seed, seq])
     world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars)

@@ -224,7 +224,7 @@ class SpikeStream:
         if self.height is None or self.width is None:
             raise R2SDepthError(
                 f"{self.path}: unknown geometry: no sidecar {sidecar_path(self.path).name} "
-                "with height/width; pass height and width (e.g. --height 250 --width 400)"
+                "with height/width; give the sensor size (--sensor 250x400 on the command line)"
             )
         if self.height <= 0 or self.width <= 0:
             raise R2SDepthError(f"{self.path}: invalid geometry {self.height}x{self.width}")
