@@ -106,3 +106,37 @@ def test_resume_with_a_changed_config_is_refused_unless_asked(tmp_path, synth):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained to step 3" in r.stdout
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 3
+
+
+def test_python_api_equals_the_cli_and_checks_its_input(tmp_path, shared_data):
+    """``r2sdepth.predict("demo", window)`` gives the bytes ``r2sdepth infer --checkpoint demo``
+    writes for the same window; ``import r2sdepth`` alone does not import torch."""
+    import numpy as np
+
+    r = subprocess.run([sys.executable, "-c", "import sys, r2sdepth; print('torch' in sys.modules)"],
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
+    import r2sdepth
+    from r2sdepth.errors import R2SDepthError
+    from r2sdepth.spike import SpikeStream
+
+    dat = shared_data / "spike_real" / "car_250x400.dat"
+    r = r2("infer", "--checkpoint", "demo", "--input", dat, "--sensor", "250x400", "--out", tmp_path / "o",
+           "--window", "64", "--stride-planes", "64")
+    assert r.returncode == 0, r.stderr
+    with SpikeStream(dat, 250, 400) as st:
+        wins = np.stack([st.read(64, 128), st.read(128, 192)])
+    model = r2sdepth.load_model("demo")
+    assert model.modality == "spike" and model.window == 64 and model.trained_size == (64, 224)
+    one = r2sdepth.predict("demo", wins[0])
+    both = model.predict(wins)
+    assert one.shape == (250, 400) and both.shape == (2, 250, 400) and one.dtype == np.float32
+    # equal up to float rounding (the CLI runs 3 windows per batch, here 1 and 2)
+    np.testing.assert_allclose(one, np.load(tmp_path / "o" / "depth" / "000128.npy"), rtol=1e-5)
+    np.testing.assert_allclose(both[1], np.load(tmp_path / "o" / "depth" / "000192.npy"), rtol=1e-5)
+    assert np.abs(both[0] / both[1] - 1).max() > 1e-3  # a window one stride off would not pass
+    for bad in (wins[0, 0], wins[0] * 2, np.full((4, 8, 8), np.nan)):
+        with pytest.raises(R2SDepthError):
+            model.predict(bad)
+    with pytest.raises(R2SDepthError, match="multiples of 32"):
+        model.predict(wins[0], net_size=(50, 64))

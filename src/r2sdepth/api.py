@@ -1,0 +1,111 @@
+"""The Python API: depth from spike windows in a few lines.
+
+    import r2sdepth
+    from r2sdepth.spike import SpikeStream
+
+    with SpikeStream("car_250x400.dat", 250, 400) as st:
+        window = st.read(0, 64)                              # uint8 [T, H, W]
+    depth = r2sdepth.predict("demo", window)                 # float32 [H, W], model units
+
+    model = r2sdepth.load_model("runs/student/checkpoints/last.ckpt", device="cuda")
+    depths = model.predict(windows)                          # [B, T, H, W] -> [B, H, W]
+
+Every prediction goes through the one spike-only path that ``r2sdepth infer``, ``eval`` and the
+exported models use (:func:`r2sdepth.models.r2sdepth.spike_depth`), with ``infer``'s spatial fit
+(pad to multiples of 32 and crop back, or resize to ``net_size`` and back). Depth is in the
+model's units: metres up to one scale factor per image for self-supervised models.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from r2sdepth.errors import R2SDepthError
+
+
+class DepthModel:
+    """A checkpoint loaded once for repeated predictions (``load_model``).
+
+    Attributes: ``modality`` (of the checkpoint), ``window`` (planes per window it was trained
+    with), ``trained_size`` (``(H, W)`` it was trained at), ``device``, ``meta`` (checkpoint metadata).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> None:
+        from r2sdepth.checkpoint import checkpoint_path, load_checkpoint
+
+        self.checkpoint = checkpoint_path(checkpoint)
+        self.module, self.meta = load_checkpoint(self.checkpoint, device)
+        self.device = device
+        self.modality: str = self.meta["modality"]
+        d = self.meta.get("data", {})
+        self.window = int(d.get("window") or 128)
+        self.trained_size = (int(self.meta["height"]), int(self.meta["width"]))
+
+    def __repr__(self) -> str:
+        return (f"DepthModel({str(self.checkpoint)!r}, modality={self.modality!r}, window={self.window}, "
+                f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r})")
+
+    def predict(self, spikes: np.ndarray, *, rgb: np.ndarray | None = None,
+                net_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Depth for spike windows.
+
+        ``spikes``: ``[T, H, W]`` or ``[B, T, H, W]``, binary (bool / uint8 / float 0-1), oldest
+        plane first. ``rgb``: ``[H, W, 3]`` / ``[B, H, W, 3]`` uint8 frames, only for rgb or
+        fusion checkpoints (``modality`` then ``rgb``/``fusion``; without it, the spike-only path).
+        ``net_size``: network input ``(H, W)``, multiples of 32 (default: input padded to x32).
+        Returns float32 depth ``[H, W]`` / ``[B, H, W]`` at the input's size.
+        """
+        import torch
+
+        from r2sdepth.infer import depth_from_net, fit_spatial, fit_to_multiple, predict_batch, resolve_modality
+
+        x = np.asarray(spikes)
+        single = x.ndim == 3
+        if single:
+            x = x[None]
+        if x.ndim != 4 or min(x.shape) == 0:
+            raise R2SDepthError(f"spikes must be [T, H, W] or [B, T, H, W], got shape {tuple(np.shape(spikes))}")
+        if x.dtype == np.uint8 or x.dtype == np.bool_:
+            if x.dtype == np.uint8 and x.max() > 1:
+                raise R2SDepthError("spikes must be binary (0/1)")
+        elif not np.isfinite(x).all() or ((x != 0) & (x != 1)).any():
+            raise R2SDepthError("spikes must be binary (0/1)")
+        x = x.astype(np.uint8, copy=False)
+        modality = resolve_modality(self.meta, "spike" if rgb is None else None)
+        hw = x.shape[-2:]
+        mode = "resize" if net_size is not None else "pad"
+        net_hw = tuple(int(v) for v in net_size) if net_size is not None else fit_to_multiple(*hw)
+        if net_hw[0] % 32 or net_hw[1] % 32:
+            raise R2SDepthError(f"net_size {net_hw[0]}x{net_hw[1]}: the network needs multiples of 32")
+        batch: dict[str, Any] = {"spikes": torch.from_numpy(np.ascontiguousarray(fit_spatial(x, net_hw, mode)))
+                                 .to(self.device)}
+        if modality in ("rgb", "fusion"):
+            im = np.asarray(rgb)
+            im = im[None] if im.ndim == 3 else im
+            if im.shape[0] != x.shape[0] or im.shape[1:3] != hw or im.shape[-1] != 3:
+                raise R2SDepthError(f"rgb must be [B, {hw[0]}, {hw[1]}, 3] matching the spikes, got {im.shape}")
+            t = torch.from_numpy(np.ascontiguousarray(im.transpose(0, 3, 1, 2))).float() / 255
+            if mode == "resize":
+                t = torch.nn.functional.interpolate(t, size=net_hw, mode="bilinear", align_corners=False, antialias=True)
+            else:
+                t = torch.from_numpy(np.ascontiguousarray(fit_spatial(t.numpy(), net_hw, "pad")))
+            batch["color_aug"] = t[:, None].to(self.device)
+        with torch.no_grad():
+            depth = depth_from_net(predict_batch(self.module, batch, modality), hw, mode)
+        out = depth[:, 0].float().cpu().numpy()
+        return out[0] if single else out
+
+
+def load_model(checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> DepthModel:
+    """Load a checkpoint (a path, or ``"demo"`` for the shipped spike-only model) once."""
+    return DepthModel(checkpoint, device)
+
+
+def predict(checkpoint: str | os.PathLike | DepthModel, spikes: np.ndarray, **kw: Any) -> np.ndarray:
+    """Depth ``[H, W]`` (or ``[B, H, W]``) from spike window(s) ``[T, H, W]`` (or ``[B, T, H, W]``);
+    see :meth:`DepthModel.predict`. ``checkpoint``: a path, ``"demo"``, or a loaded model."""
+    model = checkpoint if isinstance(checkpoint, DepthModel) else DepthModel(checkpoint)
+    return model.predict(spikes, **kw)
