@@ -94,5 +94,6 @@ def test_demo_runs_shipped_model(tmp_path):
     assert m["model"]["abs_rel"] < 0.7 * m["baseline"]["abs_rel"]
     assert m["model"]["abs_rel"] < m["baseline_median_scaled"]["abs_rel"]
     assert m["info"]["frames"] == 24 and (out / "demo.gif").is_file()  # every frame has a window (pre-roll)
-    assert len(list((out / "depth").glob("*.npy"))) == 24 and len(list((out / "depth_png").glob("*.png"))) == 24
+    assert len(list((out / "depth").glob("*.npy"))) == 24 and len(list((out / "depth_tiff").glob("*.tiff"))) == 24
+    assert not (out / "depth_png").exists()  # model units are not metric: no KITTI x256 PNGs
     assert "abs_rel" in r.stdout and "metrics.json" in r.stdout

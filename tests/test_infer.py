@@ -77,11 +77,27 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     assert summ["network_size"] == [64, 96] and summ["fit"] == "pad"
     d = np.load(out / "depth" / "000056.npy")
     assert d.shape == (50, 70) and d.dtype == np.float32 and np.isfinite(d).all() and (d > 0).all()
-    png = np.asarray(Image.open(out / "depth_png" / "000056.png"))
-    assert png.dtype == np.uint16 and np.array_equal(png, np.clip(np.rint(d * 256), 0, 65535).astype(np.uint16))
-    assert np.asarray(Image.open(out / "color" / "000056.png")).shape == (50, 70, 3)
+    # model units: lossless float32 TIFF, no KITTI PNG (x256 would leave a few dozen levels)
+    tif = np.asarray(Image.open(out / "depth_tiff" / "000056.tiff"))
+    assert tif.dtype == np.float32 and np.array_equal(tif, d) and not (out / "depth_png").exists()
+    col = np.asarray(Image.open(out / "color" / "000056.png"))
+    assert col.shape[0] == 50 and col.shape[1] > 70  # the picture plus its colour bar
     gif = Image.open(tmp_path / "d.gif")
-    assert gif.n_frames == 3 and gif.size == (140, 50)  # TFP | depth
+    assert gif.n_frames == 3 and gif.size[1] == 4 * 50 + 16 and gif.size[0] > 4 * 140  # titled, x4: TFP | depth | bar
+    summ0 = summ
+    # a rerun with --scale (metric depth) into the same folder: KITTI PNGs, no stale files of the first run
+    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--out", out,
+           "--stride-planes", "48", "--scale", "70")
+    assert r.returncode == 0, r.stderr
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["names"] == ["000032", "000080"] and summ["depth_units"] == "m"
+    for sub, ext in (("depth", ".npy"), ("color", ".png"), ("depth_png", ".png")):
+        assert sorted(p.stem for p in (out / sub).glob("*" + ext)) == summ["names"], sub
+    assert not list((out / "depth_tiff").glob("*.tiff"))
+    d70 = np.load(out / "depth" / "000080.npy")
+    png = np.asarray(Image.open(out / "depth_png" / "000080.png"))
+    assert png.dtype == np.uint16 and np.array_equal(png, np.clip(np.rint(d70 * 256), 0, 65535).astype(np.uint16))
+    summ = summ0
     # the same windows through the Python API (padding crop == the batch path)
     from r2sdepth.infer import fit_spatial, load_checkpoint, predict_batch
 

@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio)")
+    s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio); "
+                   "makes the depths metric: KITTI 16-bit PNGs (depth x 256) instead of float32 TIFFs")
+    s.add_argument("--metric", action="store_true", help="the model's depths are metres already (KITTI 16-bit PNGs)")
     s.add_argument("--gif", help="side-by-side animation TFP | depth (| RGB) as GIF")
     s.add_argument("--mp4", help="... and/or MP4 (needs imageio-ffmpeg: pip install 'r2sdepth[video]')")
     _geometry_args(s)
@@ -354,7 +356,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         if not (a.data and a.split):
             raise R2SDepthError("--checkpoint needs --data and --split")
         preds, name = predict_split(checkpoint_path(a.checkpoint), a.data, a.split, modality=a.modality,
-                                    spike_root=a.spike_root, batch_size=a.batch_size, device=a.device)
+                                    spike_root=a.spike_root, batch_size=a.batch_size, device=a.device,
+                                    progress=sys.stderr.isatty())
         rows[name] = ev.evaluate_depths(preds, gts, **kw)
     else:
         raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")
@@ -419,7 +422,8 @@ def _cmd_infer(a: argparse.Namespace) -> int:
         kw["flipud"] = False
     res = run_infer(checkpoint_path(a.checkpoint), a.input, a.out, window=a.window, stride_planes=a.stride_planes,
                     stride_frames=a.stride_frames, net_size=a.net_size, device=a.device, batch_size=a.batch_size, scale=a.scale,
-                    modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty())
+                    modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty(),
+                    metric=True if a.metric else None)
     print(f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
           f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
           + (f"; GIF {a.gif}" if a.gif else "") + (f"; MP4 {a.mp4}" if a.mp4 else ""))
@@ -445,7 +449,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from r2sdepth.demo import run_demo
 
-    run_demo(Path(a.out), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint)
+    run_demo(Path(a.out), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint, progress=sys.stderr.isatty())
     return 0
 
 

@@ -25,7 +25,8 @@ from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path
 DEMO_CHECKPOINT = SHIPPED_CHECKPOINTS["demo"]
 
 
-def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Path | None = None) -> dict[str, Any]:
+def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Path | None = None,
+             progress: bool = False) -> dict[str, Any]:
     """Run the demo into ``out``; returns the metrics (``model``, ``baseline``, ...)."""
     from r2sdepth import evaluate as ev
     from r2sdepth.atomic import write_json_atomic
@@ -42,11 +43,11 @@ def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Pa
     h, w = int(meta["height"]), int(meta["width"])
     out = Path(out)
     scene = out / "scene"
-    synthesize(scene, sequences=1, frames=frames, height=h, width=w, seed=seed)
+    synthesize(scene, sequences=1, frames=frames, height=h, width=w, seed=seed, progress=progress)
     drive = f"{DATE}/{DATE}_drive_0000_sync"
     gts = [gt_depth(scene, drive, i, "l") for i in range(frames)]
     res = run_infer(ckpt, scene / drive / "image_02" / "data", out, modality="spike", gif=out / "demo.gif",
-                    gt=gts, progress=False)
+                    gt=gts, progress=progress)
     idx = [int(n) for n in res["names"]]
     preds = [np.load(out / "depth" / f"{n}.npy") for n in res["names"]]
     gt_sel = [gts[i] for i in idx]
@@ -65,7 +66,8 @@ def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Pa
     print(ev.markdown_table({names[k]: v for k, v in metrics.items() if k in names}))
     print(f"\nscene (RGB, exact depth)  {scene}")
     print(f"spike stream              {out / 'stream.dat'}")
-    print(f"depth maps                {out / 'depth'} (.npy), {out / 'depth_png'} (16-bit), {out / 'color'}")
+    print(f"depth maps                {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), "
+          f"{out / 'color'} (with colour bar)")
     print(f"animation                 {out / 'demo.gif'}  (TFP | depth | RGB | ground truth)")
     print(f"metrics                   {out / 'metrics.json'}")
     return metrics

@@ -56,8 +56,9 @@ def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
 
 def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, split: str | os.PathLike, *,
                   modality: str | None = None, spike_root: str | os.PathLike | None = None,
-                  batch_size: int = 4, device: str = "cpu") -> tuple[list[np.ndarray], str]:
-    """Depth maps (metres, network size) for every line of ``split``; and a display name."""
+                  batch_size: int = 4, device: str = "cpu", progress: bool = False) -> tuple[list[np.ndarray], str]:
+    """Depth maps (metres, network size) for every line of ``split``; and a display name
+    (``progress``: a progress bar on stderr)."""
     from torch.utils.data import DataLoader
 
     from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
@@ -73,6 +74,10 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
     )
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds: list[np.ndarray] = []
+    if progress:
+        from tqdm import tqdm
+
+        loader = tqdm(loader, unit="batch", leave=False, desc="predict")
     for batch in loader:
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         depth = predict_batch(module, batch, modality)
@@ -116,23 +121,61 @@ def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> tor
     return 1.0 / F.interpolate(1.0 / depth, size=size, mode="bilinear", align_corners=False)
 
 
-def _save_outputs(out: Path, name: str, depth: np.ndarray, vis_max_disp: float | None = None) -> np.ndarray:
-    """``depth/NAME.npy`` (float32 metres), ``depth_png/NAME.png`` (uint16, depth*256), and
-    ``color/NAME.png`` (magma of inverse depth); returns the colour picture."""
-    from r2sdepth.atomic import atomic_path
+OWN_OUTPUTS = {"depth": ".npy", "depth_png": ".png", "depth_tiff": ".tiff", "color": ".png"}
+
+
+def _clear_stale_outputs(out: Path) -> int:
+    """Remove the per-window files an earlier run left in ``out`` (only names this command
+    writes: ``depth/NNNNNN.npy`` etc.), so the folder holds exactly what ``summary.json`` lists."""
+    import re
+
+    n = 0
+    for sub, ext in OWN_OUTPUTS.items():
+        d = out / sub
+        if d.is_dir():
+            for f in d.iterdir():
+                if f.is_file() and f.suffix == ext and re.fullmatch(r"\d{6}", f.stem):
+                    f.unlink()
+                    n += 1
+    return n
+
+
+def _save_outputs(out: Path, name: str, depth: np.ndarray, d_range: tuple[float, float], metric: bool) -> np.ndarray:
+    """``depth/NAME.npy`` (float32, model units or metres); ``depth_png/NAME.png`` (uint16,
+    KITTI's depth x 256) when ``metric``, else ``depth_tiff/NAME.tiff`` (float32, lossless: model
+    units of self-supervised depth span too few x256 levels); ``color/NAME.png`` (inverse depth,
+    magma, fixed range ``d_range`` with a colour bar in metres / model units). Returns the picture
+    without its colour bar."""
+    from PIL import Image
+
+    from r2sdepth.atomic import atomic_path, save_png
     from r2sdepth.data.kitti import write_depth_png
-    from r2sdepth.atomic import save_png
-    from r2sdepth.viz import colorize
+    from r2sdepth.viz import depth_picture
 
     (out / "depth").mkdir(parents=True, exist_ok=True)
+    d32 = depth.astype(np.float32)
     with atomic_path(out / "depth" / f"{name}.npy") as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, depth.astype(np.float32))
-    write_depth_png(out / "depth_png" / f"{name}.png", depth)
-    disp = 1.0 / np.maximum(depth, 1e-6)
-    pic = colorize(disp, "magma", vmin=0.0, vmax=vis_max_disp)
-    save_png(out / "color" / f"{name}.png", pic)
-    return pic
+            np.save(f, d32)
+    if metric:
+        write_depth_png(out / "depth_png" / f"{name}.png", depth)
+    else:
+        (out / "depth_tiff").mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "depth_tiff" / f"{name}.tiff") as tmp:
+            Image.fromarray(d32, mode="F").save(tmp, format="TIFF")
+    units = "m" if metric else "model units"
+    save_png(out / "color" / f"{name}.png", depth_picture(d32, *d_range, units))
+    return depth_picture(d32, *d_range, units, colorbar=False)
+
+
+def display_range(depth: np.ndarray) -> tuple[float, float]:
+    """Colour range ``(near, far)`` of a run's pictures: 2nd and 98th percentiles of the valid
+    depth of its first map (kept for every later picture)."""
+    v = depth[np.isfinite(depth) & (depth > 0)]
+    if v.size == 0:
+        return 1.0, 100.0
+    near, far = (float(x) for x in np.percentile(v, [2, 98]))
+    return near, max(far, near * 1.01)
 
 
 def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
@@ -140,13 +183,14 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
               net_size: tuple[int, int] | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
               modality: str | None = None, gif: str | os.PathLike | None = None,
               mp4: str | os.PathLike | None = None, stream_kw: dict[str, Any] | None = None,
-              gt: list[np.ndarray] | None = None, progress: bool = True) -> dict[str, Any]:
+              gt: list[np.ndarray] | None = None, metric: bool | None = None,
+              progress: bool = True) -> dict[str, Any]:
     """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
     video (RGB models get the frames; spike models get spikes simulated from them with the
     checkpoint's camera model). ``gt``: ground-truth depth per frame (folders) for a GIF panel.
     Writes per-window outputs (see :func:`_save_outputs`) named by
     the window's last plane ``{t1:06d}`` (streams) or the frame ``{i:06d}`` (folders/videos),
-    ``summary.json``, and optional GIF/MP4 of ``TFP | depth (| RGB)`` panels.
+    ``summary.json``, and optional GIF/MP4 of labelled ``TFP | depth (| RGB) (| ground truth)`` panels.
 
     Outputs are at the input's resolution (sensor size for streams, frame size for folders).
     ``net_size``: network input ``(H, W)``, multiples of 32 (default: the input size padded to
@@ -154,7 +198,11 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     issued when it differs from the size the checkpoint was trained at. ``stride_planes``: planes
     between windows of a stream (default: the window); ``stride_frames``: frames between outputs of
     a folder/video (default 1). ``scale`` multiplies the network's depth (self-supervised depth is
-    known up to scale; e.g. the median ratio from eval).
+    known up to scale; e.g. the median ratio from eval). ``metric``: depths are metres after
+    ``scale`` (default: when a ``scale`` other than 1 is given), which selects KITTI's 16-bit PNG
+    over the float32 TIFF. A rerun into the same ``out`` first removes the per-window files of the
+    earlier run. Animations show labelled panels at a readable size; with ``gt`` the prediction
+    panel is scaled by the per-frame median ratio and shares the ground truth's colour range.
     """
     from r2sdepth.atomic import write_json_atomic
     from r2sdepth.spike.io import SpikeStream
@@ -246,7 +294,11 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         from tqdm import tqdm
 
         bar = tqdm(total=len(starts), unit="win", leave=False, desc="infer")
-    vis_max = None
+    metric = bool(metric) if metric is not None else scale != 1.0
+    d_range: tuple[float, float] | None = None
+    gt_range: tuple[float, float] | None = None
+    if out.is_dir():
+        _clear_stale_outputs(out)
     for b0 in range(0, len(starts), batch_size):
         chunk = starts[b0:b0 + batch_size]
         batch: dict[str, Any] = {}
@@ -269,22 +321,34 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             batch["color_aug"] = rgb[:, None].to(device)
         depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
         for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
-            if vis_max is None:
-                vis_max = float(np.percentile(1.0 / np.maximum(dmap, 1e-6), 95))
+            if d_range is None:
+                d_range = display_range(dmap)
             name = names[b0 + j]
-            pic = _save_outputs(out, name, dmap, vis_max)
+            _save_outputs(out, name, dmap, d_range, metric)
             n_out += 1
             d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
             if b0 + j in keep:
-                row = [np.repeat(to_uint8(tfp(spk[j]))[..., None], 3, -1)] if spk is not None else []
-                row.append(pic)
+                from r2sdepth.viz import depth_colorbar, depth_picture, labelled
+
+                big = 192  # panel rows: small network inputs are scaled up (whole factors)
+                row = [labelled(to_uint8(tfp(spk[j])), f"spikes: TFP of {window} planes", big)] if spk is not None else []
+                g = gt[chunk[j]] if (gt is not None and not is_stream) else None
+                if g is not None and (g > 0).any():
+                    gt_range = gt_range or display_range(g)
+                    ratio = float(np.median(g[g > 0]) / np.median(dmap[g > 0]))
+                    row.append(labelled(depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
+                                        f"prediction x median ratio {ratio:.3g}", big))
+                else:
+                    row.append(labelled(depth_picture(dmap, *d_range, "m" if metric else "model units",
+                                                      colorbar=False), "prediction", big))
                 if rgb_frames is not None:
-                    row.append(np.asarray(rgb_frames[chunk[j]])[..., :3] if rgb_frames[chunk[j]].ndim == 3
-                               else np.repeat(rgb_frames[chunk[j]][..., None], 3, -1))
-                if gt is not None and not is_stream:
-                    g = gt[chunk[j]]
-                    row.append(colorize(np.where(g > 0, 1.0 / np.maximum(g, 1e-6), np.nan), "magma",
-                                        vmin=0.0, vmax=float(np.percentile(1.0 / g[g > 0], 95))))
+                    f = np.asarray(rgb_frames[chunk[j]])
+                    row.append(labelled(f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big))
+                if g is not None and (g > 0).any():
+                    row.append(labelled(depth_picture(g, *gt_range, "m"), "ground truth (m)", big))
+                else:
+                    cbar = depth_colorbar(row[-1].shape[0] - 16, *d_range, "m" if metric else "model units")
+                    row.append(labelled(cbar, "depth"))
                 panels.append(np.concatenate(row, 1))
         if bar is not None:
             bar.update(len(chunk))
@@ -299,6 +363,9 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                "trained_size": list(trained), "stride": {"planes": stride_planes or window} if is_stream
                else {"frames": stride_frames or 1},
                "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
-               "animation_frames": len(panels)}
+               "animation_frames": len(panels),
+               "depth_units": "m" if metric else "model units (metres up to scale)",
+               "depth_image": "depth_png/ (uint16, KITTI: depth x 256)" if metric else
+               "depth_tiff/ (float32 TIFF, lossless)", "color_range": list(d_range) if d_range else None}
     write_json_atomic(out / "summary.json", summary)
     return summary

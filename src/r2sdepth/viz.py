@@ -63,7 +63,7 @@ def _has_pyav() -> bool:
 
 def colorize(values: np.ndarray, cmap: str = "magma", vmin: float | None = None,
              vmax: float | None = None) -> np.ndarray:
-    """Colour-map ``[H, W]`` floats to uint8 ``[H, W, 3]`` (matplotlib-free: a 256-entry LUT).
+    """Colour-map ``[H, W]`` floats to uint8 ``[H, W, 3]`` with a matplotlib colour map (256 levels).
 
     Non-finite values are drawn black. ``vmin``/``vmax`` default to the minimum and the 95th percentile
     (the usual range for disparity pictures).
@@ -81,24 +81,91 @@ def colorize(values: np.ndarray, cmap: str = "magma", vmin: float | None = None,
     return rgb
 
 
-_CMAP_ANCHORS = {
-    # (position, r, g, b) anchors of perceptually uniform maps, sampled from their definitions
-    "magma": [(0.0, 0, 0, 4), (0.13, 28, 16, 68), (0.25, 79, 18, 123), (0.38, 129, 37, 129),
-              (0.5, 181, 54, 122), (0.63, 229, 80, 100), (0.75, 251, 135, 97),
-              (0.88, 254, 194, 135), (1.0, 252, 253, 191)],
-    "plasma": [(0.0, 13, 8, 135), (0.13, 75, 3, 161), (0.25, 125, 3, 168), (0.38, 168, 34, 150),
-               (0.5, 203, 70, 121), (0.63, 229, 107, 93), (0.75, 248, 148, 65),
-               (0.88, 253, 195, 40), (1.0, 240, 249, 33)],
-    "gray": [(0.0, 0, 0, 0), (1.0, 255, 255, 255)],
-}
-
-
 def _lut(name: str) -> np.ndarray:
-    if name not in _CMAP_ANCHORS:
-        raise ValueError(f"unknown colour map {name!r}; choose from {sorted(_CMAP_ANCHORS)}")
-    a = np.array(_CMAP_ANCHORS[name], dtype=np.float64)
-    x = np.linspace(0, 1, 256)
-    return np.stack([np.interp(x, a[:, 0], a[:, c]) for c in (1, 2, 3)], -1).round().astype(np.uint8)
+    """256-entry uint8 LUT of a matplotlib colour map (``magma``, ``plasma``, ``gray``, ...)."""
+    import matplotlib
+
+    try:
+        cmap = matplotlib.colormaps[name]
+    except KeyError:
+        raise ValueError(f"unknown colour map {name!r} (a matplotlib colour map name)") from None
+    return np.rint(cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one fixed bitmap size
+        return ImageFont.load_default()
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round depth ticks between ``lo`` and ``hi`` (any units)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = np.geomspace(lo, hi, n)
+    out = []
+    for v in raw:
+        e = 10 ** np.floor(np.log10(v))
+        r = float(np.round(v / e) * e)
+        if lo <= r <= hi and r not in out:
+            out.append(r)
+    return out or [lo, hi]
+
+
+def depth_colorbar(height: int, d_near: float, d_far: float, units: str, cmap: str = "magma",
+                   width: int = 64) -> np.ndarray:
+    """Vertical colour bar ``[height, width, 3]`` for :func:`depth_picture` (colour = inverse
+    depth, labelled in depth): near (bright) at the top, far (dark) at the bottom, ticks in ``units``."""
+    from PIL import Image, ImageDraw
+
+    lut = _lut(cmap)
+    bar_w = max(6, width // 5)
+    img = np.full((height, width, 3), 255, np.uint8)
+    pos = np.linspace(1.0, 0.0, height)  # top = near = high disparity
+    img[:, :bar_w] = lut[np.rint(pos * 255).astype(int)][:, None]
+    pil = Image.fromarray(img)
+    draw = ImageDraw.Draw(pil)
+    font = _font(max(8, min(12, height // 8)))
+    lo_disp, hi_disp = 1.0 / d_far, 1.0 / d_near
+    for d in _nice_ticks(d_near, d_far):
+        y = int(round((hi_disp - 1.0 / d) / max(hi_disp - lo_disp, 1e-12) * (height - 1)))
+        draw.line([(bar_w, y), (bar_w + 3, y)], fill=(0, 0, 0))
+        draw.text((bar_w + 5, min(max(y - 6, 0), height - 12)), f"{d:g}", fill=(0, 0, 0), font=font)
+    draw.text((bar_w + 5, height - 12 if height > 40 else 0), units, fill=(90, 90, 90), font=font)
+    return np.asarray(pil)
+
+
+def depth_picture(depth: np.ndarray, d_near: float, d_far: float, units: str, cmap: str = "magma",
+                  colorbar: bool = True) -> np.ndarray:
+    """Colour picture of a depth map ``[H, W]`` (``units``: "m" or "model units"): colour =
+    inverse depth on the fixed range ``[1 / d_far, 1 / d_near]`` (the same for every picture
+    of a figure, so prediction and ground truth compare), invalid (<= 0, NaN) black; with a
+    labelled colour bar on the right."""
+    d = np.asarray(depth, dtype=np.float32)
+    disp = np.where(np.isfinite(d) & (d > 0), 1.0 / np.maximum(d, 1e-12), np.nan)
+    pic = colorize(disp, cmap, vmin=1.0 / d_far, vmax=1.0 / d_near)
+    if not colorbar:
+        return pic
+    return np.concatenate([pic, depth_colorbar(pic.shape[0], d_near, d_far, units, cmap)], 1)
+
+
+def labelled(img: np.ndarray, title: str, min_height: int = 0) -> np.ndarray:
+    """``img`` (uint8 ``[H, W]``/``[H, W, 3]``) scaled up to at least ``min_height`` rows
+    (nearest, whole factors) under a white title strip."""
+    from PIL import Image, ImageDraw
+
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, -1)
+    k = max(1, -(-min_height // a.shape[0])) if min_height else 1
+    if k > 1:
+        a = a.repeat(k, 0).repeat(k, 1)
+    strip = Image.new("RGB", (a.shape[1], 16), (255, 255, 255))
+    ImageDraw.Draw(strip).text((3, 2), title, fill=(0, 0, 0), font=_font(12))
+    return np.concatenate([np.asarray(strip), a], 0)
 
 
 def reconstruct_indices(n: int, window: int, *, index: int | None = None,
