@@ -300,6 +300,20 @@ def test_validation_metrics_equal_r2sdepth_eval(synth, tmp_path):
     with open(run / "logs" / "metrics.csv", newline="") as f:
         val = [float(x["val/abs_rel"]) for x in csv.DictReader(f) if x.get("val/abs_rel")]
     assert len(val) == 1
+    # TensorBoard: colour disparity, input and auto-mask images of the validation (Monodepth2's set)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ev = EventAccumulator(str(next(run.glob("logs/**/events.out.tfevents*")).parent), size_guidance={"images": 0})
+    ev.Reload()
+    tags = set(ev.Tags()["images"])
+    assert {"val/disp", "val/input_rgb", "val/automask"} <= tags, tags
+    from PIL import Image as _Image
+    import io as _io
+
+    disp = np.asarray(_Image.open(_io.BytesIO(ev.Images("val/disp")[-1].encoded_image_string)))
+    assert disp.shape == (64, 96, 3) and len(np.unique(disp.reshape(-1, 3), axis=0)) > 20  # colour, not grey
+    mask = np.asarray(_Image.open(_io.BytesIO(ev.Images("val/automask")[-1].encoded_image_string)))
+    assert mask.shape[:2] == (64, 96)
     for extra, same in (((), True), (("--no-median-scaling",), False)):
         r = r2("eval", "--checkpoint", run / "checkpoints" / "last.ckpt", "--data", synth, "--split",
                sp / "val_files.txt", "--out", tmp_path / "e.json", *extra)

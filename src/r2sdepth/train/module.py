@@ -222,9 +222,12 @@ class DepthModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         bs = batch["color"].shape[0]
+        res = None
         if "color" in batch and batch["color"].shape[1] > 1:
             res = self.compute_loss(batch)
             self.log("val/loss", res["loss"], batch_size=bs, sync_dist=True)
+        if batch_idx == 0:
+            self._log_images(batch, res)
         if "depth_gt" not in batch:
             return
         heads = ["disp"] + (["disp_student"] if self.modality == "fusion" and hasattr(self.net, "student_decoder") else [])
@@ -234,11 +237,29 @@ class DepthModule(L.LightningModule):
             tag = "val" if head == "disp" else "val_student"
             for k, v in mets.items():
                 self.log(f"{tag}/{k}", v, batch_size=n, sync_dist=True, prog_bar=(k == "abs_rel" and tag == "val"))
-        if batch_idx == 0 and self.logger is not None and hasattr(self.logger, "experiment") \
-                and hasattr(self.logger.experiment, "add_image"):
-            d = self.predict_depth(batch)[0, 0]
-            img = (1.0 / d) / (1.0 / d).max()
-            self.logger.experiment.add_image("val/inv_depth", img[None], self.global_step)
+
+    def _log_images(self, batch: dict[str, Any], res: dict[str, Any] | None) -> None:
+        """TensorBoard images of the first validation sample, as Monodepth2 logs them: input
+        (RGB and/or the spike window's firing rate), colour disparity (magma, per-image range)
+        and the auto-mask (white: pixels the photometric loss keeps)."""
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        tb = next((lg.experiment for lg in self.loggers if isinstance(lg, TensorBoardLogger)), None)
+        if tb is None:
+            return
+        from r2sdepth.viz import colorize
+
+        step = self.global_step
+        tb.add_image("val/input_rgb", batch["color"][0, 0].float().clamp(0, 1).cpu(), step)
+        if batch.get("spikes") is not None:
+            rate = batch["spikes"][0].float().mean(0)
+            tb.add_image("val/input_spike_rate", (rate / rate.max().clamp_min(1e-6))[None].cpu(), step)
+        disp = (res["out"] if res is not None else self.forward_depth(batch))["disp"][0][0, 0].detach().float().cpu().numpy()
+        tb.add_image("val/disp", colorize(disp, "magma"), step, dataformats="HWC")
+        if res is not None:
+            mask = res["main"]["maps"][0].get("mask")
+            if mask is not None:
+                tb.add_image("val/automask", mask[0].detach().float().reshape(1, *mask.shape[-2:]).cpu(), step)
 
     def configure_optimizers(self):
         c = self.optim_cfg
