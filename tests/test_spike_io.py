@@ -41,11 +41,16 @@ def test_bit_layout_matches_camera_convention(tmp_path):
 
 
 def test_head_cols_dropped(tmp_path):
-    full = rand_spikes(3, 6, 16 + 8)
+    """A 416-bit stored row of a gen-1 raw file: the 16 extra columns are the last ones (indices
+    400-415, which SpikeCV's with_head deletes and Spike-Zoo's remove_head slices off with
+    [:, :, :-16]). Packed here by hand: row-major, rows bottom to top, LSB first."""
+    full = rand_spikes(3, 6, 400 + 16)
+    stored = full[:, ::-1, :].reshape(3, -1)
     p = tmp_path / "raw.dat"
-    write_dat(p, full, sidecar=False)
-    st = SpikeStream(p, 6, 8, head_cols=16)
-    np.testing.assert_array_equal(st[:], full[:, :, 16:])
+    p.write_bytes(np.packbits(stored, axis=1, bitorder="little").tobytes())
+    st = SpikeStream(p, 6, 400, head_cols=16)
+    np.testing.assert_array_equal(st[:], full[:, :, :400])
+    assert st.stats()["mean_rate"] == pytest.approx(full[:, :, :400].mean())
 
 
 def test_stream_slicing_and_windows(tmp_path):

@@ -11,9 +11,11 @@ File format (the PKU spike camera's own, verified on the real recordings in
   write MSB first);
 * rows are stored bottom to top (``flipud=True`` flips them back to an upright image); there is
   no horizontal mirror;
-* some raw recordings carry extra columns at the head of every row (16 on the first-generation
-  250 x 400 camera's raw files); ``head_cols`` drops them, so the stored row is
-  ``head_cols + width`` pixels wide.
+* some raw recordings carry 16 extra "head" columns in every stored row (the first-generation
+  250 x 400 camera's raw files, 416 bits a row); ``head_cols`` drops them, so the stored row is
+  ``width + head_cols`` pixels wide. Despite the name they are the *last* columns of the stored
+  row (indices 400-415): SpikeCV's ``with_head`` deletes columns 400-415 of its 416-wide decode,
+  and Spike-Zoo's ``remove_head`` keeps ``[:, :, :-16]``; r2sdepth follows both.
 
 A sidecar JSON beside the stream (``X.dat`` -> ``X.json``) records the geometry and how the
 stream was made (rate, bit order, flip, planes per RGB frame, simulator parameters, seed,
@@ -159,8 +161,8 @@ def decode_planes(
         pix = pix.reshape(t, height, wst)
         if flipud:
             pix = pix[:, ::-1, :]
-    if head_cols:
-        pix = pix[:, :, head_cols:]
+    if head_cols:  # the extra columns end each stored row (SpikeCV's with_head, Spike-Zoo's remove_head)
+        pix = pix[:, :, :width]
     if out is not None:
         out[...] = pix
         return out
