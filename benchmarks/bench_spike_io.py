@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from r2sdepth.spike import SpikeStream, write_dat
+from r2sdepth.spike import SpikeStream
 from r2sdepth.spike.io import frame_nbytes
 
 

@@ -140,3 +140,47 @@ def test_python_api_equals_the_cli_and_checks_its_input(tmp_path, shared_data):
             model.predict(bad)
     with pytest.raises(R2SDepthError, match="multiples of 32"):
         model.predict(wins[0], net_size=(50, 64))
+
+
+def test_module_dependencies_have_no_cycles():
+    """Every r2sdepth import (function-level ones too): no cycles, nothing imports the CLI, data/
+    does not import viz, spike/ does not import torch-level modules."""
+    import ast
+
+    src = ROOT / "src" / "r2sdepth"
+    graph: dict[str, set[str]] = {}
+    for f in src.rglob("*.py"):
+        mod = "r2sdepth." + ".".join(f.relative_to(src).with_suffix("").parts)
+        mod = mod.removesuffix(".__init__")
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {n for n in names if n.startswith("r2sdepth")}
+        graph[mod] = deps
+    mods = set(graph)
+    edges = {m: {d for d in deps if d in mods and d != m and not m.startswith(d + ".")} for m, deps in graph.items()}
+    edges = {m: {d for d in ds if d != "r2sdepth"} for m, ds in edges.items()}  # the lazy package API
+    for m, ds in edges.items():
+        assert "r2sdepth.cli" not in ds, m
+        if m.startswith("r2sdepth.data"):
+            assert "r2sdepth.viz" not in ds and "r2sdepth.infer" not in ds, (m, ds)
+        if m.startswith("r2sdepth.spike"):
+            assert all(d.startswith(("r2sdepth.spike", "r2sdepth.errors", "r2sdepth.atomic")) for d in ds), (m, ds)
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(edges[m]):
+            assert state.get(d) != 1, "import cycle: " + " -> ".join(path + [m, d])
+            if d not in state:
+                visit(d, path + [m])
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [])

@@ -230,7 +230,8 @@ def _flip_tensor_bits(src: Path, dst: Path, n: int = 20) -> None:
 
 
 def test_corrupt_and_malformed_checkpoints_give_one_line(tmp_path):
-    from r2sdepth.checkpoint import load_checkpoint, save_atomic
+    from r2sdepth.checkpoint import save_atomic
+    from r2sdepth.train.load import load_checkpoint
 
     good = _tiny_checkpoints(tmp_path)["spike"]
     _flip_tensor_bits(good, tmp_path / "flipped.ckpt")

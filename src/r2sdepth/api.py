@@ -34,7 +34,8 @@ class DepthModel:
     """
 
     def __init__(self, checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> None:
-        from r2sdepth.checkpoint import checkpoint_path, load_checkpoint
+        from r2sdepth.checkpoint import checkpoint_path
+        from r2sdepth.train.load import load_checkpoint
 
         self.checkpoint = checkpoint_path(checkpoint)
         self.module, self.meta = load_checkpoint(self.checkpoint, device)

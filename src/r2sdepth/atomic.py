@@ -82,7 +82,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     return n
 
 
-def save_png(path: str | os.PathLike, img: "np.ndarray") -> Path:
+def save_png(path: str | os.PathLike, img: Any) -> Path:
     """Save uint8 ``[H, W]``/``[H, W, 3]`` or uint16 ``[H, W]`` as PNG, atomically."""
     import numpy as np
     from PIL import Image

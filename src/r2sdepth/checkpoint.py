@@ -1,7 +1,8 @@
-"""Checkpoint files: safe loading, tensor checksums, atomic saving, and model construction.
+"""Checkpoint files: safe loading, tensor checksums, atomic saving, shipped checkpoints by name.
 
-The one place that reads and writes checkpoints (training, resume, ``--init_from``,
-``--teacher``, ``eval``, ``infer``, ``export``):
+The one place that reads and writes checkpoint files (training, resume, ``--init_from``,
+``--teacher``, ``eval``, ``infer``, ``export``); it sits below the models and Lightning
+modules. Rebuilding a model from a file is :func:`r2sdepth.train.load.load_checkpoint`.
 
 * **Loading never executes pickled code**: ``torch.load(weights_only=True)``, PyTorch's
   restricted unpickler (tensors, dicts, lists, numbers, strings), plus the allow-list
@@ -138,44 +139,6 @@ def checkpoint_path(name_or_path: str | os.PathLike) -> Path:
     if not p.exists() and str(name_or_path) in SHIPPED_CHECKPOINTS:
         return SHIPPED_CHECKPOINTS[str(name_or_path)]
     return p
-
-
-def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
-    """Load a stage-1/stage-2 (or slim) checkpoint, or a shipped one by name (``demo``): returns
-    ``(module, meta)`` in eval mode."""
-    path = checkpoint_path(path)
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise R2SDepthError(f"device {device!r} requested but CUDA is not available here (use --device cpu)")
-    ck = load_file(path)
-    meta = ck.get("r2sdepth")
-    if not isinstance(meta, dict) or not meta:
-        raise R2SDepthError(f"{path}: not an r2sdepth checkpoint (no 'r2sdepth' metadata)")
-    if meta.get("modality") not in ("rgb", "spike", "fusion"):
-        raise R2SDepthError(f"{path}: unknown modality {meta.get('modality')!r} in the checkpoint")
-    state = state_dict_of(ck, path)
-    try:
-        if meta.get("slim"):  # network weights only (r2sdepth.export.slim_checkpoint)
-            from r2sdepth.train.module import DepthModule
-
-            module = DepthModule(meta["model"], data=meta.get("data"))
-            module.net.load_state_dict(state)
-        else:
-            if meta.get("stage", 1) == 2:
-                from r2sdepth.train.module import DistillModule as Module
-            else:
-                from r2sdepth.train.module import DepthModule as Module
-            hp = ck.get("hyper_parameters")
-            if not isinstance(hp, dict):
-                raise R2SDepthError(f"{path}: no hyper_parameters: cannot rebuild the model")
-            module = Module(**hp)
-            module.load_state_dict(state)
-    except R2SDepthError:
-        raise
-    except (RuntimeError, KeyError, TypeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise R2SDepthError(f"{path}: weights do not fit the recorded model ({first[:300]})") from e
-    module.eval().to(device)
-    return module, meta
 
 
 def lightning_checkpoint_io():

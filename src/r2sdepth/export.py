@@ -42,7 +42,8 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     """Network weights + metadata only (no optimiser, teacher or pose net): what ``infer``,
     ``eval`` and ``export`` need. A fusion checkpoint can be slimmed to its spike path
     (``modality="spike"``)."""
-    from r2sdepth.checkpoint import load_checkpoint, save_atomic
+    from r2sdepth.checkpoint import save_atomic
+    from r2sdepth.train.load import load_checkpoint
 
     module, meta = load_checkpoint(src)
     net = module.net
@@ -65,7 +66,7 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     """Export the spike-only network to ``fmt`` (``torchscript`` or ``onnx``) at a fixed size;
     compares the exported model with eager PyTorch on a random window and returns
     ``{"path", "max_abs_diff", "checked_with"}``."""
-    from r2sdepth.checkpoint import load_checkpoint
+    from r2sdepth.train.load import load_checkpoint
 
     module, meta = load_checkpoint(checkpoint)
     h, w = int(height or meta["height"]), int(width or meta["width"])

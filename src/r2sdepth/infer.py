@@ -22,8 +22,8 @@ from r2sdepth.errors import R2SDepthError
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
-    """See :func:`r2sdepth.checkpoint.load_checkpoint` (kept here for existing imports)."""
-    from r2sdepth.checkpoint import load_checkpoint as _load
+    """See :func:`r2sdepth.train.load.load_checkpoint` (kept here for existing imports)."""
+    from r2sdepth.train.load import load_checkpoint as _load
 
     return _load(path, device)
 
@@ -207,7 +207,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     from r2sdepth.atomic import write_json_atomic
     from r2sdepth.spike.io import SpikeStream
     from r2sdepth.spike.reconstruct import tfp, to_uint8
-    from r2sdepth.viz import check_animation_path, colorize, save_animation
+    from r2sdepth.viz import check_animation_path, save_animation
 
     for anim in (gif, mp4):
         if anim:

@@ -119,7 +119,7 @@ def depth_colorbar(height: int, d_near: float, d_far: float, units: str, cmap: s
                    width: int = 64) -> np.ndarray:
     """Vertical colour bar ``[height, width, 3]`` for :func:`depth_picture` (colour = inverse
     depth, labelled in depth): near (bright) at the top, far (dark) at the bottom, ticks in ``units``."""
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
 
     lut = _lut(cmap)
     bar_w = max(6, width // 5)
@@ -155,7 +155,7 @@ def depth_picture(depth: np.ndarray, d_near: float, d_far: float, units: str, cm
 def labelled(img: np.ndarray, title: str, min_height: int = 0) -> np.ndarray:
     """``img`` (uint8 ``[H, W]``/``[H, W, 3]``) scaled up to at least ``min_height`` rows
     (nearest, whole factors) under a white title strip."""
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
 
     a = np.asarray(img)
     if a.ndim == 2:

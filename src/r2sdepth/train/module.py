@@ -40,7 +40,6 @@ With ``adaptive: false``: ``m = 1`` everywhere and ``b_k = 1`` (raw weights).
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from typing import Any
@@ -504,17 +503,3 @@ class DistillModule(DepthModule):
         super().on_save_checkpoint(checkpoint)
         checkpoint["r2sdepth"].update({"stage": 2, "teacher_modality": self.teacher.modality,
                                        "distill": dict(self.dcfg)})
-
-
-def teacher_from_checkpoint(path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """``(teacher hparams for DistillModule, teacher state dict, teacher's r2sdepth meta)``."""
-    from r2sdepth.checkpoint import load_checkpoint
-    from r2sdepth.errors import R2SDepthError
-
-    module, meta = load_checkpoint(path)
-    if meta.get("stage", 1) != 1 or meta["modality"] not in ("fusion", "rgb"):
-        raise R2SDepthError(f"{path}: the teacher must be a stage-1 fusion or rgb checkpoint "
-                            f"(got stage {meta.get('stage', 1)} {meta['modality']})")
-    hp = {"model": copy.deepcopy(module.net.cfg), "pose": dict(module.hparams.get("pose") or {})}
-    state = {"teacher": module.net.state_dict(), "teacher_pose": module.pose_net.state_dict()}
-    return hp, state, meta

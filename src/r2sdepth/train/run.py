@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -40,7 +40,7 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
 
     t_state = None
     if teacher is not None:
-        from r2sdepth.train.module import teacher_from_checkpoint
+        from r2sdepth.train.load import teacher_from_checkpoint
 
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
         t_data = {k: v for k, v in (t_meta.get("data") or {}).items() if k in defaults("data")}
