@@ -184,3 +184,32 @@ def test_module_dependencies_have_no_cycles():
     for m in sorted(edges):
         if m not in state:
             visit(m, [])
+
+
+def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
+    """Monodepth2's KITTI copies hold JPEG frames: training data, Spike-KITTI and eval read them."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from r2sdepth.data import kitti
+    from r2sdepth.data.spike_kitti import SpikeKittiDataset
+
+    root = tmp_path / "jpg"
+    shutil.copytree(synth, root)
+    drive = kitti.read_split(root / "splits" / "test_files.txt")[0].drive
+    for png in (root / drive / "image_02" / "data").glob("*.png"):
+        Image.open(png).convert("RGB").save(png.with_suffix(".jpg"), quality=95)
+        png.unlink()
+    assert kitti.list_frame_ids(root, drive) == list(range(5))
+    assert kitti.image_path(root, drive, 3).suffix == ".jpg"
+    ds = SpikeKittiDataset(root, root / "splits" / "test_files.txt", height=64, width=96, context=(), window=16,
+                           with_gt=True, need_spikes=True)
+    s = ds[0]
+    ref = np.asarray(Image.open(kitti.image_path(root, drive, ds.samples[0].frame)), dtype=np.float32) / 255
+    assert np.abs(s["color"][0].numpy().transpose(1, 2, 0) - ref).max() < 1e-6
+    r = r2("build-spike-kitti", "--kitti-root", root, "--out", tmp_path / "spk", "--cameras", "02", "--size", "64x96",
+           "--planes-per-frame", "16", "--sequences", root / "splits" / "test_files.txt")
+    assert r.returncode == 0, r.stderr
+    assert "built 1 stream" in r.stdout

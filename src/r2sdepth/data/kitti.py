@@ -195,14 +195,24 @@ def list_frame_ids(root: str | os.PathLike, drive: str, cam: str | int = "02") -
     d = image_dir(root, drive, cam)
     if not d.is_dir():
         raise R2SDepthError(f"{d}: no such image folder")
-    ids = sorted(int(p.stem) for p in d.iterdir() if p.suffix.lower() == ".png" and p.stem.isdigit())
+    ids = sorted({int(p.stem) for p in d.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.stem.isdigit()})
     if not ids:
-        raise R2SDepthError(f"{d}: no PNG frames")
+        raise R2SDepthError(f"{d}: no PNG or JPEG frames")
     return ids
 
 
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # KITTI raw ships PNG; Monodepth2's recipe converts to JPEG
+
+
 def image_path(root: str | os.PathLike, drive: str, frame: int, cam: str | int = "02") -> Path:
-    return image_dir(root, drive, cam) / f"{frame:010d}.png"
+    """The frame's image file: ``NNNNNNNNNN.png``, else ``.jpg`` / ``.jpeg`` (the PNG path when
+    none exists, for the error message)."""
+    d = image_dir(root, drive, cam)
+    for suffix in FRAME_SUFFIXES:
+        p = d / f"{frame:010d}{suffix}"
+        if p.is_file():
+            return p
+    return d / f"{frame:010d}.png"
 
 
 def read_timestamps(path: str | os.PathLike) -> np.ndarray:
