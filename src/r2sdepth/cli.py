@@ -71,6 +71,9 @@ def _open_stream(a: argparse.Namespace):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for docs and tests)."""
+    from r2sdepth.spike.simulate import SimParams
+
+    _SIM = SimParams()  # simulator defaults: one place (the dataclass), also used by training configs
     p = argparse.ArgumentParser(
         prog="r2sdepth",
         description="Depth from spike cameras: spike I/O, simulation, training, evaluation.",
@@ -97,20 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="simulate a spike stream from a video or a folder of images")
     s.add_argument("input", metavar="INPUT", help="video file or folder of images (name order)")
     s.add_argument("--out", required=True, metavar="STREAM.dat")
-    s.add_argument("--planes-per-frame", type=int, default=128)
-    s.add_argument("--pre-roll-frames", type=int, default=1,
+    s.add_argument("--planes-per-frame", type=int, default=_SIM.planes_per_frame)
+    s.add_argument("--pre-roll-frames", type=int, default=_SIM.pre_roll_frames,
                    help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
                         "windows of frame 0 may be up to this x P planes long)")
-    s.add_argument("--threshold", type=float, default=2.0, help="firing threshold theta (default 2.0)")
-    s.add_argument("--gain", type=float, default=1.0, help="potential added per plane at luminance 1")
-    s.add_argument("--interp", choices=["hold", "linear", "flow"], default="linear")
-    s.add_argument("--reset", choices=["subtract", "zero"], default="subtract")
+    s.add_argument("--threshold", type=float, default=_SIM.threshold, help="firing threshold theta (default %(default)s)")
+    s.add_argument("--gain", type=float, default=_SIM.gain, help="potential added per plane at luminance 1")
+    s.add_argument("--interp", choices=["hold", "linear", "flow"], default=_SIM.interp)
+    s.add_argument("--reset", choices=["subtract", "zero"], default=_SIM.reset)
     s.add_argument("--size", type=_hw, metavar="HxW", help="stream size: frames are resized to it (default: theirs)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--fps", type=float, default=10.0, help="frame rate of the input video (sets the stream rate)")
-    s.add_argument("--fpn-sigma", type=float, default=0.0, help="relative per-pixel threshold mismatch")
-    s.add_argument("--dark-current", type=float, default=0.0, help="potential added per plane in the dark")
-    s.add_argument("--shot-photons", type=float, default=0.0, help="photons per plane at luminance 1 (0: no shot noise)")
+    s.add_argument("--fps", type=float, default=_SIM.video_fps, help="frame rate of the input video (sets the stream rate)")
+    s.add_argument("--fpn-sigma", type=float, default=_SIM.fpn_sigma, help="relative per-pixel threshold mismatch")
+    s.add_argument("--dark-current", type=float, default=_SIM.dark_current, help="potential added per plane in the dark")
+    s.add_argument("--shot-photons", type=float, default=_SIM.shot_photons, help="photons per plane at luminance 1 (0: no shot noise)")
     s.add_argument("--linearize", action="store_true", help="undo the sRGB curve before integrating")
     s.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     s.add_argument("--device", default="cpu", help="torch device for --backend torch")
@@ -120,14 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output root (same layout, spike_02/stream.dat)")
     s.add_argument("--cameras", nargs="+", default=["02", "03"], help="cameras (default 02 03; missing ones are skipped)")
     s.add_argument("--size", type=_hw, metavar="HxW", default=(192, 640), help="stream size (default 192x640)")
-    s.add_argument("--planes-per-frame", type=int, default=128)
-    s.add_argument("--pre-roll-frames", type=int, default=1,
+    s.add_argument("--planes-per-frame", type=int, default=_SIM.planes_per_frame)
+    s.add_argument("--pre-roll-frames", type=int, default=_SIM.pre_roll_frames,
                    help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
                         "windows of frame 0 may be up to this x P planes long)")
-    s.add_argument("--threshold", type=float, default=2.0)
-    s.add_argument("--gain", type=float, default=1.0)
-    s.add_argument("--interp", choices=["hold", "linear", "flow"], default="linear")
-    s.add_argument("--fps", type=float, default=10.0, help="KITTI raw is 10 Hz")
+    s.add_argument("--threshold", type=float, default=_SIM.threshold)
+    s.add_argument("--gain", type=float, default=_SIM.gain)
+    s.add_argument("--interp", choices=["hold", "linear", "flow"], default=_SIM.interp)
+    s.add_argument("--fps", type=float, default=_SIM.video_fps, help="KITTI raw is 10 Hz")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=1, help="parallel processes (one sequence each)")
     s.add_argument("--shard", help="i/n: build only every n-th job starting at i (0-based; cluster array jobs)")
