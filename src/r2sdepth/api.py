@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from r2sdepth.checkpoint import checkpoint_path
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.infer import (
+    depth_from_net,
+    fit_spatial,
+    fit_to_multiple,
+    predict_batch,
+    resolve_modality,
+)
+from r2sdepth.train.load import load_checkpoint
 
 
 class DepthModel:
@@ -34,9 +43,6 @@ class DepthModel:
     """
 
     def __init__(self, checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> None:
-        from r2sdepth.checkpoint import checkpoint_path
-        from r2sdepth.train.load import load_checkpoint
-
         self.checkpoint = checkpoint_path(checkpoint)
         self.module, self.meta = load_checkpoint(self.checkpoint, device)
         self.device = device
@@ -60,8 +66,6 @@ class DepthModel:
         Returns float32 depth ``[H, W]`` / ``[B, H, W]`` at the input's size.
         """
         import torch
-
-        from r2sdepth.infer import depth_from_net, fit_spatial, fit_to_multiple, predict_batch, resolve_modality
 
         x = np.asarray(spikes)
         single = x.ndim == 3

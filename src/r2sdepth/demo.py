@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from r2sdepth import evaluate as ev
+from r2sdepth.atomic import write_json_atomic
 from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path
+from r2sdepth.data.kitti import gt_depth
+from r2sdepth.data.synthetic import DATE, synthesize
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.infer import load_checkpoint, run_infer
 
 DEMO_CHECKPOINT = SHIPPED_CHECKPOINTS["demo"]
 
@@ -28,13 +34,6 @@ DEMO_CHECKPOINT = SHIPPED_CHECKPOINTS["demo"]
 def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Path | None = None,
              progress: bool = False) -> dict[str, Any]:
     """Run the demo into ``out``; returns the metrics (``model``, ``baseline``, ...)."""
-    from r2sdepth import evaluate as ev
-    from r2sdepth.atomic import write_json_atomic
-    from r2sdepth.data.kitti import gt_depth
-    from r2sdepth.data.synthetic import DATE, synthesize
-    from r2sdepth.errors import R2SDepthError
-    from r2sdepth.infer import load_checkpoint, run_infer
-
     t_start = time.time()
     ckpt = checkpoint_path(checkpoint) if checkpoint else DEMO_CHECKPOINT
     if not ckpt.is_file():

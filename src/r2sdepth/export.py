@@ -17,7 +17,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from r2sdepth.atomic import write_bytes_atomic
+from r2sdepth.checkpoint import save_atomic
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.models.r2sdepth import spike_depth
+from r2sdepth.train.load import load_checkpoint
 
 
 class SpikeDepth(nn.Module):
@@ -33,8 +37,6 @@ class SpikeDepth(nn.Module):
         self.net = net
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        from r2sdepth.models.r2sdepth import spike_depth
-
         return spike_depth(self.net, spikes)
 
 
@@ -42,9 +44,6 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     """Network weights + metadata only (no optimiser, teacher or pose net): what ``infer``,
     ``eval`` and ``export`` need. A fusion checkpoint can be slimmed to its spike path
     (``modality="spike"``)."""
-    from r2sdepth.checkpoint import save_atomic
-    from r2sdepth.train.load import load_checkpoint
-
     module, meta = load_checkpoint(src)
     net = module.net
     cfg = dict(net.cfg)
@@ -66,8 +65,6 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     """Export the spike-only network to ``fmt`` (``torchscript`` or ``onnx``) at a fixed size;
     compares the exported model with eager PyTorch on a random window and returns
     ``{"path", "max_abs_diff", "checked_with"}``."""
-    from r2sdepth.train.load import load_checkpoint
-
     module, meta = load_checkpoint(checkpoint)
     h, w = int(height or meta["height"]), int(width or meta["width"])
     t = int(window or meta.get("window") or 128)
@@ -83,8 +80,6 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     if fmt not in ("torchscript", "onnx"):
         raise R2SDepthError(f"unknown export format {fmt!r} (onnx or torchscript)")
     import io
-
-    from r2sdepth.atomic import write_bytes_atomic
 
     buf = io.BytesIO()  # serialised in memory, written by Python: a full disk is an OSError, not an abort
     if fmt == "torchscript":

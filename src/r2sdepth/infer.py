@@ -18,13 +18,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from r2sdepth.errors import R2SDepthError
+from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
+from r2sdepth.data.kitti import write_depth_png
+from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.errors import R2SDepthError, R2SDepthWarning
+from r2sdepth.geometry import disp_to_depth
+from r2sdepth.models.r2sdepth import spike_depth
+from r2sdepth.spike.io import SpikeStream
+from r2sdepth.spike.reconstruct import tfp, to_uint8
+from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
+from r2sdepth.train.load import load_checkpoint as _load
+from r2sdepth.viz import (
+    animation_keep,
+    check_animation_path,
+    depth_colorbar,
+    depth_picture,
+    labelled,
+    save_animation,
+)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
     """See :func:`r2sdepth.train.load.load_checkpoint` (kept here for existing imports)."""
-    from r2sdepth.train.load import load_checkpoint as _load
-
     return _load(path, device)
 
 
@@ -40,9 +55,6 @@ def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:
 @torch.no_grad()
 def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
     """Depth ``[B, 1, H, W]`` (metres) for a collated batch."""
-    from r2sdepth.geometry import disp_to_depth
-    from r2sdepth.models.r2sdepth import spike_depth
-
     net = module.net
     cfg = net.cfg
     if modality == "spike":
@@ -60,8 +72,6 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
     """Depth maps (metres, network size) for every line of ``split``; and a display name
     (``progress``: a progress bar on stderr)."""
     from torch.utils.data import DataLoader
-
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 
     module, meta = load_checkpoint(checkpoint, device)
     modality = resolve_modality(meta, modality)
@@ -148,10 +158,6 @@ def _save_outputs(out: Path, name: str, depth: np.ndarray, d_range: tuple[float,
     without its colour bar."""
     from PIL import Image
 
-    from r2sdepth.atomic import atomic_path, save_png
-    from r2sdepth.data.kitti import write_depth_png
-    from r2sdepth.viz import depth_picture
-
     (out / "depth").mkdir(parents=True, exist_ok=True)
     d32 = depth.astype(np.float32)
     with atomic_path(out / "depth" / f"{name}.npy") as tmp:
@@ -204,11 +210,6 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     earlier run. Animations show labelled panels at a readable size; with ``gt`` the prediction
     panel is scaled by the per-frame median ratio and shares the ground truth's colour range.
     """
-    from r2sdepth.atomic import write_json_atomic
-    from r2sdepth.spike.io import SpikeStream
-    from r2sdepth.spike.reconstruct import tfp, to_uint8
-    from r2sdepth.viz import check_animation_path, save_animation
-
     for anim in (gif, mp4):
         if anim:
             check_animation_path(anim)
@@ -247,8 +248,6 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         hw = (stream.height, stream.width)
         rgb_frames = None
     else:
-        from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
-
         modality = resolve_modality(meta, modality)
         frames = list(iter_frames(source))  # native size: outputs at the input's resolution
         if len(frames) < 2 and modality != "rgb":
@@ -278,16 +277,12 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
         import warnings
 
-        from r2sdepth.errors import R2SDepthWarning
-
         warnings.warn(f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
                       f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
                       "resizes the input to it", R2SDepthWarning, stacklevel=2)
 
     n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
     panels: list[np.ndarray] = []
-    from r2sdepth.viz import animation_keep
-
     keep = animation_keep(len(starts)) if (gif or mp4) else set()
     bar = None
     if progress:
@@ -328,8 +323,6 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             n_out += 1
             d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
             if b0 + j in keep:
-                from r2sdepth.viz import depth_colorbar, depth_picture, labelled
-
                 big = 192  # panel rows: small network inputs are scaled up (whole factors)
                 row = [labelled(to_uint8(tfp(spk[j])), f"spikes: TFP of {window} planes", big)] if spk is not None else []
                 g = gt[chunk[j]] if (gt is not None and not is_stream) else None

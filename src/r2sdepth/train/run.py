@@ -23,8 +23,22 @@ from typing import Any
 
 import yaml
 
-from r2sdepth.config import apply_overrides, defaults, differing_keys, load_config, resolve, resolve_split
+from r2sdepth.atomic import atomic_path, write_bytes_atomic
+from r2sdepth.checkpoint import lightning_checkpoint_io, load_file
+from r2sdepth.config import (
+    apply_overrides,
+    defaults,
+    differing_keys,
+    load_config,
+    read_yaml,
+    resolve,
+    resolve_split,
+)
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.models.r2sdepth import merge
+from r2sdepth.train.datamodule import SpikeKittiDataModule
+from r2sdepth.train.load import teacher_from_checkpoint
+from r2sdepth.train.module import DepthModule, DistillModule, check_distill_config
 
 DEFAULT_TRAINER: dict[str, Any] = defaults("trainer")
 DEFAULT_CHECKPOINT: dict[str, Any] = defaults("checkpoint")
@@ -36,19 +50,13 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
     """The full, checked config of a run (and with ``teacher``, the teacher's state dicts): stage 2
     takes ``model``/``pose`` from the teacher and defaults its ``data`` section to the teacher's.
     Relative split paths are resolved under ``data.root`` when they exist there."""
-    from r2sdepth.models.r2sdepth import merge
-
     t_state = None
     if teacher is not None:
-        from r2sdepth.train.load import teacher_from_checkpoint
-
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
         t_data = {k: v for k, v in (t_meta.get("data") or {}).items() if k in defaults("data")}
         cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"], "data": merge(t_data, cfg.get("data"))}
     cfg = resolve(cfg, stage2=teacher is not None)  # unknown keys, types and choices: errors now
     if teacher is not None:
-        from r2sdepth.train.module import check_distill_config
-
         check_distill_config(cfg["distill"], cfg["model"]["modality"])
         cfg["teacher"] = str(teacher)
     d = cfg["data"]
@@ -73,18 +81,12 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     import lightning as L
     import torch
 
-    from r2sdepth.atomic import write_bytes_atomic
-    from r2sdepth.train.datamodule import SpikeKittiDataModule
-    from r2sdepth.train.module import DepthModule
-
     out = Path(out)
     cfg, t_state = resolved_config(cfg, teacher)
     seed = int(cfg["seed"])
     last = out / "checkpoints" / "last.ckpt"
     saved = out / "config.yaml"
     if resume and last.is_file() and saved.is_file() and not allow_config_change:
-        from r2sdepth.config import read_yaml
-
         diff = differing_keys(read_yaml(saved), cfg)
         if diff:
             raise R2SDepthError(f"{out} was trained with another config ({'; '.join(diff)}): resume with "
@@ -97,8 +99,6 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"])
     dm.setup("fit")
     if teacher is not None:
-        from r2sdepth.train.module import DistillModule
-
         module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
                                cfg["data"], None, cfg["distill"])
         module.teacher.load_state_dict(t_state["teacher"])
@@ -111,14 +111,10 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         names = module.init_from(init)
         print(f"init_from {init}: {len(names)} tensors copied")
     has_val = bool(cfg["data"].get("val_split"))
-    from r2sdepth.checkpoint import lightning_checkpoint_io
-
     callbacks = checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val) + list(callbacks or [])
     ckpt_path = str(last) if resume and last.is_file() else None
     resume_step = 0
     if ckpt_path:
-        from r2sdepth.checkpoint import load_file
-
         resume_step = int(load_file(ckpt_path).get("global_step", 0))
     tcfg = dict(cfg["trainer"])
     if tcfg.get("precision") is None:
@@ -199,8 +195,6 @@ def loggers(out: Path, resume_step: int = 0) -> list:
             if not keep:
                 p.unlink()
                 return
-            from r2sdepth.atomic import atomic_path
-
             with atomic_path(p) as tmp, open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=keys)
                 w.writeheader()
