@@ -375,11 +375,9 @@ class SpikeStream:
             )
         return self.read(t0, t0 + length)
 
-    def stats(self, chunk: int = 1024) -> dict[str, Any]:
-        """Summary: frames, duration, mean firing rate and per-plane rate min/max.
-
-        Counts set bits in the packed bytes chunk by chunk (memory bounded by ``chunk`` planes).
-        """
+    def plane_counts(self, chunk: int = 1024) -> np.ndarray:
+        """Spikes per plane, int64 ``[N]``: set bits counted in the packed bytes chunk by chunk
+        (memory bounded by ``chunk`` planes; head columns excluded)."""
         counts = np.empty(self._n, dtype=np.int64)
         pop = _popcount_table()
         for t0 in range(0, self._n, chunk):
@@ -388,6 +386,11 @@ class SpikeStream:
                 counts[t0:t1] = self.read(t0, t1).sum(axis=(1, 2), dtype=np.int64)
             else:
                 counts[t0:t1] = pop[self._mm[t0:t1]].sum(axis=1, dtype=np.int64)
+        return counts
+
+    def stats(self, chunk: int = 1024) -> dict[str, Any]:
+        """Summary: frames, duration, mean firing rate and per-plane rate min/max."""
+        counts = self.plane_counts(chunk)
         rates = counts / float(self.height * self.width)
         return {
             "path": str(self.path),
