@@ -77,6 +77,21 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "checkpoint-loads-pickles": (
         "src/r2sdepth/checkpoint.py", 'map_location="cpu", weights_only=True)', 'map_location="cpu", weights_only=False)',
         ["tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli"]),
+    "head-columns-at-the-start": (
+        "src/r2sdepth/spike/io.py", "        pix = pix[:, :, :width]", "        pix = pix[:, :, head_cols:]",
+        ["tests/test_spike_io.py::test_head_cols_dropped"]),
+    "resume-ignores-config-change": (
+        "src/r2sdepth/train/run.py", "        diff = differing_keys(read_yaml(saved), cfg)", "        diff = []",
+        ["tests/test_interfaces.py::test_resume_with_a_changed_config_is_refused_unless_asked"]),
+    "trainer-keys-unchecked": (
+        "src/r2sdepth/config.py", "    _check_trainer_keys(trainer_user)\n", "",
+        ["tests/test_interfaces.py::test_bad_config_keys_and_values_fail_fast_naming_the_key"]),
+    "rig-window-ignores-offset": (
+        "src/r2sdepth/data/rig.py", "self.rate_hz, self.clock_offset_s))", "self.rate_hz, 0.0))",
+        ["tests/test_rig.py::test_windows_chosen_by_time_and_clock_offset_recovered"]),
+    "api-window-unpadded": (
+        "src/r2sdepth/api.py", '        mode = "resize" if net_size is not None else "pad"', '        mode = "resize"',
+        ["tests/test_interfaces.py::test_python_api_equals_the_cli_and_checks_its_input"]),
 }
 
 

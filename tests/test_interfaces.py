@@ -29,13 +29,22 @@ def r2(*args, cwd=None, timeout=300):
     (["--model.modality", "depth"], ["model.modality", "rgb, spike, fusion"]),
     (["--pose.scale", "[1, 2]"], ["pose.scale"]),
 ])
-def test_bad_config_keys_and_values_fail_fast_naming_the_key(tmp_path, override, names):
+def test_bad_config_keys_and_values_fail_fast_naming_the_key(tmp_path, override, names, capsys, monkeypatch):
     """Misspelt keys name the closest valid key; wrong types and choices name the key; nothing is
-    written and no training starts (exit 2, one line, no traceback)."""
+    written and no training starts (exit 2, one line, no traceback). The CLI's entry function in
+    this process (one case also as a subprocess: the installed console script)."""
+    from r2sdepth.cli import main
+
     run = tmp_path / "run"
-    r = r2("train", "--config", "train_rgb_synth", "--out", run, *override, cwd=tmp_path, timeout=120)
-    assert r.returncode == 2, r.stderr[-2000:]
-    line = r.stderr.strip()
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--config", "train_rgb_synth", "--out", str(run), *override]
+    if override[0] == "--trainer.max_step":
+        r = r2(*args, cwd=tmp_path, timeout=120)
+        rc, err = r.returncode, r.stderr
+    else:
+        rc, err = main(args), capsys.readouterr().err
+    assert rc == 2, err[-2000:]
+    line = err.strip()
     assert "\n" not in line and "Traceback" not in line, line
     for n in names:
         assert n in line, line
