@@ -26,39 +26,56 @@ def _rot_y(deg: float) -> np.ndarray:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     """World frames 96x160 (a synthetic street with exposure changes) seen by an RGB camera
-    (72x120: the world resized by 0.75) and a spike camera (64x112, other focal length, rotated
-    1.5 degrees), whose stream is simulated at its own rate with its clock OFFSET ahead."""
+    (72x120: the world resized by 0.75) and a spike camera (64x128, other intrinsics, rotated
+    1.5 degrees about the vertical axis), whose stream is simulated at its own rate with its clock
+    OFFSET ahead; the spike camera's exact depth is written for evaluation. Laid out as a data
+    root holding one sequence ``seq`` and split files."""
     import cv2
 
+    from r2sdepth.data import kitti
     from r2sdepth.data.synthetic import DATE, synthesize
     from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
     tmp = tmp_path_factory.mktemp("rig")
     synthesize(tmp / "world", sequences=1, frames=14, height=96, width=160, seed=3)
-    src = sorted((tmp / "world" / DATE / f"{DATE}_drive_0000_sync" / "image_02" / "data").glob("*.png"))
+    drive = f"{DATE}/{DATE}_drive_0000_sync"
+    src = sorted((tmp / "world" / drive / "image_02" / "data").glob("*.png"))
     gains = 0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7)  # auto-exposure / lighting changes
     world = [np.clip(np.asarray(Image.open(p), dtype=np.float32) * g, 0, 255).astype(np.uint8)
              for p, g in zip(src, gains)]
-    Kw = np.array([[93.0, 0, 80.0], [0, 93.0, 48.0], [0, 0, 1]])
+    Kw = kitti.load_calib(tmp / "world" / DATE, "02").K
     s = 0.75
     A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])  # cv2.resize's pixel-centre map
-    Ks = np.array([[80.0, 0, 56.0], [0, 80.0, 32.0], [0, 0, 1]])
-    Hws = Ks @ _rot_y(1.5) @ np.linalg.inv(Kw)                                  # world -> spike pixels
-    root = tmp / "seq"
+    Ks = np.array([[76.0, 0, 64.0], [0, 120.0, 32.0], [0, 0, 1]])
+    R = _rot_y(1.5)
+    Hws = Ks @ R @ np.linalg.inv(Kw)                                            # world -> spike pixels
+    root = tmp / "data" / "seq"
     (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    # spike-camera depth: z_s(u_s) = z_w(u_w) * R[2] . Kw^-1 [u_w, 1] with u_w = Hws^-1 u_s
+    ys, xs = np.mgrid[0:64, 0:128]
+    uw = np.linalg.inv(Hws) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    uw = uw / uw[2]
+    factor = (R[2] @ np.linalg.inv(Kw) @ uw).reshape(64, 128)
     spike_frames = []
     for i, w in enumerate(world):
         Image.fromarray(cv2.resize(w, (120, 72), interpolation=cv2.INTER_LINEAR)).save(root / "rgb" / f"{i:06d}.png")
-        spike_frames.append(warp_rgb_to_spike(w, Hws, (64, 112)))
+        spike_frames.append(warp_rgb_to_spike(w, Hws, (64, 128)))
+        zw = kitti.gt_depth(tmp / "world", drive, i, "l")
+        zs = cv2.warpPerspective(zw, Hws, (128, 64), flags=cv2.INTER_NEAREST, borderValue=0) * factor
+        np.save(root / "depth" / f"{i:06d}.npy", zs.astype(np.float32))
     times = np.arange(len(world)) / FPS + 12.5  # the RGB camera's clock
     (root / "rgb" / "timestamps.txt").write_text("".join(f"{t:.6f}\n" for t in times))
     # plane (PRE + k) * P is reached at RGB time times[k]: plane 0 at times[0] - PRE / FPS, spike clock
     t0_s = times[0] - PRE / FPS + OFFSET
     simulate_to_file(spike_frames, root / "spike.dat", SimParams(planes_per_frame=P, video_fps=FPS, pre_roll_frames=PRE),
                      seed=1, extra_meta={"t0_s": t0_s})
-    calib = {"rgb_K": (A @ Kw).tolist(), "spike_K": Ks.tolist(), "rgb_size": [72, 120], "spike_size": [64, 112],
+    calib = {"rgb_K": (A @ Kw).tolist(), "spike_K": Ks.tolist(), "rgb_size": [72, 120], "spike_size": [64, 128],
              "H_rgb_to_spike": (Hws @ np.linalg.inv(A)).tolist(), "clock_offset_s": None}
     (root / "calib.yaml").write_text(yaml.safe_dump(calib))
+    (tmp / "data" / "splits").mkdir()
+    kitti.write_split(tmp / "data" / "splits" / "train_files.txt", [kitti.Sample("seq", i, "l") for i in range(1, 10)])
+    kitti.write_split(tmp / "data" / "splits" / "test_files.txt", [kitti.Sample("seq", i, "l") for i in range(10, 14)])
     return root, spike_frames
 
 
@@ -95,7 +112,7 @@ def test_rgb_brought_into_the_spike_camera(rig):
     # the same frame without the rotation (intrinsics only): visibly misaligned
     calib = read_rig_calibration(root / "calib.yaml")
     H0 = calib.spike_K @ np.linalg.inv(calib.rgb_K)
-    bad = np.abs(warp_rgb_to_spike(seq.rgb(6), H0, (64, 112)).astype(np.float32)[inner] - ref[inner]).mean()
+    bad = np.abs(warp_rgb_to_spike(seq.rgb(6), H0, (64, 128)).astype(np.float32)[inner] - ref[inner]).mean()
     assert err < 6.0 and bad > 2.5 * err, (err, bad)
     assert np.array_equal(seq.K, calib.spike_K)
 
@@ -130,3 +147,42 @@ def test_bad_rig_layouts_are_one_line_errors(rig, tmp_path):
             (d / rel).write_text(text)
         with pytest.raises(R2SDepthError, match=msg):
             RigSequence(d, clock_offset_s=0.0)
+
+
+def test_train_and_eval_read_a_rig_root_through_the_cli(rig, tmp_path):
+    """``train`` and ``eval`` take a folder of rig sequences as the data root: RGB warped into the
+    spike camera, windows by timestamp, K = spike_K, ground truth in the spike camera's frame."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from r2sdepth.data.spike_kitti import SpikeKittiDataset
+
+    root = rig[0].parent
+    ds = SpikeKittiDataset(root, root / "splits" / "test_files.txt", height=64, width=128, context=(-1, 1),
+                           window=64, with_gt=True)
+    s = ds[1]
+    seq = RigSequence(rig[0])
+    assert s["color"].shape == (3, 3, 64, 128) and s["spikes"].shape == (64, 64, 128)
+    np.testing.assert_array_equal(s["spikes"].numpy(), seq.window(11, 64))
+    np.testing.assert_allclose(s["K"].numpy(), seq.K, atol=1e-6)
+    np.testing.assert_array_equal(s["depth_gt"][0].numpy(), seq.depth(11))
+    np.testing.assert_allclose(s["color"][0].numpy().transpose(1, 2, 0), seq.rgb_in_spike_camera(11) / 255.0, atol=1e-6)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def r2(*a):
+        return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, a)], capture_output=True, text=True,
+                              env=env, timeout=600)
+
+    run = tmp_path / "run"
+    r = r2("train", "--config", "train_spike_synth", "--out", run, "--data.root", root, "--data.val_split", "null",
+           "--data.height", "64", "--data.width", "128", "--data.window", "64", "--data.batch_size", "2",
+           "--data.num_workers", "0", "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
+           "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = r2("eval", "--checkpoint", run / "checkpoints" / "last.ckpt", "--data", root, "--split",
+           root / "splits" / "test_files.txt", "--out", tmp_path / "e.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["n"] == 4 and np.isfinite(res["abs_rel"])

@@ -287,6 +287,10 @@ def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, source: st
     from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
 
     src = resolve_gt_source(kitti_root, source)
+    if src == "rig":
+        from r2sdepth.data.rig import rig_depth
+
+        return [rig_depth(Path(kitti_root) / s.drive, s.frame) for s in read_split(split)]
     return [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in read_split(split)]
 
 

@@ -240,11 +240,20 @@ def resolve_gt_source(root: str | os.PathLike, source: str = "auto") -> str:
     * ``annotated``: KITTI's improved (depth-completion) maps ``proj_depth/groundtruth``;
     * ``exact``: the rendered depth of r2sdepth's synthetic scenes (a root with ``synth.json``).
 
-    ``auto``: ``exact`` for synthetic roots, else ``velodyne`` (annotated maps merged into a
-    KITTI root are used only when asked for)."""
+    * ``rig``: the depth stored with paired rig sequences (``SEQ/depth/NNNNNN.npy``, spike camera
+      frame; a root whose sequences have ``calib.yaml``, see :mod:`r2sdepth.data.rig`).
+
+    ``auto``: ``exact`` for synthetic roots, ``rig`` for rig roots, else ``velodyne`` (annotated
+    maps merged into a KITTI root are used only when asked for)."""
     synthetic = (Path(root) / "synth.json").is_file()
+    rig = Path(root).is_dir() and any((p / "calib.yaml").is_file() for p in Path(root).iterdir() if p.is_dir())
     if source == "auto":
-        return "exact" if synthetic else "velodyne"
+        return "exact" if synthetic else "rig" if rig else "velodyne"
+    if rig != (source == "rig"):
+        raise R2SDepthError(f"{root}: ground-truth source {source!r} does not fit this root "
+                            f"({'rig sequences: use rig' if rig else 'no rig sequences here'})")
+    if source == "rig":
+        return source
     if source not in GT_SOURCES:
         raise R2SDepthError(f"unknown ground-truth source {source!r}; choose auto, {', '.join(GT_SOURCES)}")
     if synthetic != (source == "exact"):

@@ -8,6 +8,8 @@ Layout of one paired sequence::
     SEQ/spike.dat              the spike stream (real-camera .dat)
     SEQ/spike.json             its sidecar: height, width, rate_hz, and t0_s (the time of plane 0,
                                seconds on the spike camera's clock)
+    SEQ/depth/NNNNNN.npy       optional: depth (metres, float32, 0 = invalid) in the spike camera
+                               frame, for evaluation (e.g. a simulated rig's exact depth)
     SEQ/calib.yaml             rgb_K, spike_K (3x3, pixels), rgb_size, spike_size ([rows, cols]);
                                H_rgb_to_spike (3x3 homography, co-axial rigs) or R, t (RGB -> spike
                                camera extrinsics, metres); clock_offset_s: t_spike = t_rgb + offset
@@ -20,6 +22,10 @@ An unknown clock offset is estimated by maximising the correlation between the c
 RGB frames' mean luminance from frame to frame and the change of the spike camera's firing rate
 at the corresponding times (the rate of an integrate-and-fire pixel is proportional to its
 luminance), searched plane by plane and refined to a fraction of a plane by a parabola.
+
+A folder of such sequences is a data root for ``train``, ``distill``, ``eval`` and ``infer``'s
+split mode: split lines ``<sequence> <frame index> l``; :class:`r2sdepth.data.spike_kitti.SpikeKittiDataset`
+reads rig sequences (those with ``calib.yaml``) through this module.
 
 Spatial alignment: RGB frames are warped into the spike camera's image plane, so the photometric
 loss, the spike window and the predicted depth share one camera (depth is in the spike camera's
@@ -41,7 +47,7 @@ import numpy as np
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, read_sidecar
 
-__all__ = ["RigCalibration", "RigSequence", "estimate_clock_offset", "planes_before", "read_rig_calibration",
+__all__ = ["RigCalibration", "RigSequence", "estimate_clock_offset", "planes_before", "read_rig_calibration", "rig_depth",
            "rgb_to_spike_homography", "warp_rgb_to_spike"]
 
 
@@ -186,6 +192,21 @@ def estimate_clock_offset(rgb_times: np.ndarray, rgb_luminance: np.ndarray, plan
             "window_planes": w}
 
 
+def rig_depth(seq: str | os.PathLike, i: int) -> np.ndarray:
+    """Ground-truth depth (metres, float32 ``[H, W]``, 0 = invalid) of frame ``i`` of a rig
+    sequence, in the spike camera: ``SEQ/depth/NNNNNN.npy``."""
+    p = Path(seq) / "depth" / f"{i:06d}.npy"
+    if not p.is_file():
+        raise R2SDepthError(f"{p}: no ground-truth depth for this rig frame (evaluation needs depth/NNNNNN.npy)")
+    try:
+        d = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        raise R2SDepthError(f"{p}: not a depth array ({e})") from None
+    if d.ndim != 2:
+        raise R2SDepthError(f"{p}: depth must be [H, W], got shape {d.shape}")
+    return d.astype(np.float32)
+
+
 class RigSequence:
     """One paired sequence (layout in the module docstring): RGB frames and times, the spike
     stream, the calibration; spike windows chosen by time, RGB brought into the spike camera."""
@@ -261,6 +282,13 @@ class RigSequence:
             raise R2SDepthError(f"{self.root}: the {length}-plane window of RGB frame {i} (t = {self.times[i]:.6f} s) "
                                 f"[{end - length}, {end}) leaves the stream of {len(self.stream)} planes")
         return self.stream.read(end - length, end)
+
+    def depth(self, i: int) -> np.ndarray:
+        """Ground-truth depth of frame ``i`` in the spike camera (``depth/NNNNNN.npy``), float32."""
+        d = rig_depth(self.root, i)
+        if d.shape != self.calib.spike_size:
+            raise R2SDepthError(f"{self.root}: depth of frame {i} is {d.shape}, the spike camera is {self.calib.spike_size}")
+        return d
 
     def estimate_offset(self, search_s: float = 0.05) -> dict[str, Any]:
         """Estimate the clock offset from the data (:func:`estimate_clock_offset`)."""

@@ -297,6 +297,7 @@ class SpikeKittiDataset:
         self._streams: dict[str, Any] = {}
         self._ids: dict[tuple[str, str], list[int]] = {}
         self._K: dict[tuple[str, str], Any] = {}
+        self._rigs: dict[str, Any] = {}
         if self.spike_root is None and align != "end":
             raise R2SDepthError("on-the-fly spike simulation supports align='end' only")
 
@@ -304,10 +305,22 @@ class SpikeKittiDataset:
         return len(self.samples)
 
     # -- pieces ---------------------------------------------------------------------------------
+    def _rig(self, drive: str):
+        """The :class:`r2sdepth.data.rig.RigSequence` when ``ROOT/drive`` is a paired rig
+        sequence (it has ``calib.yaml``), else None: its frames are warped into the spike camera,
+        its windows chosen by timestamp, ``K`` is the spike camera's."""
+        if drive not in self._rigs:
+            from r2sdepth.data.rig import RigSequence
+
+            d = self.root / drive
+            self._rigs[drive] = RigSequence(d) if (d / "calib.yaml").is_file() else None
+        return self._rigs[drive]
+
     def _frame_ids(self, drive: str, cam: str) -> list[int]:
         key = (drive, cam)
         if key not in self._ids:
-            self._ids[key] = kitti.list_frame_ids(self.root, drive, cam)
+            rig = self._rig(drive)
+            self._ids[key] = list(range(len(rig))) if rig is not None else kitti.list_frame_ids(self.root, drive, cam)
         return self._ids[key]
 
     def _nearest(self, drive: str, cam: str, frame: int) -> int:
@@ -333,6 +346,11 @@ class SpikeKittiDataset:
         import numpy as np
         from PIL import Image
 
+        rig = self._rig(drive)
+        if rig is not None:
+            img = Image.fromarray(rig.rgb_in_spike_camera(frame))
+            native = (img.height, img.width)
+            return np.asarray(img.resize((self.w, self.h), Image.BILINEAR), dtype=np.float32) / 255.0, native
         p = kitti.image_path(self.root, drive, frame, cam)
         if not p.is_file():
             raise R2SDepthError(f"{p}: missing image")
@@ -344,8 +362,12 @@ class SpikeKittiDataset:
     def _intrinsics(self, drive: str, cam: str, native: tuple[int, int]):
         key = (drive, cam)
         if key not in self._K:
-            calib = kitti.load_calib(self.root / drive.split("/")[0], cam)
-            self._K[key] = kitti.scale_intrinsics(calib.K, native, (self.h, self.w))
+            rig = self._rig(drive)
+            if rig is not None:
+                self._K[key] = kitti.scale_intrinsics(rig.K, rig.calib.spike_size, (self.h, self.w))
+            else:
+                calib = kitti.load_calib(self.root / drive.split("/")[0], cam)
+                self._K[key] = kitti.scale_intrinsics(calib.K, native, (self.h, self.w))
         return self._K[key]
 
     def _spikes(self, drive: str, cam: str, frame: int, cache: dict | None = None):
@@ -353,6 +375,14 @@ class SpikeKittiDataset:
         :func:`r2sdepth.spike.simulate.frame_window` (the same bytes for the same seed)."""
         from r2sdepth.spike.io import SpikeStream
 
+        rig = self._rig(drive)
+        if rig is not None:  # the rig's own recording, by timestamp, resized like the RGB (nearest)
+            import numpy as np
+
+            w = rig.window(frame, self.window)
+            rows = (np.arange(self.h) * (w.shape[1] / self.h)).astype(np.int64)
+            cols = (np.arange(self.w) * (w.shape[2] / self.w)).astype(np.int64)
+            return w[:, rows[:, None], cols]
         if self.spike_root is not None:
             path = self.spike_root / drive / f"spike_{cam}" / "stream.dat"
             st = self._streams.get(str(path))
@@ -412,7 +442,11 @@ class SpikeKittiDataset:
             aug = _color_jitter(color, rng)
         out["color"], out["color_aug"], out["K"] = color, aug, K
         if self.with_gt:
-            gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam, source=self.gt_source))[None]
+            rig = self._rig(s.drive)
+            if rig is not None:
+                gt = torch.from_numpy(rig.depth(s.frame))[None]
+            else:
+                gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam, source=self.gt_source))[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
 
