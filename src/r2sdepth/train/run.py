@@ -129,7 +129,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         **tcfg,
     )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    trainer.save_checkpoint(str(last))  # the final state, whatever the save interval
+    trainer.save_checkpoint(str(last), weights_only=False)  # the full final state (optimiser too), whatever the interval
     best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     return {"last": str(last), "best": best or None, "resumed_from": ckpt_path,
