@@ -2,7 +2,8 @@
 
     python benchmarks/ablation_summary.py runs/ablation_s0 runs/ablation_s1 runs/ablation_s2 --out runs/ablation_summary.md
 
-Rows present in every run are aggregated (sample standard deviation, n - 1); the paired
+Each row is aggregated over the runs that have it (sample standard deviation, n - 1; stage-1
+rows and baselines do not depend on the stage-2 seed, so one run carries them); the paired
 difference of each variant to the control ("photo only", same seed: same start, data order and
 steps) is reported as mean ± std too, which is the comparison the seeds are for.
 """
@@ -23,16 +24,21 @@ def ms(v: list[float]) -> str:
 
 
 def table(runs: list[dict], section: str) -> list[str]:
-    rows = [r for r in runs[0].get(section, {}) if all(r in x.get(section, {}) for x in runs)]
-    out = [f"| model ({len(runs)} seeds) | " + " | ".join(KEYS) + " | abs_rel - control (paired) |",
-           "|---|" + "---:|" * (len(KEYS) + 1)]
+    rows: list[str] = []
+    for x in runs:
+        rows += [r for r in x.get(section, {}) if r not in rows]
+    out = ["| model | seeds | " + " | ".join(KEYS) + " | abs_rel - control (paired) |",
+           "|---|---:|" + "---:|" * (len(KEYS) + 1)]
     for name in rows:
-        vals = {k: [x[section][name][k] for x in runs] for k in KEYS}
+        have = [x for x in runs if name in x.get(section, {})]
+        vals = {k: [x[section][name][k] for x in have] for k in KEYS}
         diff = ""
-        if name.startswith("student:") and name != CONTROL and all(CONTROL in x[section] for x in runs):
-            d = [x[section][name]["abs_rel"] - x[section][CONTROL]["abs_rel"] for x in runs]
+        paired = [x for x in have if CONTROL in x[section]]
+        if name.startswith("student:") and name != CONTROL and paired:
+            d = [x[section][name]["abs_rel"] - x[section][CONTROL]["abs_rel"] for x in paired]
             diff = f"{statistics.fmean(d):+.3f} ± {statistics.stdev(d):.3f}" if len(d) > 1 else f"{d[0]:+.3f}"
-        out.append(f"| {name} | " + " | ".join(ms(vals[k]) for k in KEYS) + f" | {diff} |")
+        seeds = str(len(have)) if name.startswith("student:") else "-"
+        out.append(f"| {name} | {seeds} | " + " | ".join(ms(vals[k]) for k in KEYS) + f" | {diff} |")
     return out
 
 
@@ -43,7 +49,7 @@ def main() -> None:
     a = ap.parse_args()
     runs = [json.loads((r / "results.json").read_text()) for r in a.runs]
     md = ["## Held-out synthetic test sequences (exact depth)", ""] + table(runs, "synthetic")
-    if all(x.get("kitti_sample") for x in runs):
+    if any(x.get("kitti_sample") for x in runs):
         md += ["", "## Real KITTI sample (LiDAR; zero-shot from synthetic training)", ""] + table(runs, "kitti_sample")
     text = "\n".join(md) + "\n"
     if a.out:
