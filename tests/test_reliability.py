@@ -497,7 +497,7 @@ def test_reconstruct_and_infer_memory_does_not_grow_with_the_stream(tmp_path, mo
                 with SpikeStream(p) as st:
                     save_reconstructions(st, tmp_path / f"rec{n}", method="tfp", window=4, gif=tmp_path / f"r{n}.gif")
             else:
-                run_infer(ck, p, tmp_path / f"inf{n}", window=16, stride=4, gif=tmp_path / f"i{n}.gif")
+                run_infer(ck, p, tmp_path / f"inf{n}", window=16, stride_planes=4, gif=tmp_path / f"i{n}.gif")
             peaks[(what, n)] = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
     for what in ("reconstruct", "infer"):

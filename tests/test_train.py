@@ -124,8 +124,10 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     assert (run / "logs" / "metrics.csv").is_file()
     meta = torch.load(ck, map_location="cpu", weights_only=False)["r2sdepth"]
     assert meta["modality"] == "fusion" and meta["height"] == 64 and meta["width"] == 96
-    # resume: continues from step 2 to 4
+    # resume with a longer run: a changed config must be asked for, then continues from step 2 to 4
     r = r2("train", *common, "--trainer.max_steps", "4")
+    assert r.returncode == 2 and "trainer.max_steps: 2 -> 4" in r.stderr
+    r = r2("train", *common, "--trainer.max_steps", "4", "--allow-config-change")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained to step 4" in r.stdout
     ck2 = torch.load(ck, map_location="cpu", weights_only=False)

@@ -470,6 +470,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return plain(message, category, *rest_)
 
     warnings.formatwarning = one_line  # type: ignore[assignment]
+    import threading
+
+    background: list[BaseException] = []
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:  # e.g. TensorBoard's writer thread on a full disk
+        if args.exc_type is not SystemExit and args.exc_value is not None:
+            background.append(args.exc_value)
+
+    threading.excepthook = thread_hook
     parser = build_parser()
     a, rest = parser.parse_known_args(argv)
     if rest and a.command not in ("train", "distill"):
@@ -479,7 +488,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(_COMMANDS[a.command](a) or 0)
+        rc = int(_COMMANDS[a.command](a) or 0)
+        if rc == 0 and background:  # the command finished, but a background writer failed: not silent
+            e = background[0]
+            why = getattr(e, "strerror", None) or f"{type(e).__name__}: {e}"
+            print(f"r2sdepth: error: a background writer failed: {why}", file=sys.stderr)
+            return 2
+        return rc
     except R2SDepthError as e:
         print(f"r2sdepth: error: {e}", file=sys.stderr)
         return 2
