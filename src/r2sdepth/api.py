@@ -27,6 +27,7 @@ from r2sdepth.checkpoint import checkpoint_path
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.infer import (
     depth_from_net,
+    fit_rgb,
     fit_spatial,
     fit_to_multiple,
     predict_batch,
@@ -92,12 +93,7 @@ class DepthModel:
             im = im[None] if im.ndim == 3 else im
             if im.shape[0] != x.shape[0] or im.shape[1:3] != hw or im.shape[-1] != 3:
                 raise R2SDepthError(f"rgb must be [B, {hw[0]}, {hw[1]}, 3] matching the spikes, got {im.shape}")
-            t = torch.from_numpy(np.ascontiguousarray(im.transpose(0, 3, 1, 2))).float() / 255
-            if mode == "resize":
-                t = torch.nn.functional.interpolate(t, size=net_hw, mode="bilinear", align_corners=False, antialias=True)
-            else:
-                t = torch.from_numpy(np.ascontiguousarray(fit_spatial(t.numpy(), net_hw, "pad")))
-            batch["color_aug"] = t[:, None].to(self.device)
+            batch["color_aug"] = fit_rgb(im, net_hw, mode)[:, None].to(self.device)
         with torch.no_grad():
             depth = depth_from_net(predict_batch(self.module, batch, modality), hw, mode)
         out = depth[:, 0].float().cpu().numpy()

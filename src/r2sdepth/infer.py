@@ -120,6 +120,16 @@ def fit_spatial(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
     return x[..., rows[:, None], cols]
 
 
+def fit_rgb(frames: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """uint8 frames ``[B, h, w, 3]`` -> float ``[B, 3, H, W]`` in [0, 1] at the network size:
+    ``pad`` as :func:`fit_spatial`, ``resize`` bilinear with antialiasing (spikes use nearest
+    so that they stay binary; images need no such care)."""
+    rgb = torch.from_numpy(np.ascontiguousarray(np.asarray(frames).transpose(0, 3, 1, 2))).float() / 255
+    if mode == "resize":
+        return torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return torch.from_numpy(np.ascontiguousarray(fit_spatial(rgb.numpy(), size, "pad")))
+
+
 def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Network depth ``[B, 1, H, W]`` -> ``[B, 1, h, w]`` at the input's size (crop, or resize in disparity)."""
     import torch.nn.functional as F
@@ -150,12 +160,11 @@ def _clear_stale_outputs(out: Path) -> int:
     return n
 
 
-def _save_outputs(out: Path, name: str, depth: np.ndarray, d_range: tuple[float, float], metric: bool) -> np.ndarray:
+def _save_outputs(out: Path, name: str, depth: np.ndarray, d_range: tuple[float, float], metric: bool) -> None:
     """``depth/NAME.npy`` (float32, model units or metres); ``depth_png/NAME.png`` (uint16,
     KITTI's depth x 256) when ``metric``, else ``depth_tiff/NAME.tiff`` (float32, lossless: model
     units of self-supervised depth span too few x256 levels); ``color/NAME.png`` (inverse depth,
-    magma, fixed range ``d_range`` with a colour bar in metres / model units). Returns the picture
-    without its colour bar."""
+    magma, fixed range ``d_range`` with a colour bar in metres / model units)."""
     from PIL import Image
 
     (out / "depth").mkdir(parents=True, exist_ok=True)
@@ -171,7 +180,6 @@ def _save_outputs(out: Path, name: str, depth: np.ndarray, d_range: tuple[float,
             Image.fromarray(d32, mode="F").save(tmp, format="TIFF")
     units = "m" if metric else "model units"
     save_png(out / "color" / f"{name}.png", depth_picture(d32, *d_range, units))
-    return depth_picture(d32, *d_range, units, colorbar=False)
 
 
 def display_range(depth: np.ndarray) -> tuple[float, float]:
@@ -306,14 +314,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         if spk is not None:
             batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(device)
         if modality in ("rgb", "fusion"):
-            rgb = np.stack([rgb_frames[i] for i in chunk]).transpose(0, 3, 1, 2)  # uint8 [B, 3, h, w]
-            rgb = torch.from_numpy(np.ascontiguousarray(rgb)).float() / 255
-            if mode == "resize":  # area-weighted for images (spikes use nearest: they stay binary)
-                rgb = torch.nn.functional.interpolate(rgb, size=net_hw, mode="bilinear", align_corners=False,
-                                                      antialias=True)
-            else:
-                rgb = torch.from_numpy(np.ascontiguousarray(fit_spatial(rgb.numpy(), net_hw, "pad")))
-            batch["color_aug"] = rgb[:, None].to(device)
+            batch["color_aug"] = fit_rgb(np.stack([rgb_frames[i] for i in chunk]), net_hw, mode)[:, None].to(device)
         depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
         for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
             if d_range is None:
