@@ -8,10 +8,13 @@ import math
 
 import numpy as np
 import pytest
-import yaml
-from PIL import Image
 
-from r2sdepth.data.rig import RigSequence, estimate_clock_offset, read_rig_calibration, warp_rgb_to_spike
+from r2sdepth.data.rig import (
+    RigSequence,
+    estimate_clock_offset,
+    read_rig_calibration,
+    warp_rgb_to_spike,
+)
 from r2sdepth.errors import R2SDepthError
 
 FPS, P, PRE = 10.0, 200, 1          # RGB frame rate, spike planes per RGB frame (2 kHz), pre-roll chunks
@@ -29,58 +32,31 @@ def rig(tmp_path_factory):
     (72x120: the world resized by 0.75) and a spike camera (64x128, other intrinsics, rotated
     1.5 degrees about the vertical axis), whose stream is simulated at its own rate with its clock
     OFFSET ahead; the spike camera's exact depth is written for evaluation. Laid out as a data
-    root holding one sequence ``seq`` and split files."""
-    import cv2
-
+    root holding one sequence ``seq00`` and split files. Returns the sequence folder and the
+    world frames warped into the spike camera (an independent reference for the RGB warp)."""
     from r2sdepth.data import kitti
-    from r2sdepth.data.synthetic import DATE, synthesize
-    from r2sdepth.spike.simulate import SimParams, simulate_to_file
+    from r2sdepth.data.rig import synthesize_rig
 
     tmp = tmp_path_factory.mktemp("rig")
-    synthesize(tmp / "world", sequences=1, frames=14, height=96, width=160, seed=3)
-    drive = f"{DATE}/{DATE}_drive_0000_sync"
-    src = sorted((tmp / "world" / drive / "image_02" / "data").glob("*.png"))
-    gains = 0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7)  # auto-exposure / lighting changes
-    world = [np.clip(np.asarray(Image.open(p), dtype=np.float32) * g, 0, 255).astype(np.uint8)
-             for p, g in zip(src, gains)]
-    Kw = kitti.load_calib(tmp / "world" / DATE, "02").K
-    s = 0.75
-    A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])  # cv2.resize's pixel-centre map
     Ks = np.array([[76.0, 0, 64.0], [0, 120.0, 32.0], [0, 0, 1]])
-    R = _rot_y(1.5)
-    Hws = Ks @ R @ np.linalg.inv(Kw)                                            # world -> spike pixels
-    root = tmp / "data" / "seq"
-    (root / "rgb").mkdir(parents=True)
-    (root / "depth").mkdir()
-    # spike-camera depth: z_s(u_s) = z_w(u_w) * R[2] . Kw^-1 [u_w, 1] with u_w = Hws^-1 u_s
-    ys, xs = np.mgrid[0:64, 0:128]
-    uw = np.linalg.inv(Hws) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-    uw = uw / uw[2]
-    factor = (R[2] @ np.linalg.inv(Kw) @ uw).reshape(64, 128)
-    spike_frames = []
-    for i, w in enumerate(world):
-        Image.fromarray(cv2.resize(w, (120, 72), interpolation=cv2.INTER_LINEAR)).save(root / "rgb" / f"{i:06d}.png")
-        spike_frames.append(warp_rgb_to_spike(w, Hws, (64, 128)))
-        zw = kitti.gt_depth(tmp / "world", drive, i, "l")
-        zs = cv2.warpPerspective(zw, Hws, (128, 64), flags=cv2.INTER_NEAREST, borderValue=0) * factor
-        np.save(root / "depth" / f"{i:06d}.npy", zs.astype(np.float32))
-    times = np.arange(len(world)) / FPS + 12.5  # the RGB camera's clock
-    (root / "rgb" / "timestamps.txt").write_text("".join(f"{t:.6f}\n" for t in times))
-    # plane (PRE + k) * P is reached at RGB time times[k]: plane 0 at times[0] - PRE / FPS, spike clock
-    t0_s = times[0] - PRE / FPS + OFFSET
-    simulate_to_file(spike_frames, root / "spike.dat", SimParams(planes_per_frame=P, video_fps=FPS, pre_roll_frames=PRE),
-                     seed=1, extra_meta={"t0_s": t0_s})
-    calib = {"rgb_K": (A @ Kw).tolist(), "spike_K": Ks.tolist(), "rgb_size": [72, 120], "spike_size": [64, 128],
-             "H_rgb_to_spike": (Hws @ np.linalg.inv(A)).tolist(), "clock_offset_s": None}
-    (root / "calib.yaml").write_text(yaml.safe_dump(calib))
-    (tmp / "data" / "splits").mkdir()
-    kitti.write_split(tmp / "data" / "splits" / "train_files.txt", [kitti.Sample("seq", i, "l") for i in range(1, 10)])
-    kitti.write_split(tmp / "data" / "splits" / "test_files.txt", [kitti.Sample("seq", i, "l") for i in range(10, 14)])
-    return root, spike_frames
+    truth = synthesize_rig(tmp / "data", sequences=1, frames=14, world_size=(96, 160), rgb_scale=0.75,
+                           spike_size=(64, 128), spike_K=Ks, yaw_deg=1.5, clock_offset_s=OFFSET, fps=FPS,
+                           planes_per_frame=P, pre_roll_frames=PRE, seed=3)
+    root = tmp / "data" / "seq00"
+    # reference: the RGB frame mapped back to world pixels (undo the resize), then world -> spike
+    # by the rotation and intrinsics built here, not by the stored homography
+    Kw = truth["world_K"]
+    s = 0.75
+    A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])
+    Hws = Ks @ _rot_y(1.5) @ np.linalg.inv(Kw)
+    np.testing.assert_allclose(truth["H_rgb_to_spike"], Hws @ np.linalg.inv(A), rtol=1e-9)
+    kitti.write_split(tmp / "data" / "splits" / "train_files.txt", [kitti.Sample("seq00", i, "l") for i in range(1, 10)])
+    kitti.write_split(tmp / "data" / "splits" / "test_files.txt", [kitti.Sample("seq00", i, "l") for i in range(10, 14)])
+    return root, Hws, A
 
 
 def test_windows_chosen_by_time_and_clock_offset_recovered(rig):
-    root, _ = rig
+    root = rig[0]
     # the true offset: every frame's window is the exact simulated one (timestamps -> planes)
     true = RigSequence(root, clock_offset_s=OFFSET)
     for i in (0, 1, 5, 13):
@@ -103,10 +79,13 @@ def test_windows_chosen_by_time_and_clock_offset_recovered(rig):
 
 
 def test_rgb_brought_into_the_spike_camera(rig):
-    root, spike_frames = rig
+    import cv2
+
+    root, Hws, A = rig
     seq = RigSequence(root, clock_offset_s=OFFSET)
     warped = seq.rgb_in_spike_camera(6).astype(np.float32)
-    ref = spike_frames[6].astype(np.float32)
+    world = cv2.warpPerspective(seq.rgb(6), np.linalg.inv(A), (160, 96), flags=cv2.INTER_LINEAR)
+    ref = warp_rgb_to_spike(world, Hws, (64, 128)).astype(np.float32)
     inner = (slice(4, -4), slice(4, -4))
     err = np.abs(warped[inner] - ref[inner]).mean()
     # the same frame without the rotation (intrinsics only): visibly misaligned
@@ -128,7 +107,7 @@ def test_offset_estimation_refuses_uninformative_data():
 def test_bad_rig_layouts_are_one_line_errors(rig, tmp_path):
     import shutil
 
-    root, _ = rig
+    root = rig[0]
     cases = {
         "calib.yaml": ("rgb_K: [1, 2]\n", "rgb_K must be a 3x3 matrix"),
         "rgb/timestamps.txt": ("0.0\n0.1\n", "timestamps for 14 frames"),

@@ -130,6 +130,8 @@ def state_dict_of(ck: dict[str, Any], path: str | os.PathLike) -> dict[str, torc
 
 SHIPPED_CHECKPOINTS: dict[str, Path] = {
     "demo": Path(__file__).resolve().parent / "assets" / "demo_spike_64x224.ckpt",  # spike-only, 64x224, T=64
+    # spike-only, 64x224, T=64, adapted to real KITTI footage (scripts/make_real_model.py)
+    "real": Path(__file__).resolve().parent / "assets" / "real_spike_64x224.ckpt",
 }
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import json
+import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from r2sdepth import __version__
 from r2sdepth.errors import R2SDepthError
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)")
     s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
     s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
+    s.add_argument("--real", action="store_true",
+                   help="the shipped real-footage model on real KITTI frames (../shared/data/kitti_raw or --kitti-root)")
+    s.add_argument("--kitti-root", help="KITTI raw root holding 2011_09_26_drive_0005 (--real)")
     for c in [p, *sub.choices.values()]:
         c.allow_abbrev = False  # --stride must not silently mean --stride-planes
     return p
@@ -450,8 +453,14 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 @_command("demo")
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from r2sdepth.demo import run_demo
+    from r2sdepth.demo import run_demo, run_real_demo
 
+    if a.real:
+        out = Path(a.out if a.out != "r2sdepth-demo" else "r2sdepth-demo-real")
+        run_real_demo(out, a.kitti_root, a.checkpoint, progress=sys.stderr.isatty())
+        return 0
+    if a.kitti_root:
+        raise R2SDepthError("--kitti-root applies to demo --real")
     run_demo(Path(a.out), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint, progress=sys.stderr.isatty())
     return 0
 

@@ -42,7 +42,35 @@ from r2sdepth.train.module import DepthModule, DistillModule, check_distill_conf
 
 DEFAULT_TRAINER: dict[str, Any] = defaults("trainer")
 DEFAULT_CHECKPOINT: dict[str, Any] = defaults("checkpoint")
-__all__ = ["apply_overrides", "load_config", "run_training"]  # config reading lives in r2sdepth.config
+__all__ = ["adapt_config", "apply_overrides", "load_config", "run_training"]  # config reading lives in r2sdepth.config
+
+
+def adapt_config(teacher: str | os.PathLike, data_root: str | os.PathLike, train_split: str | os.PathLike, *,
+                 spike_root: str | os.PathLike | None = None, steps: int = 600, lr: float = 1e-4,
+                 batch_size: int = 4, seed: int = 0, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The config that adapts a stage-1 fusion checkpoint to new, unlabelled footage by view
+    synthesis (self-supervised fine-tuning; no depth labels, no validation split: the last step
+    is the result). The model, pose net and data settings (size, window, camera model) are the
+    checkpoint's; the weights start from it (``init_from``); the fusion's RGB weight is held at
+    the value the checkpoint ended with (the anneal schedule would otherwise restart at 1).
+    The spike-only (student) head of the result is the adapted spike-only model."""
+    ck = load_file(teacher)
+    meta, hp = ck.get("r2sdepth") or {}, ck.get("hyper_parameters") or {}
+    if meta.get("modality") != "fusion" or not hp.get("model") or "teacher" in hp:
+        raise R2SDepthError(f"{teacher}: adaptation starts from a stage-1 fusion training checkpoint "
+                            f"(got {meta.get('modality')!r}{', stage 2' if 'teacher' in hp else ''})")
+    w_end = float(ck["state_dict"]["net.w_rgb"])
+    data = {k: v for k, v in (hp.get("data") or {}).items() if k in defaults("data")}
+    cfg = {"seed": seed, "model": dict(hp["model"]), "pose": hp.get("pose") or {}, "loss": hp.get("loss") or {},
+           "optim": {**(hp.get("optim") or {}), "lr": lr},
+           "data": {**data, "root": str(data_root), "train_split": str(train_split), "val_split": None,
+                    "spike_root": str(spike_root) if spike_root else None, "batch_size": batch_size,
+                    "augment": False, "seed": None},
+           "trainer": {"max_steps": steps, "max_epochs": 100000, "enable_progress_bar": False,
+                       "log_every_n_steps": 5},
+           "init_from": str(teacher)}
+    cfg["model"]["fusion"] = {**cfg["model"]["fusion"], "floor": w_end, "offset": 1e6}  # w_rgb held at w_end
+    return apply_overrides(cfg, overrides or [])
 
 
 def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = None
