@@ -41,7 +41,7 @@ from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file, save_atomic
 from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
 from r2sdepth.export import slim_checkpoint
 from r2sdepth.infer import predict_split
-from r2sdepth.train.run import adapt_config, run_training
+from r2sdepth.train.run import adapt_config, apply_overrides, load_config, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 KITTI = ROOT.parent / "shared" / "data" / "kitti_raw"
@@ -64,6 +64,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--recipe", choices=["finetune", "distill"], default="finetune",
+                    help="finetune: the fusion teacher by view synthesis (its spike head ships); distill: stage 2 "
+                         "on the real frames from the frozen synthetic teacher (photometric + pseudo-labels)")
+    ap.add_argument("--depth-weight", type=float, default=1.0, help="distill: weight of the teacher's pseudo-labels")
     ap.add_argument("--out", default="runs/real_adapt")
     ap.add_argument("--ship", action="store_true", help="write the shipped real-footage model")
     a = ap.parse_args()
@@ -79,17 +83,27 @@ def main() -> None:
         write_split(out / "heldout_files.txt", [Sample(a.drive, f, "l") for f in held])
     meta = load_file(a.teacher)["r2sdepth"]
     h, w = int(meta["height"]), int(meta["width"])
-    window, sim = meta["data"]["window"], meta["data"].get("sim") or {}
+    sim = meta["data"].get("sim") or {}
     spikes = Path(a.spike_root) if a.spike_root else out / "spike"
     if not a.spike_root:
         (out / "drives.txt").write_text(a.drive + "\n")
         subprocess.run([sys.executable, "-m", "r2sdepth.cli", "build-spike-kitti", "--kitti-root", str(kitti),
                         "--out", str(spikes), "--cameras", "02", "--size", f"{h}x{w}", "--sequences", str(out / "drives.txt"),
                         "--planes-per-frame", str(sim.get("planes_per_frame", 64)), "--workers", "1"], check=True)
-    cfg = adapt_config(a.teacher, kitti, out / "train_files.txt", spike_root=spikes, steps=a.steps, lr=a.lr,
-                       seed=a.seed)
     t = time.time()
-    res = run_training(cfg, out / "fusion", resume=True)
+    if a.recipe == "finetune":
+        cfg = adapt_config(a.teacher, kitti, out / "train_files.txt", spike_root=spikes, steps=a.steps, lr=a.lr,
+                           seed=a.seed)
+        res = run_training(cfg, out / "fusion", resume=True)
+    else:  # stage 2 on the real frames: the synthetic teacher frozen, its spike head adapted
+        cfg = load_config("distill_synth")
+        apply_overrides(cfg, [
+            "--seed", str(a.seed), "--data.root", str(kitti), "--data.spike_root", str(spikes),
+            "--data.train_split", str(out / "train_files.txt"), "--data.val_split", "null",
+            "--data.batch_size", "4", "--distill.adaptive", "false", "--distill.depth_weight", str(a.depth_weight),
+            "--optim.lr", str(a.lr), "--trainer.max_steps", str(a.steps),
+            "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"])
+        res = run_training(cfg, out / "distill", resume=True, teacher=a.teacher)
     minutes = (time.time() - t) / 60
     ckpt = res["last"]  # the last step: no checkpoint is chosen with depth labels
     results: dict[str, dict] = {}
@@ -98,11 +112,12 @@ def main() -> None:
         gts = ev.split_gt(kitti, split, "velodyne")
         results["constant + median scaling"] = ev.constant_median_baseline(gts)
         for name, c in (("before: synthetic teacher's spike path", a.teacher),
-                        (f"after: adapted spike-only ({a.steps} steps)", ckpt)):
+                        (f"after: adapted spike-only ({a.recipe}, {a.steps} steps)", ckpt)):
             preds, _ = predict_split(c, kitti, split, spike_root=spikes, modality="spike")
             results[name] = ev.evaluate_depths(preds, gts)
-        preds, _ = predict_split(ckpt, kitti, split, spike_root=spikes, modality="fusion")
-        results["after: adapted fusion teacher (RGB + spike)"] = ev.evaluate_depths(preds, gts)
+        if a.recipe == "finetune":
+            preds, _ = predict_split(ckpt, kitti, split, spike_root=spikes, modality="fusion")
+            results["after: adapted fusion teacher (RGB + spike)"] = ev.evaluate_depths(preds, gts)
         table = ev.markdown_table(results)
         print(table)
         (out / "results.md").write_text(

@@ -165,3 +165,15 @@ def test_train_and_eval_read_a_rig_root_through_the_cli(rig, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "e.json").read_text())
     assert res["n"] == 4 and np.isfinite(res["abs_rel"])
+    # infer on the rig folder: one depth map per RGB frame, in the spike camera (64x128), from the
+    # window chosen by time; equal to the data set's path (split mode) for the same frames
+    from r2sdepth.infer import predict_split
+
+    r = r2("infer", "--checkpoint", run / "checkpoints" / "last.ckpt", "--input", rig[0], "--out", tmp_path / "inf",
+           "--gif", tmp_path / "inf.gif")
+    assert r.returncode == 0, r.stderr[-3000:]
+    summ = json.loads((tmp_path / "inf" / "summary.json").read_text())
+    assert summ["names"] == [f"{i:06d}" for i in range(14)] and summ["input_size"] == [64, 128]
+    preds, _ = predict_split(run / "checkpoints" / "last.ckpt", root, root / "splits" / "test_files.txt")
+    for k, i in enumerate(range(10, 14)):
+        np.testing.assert_allclose(np.load(tmp_path / "inf" / "depth" / f"{i:06d}.npy"), preds[k], rtol=1e-5)

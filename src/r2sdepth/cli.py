@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video")
     s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint, or 'demo' (the shipped model)")
-    s.add_argument("--input", required=True, help="spike stream .dat, folder of images, or video file")
+    s.add_argument("--input", required=True, help="spike stream .dat, folder of images, video file, or a rig sequence "
+                   "folder (calib.yaml: recorded spikes, windows by RGB timestamps; r2sdepth.data.rig)")
     s.add_argument("--out", required=True, help="output folder (depth/, depth_png/, color/, summary.json)")
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
     s.add_argument("--stride-planes", type=int, metavar="N", help="spike streams: planes between windows (default: the window)")

@@ -98,6 +98,16 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
 
 # -- r2sdepth infer: depth from spike streams, image folders and videos ----------------------------
 
+class _RigFrames:
+    """RGB frames of a rig sequence warped into the spike camera, read on demand by index."""
+
+    def __init__(self, rig: Any) -> None:
+        self.rig = rig
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.rig.rgb_in_spike_camera(i)
+
+
 def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:
     """The smallest size ``>= (h, w)`` whose sides are multiples of ``multiple``."""
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
@@ -201,7 +211,10 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
               progress: bool = True) -> dict[str, Any]:
     """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
     video (RGB models get the frames; spike models get spikes simulated from them with the
-    checkpoint's camera model). ``gt``: ground-truth depth per frame (folders) for a GIF panel.
+    checkpoint's camera model), or every RGB frame of a rig sequence (a folder with
+    ``calib.yaml``, :mod:`r2sdepth.data.rig`: the recorded spikes, the window chosen by time,
+    RGB warped into the spike camera; outputs in the spike camera's frame; its ``depth/`` as
+    ground truth of the animation when present). ``gt``: ground-truth depth per frame (folders) for a GIF panel.
     Writes per-window outputs (see :func:`_save_outputs`) named by
     the window's last plane ``{t1:06d}`` (streams) or the frame ``{i:06d}`` (folders/videos),
     ``summary.json``, and optional GIF/MP4 of labelled ``TFP | depth (| RGB) (| ground truth)`` panels.
@@ -227,6 +240,11 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     d = meta.get("data", {})
     window = int(window or d.get("window") or 128)
     is_stream = source.is_file() and source.suffix.lower() == ".dat"
+    rig = None
+    if source.is_dir() and (source / "calib.yaml").is_file():
+        from r2sdepth.data.rig import RigSequence
+
+        rig = RigSequence(source)  # a paired rig sequence: windows by time, RGB in the spike camera
     for flag, v in (("--stride-planes", stride_planes), ("--stride-frames", stride_frames)):
         if v is not None and int(v) <= 0:
             raise R2SDepthError(f"{flag} must be positive")
@@ -255,6 +273,19 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         names = [f"{t0 + window:06d}" for t0 in starts]
         hw = (stream.height, stream.width)
         rgb_frames = None
+    elif rig is not None:
+        modality = resolve_modality(meta, modality)
+        hw = rig.calib.spike_size  # depth in the spike camera's frame, at its resolution
+        ends = [int(e) for e in rig.window_ends()]
+        idx = [i for i in range(len(rig)) if ends[i] - window >= 0 and ends[i] <= len(rig.stream)]
+        idx = idx[::int(stride_frames or 1)]
+        if not idx:
+            raise R2SDepthError(f"{source}: no RGB frame has a {window}-plane spike window in the stream")
+        names = [f"{i:06d}" for i in idx]
+        starts = idx
+        rgb_frames = _RigFrames(rig) if modality in ("rgb", "fusion") or gif or mp4 else None
+        if gt is None and all((source / "depth" / f"{i:06d}.npy").is_file() for i in idx):
+            gt = {i: rig.depth(i) for i in idx}
     else:
         modality = resolve_modality(meta, modality)
         frames = list(iter_frames(source))  # native size: outputs at the input's resolution
@@ -307,6 +338,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         batch: dict[str, Any] = {}
         if is_stream:
             spk = np.stack([stream.read(t0, t0 + window) for t0 in chunk])
+        elif rig is not None:
+            spk = np.stack([rig.window(i, window) for i in chunk]) if modality != "rgb" else None
         elif stream is not None:
             spk = np.stack([stream.window_for_frame(i, window) for i in chunk])
         else:
@@ -326,7 +359,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             if b0 + j in keep:
                 big = 192  # panel rows: small network inputs are scaled up (whole factors)
                 row = [labelled(to_uint8(tfp(spk[j])), f"spikes: TFP of {window} planes", big)] if spk is not None else []
-                g = gt[chunk[j]] if (gt is not None and not is_stream) else None
+                g = gt[chunk[j]] if (gt is not None and not is_stream) else None  # list or {frame: map}
                 if g is not None and (g > 0).any():
                     gt_range = gt_range or display_range(g)
                     ratio = float(np.median(g[g > 0]) / np.median(dmap[g > 0]))

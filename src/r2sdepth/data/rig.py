@@ -284,9 +284,13 @@ class RigSequence:
         """RGB frame ``i`` warped into the spike camera's image plane, uint8 ``[H, W, 3]``."""
         return warp_rgb_to_spike(self.rgb(i), self.H, self.calib.spike_size)
 
+    def window_ends(self) -> np.ndarray:
+        """Exclusive end plane of every RGB frame's causal window (int64 ``[N]``)."""
+        return planes_before(self.times, self.t0_s, self.rate_hz, self.clock_offset_s)
+
     def window(self, i: int, length: int) -> np.ndarray:
         """The ``length`` planes that end when RGB frame ``i`` is taken (by time), uint8 ``[T, H, W]``."""
-        end = int(planes_before(self.times[i], self.t0_s, self.rate_hz, self.clock_offset_s))
+        end = int(self.window_ends()[i])
         if end - length < 0 or end > len(self.stream):
             raise R2SDepthError(f"{self.root}: the {length}-plane window of RGB frame {i} (t = {self.times[i]:.6f} s) "
                                 f"[{end - length}, {end}) leaves the stream of {len(self.stream)} planes")
