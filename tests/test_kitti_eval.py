@@ -209,3 +209,41 @@ def test_gt_source_is_explicit_and_never_mixed(shared_data, tmp_path):
                             "--out", tmp_path / "res.json"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert json.loads((tmp_path / "res.json").read_text())["gt_source"] == ("velodyne" if src == "auto" else src)
+
+
+def test_demo_real_on_the_shared_kitti_frames(shared_data, tmp_path):
+    """``r2sdepth demo --real``: a spike-only model on the real KITTI frames it was not adapted on
+    (``adapted_on`` in the checkpoint), LiDAR ground truth; the baseline row checked by hand."""
+    import json
+    import subprocess
+    import sys
+
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file, save_atomic
+    from r2sdepth.data.kitti import gt_depth
+
+    def r2(*a):
+        return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, a)], capture_output=True, text=True,
+                              timeout=600, check=False)
+
+    kitti = shared_data / "kitti_raw"
+    r = r2("demo", "--real", "--checkpoint", tmp_path / "none.ckpt", "--kitti-root", kitti, "--out", tmp_path / "x")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "make_real_model" in r.stderr
+    ck = load_file(SHIPPED_CHECKPOINTS["demo"])
+    ck["r2sdepth"]["adapted_on"] = {"frames": list(range(20))}
+    save_atomic(ck, tmp_path / "adapted.ckpt")
+    r = r2("demo", "--real", "--checkpoint", tmp_path / "adapted.ckpt", "--kitti-root", kitti, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["info"]["frames"] == list(range(20, 30)) and m["info"]["gt"] == "velodyne"
+    assert sorted(p.name for p in (tmp_path / "o" / "color").iterdir()) == [f"{f:06d}.png" for f in range(20, 30)]
+    # constant + median scaling by hand: Garg crop, 1e-3 < d < 80 m, prediction = the image's median
+    rels = []
+    for f in range(20, 30):
+        g = gt_depth(kitti, "2011_09_26/2011_09_26_drive_0005_sync", f, "02", source="velodyne")
+        h, w = g.shape
+        crop = np.zeros_like(g, dtype=bool)
+        crop[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+        v = g[crop & (g > 1e-3) & (g < 80)]
+        rels.append(np.mean(np.abs(v - np.median(v)) / v))
+    assert m["baseline_median_scaled"]["abs_rel"] == pytest.approx(np.mean(rels), rel=1e-3)
+    assert np.isfinite(m["model"]["abs_rel"]) and m["model"]["n"] == 10
