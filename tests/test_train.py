@@ -206,3 +206,35 @@ def test_init_from_copies_matching_weights(tmp_path):
     p = PoseNet(width=8, zero_init=True)
     aa, t = p(torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96))
     assert torch.equal(aa, torch.zeros_like(aa)) and torch.equal(t, torch.zeros_like(t))
+
+
+def test_adapt_config_warm_starts_and_holds_the_fusion_weight(synth, tmp_path):
+    """``adapt_config`` (make_real_model / rig benchmark): a real ``Trainer.fit`` on new data that
+    starts from the fusion checkpoint's weights and keeps its final RGB weight (the anneal
+    schedule would restart at 1); non-fusion checkpoints are refused in one line."""
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS
+    from r2sdepth.errors import R2SDepthError
+    from r2sdepth.train.run import adapt_config, apply_overrides, load_config, run_training
+
+    sp = synth / "splits"
+    cfg = apply_overrides(load_config("train_fusion_synth"), [
+        "--data.root", str(synth), "--data.train_split", str(sp / "train_files.txt"), "--data.val_split", "null",
+        *map(str, CFG_OVERRIDES), "--model.fusion.horizon", "4", "--trainer.max_steps", "3",
+        "--seed", "1"])  # another seed than the adaptation's: its own initialisation differs from the teacher
+    t = run_training(cfg, tmp_path / "teacher", resume=False)
+    tck = torch.load(t["last"], map_location="cpu", weights_only=False)
+    w_end = float(tck["state_dict"]["net.w_rgb"])
+    assert 0.0 < w_end < 0.99
+    a = adapt_config(t["last"], synth, sp / "test_files.txt", steps=1, batch_size=2,
+                     overrides=["--data.num_workers", "0", "--trainer.enable_model_summary", "false"])
+    res = run_training(a, tmp_path / "adapt", resume=False)
+    ack = torch.load(res["last"], map_location="cpu", weights_only=False)
+    assert ack["global_step"] == 1
+    assert float(ack["state_dict"]["net.w_rgb"]) == pytest.approx(w_end, abs=1e-6)
+    assert ack["r2sdepth"]["data"]["root"] == str(synth) and ack["r2sdepth"]["height"] == 64
+    # warm start: one Adam step (lr 1e-4) from the teacher leaves every weight within a few lr of it
+    moved = max(float((ack["state_dict"][k] - v).abs().max()) for k, v in tck["state_dict"].items()
+                if k.startswith("net.spike.") and v.is_floating_point() and "running" not in k and "num_batches" not in k)
+    assert moved < 1e-3
+    with pytest.raises(R2SDepthError, match="fusion"):
+        adapt_config(SHIPPED_CHECKPOINTS["demo"], synth, sp / "test_files.txt")
