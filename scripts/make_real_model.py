@@ -17,10 +17,11 @@ evaluated with the LiDAR (Eigen protocol: Garg crop, 80 m, per-image median scal
 after, beside the constant + median-scaling baseline.
 
     python scripts/make_real_model.py --out runs/real_adapt                          # 0-19 -> 20-29
-    python scripts/make_real_model.py --out runs/real_ship --train-frames 0-29 --ship   # all 30, ship
+    python scripts/make_real_model.py --out runs/real_ship --ship          # the same, shipped if it passes
 
 ``--ship`` writes the slim spike-only checkpoint ``src/r2sdepth/assets/real_spike_64x224.ckpt``
-(``r2sdepth demo --real`` runs it; ``--checkpoint real`` anywhere).
+(``r2sdepth demo --real`` runs it; ``--checkpoint real`` anywhere), and only when its abs_rel on
+the held-out frames is at least 10% below the constant + median-scaling baseline's.
 
 For your own footage: lay it out as a KITTI raw drive (``DATE/DATE_drive_NNNN_sync/image_02/data/``
 + ``DATE/calib_cam_to_cam.txt``), or as rig sequences (``r2sdepth.data.rig``) with real spikes,
@@ -128,6 +129,13 @@ def main() -> None:
                                                   "steps": a.steps, "seed": a.seed, "train_min": round(minutes, 1),
                                                   "checkpoint": str(ckpt)}, indent=2))
     if a.ship:
+        after = next((v for k, v in results.items() if k.startswith("after: adapted spike-only")), None)
+        base = results.get("constant + median scaling")
+        if after is None or base is None:
+            sys.exit("--ship needs held-out frames (outside --train-frames) to check the model on")
+        if not after["abs_rel"] <= 0.9 * base["abs_rel"]:
+            sys.exit(f"not shipping: abs_rel {after['abs_rel']:.3f} on the held-out frames is not 10% below the "
+                     f"constant + median-scaling baseline ({base['abs_rel']:.3f})")
         dst = slim_checkpoint(ckpt, SHIPPED_CHECKPOINTS["real"], modality="spike")
         ck = load_file(dst)
         ck["r2sdepth"].update({"source_checkpoint": str(ckpt), "adapted_on": {
