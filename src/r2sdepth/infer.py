@@ -24,7 +24,7 @@ from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.models.r2sdepth import spike_depth
-from r2sdepth.spike.io import SpikeStream
+from r2sdepth.spike.io import SpikeStream, fit_spatial
 from r2sdepth.spike.reconstruct import tfp, to_uint8
 from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
 from r2sdepth.train.load import load_checkpoint as _load
@@ -111,23 +111,6 @@ class _RigFrames:
 def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:
     """The smallest size ``>= (h, w)`` whose sides are multiples of ``multiple``."""
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
-
-
-def fit_spatial(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    """``[..., h, w]`` -> ``[..., H, W]`` in its own dtype (no float copy of a spike window).
-
-    ``pad``: repeat the last row/column (bottom/right) up to ``size`` (the prediction is cropped
-    back); ``resize``: nearest neighbour, source index ``floor(i * h / H)`` as torch's ``nearest``
-    (keeps spike planes binary; the prediction is resized back).
-    """
-    h, w = x.shape[-2:]
-    if (h, w) == tuple(size):
-        return x
-    if mode == "pad":
-        return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, size[0] - h), (0, size[1] - w)], mode="edge")
-    rows = np.floor(np.arange(size[0]) * (h / size[0])).astype(np.int64)
-    cols = np.floor(np.arange(size[1]) * (w / size[1])).astype(np.int64)
-    return x[..., rows[:, None], cols]
 
 
 def fit_rgb(frames: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tensor:

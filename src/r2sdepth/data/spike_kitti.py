@@ -377,12 +377,9 @@ class SpikeKittiDataset:
 
         rig = self._rig(drive)
         if rig is not None:  # the rig's own recording, by timestamp, resized like the RGB (nearest)
-            import numpy as np
+            from r2sdepth.spike.io import fit_spatial
 
-            w = rig.window(frame, self.window)
-            rows = (np.arange(self.h) * (w.shape[1] / self.h)).astype(np.int64)
-            cols = (np.arange(self.w) * (w.shape[2] / self.w)).astype(np.int64)
-            return w[:, rows[:, None], cols]
+            return fit_spatial(rig.window(frame, self.window), (self.h, self.w), "resize")
         if self.spike_root is not None:
             path = self.spike_root / drive / f"spike_{cam}" / "stream.dat"
             st = self._streams.get(str(path))

@@ -577,3 +577,20 @@ def write_dat(
     ) as w:
         w.append(spikes)
     return Path(path)
+
+
+def fit_spatial(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """``[..., h, w]`` -> ``[..., H, W]`` in its own dtype (no float copy of a spike window).
+
+    ``pad``: repeat the last row/column (bottom/right) up to ``size`` (the prediction is cropped
+    back); ``resize``: nearest neighbour, source index ``floor(i * h / H)`` as torch's ``nearest``
+    (keeps spike planes binary; the prediction is resized back).
+    """
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if mode == "pad":
+        return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, size[0] - h), (0, size[1] - w)], mode="edge")
+    rows = np.floor(np.arange(size[0]) * (h / size[0])).astype(np.int64)
+    cols = np.floor(np.arange(size[1]) * (w / size[1])).astype(np.int64)
+    return x[..., rows[:, None], cols]
