@@ -228,6 +228,8 @@ def test_demo_real_on_the_shared_kitti_frames(shared_data, tmp_path):
     kitti = shared_data / "kitti_raw"
     r = r2("demo", "--real", "--checkpoint", tmp_path / "none.ckpt", "--kitti-root", kitti, "--out", tmp_path / "x")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "make_real_model" in r.stderr
+    r = r2("demo", "--kitti-root", kitti, "--out", tmp_path / "y")
+    assert r.returncode == 2 and r.stderr.strip() == "r2sdepth: error: --kitti-root applies to demo --real"
     ck = load_file(SHIPPED_CHECKPOINTS["demo"])
     ck["r2sdepth"]["adapted_on"] = {"frames": list(range(20))}
     save_atomic(ck, tmp_path / "adapted.ckpt")
@@ -235,7 +237,8 @@ def test_demo_real_on_the_shared_kitti_frames(shared_data, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["info"]["frames"] == list(range(20, 30)) and m["info"]["gt"] == "velodyne"
-    assert sorted(p.name for p in (tmp_path / "o" / "color").iterdir()) == [f"{f:06d}.png" for f in range(20, 30)]
+    for sub, ext in (("color", ".png"), ("depth", ".npy"), ("depth_tiff", ".tiff")):
+        assert sorted(p.name for p in (tmp_path / "o" / sub).iterdir()) == [f"{f:06d}{ext}" for f in range(20, 30)]
     # constant + median scaling by hand: Garg crop, 1e-3 < d < 80 m, prediction = the image's median
     rels = []
     for f in range(20, 30):

@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
 
     s = sub.add_parser("demo", help="run the main job on embedded default data")
-    s.add_argument("--out", default="r2sdepth-demo", help="output folder (default r2sdepth-demo)")
+    s.add_argument("--out", help="output folder (default r2sdepth-demo, with --real r2sdepth-demo-real)")
     s.add_argument("--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)")
     s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
     s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
@@ -457,12 +457,11 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from r2sdepth.demo import run_demo, run_real_demo
 
     if a.real:
-        out = Path(a.out if a.out != "r2sdepth-demo" else "r2sdepth-demo-real")
-        run_real_demo(out, a.kitti_root, a.checkpoint, progress=sys.stderr.isatty())
+        run_real_demo(Path(a.out or "r2sdepth-demo-real"), a.kitti_root, a.checkpoint, progress=sys.stderr.isatty())
         return 0
     if a.kitti_root:
         raise R2SDepthError("--kitti-root applies to demo --real")
-    run_demo(Path(a.out), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint, progress=sys.stderr.isatty())
+    run_demo(Path(a.out or "r2sdepth-demo"), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint, progress=sys.stderr.isatty())
     return 0
 
 

@@ -23,10 +23,10 @@ import numpy as np
 from r2sdepth import evaluate as ev
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path
-from r2sdepth.data.kitti import gt_depth
+from r2sdepth.data.kitti import Sample, gt_depth, list_frame_ids, write_split
 from r2sdepth.data.synthetic import DATE, synthesize
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.infer import load_checkpoint, run_infer
+from r2sdepth.infer import _clear_stale_outputs, _save_outputs, display_range, load_checkpoint, predict_split, run_infer
 
 DEMO_CHECKPOINT = SHIPPED_CHECKPOINTS["demo"]
 REAL_CHECKPOINT = SHIPPED_CHECKPOINTS["real"]
@@ -89,13 +89,8 @@ def run_real_demo(out: Path, kitti_root: str | Path | None = None, checkpoint: s
     """``r2sdepth demo --real``: the shipped real-footage spike-only model on the real KITTI frames
     of drive 0005 that it was not adapted on (spikes simulated from the frames with the model's
     camera settings; LiDAR ground truth, Eigen protocol), beside the constant + median-scaling
-    baseline. Writes colour depth pictures, ``.npy`` depth (model units, network size) and
-    ``metrics.json``; returns the metrics."""
-    from r2sdepth.atomic import save_png
-    from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
-    from r2sdepth.infer import predict_split
-    from r2sdepth.viz import depth_picture
-
+    baseline. Writes the depth files of ``r2sdepth infer`` (``depth/`` .npy, ``depth_tiff/``,
+    ``color/``; model units, network size) and ``metrics.json``; returns the metrics."""
     t_start = time.time()
     ckpt = checkpoint_path(checkpoint) if checkpoint else REAL_CHECKPOINT
     if not ckpt.is_file():
@@ -117,10 +112,10 @@ def run_real_demo(out: Path, kitti_root: str | Path | None = None, checkpoint: s
     preds, _ = predict_split(ckpt, root, split, modality="spike", progress=progress)
     metrics: dict[str, Any] = {"model": ev.evaluate_depths(preds, gts),
                                "baseline_median_scaled": ev.constant_median_baseline(gts)}
-    near, far = (float(v) for v in np.percentile(np.concatenate([p.ravel() for p in preds]), [2, 98]))
+    _clear_stale_outputs(out)
+    d_range = display_range(preds[0])  # the same files and colour range as r2sdepth infer
     for f, p in zip(frames, preds):
-        np.save(out / f"{f:06d}.npy", p.astype(np.float32))
-        save_png(out / "color" / f"{f:06d}.png", depth_picture(p, near, max(far, near * 1.01), "model units"))
+        _save_outputs(out, f"{f:06d}", p, d_range, metric=False)
     metrics["info"] = {"checkpoint": str(ckpt), "kitti_root": str(root), "drive": REAL_DRIVE, "frames": frames,
                        "adapted_on_frames": sorted(seen), "size": [int(meta["height"]), int(meta["width"])],
                        "gt": "velodyne", "seconds": round(time.time() - t_start, 1),
@@ -130,5 +125,6 @@ def run_real_demo(out: Path, kitti_root: str | Path | None = None, checkpoint: s
                              "constant + median scaling": metrics["baseline_median_scaled"]}))
     print(f"\nframes {frames[0]}-{frames[-1]} of {REAL_DRIVE} (not used to adapt the model); "
           f"spikes simulated from the frames")
-    print(f"depth maps {out} (.npy, model units), {out / 'color'} (with colour bar); metrics {out / 'metrics.json'}")
+    print(f"depth maps {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), {out / 'color'} "
+          f"(with colour bar); metrics {out / 'metrics.json'}")
     return metrics

@@ -267,7 +267,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         names = [f"{i:06d}" for i in idx]
         starts = idx
         rgb_frames = _RigFrames(rig) if modality in ("rgb", "fusion") or gif or mp4 else None
-        if gt is None and all((source / "depth" / f"{i:06d}.npy").is_file() for i in idx):
+        if gt is None and (gif or mp4) and all((source / "depth" / f"{i:06d}.npy").is_file() for i in idx):
             gt = {i: rig.depth(i) for i in idx}
     else:
         modality = resolve_modality(meta, modality)

@@ -290,7 +290,7 @@ class RigSequence:
 
     def window(self, i: int, length: int) -> np.ndarray:
         """The ``length`` planes that end when RGB frame ``i`` is taken (by time), uint8 ``[T, H, W]``."""
-        end = int(self.window_ends()[i])
+        end = int(planes_before(self.times[i], self.t0_s, self.rate_hz, self.clock_offset_s))
         if end - length < 0 or end > len(self.stream):
             raise R2SDepthError(f"{self.root}: the {length}-plane window of RGB frame {i} (t = {self.times[i]:.6f} s) "
                                 f"[{end - length}, {end}) leaves the stream of {len(self.stream)} planes")
