@@ -21,7 +21,7 @@ completed by then (causal).
 An unknown clock offset is estimated by maximising the correlation between the change of the
 RGB frames' mean luminance from frame to frame and the change of the spike camera's firing rate
 at the corresponding times (the rate of an integrate-and-fire pixel is proportional to its
-luminance), searched plane by plane and refined to a fraction of a plane by a parabola.
+luminance), searched in steps of 1/8 plane and refined by a parabola.
 
 A folder of such sequences is a data root for ``train``, ``distill``, ``eval`` and ``infer``'s
 split mode: split lines ``<sequence> <frame index> l``; :class:`r2sdepth.data.spike_kitti.SpikeKittiDataset`
@@ -151,8 +151,10 @@ def estimate_clock_offset(rgb_times: np.ndarray, rgb_luminance: np.ndarray, plan
     the frame-to-frame change of the RGB mean luminance ``rgb_luminance[i]`` (any units) and of
     the spike rate (mean of ``plane_counts`` over ``window_planes`` centred on each frame time).
 
-    Searches ``[-search_s, search_s]`` plane by plane, refines the peak by a parabola through the
-    three best correlations. Returns ``offset_s``, ``correlation`` at the peak, the correlation
+    Plane ``i`` integrates the light of spike-clock times ``(t0 + i / rate, t0 + (i + 1) / rate]``;
+    windows sit at fractional plane positions (counts linear within a plane). Searches
+    ``[-search_s, search_s]`` in steps of 1/8 plane and refines the peak by a parabola through
+    the three best correlations. Returns ``offset_s``, ``correlation`` at the peak, the correlation
     curve (``offsets_s``, ``correlations``) and ``usable_frames``. Needs frames whose luminance
     changes (static, evenly lit scenes carry no timing information: refused).
     """
@@ -165,23 +167,28 @@ def estimate_clock_offset(rgb_times: np.ndarray, rgb_luminance: np.ndarray, plan
         raise R2SDepthError("clock offset: RGB timestamps must increase")
     frame_dt = float(np.median(np.diff(t)))
     w = int(window_planes or max(2, round(0.25 * frame_dt * rate_hz)))
+    # cumulative count at plane-time y (plane i integrates [i, i+1)), linear within a plane, so a
+    # window can sit at a fractional position: rounding it to whole planes biased the estimate by
+    # up to half a plane, the same for every frame of a regularly timed sequence
     csum = np.concatenate([[0.0], np.cumsum(counts)])
     n = counts.size
-    shifts = np.arange(-int(round(search_s * rate_hz)), int(round(search_s * rate_hz)) + 1)
-    base = (t + 0.0 - t0_s) * rate_hz  # plane position of each frame at offset 0 (fractional)
+    grid = np.arange(n + 1, dtype=np.float64)
+    sub = 8  # search steps per plane
+    shifts = np.arange(-int(round(search_s * rate_hz * sub)), int(round(search_s * rate_hz * sub)) + 1) / sub
+    base = (t - t0_s) * rate_hz  # plane-time of each frame at offset 0 (fractional)
     d_lum = np.diff(lum)
     if np.std(d_lum) <= 1e-12:
         raise R2SDepthError("clock offset: the RGB frames' luminance does not change: nothing to align on")
     corr = np.full(shifts.size, np.nan)
     used = 0
     for j, s in enumerate(shifts):
-        c = np.rint(base + s).astype(np.int64)
-        lo, hi = c - w // 2, c - w // 2 + w
+        lo = base + s - 0.5 * w
+        hi = lo + w
         ok = (lo >= 0) & (hi <= n)
         okd = ok[1:] & ok[:-1]
         if okd.sum() < 3:
             continue
-        rate = np.where(ok, (csum[np.clip(hi, 0, n)] - csum[np.clip(lo, 0, n)]) / w, np.nan)
+        rate = np.where(ok, (np.interp(hi, grid, csum) - np.interp(lo, grid, csum)) / w, np.nan)
         dr = np.diff(rate)[okd]
         dl = d_lum[okd]
         if np.std(dr) <= 1e-12:
@@ -195,7 +202,7 @@ def estimate_clock_offset(rgb_times: np.ndarray, rgb_luminance: np.ndarray, plan
     if 0 < k < corr.size - 1 and np.isfinite(corr[k - 1]) and np.isfinite(corr[k + 1]):
         den = corr[k - 1] - 2 * corr[k] + corr[k + 1]
         if den < 0:
-            frac = float(np.clip(0.5 * (corr[k - 1] - corr[k + 1]) / den, -0.5, 0.5))
+            frac = float(np.clip(0.5 * (corr[k - 1] - corr[k + 1]) / den, -0.5, 0.5)) / sub
     return {"offset_s": float((shifts[k] + frac) / rate_hz), "correlation": float(corr[k]),
             "offsets_s": shifts / rate_hz, "correlations": corr, "usable_frames": used,
             "window_planes": w}

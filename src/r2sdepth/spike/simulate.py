@@ -11,10 +11,14 @@ with ``V0 ~ U(0, theta)`` per pixel (seeded). For a constant ``L`` the long-run 
 ``gain * L / theta`` spikes per plane (one spike per plane at most, so ``gain <= theta`` keeps
 the model linear up to white).
 
-Temporal up-sampling (``interp``), plane ``k`` ends at ``a_k = (k + 1) / P`` of the interval:
+Temporal up-sampling (``interp``): plane ``k`` integrates the light of ``(k/P, (k+1)/P]`` of
+the interval, whose midpoint is ``a_k = (k + 0.5) / P``:
 
 * ``"hold"``: frame ``t``'s luminance over the whole interval ``(t-1, t]`` (an exposure);
-* ``"linear"`` (default): ``L_k = (1 - a_k) L_{t-1} + a_k L_t``;
+* ``"linear"`` (default): ``L_k = (1 - a_k) L_{t-1} + a_k L_t``, the mean of the linear ramp
+  over the plane's interval, so the potential integrates the ramp exactly (sampling the ramp at
+  the plane's end instead would make every stream lead the video by half a plane, which is a
+  clock-offset bias for rig alignment);
 * ``"flow"``: motion-compensated: both frames are warped to ``a_k`` along OpenCV's Farneback
   flow (``F`` from ``t-1`` to ``t``, linear motion) and blended.
 
@@ -285,12 +289,12 @@ class SpikeSimulator:
                 yield l1
         elif self.p.interp == "linear":
             for k in range(p):
-                a = np.float32((k + 1) / p)
+                a = np.float32((k + 0.5) / p)
                 yield l0 + a * (l1 - l0)
         else:
             at = _flow_interpolator(l0, l1)
             for k in range(p):
-                yield at((k + 1) / p)
+                yield at((k + 0.5) / p)
 
     def advance(self, lum1: np.ndarray) -> np.ndarray:
         """Simulate the planes between the previous frame and ``lum1``: bool ``[P, H, W]``."""
@@ -310,7 +314,9 @@ class SpikeSimulator:
         g, dark = np.float32(self.p.gain), np.float32(self.p.dark_current)
         if self.p.interp == "hold":
             return g * l1 + dark, None
-        return g * l0 + dark, (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)
+        step = (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)
+        # the loops add ``step`` before each plane: start half a step back so plane k gets a_k = (k + 0.5) / P
+        return g * l0 + dark - np.float32(0.5) * step, step
 
     def advance_packed(self, lum1: np.ndarray) -> np.ndarray:
         """Like :meth:`advance` but returns the planes packed in the ``.dat`` layout (uint8
@@ -397,7 +403,7 @@ class SpikeSimulator:
             elif self.p.interp == "hold":
                 lk = t1
             else:
-                a = (k + 1) / p
+                a = (k + 0.5) / p
                 lk = t0 + a * (t1 - t0)
             if self.p.shot_photons > 0:
                 n = self.p.shot_photons
