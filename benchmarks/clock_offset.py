@@ -22,34 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
-from r2sdepth.data.rig import RigSequence, synthesize_rig
+from r2sdepth.data.rig import RigSequence, copy_with_calibration, synthesize_rig
 from r2sdepth.infer import predict_split
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "r2sdepth" / "assets" / "demo_spike_64x224.ckpt"
 FPS, P = 10.0, 64
-
-
-def variant_root(base: Path, dst: Path, offset_s: float) -> Path:
-    """A copy of the rig root (files hard-linked) whose ``calib.yaml`` files state ``offset_s``."""
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(base, dst, copy_function=os.link)
-    for c in dst.glob("seq*/calib.yaml"):
-        cal = yaml.safe_load(c.read_text())
-        c.unlink()  # a hard link: never edit the shared file
-        cal["clock_offset_s"] = offset_s
-        c.write_text(yaml.safe_dump(cal))
-    return dst
 
 
 def main() -> None:
@@ -98,7 +82,7 @@ def main() -> None:
     rows: dict = {"constant + median scaling": ev.constant_median_baseline(gts)}
     seq_abs: dict = {}
     for i, (name, off) in enumerate(variants.items()):
-        root = base if off is None else variant_root(base, out / "variants" / f"v{i}", off)
+        root = base if off is None else copy_with_calibration(base, out / "variants" / f"v{i}", {"clock_offset_s": off})
         preds, _ = predict_split(a.checkpoint, root, split, modality="spike")
         rows[name] = ev.evaluate_depths(preds, gts)
         seq_abs[name] = [ev.evaluate_depths(preds[j * per_seq:(j + 1) * per_seq],

@@ -19,7 +19,13 @@ and written to the results) and the split files; three of its imports that train
     python benchmarks/monodepth2_side_by_side.py --monodepth2 /tmp/monodepth2 --lc runs/learning_check \\
         --out runs/md2_side_by_side --steps 1000 --seeds 0 1
 
-Writes ``OUT/results.json`` and ``OUT/results.md``.
+Writes ``OUT/results.json`` and ``OUT/results.md``. On a 2-core machine two processes with one
+thread each (one seed each) use the cores better than one with two threads (about 2.2 s per step
+each against 2.45 s for one alone); combine them with ``--merge``::
+
+    for s in 0 1; do OMP_NUM_THREADS=1 python benchmarks/monodepth2_side_by_side.py --monodepth2 /tmp/monodepth2 \\
+        --out runs/md2_s$s --steps 1000 --seeds $s & done; wait
+    python benchmarks/monodepth2_side_by_side.py --merge runs/md2_s0 runs/md2_s1 --out runs/md2_side_by_side
 """
 
 from __future__ import annotations
@@ -222,14 +228,22 @@ def run_r2sdepth(data: Path, out: Path, *, steps: int, batch: int, h: int, w: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--monodepth2", required=True, type=Path, help="Monodepth2 checkout (left untouched)")
+    ap.add_argument("--monodepth2", type=Path, help="Monodepth2 checkout (left untouched); required unless --merge")
     ap.add_argument("--lc", default="runs/learning_check", type=Path, help="learning-check folder (its synth/)")
     ap.add_argument("--out", default="runs/md2_side_by_side", type=Path)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1, help="data loader workers for both")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
+                    help="only combine the results.json of these earlier runs into OUT (no training)")
+    ap.add_argument("--note", help="with --merge: how the runs were made (load, threads), printed in the table")
     a = ap.parse_args()
+    if a.merge:
+        merge(a.merge, a.out, a.note)
+        return
+    if a.monodepth2 is None:
+        ap.error("--monodepth2 is required (a Monodepth2 checkout)")
     data = a.lc / "synth"
     meta = json.loads((data / "synth.json").read_text())
     h, w = int(meta["height"]), int(meta["width"])
@@ -262,27 +276,58 @@ def main() -> None:
                   f"{m['s_per_step_median']:.3f} s/step", flush=True)
             res_file.write_text(json.dumps(res, indent=2) + "\n")
 
+    summarize(res, a.out)
+
+
+def summarize(res: dict[str, Any], out: Path) -> None:
+    """Write ``OUT/results.md`` (and the ratios into ``OUT/results.json``): every run, the
+    baselines, mean ± sample std over seeds, and the per-seed s/step ratio r2sdepth / Monodepth2."""
+    seeds = sorted({int(k.rsplit(" ", 1)[1]) for k in res["runs"]})
+
     def agg(name: str, key: str) -> tuple[float, float]:
         v = [r[key] for k, r in res["runs"].items() if k.startswith(name + " seed")]
         return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
-    md = [f"{a.steps} steps, batch {a.batch}, {h}x{w}, {torch.get_num_threads()} threads, seeds {a.seeds}", "",
+    md = [f"{res['steps']} steps, batch {res['batch']}, {res['size'][0]}x{res['size'][1]}, {res['threads']} "
+          f"thread(s) per run, seeds {seeds}" + (f"; {res['note']}" if res.get("note") else ""), "",
           "| model | abs_rel | a1 | s/step (median) | wall min |", "|---|---:|---:|---:|---:|"]
     for k, b in res["baselines"].items():
         md.append(f"| {k} | {b['abs_rel']:.3f} | {b['a1']:.3f} |  |  |")
-    for k, r in res["runs"].items():
+    for k, r in sorted(res["runs"].items(), key=lambda kv: (kv[0].rsplit(" ", 1)[1], kv[0])):
         md.append(f"| {k} | {r['abs_rel']:.3f} | {r['a1']:.3f} | {r['s_per_step_median']:.3f} | {r['wall_min']:.1f} |")
     for name in ("monodepth2", "r2sdepth rgb"):
         (ar, ars), (a1, a1s), (sp, _) = agg(name, "abs_rel"), agg(name, "a1"), agg(name, "s_per_step_median")
         md.append(f"| **{name}, mean ± std** | {ar:.3f} ± {ars:.3f} | {a1:.3f} ± {a1s:.3f} | {sp:.3f} |  |")
     ratios = [res["runs"][f"r2sdepth rgb seed {s}"]["s_per_step_median"]
-              / res["runs"][f"monodepth2 seed {s}"]["s_per_step_median"] for s in a.seeds]
+              / res["runs"][f"monodepth2 seed {s}"]["s_per_step_median"] for s in seeds
+              if f"r2sdepth rgb seed {s}" in res["runs"] and f"monodepth2 seed {s}" in res["runs"]]
     res["s_per_step_ratio_r2sdepth_over_monodepth2"] = ratios
-    md += ["", "s/step ratio r2sdepth / Monodepth2 (same seed, adjacent runs): "
+    md += ["", "s/step ratio r2sdepth / Monodepth2 (same seed, adjacent runs in one process): "
            + ", ".join(f"{x:.2f}" for x in ratios)]
-    res_file.write_text(json.dumps(res, indent=2) + "\n")
-    (a.out / "results.md").write_text("\n".join(md) + "\n")
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def merge(parts: list[Path], out: Path, note: str | None) -> None:
+    """One table from runs made by separate processes (e.g. one per seed, run side by side with
+    one thread each): the same steps, batch, size and threads are required."""
+    res: dict[str, Any] | None = None
+    for p in parts:
+        r = json.loads((p / "results.json").read_text())
+        if res is None:
+            res = {**r, "runs": {}, "merged_from": []}
+        for key in ("steps", "batch", "size", "threads"):
+            if r[key] != res[key]:
+                raise SystemExit(f"{p}: {key} {r[key]} differs from {res[key]}: not one comparison")
+        res["runs"].update(r["runs"])
+        res["merged_from"].append(str(p))
+    if res is None:
+        raise SystemExit("--merge needs result folders")
+    if note:
+        res["note"] = note
+    out.mkdir(parents=True, exist_ok=True)
+    summarize(res, out)
 
 
 if __name__ == "__main__":

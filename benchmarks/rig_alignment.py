@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -34,22 +32,9 @@ import numpy as np
 import yaml
 
 from r2sdepth import evaluate as ev
-from r2sdepth.data.rig import RigSequence, synthesize_rig
+from r2sdepth.data.rig import RigSequence, copy_with_calibration, synthesize_rig
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import adapt_config, run_training
-
-
-def variant_root(base: Path, dst: Path, calib_change: dict) -> Path:
-    """A copy of the rig root (files hard-linked) whose sequences' ``calib.yaml`` get ``calib_change``."""
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(base, dst, copy_function=os.link)
-    for c in dst.glob("seq*/calib.yaml"):
-        cal = yaml.safe_load(c.read_text())
-        c.unlink()  # hard link: never edit the shared file
-        cal.update(calib_change)
-        c.write_text(yaml.safe_dump(cal))
-    return dst
 
 
 def main() -> None:
@@ -84,7 +69,7 @@ def main() -> None:
         f"wrong offset (+{a.offset_error * 1e3:.0f} ms)": {"clock_offset_s": true_offset + a.offset_error},
         f"wrong homography ({a.yaw:g} deg rotation ignored)": {"clock_offset_s": None, "H_rgb_to_spike": H0},
     }
-    roots = {name: variant_root(base, out / f"data_{i}", change) for i, (name, change) in enumerate(variants.items())}
+    roots = {name: copy_with_calibration(base, out / f"data_{i}", change) for i, (name, change) in enumerate(variants.items())}
     gts = ev.split_gt(base, test_split, "rig")
     res_file = out / "results.json"
     res = json.loads(res_file.read_text()) if res_file.is_file() else {}

@@ -114,6 +114,20 @@ def test_offset_estimate_is_not_tied_to_the_plane_grid(offset):
     assert abs(est - offset) * rate < 0.1, f"{(est - offset) * rate:+.3f} planes"
 
 
+def test_copy_with_calibration_changes_only_the_copy(rig, tmp_path):
+    from r2sdepth.data.rig import copy_with_calibration
+
+    root = rig[0]
+    before = (root / "calib.yaml").read_bytes()
+    dst = copy_with_calibration(root.parent, tmp_path / "copy", {"clock_offset_s": OFFSET + 0.1})
+    assert (root / "calib.yaml").read_bytes() == before  # the source's calibration is untouched
+    assert (dst / "seq00" / "spike.dat").stat().st_ino == (root / "spike.dat").stat().st_ino  # hard link
+    moved = RigSequence(dst / "seq00")
+    assert moved.clock_offset_s == pytest.approx(OFFSET + 0.1)
+    # the clock one RGB frame (P planes) late: every window is the true one of the next frame
+    np.testing.assert_array_equal(moved.window(5, 64), RigSequence(root, clock_offset_s=OFFSET).window(6, 64))
+
+
 def test_offset_estimation_refuses_uninformative_data():
     t = np.arange(10) / 10.0
     with pytest.raises(R2SDepthError, match="does not change"):

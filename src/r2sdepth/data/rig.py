@@ -50,6 +50,7 @@ from r2sdepth.spike.io import SpikeStream, read_sidecar
 __all__ = [
     "RigCalibration",
     "RigSequence",
+    "copy_with_calibration",
     "estimate_clock_offset",
     "planes_before",
     "read_rig_calibration",
@@ -317,6 +318,26 @@ class RigSequence:
         lum = np.array([float(luminance(self.rgb_in_spike_camera(i)).mean()) for i in range(len(self))])
         return estimate_clock_offset(self.times, lum, self.stream.plane_counts(), self.t0_s, self.rate_hz,
                                      search_s=search_s)
+
+
+def copy_with_calibration(src: str | os.PathLike, dst: str | os.PathLike, change: dict[str, Any]) -> Path:
+    """A copy of the rig data root ``src`` at ``dst`` (files hard-linked, so it costs no space)
+    whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g. ``{"clock_offset_s": 0.1}``):
+    the same recordings with another calibration, to measure what a calibration error costs."""
+    import shutil
+
+    import yaml
+
+    dst = Path(dst)
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, copy_function=os.link)
+    for c in dst.glob("*/calib.yaml"):
+        cal = yaml.safe_load(c.read_text())
+        c.unlink()  # a hard link: never edit the source's file
+        cal.update(change)
+        c.write_text(yaml.safe_dump(cal))
+    return dst
 
 
 def _rot_y(deg: float) -> np.ndarray:
