@@ -89,6 +89,13 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "rig-window-ignores-offset": (
         "src/r2sdepth/data/rig.py", "self.rate_hz, self.clock_offset_s))", "self.rate_hz, 0.0))",
         ["tests/test_rig.py::test_windows_chosen_by_time_and_clock_offset_recovered"]),
+    "sim-plane-light-at-end": (
+        "src/r2sdepth/spike/simulate.py", "return g * l0 + dark - np.float32(0.5) * step, step",
+        "return g * l0 + dark, step",
+        ["tests/test_simulate.py::test_potential_integrates_the_linear_ramp_exactly"]),
+    "offset-windows-on-whole-planes": (
+        "src/r2sdepth/data/rig.py", "lo = base + s - 0.5 * w", "lo = np.rint(base + s) - w // 2",
+        ["tests/test_rig.py::test_offset_estimate_is_not_tied_to_the_plane_grid"]),
     "api-window-unpadded": (
         "src/r2sdepth/api.py", '        mode = "resize" if net_size is not None else "pad"', '        mode = "resize"',
         ["tests/test_interfaces.py::test_python_api_equals_the_cli_and_checks_its_input"]),
