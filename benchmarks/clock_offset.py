@@ -82,7 +82,8 @@ def main() -> None:
     rows: dict = {"constant + median scaling": ev.constant_median_baseline(gts)}
     seq_abs: dict = {}
     for i, (name, off) in enumerate(variants.items()):
-        root = base if off is None else copy_with_calibration(base, out / "variants" / f"v{i}", {"clock_offset_s": off})
+        root = base if off is None else copy_with_calibration(base, out / "variants" / f"v{i}", {"clock_offset_s": off},
+                                                              overwrite=True)
         preds, _ = predict_split(a.checkpoint, root, split, modality="spike")
         rows[name] = ev.evaluate_depths(preds, gts)
         seq_abs[name] = [ev.evaluate_depths(preds[j * per_seq:(j + 1) * per_seq],

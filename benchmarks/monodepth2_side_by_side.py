@@ -314,6 +314,8 @@ def merge(parts: list[Path], out: Path, note: str | None) -> None:
     one thread each): the same steps, batch, size and threads are required."""
     res: dict[str, Any] | None = None
     for p in parts:
+        if not (p / "results.json").is_file():
+            raise SystemExit(f"{p}: no results.json (not a finished run of this benchmark)")
         r = json.loads((p / "results.json").read_text())
         if res is None:
             res = {**r, "runs": {}, "merged_from": []}

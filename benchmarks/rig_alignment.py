@@ -69,7 +69,7 @@ def main() -> None:
         f"wrong offset (+{a.offset_error * 1e3:.0f} ms)": {"clock_offset_s": true_offset + a.offset_error},
         f"wrong homography ({a.yaw:g} deg rotation ignored)": {"clock_offset_s": None, "H_rgb_to_spike": H0},
     }
-    roots = {name: copy_with_calibration(base, out / f"data_{i}", change) for i, (name, change) in enumerate(variants.items())}
+    roots = {name: copy_with_calibration(base, out / f"data_{i}", change, overwrite=True) for i, (name, change) in enumerate(variants.items())}
     gts = ev.split_gt(base, test_split, "rig")
     res_file = out / "results.json"
     res = json.loads(res_file.read_text()) if res_file.is_file() else {}

@@ -119,7 +119,16 @@ def test_copy_with_calibration_changes_only_the_copy(rig, tmp_path):
 
     root = rig[0]
     before = (root / "calib.yaml").read_bytes()
-    dst = copy_with_calibration(root.parent, tmp_path / "copy", {"clock_offset_s": OFFSET + 0.1})
+    # refused: a target inside the source, a source that is no rig root, an existing target
+    with pytest.raises(R2SDepthError, match="outside"):
+        copy_with_calibration(root.parent, root.parent / "inner", {"clock_offset_s": 0.0})
+    with pytest.raises(R2SDepthError, match="not a rig data root"):
+        copy_with_calibration(tmp_path, tmp_path.parent / "elsewhere", {})
+    (tmp_path / "copy").mkdir()
+    with pytest.raises(R2SDepthError, match="exists"):
+        copy_with_calibration(root.parent, tmp_path / "copy", {"clock_offset_s": 0.0})
+    assert (root / "calib.yaml").read_bytes() == before and not (root.parent / "inner").exists()
+    dst = copy_with_calibration(root.parent, tmp_path / "copy", {"clock_offset_s": OFFSET + 0.1}, overwrite=True)
     assert (root / "calib.yaml").read_bytes() == before  # the source's calibration is untouched
     assert (dst / "seq00" / "spike.dat").stat().st_ino == (root / "spike.dat").stat().st_ino  # hard link
     moved = RigSequence(dst / "seq00")

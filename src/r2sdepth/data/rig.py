@@ -320,21 +320,37 @@ class RigSequence:
                                      search_s=search_s)
 
 
-def copy_with_calibration(src: str | os.PathLike, dst: str | os.PathLike, change: dict[str, Any]) -> Path:
-    """A copy of the rig data root ``src`` at ``dst`` (files hard-linked, so it costs no space)
-    whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g. ``{"clock_offset_s": 0.1}``):
-    the same recordings with another calibration, to measure what a calibration error costs."""
+def copy_with_calibration(src: str | os.PathLike, dst: str | os.PathLike, change: dict[str, Any], *,
+                          overwrite: bool = False) -> Path:
+    """A copy of the rig data root ``src`` at ``dst`` (files hard-linked where the file system
+    allows, copied otherwise) whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g.
+    ``{"clock_offset_s": 0.1}``): the same recordings with another calibration, to measure what a
+    calibration error costs. An existing ``dst`` is replaced only with ``overwrite``."""
     import shutil
 
     import yaml
 
-    dst = Path(dst)
+    src, dst = Path(src), Path(dst)
+    if not any(src.glob("*/calib.yaml")):
+        raise R2SDepthError(f"{src}: not a rig data root (no SEQ/calib.yaml below it)")
+    s, d = src.resolve(), dst.resolve()
+    if d == s or s in d.parents or d in s.parents:
+        raise R2SDepthError(f"{dst}: the copy must be outside {src} (and not contain it)")
     if dst.exists():
+        if not overwrite:
+            raise R2SDepthError(f"{dst} exists (pass overwrite=True to replace it)")
         shutil.rmtree(dst)
-    shutil.copytree(src, dst, copy_function=os.link)
+
+    def link_or_copy(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:  # another file system, or links not allowed
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy)
     for c in dst.glob("*/calib.yaml"):
         cal = yaml.safe_load(c.read_text())
-        c.unlink()  # a hard link: never edit the source's file
+        c.unlink()  # perhaps a hard link: never edit the source's file
         cal.update(change)
         c.write_text(yaml.safe_dump(cal))
     return dst

@@ -150,6 +150,12 @@ def luminance(img: np.ndarray, *, linearize: bool = False) -> np.ndarray:
     return x
 
 
+def plane_fraction(k: int, planes: int) -> float:
+    """Where between two RGB frames (0 = frame t-1, 1 = frame t) plane ``k`` of ``planes`` takes
+    its light: the midpoint ``(k + 0.5) / P`` of the interval it integrates, ``(k/P, (k+1)/P]``."""
+    return (k + 0.5) / planes
+
+
 def stable_seed(*parts: object) -> int:
     """A 63-bit seed from any parts (stable across processes and Python versions)."""
     h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
@@ -289,12 +295,12 @@ class SpikeSimulator:
                 yield l1
         elif self.p.interp == "linear":
             for k in range(p):
-                a = np.float32((k + 0.5) / p)
+                a = np.float32(plane_fraction(k, p))
                 yield l0 + a * (l1 - l0)
         else:
             at = _flow_interpolator(l0, l1)
             for k in range(p):
-                yield at((k + 0.5) / p)
+                yield at(plane_fraction(k, p))
 
     def advance(self, lum1: np.ndarray) -> np.ndarray:
         """Simulate the planes between the previous frame and ``lum1``: bool ``[P, H, W]``."""
@@ -315,7 +321,8 @@ class SpikeSimulator:
         if self.p.interp == "hold":
             return g * l1 + dark, None
         step = (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)
-        # the loops add ``step`` before each plane: start half a step back so plane k gets a_k = (k + 0.5) / P
+        # the loops add ``step`` before each plane: start half a step back so that plane k gets
+        # the light at plane_fraction(k, P) = (k + 0.5) / P (the same value, incrementally)
         return g * l0 + dark - np.float32(0.5) * step, step
 
     def advance_packed(self, lum1: np.ndarray) -> np.ndarray:
@@ -403,7 +410,7 @@ class SpikeSimulator:
             elif self.p.interp == "hold":
                 lk = t1
             else:
-                a = (k + 0.5) / p
+                a = plane_fraction(k, p)
                 lk = t0 + a * (t1 - t0)
             if self.p.shot_photons > 0:
                 n = self.p.shot_photons
