@@ -96,6 +96,17 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "offset-windows-on-whole-planes": (
         "src/r2sdepth/data/rig.py", "lo = base + s - 0.5 * w", "lo = np.rint(base + s) - w // 2",
         ["tests/test_rig.py::test_offset_estimate_is_not_tied_to_the_plane_grid"]),
+    "depth-sup-keeps-far-pixels": (
+        "src/r2sdepth/train/module.py", 'valid = ((gt > 0) & (gt < cfg["max_depth"])).to(gt.dtype)',
+        "valid = (gt > 0).to(gt.dtype)",
+        ["tests/test_train.py::test_depth_supervision_is_the_si_log_loss_on_valid_pixels_by_hand"]),
+    "depth-sup-not-added": (
+        "src/r2sdepth/train/module.py", 'res["loss"] = res["loss"] + wd * res["depth_sup"]',
+        'res["loss"] = res["loss"] + 0.0 * res["depth_sup"]',
+        ["tests/test_train.py::test_depth_supervised_training_through_the_cli_learns"]),
+    "traffic-lead-not-moving": (
+        "src/r2sdepth/data/synthetic.py", "cam_h, speed * rng.uniform(0.9, 1.0), 0.2))", "cam_h, 0.0 * rng.uniform(0.9, 1.0), 0.2))",
+        ["tests/test_synthetic.py::test_traffic_lead_vehicle_keeps_its_distance_and_is_in_the_exact_depth"]),
     "api-window-unpadded": (
         "src/r2sdepth/api.py", '        mode = "resize" if net_size is not None else "pad"', '        mode = "resize"',
         ["tests/test_interfaces.py::test_python_api_equals_the_cli_and_checks_its_input"]),

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--moving-cars", type=int, default=2, help="moving cars per sequence (0: static world)")
+    s.add_argument("--traffic", type=float, default=0.0,
+                   help="dense city traffic, density 0-1 (vehicles moving with the camera: train such "
+                        "scenes with their exact depth, loss.depth_weight)")
 
     s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
     s.add_argument("--kitti-root", required=True)
@@ -318,7 +321,8 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     from r2sdepth.data.synthetic import synthesize
 
     res = synthesize(a.out, sequences=a.sequences, frames=a.frames, height=a.size[0], width=a.size[1],
-                     seed=a.seed, workers=a.workers, moving_cars=a.moving_cars, progress=sys.stderr.isatty())
+                     seed=a.seed, workers=a.workers, moving_cars=a.moving_cars, progress=sys.stderr.isatty(),
+                     traffic=a.traffic)
     print(f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
           f"({res['rendered']} rendered now); splits: {res['splits']}")
     return 0

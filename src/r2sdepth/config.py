@@ -84,6 +84,11 @@ class LossConfig:
     smooth_weight: float = _f(1e-3, "edge-aware disparity smoothness weight")
     automask: bool = _f(True, "Monodepth2's auto-mask of pixels an unwarped source explains better")
     student_weight: float = _f(1.0, "fusion: weight of the student (spike) head's photometric loss")
+    photo_weight: float = _f(1.0, "weight of the view-synthesis (photometric) loss; 0 with depth_weight > 0: "
+                                  "depth-supervised only (no pose network used)")
+    depth_weight: float = _f(0.0, "weight of a scale-invariant log loss on the training split's ground-truth "
+                                  "depth (data.gt_source), e.g. a synthetic scene's exact depth; 0: no depth "
+                                  "labels (R2SDepth's self-supervised stage 1)")
 
 
 @dataclass
@@ -112,7 +117,7 @@ class DataConfig:
     num_workers: int = _f(2, "data loader worker processes")
     augment: bool = _f(True, "horizontal flips and colour jitter (p = 0.5, Monodepth2's)")
     seed: Optional[int] = _f(None, "data order / augmentation / simulation seed (null: the run's seed)")
-    gt_source: str = _f("auto", "validation ground truth", ("auto", "velodyne", "annotated", "exact"))
+    gt_source: str = _f("auto", "ground truth of validation (and of training, loss.depth_weight > 0)", ("auto", "velodyne", "annotated", "exact"))
 
 
 @dataclass

@@ -102,8 +102,63 @@ class World:
     light_phase: float = 0.0
 
 
-def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2) -> World:
-    """A random street ``length`` metres long (plus margins)."""
+def _vehicle(rng: np.random.Generator, xc: float, z: float, cam_h: float, vz: float, trucks: float) -> Box:
+    """A car, van or truck (with probability ``trucks``) centred at lateral ``xc``, rear at ``z``."""
+    r = rng.random()
+    if r < trucks:  # truck / tanker / bus
+        w, hh, ln = rng.uniform(2.4, 2.55), rng.uniform(3.0, 3.9), rng.uniform(7.0, 14.0)
+    elif r < trucks + 0.2:  # van
+        w, hh, ln = rng.uniform(1.9, 2.1), rng.uniform(1.9, 2.5), rng.uniform(4.8, 6.0)
+    else:
+        w, hh, ln = rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7), rng.uniform(3.8, 4.8)
+    return Box(np.array([xc - w / 2, cam_h - hh, z]), np.array([xc + w / 2, cam_h, z + ln]),
+               "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32), vz)
+
+
+def _add_traffic(rng: np.random.Generator, boxes: list[Box], length: float, cam_h: float, road_half: float,
+                 speed: float, density: float) -> None:
+    """Dense city traffic around the camera (``density`` in (0, 1]): a queue ahead in the camera's
+    lane moving with it (a lead vehicle 6-25 m ahead), a slower queue in the left lane that the
+    camera passes close by, trucks among the parked cars, trees on the sidewalks and an overpass.
+
+    Vehicles that move with the camera show no parallax, so such scenes teach view synthesis the
+    wrong depth for them; they are meant for training with the scenes' exact depth
+    (``loss.depth_weight``) or for evaluation."""
+    gap = lambda: rng.uniform(1.5, 8.0) / density  # noqa: E731  (bumper-to-bumper at density 1)
+    z = rng.uniform(6.0, 25.0)
+    while z < length + 120:  # own lane, moving with the camera
+        boxes.append(_vehicle(rng, 1.75 + rng.uniform(-0.2, 0.2), z, cam_h, speed * rng.uniform(0.9, 1.0), 0.2))
+        z = boxes[-1].hi[2] + gap()
+    z = rng.uniform(-15.0, 10.0)
+    lane_speed = speed * rng.uniform(0.0, 0.7)
+    while z < length + 120:  # left lane, slower: the camera passes them at 1.5-2.5 m
+        boxes.append(_vehicle(rng, -1.75 + rng.uniform(-0.2, 0.2), z, cam_h, lane_speed, 0.3))
+        z = boxes[-1].hi[2] + gap()
+    z = rng.uniform(-10.0, 10.0)
+    while z < length + 120:  # parked at the right curb, trucks among them
+        if rng.random() < density:
+            boxes.append(_vehicle(rng, road_half - 1.2, z, cam_h, 0.0, 0.35))
+            z = boxes[-1].hi[2]
+        z += rng.uniform(1.0, 6.0)
+    for side in (-1, 1):  # trees: a trunk and a crown on the sidewalk
+        z = rng.uniform(0, 15)
+        while z < length + 120:
+            xc, r = side * (road_half + rng.uniform(1.2, 2.5)), rng.uniform(1.2, 2.2)
+            top = cam_h - rng.uniform(4.0, 8.0)
+            boxes.append(Box(np.array([xc - 0.15, top + r, z + r - 0.15]), np.array([xc + 0.15, cam_h, z + r + 0.15]),
+                             "asphalt", np.array([0.35, 0.3, 0.25], np.float32)))
+            boxes.append(Box(np.array([xc - r, top, z]), np.array([xc + r, top + 1.6 * r, z + 2 * r]), "grass",
+                             rng.uniform([0.35, 0.55, 0.25], [0.55, 0.8, 0.4]).astype(np.float32)))
+            z += rng.uniform(6.0, 20.0) / density
+    if rng.random() < 0.6:  # an overpass across the street
+        z0, clear = rng.uniform(25.0, 70.0), rng.uniform(4.5, 6.0)
+        boxes.append(Box(np.array([-40.0, cam_h - clear - 1.2, z0]), np.array([40.0, cam_h - clear, z0 + 12.0]),
+                         "brick", np.array([0.7, 0.7, 0.68], np.float32)))
+
+
+def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, traffic: float = 0.0) -> World:
+    """A random street ``length`` metres long (plus margins); ``traffic`` > 0 adds dense city
+    traffic (:func:`_add_traffic`, at a density of ``traffic`` x U(0.3, 1) per street) and draws the camera speed from 2-11 m/s instead of 8-11."""
     road_half = 5.5  # two 3.5 m lanes plus parking strips
     fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
     bx = (fx[0] - rng.uniform(10, 16), fx[1] + rng.uniform(10, 16))
@@ -147,8 +202,13 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2) ->
         vz = -rng.uniform(8, 12) if oncoming else rng.uniform(9, 11)
         boxes.append(Box(np.array([xc - w / 2, cam_h - hh, z0]), np.array([xc + w / 2, cam_h, z0 + ln]),
                          "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32), vz))
+    speed = float(rng.uniform(8.0, 11.0))
+    light_phase = float(rng.uniform(0, 2 * np.pi))
+    if traffic > 0:
+        speed = float(rng.uniform(2.0, 11.0))
+        _add_traffic(rng, boxes, length, cam_h, road_half, speed, min(float(traffic), 1.0) * rng.uniform(0.3, 1.0))
     return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
-                 speed=float(rng.uniform(8.0, 11.0)), light_phase=float(rng.uniform(0, 2 * np.pi)))
+                 speed=speed, light_phase=light_phase)
 
 
 def intrinsics(height: int, width: int) -> np.ndarray:
@@ -335,13 +395,13 @@ def calib_text(K: np.ndarray, height: int, width: int) -> str:
 
 
 def render_sequence(out: str, seq: int, frames: int, height: int, width: int, seed: int,
-                    moving_cars: int = 2, fps: float = 10.0) -> str:
+                    moving_cars: int = 2, fps: float = 10.0, traffic: float = 0.0) -> str:
     """Render and write one drive; returns its ``<date>/<drive>_sync`` name."""
     from r2sdepth.data.kitti import write_depth_png
     from r2sdepth.atomic import save_png
 
     rng = np.random.default_rng([seed, seq])
-    world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars)
+    world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic)
     phase = rng.uniform(0, 2 * np.pi, 3)
     K = intrinsics(height, width)
     drive = f"{DATE}/{DATE}_drive_{seq:04d}_sync"
@@ -380,21 +440,26 @@ def make_splits(drives: list[str], frames: int) -> dict[str, list[tuple[str, int
 
 def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, height: int = 192,
                width: int = 640, seed: int = 0, workers: int = 1, moving_cars: int = 2,
-               progress: bool = False) -> dict[str, Any]:
-    """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable."""
+               progress: bool = False, traffic: float = 0.0) -> dict[str, Any]:
+    """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable.
+    ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none)."""
     if sequences < 1 or frames < 3:
         raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
     if height < 8 or width < 8:
         raise R2SDepthError("synth image size must be at least 8 x 8")
     out = Path(out)
     K = intrinsics(height, width)
+    if not 0.0 <= traffic <= 1.0:
+        raise R2SDepthError(f"synth traffic density must be in [0, 1], got {traffic}")
     params = {"frames": frames, "height": height, "width": width, "seed": seed, "moving_cars": moving_cars}
+    if traffic > 0:  # (absent when 0: folders made before the option stay resumable)
+        params["traffic"] = traffic
     pfile = out / "synth.json"
     if pfile.is_file():
         import json
 
         old = json.loads(pfile.read_text())
-        if {k: old.get(k) for k in params} != params:
+        if {k: old.get(k) for k in (*params, "traffic") if k in params or k in old} != params:
             raise R2SDepthError(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"
@@ -408,7 +473,7 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences)
             if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
-    args = [(str(out), s, frames, height, width, seed, moving_cars) for s in todo]
+    args = [(str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic) for s in todo]
     bar = None
     if progress:
         from tqdm import tqdm

@@ -68,9 +68,10 @@ class SpikeKittiDataModule(L.LightningDataModule):
     (no padding duplicates), so validation metrics are exact per-image means.
     """
 
-    def __init__(self, cfg: dict[str, Any], modality: str = "fusion") -> None:
+    def __init__(self, cfg: dict[str, Any], modality: str = "fusion", train_gt: bool = False) -> None:
         super().__init__()
         self.cfg = {**DEFAULT_DATA, **cfg}
+        self.train_gt = train_gt  # training batches carry depth_gt (loss.depth_weight > 0)
         if self.cfg["seed"] is None:
             self.cfg["seed"] = 0
         self.modality = modality
@@ -80,7 +81,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
         return SpikeKittiDataset(
             c["root"], split, height=c["height"], width=c["width"], context=tuple(c["context"]),
             window=c["window"], align=c["align"], spike_root=c["spike_root"], sim=c["sim"],
-            seed=c["seed"], augment=train and c["augment"], with_gt=not train, gt_source=c["gt_source"],
+            seed=c["seed"], augment=train and c["augment"], with_gt=(not train) or self.train_gt, gt_source=c["gt_source"],
             need_spikes=self.modality in ("spike", "fusion"),
         )
 

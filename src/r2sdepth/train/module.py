@@ -125,21 +125,49 @@ class DepthModule(L.LightningModule):
         spikes = batch.get("spikes") if self.modality in ("spike", "fusion") else None
         return self.net(rgb=rgb, spikes=spikes)
 
-    def compute_loss(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def compute_loss(self, batch: dict[str, Any], train: bool = True) -> dict[str, Any]:
+        """``photo_weight`` x the view-synthesis loss (+ the student head's) + ``depth_weight`` x
+        the scale-invariant log loss on ``batch["depth_gt"]`` (training batches only)."""
         out = self.forward_depth(batch)
-        poses = self.poses(batch)
         color = batch["color"]
-        sources = [color[:, j] for j in range(1, color.shape[1])]
         cfg = self.net.cfg
-        kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
-                  max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
-        main = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
-        res = {"loss": main["loss"], "photo": main["photo"], "out": out, "poses": poses, "main": main}
-        if "disp_student" in out and self.loss_cfg["student_weight"] > 0:
-            st = self_supervised_loss(out["disp_student"], color[:, 0], sources, poses, batch["K"], **kw)
-            res["loss"] = res["loss"] + self.loss_cfg["student_weight"] * st["loss"]
-            res["photo_student"] = st["photo"]
+        wp, wd = float(self.loss_cfg["photo_weight"]), float(self.loss_cfg["depth_weight"])
+        res: dict[str, Any] = {"out": out, "loss": color.new_zeros(())}
+        if wp > 0 or not train:
+            poses = self.poses(batch)
+            sources = [color[:, j] for j in range(1, color.shape[1])]
+            kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
+                      max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
+            main = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
+            wp = wp if (train or wp > 0) else 1.0  # validation: the photometric loss even when not trained on
+            res.update(loss=wp * main["loss"], photo=main["photo"], poses=poses, main=main)
+            if "disp_student" in out and self.loss_cfg["student_weight"] > 0:
+                st = self_supervised_loss(out["disp_student"], color[:, 0], sources, poses, batch["K"], **kw)
+                res["loss"] = res["loss"] + wp * self.loss_cfg["student_weight"] * st["loss"]
+                res["photo_student"] = st["photo"]
+        if wd > 0 and train:
+            if "depth_gt" not in batch:
+                raise R2SDepthError("loss.depth_weight > 0 needs ground-truth depth in the training batches")
+            sup = 0.0
+            heads = [h for h in ("disp", "disp_student") if h in out]
+            for head in heads:
+                sup = sup + self.depth_supervision(out[head], batch["depth_gt"])
+            res["depth_sup"] = sup / len(heads)
+            res["loss"] = res["loss"] + wd * res["depth_sup"]
         return res
+
+    def depth_supervision(self, disps: dict[int, torch.Tensor], gt: torch.Tensor) -> torch.Tensor:
+        """Mean over output scales of the scale-invariant log loss (``lam`` 0.85) between the
+        predicted depth, upsampled bilinearly to the ground truth's size, and ``gt``
+        (``[B, 1, Hg, Wg]`` metres, 0 = invalid) on its valid pixels below ``max_depth``."""
+        cfg = self.net.cfg
+        valid = ((gt > 0) & (gt < cfg["max_depth"])).to(gt.dtype)
+        losses = []
+        for disp in disps.values():
+            depth = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
+            depth = torch.nn.functional.interpolate(depth, size=gt.shape[-2:], mode="bilinear", align_corners=False)
+            losses.append(si_log_loss(depth, gt.clamp_min(cfg["min_depth"]), valid))
+        return torch.stack(losses).mean()
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -176,12 +204,15 @@ class DepthModule(L.LightningModule):
             return None
         bs = batch["color"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        self.log("train/photo", res["photo"], batch_size=bs)
-        for k in ("photo_student", "trust", "distill_feat", "distill_at", "distill_depth"):
+        if "photo" in res:
+            self.log("train/photo", res["photo"], batch_size=bs)
+        for k in ("photo_student", "depth_sup", "trust", "distill_feat", "distill_at", "distill_depth"):
             if k in res:
                 self.log(f"train/{k}", res[k], batch_size=bs)
         if self.modality == "fusion":
             self.log("train/w_rgb", self.net.w_rgb, batch_size=bs)
+        if "poses" not in res:
+            return loss
         # pose diagnostics: a pose net that collapsed to a constant motion shows t_std ~ 0
         t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1).detach()  # [B, S, 3] metres (up to scale)
         for i, ax in enumerate("xyz"):
@@ -223,7 +254,7 @@ class DepthModule(L.LightningModule):
         bs = batch["color"].shape[0]
         res = None
         if "color" in batch and batch["color"].shape[1] > 1:
-            res = self.compute_loss(batch)
+            res = self.compute_loss(batch, train=False)
             self.log("val/loss", res["loss"], batch_size=bs, sync_dist=True)
         if batch_idx == 0:
             self._log_images(batch, res)
@@ -446,7 +477,7 @@ class DistillModule(DepthModule):
             return value.new_tensor(1.0)
         return (ema_p / ema_t.clamp_min(1e-8)).to(value.dtype)
 
-    def compute_loss(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def compute_loss(self, batch: dict[str, Any], train: bool = True) -> dict[str, Any]:
         c = self.dcfg
         cfg = self.net.cfg
         color = batch["color"]

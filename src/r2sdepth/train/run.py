@@ -124,7 +124,14 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     L.seed_everything(seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
 
-    dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"])
+    lc = cfg.get("loss", {})
+    depth_sup = float(lc.get("depth_weight", 0.0)) > 0
+    if teacher is not None and depth_sup:
+        raise R2SDepthError("loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight")
+    if not depth_sup and float(lc.get("photo_weight", 1.0)) <= 0:
+        raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
+    dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"],
+                              train_gt=depth_sup)
     dm.setup("fit")
     if teacher is not None:
         module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
