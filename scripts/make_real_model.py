@@ -54,20 +54,42 @@ def frame_range(spec: str) -> list[int]:
     return list(range(int(a), int(b or a) + 1))
 
 
+def pretrain(out: Path, sequences: int, steps: int, seed: int) -> Path:
+    """The synthetic pretraining: dense city-traffic scenes (``synth --traffic 0.8``), their spike
+    streams, and a spike-only network trained on their exact depth (``train_spike_traffic_synth``:
+    simulator labels, no real depth labels). Returns its last checkpoint."""
+    cli = [sys.executable, "-m", "r2sdepth.cli"]
+    data, spikes = out / "synth", out / "spike"
+    subprocess.run(cli + ["synth", "--out", str(data), "--sequences", str(sequences), "--frames", "50",
+                          "--size", "64x224", "--traffic", "0.8", "--seed", "1", "--workers", "2"], check=True)
+    subprocess.run(cli + ["build-spike-kitti", "--kitti-root", str(data), "--out", str(spikes), "--cameras", "02",
+                          "--size", "64x224", "--planes-per-frame", "64", "--workers", "2"], check=True)
+    cfg = load_config("train_spike_traffic_synth")
+    sp = data / "splits"
+    apply_overrides(cfg, ["--seed", str(seed), "--data.root", str(data), "--data.spike_root", str(spikes),
+                          "--data.train_split", str(sp / "train_files.txt"), "--data.val_split", str(sp / "val_files.txt"),
+                          "--trainer.max_steps", str(steps), "--trainer.enable_progress_bar", "false"])
+    return Path(run_training(cfg, out / "run", resume=True)["last"])  # the last step, never chosen by depth
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kitti", default=str(KITTI), help="KITTI-layout root of the real footage")
     ap.add_argument("--drive", default=DRIVE)
-    ap.add_argument("--teacher", default="runs/learning_check/fusion/checkpoints/last.ckpt",
-                    help="stage-1 fusion checkpoint trained on synthetic data (benchmarks/learning_check.py)")
+    ap.add_argument("--teacher", help="stage-1 checkpoint trained on synthetic data: spike (default: made here "
+                                      "by --pretrain-* on traffic scenes) or fusion (benchmarks/learning_check.py)")
+    ap.add_argument("--pretrain-sequences", type=int, default=20, help="synthetic traffic sequences (x 50 frames)")
+    ap.add_argument("--pretrain-steps", type=int, default=1000)
     ap.add_argument("--spike-root", help="real spikes (Spike-KITTI layout); default: simulated from the frames")
     ap.add_argument("--train-frames", default="0-19", help="frames used for training, e.g. 0-19")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--eval-frames", help="held-out frames evaluated with the LiDAR (default: all the others)")
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--recipe", choices=["finetune", "distill"], default="finetune",
-                    help="finetune: the fusion teacher by view synthesis (its spike head ships); distill: stage 2 "
-                         "on the real frames from the frozen synthetic teacher (photometric + pseudo-labels)")
+    ap.add_argument("--recipe", choices=["finetune", "distill"], default="distill",
+                    help="finetune: a fusion teacher by view synthesis (its spike head ships); distill: stage 2 "
+                         "on the real frames from the frozen synthetic teacher (photometric + pseudo-labels; a "
+                         "spike teacher: self-distillation, the student starts as the teacher, its pose net trained)")
     ap.add_argument("--depth-weight", type=float, default=1.0, help="distill: weight of the teacher's pseudo-labels")
     ap.add_argument("--out", default="runs/real_adapt")
     ap.add_argument("--ship", action="store_true", help="write the shipped real-footage model")
@@ -76,12 +98,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     frames = list_frame_ids(kitti, a.drive, "02")
     train = [f for f in frame_range(a.train_frames) if f in frames]
-    held = [f for f in frames if f not in train]
+    held = [f for f in (frame_range(a.eval_frames) if a.eval_frames else frames) if f in frames and f not in train]
     tr = set(train)
     targets = [f for f in train if f - 1 in tr and f + 1 in tr]
     write_split(out / "train_files.txt", [Sample(a.drive, f, "l") for f in targets])
     if held:
         write_split(out / "heldout_files.txt", [Sample(a.drive, f, "l") for f in held])
+    if a.teacher is None:
+        a.teacher = str(pretrain(out / "pretrain", a.pretrain_sequences, a.pretrain_steps, a.seed))
     meta = load_file(a.teacher)["r2sdepth"]
     h, w = int(meta["height"]), int(meta["width"])
     sim = meta["data"].get("sim") or {}
@@ -104,6 +128,9 @@ def main() -> None:
             "--data.batch_size", "4", "--distill.adaptive", "false", "--distill.depth_weight", str(a.depth_weight),
             "--optim.lr", str(a.lr), "--trainer.max_steps", str(a.steps),
             "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"])
+        if meta["modality"] == "spike":  # self-distillation: no features to imitate; the pose net learns
+            apply_overrides(cfg, ["--distill.feat_weight", "0", "--distill.at_weight", "0",
+                                  "--distill.pose_trainable", "true"])
         res = run_training(cfg, out / "distill", resume=True, teacher=a.teacher)
     minutes = (time.time() - t) / 60
     ckpt = res["last"]  # the last step: no checkpoint is chosen with depth labels

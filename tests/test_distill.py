@@ -121,8 +121,9 @@ def test_bad_teacher_config():
 
     from r2sdepth.errors import R2SDepthError
 
-    with pytest.raises(R2SDepthError, match="fusion or rgb"):
+    with pytest.raises(R2SDepthError, match="spike-only teacher"):  # no features to imitate
         DistillModule({"model": {**TINY, "modality": "spike"}})
+    DistillModule({"model": {**TINY, "modality": "spike"}}, distill={"feat_weight": 0.0, "at_weight": 0.0})
     with pytest.raises(R2SDepthError, match="feature_target"):
         DistillModule({"model": {**TINY, "modality": "rgb"}}, distill={"feature_target": "fused"})
 

@@ -38,18 +38,21 @@ def data_cfg(root: Path, **kw):
 
 # -- stage 2: the teacher really is frozen ------------------------------------------------------------
 
-def test_teacher_frozen_through_a_real_fit_with_validation(synth):
+@pytest.mark.parametrize("tmod", ["fusion", "spike"])
+def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
     """A real Trainer.fit of stage 2 with a validation between steps: every teacher (and frozen
     pose net) parameter and buffer is byte-identical afterwards, and the teacher's output equals
-    an eval-mode copy's; the frozen modules are in eval mode whenever a training step runs."""
+    an eval-mode copy's; the frozen modules are in eval mode whenever a training step runs.
+    ``spike``: self-distillation from a spike-only teacher (depth pseudo-labels + photometric)."""
     import lightning as L
 
     from r2sdepth.train.datamodule import SpikeKittiDataModule
     from r2sdepth.train.module import DistillModule
 
     torch.manual_seed(0)
-    module = DistillModule({"model": {"modality": "fusion", **TINY}, "pose": {"width": 8}},
-                           data=data_cfg(synth))
+    extra = {"distill": {"feat_weight": 0.0, "at_weight": 0.0}} if tmod == "spike" else {}
+    module = DistillModule({"model": {"modality": tmod, **TINY}, "pose": {"width": 8}},
+                           data=data_cfg(synth), **extra)
     # a teacher whose batch-norm statistics are not the defaults (as after stage 1)
     with torch.no_grad():
         for name, b in module.teacher.named_buffers():
@@ -58,6 +61,9 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth):
             elif name.endswith("running_var"):
                 b.uniform_(0.5, 2.0)
     module.init_from_teacher()
+    if tmod == "spike":  # the student starts as the teacher, batch-norm statistics included
+        t_sd = module.teacher.state_dict()
+        assert all(torch.equal(v, t_sd[k]) for k, v in module.net.state_dict().items())
     frozen = {n: copy.deepcopy(m) for n, m in (("teacher", module.teacher), ("teacher_pose", module.teacher_pose),
                                                 ("pose_net", module.pose_net))}
     seen: list[tuple[bool, ...]] = []
@@ -79,13 +85,14 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth):
         for k, v in ref.state_dict().items():
             assert torch.equal(now[k], v), f"{name}.{k} changed"
     # the student did train
-    assert any(not torch.equal(a, b) for a, b in zip(module.net.decoder.parameters(),
-                                                     frozen["teacher"].student_decoder.parameters()))
+    t_dec = frozen["teacher"].student_decoder if tmod == "fusion" else frozen["teacher"].decoder
+    assert any(not torch.equal(a, b) for a, b in zip(module.net.decoder.parameters(), t_dec.parameters()))
     batch = next(iter(dm.val_dataloader()))
     module.train()  # whatever mode the module is put in, the teacher answers as in eval mode
+    rgb = batch["color_aug"][:, 0] if tmod == "fusion" else None
     with torch.no_grad():
-        got = module.teacher(rgb=batch["color_aug"][:, 0], spikes=batch["spikes"])["disp"][0]
-        want = frozen["teacher"].eval()(rgb=batch["color_aug"][:, 0], spikes=batch["spikes"])["disp"][0]
+        got = module.teacher(rgb=rgb, spikes=batch["spikes"])["disp"][0]
+        want = frozen["teacher"].eval()(rgb=rgb, spikes=batch["spikes"])["disp"][0]
     assert torch.equal(got, want)
 
 

@@ -167,7 +167,7 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 5  # (pre-roll + 4 chunks) x 32 planes / 32
     r = r2("distill", "--config", "distill_synth", "--teacher", st, "--out", tmp_path / "x")
-    assert r.returncode == 2 and "stage-1 fusion or rgb" in r.stderr
+    assert r.returncode == 2 and "stage-1 fusion, rgb or spike" in r.stderr
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")

@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(
             name, formatter_class=argparse.RawDescriptionHelpFormatter,
             help="stage 1: train an rgb / spike / fusion depth network (Lightning)" if not stage2 else
-            "stage 2: distil a stage-1 fusion (or rgb) teacher into a spike-only student",
+            "stage 2: distil a stage-1 fusion (or rgb, or spike) teacher into a spike-only student",
             epilog="config keys (set in the YAML file or as --section.key VALUE; defaults shown):\n"
                    + config_help(stage2=stage2)
                    + ("\n  (stage 2 takes model.* and pose.* from the teacher; data.* defaults to the teacher's)"

@@ -100,19 +100,23 @@ class World:
     boxes: list[Box] = field(default_factory=list)
     speed: float = 10.0
     light_phase: float = 0.0
+    pitch: float = 0.0  # constant camera pitch (rad): where the horizon sits varies between rigs
+    sky: float = 1.0  # sky brightness factor (> 1: overexposed, as in real driving footage)
 
 
 def _vehicle(rng: np.random.Generator, xc: float, z: float, cam_h: float, vz: float, trucks: float) -> Box:
     """A car, van or truck (with probability ``trucks``) centred at lateral ``xc``, rear at ``z``."""
     r = rng.random()
     if r < trucks:  # truck / tanker / bus
-        w, hh, ln = rng.uniform(2.4, 2.55), rng.uniform(3.0, 3.9), rng.uniform(7.0, 14.0)
+        w, hh, ln = rng.uniform(2.4, 2.55), rng.uniform(3.0, 4.0), rng.uniform(7.0, 14.0)
     elif r < trucks + 0.2:  # van
         w, hh, ln = rng.uniform(1.9, 2.1), rng.uniform(1.9, 2.5), rng.uniform(4.8, 6.0)
     else:
         w, hh, ln = rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7), rng.uniform(3.8, 4.8)
+    # a third of real vehicles are white or silver: bright, low-texture surfaces that are near
+    tint = np.full(3, rng.uniform(0.85, 1.0)) if rng.random() < 0.35 else rng.uniform(0.2, 1.0, 3)
     return Box(np.array([xc - w / 2, cam_h - hh, z]), np.array([xc + w / 2, cam_h, z + ln]),
-               "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32), vz)
+               "metal", tint.astype(np.float32), vz)
 
 
 def _add_traffic(rng: np.random.Generator, boxes: list[Box], length: float, cam_h: float, road_half: float,
@@ -158,7 +162,9 @@ def _add_traffic(rng: np.random.Generator, boxes: list[Box], length: float, cam_
 
 def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, traffic: float = 0.0) -> World:
     """A random street ``length`` metres long (plus margins); ``traffic`` > 0 adds dense city
-    traffic (:func:`_add_traffic`, at a density of ``traffic`` x U(0.3, 1) per street) and draws the camera speed from 2-11 m/s instead of 8-11."""
+    traffic (:func:`_add_traffic`, at a density of ``traffic`` x U(0.3, 1) per street), draws the
+    camera speed from 2-11 m/s instead of 8-11, a constant camera pitch of +-0.03 rad (the horizon
+    moves by up to 6% of the image height) and a sky brightness of x0.8-1.3 (overexposed)."""
     road_half = 5.5  # two 3.5 m lanes plus parking strips
     fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
     bx = (fx[0] - rng.uniform(10, 16), fx[1] + rng.uniform(10, 16))
@@ -207,6 +213,9 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
     if traffic > 0:
         speed = float(rng.uniform(2.0, 11.0))
         _add_traffic(rng, boxes, length, cam_h, road_half, speed, min(float(traffic), 1.0) * rng.uniform(0.3, 1.0))
+        return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
+                     speed=speed, light_phase=light_phase, pitch=float(rng.uniform(-0.03, 0.03)),
+                     sky=float(rng.uniform(0.8, 1.3)))
     return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
                  speed=speed, light_phase=light_phase)
 
@@ -220,7 +229,7 @@ def camera_pose(world: World, t: float, rng_phase: np.ndarray) -> np.ndarray:
     """Camera-to-world ``[4, 4]`` at time ``t`` seconds."""
     a, b, c = rng_phase
     yaw = 0.03 * np.sin(0.7 * t + a)
-    pitch = 0.01 * np.sin(1.3 * t + b)
+    pitch = world.pitch + 0.01 * np.sin(1.3 * t + b)
     x = 1.75 + 0.3 * np.sin(0.5 * t + c)  # right-hand lane
     z = world.speed * t
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
@@ -337,7 +346,7 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
     rgb = np.empty((n, 3), np.float32)
     sky = mat < 0
     vv = v.ravel()[sky] / height
-    rgb[sky] = np.stack([0.55 + 0.3 * vv, 0.7 + 0.2 * vv, 0.95 + 0.0 * vv], -1)
+    rgb[sky] = np.stack([0.55 + 0.3 * vv, 0.7 + 0.2 * vv, 0.95 + 0.0 * vv], -1) * world.sky
     p = c[:, None] + d * np.where(np.isfinite(best), best, 0)[None]
     px, py, pz = p
 

@@ -8,7 +8,9 @@ the RGB frames (the spike window is aligned with frame t).
 Stage 2 (:class:`DistillModule`, ``r2sdepth distill``). Teacher: a stage-1 checkpoint (``fusion``,
 or ``rgb``), frozen: no gradients, batch norm in eval mode. Student: an ``R2SDepthNet`` of modality ``spike`` with the teacher's sizes, initialised
 from the teacher's spike branch (representation + encoder) and spike decoder when the teacher has
-them. The student's forward takes a spike window only.
+them. The student's forward takes a spike window only. A stage-1 ``spike`` teacher is
+self-distillation (e.g. adapting to new footage while anchored to the model it starts from): the
+student starts as a copy of it, and only ``L_photo`` and ``L_depth`` apply.
 
 Loss (each term has a weight in ``distill``; a weight of 0 switches it off)::
 
@@ -367,7 +369,12 @@ def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[st
     """Refuse stage-2 settings the teacher cannot serve (before any data is touched)."""
     if dcfg["pixel"] not in ("hard", "soft", "none"):
         raise R2SDepthError(f"distill.pixel must be hard, soft or none, got {dcfg['pixel']!r}")
+    if teacher_modality == "spike" and (dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0):
+        raise R2SDepthError("a spike-only teacher (self-distillation) serves distill.depth_weight and the "
+                            "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0")
     target = dcfg["feature_target"]
+    if teacher_modality == "spike":
+        return dcfg
     if target not in ("fused", "rgb") or (target == "fused" and teacher_modality != "fusion"):
         raise R2SDepthError(f"distill.feature_target {target!r} is not available from a {teacher_modality} "
                             "teacher (fused features need a fusion teacher; use rgb)")
@@ -395,8 +402,8 @@ class DistillModule(DepthModule):
                  optim: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
                  steps_per_epoch: int | None = None, distill: dict[str, Any] | None = None) -> None:
         tmodel = dict(teacher["model"])
-        if tmodel["modality"] not in ("fusion", "rgb"):
-            raise R2SDepthError(f"the teacher must be a fusion or rgb model, got {tmodel['modality']!r}")
+        if tmodel["modality"] not in ("fusion", "rgb", "spike"):
+            raise R2SDepthError(f"the teacher must be a fusion, rgb or spike model, got {tmodel['modality']!r}")
         student = {**tmodel, "modality": "spike"}
         super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
         self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
@@ -422,7 +429,10 @@ class DistillModule(DepthModule):
     def init_from_teacher(self) -> None:
         """Copy the teacher's pose net (always) and spike branch + spike decoder (if it has them)."""
         self.pose_net.load_state_dict(self.teacher_pose.state_dict())
-        if not self.dcfg["init_from_teacher"] or self.teacher.modality != "fusion":
+        if not self.dcfg["init_from_teacher"] or self.teacher.modality == "rgb":
+            return
+        if self.teacher.modality == "spike":  # the same network: the student starts as the teacher
+            self.net.load_state_dict(self.teacher.state_dict())
             return
         self.net.spike.load_state_dict(self.teacher.spike.state_dict())
         if hasattr(self.teacher, "student_decoder"):
@@ -492,8 +502,9 @@ class DistillModule(DepthModule):
             with torch.no_grad():
                 poses = self.poses(batch)
         with torch.no_grad():
-            tout = self.teacher(rgb=batch["color_aug"][:, 0],
-                                spikes=batch["spikes"] if self.teacher.modality == "fusion" else None)
+            tm = self.teacher.modality
+            tout = self.teacher(rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
+                                spikes=batch["spikes"] if tm != "rgb" else None)
             tposes = poses if not c["pose_trainable"] else self.poses(batch, self.teacher_pose)
             tmaps = self_supervised_loss({0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw)["maps"][0]
         st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
@@ -502,7 +513,7 @@ class DistillModule(DepthModule):
                                      c["pixel"] if c["adaptive"] else "none")
         loss = c["photo_weight"] * st["loss"] if c["photo_weight"] > 0 else st["loss"].new_zeros(())
         res: dict[str, Any] = {"photo": st["photo"], "out": out, "poses": poses, "main": st, "trust": pix.mean()}
-        tfeat = tout["feat_fused"] if c["feature_target"] == "fused" else tout["feat_rgb"]
+        tfeat = tout.get("feat_fused" if c["feature_target"] == "fused" else "feat_rgb")
         terms: dict[str, torch.Tensor] = {}
         if c["feat_weight"] > 0:
             terms["feat"] = feature_distill_loss([m(f) for m, f in zip(self.connectors, out["feat_spike"])], tfeat, pix)
