@@ -1,23 +1,29 @@
 """Adapt a synthetic-trained model to unlabelled real driving footage; optionally ship it.
 
-The recipe (self-supervised: the LiDAR is never used for training or for choosing a checkpoint;
-the last checkpoint is taken):
+The recipe (no real depth labels: the LiDAR is never used for training or for choosing a
+checkpoint; the last checkpoint of every run is taken):
 
-1. spikes are simulated from the real RGB frames (``build-spike-kitti``, the model's camera
+1. synthetic pretraining (skipped with ``--teacher``): dense city-traffic scenes
+   (``r2sdepth synth --traffic 0.8``: queues moving with the camera, trucks passed at 1.5-2.5 m,
+   white vehicles, trees, overpasses, varied pitch and sky), their spike streams, and a
+   spike-only network trained on the scenes' exact depth (``train_spike_traffic_synth``:
+   simulator labels; view synthesis cannot learn vehicles that move with the camera);
+2. spikes are simulated from the real RGB frames (``build-spike-kitti``, the model's camera
    settings: 64 planes per frame, pre-roll before frame 0), or a user's real spikes are used;
-2. the stage-1 fusion teacher (RGB + spike, trained on synthetic streets) is fine-tuned by view
-   synthesis on the real frames (``r2sdepth train --init_from``): its fused head and its spike-only
-   (student) head both learn from the photometric loss of the real frames; the RGB weight of the
-   fusion is held at the value it had at the end of synthetic training;
-3. the spike-only path of the last checkpoint is the adapted spike-only model.
+3. ``--recipe distill`` (default): stage 2 on the real frames with the synthetic model as the
+   frozen teacher. With a spike teacher this is self-distillation: the student starts as the
+   teacher and learns from the real frames' photometric loss (its own pose net, trained) while
+   the teacher's depth anchors it (``--depth-weight``, scale-invariant log loss); with a fusion
+   teacher it is R2SDepth's stage 2. ``--recipe finetune`` fine-tunes a fusion teacher by view
+   synthesis (``adapt_config``) and ships its spike head.
 
 Held-out check: frames ``--train-frames`` (default 0-19) are used for training (targets 1-18: a
-target's neighbours must be training frames too), the rest of the drive's frames (20-29) are
-evaluated with the LiDAR (Eigen protocol: Garg crop, 80 m, per-image median scaling) before and
-after, beside the constant + median-scaling baseline.
+target's neighbours must be training frames too), ``--eval-frames`` (default: the drive's other
+frames, 20-29) are evaluated with the LiDAR (Eigen protocol: Garg crop, 80 m, per-image median
+scaling) before and after, beside the constant + median-scaling baseline.
 
-    python scripts/make_real_model.py --out runs/real_adapt                          # 0-19 -> 20-29
-    python scripts/make_real_model.py --out runs/real_ship --ship          # the same, shipped if it passes
+    python scripts/make_real_model.py --out runs/real_adapt                 # pretrain, 0-19 -> 20-29
+    python scripts/make_real_model.py --out runs/real_adapt --ship          # the same, shipped if it passes
 
 ``--ship`` writes the slim spike-only checkpoint ``src/r2sdepth/assets/real_spike_64x224.ckpt``
 (``r2sdepth demo --real`` runs it; ``--checkpoint real`` anywhere), and only when its abs_rel on
