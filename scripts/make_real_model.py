@@ -60,6 +60,25 @@ def frame_range(spec: str) -> list[int]:
     return list(range(int(a), int(b or a) + 1))
 
 
+def before_after_figure(kitti: Path, drive: str, frames: list[int], before: list, after: list, path: Path) -> None:
+    """Three held-out frames (first, middle, last), one row each: RGB at the network size |
+    inverse depth before | after adaptation (magma, bright = near, each map's own range)."""
+    import numpy as np
+    from PIL import Image
+
+    from r2sdepth.atomic import save_png
+    from r2sdepth.data.kitti import image_path
+    from r2sdepth.viz import colorize
+
+    rows = []
+    for i in sorted({0, len(frames) // 2, len(frames) - 1}):
+        h, w = before[i].shape
+        rgb = np.asarray(Image.open(image_path(kitti, drive, frames[i], "02")).convert("RGB").resize((w, h), Image.BILINEAR))
+        rows.append(np.concatenate([rgb] + [colorize(1.0 / np.maximum(p[i], 1e-3)) for p in (before, after)], 1))
+    big = np.concatenate(rows, 0).repeat(2, 0).repeat(2, 1)
+    save_png(path, big)
+
+
 def pretrain(out: Path, sequences: int, steps: int, seed: int) -> Path:
     """The synthetic pretraining: dense city-traffic scenes (``synth --traffic 0.8``), their spike
     streams, and a spike-only network trained on their exact depth (``train_spike_traffic_synth``:
@@ -145,10 +164,13 @@ def main() -> None:
         split = out / "heldout_files.txt"
         gts = ev.split_gt(kitti, split, "velodyne")
         results["constant + median scaling"] = ev.constant_median_baseline(gts)
+        both = []
         for name, c in (("before: synthetic teacher's spike path", a.teacher),
                         (f"after: adapted spike-only ({a.recipe}, {a.steps} steps)", ckpt)):
             preds, _ = predict_split(c, kitti, split, spike_root=spikes, modality="spike")
             results[name] = ev.evaluate_depths(preds, gts)
+            both.append(preds)
+        before_after_figure(kitti, a.drive, held, *both, out / "before_after.png")
         if a.recipe == "finetune":
             preds, _ = predict_split(ckpt, kitti, split, spike_root=spikes, modality="fusion")
             results["after: adapted fusion teacher (RGB + spike)"] = ev.evaluate_depths(preds, gts)
