@@ -107,6 +107,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "traffic-lead-not-moving": (
         "src/r2sdepth/data/synthetic.py", "cam_h, speed * rng.uniform(0.9, 1.0), 0.2))", "cam_h, 0.0 * rng.uniform(0.9, 1.0), 0.2))",
         ["tests/test_synthetic.py::test_traffic_lead_vehicle_keeps_its_distance_and_is_in_the_exact_depth"]),
+    "selfdistill-student-not-from-teacher": (
+        "src/r2sdepth/train/module.py", "            self.net.load_state_dict(self.teacher.state_dict())\n", "",
+        ["tests/test_learning_core.py::test_teacher_frozen_through_a_real_fit_with_validation"]),
     "api-window-unpadded": (
         "src/r2sdepth/api.py", '        mode = "resize" if net_size is not None else "pad"', '        mode = "resize"',
         ["tests/test_interfaces.py::test_python_api_equals_the_cli_and_checks_its_input"]),
