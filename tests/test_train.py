@@ -277,7 +277,8 @@ def test_depth_supervised_training_through_the_cli_learns(synth_long, tmp_path):
               "--data.train_split", sp / "train_files.txt", "--data.val_split", sp / "val_files.txt",
               "--data.gt_source", "exact", *CFG_OVERRIDES, "--trainer.check_val_every_n_epoch", "4"]
     r = r2("train", *common, "--loss.photo_weight", "0", "--loss.depth_weight", "0", "--trainer.max_steps", "1")
-    assert r.returncode == 2 and "needs loss.depth_weight > 0" in r.stderr and not (run / "checkpoints").exists()
+    assert r.returncode == 2 and "needs loss.depth_weight > 0" in r.stderr and not run.exists()  # nothing written
+    assert len(r.stderr.strip().splitlines()) == 1
     r = r2("train", *common, "--loss.photo_weight", "0", "--loss.depth_weight", "1", "--optim.lr", "1e-3",
            "--trainer.max_steps", "60")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -286,7 +287,31 @@ def test_depth_supervised_training_through_the_cli_learns(synth_long, tmp_path):
     assert "train/depth_sup" in cols and "val/abs_rel" in cols
     assert "train/photo" not in cols and not any(c.startswith("pose/") for c in cols)
     ck = run / "checkpoints" / "last.ckpt"
+    # a depth-supervised run trains no pose net: it cannot be a distillation teacher once slimmed
+    from r2sdepth.export import slim_checkpoint
+
+    slim = slim_checkpoint(ck, tmp_path / "slim.ckpt")
+    r = r2("distill", "--config", "distill_synth", "--teacher", slim, "--out", tmp_path / "d")
+    assert r.returncode == 2 and "slim checkpoint has no pose network" in r.stderr and not (tmp_path / "d").exists()
+    r = r2("distill", "--config", "distill_synth", "--teacher", ck, "--out", tmp_path / "d", "--loss.depth_weight", "1",
+           "--distill.feat_weight", "0", "--distill.at_weight", "0")
+    assert r.returncode == 2 and "stage-1 (train) option" in r.stderr and not (tmp_path / "d").exists()
     gts = ev.split_gt(data, sp / "train_files.txt")
     preds, _ = predict_split(ck, data, sp / "train_files.txt")
     model, const = ev.evaluate_depths(preds, gts)["abs_rel"], ev.constant_median_baseline(gts)["abs_rel"]
     assert model < 0.8 * const, (model, const)
+
+
+def test_depth_supervised_batches_read_no_context_frames(synth):
+    """photo_weight 0: training samples carry frame t and its ground truth only (no context frames
+    read); validation samples keep their context frames for the photometric validation loss."""
+    from r2sdepth.train.datamodule import SpikeKittiDataModule
+
+    sp = synth / "splits"
+    cfg = {"root": str(synth), "train_split": str(sp / "train_files.txt"), "val_split": str(sp / "val_files.txt"),
+           "height": 64, "width": 96, "window": 32, "sim": {"planes_per_frame": 32}, "gt_source": "exact"}
+    dm = SpikeKittiDataModule(cfg, "spike", train_gt=True, train_context=False)
+    dm.setup("fit")
+    tr, va = dm.train_ds[0], dm.val_ds[0]
+    assert tr["color"].shape[0] == 1 and tr["depth_gt"].shape[-2:] == (64, 96) and float(tr["depth_gt"].max()) > 0
+    assert va["color"].shape[0] == 3

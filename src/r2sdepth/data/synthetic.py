@@ -468,7 +468,7 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
         import json
 
         old = json.loads(pfile.read_text())
-        if {k: old.get(k) for k in (*params, "traffic") if k in params or k in old} != params:
+        if {k: old.get(k) for k in set(params) | ({"traffic"} & set(old))} != params:
             raise R2SDepthError(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"

@@ -68,10 +68,12 @@ class SpikeKittiDataModule(L.LightningDataModule):
     (no padding duplicates), so validation metrics are exact per-image means.
     """
 
-    def __init__(self, cfg: dict[str, Any], modality: str = "fusion", train_gt: bool = False) -> None:
+    def __init__(self, cfg: dict[str, Any], modality: str = "fusion", train_gt: bool = False,
+                 train_context: bool = True) -> None:
         super().__init__()
         self.cfg = {**DEFAULT_DATA, **cfg}
         self.train_gt = train_gt  # training batches carry depth_gt (loss.depth_weight > 0)
+        self.train_context = train_context  # training batches carry the context frames (photometric loss)
         if self.cfg["seed"] is None:
             self.cfg["seed"] = 0
         self.modality = modality
@@ -82,7 +84,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
             c["root"], split, height=c["height"], width=c["width"], context=tuple(c["context"]),
             window=c["window"], align=c["align"], spike_root=c["spike_root"], sim=c["sim"],
             seed=c["seed"], augment=train and c["augment"], with_gt=(not train) or self.train_gt, gt_source=c["gt_source"],
-            need_spikes=self.modality in ("spike", "fusion"),
+            need_spikes=self.modality in ("spike", "fusion"), need_rgb=self.train_context or not train,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -141,7 +141,7 @@ class DepthModule(L.LightningModule):
             kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
                       max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
             main = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
-            wp = wp if (train or wp > 0) else 1.0  # validation: the photometric loss even when not trained on
+            wp = wp if wp > 0 else 1.0  # (validation of a depth-supervised run: the plain photometric loss)
             res.update(loss=wp * main["loss"], photo=main["photo"], poses=poses, main=main)
             if "disp_student" in out and self.loss_cfg["student_weight"] > 0:
                 st = self_supervised_loss(out["disp_student"], color[:, 0], sources, poses, batch["K"], **kw)

@@ -87,6 +87,10 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
     if teacher is not None:
         check_distill_config(cfg["distill"], cfg["model"]["modality"])
         cfg["teacher"] = str(teacher)
+        if cfg["loss"]["depth_weight"] > 0:
+            raise R2SDepthError("loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight")
+    elif cfg["loss"]["photo_weight"] <= 0 and cfg["loss"]["depth_weight"] <= 0:
+        raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
     d = cfg["data"]
     if d["seed"] is None:
         d["seed"] = int(cfg["seed"])
@@ -124,14 +128,10 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     L.seed_everything(seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
 
-    lc = cfg.get("loss", {})
-    depth_sup = float(lc.get("depth_weight", 0.0)) > 0
-    if teacher is not None and depth_sup:
-        raise R2SDepthError("loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight")
-    if not depth_sup and float(lc.get("photo_weight", 1.0)) <= 0:
-        raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
+    lc = cfg["loss"]
     dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"],
-                              train_gt=depth_sup)
+                              train_gt=teacher is None and lc["depth_weight"] > 0,
+                              train_context=teacher is not None or lc["photo_weight"] > 0)
     dm.setup("fit")
     if teacher is not None:
         module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
