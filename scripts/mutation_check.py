@@ -113,6 +113,35 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "api-window-unpadded": (
         "src/r2sdepth/api.py", '        mode = "resize" if net_size is not None else "pad"', '        mode = "resize"',
         ["tests/test_interfaces.py::test_python_api_equals_the_cli_and_checks_its_input"]),
+    "camera-height-largest-plane": (
+        "src/r2sdepth/metric.py", "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
+        "int(np.sum(np.abs(r) < tol))", ["tests/test_metric.py::test_camera_height_takes_the_lowest_surface_not_the_largest"]),
+    "camera-height-y-up": (
+        "src/r2sdepth/metric.py", "(v - cy) / fy * depth", "(cy - v) / fy * depth",
+        ["tests/test_metric.py::test_camera_height_recovers_a_known_scale", "tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels"]),
+    "camera-height-run-per-image": (
+        "src/r2sdepth/evaluate.py", "fill if (f is None or per_run) else f", "fill if f is None else f",
+        ["tests/test_metric.py::test_camera_height_run_uses_one_factor_for_every_image"]),
+    "stereo-flip-keeps-baseline-sign": (
+        "src/r2sdepth/data/spike_kitti.py", "            T[0, 3] = -T[0, 3]\n", "            T[0, 3] = T[0, 3]\n",
+        ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"]),
+    "stereo-transform-reversed": (
+        "src/r2sdepth/data/kitti.py", "t = np.linalg.solve(b.K, b.P_rect[:, 3]) - np.linalg.solve(a.K, a.P_rect[:, 3])",
+        "t = np.linalg.solve(a.K, a.P_rect[:, 3]) - np.linalg.solve(b.K, b.P_rect[:, 3])",
+        ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"]),
+    "stereo-view-not-a-source": (
+        "src/r2sdepth/train/module.py", "        return [*sources, batch[\"color_stereo\"]], [*poses, batch[\"T_stereo\"].float()]",
+        "        return sources, poses", ["tests/test_metric.py::test_stereo_view_is_a_source_of_the_photometric_loss"]),
+    "velocity-squared-distance": (
+        "src/r2sdepth/losses.py", "t = torch.stack([p[:, :3, 3] for p in poses], 1).norm(dim=-1)",
+        "t = torch.stack([p[:, :3, 3] for p in poses], 1).pow(2).sum(-1)", ["tests/test_metric.py::test_velocity_loss_by_hand"]),
+    "travel-from-wrong-frame": (
+        "src/r2sdepth/data/spike_kitti.py", "np.linalg.norm(at(frame + o) - at(frame))",
+        "np.linalg.norm(at(frame + 2 * o) - at(frame))", ["tests/test_metric.py::test_travel_distances_from_poses"]),
+    "ply-colour-channels-swapped": (
+        "src/r2sdepth/pointcloud.py", 'v["red"], v["green"], v["blue"] = np.asarray(colors, np.uint8).T',
+        'v["blue"], v["green"], v["red"] = np.asarray(colors, np.uint8).T',
+        ["tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels"]),
 }
 
 

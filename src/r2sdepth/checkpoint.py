@@ -135,6 +135,39 @@ SHIPPED_CHECKPOINTS: dict[str, Path] = {
 }
 
 
+# What the metadata cannot say: output units and the measured ratio ground truth / prediction
+# (per-image median ratios, Garg crop, 80 m; `r2sdepth eval --checkpoint NAME --scaling none`).
+SHIPPED_NOTES: dict[str, dict[str, str]] = {
+    "demo": {
+        "units": "relative depth (model units, about 0.1-0.4; metres up to one scale)",
+        "typical_scale": "metres = x64 on the synthetic learning-check scenes, x58 on KITTI drive 0005 "
+                         "(frames 0-29), x84 on drive 0009 (frames 0-50): use --camera-height or --scale",
+        "trained_on": "synthetic streets, stage-2 distillation (scripts/make_demo_model.py)",
+    },
+    "real": {
+        "units": "near metres (trained with synthetic exact depth, then self-distilled on real footage)",
+        "typical_scale": "metres = x0.74 on KITTI drive 0005 (frames 0-29), x1.13 on drive 0009 (frames 0-50)",
+        "trained_on": "synthetic traffic (exact depth) + self-distillation on KITTI drive 0005 frames 0-19 "
+                      "(no LiDAR; scripts/make_real_model.py)",
+    },
+}
+
+
+def shipped_models() -> list[dict[str, Any]]:
+    """One row per shipped checkpoint: name, file, modality, window (planes) and its planes per
+    second, trained size, output units and the typical scale to metres."""
+    rows = []
+    for name, path in SHIPPED_CHECKPOINTS.items():
+        meta = load_file(path).get("r2sdepth", {})
+        sim = (meta.get("data") or {}).get("sim") or {}
+        ppf, fps = int(sim.get("planes_per_frame", 64)), float(sim.get("video_fps", 10.0))
+        rows.append({"name": name, "path": str(path), "modality": meta.get("modality"),
+                     "window_planes": meta.get("window"), "planes_per_second": ppf * fps,
+                     "window_s": meta.get("window") / (ppf * fps) if meta.get("window") else None,
+                     "trained_size": [meta.get("height"), meta.get("width")], **SHIPPED_NOTES.get(name, {})})
+    return rows
+
+
 def checkpoint_path(name_or_path: str | os.PathLike) -> Path:
     """A checkpoint file, or the name of a shipped one (``demo``: the shipped spike-only model)."""
     p = Path(name_or_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from r2sdepth import __version__
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -44,6 +45,13 @@ def _hw(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: rows and columns must be positive")
     return h, w
+
+
+def _intrinsics(text: str) -> tuple[float, float, float, float]:
+    try:
+        return parse_intrinsics(text)
+    except R2SDepthError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # One vocabulary for sizes, rows x columns everywhere:
@@ -148,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--traffic", type=float, default=0.0,
                    help="dense city traffic, density 0-1 (vehicles moving with the camera: train such "
                         "scenes with their exact depth, loss.depth_weight)")
+    s.add_argument("--stereo", action="store_true",
+                   help="also render the right camera (image_03, 0.54 m baseline as KITTI) for stereo training")
 
     s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
     s.add_argument("--kitti-root", required=True)
@@ -172,8 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", choices=["garg", "eigen", "none"], default="garg")
     s.add_argument("--min-depth", type=float, default=1e-3)
     s.add_argument("--max-depth", type=float, default=80.0)
-    s.add_argument("--no-median-scaling", action="store_true")
-    s.add_argument("--scale", type=float, default=1.0, help="fixed scale applied to predictions")
+    s.add_argument("--scaling", choices=["median", "camera-height", "camera-height-run", "none", "fixed"],
+                   help="how predictions are scaled: median (per image, the ground truth's median ratio; the "
+                        "default), camera-height (per image, the fitted ground plane puts the camera at "
+                        "--camera-height: no ground truth used), camera-height-run (the median of those factors "
+                        "for every image: one camera per run), none (as predicted: metric models), fixed (x --scale)")
+    s.add_argument("--camera-height", type=float, default=KITTI_CAMERA_HEIGHT,
+                   help="metres above the ground, for --scaling camera-height (default %(default)s: KITTI)")
+    s.add_argument("--no-median-scaling", action="store_true", help="same as --scaling fixed (x --scale, default 1)")
+    s.add_argument("--scale", type=float, default=1.0, help="fixed scale applied to predictions (--scaling fixed)")
     s.add_argument("--baseline-split", help="also report the mean-training-depth baseline (train split file)")
     s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--device", default="cpu")
@@ -218,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio); "
                    "makes the depths metric: KITTI 16-bit PNGs (depth x 256) instead of float32 TIFFs")
     s.add_argument("--metric", action="store_true", help="the model's depths are metres already (KITTI 16-bit PNGs)")
+    cam = s.add_argument_group("camera (inputs without a calibration; a rig sequence has its own)")
+    cam.add_argument("--intrinsics", type=_intrinsics, metavar="FX,FY,CX,CY",
+                     help="pinhole intrinsics in pixels at the input's size")
+    cam.add_argument("--fov", type=float, metavar="DEG", help="... or the horizontal field of view (centred, square pixels)")
+    cam.add_argument("--camera-height", type=float, metavar="M",
+                     help="metric depth: scale each map so that the camera sits M metres above the fitted ground "
+                          "plane (KITTI: 1.65; needs the intrinsics and the road in the lower image)")
+    cam.add_argument("--pointcloud", action="store_true",
+                     help="also pointcloud/NAME.ply per output (x, y, z in the depth's units, camera frame; coloured)")
     s.add_argument("--gif", help="side-by-side animation TFP | depth (| RGB) as GIF")
     s.add_argument("--mp4", help="... and/or MP4 (needs imageio-ffmpeg: pip install 'r2sdepth[video]')")
     _geometry_args(s)
@@ -228,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output file")
     s.add_argument("--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)")
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
+
+    s = sub.add_parser("models", help="the shipped models: modality, window and rate, trained size, units, scale")
+    s.add_argument("--json", action="store_true", help="print one JSON list")
 
     s = sub.add_parser("demo", help="run the main job on embedded default data")
     s.add_argument("--out", help="output folder (default r2sdepth-demo, with --real r2sdepth-demo-real)")
@@ -322,7 +351,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
     res = synthesize(a.out, sequences=a.sequences, frames=a.frames, height=a.size[0], width=a.size[1],
                      seed=a.seed, workers=a.workers, moving_cars=a.moving_cars, progress=sys.stderr.isatty(),
-                     traffic=a.traffic)
+                     traffic=a.traffic, stereo=a.stereo)
     print(f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
           f"({res['rendered']} rendered now); splits: {res['splits']}")
     return 0
@@ -341,8 +370,11 @@ def _cmd_export_gt(a: argparse.Namespace) -> int:
 def _cmd_eval(a: argparse.Namespace) -> int:
     from r2sdepth import evaluate as ev
 
-    kw = dict(crop=a.crop, min_depth=a.min_depth, max_depth=a.max_depth,
-              median_scaling=not a.no_median_scaling, scale=a.scale)
+    if a.no_median_scaling and a.scaling not in (None, "fixed"):
+        raise R2SDepthError(f"--no-median-scaling contradicts --scaling {a.scaling}")
+    scaling = a.scaling or ("fixed" if a.no_median_scaling or a.scale != 1.0 else "median")
+    kw = dict(crop=a.crop, min_depth=a.min_depth, max_depth=a.max_depth, scaling=scaling, scale=a.scale,
+              camera_height=a.camera_height)
     if a.gt:
         gts = ev.load_npz_maps(a.gt)
         gt_source = ev.npz_attribute(a.gt, "gt_source") or f"file {Path(a.gt).name} (source not recorded)"
@@ -360,16 +392,21 @@ def _cmd_eval(a: argparse.Namespace) -> int:
             import numpy as np
 
             preds = [1.0 / np.maximum(p, 1e-6) for p in preds]
+        if scaling.startswith("camera-height"):
+            if not (a.data and a.split):
+                raise R2SDepthError("--scaling camera-height with --pred needs --data and --split (the intrinsics)")
+            kw["intrinsics"] = ev.split_intrinsics(a.data, a.split, [p.shape[-2:] for p in preds])
         rows[Path(a.pred).stem] = ev.evaluate_depths(preds, gts, **kw)
     elif a.checkpoint:
         from r2sdepth.infer import predict_split
 
         if not (a.data and a.split):
             raise R2SDepthError("--checkpoint needs --data and --split")
+        Ks: list = []
         preds, name = predict_split(checkpoint_path(a.checkpoint), a.data, a.split, modality=a.modality,
                                     spike_root=a.spike_root, batch_size=a.batch_size, device=a.device,
-                                    progress=sys.stderr.isatty())
-        rows[name] = ev.evaluate_depths(preds, gts, **kw)
+                                    progress=sys.stderr.isatty(), intrinsics=Ks)
+        rows[name] = ev.evaluate_depths(preds, gts, **kw, intrinsics=Ks)
     else:
         raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")
     if a.baseline_split:
@@ -434,7 +471,8 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     res = run_infer(checkpoint_path(a.checkpoint), a.input, a.out, window=a.window, stride_planes=a.stride_planes,
                     stride_frames=a.stride_frames, net_size=a.net_size, device=a.device, batch_size=a.batch_size, scale=a.scale,
                     modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty(),
-                    metric=True if a.metric else None)
+                    metric=True if a.metric else None, intrinsics=a.intrinsics, fov=a.fov,
+                    pointcloud=a.pointcloud, camera_height=a.camera_height)
     print(f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
           f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
           + (f"; GIF {a.gif}" if a.gif else "") + (f"; MP4 {a.mp4}" if a.mp4 else ""))
@@ -453,6 +491,25 @@ def _cmd_export(a: argparse.Namespace) -> int:
     r = export_model(checkpoint_path(a.checkpoint), a.format, a.out, height=h, width=w, window=a.window)
     print(f"{r['format']} model {r['path']}: input {r['input']}; max |exported - PyTorch| = "
           f"{r['max_abs_diff']:.3g} ({r['checked_with']})")
+    return 0
+
+
+@_command("models")
+def _cmd_models(a: argparse.Namespace) -> int:
+    from r2sdepth.checkpoint import shipped_models
+
+    rows = shipped_models()
+    if a.json:
+        print(json.dumps(rows))
+        return 0
+    for m in rows:
+        h, w = m["trained_size"]
+        print(f"{m['name']}  ({m['path']})")
+        print(f"  input         {m['modality']} window of {m['window_planes']} planes at {m['planes_per_second']:g} "
+              f"planes/s ({m['window_s'] * 1e3:.0f} ms), trained at {h}x{w}")
+        for k in ("units", "typical_scale", "trained_on"):
+            if k in m:
+                print(f"  {k.replace('_', ' '):<13} {m[k]}")
     return 0
 
 

@@ -69,6 +69,8 @@ class ModelConfig:
     student_decoder: bool = _f(True, "fusion: a second (student) decoder on the spike features")
     min_depth: float = _f(0.1, "depth of disparity 1 (metres up to scale)")
     max_depth: float = _f(100.0, "depth of disparity 0 (metres up to scale)")
+    init_depth: Optional[float] = _f(None, "metres: the disparity heads start predicting this depth (a metric "
+                                           "start for data.stereo / loss.velocity_weight training); null: sigmoid 0.5")
 
 
 @dataclass
@@ -89,6 +91,9 @@ class LossConfig:
     depth_weight: float = _f(0.0, "weight of a scale-invariant log loss on the training split's ground-truth "
                                   "depth (data.gt_source), e.g. a synthetic scene's exact depth; 0: no depth "
                                   "labels (R2SDepth's self-supervised stage 1)")
+    velocity_weight: float = _f(0.0, "weight of the velocity term |‖t_pose‖ - distance travelled| (PackNet-SfM) "
+                                     "on the pose net's translations, distances from the drive's poses.txt or oxts: "
+                                     "makes the depth metric; 0: off")
 
 
 @dataclass
@@ -107,6 +112,8 @@ class DataConfig:
     height: int = _f(192, "network input height (multiple of 32)")
     width: int = _f(640, "network input width (multiple of 32)")
     context: list[int] = _f([-1, 1], "source frames relative to the target")
+    stereo: bool = _f(False, "also the other camera of the calibrated pair at time t as a source view with its "
+                             "known pose (Monodepth2's S / MS modes; metric depth); needs image_03 / image_02")
     window: int = _f(128, "spike planes per window (T)")
     align: str = _f("end", "window ends at the frame (causal) or is centred on it (built streams only)",
                     ("end", "center"))

@@ -17,7 +17,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.metric import KITTI_CAMERA_HEIGHT, camera_height_scale
 
+SCALINGS = ("median", "camera-height", "camera-height-run", "none", "fixed")
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 CROPS = {
     "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
@@ -78,26 +80,44 @@ def evaluate_depths(
     max_depth: float = 80.0,
     median_scaling: bool = True,
     scale: float = 1.0,
+    scaling: str | None = None,
+    intrinsics: Sequence[np.ndarray] | None = None,
+    camera_height: float = KITTI_CAMERA_HEIGHT,
 ) -> dict[str, Any]:
     """Evaluate depth predictions (metres, any size) against ground truths (0 = invalid).
 
-    Returns the seven metrics averaged over images, ``n`` images, and with median scaling the
-    median and standard deviation of the per-image scale ratios (``ratio_median``, ``ratio_std``).
+    ``scaling`` (default: ``median`` if ``median_scaling`` else ``fixed``): ``median`` per-image
+    ``median(gt) / median(pred)``; ``camera-height`` per-image
+    :func:`r2sdepth.metric.camera_height_scale` of the prediction with ``intrinsics[i]`` (``K``
+    at the prediction's size) and ``camera_height`` metres (no ground truth used; an image
+    whose plane fit fails takes the median factor of the others, counted in
+    ``scale_failures``); ``camera-height-run`` the median of those factors for every image (one
+    camera at one height: the per-image fits' noise averages out; evaluate one camera per run);
+    ``none`` the prediction as it is; ``fixed`` times ``scale``.
+    Returns the seven metrics averaged over images, ``n`` images, ``scaling``, for ``median``
+    and ``camera-height`` the median and relative spread of the per-image factors
+    (``ratio_median``, ``ratio_std``), and for the others ``gt_ratio_median`` (how far the scaled
+    prediction is from the ground truth's scale: 1 = metric).
     """
     if len(preds) != len(gts):
         raise R2SDepthError(f"{len(preds)} predictions for {len(gts)} ground-truth maps")
     if not len(gts):
         raise R2SDepthError("nothing to evaluate")
-    per, ratios, skipped = [], [], []
+    scaling = scaling or ("median" if median_scaling else "fixed")
+    if scaling not in SCALINGS:
+        raise R2SDepthError(f"scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise R2SDepthError(f"scale {scale}: must be a positive finite number")
+    if scaling != "fixed" and scale != 1.0:
+        raise R2SDepthError(f"a fixed scale ({scale}) applies to scaling 'fixed' only (asked for {scaling!r})")
+    preds = [_as_2d(p, i) for i, p in enumerate(preds)]
+    factors = (_camera_height_factors(preds, intrinsics, camera_height, per_run=scaling == "camera-height-run")
+               if scaling.startswith("camera-height") else None)
+    per, ratios, gt_ratios, skipped = [], [], [], []
     for i, (p, g) in enumerate(zip(preds, gts)):
         g = np.asarray(g, np.float32)
-        p = np.asarray(p, np.float32)
-        if p.ndim == 3 and p.shape[0] == 1:
-            p = p[0]
-        if g.ndim != 2 or p.ndim != 2:
+        if g.ndim != 2:
             raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
-        if not np.all(np.isfinite(p)):
-            raise R2SDepthError(f"image {i}: prediction contains NaN or inf")
         if p.shape != g.shape:
             if np.any(p <= 0):
                 raise R2SDepthError(f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths (depth "
@@ -112,10 +132,15 @@ def evaluate_depths(
         if np.any(pv <= 0):
             raise R2SDepthError(f"image {i}: prediction has {int(np.sum(pv <= 0))} non-positive depths where "
                                 "the ground truth is valid (depth must be > 0; for disparities use --pred-kind disp)")
-        if median_scaling:
+        if scaling == "median":
             r = float(np.median(gv) / max(np.median(pv), 1e-12))
             ratios.append(r)
             pv = pv * r
+        elif factors is not None:
+            ratios.append(factors[0][i])
+            pv = pv * factors[0][i]
+        if scaling != "median":
+            gt_ratios.append(float(np.median(gv) / max(np.median(pv), 1e-12)))
         pv = np.clip(pv, min_depth, max_depth)
         per.append(compute_metrics(gv, pv))
     if not per:
@@ -128,11 +153,48 @@ def evaluate_depths(
         out["skipped_no_gt"] = skipped
         warnings.warn(f"{len(skipped)} image(s) have no valid ground truth inside the crop and were not "
                       f"evaluated (first: image {skipped[0]})", RuntimeWarning)
-    out["median_scaling"] = bool(median_scaling)
+    out["scaling"] = scaling
+    out["median_scaling"] = scaling == "median"
+    if factors is not None:
+        out["camera_height"] = float(camera_height)
+        out["scale_failures"] = factors[1] if factors is not None else 0
     if ratios:
         out["ratio_median"] = float(np.median(ratios))
         out["ratio_std"] = float(np.std(np.array(ratios) / np.median(ratios)))
+    if gt_ratios:
+        out["gt_ratio_median"] = float(np.median(gt_ratios))
     return out
+
+
+def _as_2d(p: np.ndarray, i: int) -> np.ndarray:
+    p = np.asarray(p, np.float32)
+    if p.ndim == 3 and p.shape[0] == 1:
+        p = p[0]
+    if p.ndim != 2:
+        raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise R2SDepthError(f"image {i}: prediction contains NaN or inf")
+    return p
+
+
+def _camera_height_factors(preds: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray] | None,
+                           camera_height: float, per_run: bool = False) -> tuple[list[float], int]:
+    """Per-image camera-height factors (failed fits take the others' median; ``per_run``: every
+    image takes the median) and the number of failed fits."""
+    if intrinsics is None or len(intrinsics) != len(preds):
+        raise R2SDepthError("camera-height scaling needs the intrinsics of every prediction "
+                            "(--data with calibration files, or a checkpoint run)")
+    got: list[float | None] = []
+    for p, K in zip(preds, intrinsics):
+        try:
+            got.append(camera_height_scale(p, K, camera_height).scale)
+        except R2SDepthError:
+            got.append(None)
+    ok = [f for f in got if f is not None]
+    if not ok:
+        raise R2SDepthError("camera-height scaling: no ground plane found in any prediction")
+    fill = float(np.median(ok))
+    return [fill if (f is None or per_run) else f for f in got], len(got) - len(ok)
 
 
 def mean_depth_baseline(train_gts: Iterable[np.ndarray] | None, gts: Sequence[np.ndarray], *,
@@ -143,7 +205,7 @@ def mean_depth_baseline(train_gts: Iterable[np.ndarray] | None, gts: Sequence[np
         vals = [np.asarray(g)[np.asarray(g) > 0] for g in train_gts or ()]
         mean = float(np.mean(np.concatenate([v[v < kw.get("max_depth", 80.0)] for v in vals])))
     preds = [np.full(np.asarray(g).shape, mean, np.float32) for g in gts]
-    kw = {**kw, "median_scaling": False}
+    kw = {**kw, "median_scaling": False, "scaling": "none", "scale": 1.0, "intrinsics": None}
     res = evaluate_depths(preds, gts, **kw)
     res["mean_depth"] = float(mean)
     return res
@@ -292,6 +354,38 @@ def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, source: st
 
         return [rig_depth(Path(kitti_root) / s.drive, s.frame) for s in read_split(split)]
     return [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in read_split(split)]
+
+
+def split_intrinsics(root: str | os.PathLike, split: str | os.PathLike,
+                     sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """``K`` ``[3, 3]`` of every split line scaled to ``sizes[i]`` (the prediction's rows,
+    columns): from the drive's ``calib_cam_to_cam.txt`` (KITTI raw layout, synthetic scenes) or a
+    rig sequence's spike camera."""
+    from PIL import Image
+
+    from r2sdepth.data.kitti import image_path, load_calib, read_split, scale_intrinsics
+
+    root = Path(root)
+    samples = read_split(split)
+    if len(samples) != len(sizes):
+        raise R2SDepthError(f"{len(sizes)} predictions for {len(samples)} split lines")
+    cache: dict[tuple[str, str], tuple[np.ndarray, tuple[int, int]]] = {}
+    out = []
+    for s, size in zip(samples, sizes):
+        key = (s.drive, s.cam)
+        if key not in cache:
+            if (root / s.drive / "calib.yaml").is_file():
+                from r2sdepth.data.rig import RigSequence
+
+                rig = RigSequence(root / s.drive)
+                cache[key] = (rig.K, tuple(rig.calib.spike_size))
+            else:
+                with Image.open(image_path(root, s.drive, s.frame, s.cam)) as im:
+                    native = (im.height, im.width)
+                cache[key] = (load_calib(root / s.drive.split("/")[0], s.cam).K, native)
+        K, native = cache[key]
+        out.append(scale_intrinsics(K, native, tuple(size)))
+    return out
 
 
 def markdown_table(rows: dict[str, dict[str, Any]], extra: Sequence[str] = ()) -> str:

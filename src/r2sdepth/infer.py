@@ -23,7 +23,9 @@ from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth
+from r2sdepth.metric import camera_height_scale, intrinsics_matrix
 from r2sdepth.models.r2sdepth import spike_depth
+from r2sdepth.pointcloud import depth_to_points, write_ply
 from r2sdepth.spike.io import SpikeStream, fit_spatial
 from r2sdepth.spike.reconstruct import tfp, to_uint8
 from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
@@ -68,9 +70,11 @@ def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
 
 def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, split: str | os.PathLike, *,
                   modality: str | None = None, spike_root: str | os.PathLike | None = None,
-                  batch_size: int = 4, device: str = "cpu", progress: bool = False) -> tuple[list[np.ndarray], str]:
+                  batch_size: int = 4, device: str = "cpu", progress: bool = False,
+                  intrinsics: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], str]:
     """Depth maps (metres, network size) for every line of ``split``; and a display name
-    (``progress``: a progress bar on stderr)."""
+    (``progress``: a progress bar on stderr). ``intrinsics``: a list that receives each map's
+    ``K`` ``[3, 3]`` at the network size (for camera-height scaling)."""
     from torch.utils.data import DataLoader
 
     module, meta = load_checkpoint(checkpoint, device)
@@ -92,6 +96,8 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         depth = predict_batch(module, batch, modality)
         preds.extend(depth[:, 0].float().cpu().numpy())
+        if intrinsics is not None:
+            intrinsics.extend(batch["K"].double().cpu().numpy())
     name = f"{Path(checkpoint).parent.parent.name or Path(checkpoint).stem} ({modality})"
     return preds, name
 
@@ -134,7 +140,31 @@ def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> tor
     return 1.0 / F.interpolate(1.0 / depth, size=size, mode="bilinear", align_corners=False)
 
 
-OWN_OUTPUTS = {"depth": ".npy", "depth_png": ".png", "depth_tiff": ".tiff", "color": ".png"}
+OWN_OUTPUTS = {"depth": ".npy", "depth_png": ".png", "depth_tiff": ".tiff", "color": ".png", "pointcloud": ".ply"}
+
+
+def input_intrinsics(hw: tuple[int, int], intrinsics: tuple[float, float, float, float] | None,
+                     fov: float | None, rig: Any = None) -> np.ndarray | None:
+    """``K`` ``[3, 3]`` at the input's size: from ``intrinsics`` or ``fov`` (one of them), else a
+    rig sequence's spike camera, else None."""
+    if intrinsics is not None and fov is not None:
+        raise R2SDepthError("give --intrinsics or --fov, not both")
+    if intrinsics is not None or fov is not None:
+        return intrinsics_matrix(tuple(hw), intrinsics=intrinsics, fov_deg=fov)
+    return np.asarray(rig.K, np.float64) if rig is not None else None
+
+
+def _height_factor(dmap: np.ndarray, K: np.ndarray, camera_height: float, done: list[float], name: str) -> float:
+    """The camera-height factor of one map (appended to ``done``); a map without a ground plane
+    takes the median of the earlier factors."""
+    try:
+        f = camera_height_scale(dmap, K, camera_height).scale
+    except R2SDepthError as e:
+        if not done:
+            raise R2SDepthError(f"window {name}: {e}; --camera-height needs the ground in view (or give --scale)") from None
+        f = float(np.median(done))
+    done.append(f)
+    return f
 
 
 def _clear_stale_outputs(out: Path) -> int:
@@ -191,7 +221,9 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
               modality: str | None = None, gif: str | os.PathLike | None = None,
               mp4: str | os.PathLike | None = None, stream_kw: dict[str, Any] | None = None,
               gt: list[np.ndarray] | None = None, metric: bool | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, intrinsics: tuple[float, float, float, float] | None = None,
+              fov: float | None = None, pointcloud: bool = False,
+              camera_height: float | None = None) -> dict[str, Any]:
     """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
     video (RGB models get the frames; spike models get spikes simulated from them with the
     checkpoint's camera model), or every RGB frame of a rig sequence (a folder with
@@ -213,6 +245,14 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     over the float32 TIFF. A rerun into the same ``out`` first removes the per-window files of the
     earlier run. Animations show labelled panels at a readable size; with ``gt`` the prediction
     panel is scaled by the per-frame median ratio and shares the ground truth's colour range.
+
+    ``intrinsics`` ``(fx, fy, cx, cy)`` (pixels at the input's size) or ``fov`` (horizontal,
+    degrees) give the camera of inputs without a calibration (a rig sequence has its own).
+    ``camera_height`` (metres): each map is scaled so that the camera sits that high above the
+    ground plane fitted in it (:func:`r2sdepth.metric.camera_height_scale`; a window without a
+    plane takes the median factor of the earlier ones); the depths are then metric.
+    ``pointcloud``: ``pointcloud/NAME.ply`` per output (camera frame, the depth's units, coloured
+    by the RGB frame or the TFP of the spike window).
     """
     for anim in (gif, mp4):
         if anim:
@@ -293,6 +333,15 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             raise R2SDepthError(f"{source}: {len(frames)} frames hold no {window}-plane window")
         names = [f"{i:06d}" for i in idx]
         starts = idx
+    K = input_intrinsics(hw, intrinsics, fov, rig)
+    if (pointcloud or camera_height is not None) and K is None:
+        raise R2SDepthError(("--pointcloud" if pointcloud else "--camera-height") + " needs the camera's intrinsics: "
+                            "--intrinsics fx,fy,cx,cy (pixels at the input's size) or --fov DEGREES")
+    if camera_height is not None:
+        if scale != 1.0:
+            raise R2SDepthError("--camera-height sets the scale itself: drop --scale")
+        if not (np.isfinite(camera_height) and camera_height > 0):
+            raise R2SDepthError(f"--camera-height {camera_height}: must be a positive number of metres")
     mode = "resize" if net_size is not None else "pad"
     net_hw = (int(net_size[0]), int(net_size[1])) if net_size is not None else fit_to_multiple(*hw)
     trained = (meta.get("height"), meta.get("width"))
@@ -311,7 +360,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         from tqdm import tqdm
 
         bar = tqdm(total=len(starts), unit="win", leave=False, desc="infer")
-    metric = bool(metric) if metric is not None else scale != 1.0
+    metric = bool(metric) if metric is not None else (scale != 1.0 or camera_height is not None)
+    height_scales: list[float] = []
     d_range: tuple[float, float] | None = None
     gt_range: tuple[float, float] | None = None
     if out.is_dir():
@@ -333,10 +383,18 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             batch["color_aug"] = fit_rgb(np.stack([rgb_frames[i] for i in chunk]), net_hw, mode)[:, None].to(device)
         depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
         for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
+            name = names[b0 + j]
+            if camera_height is not None:
+                dmap = dmap * _height_factor(dmap, K, camera_height, height_scales, name)
             if d_range is None:
                 d_range = display_range(dmap)
-            name = names[b0 + j]
             _save_outputs(out, name, dmap, d_range, metric)
+            if pointcloud:
+                color = (np.asarray(rgb_frames[chunk[j]])[..., :3] if rgb_frames is not None
+                         else to_uint8(tfp(spk[j])) if spk is not None else None)
+                pts, cols = depth_to_points(dmap, K, color)
+                write_ply(out / "pointcloud" / f"{name}.ply", pts, cols,
+                          comment=f"r2sdepth infer {name}; units: {'m' if metric else 'model units'}; camera frame")
             n_out += 1
             d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
             if b0 + j in keep:
@@ -374,6 +432,9 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                else {"frames": stride_frames or 1},
                "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
                "animation_frames": len(panels),
+               "intrinsics": K.tolist() if K is not None else None,
+               "camera_height": camera_height, "camera_height_scales": height_scales or None,
+               "pointclouds": "pointcloud/ (binary PLY, camera frame)" if pointcloud else None,
                "depth_units": "m" if metric else "model units (metres up to scale)",
                "depth_image": "depth_png/ (uint16, KITTI: depth x 256)" if metric else
                "depth_tiff/ (float32 TIFF, lossless)", "color_range": list(d_range) if d_range else None}

@@ -133,6 +133,15 @@ def self_supervised_loss(
     return {"loss": total / n, "photo": photo / n, "maps": maps}
 
 
+def velocity_loss(poses: list[torch.Tensor], travel: torch.Tensor) -> torch.Tensor:
+    """PackNet-SfM's velocity supervision: mean over the batch and the source frames of
+    ``| ||t_i|| - travel_i |``, ``t_i`` the translation of the target->source pose ``[B, 4, 4]``
+    (its norm is the distance between the two camera centres) and ``travel`` ``[B, S]`` the
+    distance the camera really moved (metres)."""
+    t = torch.stack([p[:, :3, 3] for p in poses], 1).norm(dim=-1)
+    return (t - travel.to(t.dtype)).abs().mean()
+
+
 # -- stage 2: cross-modality distillation ---------------------------------------------------------
 # Teacher tensors are always detached here, so gradients reach only the student (and connectors).
 

@@ -67,6 +67,22 @@ class CamCalib:
         return self.P_rect[:, :3].copy()
 
 
+def stereo_transform(date_dir: str | os.PathLike, cam: str | int = "02") -> np.ndarray:
+    """``[4, 4]`` transform from the rectified camera ``cam`` (02 or 03) to the other colour
+    camera of the pair (metres): rectified cameras differ by a translation only,
+    ``t_i = K^-1 P_rect_i[:, 3]``, so ``X_other = X_cam + (t_other - t_cam)`` (KITTI: about
+    -0.54 m in x from camera 02 to camera 03)."""
+    c = cam_index(cam)
+    if c not in ("02", "03"):
+        raise R2SDepthError(f"stereo pairs are cameras 02 and 03, not {c}")
+    other = "03" if c == "02" else "02"
+    a, b = load_calib(date_dir, c), load_calib(date_dir, other)
+    t = np.linalg.solve(b.K, b.P_rect[:, 3]) - np.linalg.solve(a.K, a.P_rect[:, 3])
+    T = np.eye(4)
+    T[:3, 3] = t
+    return T
+
+
 def cam_index(cam: str | int) -> str:
     """'02' for camera 2 / 'l'; '03' for camera 3 / 'r'."""
     c = str(cam)
@@ -319,6 +335,18 @@ def oxts_poses(oxts_dir: str | os.PathLike) -> np.ndarray:
         poses[i, :3, :3] = Rz @ Ry @ Rx
         poses[i, :3, 3] = [tx[i], ty[i], alt[i]]
     return np.linalg.inv(poses[0]) @ poses
+
+
+def drive_positions(root: str | os.PathLike, drive: str) -> np.ndarray | None:
+    """Camera (or IMU) positions ``[N, 3]`` in metres per frame of a drive, for distances
+    travelled between frames: ``poses.txt`` (synthetic scenes, KITTI odometry layout) or the
+    oxts packets (KITTI raw); None when the drive has neither."""
+    d = Path(root) / drive
+    if (d / "poses.txt").is_file():
+        return read_poses(d / "poses.txt")[:, :3, 3]
+    if (d / "oxts" / "data").is_dir():
+        return oxts_poses(d / "oxts" / "data")[:, :3, 3]
+    return None
 
 
 # --- splits ------------------------------------------------------------------------------------

@@ -278,6 +278,8 @@ class SpikeKittiDataset:
         gt_source: str = "auto",
         need_rgb: bool = True,
         need_spikes: bool = True,
+        stereo: bool = False,
+        travel: bool = False,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -294,6 +296,8 @@ class SpikeKittiDataset:
         self.augment, self.with_gt = augment, with_gt
         self.gt_source = kitti.resolve_gt_source(self.root, gt_source) if with_gt else gt_source
         self.need_rgb, self.need_spikes = need_rgb, need_spikes
+        self.stereo, self.travel = bool(stereo), bool(travel)
+        self._positions: dict[str, Any] = {}
         self._streams: dict[str, Any] = {}
         self._ids: dict[tuple[str, str], list[int]] = {}
         self._K: dict[tuple[str, str], Any] = {}
@@ -403,6 +407,48 @@ class SpikeKittiDataset:
         return frame_window(lum, frame, self.window, self.sim, seed=self.seed,
                             sequence=sequence_key(drive, cam), first_frame=ids[0])
 
+    def _stereo_view(self, drive: str, cam: str, frame: int, flip: bool):
+        """The other camera of the pair at ``frame`` (float32 ``[3, H, W]``) and the
+        target->source transform ``[4, 4]`` from the calibration (x negated for a flipped sample:
+        in the mirrored pair the other camera sits on the other side)."""
+        import numpy as np
+        import torch
+
+        if self._rig(drive) is not None:
+            raise R2SDepthError(f"{drive}: data.stereo needs a KITTI-layout stereo pair, not a rig sequence")
+        other = "03" if kitti.cam_index(cam) == "02" else "02"
+        if not kitti.image_path(self.root, drive, frame, other).is_file():
+            raise R2SDepthError(f"{kitti.image_path(self.root, drive, frame, other)}: missing image of the other "
+                                f"camera (data.stereo needs image_{other})")
+        img = torch.from_numpy(self._read_image(drive, other, frame)[0]).permute(2, 0, 1)
+        T = torch.from_numpy(kitti.stereo_transform(self.root / drive.split("/")[0], cam)).float()
+        if flip:
+            img = img.flip(-1)
+            T[0, 3] = -T[0, 3]
+        return img, T
+
+    def _travel(self, drive: str, cam: str, frame: int):
+        """Distances (metres) from frame t to each context frame ``t + o`` (nearest existing
+        frame at a drive's ends), from :func:`r2sdepth.data.kitti.drive_positions`."""
+        import numpy as np
+
+        if drive not in self._positions:
+            self._positions[drive] = kitti.drive_positions(self.root, drive)
+        pos = self._positions[drive]
+        if pos is None:
+            raise R2SDepthError(f"{self.root / drive}: loss.velocity_weight needs the camera's motion "
+                                "(poses.txt or oxts/data)")
+        ids = self._frame_ids(drive, cam)
+        idx = {f: k for k, f in enumerate(ids)}
+
+        def at(f: int):
+            k = idx[self._nearest(drive, cam, f)]
+            if k >= len(pos):
+                raise R2SDepthError(f"{self.root / drive}: {len(pos)} poses for {len(ids)} frames")
+            return pos[k]
+
+        return np.array([np.linalg.norm(at(frame + o) - at(frame)) for o in self.context], np.float32)
+
     # -- item -----------------------------------------------------------------------------------
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """``key``: an index, or ``(epoch, index)`` (what the training sampler yields): the
@@ -438,6 +484,10 @@ class SpikeKittiDataset:
         if jitter:
             aug = _color_jitter(color, rng)
         out["color"], out["color_aug"], out["K"] = color, aug, K
+        if self.stereo:
+            out["color_stereo"], out["T_stereo"] = self._stereo_view(s.drive, cam, s.frame, flip)
+        if self.travel:
+            out["travel"] = torch.from_numpy(self._travel(s.drive, cam, s.frame))
         if self.with_gt:
             rig = self._rig(s.drive)
             if rig is not None:

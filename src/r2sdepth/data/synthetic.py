@@ -391,21 +391,30 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
     return img, depth.reshape(height, width)
 
 
+STEREO_BASELINE = 0.54  # metres: camera 03 sits this far right of camera 02 (KITTI's pair)
+
+
 def calib_text(K: np.ndarray, height: int, width: int) -> str:
-    """A ``calib_cam_to_cam.txt`` whose ``P_rect_02`` holds ``K`` (camera 02 only)."""
+    """A ``calib_cam_to_cam.txt``: ``P_rect_02`` holds ``K``; ``P_rect_03`` the same camera
+    ``STEREO_BASELINE`` to its right (``P[0, 3] = -fx * b``, KITTI's convention)."""
     P = np.hstack([K, np.zeros((3, 1))])
+    P3 = P.copy()
+    P3[0, 3] = -K[0, 0] * STEREO_BASELINE
     fmt = lambda a: " ".join(f"{x:.12e}" for x in np.asarray(a).ravel())  # noqa: E731
     return (
         "calib_time: synthetic (r2sdepth synth)\n"
         f"S_rect_02: {fmt([width, height])}\n"
         f"R_rect_00: {fmt(np.eye(3))}\n"
         f"P_rect_02: {fmt(P)}\n"
+        f"S_rect_03: {fmt([width, height])}\n"
+        f"P_rect_03: {fmt(P3)}\n"
     )
 
 
 def render_sequence(out: str, seq: int, frames: int, height: int, width: int, seed: int,
-                    moving_cars: int = 2, fps: float = 10.0, traffic: float = 0.0) -> str:
-    """Render and write one drive; returns its ``<date>/<drive>_sync`` name."""
+                    moving_cars: int = 2, fps: float = 10.0, traffic: float = 0.0, stereo: bool = False) -> str:
+    """Render and write one drive; returns its ``<date>/<drive>_sync`` name. ``stereo``: also
+    camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time)."""
     from r2sdepth.data.kitti import write_depth_png
     from r2sdepth.atomic import save_png
 
@@ -421,6 +430,10 @@ def render_sequence(out: str, seq: int, frames: int, height: int, width: int, se
     for i, T in enumerate(poses):
         img, depth = render(world, T, K, height, width, i / fps)
         save_png(root / "image_02" / "data" / f"{i:010d}.png", img)
+        if stereo:
+            right = T.copy()
+            right[:3, 3] += T[:3, 0] * STEREO_BASELINE  # along the camera's own x axis
+            save_png(root / "image_03" / "data" / f"{i:010d}.png", render(world, right, K, height, width, i / fps)[0])
         write_depth_png(root / "proj_depth" / "groundtruth" / "image_02" / f"{i:010d}.png", depth)
         Tr = T0_inv @ T  # camera-to-world with world = the first camera (KITTI odometry)
         lines.append(" ".join(f"{x:.9e}" for x in Tr[:3].ravel()))
@@ -449,9 +462,10 @@ def make_splits(drives: list[str], frames: int) -> dict[str, list[tuple[str, int
 
 def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, height: int = 192,
                width: int = 640, seed: int = 0, workers: int = 1, moving_cars: int = 2,
-               progress: bool = False, traffic: float = 0.0) -> dict[str, Any]:
+               progress: bool = False, traffic: float = 0.0, stereo: bool = False) -> dict[str, Any]:
     """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable.
-    ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none)."""
+    ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none).
+    ``stereo``: also the right camera (``image_03``, :data:`STEREO_BASELINE`)."""
     if sequences < 1 or frames < 3:
         raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
     if height < 8 or width < 8:
@@ -463,12 +477,14 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
     params = {"frames": frames, "height": height, "width": width, "seed": seed, "moving_cars": moving_cars}
     if traffic > 0:  # (absent when 0: folders made before the option stay resumable)
         params["traffic"] = traffic
+    if stereo:
+        params["stereo"] = True
     pfile = out / "synth.json"
     if pfile.is_file():
         import json
 
         old = json.loads(pfile.read_text())
-        if {k: old.get(k) for k in set(params) | ({"traffic"} & set(old))} != params:
+        if {k: old.get(k) for k in set(params) | ({"traffic", "stereo"} & set(old))} != params:
             raise R2SDepthError(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"
@@ -482,7 +498,7 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences)
             if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
-    args = [(str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic) for s in todo]
+    args = [(str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo) for s in todo]
     bar = None
     if progress:
         from tqdm import tqdm

@@ -14,6 +14,8 @@ Outputs are sigmoid disparities per scale; depth = :func:`r2sdepth.geometry.disp
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -111,6 +113,21 @@ class R2SDepthNet(nn.Module):
             if cfg["student_decoder"]:
                 self.student_decoder = DepthDecoder(ch, width=dw)
         self.register_buffer("w_rgb", torch.tensor(1.0))
+        if cfg.get("init_depth"):
+            self.init_depth_prior(float(cfg["init_depth"]))
+
+    def init_depth_prior(self, depth: float) -> None:
+        """Set every disparity head's bias so that a zero input predicts ``depth`` metres:
+        ``sigmoid(b) = (1/depth - 1/max_depth) / (1/min_depth - 1/max_depth)``
+        (:func:`r2sdepth.geometry.disp_to_depth` inverted)."""
+        lo, hi = float(self.cfg["min_depth"]), float(self.cfg["max_depth"])
+        if not lo < depth < hi:
+            raise ValueError(f"model.init_depth {depth} must lie between model.min_depth {lo} and max_depth {hi}")
+        s = (1 / depth - 1 / hi) / (1 / lo - 1 / hi)
+        for dec in (getattr(self, "decoder", None), getattr(self, "student_decoder", None)):
+            if dec is not None:
+                for head in dec.heads.values():
+                    nn.init.constant_(head[-1].bias, math.log(s / (1 - s)))
 
     @staticmethod
     def normalize(rgb: torch.Tensor) -> torch.Tensor:

@@ -69,10 +69,11 @@ class SpikeKittiDataModule(L.LightningDataModule):
     """
 
     def __init__(self, cfg: dict[str, Any], modality: str = "fusion", train_gt: bool = False,
-                 train_context: bool = True) -> None:
+                 train_context: bool = True, train_travel: bool = False) -> None:
         super().__init__()
         self.cfg = {**DEFAULT_DATA, **cfg}
         self.train_gt = train_gt  # training batches carry depth_gt (loss.depth_weight > 0)
+        self.train_travel = train_travel  # training batches carry distances travelled (loss.velocity_weight > 0)
         self.train_context = train_context  # training batches carry the context frames (photometric loss)
         if self.cfg["seed"] is None:
             self.cfg["seed"] = 0
@@ -85,6 +86,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
             window=c["window"], align=c["align"], spike_root=c["spike_root"], sim=c["sim"],
             seed=c["seed"], augment=train and c["augment"], with_gt=(not train) or self.train_gt, gt_source=c["gt_source"],
             need_spikes=self.modality in ("spike", "fusion"), need_rgb=self.train_context or not train,
+            stereo=bool(c.get("stereo")) and (self.train_context or not train), travel=train and self.train_travel,
         )
 
     def setup(self, stage: str | None = None) -> None:

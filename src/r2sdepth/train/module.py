@@ -55,7 +55,7 @@ from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix
 from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
-                             self_supervised_loss, si_log_loss)
+                             self_supervised_loss, si_log_loss, velocity_loss)
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
 
@@ -122,6 +122,15 @@ class DepthModule(L.LightningModule):
                 out.append(pose_vec_to_matrix(aa, t))
         return out
 
+    @staticmethod
+    def with_stereo(batch: dict[str, Any], sources: list[torch.Tensor],
+                    poses: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Source views and target->source poses, plus the other camera of the stereo pair at
+        time t with its calibrated pose when the batch carries one (``data.stereo``)."""
+        if "color_stereo" not in batch:
+            return sources, poses
+        return [*sources, batch["color_stereo"]], [*poses, batch["T_stereo"].float()]
+
     def forward_depth(self, batch: dict[str, Any]) -> dict[str, Any]:
         rgb = batch["color_aug"][:, 0] if self.modality in ("rgb", "fusion") else None
         spikes = batch.get("spikes") if self.modality in ("spike", "fusion") else None
@@ -137,16 +146,22 @@ class DepthModule(L.LightningModule):
         res: dict[str, Any] = {"out": out, "loss": color.new_zeros(())}
         if wp > 0 or not train:
             poses = self.poses(batch)
-            sources = [color[:, j] for j in range(1, color.shape[1])]
+            sources, all_poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
             kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
                       max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
-            main = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
+            main = self_supervised_loss(out["disp"], color[:, 0], sources, all_poses, batch["K"], **kw)
             wp = wp if wp > 0 else 1.0  # (validation of a depth-supervised run: the plain photometric loss)
             res.update(loss=wp * main["loss"], photo=main["photo"], poses=poses, main=main)
             if "disp_student" in out and self.loss_cfg["student_weight"] > 0:
-                st = self_supervised_loss(out["disp_student"], color[:, 0], sources, poses, batch["K"], **kw)
+                st = self_supervised_loss(out["disp_student"], color[:, 0], sources, all_poses, batch["K"], **kw)
                 res["loss"] = res["loss"] + wp * self.loss_cfg["student_weight"] * st["loss"]
                 res["photo_student"] = st["photo"]
+            wv = float(self.loss_cfg["velocity_weight"])
+            if wv > 0 and train:
+                if "travel" not in batch:
+                    raise R2SDepthError("loss.velocity_weight > 0 needs distances travelled in the training batches")
+                res["velocity"] = velocity_loss(poses, batch["travel"])
+                res["loss"] = res["loss"] + wv * res["velocity"]
         if wd > 0 and train:
             if "depth_gt" not in batch:
                 raise R2SDepthError("loss.depth_weight > 0 needs ground-truth depth in the training batches")
@@ -208,7 +223,7 @@ class DepthModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if "photo" in res:
             self.log("train/photo", res["photo"], batch_size=bs)
-        for k in ("photo_student", "depth_sup", "trust", "distill_feat", "distill_at", "distill_depth"):
+        for k in ("photo_student", "depth_sup", "velocity", "trust", "distill_feat", "distill_at", "distill_depth"):
             if k in res:
                 self.log(f"train/{k}", res[k], batch_size=bs)
         if self.modality == "fusion":
@@ -491,7 +506,6 @@ class DistillModule(DepthModule):
         c = self.dcfg
         cfg = self.net.cfg
         color = batch["color"]
-        sources = [color[:, j] for j in range(1, color.shape[1])]
         kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
                   max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
         self._freeze_modes()
@@ -501,11 +515,12 @@ class DistillModule(DepthModule):
         else:
             with torch.no_grad():
                 poses = self.poses(batch)
+        sources, poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
         with torch.no_grad():
             tm = self.teacher.modality
             tout = self.teacher(rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
                                 spikes=batch["spikes"] if tm != "rgb" else None)
-            tposes = poses if not c["pose_trainable"] else self.poses(batch, self.teacher_pose)
+            tposes = poses if not c["pose_trainable"] else self.with_stereo(batch, [], self.poses(batch, self.teacher_pose))[1]
             tmaps = self_supervised_loss({0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw)["maps"][0]
         st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
         pix = adaptive_pixel_weights(st["maps"][0]["reproj"], tmaps["reproj"],

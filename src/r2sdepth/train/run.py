@@ -91,6 +91,14 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
             raise R2SDepthError("loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight")
     elif cfg["loss"]["photo_weight"] <= 0 and cfg["loss"]["depth_weight"] <= 0:
         raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
+    if teacher is not None and cfg["loss"]["velocity_weight"] > 0:
+        raise R2SDepthError("loss.velocity_weight is a stage-1 (train) option")
+    if cfg["loss"]["velocity_weight"] < 0 or cfg["loss"]["velocity_weight"] > 0 and not cfg["data"]["context"]:
+        raise R2SDepthError("loss.velocity_weight must be >= 0 and needs context frames (data.context)")
+    if cfg["loss"]["velocity_weight"] > 0 and cfg["loss"]["photo_weight"] <= 0:
+        raise R2SDepthError("loss.velocity_weight supervises the pose net, which only loss.photo_weight > 0 trains")
+    if cfg["data"]["stereo"] and cfg["loss"]["photo_weight"] <= 0:
+        raise R2SDepthError("data.stereo adds a source view to the photometric loss: it needs loss.photo_weight > 0")
     d = cfg["data"]
     if d["seed"] is None:
         d["seed"] = int(cfg["seed"])
@@ -131,6 +139,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     lc = cfg["loss"]
     dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"],
                               train_gt=teacher is None and lc["depth_weight"] > 0,
+                              train_travel=teacher is None and lc["velocity_weight"] > 0,
                               train_context=teacher is not None or lc["photo_weight"] > 0)
     dm.setup("fit")
     if teacher is not None:

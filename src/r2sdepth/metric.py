@@ -1,0 +1,133 @@
+"""Metric depth without LiDAR: scale a depth map so that the camera sits at its known height
+above the ground plane, and camera intrinsics for inputs that carry none (numpy only).
+
+The rule (:func:`camera_height_scale`): back-project the lower part of the image (rows
+``>= lower_start * H``, pixels below the optical axis) with the intrinsics, fit the ground plane
+by RANSAC (planes whose normal is within ``max_tilt_deg`` of the camera's vertical axis;
+inliers within ``inlier_rel`` x the median depth of the candidates; score: inliers minus the
+points below the plane, since the ground is the lowest surface), refine it by least squares on
+its inliers and then on narrower bands (1/4, 1/16 of the tolerance), and return ``camera_height / distance(camera, plane)``. The
+parameters were fixed on synthetic scenes with exact depth (``tests/test_metric.py``), never on
+real LiDAR.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from r2sdepth.errors import R2SDepthError
+
+KITTI_CAMERA_HEIGHT = 1.65  # metres: KITTI's colour cameras above the road (Geiger et al.)
+
+
+@dataclass(frozen=True)
+class GroundFit:
+    """A fitted ground plane ``n . X = d`` (camera coordinates, ``n`` unit, ``d > 0`` metres in the
+    depth map's units) and the scale that puts the camera at ``camera_height``."""
+
+    scale: float
+    normal: tuple[float, float, float]
+    distance: float
+    inliers: int
+    candidates: int
+
+
+def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame points ``[H, W, 3]`` (x right, y down, z forward; units of ``depth``) of a
+    depth map ``[H, W]`` with intrinsics ``K`` ``[3, 3]`` at the depth map's size (pixel centres
+    at integer coordinates)."""
+    depth = np.asarray(depth, np.float64)
+    h, w = depth.shape
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    return np.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], -1)
+
+
+def camera_height_scale(depth: np.ndarray, K: np.ndarray, camera_height: float = KITTI_CAMERA_HEIGHT, *,
+                        lower_start: float = 0.55, max_tilt_deg: float = 5.0, inlier_rel: float = 0.02,
+                        iterations: int = 300, max_points: int = 5000, seed: int = 0) -> GroundFit:
+    """The factor that makes ``depth`` ``[H, W]`` metric: ``camera_height`` (metres) over the
+    camera's distance to the ground plane fitted in the back-projected lower image (see the
+    module docstring). Raises :class:`R2SDepthError` when no plane is found (too few valid
+    pixels, or no near-horizontal plane)."""
+    if not (math.isfinite(camera_height) and camera_height > 0):
+        raise R2SDepthError(f"camera height {camera_height}: must be a positive number of metres")
+    depth = np.asarray(depth, np.float64)
+    if depth.ndim != 2:
+        raise R2SDepthError(f"depth map must be 2-D, got {depth.shape}")
+    pts = backproject(depth, np.asarray(K, np.float64))
+    h = depth.shape[0]
+    sel = pts[int(lower_start * h):].reshape(-1, 3)
+    sel = sel[np.isfinite(sel).all(1) & (sel[:, 2] > 0) & (sel[:, 1] > 0)]
+    if len(sel) < 50:
+        raise R2SDepthError(f"ground plane: only {len(sel)} valid pixels below the horizon")
+    rng = np.random.default_rng(seed)
+    if len(sel) > max_points:
+        sel = sel[rng.choice(len(sel), max_points, replace=False)]
+    tol = inlier_rel * float(np.median(sel[:, 2]))
+    cos_tilt = math.cos(math.radians(max_tilt_deg))
+    planes: list[tuple[np.ndarray, float, int]] = []
+    for a, b, c in rng.integers(0, len(sel), (iterations, 3)):
+        n = np.cross(sel[b] - sel[a], sel[c] - sel[a])
+        norm = np.linalg.norm(n)
+        if norm < 1e-12:
+            continue
+        n = n / norm
+        if n[1] < 0:
+            n = -n  # the normal points down (+y), towards the ground
+        d = float(n @ sel[a])
+        if n[1] < cos_tilt or d <= 0:
+            continue
+        r = sel @ n - d
+        # the ground is the lowest surface: points below a plane count against it (vehicle bonnets
+        # and roofs below the camera are horizontal too, and a near one can hold more pixels)
+        planes.append((n, d, int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))))
+    if not planes:
+        raise R2SDepthError("ground plane: no near-horizontal plane below the horizon")
+    best_n, best_d, _ = max(planes, key=lambda p: p[2])
+    n, d = best_n, best_d
+    for band in (tol, tol / 4, tol / 16):  # least squares on the inliers, then on narrower bands
+        inl = sel[np.abs(sel @ n - d) < band]
+        if len(inl) < 3:
+            break
+        centre = inl.mean(0)
+        m = np.linalg.svd(inl - centre, full_matrices=False)[2][-1]
+        m = -m if m[1] < 0 else m
+        if m[1] < cos_tilt or float(m @ centre) <= 0:
+            break
+        n, d = m, float(m @ centre)
+    return GroundFit(scale=float(camera_height / d), normal=tuple(float(x) for x in n), distance=d,
+                     inliers=len(inl), candidates=len(sel))
+
+
+def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
+    """``"fx,fy,cx,cy"`` (pixels) -> the four numbers, each finite; fx and fy positive."""
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[0] <= 0 or vals[1] <= 0:
+        raise R2SDepthError(f"--intrinsics {text!r}: expected fx,fy,cx,cy in pixels (fx, fy > 0), "
+                            "e.g. 721.5,721.5,609.6,172.9")
+    return vals  # type: ignore[return-value]
+
+
+def intrinsics_matrix(size: tuple[int, int], *, intrinsics: tuple[float, float, float, float] | None = None,
+                      fov_deg: float | None = None) -> np.ndarray:
+    """``K`` ``[3, 3]`` for an image of ``size`` (rows, columns): from ``fx, fy, cx, cy`` (pixels
+    at that size) or from the horizontal field of view ``fov_deg`` (square pixels, principal point
+    at the centre: ``fx = (W / 2) / tan(fov / 2)``, ``cx = (W - 1) / 2``)."""
+    h, w = size
+    if intrinsics is not None:
+        fx, fy, cx, cy = intrinsics
+    elif fov_deg is not None:
+        if not (math.isfinite(fov_deg) and 0 < fov_deg < 180):
+            raise R2SDepthError(f"--fov {fov_deg}: the horizontal field of view must be between 0 and 180 degrees")
+        fx = fy = (w / 2) / math.tan(math.radians(fov_deg) / 2)
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+    else:
+        raise R2SDepthError("intrinsics needed: --intrinsics fx,fy,cx,cy (pixels) or --fov DEGREES")
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
