@@ -266,3 +266,28 @@ def test_stereo_view_is_a_source_of_the_photometric_loss(stereo_synth):
         moved["T_stereo"][:, 0, 3] *= 3.0
         other = float(m.compute_loss(moved)["photo"])
     assert np.isfinite(base) and abs(other - base) > 1e-4
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "nan", "inf"])
+def test_infer_refuses_a_scale_that_is_not_positive_and_finite(stereo_synth, tmp_path, bad):
+    frames = stereo_synth / kitti.find_drives(stereo_synth)[0] / "image_02" / "data"
+    r = subprocess.run(["r2sdepth", "infer", "--checkpoint", "demo", "--input", frames, "--out", tmp_path / "o",
+                        f"--scale={bad}"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--scale" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_eval_npy_needs_pred_kind_and_finds_a_relative_split(stereo_synth, tmp_path, monkeypatch):
+    """A Monodepth2 ``.npy`` (disparities) is never read as depth silently; ``--split`` relative to
+    ``--data`` is found there (as ``train`` finds it)."""
+    split = stereo_synth / "splits" / "test_files.txt"
+    gts = ev.split_gt(stereo_synth, split)
+    disp = np.stack([1.0 / np.where(g > 0, g, 80.0) for g in gts]).astype(np.float32)
+    np.save(tmp_path / "disps.npy", disp)
+    monkeypatch.chdir(tmp_path)
+    base = ["r2sdepth", "eval", "--pred", "disps.npy", "--data", stereo_synth, "--split", "splits/test_files.txt"]
+    r = subprocess.run(base, capture_output=True, text=True)
+    assert r.returncode == 2 and "--pred-kind" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*base, "--pred-kind", "disp", "--out", "r.json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(Path("r.json").read_text())["abs_rel"] < 1e-3

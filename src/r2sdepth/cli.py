@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spike-root", help="built Spike-KITTI root (default: simulate spikes on the fly)")
     s.add_argument("--split", help="split file of the images to evaluate")
     s.add_argument("--pred", help="saved predictions .npz (key 'data'), in split order")
-    s.add_argument("--pred-kind", choices=["depth", "disp"], default="depth")
+    s.add_argument("--pred-kind", choices=["depth", "disp"],
+                   help="what --pred holds: depth (metres or model units) or disp (disparity, 1/depth up to "
+                        "scale: what Monodepth2's evaluate_depth.py saves as .npy). Default: depth for .npz; "
+                        "required for .npy")
     s.add_argument("--gt", help="ground truth .npz (default: from --data and --split)")
     s.add_argument("--gt-source", choices=["auto", "velodyne", "annotated", "exact"], default="auto",
                    help="ground truth from --data: velodyne (Eigen protocol), annotated (KITTI's improved "
@@ -375,6 +378,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     scaling = a.scaling or ("fixed" if a.no_median_scaling or a.scale != 1.0 else "median")
     kw = dict(crop=a.crop, min_depth=a.min_depth, max_depth=a.max_depth, scaling=scaling, scale=a.scale,
               camera_height=a.camera_height)
+    if a.split and a.data:
+        from r2sdepth.config import resolve_split
+
+        a.split = resolve_split(a.split, a.data)  # relative: under --data first, as train does
     if a.gt:
         gts = ev.load_npz_maps(a.gt)
         gt_source = ev.npz_attribute(a.gt, "gt_source") or f"file {Path(a.gt).name} (source not recorded)"
@@ -387,6 +394,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         raise R2SDepthError("ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE")
     rows: dict[str, dict] = {}
     if a.pred:
+        if a.pred_kind is None and Path(a.pred).suffix.lower() == ".npy":
+            raise R2SDepthError(f"{a.pred}: say what the .npy holds with --pred-kind depth or --pred-kind disp "
+                                "(Monodepth2 saves disparities as .npy; read as depth they give wrong metrics)")
         preds = ev.load_npz_maps(a.pred)
         if a.pred_kind == "disp":
             import numpy as np

@@ -257,6 +257,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     for anim in (gif, mp4):
         if anim:
             check_animation_path(anim)
+    if not (np.isfinite(scale) and scale > 0):
+        raise R2SDepthError(f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number")
     source, out = Path(source), Path(out)
     module, meta = load_checkpoint(checkpoint, device)
     own = meta["modality"]
