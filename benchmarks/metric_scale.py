@@ -37,7 +37,11 @@ COMMON = ["--model.init_depth", "10"]
 RECIPES = {
     "mono": [],
     "stereo": ["--data.stereo", "true"],
+    "stereo-only": ["--data.stereo", "true", "--data.context", "[]"],  # Monodepth2's S: no pose net
     "velocity": ["--loss.velocity_weight", "0.05"],
+    # the term from step 250 on: from the start it fixed the magnitude of the pose net's first, random
+    # direction (sideways and up as much as forward) before the photometric loss could set it
+    "velocity-warmup": ["--loss.velocity_weight", "0.05", "--loss.velocity_warmup", "250"],
 }
 SCALINGS = ("median", "none", "camera-height")
 
@@ -51,8 +55,18 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument("--sequences", type=int, default=10)
     ap.add_argument("--frames", type=int, default=50)
+    ap.add_argument("--merge", nargs="+", metavar="DIR",
+                    help="only print the table of these runs' results.json together (runs made by separate processes)")
     a = ap.parse_args()
     out = Path(a.out)
+    if a.merge:
+        rows: dict = {}
+        for d in a.merge:
+            rows.update(json.loads((Path(d) / "results.json").read_text()))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(rows, indent=2))
+        print(write_table(rows, out))
+        return
     data = out / "synth"
     subprocess.run([sys.executable, "-m", "r2sdepth.cli", "synth", "--out", str(data), "--sequences",
                     str(a.sequences), "--frames", str(a.frames), "--size", "64x224", "--stereo"], check=True)
@@ -85,6 +99,11 @@ def main() -> None:
             rows[name] = row
             res_file.write_text(json.dumps(rows, indent=2))
             print(name, {sc: round(row[sc]["abs_rel"], 3) for sc in SCALINGS}, flush=True)
+    print(write_table(rows, out))
+
+
+def write_table(rows: dict, out: Path) -> str:
+    """The Markdown table of every run and each recipe's mean ± std (also ``out/results.md``)."""
     lines = ["| recipe | seed | abs_rel median | abs_rel none | none / median | abs_rel camera-height | "
              "camera-height / median | GT / prediction (none) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
@@ -93,6 +112,9 @@ def main() -> None:
         m, n, c = (r[s]["abs_rel"] for s in SCALINGS)
         lines.append(f"| {r['recipe']} | {r['seed']} | {m:.3f} | {n:.3f} | {n / m:.2f} | {c:.3f} | {c / m:.2f} | "
                      f"{r['none'].get('gt_ratio_median', float('nan')):.2f} |")
+    base = rows.get("constant + median scaling")
+    if base:
+        lines.append(f"| constant + median scaling | | {base['abs_rel']:.3f} | | | | | |")
     for recipe in RECIPES:
         rs = [r for r in rows.values() if r.get("recipe") == recipe]
         if len(rs) > 1:
@@ -102,7 +124,7 @@ def main() -> None:
                                                                if s != "median" else "") for s in SCALINGS) + " | |")
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
-    print(table)
+    return table
 
 
 if __name__ == "__main__":

@@ -291,3 +291,43 @@ def test_eval_npy_needs_pred_kind_and_finds_a_relative_split(stereo_synth, tmp_p
     r = subprocess.run([*base, "--pred-kind", "disp", "--out", "r.json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(Path("r.json").read_text())["abs_rel"] < 1e-3
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup):
+    """The term equals velocity_loss of the pose net's translations and the batch's distances,
+    and is off before ``loss.velocity_warmup`` steps (step 0 here: no trainer)."""
+    from r2sdepth.train.datamodule import collate
+    from r2sdepth.train.module import DepthModule
+
+    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
+                           need_spikes=False, travel=True)
+    batch = collate([ds[0], ds[1]])
+    m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16},
+                    loss={"velocity_weight": 0.5, "velocity_warmup": warmup})
+    m.eval()
+    with torch.no_grad():
+        res = m.compute_loss(batch)
+        if warmup:
+            assert "velocity" not in res
+            return
+        t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1).norm(dim=-1)
+        assert float(res["velocity"]) == pytest.approx(float((t - batch["travel"]).abs().mean()), rel=1e-6)
+        no_term = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16})
+        no_term.load_state_dict(m.state_dict())
+        no_term.eval()
+        base = no_term.compute_loss(batch)["loss"]
+    assert float(res["loss"]) == pytest.approx(float(base) + 0.5 * float(res["velocity"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--data.context", "[]"], "needs source views"),
+    (["--loss.velocity_weight", "0.1", "--loss.velocity_warmup", "-1"], "velocity_warmup"),
+    (["--loss.velocity_weight", "0.1", "--data.context", "[]", "--data.stereo", "true"], "context frames"),
+    (["--model.init_depth", "500"], "init_depth"),
+])
+def test_metric_training_options_are_checked_before_any_work(stereo_synth, tmp_path, args, msg):
+    r = subprocess.run(["r2sdepth", "train", "--config", "train_rgb_synth", "--data.root", stereo_synth,
+                        "--out", tmp_path / "run", *args], capture_output=True, text=True)
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr[-800:]
+    assert not (tmp_path / "run" / "checkpoints").exists()

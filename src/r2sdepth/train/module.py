@@ -157,7 +157,7 @@ class DepthModule(L.LightningModule):
                 res["loss"] = res["loss"] + wp * self.loss_cfg["student_weight"] * st["loss"]
                 res["photo_student"] = st["photo"]
             wv = float(self.loss_cfg["velocity_weight"])
-            if wv > 0 and train:
+            if wv > 0 and train and self.global_step >= int(self.loss_cfg.get("velocity_warmup") or 0):
                 if "travel" not in batch:
                     raise R2SDepthError("loss.velocity_weight > 0 needs distances travelled in the training batches")
                 res["velocity"] = velocity_loss(poses, batch["travel"])
@@ -228,7 +228,7 @@ class DepthModule(L.LightningModule):
                 self.log(f"train/{k}", res[k], batch_size=bs)
         if self.modality == "fusion":
             self.log("train/w_rgb", self.net.w_rgb, batch_size=bs)
-        if "poses" not in res:
+        if not res.get("poses"):  # depth-supervised, or stereo only: no pose net in use
             return loss
         # pose diagnostics: a pose net that collapsed to a constant motion shows t_std ~ 0
         t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1).detach()  # [B, S, 3] metres (up to scale)

@@ -95,6 +95,14 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
         raise R2SDepthError("loss.velocity_weight is a stage-1 (train) option")
     if cfg["loss"]["velocity_weight"] < 0 or cfg["loss"]["velocity_weight"] > 0 and not cfg["data"]["context"]:
         raise R2SDepthError("loss.velocity_weight must be >= 0 and needs context frames (data.context)")
+    m = cfg["model"]
+    if m.get("init_depth") is not None and not m["min_depth"] < m["init_depth"] < m["max_depth"]:
+        raise R2SDepthError(f"model.init_depth {m['init_depth']} must lie between model.min_depth {m['min_depth']} "
+                            f"and model.max_depth {m['max_depth']}")
+    if cfg["loss"]["photo_weight"] > 0 and not cfg["data"]["context"] and not cfg["data"]["stereo"]:
+        raise R2SDepthError("loss.photo_weight > 0 needs source views: data.context frames or data.stereo")
+    if cfg["loss"]["velocity_warmup"] < 0:
+        raise R2SDepthError("loss.velocity_warmup must be >= 0 (optimiser steps)")
     if cfg["loss"]["velocity_weight"] > 0 and cfg["loss"]["photo_weight"] <= 0:
         raise R2SDepthError("loss.velocity_weight supervises the pose net, which only loss.photo_weight > 0 trains")
     if cfg["data"]["stereo"] and cfg["loss"]["photo_weight"] <= 0:
