@@ -42,6 +42,11 @@ RECIPES = {
     # the term from step 250 on: from the start it fixed the magnitude of the pose net's first, random
     # direction (sideways and up as much as forward) before the photometric loss could set it
     "velocity-warmup": ["--loss.velocity_weight", "0.05", "--loss.velocity_warmup", "250"],
+    # pose outputs x1: at x0.1 the translations grew from 0.025 to 0.058 m in the 250 steps of the term
+    # (1 m needed); its control is mono-p1, the same without the term
+    "velocity-warmup-p1": ["--loss.velocity_weight", "0.05", "--loss.velocity_warmup", "250", "--pose.scale", "1.0"],
+    "mono-p1": ["--pose.scale", "1.0"],
+    "known-speed": ["--loss.known_speed", "true"],  # control: mono
 }
 SCALINGS = ("median", "none", "camera-height")
 

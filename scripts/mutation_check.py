@@ -146,6 +146,13 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "src/r2sdepth/train/module.py", 'res["loss"] = res["loss"] + wv * res["velocity"]',
         'res["loss"] = res["loss"] + res["velocity"]',
         ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"]),
+    "known-speed-wrong-frame": (
+        "src/r2sdepth/train/module.py", 'poses = [rescale_translation(T, batch["travel"][:, j]) for j, T in enumerate(poses)]',
+        'poses = [rescale_translation(T, batch["travel"][:, 0]) for j, T in enumerate(poses)]',
+        ["tests/test_metric.py::test_known_speed_poses_have_the_distances_travelled"]),
+    "rescale-translation-not-normalised": (
+        "src/r2sdepth/geometry.py", "out[:, :3, 3] = t * (distance.to(t.dtype)[:, None] / n.clamp_min(eps))",
+        "out[:, :3, 3] = t * distance.to(t.dtype)[:, None]", ["tests/test_metric.py::test_rescale_translation_by_hand"]),
     "ply-colour-channels-swapped": (
         "src/r2sdepth/pointcloud.py", 'v["red"], v["green"], v["blue"] = np.asarray(colors, np.uint8).T',
         'v["blue"], v["green"], v["red"] = np.asarray(colors, np.uint8).T',

@@ -331,3 +331,36 @@ def test_metric_training_options_are_checked_before_any_work(stereo_synth, tmp_p
                         "--out", tmp_path / "run", *args], capture_output=True, text=True)
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr[-800:]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_rescale_translation_by_hand():
+    from r2sdepth.geometry import axis_angle_to_matrix, rescale_translation
+
+    T = torch.eye(4).repeat(2, 1, 1)
+    T[0, :3, :3] = axis_angle_to_matrix(torch.tensor([[0.1, -0.2, 0.05]]))[0]
+    T[0, :3, 3] = torch.tensor([3.0, 0.0, 4.0])
+    out = rescale_translation(T, torch.tensor([10.0, 2.0]))
+    np.testing.assert_allclose(out[0, :3, 3].numpy(), [6.0, 0.0, 8.0], rtol=1e-6)
+    np.testing.assert_allclose(out[1, :3, 3].numpy(), [0.0, 0.0, 0.0])  # no direction: stays zero
+    torch.testing.assert_close(out[:, :3, :3], T[:, :3, :3])
+
+
+def test_known_speed_poses_have_the_distances_travelled(stereo_synth):
+    """With loss.known_speed the warps use the pose net's directions at the real distances."""
+    from r2sdepth.train.datamodule import collate
+    from r2sdepth.train.module import DepthModule
+
+    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
+                           need_spikes=False, travel=True)
+    batch = collate([ds[0], ds[1]])
+    assert batch["travel"].shape == (2, 2) and (batch["travel"] > 0.5).all()  # ~1 m per frame at 10 Hz
+    batch["travel"] = torch.tensor([[0.3, 1.7], [2.0, 0.5]])  # distinct per frame and per source
+    m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16},
+                    loss={"known_speed": True})
+    with torch.no_grad():
+        res = m.compute_loss(batch)
+        raw = m.poses(batch)
+    for j, T in enumerate(res["poses"]):
+        np.testing.assert_allclose(T[:, :3, 3].norm(dim=-1).numpy(), batch["travel"][:, j].numpy(), rtol=1e-5)
+        cos = torch.nn.functional.cosine_similarity(T[:, :3, 3], raw[j][:, :3, 3], dim=-1)
+        np.testing.assert_allclose(cos.numpy(), 1.0, rtol=1e-5)

@@ -94,6 +94,9 @@ class LossConfig:
     velocity_weight: float = _f(0.0, "weight of the velocity term |‖t_pose‖ - distance travelled| (PackNet-SfM) "
                                      "on the pose net's translations, distances from the drive's poses.txt or oxts: "
                                      "makes the depth metric; 0: off")
+    known_speed: bool = _f(False, "scale each pose-net translation to the distance the camera really moved (poses.txt "
+                                  "or oxts) before warping: metric depth from known speed; the pose net learns "
+                                  "only the direction (training batches; validation uses its raw translations)")
     velocity_warmup: int = _f(0, "optimiser steps before the velocity term starts (the pose net first learns the "
                                  "direction of motion from the photometric loss)")
 

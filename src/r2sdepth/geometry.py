@@ -147,3 +147,13 @@ def disp_to_depth(disp: torch.Tensor, min_depth: float = 0.1, max_depth: float =
     min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
     scaled = min_disp + (max_disp - min_disp) * disp
     return scaled, 1.0 / scaled
+
+
+def rescale_translation(T: torch.Tensor, distance: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Poses ``[B, 4, 4]`` with each translation scaled to length ``distance`` ``[B]`` (metres),
+    its direction kept (a zero translation stays zero)."""
+    t = T[:, :3, 3]
+    n = t.norm(dim=-1, keepdim=True)
+    out = T.clone()
+    out[:, :3, 3] = t * (distance.to(t.dtype)[:, None] / n.clamp_min(eps))
+    return out

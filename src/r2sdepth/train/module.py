@@ -53,7 +53,7 @@ import torch.nn as nn
 from r2sdepth.config import defaults
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS
-from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix
+from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
 from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
                              self_supervised_loss, si_log_loss, velocity_loss)
 from r2sdepth.models.pose import PoseNet
@@ -146,6 +146,10 @@ class DepthModule(L.LightningModule):
         res: dict[str, Any] = {"out": out, "loss": color.new_zeros(())}
         if wp > 0 or not train:
             poses = self.poses(batch)
+            if self.loss_cfg.get("known_speed") and train:
+                if "travel" not in batch:
+                    raise R2SDepthError("loss.known_speed needs distances travelled in the training batches")
+                poses = [rescale_translation(T, batch["travel"][:, j]) for j, T in enumerate(poses)]
             sources, all_poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
             kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
                       max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])

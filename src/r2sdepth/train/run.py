@@ -101,6 +101,10 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
                             f"and model.max_depth {m['max_depth']}")
     if cfg["loss"]["photo_weight"] > 0 and not cfg["data"]["context"] and not cfg["data"]["stereo"]:
         raise R2SDepthError("loss.photo_weight > 0 needs source views: data.context frames or data.stereo")
+    if cfg["loss"]["known_speed"] and (teacher is not None or not cfg["data"]["context"]
+                                       or cfg["loss"]["photo_weight"] <= 0):
+        raise R2SDepthError("loss.known_speed scales the pose net's translations of stage 1: it needs data.context "
+                            "frames and loss.photo_weight > 0")
     if cfg["loss"]["velocity_warmup"] < 0:
         raise R2SDepthError("loss.velocity_warmup must be >= 0 (optimiser steps)")
     if cfg["loss"]["velocity_weight"] > 0 and cfg["loss"]["photo_weight"] <= 0:
@@ -147,7 +151,7 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     lc = cfg["loss"]
     dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"],
                               train_gt=teacher is None and lc["depth_weight"] > 0,
-                              train_travel=teacher is None and lc["velocity_weight"] > 0,
+                              train_travel=teacher is None and (lc["velocity_weight"] > 0 or lc["known_speed"]),
                               train_context=teacher is not None or lc["photo_weight"] > 0)
     dm.setup("fit")
     if teacher is not None:
