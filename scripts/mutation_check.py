@@ -140,7 +140,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "np.linalg.norm(at(frame + 2 * o) - at(frame))", ["tests/test_metric.py::test_travel_distances_from_poses"]),
     "velocity-warmup-ignored": (
         "src/r2sdepth/train/module.py",
-        'if wv > 0 and train and self.global_step >= int(self.loss_cfg.get("velocity_warmup") or 0):',
+        'if wv > 0 and train and warm:',
         "if wv > 0 and train:", ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"]),
     "velocity-weight-not-applied": (
         "src/r2sdepth/train/module.py", 'res["loss"] = res["loss"] + wv * res["velocity"]',

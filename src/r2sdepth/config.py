@@ -97,8 +97,8 @@ class LossConfig:
     known_speed: bool = _f(False, "scale each pose-net translation to the distance the camera really moved (poses.txt "
                                   "or oxts) before warping: metric depth from known speed; the pose net learns "
                                   "only the direction (training batches; validation uses its raw translations)")
-    velocity_warmup: int = _f(0, "optimiser steps before the velocity term starts (the pose net first learns the "
-                                 "direction of motion from the photometric loss)")
+    velocity_warmup: int = _f(0, "optimiser steps before the velocity term and known_speed start (the pose net "
+                                 "first learns the direction of motion from the photometric loss)")
 
 
 @dataclass

@@ -146,7 +146,8 @@ class DepthModule(L.LightningModule):
         res: dict[str, Any] = {"out": out, "loss": color.new_zeros(())}
         if wp > 0 or not train:
             poses = self.poses(batch)
-            if self.loss_cfg.get("known_speed") and train:
+            warm = self.global_step >= int(self.loss_cfg.get("velocity_warmup") or 0)
+            if self.loss_cfg.get("known_speed") and train and warm:
                 if "travel" not in batch:
                     raise R2SDepthError("loss.known_speed needs distances travelled in the training batches")
                 poses = [rescale_translation(T, batch["travel"][:, j]) for j, T in enumerate(poses)]
@@ -161,7 +162,7 @@ class DepthModule(L.LightningModule):
                 res["loss"] = res["loss"] + wp * self.loss_cfg["student_weight"] * st["loss"]
                 res["photo_student"] = st["photo"]
             wv = float(self.loss_cfg["velocity_weight"])
-            if wv > 0 and train and self.global_step >= int(self.loss_cfg.get("velocity_warmup") or 0):
+            if wv > 0 and train and warm:
                 if "travel" not in batch:
                     raise R2SDepthError("loss.velocity_weight > 0 needs distances travelled in the training batches")
                 res["velocity"] = velocity_loss(poses, batch["travel"])
