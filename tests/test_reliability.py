@@ -331,8 +331,10 @@ def test_pred_files_safe_and_monodepth2_npy(tmp_path):
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["abs_rel"] == pytest.approx(0.0, abs=1e-6) and res["n"] == 2
     np.save(tmp_path / "neg.npy", np.stack([np.full((8, 12), -1.0, np.float32)] * 2))
-    r = run("eval", "--pred", tmp_path / "neg.npy", "--gt", tmp_path / "gt.npz")
+    r = run("eval", "--pred", tmp_path / "neg.npy", "--pred-kind", "depth", "--gt", tmp_path / "gt.npz")
     assert r.returncode == 2 and "non-positive" in r.stderr
+    r = run("eval", "--pred", tmp_path / "disp.npy", "--gt", tmp_path / "gt.npz")  # .npy: say what it holds
+    assert r.returncode == 2 and "--pred-kind" in r.stderr and "Traceback" not in r.stderr
 
 
 # -- the reader and its sidecar ------------------------------------------------------------------------
