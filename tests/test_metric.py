@@ -364,3 +364,15 @@ def test_known_speed_poses_have_the_distances_travelled(stereo_synth):
         np.testing.assert_allclose(T[:, :3, 3].norm(dim=-1).numpy(), batch["travel"][:, j].numpy(), rtol=1e-5)
         cos = torch.nn.functional.cosine_similarity(T[:, :3, 3], raw[j][:, :3, 3], dim=-1)
         np.testing.assert_allclose(cos.numpy(), 1.0, rtol=1e-5)
+
+
+def test_pose_zero_init_reaches_the_pose_net_from_the_config():
+    from r2sdepth.config import defaults
+    from r2sdepth.train.module import DepthModule
+
+    assert defaults("pose")["zero_init"] is False
+    for zero in (True, False):
+        m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8},
+                        pose={**defaults("pose"), "width": 16, "zero_init": zero})
+        last = m.pose_net.head[-1]
+        assert (float(last.weight.detach().abs().sum()) == 0.0) == zero

@@ -79,6 +79,8 @@ class PoseConfig:
     width: int = _f(64, "pose encoder base width")
     pretrained: bool = _f(False, "ImageNet weights for the pose encoder (downloads once)")
     scale: float = _f(0.01, "raw pose outputs x scale (Monodepth2: 0.01 with ImageNet weights; 0.1 from scratch)")
+    zero_init: bool = _f(False, "zero the pose head's last layer: training starts from no motion instead of a "
+                                "random constant one")
 
 
 @dataclass
