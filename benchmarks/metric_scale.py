@@ -118,7 +118,7 @@ def write_table(rows: dict, out: Path) -> str:
     """The Markdown table of every run and each recipe's mean ± std (also ``out/results.md``)."""
     lines = ["| recipe | seed | abs_rel median | abs_rel none | none / median | abs_rel camera-height | "
              "camera-height / median | GT / prediction (none) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in rows.items():
+    for r in rows.values():
         if "recipe" not in r:
             continue
         m, n, c = (r[s]["abs_rel"] for s in SCALINGS)

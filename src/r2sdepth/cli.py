@@ -16,6 +16,7 @@ from pathlib import Path
 
 from r2sdepth import __version__
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.evaluate import SCALINGS
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", choices=["garg", "eigen", "none"], default="garg")
     s.add_argument("--min-depth", type=float, default=1e-3)
     s.add_argument("--max-depth", type=float, default=80.0)
-    s.add_argument("--scaling", choices=["median", "camera-height", "camera-height-run", "none", "fixed"],
+    s.add_argument("--scaling", choices=SCALINGS,
                    help="how predictions are scaled: median (per image, the ground truth's median ratio; the "
                         "default), camera-height (per image, the fitted ground plane puts the camera at "
                         "--camera-height: no ground truth used), camera-height-run (the median of those factors "

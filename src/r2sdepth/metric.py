@@ -1,5 +1,6 @@
 """Metric depth without LiDAR: scale a depth map so that the camera sits at its known height
-above the ground plane, and camera intrinsics for inputs that carry none (numpy only).
+above the ground plane, and camera intrinsics for inputs that carry none (numpy; torch only for
+the back-projection, shared with training).
 
 The rule (:func:`camera_height_scale`): back-project the lower part of the image (rows
 ``>= lower_start * H``, pixels below the optical axis) with the intrinsics, fit the ground plane
@@ -37,13 +38,17 @@ class GroundFit:
 
 def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Camera-frame points ``[H, W, 3]`` (x right, y down, z forward; units of ``depth``) of a
-    depth map ``[H, W]`` with intrinsics ``K`` ``[3, 3]`` at the depth map's size (pixel centres
-    at integer coordinates)."""
+    depth map ``[H, W]`` with intrinsics ``K`` ``[3, 3]`` at the depth map's size: the training
+    geometry's :func:`r2sdepth.geometry.backproject` (pixel centres at integers), in float64."""
+    import torch  # heavy: not needed by the CLI's light commands, which import this module
+
+    from r2sdepth.geometry import backproject as backproject_torch
+
     depth = np.asarray(depth, np.float64)
     h, w = depth.shape
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    return np.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], -1)
+    K_inv = torch.from_numpy(np.linalg.inv(np.asarray(K, np.float64)))[None]
+    pts = backproject_torch(torch.from_numpy(depth)[None, None], K_inv)[0]  # [3, H*W]
+    return pts.T.reshape(h, w, 3).numpy()
 
 
 def camera_height_scale(depth: np.ndarray, K: np.ndarray, camera_height: float = KITTI_CAMERA_HEIGHT, *,

@@ -298,6 +298,7 @@ class SpikeKittiDataset:
         self.need_rgb, self.need_spikes = need_rgb, need_spikes
         self.stereo, self.travel = bool(stereo), bool(travel)
         self._positions: dict[str, Any] = {}
+        self._stereo_T: dict[tuple[str, str], Any] = {}
         self._streams: dict[str, Any] = {}
         self._ids: dict[tuple[str, str], list[int]] = {}
         self._K: dict[tuple[str, str], Any] = {}
@@ -411,7 +412,6 @@ class SpikeKittiDataset:
         """The other camera of the pair at ``frame`` (float32 ``[3, H, W]``) and the
         target->source transform ``[4, 4]`` from the calibration (x negated for a flipped sample:
         in the mirrored pair the other camera sits on the other side)."""
-        import numpy as np
         import torch
 
         if self._rig(drive) is not None:
@@ -421,7 +421,10 @@ class SpikeKittiDataset:
             raise R2SDepthError(f"{kitti.image_path(self.root, drive, frame, other)}: missing image of the other "
                                 f"camera (data.stereo needs image_{other})")
         img = torch.from_numpy(self._read_image(drive, other, frame)[0]).permute(2, 0, 1)
-        T = torch.from_numpy(kitti.stereo_transform(self.root / drive.split("/")[0], cam)).float()
+        key = (drive.split("/")[0], cam)
+        if key not in self._stereo_T:  # the calibration is read once per date and camera, not per sample
+            self._stereo_T[key] = kitti.stereo_transform(self.root / key[0], cam)
+        T = torch.from_numpy(self._stereo_T[key]).float()
         if flip:
             img = img.flip(-1)
             T[0, 3] = -T[0, 3]
@@ -433,18 +436,17 @@ class SpikeKittiDataset:
         import numpy as np
 
         if drive not in self._positions:
-            self._positions[drive] = kitti.drive_positions(self.root, drive)
-        pos = self._positions[drive]
+            ids = self._frame_ids(drive, cam)
+            self._positions[drive] = (kitti.drive_positions(self.root, drive), {f: k for k, f in enumerate(ids)})
+        pos, idx = self._positions[drive]
         if pos is None:
-            raise R2SDepthError(f"{self.root / drive}: loss.velocity_weight needs the camera's motion "
-                                "(poses.txt or oxts/data)")
-        ids = self._frame_ids(drive, cam)
-        idx = {f: k for k, f in enumerate(ids)}
+            raise R2SDepthError(f"{self.root / drive}: loss.velocity_weight / known_speed need the camera's "
+                                "motion (poses.txt or oxts/data)")
 
         def at(f: int):
             k = idx[self._nearest(drive, cam, f)]
             if k >= len(pos):
-                raise R2SDepthError(f"{self.root / drive}: {len(pos)} poses for {len(ids)} frames")
+                raise R2SDepthError(f"{self.root / drive}: {len(pos)} poses for {len(idx)} frames")
             return pos[k]
 
         return np.array([np.linalg.norm(at(frame + o) - at(frame)) for o in self.context], np.float32)
