@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from r2sdepth.checkpoint import checkpoint_path
+from r2sdepth.checkpoint import check_window, checkpoint_path
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.infer import (
     depth_from_net,
@@ -81,6 +81,8 @@ class DepthModel:
             raise R2SDepthError("spikes must be binary (0/1)")
         x = x.astype(np.uint8, copy=False)
         modality = resolve_modality(self.meta, "spike" if rgb is None else None)
+        if modality != "rgb":
+            check_window(self.meta, x.shape[1])
         hw = x.shape[-2:]
         mode = "resize" if net_size is not None else "pad"
         net_hw = tuple(int(v) for v in net_size) if net_size is not None else fit_to_multiple(*hw)

@@ -153,17 +153,71 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
 }
 
 
+def trained_windows(meta: dict[str, Any]) -> dict[str, Any]:
+    """How a checkpoint's spike windows were made (from its metadata): ``planes`` per window,
+    ``rate_hz`` (planes per second), ``duration_s`` of a window and the ``mode`` (``camera-rate``
+    or ``per-frame``, :class:`r2sdepth.spike.simulate.SimParams`)."""
+    from r2sdepth.spike.simulate import SimParams
+
+    d = meta.get("data") or {}
+    sim = SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__})
+    planes = int(meta.get("window") or d.get("window") or 0) or None
+    return {"planes": planes, "rate_hz": sim.rate_hz, "duration_s": planes / sim.rate_hz if planes else None,
+            "mode": sim.window_mode}
+
+
+def check_window(meta: dict[str, Any], window: int) -> None:
+    """Refuse (one line) a window length the network cannot take: its spike representation
+    splits the window into ``chunks x bins`` equal sub-windows, so ``T`` must be a positive
+    multiple of that product; warn when it differs from the trained length."""
+    rep = (meta.get("model") or {}).get("spike_repr") or {}
+    per = int(rep.get("chunks", 4)) * int(rep.get("bins", 8))
+    trained = trained_windows(meta)["planes"]
+    if isinstance(window, bool) or int(window) != window or window <= 0 or window % per:
+        near = sorted({max(per, window // per * per), (window // per + 1) * per}) if window > 0 else [per]
+        raise R2SDepthError(
+            f"window {window}: this model splits a window into {rep.get('chunks', 4)} chunks x {rep.get('bins', 8)} "
+            f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on {trained})")
+    if trained and int(window) != trained:
+        import warnings
+
+        from r2sdepth.errors import R2SDepthWarning
+
+        warnings.warn(f"window {window} differs from the {trained} planes the model was trained on (depth may "
+                      f"suffer): --window {trained}", R2SDepthWarning, stacklevel=3)
+
+
+#: a stream whose planes per second differ from the trained ones by more than this factor is warned about
+RATE_TOLERANCE = 1.5
+
+
+def rate_mismatch(meta: dict[str, Any], rate_hz: float, window: int) -> str | None:
+    """A one-line warning when windows of ``window`` planes at ``rate_hz`` (planes per second) are
+    not the kind the checkpoint was trained on (rates differing by more than
+    :data:`RATE_TOLERANCE`x), with the reason; ``None`` when they match."""
+    tw = trained_windows(meta)
+    ratio = rate_hz / tw["rate_hz"]
+    if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:
+        return None
+    dur = window / rate_hz
+    how = ("P planes spread over each 100 ms RGB frame interval, the scene moving through the window"
+           if tw["mode"] == "per-frame" else "a real camera's rate")
+    return (f"the model was trained on {tw['planes']}-plane windows at {tw['rate_hz']:g} planes/s "
+            f"({1e3 * (tw['duration_s'] or 0):.3g} ms, {how}); this input's {window} planes at {rate_hz:g} planes/s "
+            f"last {1e3 * dur:.3g} ms: depth may be implausible (use a model trained at this rate, see "
+            f"`r2sdepth models`, or train one with data.sim.camera_rate_hz {rate_hz:g})")
+
+
 def shipped_models() -> list[dict[str, Any]]:
     """One row per shipped checkpoint: name, file, modality, window (planes) and its planes per
     second, trained size, output units and the typical scale to metres."""
     rows = []
     for name, path in SHIPPED_CHECKPOINTS.items():
         meta = load_file(path).get("r2sdepth", {})
-        sim = (meta.get("data") or {}).get("sim") or {}
-        ppf, fps = int(sim.get("planes_per_frame", 64)), float(sim.get("video_fps", 10.0))
+        tw = trained_windows(meta)
         rows.append({"name": name, "path": str(path), "modality": meta.get("modality"),
-                     "window_planes": meta.get("window"), "planes_per_second": ppf * fps,
-                     "window_s": meta.get("window") / (ppf * fps) if meta.get("window") else None,
+                     "window_planes": tw["planes"], "planes_per_second": tw["rate_hz"],
+                     "window_s": tw["duration_s"], "window_mode": tw["mode"],
                      "trained_size": [meta.get("height"), meta.get("width")], **SHIPPED_NOTES.get(name, {})})
     return rows
 

@@ -18,6 +18,7 @@ from r2sdepth import __version__
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import SCALINGS
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
+from r2sdepth.spike.io import warn_layout
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -38,7 +39,7 @@ def checkpoint_path(name: str) -> Path:
 
 
 def _hw(text: str) -> tuple[int, int]:
-    """``"250x400"`` -> ``(250, 250)``: rows x columns, the one size format of every command."""
+    """``"250x400"`` -> ``(250, 400)``: rows x columns, the one size format of every command."""
     try:
         h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
     except ValueError:
@@ -46,6 +47,17 @@ def _hw(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: rows and columns must be positive")
     return h, w
+
+
+def _rc(text: str) -> tuple[int, int]:
+    """``"12x0"`` -> ``(12, 0)``: a row x column offset (integers >= 0)."""
+    try:
+        r, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ROWxCOLUMN, e.g. 12x0") from None
+    if r < 0 or c < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: row and column must be >= 0")
+    return r, c
 
 
 def _intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -67,15 +79,39 @@ def _geometry_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-flip", action="store_true", help="rows are stored top to bottom (default: bottom to top)")
     g.add_argument("--head-cols", type=int, help="extra columns at the head of each stored row to drop (16 on some raw files)")
     g.add_argument("--rate-hz", type=float, help="planes per second (default: sidecar, else 20000)")
+    g.add_argument("--header-bytes", type=int, help="bytes before every plane to skip (16 on some camera files)")
+    g.add_argument("--stored-size", type=_hw, metavar="HxW",
+                   help="stored plane rows x columns when larger than --sensor (e.g. 1024x1024 for a 1000x1000 image)")
+    g.add_argument("--offset", type=_rc, metavar="RxC", help="row x column of the image in the stored plane (default 0x0)")
+    g.add_argument("--allow-partial", action="store_true",
+                   help="read the whole planes of a file whose last plane is incomplete (reports the bytes ignored)")
+
+
+def _stream_kw(a: argparse.Namespace) -> dict:
+    """The stream layout options given on the command line (``SpikeStream`` keyword arguments)."""
+    kw: dict = {"height": a.sensor[0], "width": a.sensor[1]} if a.sensor else {}
+    kw.update({k: v for k, v in (("bitorder", a.bitorder), ("head_cols", a.head_cols), ("rate_hz", a.rate_hz),
+                                 ("header_bytes", a.header_bytes)) if v is not None})
+    if a.stored_size:
+        kw["stored_height"], kw["stored_width"] = a.stored_size
+    if a.offset:
+        kw["row0"], kw["col0"] = a.offset
+    if a.no_flip:
+        kw["flipud"] = False
+    if a.allow_partial:
+        kw["allow_partial"] = True
+    return kw
 
 
 def _open_stream(a: argparse.Namespace):
     from r2sdepth.spike import SpikeStream
 
-    return SpikeStream(
-        a.input, *(a.sensor or (None, None)), bitorder=a.bitorder, flipud=False if a.no_flip else None,
-        head_cols=a.head_cols, rate_hz=a.rate_hz,
-    )
+    st = SpikeStream(a.input, **_stream_kw(a))
+    warn_layout(st)
+    if st.ignored_bytes:
+        print(f"r2sdepth: warning: {a.input}: the last {st.ignored_bytes} bytes (an incomplete plane) were ignored",
+              file=sys.stderr)
+    return st
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="summarise a spike .dat stream (and its sidecar parameters)")
     s.add_argument("input", metavar="STREAM.dat")
+    s.add_argument("--probe", action="store_true", help="list the likely geometries / variants of an unknown file, "
+                                                        "best first")
     _geometry_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -277,6 +315,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 @_command("info")
 def _cmd_info(a: argparse.Namespace) -> int:
+    if a.probe:
+        from r2sdepth.spike.io import probe_layouts
+
+        if not Path(a.input).is_file():
+            raise R2SDepthError(f"{a.input}: no such file")
+        rows = probe_layouts(a.input, [a.sensor] if a.sensor else None)
+        if a.json:
+            print(json.dumps(rows))
+            return 0
+        if not rows:
+            print(f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor HxW "
+                  "(and --header-bytes / --stored-size) or --allow-partial for a truncated file")
+            return 1
+        print(f"{a.input}: likely layouts, best first (plausibility: ~1 picture-like, <= 0.3 implausible)")
+        for r in rows[:8]:
+            stored = f" --stored-size {r['stored_height']}x{r['stored_width']}" if \
+                (r["stored_height"], r["stored_width"]) != (r["height"], r["width"]) else ""
+            print(f"  {r['plausibility']:6.3f}  --sensor {r['height']}x{r['width']}{stored} --header-bytes "
+                  f"{r['header_bytes']} --bitorder {r['bitorder']}  ({r['planes']} planes)")
+        print("  (whether rows are stored bottom to top cannot be told from the bytes: check the picture with "
+              "r2sdepth reconstruct, --no-flip if it is upside down)")
+        return 0
     with _open_stream(a) as st:
         info = st.stats()
         meta = {k: v for k, v in st.meta.items() if k != "frame_plane_index"}
@@ -474,11 +534,21 @@ def _cmd_distill(a: argparse.Namespace) -> int:
 def _cmd_infer(a: argparse.Namespace) -> int:
     from r2sdepth.infer import run_infer
 
-    kw: dict = {"height": a.sensor[0], "width": a.sensor[1]} if a.sensor else {}
-    kw.update({k: v for k, v in (("bitorder", a.bitorder), ("head_cols", a.head_cols), ("rate_hz", a.rate_hz))
-               if v is not None})
-    if a.no_flip:
-        kw["flipud"] = False
+    kw = _stream_kw(a)
+    src = Path(a.input)
+    dats = sorted(src.glob("*.dat")) if src.is_dir() and not (src / "calib.yaml").is_file() else []
+    if dats:  # a folder of recordings: each to its own output folder
+        if a.gif or a.mp4:
+            raise R2SDepthError(f"{src}: a folder of {len(dats)} recordings writes one output folder each; "
+                                "--gif / --mp4 take one recording at a time")
+        for d in dats:
+            a.input, out = str(d), a.out
+            a.out = str(Path(out) / d.stem)
+            try:
+                _cmd_infer(a)
+            finally:
+                a.input, a.out = str(src), out
+        return 0
     res = run_infer(checkpoint_path(a.checkpoint), a.input, a.out, window=a.window, stride_planes=a.stride_planes,
                     stride_frames=a.stride_frames, net_size=a.net_size, device=a.device, batch_size=a.batch_size, scale=a.scale,
                     modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty(),
@@ -517,7 +587,7 @@ def _cmd_models(a: argparse.Namespace) -> int:
         h, w = m["trained_size"]
         print(f"{m['name']}  ({m['path']})")
         print(f"  input         {m['modality']} window of {m['window_planes']} planes at {m['planes_per_second']:g} "
-              f"planes/s ({m['window_s'] * 1e3:.0f} ms), trained at {h}x{w}")
+              f"planes/s ({m['window_s'] * 1e3:.3g} ms, {m['window_mode']} windows), trained at {h}x{w}")
         for k in ("units", "typical_scale", "trained_on"):
             if k in m:
                 print(f"  {k.replace('_', ' '):<13} {m[k]}")

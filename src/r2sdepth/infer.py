@@ -12,6 +12,7 @@ needed to load it. ``modality`` selects what to feed and which head to read:
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
+from r2sdepth.checkpoint import check_window, rate_mismatch, trained_windows
 from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
@@ -26,7 +28,7 @@ from r2sdepth.geometry import disp_to_depth
 from r2sdepth.metric import camera_height_scale, intrinsics_matrix
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.pointcloud import depth_to_points, write_ply
-from r2sdepth.spike.io import SpikeStream, fit_spatial
+from r2sdepth.spike.io import SpikeStream, fit_spatial, warn_layout
 from r2sdepth.spike.reconstruct import tfp, to_uint8
 from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
 from r2sdepth.train.load import load_checkpoint as _load
@@ -215,6 +217,13 @@ def display_range(depth: np.ndarray) -> tuple[float, float]:
     return near, max(far, near * 1.01)
 
 
+def _warn_rate(meta: dict[str, Any], rate_hz: float, window: int, source: Path) -> None:
+    """Warn when a recording's plane rate is not the one the model was trained at."""
+    why = rate_mismatch(meta, rate_hz, window)
+    if why:
+        warnings.warn(f"{source}: {why}", R2SDepthWarning, stacklevel=3)
+
+
 def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
               window: int | None = None, stride_planes: int | None = None, stride_frames: int | None = None,
               net_size: tuple[int, int] | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
@@ -264,6 +273,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     own = meta["modality"]
     d = meta.get("data", {})
     window = int(window or d.get("window") or 128)
+    if own != "rgb" and (modality or "spike") != "rgb":
+        check_window(meta, window)
     is_stream = source.is_file() and source.suffix.lower() == ".dat"
     rig = None
     if source.is_dir() and (source / "calib.yaml").is_file():
@@ -291,6 +302,11 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         if modality != "spike":
             raise R2SDepthError(f"a spike stream alone can only feed a spike model (asked for {modality})")
         stream = SpikeStream(source, **(stream_kw or {}))
+        warn_layout(stream)
+        if stream.ignored_bytes:
+            warnings.warn(f"{source}: the last {stream.ignored_bytes} bytes (an incomplete plane) were ignored",
+                          R2SDepthWarning, stacklevel=2)
+        _warn_rate(meta, stream.rate_hz, window, source)
         n = len(stream)
         if window > n:
             raise R2SDepthError(f"{source}: window {window} is longer than the stream ({n} planes)")
@@ -301,6 +317,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     elif rig is not None:
         modality = resolve_modality(meta, modality)
         hw = rig.calib.spike_size  # depth in the spike camera's frame, at its resolution
+        if modality != "rgb":
+            _warn_rate(meta, rig.stream.rate_hz, window, source)
         ends = [int(e) for e in rig.window_ends()]
         idx = [i for i in range(len(rig)) if ends[i] - window >= 0 and ends[i] <= len(rig.stream)]
         idx = idx[::int(stride_frames or 1)]
@@ -348,8 +366,6 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     net_hw = (int(net_size[0]), int(net_size[1])) if net_size is not None else fit_to_multiple(*hw)
     trained = (meta.get("height"), meta.get("width"))
     if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
-        import warnings
-
         warnings.warn(f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
                       f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
                       "resizes the input to it", R2SDepthWarning, stacklevel=2)
@@ -430,7 +446,10 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         save_animation(mp4, panels, fps=10.0)
     summary = {"checkpoint": str(checkpoint), "input": str(source), "modality": modality, "window": window,
                "outputs": n_out, "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
-               "trained_size": list(trained), "stride": {"planes": stride_planes or window} if is_stream
+               "trained_size": list(trained), "trained_windows": trained_windows(meta),
+               "input_rate_hz": stream.rate_hz if is_stream else rig.stream.rate_hz if rig is not None else
+               SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__}).rate_hz,
+               "stride": {"planes": stride_planes or window} if is_stream
                else {"frames": stride_frames or 1},
                "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
                "animation_frames": len(panels),

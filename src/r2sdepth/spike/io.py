@@ -17,6 +17,18 @@ File format (the PKU spike camera's own, verified on the real recordings in
   row (indices 400-415): SpikeCV's ``with_head`` deletes columns 400-415 of its 416-wide decode,
   and Spike-Zoo's ``remove_head`` keeps ``[:, :, :-16]``; r2sdepth follows both.
 
+Variants other cameras and toolkits write, each an explicit parameter (and sidecar key):
+
+* ``header_bytes``: bytes before every plane (some camera files carry a 16-byte header per
+  plane); skipped, never decoded.
+* ``stored_height`` / ``stored_width`` with ``row0`` / ``col0``: the stored plane is larger than
+  the image (e.g. a 1000 x 1000 sensor written as 1024-column rows, with rows removed): the
+  image is the ``height x width`` block at ``(row0, col0)`` of the upright stored plane.
+  ``head_cols`` is the shorthand ``stored_width = width + head_cols``, ``col0 = 0``.
+* ``allow_partial``: a recording whose last plane is incomplete (a camera stopped mid-write) is
+  read as its whole planes (``size // plane stride``, as other toolkits do) and the ignored bytes
+  are reported (``SpikeStream.ignored_bytes``); without it such a file is refused.
+
 A sidecar JSON beside the stream (``X.dat`` -> ``X.json``) records the geometry and how the
 stream was made (rate, bit order, flip, planes per RGB frame, simulator parameters, seed,
 source). It is read when present; otherwise height and width must be given.
@@ -106,7 +118,7 @@ def validate_sidecar(meta: dict[str, Any], where: str | os.PathLike = "sidecar")
     for key in ("height", "width"):
         if key in meta and not (_is_int(meta[key]) and meta[key] > 0):
             raise bad(key, "must be a positive integer")
-    for key in ("head_cols", "frames", "bytes"):
+    for key in ("head_cols", "frames", "bytes", "header_bytes", "stored_height", "stored_width", "row0", "col0"):
         if key in meta and not (_is_int(meta[key]) and meta[key] >= 0):
             raise bad(key, "must be an integer >= 0")
     if "rate_hz" in meta:
@@ -133,9 +145,16 @@ def decode_planes(
     bitorder: str = "little",
     flipud: bool = True,
     head_cols: int = 0,
+    stored_height: int | None = None,
+    stored_width: int | None = None,
+    row0: int = 0,
+    col0: int = 0,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unpack planes ``packed`` (uint8 ``[T, nbytes]``) into uint8 0/1 ``[T, H, W]``, upright.
+
+    The stored plane is ``stored_height x stored_width`` pixels (default ``height x (width +
+    head_cols)``); the image is its ``height x width`` block at ``(row0, col0)`` after the flip.
 
     When stored rows are whole bytes (``W_stored % 8 == 0``, true of real cameras), the
     vertical flip is applied to the packed rows (1/8 of the data) before one flat
@@ -146,23 +165,29 @@ def decode_planes(
         raise ValueError(f"bitorder must be 'little' or 'big', got {bitorder!r}")
     packed = np.asarray(packed)
     t = packed.shape[0]
-    wst = width + head_cols
-    nbytes = frame_nbytes(height, width, head_cols)
+    hst = int(stored_height or height)
+    wst = int(stored_width or width + head_cols)
+    if not (0 <= row0 and row0 + height <= hst and 0 <= col0 and col0 + width <= wst):
+        raise ValueError(f"image {height}x{width} at ({row0}, {col0}) does not fit the stored {hst}x{wst} plane")
+    nbytes = (hst * wst + 7) // 8
     if packed.ndim != 2 or packed.shape[1] != nbytes:
         raise ValueError(f"packed planes must be [T, {nbytes}], got {list(packed.shape)}")
     if wst % 8 == 0:
-        rows = packed.reshape(t, height, wst // 8)
+        rows = packed.reshape(t, hst, wst // 8)
         if flipud:
             rows = rows[:, ::-1, :]
+        if (hst, row0) != (height, 0):  # rows outside the image are not decoded
+            rows = rows[:, row0:row0 + height]
         pix = np.unpackbits(np.ascontiguousarray(rows).reshape(-1), bitorder=bitorder)
         pix = pix.reshape(t, height, wst)
     else:
-        pix = np.unpackbits(packed, axis=1, bitorder=bitorder)[:, : height * wst]
-        pix = pix.reshape(t, height, wst)
+        pix = np.unpackbits(packed, axis=1, bitorder=bitorder)[:, : hst * wst]
+        pix = pix.reshape(t, hst, wst)
         if flipud:
             pix = pix[:, ::-1, :]
-    if head_cols:  # the extra columns end each stored row (SpikeCV's with_head, Spike-Zoo's remove_head)
-        pix = pix[:, :, :width]
+        pix = pix[:, row0:row0 + height]
+    if (wst, col0) != (width, 0):  # e.g. the head columns that end each stored row (SpikeCV's with_head)
+        pix = pix[:, :, col0:col0 + width]
     if out is not None:
         out[...] = pix
         return out
@@ -207,6 +232,12 @@ class SpikeStream:
         flipud: bool | None = None,
         head_cols: int | None = None,
         rate_hz: float | None = None,
+        header_bytes: int | None = None,
+        stored_height: int | None = None,
+        stored_width: int | None = None,
+        row0: int | None = None,
+        col0: int | None = None,
+        allow_partial: bool = False,
     ) -> None:
         self.path = Path(path)
         if not self.path.exists():
@@ -234,36 +265,68 @@ class SpikeStream:
         if self.bitorder not in ("little", "big"):
             raise R2SDepthError(f"{self.path}: bitorder must be 'little' or 'big'")
         self.flipud = bool(flipud if flipud is not None else m.get("flipud", True))
-        self.head_cols = int(head_cols if head_cols is not None else m.get("head_cols", 0))
-        if self.head_cols < 0:
-            raise R2SDepthError(f"{self.path}: head_cols must be >= 0, got {self.head_cols}")
+        def opt(name: str, given: Any, default: Any) -> int:
+            v = given if given is not None else m.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise R2SDepthError(f"{self.path}: {name} must be an integer >= 0, got {v!r}")
+            return int(v)
+
+        self.head_cols = opt("head_cols", head_cols, 0)
+        self.header_bytes = opt("header_bytes", header_bytes, 0)
+        self.row0, self.col0 = opt("row0", row0, 0), opt("col0", col0, 0)
+        self.stored_height = opt("stored_height", stored_height, 0) or self.height
+        self.stored_width = opt("stored_width", stored_width, 0) or self.width + self.head_cols
+        if self.head_cols and self.stored_width != self.width + self.head_cols:
+            raise R2SDepthError(f"{self.path}: head_cols {self.head_cols} and stored_width {self.stored_width} "
+                                f"disagree (head_cols means stored_width = width + head_cols)")
+        if self.row0 + self.height > self.stored_height or self.col0 + self.width > self.stored_width:
+            raise R2SDepthError(
+                f"{self.path}: the {self.height}x{self.width} image at row {self.row0}, column {self.col0} does "
+                f"not fit the stored {self.stored_height}x{self.stored_width} plane")
         self.rate_hz = float(rate_hz if rate_hz is not None else m.get("rate_hz", DEFAULT_RATE_HZ))
         if not (np.isfinite(self.rate_hz) and self.rate_hz > 0):
             raise R2SDepthError(f"{self.path}: rate must be a finite number > 0, got {self.rate_hz}")
-        self.frame_nbytes = frame_nbytes(self.height, self.width, self.head_cols)
+        #: packed bytes of one stored plane (without its header)
+        self.frame_nbytes = (self.stored_height * self.stored_width + 7) // 8
+        self.plane_stride = self.header_bytes + self.frame_nbytes
+        geom = f"{self.stored_height}x{self.stored_width}" + (f" + {self.header_bytes} header" if self.header_bytes else "")
         if not self.path.is_file():
             raise R2SDepthError(f"{self.path}: not a regular file")
         size = self.path.stat().st_size
         if size == 0:
             raise R2SDepthError(f"{self.path}: empty spike stream (0 bytes)")
-        if self.frame_nbytes > size:
+        if self.plane_stride > size:
             raise R2SDepthError(
-                f"{self.path}: geometry {self.height}x{self.width + self.head_cols} needs {self.frame_nbytes} "
+                f"{self.path}: geometry {geom} needs {self.plane_stride} "
                 f"bytes per plane but the file has {size}: wrong geometry or truncated file")
-        n, rem = divmod(size, self.frame_nbytes)
-        if rem:
+        n, rem = divmod(size, self.plane_stride)
+        self.ignored_bytes = 0
+        if rem and not allow_partial:
             raise R2SDepthError(
-                f"{self.path}: size {size} bytes is not a multiple of the frame size "
-                f"{self.frame_nbytes} bytes ({self.height}x{self.width + self.head_cols} pixels); "
-                f"{n} whole frames and a remainder of {rem} bytes: truncated file or wrong geometry"
+                f"{self.path}: size {size} bytes is not a multiple of the plane size "
+                f"{self.plane_stride} bytes ({geom}); {n} whole planes and a remainder of {rem} "
+                f"bytes: truncated file or wrong geometry (--allow-partial reads the {n} whole planes)"
             )
+        self.ignored_bytes = rem
         if "frames" in m and int(m["frames"]) != n:
             raise R2SDepthError(
                 f"{self.path}: holds {n} frames but its sidecar says {m['frames']}: "
                 "truncated or mismatched file"
             )
         self._n = n
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(n, self.frame_nbytes))
+        self._raw = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(n, self.plane_stride))
+        self._mm = self._raw[:, self.header_bytes:] if self.header_bytes else self._raw
+
+    def _decode(self, packed: np.ndarray) -> np.ndarray:
+        return decode_planes(
+            packed, self.height, self.width, bitorder=self.bitorder, flipud=self.flipud,
+            stored_height=self.stored_height, stored_width=self.stored_width, row0=self.row0, col0=self.col0,
+        )
+
+    @property
+    def cropped(self) -> bool:
+        """Whether the stored plane holds pixels outside the image (head columns, removed rows)."""
+        return (self.stored_height, self.stored_width) != (self.height, self.width)
 
     def __len__(self) -> int:
         return self._n
@@ -284,10 +347,7 @@ class SpikeStream:
             raise R2SDepthError(
                 f"{self.path}: window [{t0}, {t1}) out of range for a stream of {self._n} frames"
             )
-        return decode_planes(
-            self._mm[t0:t1], self.height, self.width,
-            bitorder=self.bitorder, flipud=self.flipud, head_cols=self.head_cols,
-        )
+        return self._decode(self._mm[t0:t1])
 
     def read_packed(self, t0: int, t1: int) -> np.ndarray:
         """The raw packed bytes of planes ``[t0, t1)`` (uint8 ``[T, frame_nbytes]``, a view)."""
@@ -303,10 +363,7 @@ class SpikeStream:
             if step == 1:
                 return self.read(start, max(start, stop))
             idx = np.arange(start, stop, step)
-            return decode_planes(
-                self._mm[idx], self.height, self.width,
-                bitorder=self.bitorder, flipud=self.flipud, head_cols=self.head_cols,
-            )
+            return self._decode(self._mm[idx])
         if isinstance(key, (int, np.integer)):
             k = int(key)
             if k < 0:
@@ -382,7 +439,7 @@ class SpikeStream:
         pop = _popcount_table()
         for t0 in range(0, self._n, chunk):
             t1 = min(t0 + chunk, self._n)
-            if self.head_cols:
+            if self.cropped:
                 counts[t0:t1] = self.read(t0, t1).sum(axis=(1, 2), dtype=np.int64)
             else:
                 counts[t0:t1] = pop[self._mm[t0:t1]].sum(axis=1, dtype=np.int64)
@@ -405,14 +462,18 @@ class SpikeStream:
             "bitorder": self.bitorder,
             "flipud": self.flipud,
             "head_cols": self.head_cols,
+            "header_bytes": self.header_bytes,
+            "stored_size": [self.stored_height, self.stored_width],
+            "image_offset": [self.row0, self.col0],
+            "ignored_bytes": self.ignored_bytes,
         }
 
     def close(self) -> None:
         """Release the memory map."""
-        mm = getattr(self, "_mm", None)
+        mm = getattr(self, "_raw", None)
         if mm is not None:
             mm._mmap.close()  # type: ignore[attr-defined]
-            self._mm = None  # type: ignore[assignment]
+            self._mm = self._raw = None  # type: ignore[assignment]
 
     def __enter__(self) -> "SpikeStream":
         return self
@@ -539,15 +600,18 @@ def read_dat(
     bitorder: str | None = None,
     flipud: bool | None = None,
     head_cols: int | None = None,
+    **variant: Any,
 ) -> np.ndarray:
-    """Read a whole ``.dat`` stream into uint8 ``[T, H, W]`` (0/1, upright).
+    """Read a whole ``.dat`` stream into uint8 ``[T, H, W]`` (0/1, upright). ``variant``: the other
+    layout options of :class:`SpikeStream` (``header_bytes``, ``stored_height``, ``stored_width``,
+    ``row0``, ``col0``, ``allow_partial``).
 
     Every option left at ``None`` comes from the sidecar JSON when there is one, else the PKU
     camera's convention (little-endian bits, rows bottom to top, no head columns): the same
     rules as :class:`SpikeStream`, which this calls. For long streams prefer
     :class:`SpikeStream`, which decodes only the windows asked for.
     """
-    s = SpikeStream(path, height, width, bitorder=bitorder, flipud=flipud, head_cols=head_cols)
+    s = SpikeStream(path, height, width, bitorder=bitorder, flipud=flipud, head_cols=head_cols, **variant)
     try:
         return s.read(0, len(s))
     finally:
@@ -594,3 +658,87 @@ def fit_spatial(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
     rows = np.floor(np.arange(size[0]) * (h / size[0])).astype(np.int64)
     cols = np.floor(np.arange(size[1]) * (w / size[1])).astype(np.int64)
     return x[..., rows[:, None], cols]
+
+
+#: layouts tried by :func:`probe_layouts` (rows, columns, stored rows, stored columns): the PKU gen-1
+#: camera with and without its head columns, newer large sensors written at 1024 columns, common sizes
+KNOWN_LAYOUTS: tuple[tuple[int, int, int, int], ...] = (
+    (250, 400, 250, 400), (250, 400, 250, 416), (1000, 1000, 1000, 1024), (1000, 1000, 1000, 1000),
+    (256, 256, 256, 256), (480, 640, 480, 640), (720, 1280, 720, 1280),
+)
+
+
+def layout_plausibility(img: np.ndarray) -> float:
+    """How much a firing-rate image ``[H, W]`` looks like a picture (higher is more plausible):
+    the smaller of the correlations between vertically and horizontally adjacent pixels (natural
+    images: about 0.7-1; a wrong width shears the rows apart: near 0 or below), divided by the
+    *byte seam* when it exceeds 1: the mean step between columns ``8k + 7`` and ``8k + 8`` over the
+    mean step elsewhere (1 for the right bit order; a reversed bit order puts pixels 7 apart side by
+    side at every byte boundary: about 5 on the real gen-1 recording)."""
+    x = np.asarray(img, np.float64)
+
+    def corr(a: np.ndarray, b: np.ndarray) -> float:
+        a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+        d = np.sqrt((a * a).sum() * (b * b).sum())
+        return float((a * b).sum() / d) if d > 0 else 0.0
+
+    c = min(corr(x[1:], x[:-1]), corr(x[:, 1:], x[:, :-1]))
+    step = np.abs(np.diff(x, axis=1))
+    seam_cols = np.arange(step.shape[1]) % 8 == 7
+    inner = step[:, ~seam_cols].mean() if step.size else 0.0
+    seam = step[:, seam_cols].mean() / inner if inner > 0 and seam_cols.any() else 1.0
+    return float(c / seam if c > 0 and seam > 1 else c)
+
+
+def probe_layouts(path: str | os.PathLike, extra: list[tuple[int, int]] | None = None,
+                  planes: int = 64) -> list[dict[str, Any]]:
+    """The layouts an unknown ``.dat`` file could have, most plausible first.
+
+    Tries :data:`KNOWN_LAYOUTS` and ``extra`` sizes (both ways round), with and without a 16-byte
+    header per plane and both bit orders; keeps those whose plane size divides the file size and
+    scores each by :func:`layout_plausibility` of the firing rate over its first ``planes`` planes.
+    Whether rows are stored bottom to top cannot be told from the bytes (all are reported with the
+    PKU convention, ``flipud=True``)."""
+    path = Path(path)
+    size = path.stat().st_size
+    cands = list(KNOWN_LAYOUTS) + [(w, h, ws, hs) for h, w, hs, ws in KNOWN_LAYOUTS if hs == h and ws == w]
+    for h, w in extra or []:
+        cands += [(h, w, h, w), (w, h, w, h)]
+    seen, rows = set(), []
+    for h, w, hs, ws in cands:
+        for header in (0, 16):
+            for order in ("little", "big"):
+                key = (h, w, hs, ws, header, order)
+                stride = header + (hs * ws + 7) // 8
+                if key in seen or size % stride or size < stride:
+                    continue
+                seen.add(key)
+                with SpikeStream(path, h, w, stored_height=hs, stored_width=ws, header_bytes=header,
+                                 bitorder=order, rate_hz=DEFAULT_RATE_HZ) as st:
+                    rate = st.read(0, min(planes, len(st))).mean(axis=0)
+                    n = len(st)
+                rows.append({"height": h, "width": w, "stored_height": hs, "stored_width": ws,
+                             "header_bytes": header, "bitorder": order, "planes": n,
+                             "plausibility": layout_plausibility(rate)})
+    return sorted(rows, key=lambda r: -r["plausibility"])
+
+
+#: below this :func:`layout_plausibility` a stream's geometry is warned about
+PLAUSIBLE = 0.3
+
+
+def warn_layout(stream: SpikeStream, planes: int = 64) -> float:
+    """Warn (``R2SDepthWarning``) when a stream without a sidecar decodes to something that does not
+    look like a picture (geometry the wrong way round, wrong width, bit order); returns the score."""
+    if stream.meta or len(stream) == 0:
+        return 1.0
+    score = layout_plausibility(stream.read(0, min(planes, len(stream))).mean(axis=0))
+    if score < PLAUSIBLE:
+        import warnings
+
+        from r2sdepth.errors import R2SDepthWarning
+
+        warnings.warn(f"{stream.path}: decoded as {stream.height}x{stream.width} ({stream.bitorder} bit order) it does "
+                      f"not look like a picture (plausibility {score:.2f} < {PLAUSIBLE}): wrong geometry or variant? "
+                      f"r2sdepth info --probe {stream.path} lists the likely ones", R2SDepthWarning, stacklevel=2)
+    return score

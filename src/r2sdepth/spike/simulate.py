@@ -40,6 +40,18 @@ has a window too. A sequence of N frames gives ``(N - 1 + pre_roll_frames) * P``
 frame ``k`` (0-based position) is reached at plane ``(k + pre_roll_frames) * P``; the sidecar's
 ``frame_plane_index`` lists these per frame id, ``pre_roll_planes`` records the pre-roll.
 
+Two window modes (``SimParams.window_mode``):
+
+* ``per-frame`` (``camera_rate_hz = 0``, Spike-KITTI as published): the P planes of a chunk fill
+  the whole interval between frames ``t-1`` and ``t``; the plane rate is ``video_fps * P``
+  (640 Hz for P = 64 at KITTI's 10 Hz), so a window sees the scene move for ``T / P`` frames.
+* ``camera-rate`` (``camera_rate_hz = R``, e.g. 20 kHz): the chunk of frame ``t`` is the last P
+  planes before ``t`` at a real camera's rate, ``P / R`` seconds (3.2 ms for 64 planes at 20 kHz),
+  light interpolated linearly within them (:func:`plane_fraction` with ``span = P * fps / R``);
+  the rest of the interval is not simulated. Windows are at most P planes long. A written stream
+  holds one such chunk per frame (``window_definition`` ``r2sdepth-rate-windows/1``): planes of
+  consecutive chunks are not contiguous in time.
+
 Departure from a single continuous simulation: the potential is re-drawn at every RGB frame.
 Within a chunk the model is exact; what is lost is the phase of pixels that fire less than
 once per chunk (rate below ``1/P`` spikes per plane), whose count per chunk becomes random
@@ -88,11 +100,15 @@ class SimParams:
     video_fps: float = field(default=10.0, metadata={"help": "RGB frame rate (Hz; plane rate = fps x P)"})
     pre_roll_frames: int = field(default=1, metadata={"help": "chunks of P planes before frame 0 holding its "
                                                               "luminance (frame 0's window)"})
+    camera_rate_hz: float = field(default=0.0, metadata={
+        "help": "planes per second of a real camera (e.g. 20000): the chunk of frame t is then the last P planes "
+                "before t at this rate (P / rate seconds, light interpolated within them), not the whole frame "
+                "interval; 0: P planes spread over the frame interval (Spike-KITTI as published)"})
 
     def __post_init__(self) -> None:
         import math
 
-        for name in ("threshold", "gain", "fpn_sigma", "dark_current", "shot_photons", "video_fps"):
+        for name in ("threshold", "gain", "fpn_sigma", "dark_current", "shot_photons", "video_fps", "camera_rate_hz"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise R2SDepthError(f"{name} must be a finite number, got {v!r}")
@@ -114,11 +130,31 @@ class SimParams:
             raise R2SDepthError("video_fps must be > 0")
         if int(self.pre_roll_frames) != self.pre_roll_frames or self.pre_roll_frames < 1:
             raise R2SDepthError("pre_roll_frames must be an integer >= 1")
+        if self.camera_rate_hz < 0:
+            raise R2SDepthError(f"camera_rate_hz must be >= 0 (0: planes spread over the frame interval), "
+                                f"got {self.camera_rate_hz}")
+        if self.camera_rate_hz and self.span > 1:
+            raise R2SDepthError(
+                f"{self.planes_per_frame} planes at camera_rate_hz={self.camera_rate_hz:g} last "
+                f"{1e3 * self.planes_per_frame / self.camera_rate_hz:.4g} ms, longer than the "
+                f"{1e3 / self.video_fps:.4g} ms between RGB frames: use fewer planes per frame or camera_rate_hz 0")
 
     @property
     def rate_hz(self) -> float:
-        """Spike planes per second of the simulated stream (video fps x planes per frame)."""
-        return self.video_fps * self.planes_per_frame
+        """Spike planes per second: ``camera_rate_hz`` in camera-rate mode, else video fps x planes per
+        frame (the published mode's planes fill the frame interval)."""
+        return float(self.camera_rate_hz) if self.camera_rate_hz else self.video_fps * self.planes_per_frame
+
+    @property
+    def span(self) -> float:
+        """Fraction of the interval between two RGB frames that a chunk's P planes cover: 1 in the
+        published mode, ``P * video_fps / camera_rate_hz`` at a camera's rate."""
+        return self.planes_per_frame * self.video_fps / self.camera_rate_hz if self.camera_rate_hz else 1.0
+
+    @property
+    def window_mode(self) -> str:
+        """``"camera-rate"`` or ``"per-frame"`` (P planes per RGB frame, Spike-KITTI as published)."""
+        return "camera-rate" if self.camera_rate_hz else "per-frame"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -150,10 +186,14 @@ def luminance(img: np.ndarray, *, linearize: bool = False) -> np.ndarray:
     return x
 
 
-def plane_fraction(k: int, planes: int) -> float:
+def plane_fraction(k: int, planes: int, span: float = 1.0) -> float:
     """Where between two RGB frames (0 = frame t-1, 1 = frame t) plane ``k`` of ``planes`` takes
-    its light: the midpoint ``(k + 0.5) / P`` of the interval it integrates, ``(k/P, (k+1)/P]``."""
-    return (k + 0.5) / planes
+    its light: the midpoint of the interval it integrates. The P planes cover the last ``span``
+    of the frame interval (1: all of it, ``(k/P, (k+1)/P]``, midpoint ``(k + 0.5) / P``; at a
+    camera's rate ``span = P * fps / rate``): ``1 - span + span * (k + 0.5) / P``."""
+    if span == 1.0:
+        return (k + 0.5) / planes
+    return 1.0 - span + span * (k + 0.5) / planes
 
 
 def stable_seed(*parts: object) -> int:
@@ -295,12 +335,12 @@ class SpikeSimulator:
                 yield l1
         elif self.p.interp == "linear":
             for k in range(p):
-                a = np.float32(plane_fraction(k, p))
+                a = np.float32(plane_fraction(k, p, self.p.span))
                 yield l0 + a * (l1 - l0)
         else:
             at = _flow_interpolator(l0, l1)
             for k in range(p):
-                yield at(plane_fraction(k, p))
+                yield at(plane_fraction(k, p, self.p.span))
 
     def advance(self, lum1: np.ndarray) -> np.ndarray:
         """Simulate the planes between the previous frame and ``lum1``: bool ``[P, H, W]``."""
@@ -320,10 +360,14 @@ class SpikeSimulator:
         g, dark = np.float32(self.p.gain), np.float32(self.p.dark_current)
         if self.p.interp == "hold":
             return g * l1 + dark, None
-        step = (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)
         # the loops add ``step`` before each plane: start half a step back so that plane k gets
-        # the light at plane_fraction(k, P) = (k + 0.5) / P (the same value, incrementally)
-        return g * l0 + dark - np.float32(0.5) * step, step
+        # the light at plane_fraction(k, P, span) (the same value, incrementally)
+        if self.p.span == 1.0:
+            step = (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)
+            return g * l0 + dark - np.float32(0.5) * step, step
+        span = np.float32(self.p.span)
+        step = (g * span / np.float32(self.p.planes_per_frame)) * (l1 - l0)
+        return g * (l0 + (np.float32(1) - span) * (l1 - l0)) + dark - np.float32(0.5) * step, step
 
     def advance_packed(self, lum1: np.ndarray) -> np.ndarray:
         """Like :meth:`advance` but returns the planes packed in the ``.dat`` layout (uint8
@@ -410,7 +454,7 @@ class SpikeSimulator:
             elif self.p.interp == "hold":
                 lk = t1
             else:
-                a = plane_fraction(k, p)
+                a = plane_fraction(k, p, self.p.span)
                 lk = t0 + a * (t1 - t0)
             if self.p.shot_photons > 0:
                 n = self.p.shot_photons
@@ -459,6 +503,10 @@ def frame_window(lum: Any, frame: int, length: int, params: SimParams | None = N
     written stream (:func:`simulate_to_file`) has no planes."""
     params = params or SimParams()
     p = params.planes_per_frame
+    if params.camera_rate_hz and int(length) > p:
+        raise R2SDepthError(
+            f"a {length}-plane window at camera_rate_hz={params.camera_rate_hz:g}: camera-rate chunks hold "
+            f"{p} planes (sim.planes_per_frame); raise it to {length} or shorten the window")
     n = -(-int(length) // p)
     j0 = frame - n + 1
     if j0 < first_frame - params.pre_roll_frames + 1:
@@ -621,7 +669,8 @@ def simulate_to_file(
         "seed": int(seed),
         "sequence": str(sequence),
         "source": str(source),
-        "window_definition": "r2sdepth-chunks/1",
+        "window_definition": "r2sdepth-rate-windows/1" if params.camera_rate_hz else "r2sdepth-chunks/1",
+        "window_mode": params.window_mode,
         "pre_roll_planes": r * params.planes_per_frame,
     }
     meta.update(extra_meta or {})
