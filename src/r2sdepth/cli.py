@@ -87,6 +87,48 @@ def _geometry_args(p: argparse.ArgumentParser) -> None:
                    help="read the whole planes of a file whose last plane is incomplete (reports the bytes ignored)")
 
 
+_SIM_FLAGS = {"video_fps": "--fps"}  # flag names kept from earlier releases
+
+
+def _sim_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of :class:`r2sdepth.spike.simulate.SimParams` (its help and default), plus
+    ``--sim-params FILE`` (``r2sdepth fit-sim``'s output): the file's values, then the flags given."""
+    import dataclasses
+
+    from r2sdepth.spike.simulate import SimParams
+
+    g = p.add_argument_group("spike-camera model (flags override --sim-params)")
+    g.add_argument("--sim-params", metavar="FILE", help="camera model from `r2sdepth fit-sim` (JSON/YAML)")
+    for f in dataclasses.fields(SimParams):
+        if f.name in skip:
+            continue
+        flag = _SIM_FLAGS.get(f.name, "--" + f.name.replace("_", "-"))
+        kw: dict = {"dest": "sim_" + f.name, "default": None, "help": f"{f.metadata['help']} (default {f.default})"}
+        if isinstance(f.default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = type(f.default)
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+        g.add_argument(flag, **kw)
+
+
+def _sim_params(a: argparse.Namespace, **defaults: object):
+    """The ``SimParams`` of a command: ``defaults``, then ``--sim-params FILE``, then the flags given."""
+    import dataclasses
+
+    from r2sdepth.spike.simulate import SimParams, load_sim_params
+
+    vals: dict = dict(defaults)
+    if a.sim_params:
+        vals.update(load_sim_params(a.sim_params))
+    for f in dataclasses.fields(SimParams):
+        v = getattr(a, "sim_" + f.name, None)
+        if v is not None:
+            vals[f.name] = v
+    return SimParams(**vals)
+
+
 def _stream_kw(a: argparse.Namespace) -> dict:
     """The stream layout options given on the command line (``SpikeStream`` keyword arguments)."""
     kw: dict = {"height": a.sensor[0], "width": a.sensor[1]} if a.sensor else {}
@@ -116,9 +158,6 @@ def _open_stream(a: argparse.Namespace):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for docs and tests)."""
-    from r2sdepth.spike.simulate import SimParams
-
-    _SIM = SimParams()  # simulator defaults: one place (the dataclass), also used by training configs
     p = argparse.ArgumentParser(
         prog="r2sdepth",
         description="Depth from spike cameras: spike I/O, simulation, training, evaluation.",
@@ -144,24 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gif", help="also write an animated GIF here")
     _geometry_args(s)
 
+    s = sub.add_parser("fit-sim", help="fit the spike-camera model to a real recording (rates, threshold "
+                                       "mismatch, gain, dark current): a --sim-params file")
+    s.add_argument("input", metavar="REAL.dat")
+    s.add_argument("--out", required=True, metavar="PARAMS.json", help="camera-model file for --sim-params")
+    s.add_argument("--reference", metavar="FRAMES", help="folder of images or video whose brightness the recording's "
+                                                         "scene is assumed to share: fits gain and dark current")
+    s.add_argument("--planes", type=int, default=2000, help="planes of the recording to use (default 2000)")
+    s.add_argument("--threshold", type=float, help="firing threshold theta kept fixed (default: the simulator's)")
+    _geometry_args(s)
+
     s = sub.add_parser("simulate", help="simulate a spike stream from a video or a folder of images")
     s.add_argument("input", metavar="INPUT", help="video file or folder of images (name order)")
     s.add_argument("--out", required=True, metavar="STREAM.dat")
-    s.add_argument("--planes-per-frame", type=int, default=_SIM.planes_per_frame)
-    s.add_argument("--pre-roll-frames", type=int, default=_SIM.pre_roll_frames,
-                   help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
-                        "windows of frame 0 may be up to this x P planes long)")
-    s.add_argument("--threshold", type=float, default=_SIM.threshold, help="firing threshold theta (default %(default)s)")
-    s.add_argument("--gain", type=float, default=_SIM.gain, help="potential added per plane at luminance 1")
-    s.add_argument("--interp", choices=["hold", "linear", "flow"], default=_SIM.interp)
-    s.add_argument("--reset", choices=["subtract", "zero"], default=_SIM.reset)
     s.add_argument("--size", type=_hw, metavar="HxW", help="stream size: frames are resized to it (default: theirs)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--fps", type=float, default=_SIM.video_fps, help="frame rate of the input video (sets the stream rate)")
-    s.add_argument("--fpn-sigma", type=float, default=_SIM.fpn_sigma, help="relative per-pixel threshold mismatch")
-    s.add_argument("--dark-current", type=float, default=_SIM.dark_current, help="potential added per plane in the dark")
-    s.add_argument("--shot-photons", type=float, default=_SIM.shot_photons, help="photons per plane at luminance 1 (0: no shot noise)")
-    s.add_argument("--linearize", action="store_true", help="undo the sRGB curve before integrating")
+    _sim_args(s)
     s.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     s.add_argument("--device", default="cpu", help="torch device for --backend torch")
 
@@ -170,14 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output root (same layout, spike_02/stream.dat)")
     s.add_argument("--cameras", nargs="+", default=["02", "03"], help="cameras (default 02 03; missing ones are skipped)")
     s.add_argument("--size", type=_hw, metavar="HxW", default=(192, 640), help="stream size (default 192x640)")
-    s.add_argument("--planes-per-frame", type=int, default=_SIM.planes_per_frame)
-    s.add_argument("--pre-roll-frames", type=int, default=_SIM.pre_roll_frames,
-                   help="chunks of P planes before the first frame holding its luminance (frame 0's window; "
-                        "windows of frame 0 may be up to this x P planes long)")
-    s.add_argument("--threshold", type=float, default=_SIM.threshold)
-    s.add_argument("--gain", type=float, default=_SIM.gain)
-    s.add_argument("--interp", choices=["hold", "linear", "flow"], default=_SIM.interp)
-    s.add_argument("--fps", type=float, default=_SIM.video_fps, help="KITTI raw is 10 Hz")
+    _sim_args(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=1, help="parallel processes (one sequence each)")
     s.add_argument("--shard", help="i/n: build only every n-th job starting at i (0-based; cluster array jobs)")
@@ -259,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--allow-config-change", action="store_true",
                        help="resume even though the config differs from the run's config.yaml")
         s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
+        s.add_argument("--sim-params", metavar="FILE", help="camera model from `r2sdepth fit-sim` for data.sim "
+                                                            "(on-the-fly windows; --data.sim.* overrides win)")
 
     s = sub.add_parser("infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video")
     s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint, or 'demo' (the shipped model)")
@@ -370,15 +402,39 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
     return 0
 
 
+@_command("fit-sim")
+def _cmd_fit_sim(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from r2sdepth.atomic import write_json_atomic
+    from r2sdepth.spike.fit import fit_sim
+    from r2sdepth.spike.simulate import iter_frames, luminance
+
+    if a.planes <= 0:
+        raise R2SDepthError(f"--planes {a.planes}: must be positive")
+    ref = None
+    if a.reference:
+        ref = np.concatenate([luminance(f).ravel()[::7] for f in iter_frames(a.reference)])
+    with _open_stream(a) as st:
+        res = fit_sim(st, reference=ref, planes=a.planes, threshold=a.threshold)
+    res["reference"] = a.reference
+    write_json_atomic(a.out, res)
+    st_ = res["stats"]
+    print(f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate {st_['mean_rate']:.3f} "
+          f"spikes/plane (median {st_['rate_quantiles']['p50']:.3f}, 95% {st_['rate_quantiles']['p95']:.3f}), "
+          f"{100 * st_['saturated_share']:.1f}% saturated")
+    print("  fitted: " + ", ".join(f"{k}={v:g}" for k, v in res["sim"].items()))
+    if ref is None:
+        print("  gain and dark current not fitted (give --reference FRAMES of a similar scene)")
+    print(f"wrote {a.out} (use: r2sdepth simulate|build-spike-kitti|train ... --sim-params {a.out})")
+    return 0
+
+
 @_command("simulate")
 def _cmd_simulate(a: argparse.Namespace) -> int:
-    from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
+    from r2sdepth.spike.simulate import iter_frames, simulate_to_file
 
-    params = SimParams(
-        planes_per_frame=a.planes_per_frame, pre_roll_frames=a.pre_roll_frames, threshold=a.threshold, gain=a.gain, interp=a.interp,
-        reset=a.reset, fpn_sigma=a.fpn_sigma, dark_current=a.dark_current,
-        shot_photons=a.shot_photons, linearize=a.linearize, video_fps=a.fps,
-    )
+    params = _sim_params(a)
     meta = simulate_to_file(
         iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None), a.out, params, seed=a.seed,
         source=str(a.input), backend=a.backend, device=a.device, progress=sys.stderr.isatty(),
@@ -392,10 +448,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 @_command("build-spike-kitti")
 def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
     from r2sdepth.data.spike_kitti import build_spike_kitti
-    from r2sdepth.spike.simulate import SimParams
 
-    params = SimParams(planes_per_frame=a.planes_per_frame, pre_roll_frames=a.pre_roll_frames, threshold=a.threshold, gain=a.gain,
-                       interp=a.interp, video_fps=a.fps)
+    params = _sim_params(a)
     res = build_spike_kitti(
         a.kitti_root, a.out, cameras=a.cameras, height=a.size[0], width=a.size[1], params=params,
         seed=a.seed, workers=a.workers, shard=a.shard, sequences=a.sequences, verify=a.verify,
@@ -500,9 +554,14 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _run(a: argparse.Namespace, teacher: str | None) -> dict:
     import yaml
 
-    from r2sdepth.train.run import load_config, resolved_config, run_training
+    from r2sdepth.train.run import apply_overrides, load_config, resolved_config, run_training
 
-    cfg = load_config(a.config, a.overrides)
+    cfg = load_config(a.config)
+    if a.sim_params:
+        from r2sdepth.spike.simulate import load_sim_params
+
+        cfg.setdefault("data", {}).setdefault("sim", {}).update(load_sim_params(a.sim_params))
+    apply_overrides(cfg, a.overrides)
     if a.print_config:
         print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
         return {}

@@ -160,6 +160,33 @@ class SimParams:
         return dataclasses.asdict(self)
 
 
+def load_sim_params(path: str | os.PathLike) -> dict[str, Any]:
+    """The camera-model values of a parameter file (``r2sdepth fit-sim`` output, JSON or YAML): its
+    ``sim`` section (or the whole file when it has none). Unknown keys are an error naming the
+    closest valid one; the values are checked by building :class:`SimParams`."""
+    import difflib
+    import json
+
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        doc = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        raise R2SDepthError(f"{p}: unreadable camera-model file ({e.__class__.__name__}: {e})") from None
+    sim = doc.get("sim", doc) if isinstance(doc, dict) else None
+    if not isinstance(sim, dict):
+        raise R2SDepthError(f"{p}: a camera-model file must be a mapping (with a 'sim' section)")
+    names = list(SimParams.__dataclass_fields__)
+    for k in sim:
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            raise R2SDepthError(f"{p}: unknown camera-model key {k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    SimParams(**sim)
+    return dict(sim)
+
+
 def luminance(img: np.ndarray, *, linearize: bool = False) -> np.ndarray:
     """RGB (uint8/uint16/float in [0, 1]) ``[H, W, 3]`` or gray ``[H, W]`` -> float32 ``[H, W]``
     in [0, 1] (ITU-R BT.601 weights; ``linearize`` undoes the sRGB transfer curve first)."""
