@@ -404,8 +404,6 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
 
 @_command("fit-sim")
 def _cmd_fit_sim(a: argparse.Namespace) -> int:
-    import numpy as np
-
     from r2sdepth.atomic import write_json_atomic
     from r2sdepth.spike.fit import fit_sim
     from r2sdepth.spike.simulate import iter_frames, luminance
@@ -414,7 +412,7 @@ def _cmd_fit_sim(a: argparse.Namespace) -> int:
         raise R2SDepthError(f"--planes {a.planes}: must be positive")
     ref = None
     if a.reference:
-        ref = np.concatenate([luminance(f).ravel()[::7] for f in iter_frames(a.reference)])
+        ref = [luminance(f) for f in iter_frames(a.reference)]
     with _open_stream(a) as st:
         res = fit_sim(st, reference=ref, planes=a.planes, threshold=a.threshold)
     res["reference"] = a.reference

@@ -7,7 +7,8 @@ What a recording tells about its sensor, and how each figure is estimated (``fit
   ``L``, so the rates fix ``gain / theta`` and ``dark_current / theta`` only (``theta`` is kept).
 * **Gain and dark current**: with ``reference`` luminance (the frames the simulator will be fed,
   e.g. the user's RGB video or a KITTI drive), the quantiles of the real rates are matched to the
-  quantiles of the reference luminance by least squares on ``r_q = a L_q + b`` over the unsaturated
+  quantiles of the reference luminance (both 3 x 3 box-filtered, so that the threshold mismatch
+  does not widen the rates' distribution) by least squares on ``r_q = a L_q + b`` over the unsaturated
   quantiles 5..95 % (``r_q < 0.95``): ``gain = a theta``, ``dark_current = max(b, 0) theta``. This
   assumes the recording's scene has the reference's brightness distribution; without a
   reference, gain and dark current are not fitted (the result says so).
@@ -72,11 +73,19 @@ def estimate_fpn(rate: np.ndarray, planes: int) -> dict[str, float]:
             "pixel_pairs": int(pair.sum()), "hot_pixel_share": float(hot.mean())}
 
 
-def fit_gain(rate: np.ndarray, reference: np.ndarray, threshold: float) -> dict[str, Any]:
-    """``gain`` and ``dark_current`` matching the quantiles of the rates to those of the reference
-    luminance (``[N]`` or any shape, values in [0, 1]); see the module docstring."""
-    rq = np.percentile(rate, QUANTILES)
-    lq = np.percentile(np.asarray(reference, np.float64), QUANTILES)
+def _box3(x: np.ndarray) -> np.ndarray:
+    """3 x 3 mean (edges replicated): per-pixel mismatch averages out (variance / 9), the scene stays."""
+    p = np.pad(np.asarray(x, np.float64), 1, mode="edge")
+    h, w = x.shape
+    return sum(p[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+
+
+def fit_gain(rate: np.ndarray, reference: list[np.ndarray], threshold: float) -> dict[str, Any]:
+    """``gain`` and ``dark_current`` matching the quantiles of the rate map ``[H, W]`` to those of the
+    reference luminance (frames ``[h, w]`` in [0, 1]), both 3 x 3 box-filtered first so that the
+    threshold mismatch does not widen the rates' distribution; see the module docstring."""
+    rq = np.percentile(_box3(rate), QUANTILES)
+    lq = np.percentile(np.concatenate([_box3(f).ravel() for f in reference]), QUANTILES)
     keep = rq < 0.95
     if keep.sum() < 3 or np.ptp(lq[keep]) <= 0:
         raise R2SDepthError("the recording is saturated or the reference is flat: cannot fit the gain")
@@ -103,11 +112,12 @@ def tfi_relation(spikes: np.ndarray, rate: np.ndarray) -> dict[str, float]:
     return {"tfi_slope": slope, "tfi_corr": float(np.corrcoef(rate[ok], tfi)[0, 1])}
 
 
-def fit_sim(stream: SpikeStream, *, reference: np.ndarray | None = None, planes: int = 2000,
+def fit_sim(stream: SpikeStream, *, reference: list[np.ndarray] | None = None, planes: int = 2000,
             threshold: float | None = None) -> dict[str, Any]:
     """Fit :class:`SimParams` to a recording: returns ``{"sim": {...}, "stats": {...}}`` where
     ``sim`` holds the fitted parameters (and the camera's rate as ``camera_rate_hz``), ready for
-    ``--sim-params`` / ``data.sim``. ``planes``: how many planes to use (from the start)."""
+    ``--sim-params`` / ``data.sim``. ``reference``: luminance frames ``[h, w]`` in [0, 1] of a scene
+    like the recording's (for gain and dark current). ``planes``: how many planes to use (from the start)."""
     n = min(int(planes), len(stream))
     if n < 32:
         raise R2SDepthError(f"{stream.path}: {n} planes are too few to fit a camera model (32 at least)")
