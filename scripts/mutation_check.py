@@ -165,6 +165,42 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "src/r2sdepth/pointcloud.py", 'v["red"], v["green"], v["blue"] = np.asarray(colors, np.uint8).T',
         'v["blue"], v["green"], v["red"] = np.asarray(colors, np.uint8).T',
         ["tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels"]),
+    "camera-rate-window-at-interval-start": (
+        "src/r2sdepth/spike/simulate.py", "    return 1.0 - span + span * (k + 0.5) / planes",
+        "    return span * (k + 0.5) / planes",
+        ["tests/test_real_camera.py::test_camera_rate_light_of_every_path_is_taken_at_the_plane_midpoint"]),
+    "camera-rate-ramp-start-missing": (
+        "src/r2sdepth/spike/simulate.py",
+        "        return g * (l0 + (np.float32(1) - span) * (l1 - l0)) + dark - np.float32(0.5) * step, step",
+        "        return g * l0 + dark - np.float32(0.5) * step, step", ["tests/test_real_camera.py::test_camera_rate_chunk_matches_a_plain_loop"]),
+    "dat-header-after-plane": (
+        "src/r2sdepth/spike/io.py", "self._mm = self._raw[:, self.header_bytes:] if self.header_bytes else self._raw",
+        "self._mm = self._raw[:, :self.frame_nbytes] if self.header_bytes else self._raw",
+        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"]),
+    "dat-row-offset-before-flip": (
+        "src/r2sdepth/spike/io.py", "        if flipud:\n            rows = rows[:, ::-1, :]\n        if (hst, row0) != (height, 0):",
+        "        if (hst, row0) != (height, 0):", ["tests/test_real_camera.py::test_dat_variants_decode_exactly"]),
+    "dat-partial-not-reported": (
+        "src/r2sdepth/spike/io.py", "        self.ignored_bytes = rem\n", "        self.ignored_bytes = 0\n",
+        ["tests/test_real_camera.py::test_incomplete_last_plane_refused_or_read_with_allow_partial"]),
+    "dat-stride-without-header": (
+        "src/r2sdepth/spike/io.py", "        n, rem = divmod(size, self.plane_stride)", "        n, rem = divmod(size, self.frame_nbytes)",
+        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"]),
+    "probe-ignores-bit-seam": (
+        "src/r2sdepth/spike/io.py", "    return float(c / seam if c > 0 and seam > 1 else c)", "    return float(c)",
+        ["tests/test_real_camera.py::test_probe_ranks_the_true_layout_first_and_cli_warns_on_the_wrong_way_round"]),
+    "fit-fpn-without-sqrt2": (
+        "src/r2sdepth/spike/fit.py", "d - np.median(d)))) / math.sqrt(2.0)", "d - np.median(d))))",
+        ["tests/test_real_camera.py::test_fit_sim_recovers_known_camera_parameters"]),
+    "fit-gain-ignores-threshold": (
+        "src/r2sdepth/spike/fit.py", '"gain": float(a * threshold)', '"gain": float(a)',
+        ["tests/test_real_camera.py::test_fit_sim_recovers_known_camera_parameters"]),
+    "window-multiple-of-chunks-only": (
+        "src/r2sdepth/checkpoint.py", "    per = int(rep.get(\"chunks\", 4)) * int(rep.get(\"bins\", 8))",
+        "    per = int(rep.get(\"chunks\", 4))", ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"]),
+    "rate-warning-never": (
+        "src/r2sdepth/checkpoint.py", "    if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:", "    if True:",
+        ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"]),
 }
 
 

@@ -57,6 +57,22 @@ def test_camera_rate_chunk_matches_a_plain_loop(rate, planes, fps):
     assert full.mean() == pytest.approx(0.65 * 0.5, abs=0.02)
 
 
+def test_camera_rate_light_of_every_path_is_taken_at_the_plane_midpoint():
+    """The noisy / flow paths (plane_luminance) and the torch backend take each plane's light from
+    plane_fraction; checked against the midpoint time by hand and against the numpy bytes."""
+    rng = np.random.default_rng(3)
+    l0, l1 = rng.random((5, 9), np.float32), rng.random((5, 9), np.float32)
+    p = SimParams(planes_per_frame=16, camera_rate_hz=20000.0)
+    sim = SpikeSimulator(5, 9, p)
+    for k, lk in enumerate(sim.plane_luminance(l0, l1)):
+        a = (0.1 - (16 - k - 0.5) / 20000.0) / 0.1
+        np.testing.assert_allclose(lk, (1 - a) * l0 + a * l1, atol=1e-6)
+    pytest.importorskip("torch")
+    got = simulate_chunk(l0, l1, p, seed=2, frame=1, backend="torch")
+    ref = simulate_chunk(l0, l1, p, seed=2, frame=1)
+    assert (got != ref).sum() <= 1
+
+
 def test_camera_rate_refusals():
     with pytest.raises(R2SDepthError, match="longer than the"):
         SimParams(planes_per_frame=4000, camera_rate_hz=20000.0)  # 200 ms > the 100 ms between frames
