@@ -437,9 +437,10 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None), a.out, params, seed=a.seed,
         source=str(a.input), backend=a.backend, device=a.device, progress=sys.stderr.isatty(),
     )
-    print(f"wrote {a.out}: {meta['frames']} planes ({params.pre_roll_frames} pre-roll + "
-          f"{meta['rgb_frames'] - 1} inter-frame chunks x {params.planes_per_frame}), "
-          f"{meta['height']}x{meta['width']}, {meta['bytes']} bytes")
+    what = (f"one {params.planes_per_frame}-plane window at {params.rate_hz:g} Hz per frame" if params.camera_rate_hz
+            else f"{params.pre_roll_frames} pre-roll + {meta['rgb_frames'] - 1} inter-frame chunks x "
+                 f"{params.planes_per_frame}")
+    print(f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes")
     return 0
 
 

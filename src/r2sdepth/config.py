@@ -121,7 +121,8 @@ class DataConfig:
     context: list[int] = _f([-1, 1], "source frames relative to the target")
     stereo: bool = _f(False, "also the other camera of the calibrated pair at time t as a source view with its "
                              "known pose (Monodepth2's S / MS modes; metric depth); needs image_03 / image_02")
-    window: int = _f(128, "spike planes per window (T)")
+    window: int = _f(128, "spike planes per window (T); their duration is T / sim.rate (sim.camera_rate_hz: a real "
+                          "camera's rate; 0: P planes per RGB frame interval)")
     align: str = _f("end", "window ends at the frame (causal) or is centred on it (built streams only)",
                     ("end", "center"))
     spike_root: Optional[str] = _f(None, "built Spike-KITTI root (null: simulate windows on the fly)")

@@ -305,6 +305,9 @@ class SpikeKittiDataset:
         self._rigs: dict[str, Any] = {}
         if self.spike_root is None and align != "end":
             raise R2SDepthError("on-the-fly spike simulation supports align='end' only")
+        if self.sim.camera_rate_hz and align != "end":
+            raise R2SDepthError("camera-rate windows (data.sim.camera_rate_hz) end at their frame: align must be "
+                                "'end' (the planes around a frame are not simulated)")
 
     def __len__(self) -> int:
         return len(self.samples)
