@@ -78,6 +78,21 @@ def main() -> None:
         boxed[r0, c0:c1] = boxed[r1 - 1, c0:c1] = col
         boxed[r0:r1, c0] = boxed[r0:r1, c1 - 1] = col
     panels.append(labelled(boxed, "TFP, planes 0-63 (red: car, blue: background)", 250))
+    # what passes without learning anything: the check must fail both
+    baselines = {
+        "brightness prior (bright = near)": lambda w: 1.0 / (0.05 + tfp(w)),
+        "row prior (lower = nearer)": lambda w: np.repeat(1.0 / (1.0 + np.arange(w.shape[1], dtype=float))[:, None],
+                                                          w.shape[2], axis=1),
+    }
+    for name, fn in baselines.items():
+        rows = []
+        for t0 in range(0, len(st) - 64 + 1, a.stride):
+            med = box_medians(fn(st.read(t0, t0 + 64)))
+            rows.append({"planes": [t0, t0 + 64], "medians": med, **judge(med)})
+        results[name] = {"window": 64, "windows": rows, "passed_all": all(r["passed"] for r in rows),
+                         "min_ratio": min(r["min_ratio"] for r in rows)}
+        print(f"{name:>34}: {'PASS' if results[name]['passed_all'] else 'FAIL'} (smallest ratio "
+              f"{results[name]['min_ratio']:.2f})")
     for ck in a.checkpoint:
         model = r2sdepth.load_model(ck)
         window = a.window or int(model.meta.get("data", {}).get("window") or 64)
@@ -95,7 +110,7 @@ def main() -> None:
         results[ck] = {"window": window, "net_size": list(size), "windows": rows,
                        "passed_all": all(r["passed"] for r in rows),
                        "min_ratio": min(r["min_ratio"] for r in rows)}
-        print(f"{ck:>12}: {'PASS' if results[ck]['passed_all'] else 'FAIL'} (smallest background/car ratio "
+        print(f"{ck:>34}: {'PASS' if results[ck]['passed_all'] else 'FAIL'} (smallest background/car ratio "
               f"{results[ck]['min_ratio']:.2f} over {len(rows)} windows; needs >= {MARGIN})")
     (out / "results.json").write_text(json.dumps({"recording": str(a.recording), "boxes": BOXES, "margin": MARGIN,
                                                   "models": results}, indent=1))

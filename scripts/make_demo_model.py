@@ -7,6 +7,11 @@ Recipe (the shipped file was made exactly so; ~15 min on 2 CPU cores without --c
     python scripts/make_demo_model.py --lc runs/learning_check \
         --checkpoint runs/ablation/feat_at_depth_adaptive/checkpoints/last.ckpt
 
+Camera-rate recipe (windows of 64 planes at a real camera's 20 kHz, simulated on the fly; no
+``--checkpoint``: a stage-1 spike-only model trained here, ~50 min on 2 cores):
+
+    python scripts/make_demo_model.py --lc runs/learning_check --camera-rate 20000 --run rate20k
+
 ``--checkpoint``: any spike-capable checkpoint (stage-1 spike, fusion -> its spike path, or a
 stage-2 student); without it a stage-1 spike-only model is trained here with
 the shipped ``train_spike_synth`` config. The script evaluates the model on the held-out test

@@ -429,8 +429,11 @@ def test_full_disk_every_command_one_line_and_no_partial_output(synth, tmp_path,
     frames.mkdir()
     for i in range(4):
         Image.fromarray((np.random.default_rng(i).random((64, 96, 3)) * 255).astype(np.uint8)).save(frames / f"{i}.png")
-    stream = tmp_path / "s.dat"
-    write_dat(stream, (np.random.default_rng(0).random((400, 64, 96)) < 0.3).astype(np.uint8))
+    from r2sdepth.checkpoint import load_file, trained_windows
+
+    stream = tmp_path / "s.dat"  # at the model's own plane rate: no rate warning, the error is the one line
+    write_dat(stream, (np.random.default_rng(0).random((400, 64, 96)) < 0.3).astype(np.uint8),
+              rate_hz=trained_windows(load_file(ck)["r2sdepth"])["rate_hz"])
     sp = synth / "splits"
     f = full_disk
     cmds = {

@@ -303,7 +303,7 @@ class SpikeStream:
         self.ignored_bytes = 0
         if rem and not allow_partial:
             raise R2SDepthError(
-                f"{self.path}: size {size} bytes is not a multiple of the plane size "
+                f"{self.path}: size {size} bytes is not a multiple of the frame size "
                 f"{self.plane_stride} bytes ({geom}); {n} whole planes and a remainder of {rem} "
                 f"bytes: truncated file or wrong geometry (--allow-partial reads the {n} whole planes)"
             )
