@@ -287,3 +287,21 @@ def test_infer_folder_of_recordings(tmp_path):
     r = run_cli("infer", "--checkpoint", "demo", "--input", tmp_path / "in", "--out", tmp_path / "o2", "--gif",
                 tmp_path / "x.gif")
     assert r.returncode != 0 and "one recording at a time" in r.stderr
+
+
+def test_init_from_a_shipped_slim_model_copies_every_network_weight():
+    """Fine-tuning a shipped model (e.g. on camera-rate windows) starts from all its weights: the
+    slim file's names lack the Lightning module's ``net.`` prefix."""
+    import torch
+
+    from r2sdepth.checkpoint import checkpoint_path, load_file
+    from r2sdepth.train.module import DepthModule
+
+    path = checkpoint_path("demo")
+    ck = load_file(path)
+    m = DepthModule(model={k: v for k, v in ck["r2sdepth"]["model"].items() if k != "fusion"},
+                    pose={"width": 16}, data={"window": 64})
+    names = m.init_from(str(path))
+    assert len(names) == len(ck["state_dict"])
+    for k, v in ck["state_dict"].items():
+        assert torch.equal(m.state_dict()["net." + k], v)

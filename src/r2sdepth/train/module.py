@@ -252,13 +252,17 @@ class DepthModule(L.LightningModule):
                     p.grad.zero_()
 
     def init_from(self, path: str) -> list[str]:
-        """Warm start from a stage-1 checkpoint: copy every weight whose name and shape match
-        (e.g. the RGB encoder, decoder and pose net of an ``rgb`` run into a ``fusion`` model).
+        """Warm start from a stage-1 checkpoint or a slim one (a shipped model, ``--init_from demo``
+        paths): copy every weight whose name and shape match (e.g. the RGB encoder, decoder and
+        pose net of an ``rgb`` run into a ``fusion`` model).
         Returns the names copied; raises if nothing matched."""
         from r2sdepth.checkpoint import load_file, state_dict_of
         from r2sdepth.errors import R2SDepthError
 
-        src = state_dict_of(load_file(path), path)
+        ck = load_file(path)
+        src = state_dict_of(ck, path)
+        if (ck.get("r2sdepth") or {}).get("slim"):  # slim files (shipped models) hold the network's weights alone
+            src = {"net." + k: v for k, v in src.items()}
         own = self.state_dict()
         take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
         if not take:
