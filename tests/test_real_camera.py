@@ -305,3 +305,19 @@ def test_init_from_a_shipped_slim_model_copies_every_network_weight():
     assert len(names) == len(ck["state_dict"])
     for k, v in ck["state_dict"].items():
         assert torch.equal(m.state_dict()["net." + k], v)
+
+
+def test_api_knows_the_trained_rate_and_warns_on_another():
+    import warnings
+
+    import r2sdepth
+    from r2sdepth.errors import R2SDepthWarning
+
+    m = r2sdepth.load_model("demo")
+    win = _picture(32, 64, m.window)
+    assert m.window_mode in ("per-frame", "camera-rate") and m.rate_hz > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict(win, rate_hz=m.rate_hz, net_size=m.trained_size)  # its own rate: silent
+    with pytest.warns(R2SDepthWarning, match="planes/s"):
+        m.predict(win, rate_hz=m.rate_hz * 4, net_size=m.trained_size)

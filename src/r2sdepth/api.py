@@ -19,12 +19,13 @@ model's units: metres up to one scale factor per image for self-supervised model
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 
-from r2sdepth.checkpoint import check_window, checkpoint_path
-from r2sdepth.errors import R2SDepthError
+from r2sdepth.checkpoint import check_window, checkpoint_path, rate_mismatch, trained_windows
+from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.infer import (
     depth_from_net,
     fit_rgb,
@@ -40,7 +41,9 @@ class DepthModel:
     """A checkpoint loaded once for repeated predictions (``load_model``).
 
     Attributes: ``modality`` (of the checkpoint), ``window`` (planes per window it was trained
-    with), ``trained_size`` (``(H, W)`` it was trained at), ``device``, ``meta`` (checkpoint metadata).
+    with), ``rate_hz`` (their planes per second) and ``window_mode`` (``camera-rate`` or
+    ``per-frame``), ``trained_size`` (``(H, W)`` it was trained at), ``device``, ``meta`` (checkpoint
+    metadata).
     """
 
     def __init__(self, checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> None:
@@ -51,19 +54,24 @@ class DepthModel:
         d = self.meta.get("data", {})
         self.window = int(d.get("window") or 128)
         self.trained_size = (int(self.meta["height"]), int(self.meta["width"]))
+        tw = trained_windows(self.meta)
+        self.rate_hz: float = tw["rate_hz"]
+        self.window_mode: str = tw["mode"]
 
     def __repr__(self) -> str:
         return (f"DepthModel({str(self.checkpoint)!r}, modality={self.modality!r}, window={self.window}, "
                 f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r})")
 
     def predict(self, spikes: np.ndarray, *, rgb: np.ndarray | None = None,
-                net_size: tuple[int, int] | None = None) -> np.ndarray:
+                net_size: tuple[int, int] | None = None, rate_hz: float | None = None) -> np.ndarray:
         """Depth for spike windows.
 
         ``spikes``: ``[T, H, W]`` or ``[B, T, H, W]``, binary (bool / uint8 / float 0-1), oldest
         plane first. ``rgb``: ``[H, W, 3]`` / ``[B, H, W, 3]`` uint8 frames, only for rgb or
         fusion checkpoints (``modality`` then ``rgb``/``fusion``; without it, the spike-only path).
         ``net_size``: network input ``(H, W)``, multiples of 32 (default: input padded to x32).
+        ``rate_hz``: the windows' planes per second (a camera's rate); warns when it is not the
+        rate the model was trained at (:func:`r2sdepth.checkpoint.rate_mismatch`).
         Returns float32 depth ``[H, W]`` / ``[B, H, W]`` at the input's size.
         """
         import torch
@@ -83,6 +91,9 @@ class DepthModel:
         modality = resolve_modality(self.meta, "spike" if rgb is None else None)
         if modality != "rgb":
             check_window(self.meta, x.shape[1])
+            why = rate_mismatch(self.meta, float(rate_hz), x.shape[1]) if rate_hz is not None else None
+            if why:
+                warnings.warn(why, R2SDepthWarning, stacklevel=2)
         hw = x.shape[-2:]
         mode = "resize" if net_size is not None else "pad"
         net_hw = tuple(int(v) for v in net_size) if net_size is not None else fit_to_multiple(*hw)
