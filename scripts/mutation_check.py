@@ -110,9 +110,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "selfdistill-student-not-from-teacher": (
         "src/r2sdepth/train/module.py", "            self.net.load_state_dict(self.teacher.state_dict())\n", "",
         ["tests/test_learning_core.py::test_teacher_frozen_through_a_real_fit_with_validation"]),
-    "api-window-unpadded": (
-        "src/r2sdepth/api.py", '        mode = "resize" if net_size is not None else "pad"', '        mode = "resize"',
-        ["tests/test_interfaces.py::test_python_api_equals_the_cli_and_checks_its_input"]),
+    "default-fit-pads-instead-of-trained-size": (
+        "src/r2sdepth/infer.py", '    if fit == "resize" and None not in trained:', '    if fit == "resize" and trained is None:',
+        ["tests/test_live_input.py::test_default_network_size_is_the_trained_size_on_a_kitti_frame"]),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py", "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
         "int(np.sum(np.abs(r) < tol))", ["tests/test_metric.py::test_camera_height_takes_the_lowest_surface_not_the_largest"]),

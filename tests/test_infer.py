@@ -70,7 +70,7 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     write_dat(tmp_path / "s.dat", s)
     out = tmp_path / "o"
     r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--out", out,
-           "--stride-planes", "24", "--gif", tmp_path / "d.gif")
+           "--stride-planes", "24", "--gif", tmp_path / "d.gif", "--fit", "pad")
     assert r.returncode == 0, r.stderr
     summ = json.loads((out / "summary.json").read_text())
     assert summ["outputs"] == 3 and summ["names"] == ["000032", "000056", "000080"]  # windows end at these planes
@@ -110,7 +110,7 @@ def test_infer_stream_outputs(tmp_path, ckpts):
 @pytest.mark.skipif(not (SHARED / "spike_real" / "car_250x400.dat").is_file(), reason="shared data absent")
 def test_infer_real_recording_pad_and_resize(tmp_path, ckpts):
     src = SHARED / "spike_real" / "car_250x400.dat"
-    for extra, fit in (([], "pad"), (["--net-size", "128x192"], "resize")):
+    for extra, fit in ((["--fit", "pad"], "pad"), (["--net-size", "128x192"], "resize")):
         out = tmp_path / fit
         r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", src, "--sensor", "250x400", "--out", out,
                "--window", "32", "--stride-planes", "80", *extra)
@@ -123,13 +123,14 @@ def test_infer_real_recording_pad_and_resize(tmp_path, ckpts):
 def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
     for m in ("rgb", "spike", "fusion"):
         out = tmp_path / m
-        r = r2("infer", "--checkpoint", ckpts[m], "--input", frames, "--out", out, "--gif", out / "a.gif")
+        r = r2("infer", "--checkpoint", ckpts[m], "--input", frames, "--out", out, "--gif", out / "a.gif",
+               "--fit", "pad")
         assert r.returncode == 0, r.stderr
         summ = json.loads((out / "summary.json").read_text())
         # outputs at the frames' own 60x100 (the network sees them padded to 64x128, and says that
         # differs from the 64x96 it was trained at); every frame has a window (pre-roll)
         assert summ["input_size"] == [60, 100] and summ["network_size"] == [64, 128] and summ["outputs"] == 5
-        assert np.load(out / "depth" / "000004.npy").shape == (60, 100)
+        assert np.load(out / "depth" / "0004.npy").shape == (60, 100)
         assert "r2sdepth: warning: network input 64x128 differs from the 64x96" in r.stderr
         assert (out / "stream.dat").is_file() == (m != "rgb")
     # --net-size resizes to the trained size (no warning) and the depth back to the input's size
@@ -137,8 +138,8 @@ def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
            "--stride-frames", "2")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     summ = json.loads((tmp_path / "n" / "summary.json").read_text())
-    assert summ["fit"] == "resize" and summ["network_size"] == [64, 96] and summ["names"] == ["000000", "000002", "000004"]
-    assert np.load(tmp_path / "n" / "depth" / "000002.npy").shape == (60, 100)
+    assert summ["fit"] == "resize" and summ["network_size"] == [64, 96] and summ["names"] == ["0000", "0002", "0004"]
+    assert np.load(tmp_path / "n" / "depth" / "0002.npy").shape == (60, 100)
     r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "p", "--stride-planes", "2")
     assert r.returncode == 2 and "--stride-frames" in r.stderr and not (tmp_path / "p").exists()
     # too few frames for the window: refused before anything is simulated or written

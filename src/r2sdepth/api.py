@@ -12,25 +12,29 @@
 
 Every prediction goes through the one spike-only path that ``r2sdepth infer``, ``eval`` and the
 exported models use (:func:`r2sdepth.models.r2sdepth.spike_depth`), with ``infer``'s spatial fit
-(pad to multiples of 32 and crop back, or resize to ``net_size`` and back). Depth is in the
+(resize to the trained size or ``net_size`` and back, or pad to multiples of 32 and crop back;
+:meth:`DepthModel.stream` for a live source). Depth is in the
 model's units: metres up to one scale factor per image for self-supervised models.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import warnings
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from r2sdepth.checkpoint import check_window, checkpoint_path, rate_mismatch, trained_windows
+from r2sdepth.checkpoint import check_window, checkpoint_path, rate_mismatch, trained_window, trained_windows
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.infer import (
     depth_from_net,
     fit_rgb,
     fit_spatial,
-    fit_to_multiple,
+    network_fit,
     predict_batch,
     resolve_modality,
 )
@@ -51,8 +55,7 @@ class DepthModel:
         self.module, self.meta = load_checkpoint(self.checkpoint, device)
         self.device = device
         self.modality: str = self.meta["modality"]
-        d = self.meta.get("data", {})
-        self.window = int(d.get("window") or 128)
+        self.window = trained_window(self.meta)
         self.trained_size = (int(self.meta["height"]), int(self.meta["width"]))
         tw = trained_windows(self.meta)
         self.rate_hz: float = tw["rate_hz"]
@@ -63,13 +66,16 @@ class DepthModel:
                 f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r})")
 
     def predict(self, spikes: np.ndarray, *, rgb: np.ndarray | None = None,
-                net_size: tuple[int, int] | None = None, rate_hz: float | None = None) -> np.ndarray:
+                net_size: tuple[int, int] | None = None, rate_hz: float | None = None,
+                fit: str = "resize") -> np.ndarray:
         """Depth for spike windows.
 
         ``spikes``: ``[T, H, W]`` or ``[B, T, H, W]``, binary (bool / uint8 / float 0-1), oldest
         plane first. ``rgb``: ``[H, W, 3]`` / ``[B, H, W, 3]`` uint8 frames, only for rgb or
         fusion checkpoints (``modality`` then ``rgb``/``fusion``; without it, the spike-only path).
-        ``net_size``: network input ``(H, W)``, multiples of 32 (default: input padded to x32).
+        ``net_size``: network input ``(H, W)``, multiples of 32; without it ``fit="resize"``
+        (default) resizes to the trained size and ``fit="pad"`` pads to multiples of 32
+        (:func:`r2sdepth.infer.network_fit`, as ``r2sdepth infer``).
         ``rate_hz``: the windows' planes per second (a camera's rate); warns when it is not the
         rate the model was trained at (:func:`r2sdepth.checkpoint.rate_mismatch`).
         Returns float32 depth ``[H, W]`` / ``[B, H, W]`` at the input's size.
@@ -95,9 +101,10 @@ class DepthModel:
             if why:
                 warnings.warn(why, R2SDepthWarning, stacklevel=2)
         hw = x.shape[-2:]
-        mode = "resize" if net_size is not None else "pad"
-        net_hw = tuple(int(v) for v in net_size) if net_size is not None else fit_to_multiple(*hw)
-        if net_hw[0] % 32 or net_hw[1] % 32:
+        if fit not in ("resize", "pad"):
+            raise R2SDepthError(f"fit must be 'resize' or 'pad', got {fit!r}")
+        mode, net_hw = network_fit(hw, net_size, fit, self.trained_size)
+        if net_hw[0] <= 0 or net_hw[1] <= 0 or net_hw[0] % 32 or net_hw[1] % 32:
             raise R2SDepthError(f"net_size {net_hw[0]}x{net_hw[1]}: the network needs multiples of 32")
         batch: dict[str, Any] = {"spikes": torch.from_numpy(np.ascontiguousarray(fit_spatial(x, net_hw, mode)))
                                  .to(self.device)}
@@ -111,6 +118,51 @@ class DepthModel:
             depth = depth_from_net(predict_batch(self.module, batch, modality), hw, mode)
         out = depth[:, 0].float().cpu().numpy()
         return out[0] if single else out
+
+    def stream(self, windows: Iterable[np.ndarray], *, queue_size: int = 4, **kw: Any) -> Iterator[np.ndarray]:
+        """Depth maps ``[H, W]`` (float32, model units) for an iterator of spike windows
+        ``[T, H, W]`` (e.g. a camera SDK's callback loop), in order, one per window.
+
+        A reader thread pulls windows into a queue of at most ``queue_size``: when the model falls
+        behind, the producer blocks instead of memory growing. An error raised by the iterator is
+        raised here; closing the generator early stops the reader. ``kw``: as :meth:`predict`
+        (``net_size``, ``fit``, ``rate_hz``)."""
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise R2SDepthError(f"queue_size must be a positive integer, got {queue_size!r}")
+        q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=queue_size)
+        stop = threading.Event()
+
+        def put(msg: tuple[str, Any]) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(msg, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def reader() -> None:
+            try:
+                for w in windows:
+                    if not put(("window", w)):
+                        return
+                put(("end", None))
+            except BaseException as e:  # handed to the consumer, raised there
+                put(("error", e))
+
+        t = threading.Thread(target=reader, name="r2sdepth-stream-reader", daemon=True)
+        t.start()
+        try:
+            while True:
+                what, v = q.get()
+                if what == "end":
+                    return
+                if what == "error":
+                    raise v
+                yield self.predict(v, **kw)
+        finally:
+            stop.set()
+            t.join(timeout=1.0)
 
 
 def load_model(checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> DepthModel:

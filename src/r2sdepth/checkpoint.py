@@ -153,6 +153,13 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
 }
 
 
+def trained_window(meta: dict[str, Any]) -> int:
+    """Planes per window a checkpoint was trained with (its metadata; else the schema's default)."""
+    from r2sdepth.config import DataConfig
+
+    return int(meta.get("window") or (meta.get("data") or {}).get("window") or DataConfig.window)
+
+
 def trained_windows(meta: dict[str, Any]) -> dict[str, Any]:
     """How a checkpoint's spike windows were made (from its metadata): ``planes`` per window,
     ``rate_hz`` (planes per second), ``duration_s`` of a window and the ``mode`` (``camera-rate``

@@ -301,8 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stride-planes", type=int, metavar="N", help="spike streams: planes between windows (default: the window)")
     s.add_argument("--stride-frames", type=int, metavar="N", help="folders/videos: frames between outputs (default 1)")
     s.add_argument("--net-size", type=_hw, metavar="HxW",
-                   help="network input size, multiples of 32 (default: the input size padded to x32; outputs are "
-                        "always at the input's size)")
+                   help="network input size, multiples of 32 (default: the size the checkpoint was trained at; "
+                        "outputs are always at the input's size)")
+    s.add_argument("--fit", choices=["resize", "pad"], default="resize",
+                   help="without --net-size: resize the input to the trained size (default), or pad it to "
+                        "multiples of 32 at its own scale")
+    s.add_argument("--follow", action="store_true",
+                   help="the .dat is still being written (a camera recording to disk): depth for each window as "
+                        "its planes arrive, until --idle-timeout or Ctrl-C; prints latency and windows/s")
+    s.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
+                   help="--follow: stop after S seconds without a new plane (default 10)")
     s.add_argument("--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--batch-size", type=int, default=8)
@@ -611,10 +619,16 @@ def _cmd_infer(a: argparse.Namespace) -> int:
                     stride_frames=a.stride_frames, net_size=a.net_size, device=a.device, batch_size=a.batch_size, scale=a.scale,
                     modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty(),
                     metric=True if a.metric else None, intrinsics=a.intrinsics, fov=a.fov,
-                    pointcloud=a.pointcloud, camera_height=a.camera_height)
+                    pointcloud=a.pointcloud, camera_height=a.camera_height, fit=a.fit, follow=a.follow,
+                    idle_timeout=a.idle_timeout)
     print(f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
           f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
           + (f"; GIF {a.gif}" if a.gif else "") + (f"; MP4 {a.mp4}" if a.mp4 else ""))
+    if a.follow:
+        lat = res["latency_s"]
+        print(f"followed {a.input}: {res['outputs']} windows, {res['windows_per_second'] or 0:.2f} windows/s"
+              + (f", latency median {lat['median'] * 1e3:.0f} ms, max {lat['max'] * 1e3:.0f} ms"
+                 if lat["median"] is not None else ""))
     return 0
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from r2sdepth.atomic import write_bytes_atomic
-from r2sdepth.checkpoint import save_atomic
+from r2sdepth.checkpoint import save_atomic, trained_window
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.train.load import load_checkpoint
@@ -67,7 +67,7 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
     ``{"path", "max_abs_diff", "checked_with"}``."""
     module, meta = load_checkpoint(checkpoint)
     h, w = int(height or meta["height"]), int(width or meta["width"])
-    t = int(window or meta.get("window") or 128)
+    t = int(window or trained_window(meta))
     if h % 32 or w % 32:
         raise R2SDepthError(f"--net-size {h}x{w}: the network needs multiples of 32")
     model = SpikeDepth(module.net).eval()

@@ -12,7 +12,9 @@ needed to load it. ``modality`` selects what to feed and which head to read:
 from __future__ import annotations
 
 import os
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,17 @@ import numpy as np
 import torch
 
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
-from r2sdepth.checkpoint import check_window, rate_mismatch, trained_windows
+from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
 from r2sdepth.data.kitti import write_depth_png
+from r2sdepth.data.sources import Item, SourceOptions, source_kind
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.metric import camera_height_scale, intrinsics_matrix
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.pointcloud import depth_to_points, write_ply
-from r2sdepth.spike.io import SpikeStream, fit_spatial, warn_layout
+from r2sdepth.spike.io import fit_spatial
 from r2sdepth.spike.reconstruct import tfp, to_uint8
-from r2sdepth.spike.simulate import SimParams, iter_frames, simulate_to_file
 from r2sdepth.train.load import load_checkpoint as _load
 from r2sdepth.viz import (
     animation_keep,
@@ -84,7 +86,7 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
     d = meta.get("data", {})
     ds = SpikeKittiDataset(
         data_root, split, height=meta["height"], width=meta["width"], context=(),
-        window=d.get("window", 128), align=d.get("align", "end"), spike_root=spike_root,
+        window=trained_window(meta), align=d.get("align", "end"), spike_root=spike_root,
         sim=d.get("sim"), seed=d.get("seed", 0), augment=False, with_gt=False,
         need_spikes=modality in ("spike", "fusion"),
     )
@@ -105,16 +107,6 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
 
 
 # -- r2sdepth infer: depth from spike streams, image folders and videos ----------------------------
-
-class _RigFrames:
-    """RGB frames of a rig sequence warped into the spike camera, read on demand by index."""
-
-    def __init__(self, rig: Any) -> None:
-        self.rig = rig
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.rig.rgb_in_spike_camera(i)
-
 
 def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:
     """The smallest size ``>= (h, w)`` whose sides are multiples of ``multiple``."""
@@ -224,6 +216,68 @@ def _warn_rate(meta: dict[str, Any], rate_hz: float, window: int, source: Path) 
         warnings.warn(f"{source}: {why}", R2SDepthWarning, stacklevel=3)
 
 
+def network_fit(hw: tuple[int, int], net_size: tuple[int, int] | None, fit: str,
+                trained: tuple[Any, Any]) -> tuple[str, tuple[int, int]]:
+    """How an input of size ``hw`` meets the network: ``(mode, (H, W))``. ``net_size`` given: resized
+    to it. Else ``fit="resize"`` (default): resized to the size the checkpoint was trained at
+    (as Monodepth2's ``test_simple.py``), and ``fit="pad"``: padded to multiples of 32 (the input's
+    own scale; only sensible when objects appear at the trained size). Depth comes back at ``hw``."""
+    if net_size is not None:
+        return "resize", (int(net_size[0]), int(net_size[1]))
+    if fit == "resize" and None not in trained:
+        return "resize", (int(trained[0]), int(trained[1]))
+    return "pad", fit_to_multiple(*hw)
+
+
+def checkpoint_is_metric(meta: dict[str, Any]) -> bool | None:
+    """Whether a checkpoint's depths are metres without a scale (its ``metric`` entry: trained
+    with a stereo baseline or the camera's speed; the depth-label loss is scale-invariant, so
+    labels alone do not make a model metric). Older checkpoints: stage 1 from ``data.stereo``;
+    a stage-2 student inherits its teacher's scale, which its metadata does not say (None)."""
+    if "metric" in meta and meta.get("stage") != 2:
+        return bool(meta["metric"])
+    if meta.get("stage") == 2:
+        return None
+    return bool((meta.get("data") or {}).get("stereo"))
+
+
+def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    """Lists of up to ``size`` consecutive items (a followed stream uses 1: no waiting for a batch)."""
+    chunk: list[Item] = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _panel(spk: np.ndarray | None, window: int, dmap: np.ndarray, d_range: tuple[float, float], metric: bool,
+           g: np.ndarray | None, rgb: np.ndarray | None, modality: str,
+           gt_range: tuple[float, float] | None) -> np.ndarray:
+    """One animation frame: labelled ``TFP | depth (| RGB) (| ground truth or colour bar)`` panels."""
+    big = 192  # panel rows: small network inputs are scaled up (whole factors)
+    units = "m" if metric else "model units"
+    row = [labelled(to_uint8(tfp(spk)), f"spikes: TFP of {window} planes", big)] if spk is not None else []
+    has_gt = g is not None and bool((g > 0).any())
+    if has_gt:
+        gt_range = gt_range or display_range(g)
+        ratio = float(np.median(g[g > 0]) / np.median(dmap[g > 0]))
+        row.append(labelled(depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
+                            f"prediction x median ratio {ratio:.3g}", big))
+    else:
+        row.append(labelled(depth_picture(dmap, *d_range, units, colorbar=False), "prediction", big))
+    if rgb is not None:
+        f = np.asarray(rgb)
+        row.append(labelled(f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big))
+    if has_gt:
+        row.append(labelled(depth_picture(g, *gt_range, "m"), "ground truth (m)", big))
+    else:
+        row.append(labelled(depth_colorbar(row[-1].shape[0] - 16, *d_range, units), "depth"))
+    return np.concatenate(row, 1)
+
+
 def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
               window: int | None = None, stride_planes: int | None = None, stride_frames: int | None = None,
               net_size: tuple[int, int] | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
@@ -232,7 +286,8 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
               gt: list[np.ndarray] | None = None, metric: bool | None = None,
               progress: bool = True, intrinsics: tuple[float, float, float, float] | None = None,
               fov: float | None = None, pointcloud: bool = False,
-              camera_height: float | None = None) -> dict[str, Any]:
+              camera_height: float | None = None, fit: str = "resize", follow: bool = False,
+              idle_timeout: float = 10.0) -> dict[str, Any]:
     """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
     video (RGB models get the frames; spike models get spikes simulated from them with the
     checkpoint's camera model), or every RGB frame of a rig sequence (a folder with
@@ -240,13 +295,19 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     RGB warped into the spike camera; outputs in the spike camera's frame; its ``depth/`` as
     ground truth of the animation when present). ``gt``: ground-truth depth per frame (folders) for a GIF panel.
     Writes per-window outputs (see :func:`_save_outputs`) named by
-    the window's last plane ``{t1:06d}`` (streams) or the frame ``{i:06d}`` (folders/videos),
+    the window's last plane ``{t1:06d}`` (streams), the image's stem (folders) or the frame
+    ``{i:06d}`` (videos, rigs),
     ``summary.json``, and optional GIF/MP4 of labelled ``TFP | depth (| RGB) (| ground truth)`` panels.
 
-    Outputs are at the input's resolution (sensor size for streams, frame size for folders).
-    ``net_size``: network input ``(H, W)``, multiples of 32 (default: the input size padded to
-    multiples of 32; given, the input is resized and the prediction resized back); a warning is
-    issued when it differs from the size the checkpoint was trained at. ``stride_planes``: planes
+    The input's kind (stream, followed stream, rig, frames) is chosen once
+    (:mod:`r2sdepth.data.sources`). Outputs are at the input's resolution (sensor size for
+    streams, frame size for folders). The network sees the input resized to the size the
+    checkpoint was trained at (``fit="resize"``, default), or to ``net_size`` ``(H, W)``
+    (multiples of 32), or padded to multiples of 32 (``fit="pad"``); see :func:`network_fit`; a
+    warning is issued when that differs from the trained size. ``follow``: the ``.dat`` is still
+    being written: each window is processed when its last plane is on disk, until no plane
+    arrives for ``idle_timeout`` seconds or Ctrl-C; the summary has ``latency_s`` and
+    ``windows_per_second``. ``stride_planes``: planes
     between windows of a stream (default: the window); ``stride_frames``: frames between outputs of
     a folder/video (default 1). ``scale`` multiplies the network's depth (self-supervised depth is
     known up to scale; e.g. the median ratio from eval). ``metric``: depths are metres after
@@ -266,94 +327,49 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     for anim in (gif, mp4):
         if anim:
             check_animation_path(anim)
+    if follow and (gif or mp4):
+        raise R2SDepthError("--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
+                            "(run without --follow once it is finished)")
     if not (np.isfinite(scale) and scale > 0):
         raise R2SDepthError(f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number")
+    if not (np.isfinite(idle_timeout) and idle_timeout > 0):
+        raise R2SDepthError(f"--idle-timeout {idle_timeout}: must be a positive number of seconds")
+    if fit not in ("resize", "pad"):
+        raise R2SDepthError(f"fit must be 'resize' or 'pad', got {fit!r}")
     source, out = Path(source), Path(out)
     module, meta = load_checkpoint(checkpoint, device)
     own = meta["modality"]
     d = meta.get("data", {})
-    window = int(window or d.get("window") or 128)
-    if own != "rgb" and (modality or "spike") != "rgb":
-        check_window(meta, window)
-    is_stream = source.is_file() and source.suffix.lower() == ".dat"
-    rig = None
-    if source.is_dir() and (source / "calib.yaml").is_file():
-        from r2sdepth.data.rig import RigSequence
-
-        rig = RigSequence(source)  # a paired rig sequence: windows by time, RGB in the spike camera
+    window = int(window or trained_window(meta))
     for flag, v in (("--stride-planes", stride_planes), ("--stride-frames", stride_frames)):
         if v is not None and int(v) <= 0:
             raise R2SDepthError(f"{flag} must be positive")
-    if is_stream and stride_frames is not None:
-        raise R2SDepthError("--stride-frames applies to folders and videos; windows of a spike stream are "
-                            "spaced by --stride-planes")
-    if not is_stream and stride_planes is not None:
-        raise R2SDepthError("--stride-planes applies to spike streams; outputs of a folder or video are "
-                            "spaced by --stride-frames")
     if net_size is not None:
         nh, nw = (int(v) for v in net_size)
         if nh <= 0 or nw <= 0 or nh % 32 or nw % 32:
             raise R2SDepthError(f"--net-size {nh}x{nw}: the network needs positive multiples of 32")
-    if is_stream:
+    kind = source_kind(source, follow)
+    if kind.modalities is not None:  # e.g. a spike stream alone feeds only the spike path
         if own == "rgb":
             raise R2SDepthError(f"{checkpoint}: an rgb checkpoint cannot run on a spike stream "
                                 "(give it a folder of images or a video)")
-        modality = resolve_modality(meta, modality or "spike")
-        if modality != "spike":
+        modality = resolve_modality(meta, modality or kind.modalities[0])
+        if modality not in kind.modalities:
             raise R2SDepthError(f"a spike stream alone can only feed a spike model (asked for {modality})")
-        stream = SpikeStream(source, **(stream_kw or {}))
-        warn_layout(stream)
-        if stream.ignored_bytes:
-            warnings.warn(f"{source}: the last {stream.ignored_bytes} bytes (an incomplete plane) were ignored",
-                          R2SDepthWarning, stacklevel=2)
-        _warn_rate(meta, stream.rate_hz, window, source)
-        n = len(stream)
-        if window > n:
-            raise R2SDepthError(f"{source}: window {window} is longer than the stream ({n} planes)")
-        starts = list(range(0, n - window + 1, int(stride_planes or window)))
-        names = [f"{t0 + window:06d}" for t0 in starts]
-        hw = (stream.height, stream.width)
-        rgb_frames = None
-    elif rig is not None:
-        modality = resolve_modality(meta, modality)
-        hw = rig.calib.spike_size  # depth in the spike camera's frame, at its resolution
-        if modality != "rgb":
-            _warn_rate(meta, rig.stream.rate_hz, window, source)
-        ends = [int(e) for e in rig.window_ends()]
-        idx = [i for i in range(len(rig)) if ends[i] - window >= 0 and ends[i] <= len(rig.stream)]
-        idx = idx[::int(stride_frames or 1)]
-        if not idx:
-            raise R2SDepthError(f"{source}: no RGB frame has a {window}-plane spike window in the stream")
-        names = [f"{i:06d}" for i in idx]
-        starts = idx
-        rgb_frames = _RigFrames(rig) if modality in ("rgb", "fusion") or gif or mp4 else None
-        if gt is None and (gif or mp4) and all((source / "depth" / f"{i:06d}.npy").is_file() for i in idx):
-            gt = {i: rig.depth(i) for i in idx}
     else:
         modality = resolve_modality(meta, modality)
-        frames = list(iter_frames(source))  # native size: outputs at the input's resolution
-        if len(frames) < 2 and modality != "rgb":
-            raise R2SDepthError(f"{source}: at least two frames are needed to simulate spikes")
-        hw = frames[0].shape[:2]
-        rgb_frames = frames
-        stream = None
-        if modality in ("spike", "fusion"):
-            sim = SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__})
-            if (len(frames) - 1) * sim.planes_per_frame < window:
-                raise R2SDepthError(f"{source}: {len(frames)} frames x {sim.planes_per_frame} planes per frame "
-                                    f"hold no {window}-plane window")
-            out.mkdir(parents=True, exist_ok=True)
-            simulate_to_file(frames, out / "stream.dat", sim, seed=int(d.get("seed", 0)), source=str(source))
-            stream = SpikeStream(out / "stream.dat")
-            first = next((i for i in range(len(frames)) if stream.frame_plane_index(i) >= window), len(frames))
-        else:
-            first = 0
-        idx = list(range(first, len(frames), int(stride_frames or 1)))
-        if not idx:
-            raise R2SDepthError(f"{source}: {len(frames)} frames hold no {window}-plane window")
-        names = [f"{i:06d}" for i in idx]
-        starts = idx
-    K = input_intrinsics(hw, intrinsics, fov, rig)
+    if own != "rgb" and modality != "rgb":
+        check_window(meta, window)
+    opts = SourceOptions(window=window, need_spikes=modality != "rgb",
+                         need_rgb=modality in ("rgb", "fusion") or bool(gif or mp4),
+                         stride_planes=stride_planes, stride_frames=stride_frames, stream_kw=dict(stream_kw or {}),
+                         sim=dict(d.get("sim") or {}), seed=int(d.get("seed", 0)), out=out, follow=follow,
+                         idle_timeout=idle_timeout)
+    src = kind(source, opts)
+    if modality != "rgb" and src.recorded:
+        _warn_rate(meta, src.rate_hz, window, source)
+    hw = src.hw
+    K = input_intrinsics(hw, intrinsics, fov, src.intrinsics)
     if (pointcloud or camera_height is not None) and K is None:
         raise R2SDepthError(("--pointcloud" if pointcloud else "--camera-height") + " needs the camera's intrinsics: "
                             "--intrinsics fx,fy,cx,cy (pixels at the input's size) or --fov DEGREES")
@@ -362,95 +378,88 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             raise R2SDepthError("--camera-height sets the scale itself: drop --scale")
         if not (np.isfinite(camera_height) and camera_height > 0):
             raise R2SDepthError(f"--camera-height {camera_height}: must be a positive number of metres")
-    mode = "resize" if net_size is not None else "pad"
-    net_hw = (int(net_size[0]), int(net_size[1])) if net_size is not None else fit_to_multiple(*hw)
     trained = (meta.get("height"), meta.get("width"))
+    mode, net_hw = network_fit(hw, net_size, fit, trained)
     if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
         warnings.warn(f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
                       f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
                       "resizes the input to it", R2SDepthWarning, stacklevel=2)
+    metric = bool(metric) if metric is not None else (scale != 1.0 or camera_height is not None)
+    if metric and scale == 1.0 and camera_height is None and checkpoint_is_metric(meta) is False:
+        warnings.warn(f"--metric: {checkpoint} was trained without a metric scale (no stereo pair or speed); "
+                      "its depths are metres only up to one factor per image, so the KITTI 16-bit PNGs "
+                      "(depth x 256) will not be metres: give --scale or --camera-height", R2SDepthWarning,
+                      stacklevel=2)
 
     n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
     panels: list[np.ndarray] = []
-    keep = animation_keep(len(starts)) if (gif or mp4) else set()
+    keep = animation_keep(src.count) if (gif or mp4) else set()
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(starts), unit="win", leave=False, desc="infer")
-    metric = bool(metric) if metric is not None else (scale != 1.0 or camera_height is not None)
+        bar = tqdm(total=src.count, unit="win", leave=False, desc="infer")
     height_scales: list[float] = []
+    latencies: list[float] = []
     d_range: tuple[float, float] | None = None
     gt_range: tuple[float, float] | None = None
+    names: list[str] = []
     if out.is_dir():
         _clear_stale_outputs(out)
-    for b0 in range(0, len(starts), batch_size):
-        chunk = starts[b0:b0 + batch_size]
-        batch: dict[str, Any] = {}
-        if is_stream:
-            spk = np.stack([stream.read(t0, t0 + window) for t0 in chunk])
-        elif rig is not None:
-            spk = np.stack([rig.window(i, window) for i in chunk]) if modality != "rgb" else None
-        elif stream is not None:
-            spk = np.stack([stream.window_for_frame(i, window) for i in chunk])
-        else:
-            spk = None
-        if spk is not None:
-            batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(device)
-        if modality in ("rgb", "fusion"):
-            batch["color_aug"] = fit_rgb(np.stack([rgb_frames[i] for i in chunk]), net_hw, mode)[:, None].to(device)
-        depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
-        for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
-            name = names[b0 + j]
-            if camera_height is not None:
-                dmap = dmap * _height_factor(dmap, K, camera_height, height_scales, name)
-            if d_range is None:
-                d_range = display_range(dmap)
-            _save_outputs(out, name, dmap, d_range, metric)
-            if pointcloud:
-                color = (np.asarray(rgb_frames[chunk[j]])[..., :3] if rgb_frames is not None
-                         else to_uint8(tfp(spk[j])) if spk is not None else None)
-                pts, cols = depth_to_points(dmap, K, color)
-                write_ply(out / "pointcloud" / f"{name}.ply", pts, cols,
-                          comment=f"r2sdepth infer {name}; units: {'m' if metric else 'model units'}; camera frame")
-            n_out += 1
-            d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
-            if b0 + j in keep:
-                big = 192  # panel rows: small network inputs are scaled up (whole factors)
-                row = [labelled(to_uint8(tfp(spk[j])), f"spikes: TFP of {window} planes", big)] if spk is not None else []
-                g = gt[chunk[j]] if (gt is not None and not is_stream) else None  # list or {frame: map}
-                if g is not None and (g > 0).any():
-                    gt_range = gt_range or display_range(g)
-                    ratio = float(np.median(g[g > 0]) / np.median(dmap[g > 0]))
-                    row.append(labelled(depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
-                                        f"prediction x median ratio {ratio:.3g}", big))
-                else:
-                    row.append(labelled(depth_picture(dmap, *d_range, "m" if metric else "model units",
-                                                      colorbar=False), "prediction", big))
-                if rgb_frames is not None:
-                    f = np.asarray(rgb_frames[chunk[j]])
-                    row.append(labelled(f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big))
-                if g is not None and (g > 0).any():
-                    row.append(labelled(depth_picture(g, *gt_range, "m"), "ground truth (m)", big))
-                else:
-                    cbar = depth_colorbar(row[-1].shape[0] - 16, *d_range, "m" if metric else "model units")
-                    row.append(labelled(cbar, "depth"))
-                panels.append(np.concatenate(row, 1))
+    t_start = time.monotonic()
+    items = src.items()
+    try:
+        for chunk in _batches(items, 1 if follow else batch_size):
+            batch: dict[str, Any] = {}
+            spk = np.stack([it.spikes for it in chunk]) if modality != "rgb" else None
+            if spk is not None:
+                batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(device)
+            if modality in ("rgb", "fusion"):
+                batch["color_aug"] = fit_rgb(np.stack([it.rgb for it in chunk]), net_hw, mode)[:, None].to(device)
+            depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
+            for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
+                it = chunk[j]
+                name = it.name
+                names.append(name)
+                if camera_height is not None:
+                    dmap = dmap * _height_factor(dmap, K, camera_height, height_scales, name)
+                if d_range is None:
+                    d_range = display_range(dmap)
+                _save_outputs(out, name, dmap, d_range, metric)
+                if it.arrived is not None:
+                    latencies.append(time.monotonic() - it.arrived)
+                if pointcloud:
+                    color = (np.asarray(it.rgb)[..., :3] if it.rgb is not None
+                             else to_uint8(tfp(spk[j])) if spk is not None else None)
+                    pts, cols = depth_to_points(dmap, K, color)
+                    write_ply(out / "pointcloud" / f"{name}.ply", pts, cols,
+                              comment=f"r2sdepth infer {name}; units: {'m' if metric else 'model units'}; camera frame")
+                if n_out in keep:
+                    g = it.gt if it.gt is not None else gt[it.index] if gt is not None and it.index is not None else None
+                    panels.append(_panel(spk[j] if spk is not None else None, window, dmap, d_range, metric, g,
+                                         it.rgb, modality, gt_range))
+                    if g is not None and (g > 0).any():
+                        gt_range = gt_range or display_range(g)
+                n_out += 1
+                d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
+            if bar is not None:
+                bar.update(len(chunk))
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+    finally:
         if bar is not None:
-            bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
+            bar.close()
+        src.close()
     if gif:
         save_animation(gif, panels, fps=10.0)
     if mp4:
         save_animation(mp4, panels, fps=10.0)
-    summary = {"checkpoint": str(checkpoint), "input": str(source), "modality": modality, "window": window,
-               "outputs": n_out, "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
+    wall = time.monotonic() - t_start
+    summary = {"checkpoint": str(checkpoint), "input": str(source), "kind": src.kind, "modality": modality,
+               "window": window, "outputs": n_out, "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
                "trained_size": list(trained), "trained_windows": trained_windows(meta),
-               "input_rate_hz": stream.rate_hz if is_stream else rig.stream.rate_hz if rig is not None else
-               SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__}).rate_hz,
-               "stride": {"planes": stride_planes or window} if is_stream
-               else {"frames": stride_frames or 1},
+               "input_rate_hz": src.rate_hz, "stride": src.stride(),
                "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
                "animation_frames": len(panels),
                "intrinsics": K.tolist() if K is not None else None,
@@ -458,6 +467,10 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                "pointclouds": "pointcloud/ (binary PLY, camera frame)" if pointcloud else None,
                "depth_units": "m" if metric else "model units (metres up to scale)",
                "depth_image": "depth_png/ (uint16, KITTI: depth x 256)" if metric else
-               "depth_tiff/ (float32 TIFF, lossless)", "color_range": list(d_range) if d_range else None}
+               "depth_tiff/ (float32 TIFF, lossless)", "color_range": list(d_range) if d_range else None,
+               "seconds": wall, "windows_per_second": n_out / wall if wall > 0 else None}
+    if follow:
+        summary["latency_s"] = {"median": float(np.median(latencies)) if latencies else None,
+                                "max": float(np.max(latencies)) if latencies else None}
     write_json_atomic(out / "summary.json", summary)
     return summary

@@ -333,6 +333,9 @@ class DepthModule(L.LightningModule):
             "data": self.data_cfg,
             "w_rgb": float(self.net.w_rgb),
             "stage": 1,
+            # depths in metres without a scale: a stereo baseline or the camera's speed fixed it
+            "metric": bool(self.data_cfg.get("stereo") or float(self.loss_cfg.get("velocity_weight") or 0) > 0
+                           or self.loss_cfg.get("known_speed")),
         }
         t = self._trainer
         if t is not None:
