@@ -33,7 +33,7 @@ def test_follow_processes_a_recording_while_it_is_written(tmp_path, spike_ckpt):
     s = (np.random.default_rng(1).random((160, 40, 60)) < 0.2).astype(np.uint8)
     packed = encode_planes(s).tobytes()
     live = tmp_path / "live.dat"
-    proc = subprocess.Popen(["r2sdepth", "infer", "--checkpoint", str(spike_ckpt), "--input", str(live),
+    proc = subprocess.Popen([sys.executable, "-m", "r2sdepth.cli", "infer", "--checkpoint", str(spike_ckpt), "--input", str(live),
                              "--sensor", "40x60", "--out", str(tmp_path / "f"), "--follow", "--idle-timeout", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen_early = []

@@ -138,14 +138,14 @@ OWN_OUTPUTS = {"depth": ".npy", "depth_png": ".png", "depth_tiff": ".tiff", "col
 
 
 def input_intrinsics(hw: tuple[int, int], intrinsics: tuple[float, float, float, float] | None,
-                     fov: float | None, rig: Any = None) -> np.ndarray | None:
-    """``K`` ``[3, 3]`` at the input's size: from ``intrinsics`` or ``fov`` (one of them), else a
-    rig sequence's spike camera, else None."""
+                     fov: float | None, known: np.ndarray | None = None) -> np.ndarray | None:
+    """``K`` ``[3, 3]`` at the input's size: from ``intrinsics`` or ``fov`` (one of them), else the
+    source's own ``known`` ``[3, 3]`` (a rig's spike camera), else None."""
     if intrinsics is not None and fov is not None:
         raise R2SDepthError("give --intrinsics or --fov, not both")
     if intrinsics is not None or fov is not None:
         return intrinsics_matrix(tuple(hw), intrinsics=intrinsics, fov_deg=fov)
-    return np.asarray(rig.K, np.float64) if rig is not None else None
+    return np.asarray(known, np.float64) if known is not None else None
 
 
 def _height_factor(dmap: np.ndarray, K: np.ndarray, camera_height: float, done: list[float], name: str) -> float:
