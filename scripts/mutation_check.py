@@ -113,6 +113,10 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "default-fit-pads-instead-of-trained-size": (
         "src/r2sdepth/infer.py", '    if fit == "resize" and None not in trained:', '    if fit == "resize" and trained is None:',
         ["tests/test_live_input.py::test_default_network_size_is_the_trained_size_on_a_kitti_frame"]),
+    "follow-latency-from-read-time": (
+        "src/r2sdepth/data/sources.py", "                arrived = self._arrival(t0 + self.window)",
+        "                arrived = time.monotonic()",
+        ["tests/test_live_input.py::test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_read"]),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py", "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
         "int(np.sum(np.abs(r) < tol))", ["tests/test_metric.py::test_camera_height_takes_the_lowest_surface_not_the_largest"]),

@@ -69,6 +69,24 @@ def test_follow_processes_a_recording_while_it_is_written(tmp_path, spike_ckpt):
                                    np.load(tmp_path / "done" / "depth" / f"{n}.npy"), rtol=1e-5)
 
 
+def test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_read(tmp_path):
+    """A follower that is busy while planes pile up must report the time since those planes were
+    first on disk: here two windows are on disk at once, the consumer takes 0.3 s per window, so the
+    second window has waited >= 0.3 s when it is handed out (the time of the hand-out is not it)."""
+    from r2sdepth.data.sources import FollowSource, SourceOptions
+
+    live = tmp_path / "live.dat"
+    live.write_bytes(encode_planes((np.random.default_rng(0).random((32, 8, 16)) < 0.3).astype(np.uint8)).tobytes())
+    src = FollowSource(live, SourceOptions(window=16, stream_kw={"height": 8, "width": 16}, idle_timeout=0.2, poll=0.01))
+    t_on_disk = time.monotonic()
+    waits = []
+    for it in src.items():
+        time.sleep(0.3)  # the model's time for one window
+        waits.append(time.monotonic() - it.arrived)
+    src.close()
+    assert len(waits) == 2 and waits[0] >= 0.3 and waits[1] >= 0.6 and waits[1] - waits[0] >= 0.25, waits
+    assert waits[1] < time.monotonic() - t_on_disk + 0.01
+
 def test_follow_gives_up_on_a_file_that_never_appears_and_refuses_animations(tmp_path, spike_ckpt):
     t0 = time.monotonic()
     r = r2("infer", "--checkpoint", spike_ckpt, "--input", tmp_path / "none.dat", "--sensor", "40x60",

@@ -401,6 +401,7 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         bar = tqdm(total=src.count, unit="win", leave=False, desc="infer")
     height_scales: list[float] = []
     latencies: list[float] = []
+    span: tuple[float, float] | None = None  # --follow: first window on disk, last depth written
     d_range: tuple[float, float] | None = None
     gt_range: tuple[float, float] | None = None
     names: list[str] = []
@@ -427,7 +428,9 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                     d_range = display_range(dmap)
                 _save_outputs(out, name, dmap, d_range, metric)
                 if it.arrived is not None:
-                    latencies.append(time.monotonic() - it.arrived)
+                    done = time.monotonic()
+                    latencies.append(done - it.arrived)
+                    span = (span[0] if span else it.arrived, done)
                 if pointcloud:
                     color = (np.asarray(it.rgb)[..., :3] if it.rgb is not None
                              else to_uint8(tfp(spk[j])) if spk is not None else None)
@@ -470,7 +473,10 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                "depth_tiff/ (float32 TIFF, lossless)", "color_range": list(d_range) if d_range else None,
                "seconds": wall, "windows_per_second": n_out / wall if wall > 0 else None}
     if follow:
+        # latency: a window's last plane first seen on disk -> its depth written; windows/s over the
+        # busy span (not the start-up or the final --idle-timeout wait)
         summary["latency_s"] = {"median": float(np.median(latencies)) if latencies else None,
                                 "max": float(np.max(latencies)) if latencies else None}
+        summary["windows_per_second"] = (n_out / (span[1] - span[0]) if span and span[1] > span[0] else None)
     write_json_atomic(out / "summary.json", summary)
     return summary

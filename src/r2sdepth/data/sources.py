@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,10 @@ class FollowSource(StreamSource):
         self.window, self.step = opts.window, int(opts.stride_planes or opts.window)
         self.stream = self._wait_open()
         self.hw, self.rate_hz, self.count = (self.stream.height, self.stream.width), self.stream.rate_hz, None
-        self.latencies: list[float] = []  # seconds from a window's last plane on disk to its depth
+        # (time.monotonic(), whole planes on disk) each time the file was seen to grow: a window's
+        # arrival is the first look that found its last plane, so a follower that falls behind
+        # reports the real (growing) latency, not the time it took to predict one window
+        self._seen: deque[tuple[float, int]] = deque([(time.monotonic(), len(self.stream))])
 
     def _wait_open(self) -> SpikeStream:
         """Open once the first whole plane is on disk (the file may not exist yet)."""
@@ -198,11 +202,25 @@ class FollowSource(StreamSource):
             raise R2SDepthError(f"{self.path}: its sidecar fixes the number of planes; a followed recording "
                                 "must not carry 'frames'")
 
+    def _look(self) -> None:
+        """Note the whole planes on disk now (one ``stat``; the file is not reread)."""
+        n = self.path.stat().st_size // self.stream.plane_stride
+        if n > self._seen[-1][1]:
+            self._seen.append((time.monotonic(), n))
+
+    def _arrival(self, end: int) -> float:
+        """When plane ``end`` (exclusive) was first seen on disk; older looks are dropped."""
+        while len(self._seen) > 1 and self._seen[1][1] <= end:
+            self._seen.popleft()
+        first = self._seen[0] if self._seen[0][1] >= end or len(self._seen) == 1 else self._seen[1]
+        return first[0]
+
     def items(self) -> Iterator[Item]:
         t0, idle_since = 0, time.monotonic()
         while True:
+            self._look()
             if t0 + self.window <= len(self.stream):
-                arrived = time.monotonic()
+                arrived = self._arrival(t0 + self.window)
                 yield Item(f"{t0 + self.window:06d}", spikes=self.stream.read(t0, t0 + self.window), arrived=arrived)
                 t0 += self.step
                 idle_since = time.monotonic()
