@@ -28,7 +28,6 @@ import re
 import time
 from pathlib import Path
 
-
 from r2sdepth import evaluate as ev
 from r2sdepth.data.kitti import Sample, write_split
 from r2sdepth.infer import predict_split
@@ -103,9 +102,22 @@ def main() -> None:
         if a.variants and name not in a.variants:
             continue
         cfg = load_config("distill_synth")
-        ov = ["--data.root", str(data), "--data.spike_root", str(spikes),
-              "--data.train_split", str(splits / "train_files.txt"), "--data.val_split", str(splits / "val_files.txt"),
-              "--trainer.max_steps", str(a.steps), "--trainer.enable_progress_bar", "false", "--seed", str(a.seed)]
+        ov = [
+            "--data.root",
+            str(data),
+            "--data.spike_root",
+            str(spikes),
+            "--data.train_split",
+            str(splits / "train_files.txt"),
+            "--data.val_split",
+            str(splits / "val_files.txt"),
+            "--trainer.max_steps",
+            str(a.steps),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--seed",
+            str(a.seed),
+        ]
         for k, v in over.items():
             ov += [f"--distill.{k}", str(v)]
         apply_overrides(cfg, ov)
@@ -116,10 +128,18 @@ def main() -> None:
         print(name, res["synthetic"][name]["abs_rel"], flush=True)
 
     cols = ("train_min",)
-    md = ["## Synthetic held-out sequences (exact depth)", "", ev.markdown_table(res["synthetic"], extra=cols)]
+    md = [
+        "## Synthetic held-out sequences (exact depth)",
+        "",
+        ev.markdown_table(res["synthetic"], extra=cols),
+    ]
     if res.get("kitti_sample"):
-        md += ["", "## Real KITTI sample (LiDAR, zero-shot from synthetic training)", "",
-               ev.markdown_table(res["kitti_sample"])]
+        md += [
+            "",
+            "## Real KITTI sample (LiDAR, zero-shot from synthetic training)",
+            "",
+            ev.markdown_table(res["kitti_sample"]),
+        ]
     (out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

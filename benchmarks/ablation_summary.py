@@ -1,6 +1,7 @@
 """Mean ± std over seeds of stage-2 ablation runs (``benchmarks/ablation.py --seed N``).
 
-    python benchmarks/ablation_summary.py runs/ablation_s0 runs/ablation_s1 runs/ablation_s2 --out runs/ablation_summary.md
+    python benchmarks/ablation_summary.py runs/ablation_s0 runs/ablation_s1 runs/ablation_s2 \
+        --out runs/ablation_summary.md
 
 Each row is aggregated over the runs that have it (sample standard deviation, n - 1; stage-1
 rows and baselines do not depend on the stage-2 seed, so one run carries them); the paired
@@ -27,8 +28,10 @@ def table(runs: list[dict], section: str) -> list[str]:
     rows: list[str] = []
     for x in runs:
         rows += [r for r in x.get(section, {}) if r not in rows]
-    out = ["| model | seeds | " + " | ".join(KEYS) + " | abs_rel - control (paired) |",
-           "|---|---:|" + "---:|" * (len(KEYS) + 1)]
+    out = [
+        "| model | seeds | " + " | ".join(KEYS) + " | abs_rel - control (paired) |",
+        "|---|---:|" + "---:|" * (len(KEYS) + 1),
+    ]
     for name in rows:
         have = [x for x in runs if name in x.get(section, {})]
         vals = {k: [x[section][name][k] for x in have] for k in KEYS}
@@ -50,7 +53,9 @@ def main() -> None:
     runs = [json.loads((r / "results.json").read_text()) for r in a.runs]
     md = ["## Held-out synthetic test sequences (exact depth)", ""] + table(runs, "synthetic")
     if any(x.get("kitti_sample") for x in runs):
-        md += ["", "## Real KITTI sample (LiDAR; zero-shot from synthetic training)", ""] + table(runs, "kitti_sample")
+        md += ["", "## Real KITTI sample (LiDAR; zero-shot from synthetic training)", ""] + table(
+            runs, "kitti_sample"
+        )
     text = "\n".join(md) + "\n"
     if a.out:
         a.out.write_text(text)

@@ -32,7 +32,8 @@ if a.get("checkpoint"):
 else:
     net = R2SDepthNet({"modality": "spike", "width": a["width"], "decoder_width": 16})
 model = SpikeDepth(net).eval().to(a["device"])
-x = (torch.empty(a["batch"], a["window"], a["h"], a["w"], dtype=torch.uint8).random_(0, 5) == 0).to(torch.uint8).to(a["device"])  # ~20% spikes, no float copy
+x = torch.empty(a["batch"], a["window"], a["h"], a["w"], dtype=torch.uint8).random_(0, 5) == 0  # ~20% spikes
+x = x.to(torch.uint8).to(a["device"])  # no float copy
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def run(x):
     with torch.no_grad():
@@ -65,15 +66,32 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
-    print(f"device {a.device}, {a.threads} threads, window {a.window} planes, spike-only ResNet-18 width {a.width}")
-    print("| model | input (padded) | batch | latency ms | windows/s | peak RSS MB (+ over the loaded model) |")
+    print(
+        f"device {a.device}, {a.threads} threads, window {a.window} planes, spike-only ResNet-18 width {a.width}"
+    )
+    print(
+        "| model | input (padded) | batch | latency ms | windows/s | peak RSS MB (+ over the loaded model) |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     for (h, w), label in (((192, 640), "192x640"), ((256, 416), "250x400 (256x416)")):
         for b in (1, 8):
-            r = child({"threads": a.threads, "window": a.window, "width": a.width, "device": a.device,
-                       "batch": b, "h": h, "w": w, "repeats": a.repeats})
-            print(f"| paper-size ({r['params_m']:.1f} M params) | {label} | {b} | {r['latency_ms']:.1f} | "
-                  f"{r['windows_per_s']:.2f} | {r['peak_mb']:.0f} (+{r['peak_mb'] - r['before_mb']:.0f}) |", flush=True)
+            r = child(
+                {
+                    "threads": a.threads,
+                    "window": a.window,
+                    "width": a.width,
+                    "device": a.device,
+                    "batch": b,
+                    "h": h,
+                    "w": w,
+                    "repeats": a.repeats,
+                }
+            )
+            print(
+                f"| paper-size ({r['params_m']:.1f} M params) | {label} | {b} | {r['latency_ms']:.1f} | "
+                f"{r['windows_per_s']:.2f} | {r['peak_mb']:.0f} (+{r['peak_mb'] - r['before_mb']:.0f}) |",
+                flush=True,
+            )
     from r2sdepth.demo import DEMO_CHECKPOINT
 
     if DEMO_CHECKPOINT.is_file():
@@ -81,12 +99,24 @@ def main() -> None:
 
         meta = load_file(DEMO_CHECKPOINT)["r2sdepth"]
         for b in (1, 8):
-            r = child({"threads": a.threads, "window": meta["window"], "device": a.device, "batch": b,
-                       "h": meta["height"], "w": meta["width"], "repeats": a.repeats,
-                       "checkpoint": str(DEMO_CHECKPOINT)})
-            print(f"| shipped demo ({r['params_m']:.2f} M params, T={meta['window']}) | "
-                  f"{meta['height']}x{meta['width']} | {b} | {r['latency_ms']:.1f} | {r['windows_per_s']:.2f} | "
-                  f"{r['peak_mb']:.0f} (+{r['peak_mb'] - r['before_mb']:.0f}) |", flush=True)
+            r = child(
+                {
+                    "threads": a.threads,
+                    "window": meta["window"],
+                    "device": a.device,
+                    "batch": b,
+                    "h": meta["height"],
+                    "w": meta["width"],
+                    "repeats": a.repeats,
+                    "checkpoint": str(DEMO_CHECKPOINT),
+                }
+            )
+            print(
+                f"| shipped demo ({r['params_m']:.2f} M params, T={meta['window']}) | "
+                f"{meta['height']}x{meta['width']} | {b} | {r['latency_ms']:.1f} | {r['windows_per_s']:.2f} | "
+                f"{r['peak_mb']:.0f} (+{r['peak_mb'] - r['before_mb']:.0f}) |",
+                flush=True,
+            )
 
     # exported models beside eager PyTorch, batch 1, 192x640
     import warnings
@@ -117,15 +147,27 @@ def main() -> None:
             except ImportError:
                 ort = None
             if ort is not None:
-                torch.onnx.export(model, (x,), f"{d}/m.onnx", input_names=["spikes"], output_names=["depth"],
-                                  opset_version=17, dynamo=False)
+                torch.onnx.export(
+                    model,
+                    (x,),
+                    f"{d}/m.onnx",
+                    input_names=["spikes"],
+                    output_names=["depth"],
+                    opset_version=17,
+                    dynamo=False,
+                )
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = a.threads
                 sess = ort.InferenceSession(f"{d}/m.onnx", so, providers=["CPUExecutionProvider"])
                 xn = x.numpy()
                 t = time_model(lambda v: sess.run(None, {"spikes": v}), xn, a.repeats)
-                rows.append((f"ONNX Runtime {ort.__version__}", t,
-                             float(np.abs(sess.run(None, {"spikes": xn})[0] - ref.numpy()).max())))
+                rows.append(
+                    (
+                        f"ONNX Runtime {ort.__version__}",
+                        t,
+                        float(np.abs(sess.run(None, {"spikes": xn})[0] - ref.numpy()).max()),
+                    )
+                )
     print(f"\nexported, batch 1, 192x640, T={a.window}, {a.threads} threads (CPU)")
     print("| runtime | latency ms | max abs diff vs eager (m) |")
     print("|---|---:|---:|")

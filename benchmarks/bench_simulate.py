@@ -1,9 +1,10 @@
 """Spike simulation speed: RGB frames/s at 192 x 640 with 128 planes per frame, one core.
 
 Compares r2sdepth's simulator (the numpy backend with its fused numba kernel, and the torch-CPU
-backend; packing, sha256 and file writing included) with (a) just writing the packed output (the memory/IO-bound floor) and (b) a
-straightforward per-plane reference loop of the kind public simulators use (boolean-mask reset,
-fresh arrays each plane). Estimates the time of the full Spike-KITTI on a 16-core machine.
+backend; packing, sha256 and file writing included) with (a) just writing the packed output (the
+memory/IO-bound floor) and (b) a straightforward per-plane reference loop of the kind public
+simulators use (boolean-mask reset, fresh arrays each plane).
+Estimates the time of the full Spike-KITTI on a 16-core machine.
 
     python benchmarks/bench_simulate.py [--frames 20] [--height 192 --width 640 --planes 128]
 """
@@ -47,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     base = rng.random((a.height, a.width + 4 * a.frames), dtype=np.float32)
-    frames = [np.ascontiguousarray(base[:, 4 * i:4 * i + a.width]) for i in range(a.frames)]
+    frames = [np.ascontiguousarray(base[:, 4 * i : 4 * i + a.width]) for i in range(a.frames)]
     n = a.frames - 1
     p = SimParams(planes_per_frame=a.planes)
     packed_bytes = n * a.planes * a.height * a.width // 8
@@ -82,11 +83,15 @@ def main() -> None:
     for name, fps in rows:
         print(f"| {name} | {fps:,.1f} |")
     best = rows[0][1]
-    print(f"simulator: {rows[0][1] * a.planes:,.0f} planes/s; "
-          f"{rows[2][1] / best:,.1f}x the time of writing the output alone")
+    print(
+        f"simulator: {rows[0][1] * a.planes:,.0f} planes/s; "
+        f"{rows[2][1] / best:,.1f}x the time of writing the output alone"
+    )
     total = 47_000 * 2
-    print(f"full Spike-KITTI (~{total:,} frames, 2 cameras) on 16 cores: "
-          f"{total / (best * 16) / 60:,.1f} min of simulation (+ PNG decoding of the KITTI frames)")
+    print(
+        f"full Spike-KITTI (~{total:,} frames, 2 cameras) on 16 cores: "
+        f"{total / (best * 16) / 60:,.1f} min of simulation (+ PNG decoding of the KITTI frames)"
+    )
 
 
 if __name__ == "__main__":

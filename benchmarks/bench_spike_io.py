@@ -88,15 +88,19 @@ def main() -> None:
         peak_win = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
 
-        print(f"stream {n} planes x {h}x{w} = {mb_file:.1f} MB packed; window {win} planes = {mb_win:.2f} MB; 1 thread")
+        print(
+            f"stream {n} planes x {h}x{w} = {mb_file:.1f} MB packed; window {win} planes = {mb_win:.2f} MB; 1 thread"
+        )
         print("| decoder | MB/s packed | planes/s |")
         print("|---|---:|---:|")
         print(f"| r2sdepth window read (memmap, {win} planes) | {mb_win / t_win:,.0f} | {win / t_win:,.0f} |")
         print(f"| r2sdepth whole-file read | {mb_file / t_file:,.0f} | {n / t_file:,.0f} |")
         print(f"| np.unpackbits + flip | {mb_file / t_unpack:,.0f} | {n / t_unpack:,.0f} |")
         print(f"| per-pixel index (toolkit style) | {mb_file / t_naive:,.0f} | {n / t_naive:,.0f} |")
-        print(f"peak extra memory of one window read: {peak_win / 1e6:.2f} MB "
-              f"(window decoded {win * h * w / 1e6:.2f} MB; file {mb_file:.1f} MB packed)")
+        print(
+            f"peak extra memory of one window read: {peak_win / 1e6:.2f} MB "
+            f"(window decoded {win * h * w / 1e6:.2f} MB; file {mb_file:.1f} MB packed)"
+        )
         st.close()
 
 

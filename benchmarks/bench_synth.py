@@ -1,6 +1,6 @@
 """Synthetic scene render speed (frames/s, one core) at 192 x 640 and other sizes.
 
-    python benchmarks/bench_synth.py [--frames 30]
+python benchmarks/bench_synth.py [--frames 30]
 """
 
 from __future__ import annotations

@@ -21,14 +21,25 @@ import torch
 from r2sdepth.train.module import DepthModule
 
 
-def step_time(modality: str, h: int, w: int, bs: int, width: int, device: str, reps: int = 3) -> tuple[float, float]:
+def step_time(
+    modality: str, h: int, w: int, bs: int, width: int, device: str, reps: int = 3
+) -> tuple[float, float]:
     torch.manual_seed(0)
-    m = DepthModule({"modality": modality, "width": width}, {"width": width, "scale": 0.1}, None, None,
-                    {"context": [-1, 1]}).to(device)
+    m = DepthModule(
+        {"modality": modality, "width": width},
+        {"width": width, "scale": 0.1},
+        None,
+        None,
+        {"context": [-1, 1]},
+    ).to(device)
     opt = torch.optim.Adam(m.parameters(), 1e-4)
     K = torch.tensor([[0.58 * w, 0, w / 2], [0, 1.92 * h, h / 2], [0, 0, 1]]).expand(bs, 3, 3)
-    batch = {"color": torch.rand(bs, 3, 3, h, w), "color_aug": torch.rand(bs, 3, 3, h, w), "K": K,
-             "spikes": (torch.rand(bs, 128, h, w) < 0.2).to(torch.uint8)}
+    batch = {
+        "color": torch.rand(bs, 3, 3, h, w),
+        "color_aug": torch.rand(bs, 3, 3, h, w),
+        "K": K,
+        "spikes": (torch.rand(bs, 128, h, w) < 0.2).to(torch.uint8),
+    }
     batch = {k: v.to(device) for k, v in batch.items()}
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -45,8 +56,11 @@ def step_time(modality: str, h: int, w: int, bs: int, width: int, device: str, r
             torch.cuda.synchronize()
         if i:
             times.append(time.perf_counter() - t)
-    mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    mem = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
     return min(times), mem
 
 
@@ -59,10 +73,19 @@ def loading_speed(n: int = 40) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "s"
         synthesize(root, sequences=1, frames=n + 2, height=192, width=640)
-        build_spike_kitti(root, Path(d) / "spk", cameras=["02"], height=192, width=640,
-                          params=SimParams(planes_per_frame=128))
+        build_spike_kitti(
+            root,
+            Path(d) / "spk",
+            cameras=["02"],
+            height=192,
+            width=640,
+            params=SimParams(planes_per_frame=128),
+        )
         split = root / "splits" / "train_files.txt"
-        for name, kw in [("on-the-fly simulation", {}), ("built stream (memmap)", {"spike_root": Path(d) / "spk"})]:
+        for name, kw in [
+            ("on-the-fly simulation", {}),
+            ("built stream (memmap)", {"spike_root": Path(d) / "spk"}),
+        ]:
             ds = SpikeKittiDataset(root, split, height=192, width=640, window=128, augment=True, **kw)
             ds[0]
             t = time.perf_counter()
@@ -79,7 +102,10 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=64)
     a = ap.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {a.batch}, ResNet-18 width {a.width}, T=128")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {a.batch}, "
+        f"ResNet-18 width {a.width}, T=128"
+    )
     print("| device | size | mode | s/step | peak memory (GiB) |")
     print("|---|---|---|---:|---:|")
     for dev in devices:

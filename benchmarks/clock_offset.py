@@ -39,10 +39,19 @@ FPS, P = 10.0, 64
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/clock_offset")
-    ap.add_argument("--checkpoint", default=str(DEMO), help="a spike-only checkpoint (64x224, 64-plane window)")
-    ap.add_argument("--offsets", type=float, nargs="+", default=[3.7, 0.0, 7.8, 10.1, -2.3], help="true offsets (ms)")
-    ap.add_argument("--errors", type=float, nargs="+", default=[-8, -4, -2, -1, 1, 2, 4, 8],
-                    help="clock errors at inference, in RGB frame intervals")
+    ap.add_argument(
+        "--checkpoint", default=str(DEMO), help="a spike-only checkpoint (64x224, 64-plane window)"
+    )
+    ap.add_argument(
+        "--offsets", type=float, nargs="+", default=[3.7, 0.0, 7.8, 10.1, -2.3], help="true offsets (ms)"
+    )
+    ap.add_argument(
+        "--errors",
+        type=float,
+        nargs="+",
+        default=[-8, -4, -2, -1, 1, 2, 4, 8],
+        help="clock errors at inference, in RGB frame intervals",
+    )
     ap.add_argument("--sequences", type=int, default=4)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--yaw", type=float, default=3.0)
@@ -54,15 +63,32 @@ def main() -> None:
     for off_ms in a.offsets:
         base = out / f"rig_{off_ms:+.2f}ms"
         if not (base / "splits" / "test_files.txt").is_file():
-            synthesize_rig(base, sequences=a.sequences, frames=a.frames, world_size=(96, 336), rgb_scale=0.75,
-                           spike_size=(64, 224), yaw_deg=a.yaw, clock_offset_s=off_ms * 1e-3, fps=FPS,
-                           planes_per_frame=P, pre_roll_frames=1, seed=11)
+            synthesize_rig(
+                base,
+                sequences=a.sequences,
+                frames=a.frames,
+                world_size=(96, 336),
+                rgb_scale=0.75,
+                spike_size=(64, 224),
+                yaw_deg=a.yaw,
+                clock_offset_s=off_ms * 1e-3,
+                fps=FPS,
+                planes_per_frame=P,
+                pre_roll_frames=1,
+                seed=11,
+            )
         bases[off_ms] = base
-        res["estimates_ms"][f"{off_ms:+.2f}"] = {c.parent.name: RigSequence(c.parent).clock_offset_s * 1e3
-                                                for c in sorted(base.glob("seq*/calib.yaml"))}
+        res["estimates_ms"][f"{off_ms:+.2f}"] = {
+            c.parent.name: RigSequence(c.parent).clock_offset_s * 1e3
+            for c in sorted(base.glob("seq*/calib.yaml"))
+        }
     errs = [e - float(k) for k, v in res["estimates_ms"].items() for e in v.values()]
-    res["estimate_error_ms"] = {"mean": statistics.fmean(errs), "std": statistics.stdev(errs),
-                                "max_abs": max(abs(e) for e in errs), "n": len(errs)}
+    res["estimate_error_ms"] = {
+        "mean": statistics.fmean(errs),
+        "std": statistics.stdev(errs),
+        "max_abs": max(abs(e) for e in errs),
+        "n": len(errs),
+    }
 
     true_ms = a.offsets[0]
     base = bases[true_ms]
@@ -77,34 +103,57 @@ def main() -> None:
     gts = ev.split_gt(base, split, "rig")
     per_seq = len(range(lo, hi + 1))
     variants = {"correct clock (true offset)": true_ms * 1e-3, "estimated offset": None}
-    variants.update({f"clock off by {e:+g} frames ({e * 1e3 / FPS:+.0f} ms)": true_ms * 1e-3 + e / FPS
-                     for e in a.errors})
+    variants.update(
+        {f"clock off by {e:+g} frames ({e * 1e3 / FPS:+.0f} ms)": true_ms * 1e-3 + e / FPS for e in a.errors}
+    )
     rows: dict = {"constant + median scaling": ev.constant_median_baseline(gts)}
     seq_abs: dict = {}
     for i, (name, off) in enumerate(variants.items()):
-        root = base if off is None else copy_with_calibration(base, out / "variants" / f"v{i}", {"clock_offset_s": off},
-                                                              overwrite=True)
+        root = (
+            base
+            if off is None
+            else copy_with_calibration(
+                base, out / "variants" / f"v{i}", {"clock_offset_s": off}, overwrite=True
+            )
+        )
         preds, _ = predict_split(a.checkpoint, root, split, modality="spike")
         rows[name] = ev.evaluate_depths(preds, gts)
-        seq_abs[name] = [ev.evaluate_depths(preds[j * per_seq:(j + 1) * per_seq],
-                                            gts[j * per_seq:(j + 1) * per_seq])["abs_rel"] for j in range(len(seqs))]
+        seq_abs[name] = [
+            ev.evaluate_depths(preds[j * per_seq : (j + 1) * per_seq], gts[j * per_seq : (j + 1) * per_seq])[
+                "abs_rel"
+            ]
+            for j in range(len(seqs))
+        ]
         print(f"{name}: abs_rel {rows[name]['abs_rel']:.4f} a1 {rows[name]['a1']:.4f}", flush=True)
     ref = seq_abs["correct clock (true offset)"]
     for name, v in seq_abs.items():
         d = [x - y for x, y in zip(v, ref)]
         rows[name]["d_abs_rel_mean"] = statistics.fmean(d)
         rows[name]["d_abs_rel_std"] = statistics.stdev(d) if len(d) > 1 else 0.0
-    res.update({"checkpoint": a.checkpoint, "true_offset_ms": true_ms, "eval_frames": [lo, hi],
-                "sequences": seqs, "rows": rows, "per_sequence_abs_rel": seq_abs})
+    res.update(
+        {
+            "checkpoint": a.checkpoint,
+            "true_offset_ms": true_ms,
+            "eval_frames": [lo, hi],
+            "sequences": seqs,
+            "rows": rows,
+            "per_sequence_abs_rel": seq_abs,
+        }
+    )
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     e = res["estimate_error_ms"]
-    lines = [f"Clock-offset estimate on {e['n']} simulated rig sequences (true offsets {a.offsets} ms, 640 Hz "
-             f"spike camera, 10 Hz RGB): error {e['mean']:+.2f} ± {e['std']:.2f} ms (mean ± std), worst "
-             f"{e['max_abs']:.2f} ms = {e['max_abs'] * FPS * P / 1e3:.2f} planes = "
-             f"{100 * e['max_abs'] / (1e3 / FPS):.2f}% of the frame interval.", "",
-             f"Spike-only model `{Path(a.checkpoint).name}` on frames {lo}-{hi} of {len(seqs)} sequences "
-             f"({len(samples)} images), exact depth at the RGB frame's time:", "",
-             "| clock | abs_rel | a1 | abs_rel - correct (per sequence, mean ± std) |", "|---|---:|---:|---:|"]
+    lines = [
+        f"Clock-offset estimate on {e['n']} simulated rig sequences (true offsets {a.offsets} ms, 640 Hz "
+        f"spike camera, 10 Hz RGB): error {e['mean']:+.2f} ± {e['std']:.2f} ms (mean ± std), worst "
+        f"{e['max_abs']:.2f} ms = {e['max_abs'] * FPS * P / 1e3:.2f} planes = "
+        f"{100 * e['max_abs'] / (1e3 / FPS):.2f}% of the frame interval.",
+        "",
+        f"Spike-only model `{Path(a.checkpoint).name}` on frames {lo}-{hi} of {len(seqs)} sequences "
+        f"({len(samples)} images), exact depth at the RGB frame's time:",
+        "",
+        "| clock | abs_rel | a1 | abs_rel - correct (per sequence, mean ± std) |",
+        "|---|---:|---:|---:|",
+    ]
     for name, r in rows.items():
         d = f"{r['d_abs_rel_mean']:+.4f} ± {r['d_abs_rel_std']:.4f}" if "d_abs_rel_mean" in r else ""
         lines.append(f"| {name} | {r['abs_rel']:.4f} | {r['a1']:.4f} | {d} |")

@@ -3,8 +3,9 @@
     python benchmarks/fuzz.py                               # 10,000 reader cases + 300 CLI cases
     python benchmarks/fuzz.py --reader 2000 --cli 50 --seed 3
 
-Reader cases (in-process, each under a 1 s alarm; a valid read takes microseconds): a valid stream with its sidecar is mutated one
-way at a time: the ``.dat`` truncated, extended or overwritten with random bytes; sidecar values
+Reader cases (in-process, each under a 1 s alarm; a valid read takes microseconds): a valid
+stream with its sidecar is mutated one way at a time: the ``.dat`` truncated, extended or
+overwritten with random bytes; sidecar values
 replaced by NaN/inf/strings/null/lists/negative/zero/huge numbers or wrong types; the sidecar
 replaced by random bytes, invalid UTF-8, deep nesting, a FIFO or an empty file; explicit geometry
 arguments that disagree. Then ``SpikeStream`` + ``read_dat`` + ``window_for_frame`` are called.
@@ -45,10 +46,43 @@ import numpy as np
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, read_dat, sidecar_path, write_dat
 
-BAD_VALUES = [float("nan"), float("inf"), -float("inf"), "7", "false", None, [], [3], {}, -1, 0, 10**12,
-              2**63, 1.5, True, False, "", "little", "big", 1e308, -0.0]
-KEYS = ["height", "width", "rate_hz", "head_cols", "bitorder", "flipud", "frames", "frame_plane_index",
-        "bytes", "planes_per_frame", "pre_roll_planes", "unknown_key"]
+BAD_VALUES = [
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "7",
+    "false",
+    None,
+    [],
+    [3],
+    {},
+    -1,
+    0,
+    10**12,
+    2**63,
+    1.5,
+    True,
+    False,
+    "",
+    "little",
+    "big",
+    1e308,
+    -0.0,
+]
+KEYS = [
+    "height",
+    "width",
+    "rate_hz",
+    "head_cols",
+    "bitorder",
+    "flipud",
+    "frames",
+    "frame_plane_index",
+    "bytes",
+    "planes_per_frame",
+    "pre_roll_planes",
+    "unknown_key",
+]
 
 
 class Hang(Exception):
@@ -66,13 +100,33 @@ def reader_case(rng: random.Random, d: Path, base: np.ndarray) -> tuple[str, str
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
     bitorder, flipud = rng.choice(["little", "big"]), rng.choice([True, False])
-    write_dat(p, base, bitorder=bitorder, flipud=flipud, meta={"frames": int(base.shape[0]),
-                                                               "frame_plane_index": [8, 16, 24]})
+    write_dat(
+        p,
+        base,
+        bitorder=bitorder,
+        flipud=flipud,
+        meta={"frames": int(base.shape[0]), "frame_plane_index": [8, 16, 24]},
+    )
     sc = sidecar_path(p)
     meta = json.loads(sc.read_text())
-    kind = rng.choice(["truncate", "extend", "garbage_dat", "value", "value", "value", "drop_key",
-                       "sidecar_bytes", "sidecar_utf8", "sidecar_deep", "sidecar_fifo", "sidecar_empty",
-                       "args", "unknown_key"])
+    kind = rng.choice(
+        [
+            "truncate",
+            "extend",
+            "garbage_dat",
+            "value",
+            "value",
+            "value",
+            "drop_key",
+            "sidecar_bytes",
+            "sidecar_utf8",
+            "sidecar_deep",
+            "sidecar_fifo",
+            "sidecar_empty",
+            "args",
+            "unknown_key",
+        ]
+    )
     args: dict = {}
     detectable = True  # whether a silent difference would be a bug
     if kind == "truncate":
@@ -92,7 +146,9 @@ def reader_case(rng: random.Random, d: Path, base: np.ndarray) -> tuple[str, str
         if kind == "value":
             meta[key] = v = rng.choice(BAD_VALUES)
             # a sidecar that lies with a *valid* bit order or flip cannot be detected
-            detectable = not ((key == "bitorder" and v in ("little", "big")) or (key == "flipud" and isinstance(v, bool)))
+            detectable = not (
+                (key == "bitorder" and v in ("little", "big")) or (key == "flipud" and isinstance(v, bool))
+            )
         else:
             meta.pop(key, None)
             detectable = key not in ("bitorder", "flipud")  # dropping them means the PKU default
@@ -113,14 +169,21 @@ def reader_case(rng: random.Random, d: Path, base: np.ndarray) -> tuple[str, str
     elif kind == "sidecar_empty":
         sc.write_bytes(b"")
     elif kind == "args":
-        args = {"height": rng.choice([None, 6, 7, 0, -3, 10**6]), "width": rng.choice([None, 10, 11, 0, 10**6]),
-                "head_cols": rng.choice([None, 0, 16, -1]), "bitorder": rng.choice([None, bitorder]),
-                "flipud": rng.choice([None, flipud])}
+        args = {
+            "height": rng.choice([None, 6, 7, 0, -3, 10**6]),
+            "width": rng.choice([None, 10, 11, 0, 10**6]),
+            "head_cols": rng.choice([None, 0, 16, -1]),
+            "bitorder": rng.choice([None, bitorder]),
+            "flipud": rng.choice([None, flipud]),
+        }
     signal.alarm(1)
     try:
-        st = SpikeStream(p, **{k: v for k, v in args.items() if k in ("height", "width") and v is not None},
-                         **{k: v for k, v in args.items() if k in ("head_cols", "bitorder", "flipud") and v is not None})
-        planes = st[0:len(st)]
+        st = SpikeStream(
+            p,
+            **{k: v for k, v in args.items() if k in ("height", "width") and v is not None},
+            **{k: v for k, v in args.items() if k in ("head_cols", "bitorder", "flipud") and v is not None},
+        )
+        planes = st[0 : len(st)]
         whole = read_dat(p, **{k: v for k, v in args.items() if v is not None})
         with contextlib.suppress(R2SDepthError):
             st.window_for_frame(1, 8)
@@ -153,22 +216,65 @@ def cli_case(rng: random.Random, d: Path, stream: Path, frames: Path) -> tuple[s
     bad = d / "bad.dat"
     bad.write_bytes(os.urandom(rng.randrange(0, 40000)))
     vals = ["0", "-1", "nan", "inf", "1e9", "abc", "", "3", "99999999"]
-    cmd = rng.choice([
-        ["info", rng.choice([str(stream), str(bad), str(d)]), "--sensor",
-         f"{rng.choice(vals + ['6'])}x{rng.choice(vals + ['10'])}"],
-        ["info", str(stream), "--json"],
-        ["reconstruct", rng.choice([str(stream), str(bad)]), "--method", rng.choice(["tfp", "tfi", "x"]),
-         "--window", rng.choice(vals + ["4"]), "--out", str(d / "rec"), *rng.choice([[], ["--gif", str(d / rng.choice(["a.gif", "a.txt"]))]])],
-        ["simulate", str(frames), "--out", str(d / rng.choice(["o.dat", "o.txt"])), "--threshold", rng.choice(vals + ["2"]),
-         "--dark-current", rng.choice(vals + ["0"]), "--planes-per-frame", rng.choice(["8", "0", "-2", "x"])],
-        ["simulate", str(frames), "--out", str(d / "o.dat"), "--size", f"{rng.choice(vals)}x8"],
-        ["eval", "--pred", str(rng.choice([bad, stream])), "--gt", str(rng.choice([bad, stream]))],
-        ["infer", "--checkpoint", str(rng.choice([bad, stream])), "--input", str(stream), "--out", str(d / "inf")],
-        ["export", "--checkpoint", str(bad), "--format", rng.choice(["onnx", "torchscript", "zip"]), "--out", str(d / "x.pt")],
-        ["train", "--config", str(rng.choice([bad, stream, d / "none.yaml"])), "--out", str(d / "run")],
-    ])
+    cmd = rng.choice(
+        [
+            [
+                "info",
+                rng.choice([str(stream), str(bad), str(d)]),
+                "--sensor",
+                f"{rng.choice(vals + ['6'])}x{rng.choice(vals + ['10'])}",
+            ],
+            ["info", str(stream), "--json"],
+            [
+                "reconstruct",
+                rng.choice([str(stream), str(bad)]),
+                "--method",
+                rng.choice(["tfp", "tfi", "x"]),
+                "--window",
+                rng.choice(vals + ["4"]),
+                "--out",
+                str(d / "rec"),
+                *rng.choice([[], ["--gif", str(d / rng.choice(["a.gif", "a.txt"]))]]),
+            ],
+            [
+                "simulate",
+                str(frames),
+                "--out",
+                str(d / rng.choice(["o.dat", "o.txt"])),
+                "--threshold",
+                rng.choice(vals + ["2"]),
+                "--dark-current",
+                rng.choice(vals + ["0"]),
+                "--planes-per-frame",
+                rng.choice(["8", "0", "-2", "x"]),
+            ],
+            ["simulate", str(frames), "--out", str(d / "o.dat"), "--size", f"{rng.choice(vals)}x8"],
+            ["eval", "--pred", str(rng.choice([bad, stream])), "--gt", str(rng.choice([bad, stream]))],
+            [
+                "infer",
+                "--checkpoint",
+                str(rng.choice([bad, stream])),
+                "--input",
+                str(stream),
+                "--out",
+                str(d / "inf"),
+            ],
+            [
+                "export",
+                "--checkpoint",
+                str(bad),
+                "--format",
+                rng.choice(["onnx", "torchscript", "zip"]),
+                "--out",
+                str(d / "x.pt"),
+            ],
+            ["train", "--config", str(rng.choice([bad, stream, d / "none.yaml"])), "--out", str(d / "run")],
+        ]
+    )
     try:
-        r = subprocess.run([sys.executable, "-m", "r2sdepth.cli", *cmd], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "r2sdepth.cli", *cmd], capture_output=True, text=True, timeout=60
+        )
     except subprocess.TimeoutExpired:
         return "hang", cmd[0]
     if "Traceback" in r.stderr or r.returncode not in (0, 2):
@@ -197,7 +303,9 @@ def run(reader: int, cli: int, seed: int, verbose: bool = False) -> dict[str, Co
                 frames = d / "frames"
                 frames.mkdir()
                 for i in range(3):
-                    Image.fromarray((nrng.random((12, 16, 3)) * 255).astype(np.uint8)).save(frames / f"{i}.png")
+                    Image.fromarray((nrng.random((12, 16, 3)) * 255).astype(np.uint8)).save(
+                        frames / f"{i}.png"
+                    )
                 stream = d / "good.dat"
                 write_dat(stream, base)
                 for _ in range(cli):

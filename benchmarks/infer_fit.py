@@ -51,9 +51,23 @@ def main() -> None:
         for mode, extra in MODES.items():
             out = Path(tmp) / mode.replace(" ", "_").replace("-", "")
             t0 = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "r2sdepth.cli", "infer", "--checkpoint", a.checkpoint,
-                                "--input", str(frames), "--out", str(out), *extra],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "r2sdepth.cli",
+                    "infer",
+                    "--checkpoint",
+                    a.checkpoint,
+                    "--input",
+                    str(frames),
+                    "--out",
+                    str(out),
+                    *extra,
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode:
                 sys.exit(f"infer ({mode}) failed: {r.stderr.strip().splitlines()[-1]}")
             summ = json.loads((out / "summary.json").read_text())
@@ -61,17 +75,33 @@ def main() -> None:
             preds = [np.load(out / "depth" / f"{n}.npy") for n in names]
             gts = [kitti.gt_depth(a.root, rel, int(n)) for n in names]
             res = evaluate_depths(preds, gts)
-            rows[mode] = {"abs_rel": res["abs_rel"], "rmse": res["rmse"], "a1": res["a1"], "n": res["n"],
-                          "network_size": summ["network_size"], "seconds": round(time.perf_counter() - t0, 1)}
+            rows[mode] = {
+                "abs_rel": res["abs_rel"],
+                "rmse": res["rmse"],
+                "a1": res["a1"],
+                "n": res["n"],
+                "network_size": summ["network_size"],
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
             print(json.dumps({"mode": mode, **rows[mode]}))
         base = constant_median_baseline(gts)
-        rows["constant + median"] = {"abs_rel": base["abs_rel"], "rmse": base["rmse"], "a1": base["a1"],
-                                     "n": base["n"], "network_size": "-", "seconds": "-"}
+        rows["constant + median"] = {
+            "abs_rel": base["abs_rel"],
+            "rmse": base["rmse"],
+            "a1": base["a1"],
+            "n": base["n"],
+            "network_size": "-",
+            "seconds": "-",
+        }
     print(f"\n{a.drive} frames {a.frames}, checkpoint {a.checkpoint}\n")
-    print("| mode | network size | abs_rel | rmse | a1 | frames | seconds |\n|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| mode | network size | abs_rel | rmse | a1 | frames | seconds |\n|---|---|---:|---:|---:|---:|---:|"
+    )
     for mode, r in rows.items():
         ns = "x".join(map(str, r["network_size"])) if isinstance(r["network_size"], list) else "-"
-        print(f"| {mode} | {ns} | {r['abs_rel']:.3f} | {r['rmse']:.2f} | {r['a1']:.3f} | {r['n']} | {r['seconds']} |")
+        print(
+            f"| {mode} | {ns} | {r['abs_rel']:.3f} | {r['rmse']:.2f} | {r['a1']:.3f} | {r['n']} | {r['seconds']} |"
+        )
 
 
 if __name__ == "__main__":

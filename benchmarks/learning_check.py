@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from r2sdepth import evaluate as ev
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import apply_overrides, load_config, run_training
@@ -37,18 +36,54 @@ def main() -> None:
     ap.add_argument("--sequences", type=int, default=10)
     ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--modalities", nargs="+", default=["rgb", "spike", "fusion"])
-    ap.add_argument("--max-steps", nargs="*", default=[], metavar="MODE=N",
-                    help="per-mode step counts, e.g. spike=1000 fusion=1000 (override --steps)")
+    ap.add_argument(
+        "--max-steps",
+        nargs="*",
+        default=[],
+        metavar="MODE=N",
+        help="per-mode step counts, e.g. spike=1000 fusion=1000 (override --steps)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     data, spikes = out / "synth", out / "spike"
     h, w, planes = 64, 224, 64
     cli = [sys.executable, "-m", "r2sdepth.cli"]
-    subprocess.run(cli + ["synth", "--out", str(data), "--sequences", str(a.sequences), "--frames",
-                          str(a.frames), "--size", f"{h}x{w}", "--workers", "2"], check=True)
-    subprocess.run(cli + ["build-spike-kitti", "--kitti-root", str(data), "--out", str(spikes), "--cameras", "02",
-                          "--size", f"{h}x{w}", "--planes-per-frame", str(planes), "--workers", "2"],
-                   check=True)
+    subprocess.run(
+        cli
+        + [
+            "synth",
+            "--out",
+            str(data),
+            "--sequences",
+            str(a.sequences),
+            "--frames",
+            str(a.frames),
+            "--size",
+            f"{h}x{w}",
+            "--workers",
+            "2",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        cli
+        + [
+            "build-spike-kitti",
+            "--kitti-root",
+            str(data),
+            "--out",
+            str(spikes),
+            "--cameras",
+            "02",
+            "--size",
+            f"{h}x{w}",
+            "--planes-per-frame",
+            str(planes),
+            "--workers",
+            "2",
+        ],
+        check=True,
+    )
     splits = data / "splits"
     gts = ev.split_gt(data, splits / "test_files.txt")
     train_gts = ev.split_gt(data, splits / "train_files.txt")
@@ -60,11 +95,23 @@ def main() -> None:
     steps.update({k: int(v) for k, v in (x.split("=") for x in a.max_steps)})
     for m in a.modalities:
         cfg = load_config(f"train_{m}_synth")
-        apply_overrides(cfg, ["--data.root", str(data), "--data.spike_root", str(spikes),
-                              "--data.train_split", str(splits / "train_files.txt"),
-                              "--data.val_split", str(splits / "val_files.txt"),
-                              "--trainer.max_steps", str(steps[m]),
-                              "--trainer.enable_progress_bar", "false"])
+        apply_overrides(
+            cfg,
+            [
+                "--data.root",
+                str(data),
+                "--data.spike_root",
+                str(spikes),
+                "--data.train_split",
+                str(splits / "train_files.txt"),
+                "--data.val_split",
+                str(splits / "val_files.txt"),
+                "--trainer.max_steps",
+                str(steps[m]),
+                "--trainer.enable_progress_bar",
+                "false",
+            ],
+        )
         if m == "fusion" and "rgb" in rows:
             # warm start from the rgb run (RGB encoder, decoder, pose net): from scratch, this small
             # fusion model's pose net settled on a constant sideways motion (see README)
@@ -78,7 +125,9 @@ def main() -> None:
         r.update({"train_min": round(minutes, 1), "steps": res["global_step"], "checkpoint": str(ckpt)})
         rows[m] = r
         if m == "fusion":
-            preds, _ = predict_split(ckpt, data, splits / "test_files.txt", spike_root=spikes, modality="spike")
+            preds, _ = predict_split(
+                ckpt, data, splits / "test_files.txt", spike_root=spikes, modality="spike"
+            )
             r = ev.evaluate_depths(preds, gts)
             r.update({"train_min": round(minutes, 1), "steps": res["global_step"], "checkpoint": str(ckpt)})
             rows["fusion: spike (student) head"] = r

@@ -44,7 +44,14 @@ RECIPES = {
     "velocity-warmup": ["--loss.velocity_weight", "0.05", "--loss.velocity_warmup", "250"],
     # pose outputs x1: at x0.1 the translations grew from 0.025 to 0.058 m in the 250 steps of the term
     # (1 m needed); its control is mono-p1, the same without the term
-    "velocity-warmup-p1": ["--loss.velocity_weight", "0.05", "--loss.velocity_warmup", "250", "--pose.scale", "1.0"],
+    "velocity-warmup-p1": [
+        "--loss.velocity_weight",
+        "0.05",
+        "--loss.velocity_warmup",
+        "250",
+        "--pose.scale",
+        "1.0",
+    ],
     "mono-p1": ["--pose.scale", "1.0"],
     "known-speed": ["--loss.known_speed", "true"],  # control: mono
     # from the start, the forced 1 m translations locked the pose net onto a sideways motion; after
@@ -52,8 +59,14 @@ RECIPES = {
     "known-speed-warmup": ["--loss.known_speed", "true", "--loss.velocity_warmup", "250"],
     # the warm-up's pose net collapsed in 2 of 3 seeds (as the mono control's): start it from no motion
     "mono-zero": ["--pose.zero_init", "true"],
-    "known-speed-warmup-zero": ["--loss.known_speed", "true", "--loss.velocity_warmup", "250",
-                                "--pose.zero_init", "true"],
+    "known-speed-warmup-zero": [
+        "--loss.known_speed",
+        "true",
+        "--loss.velocity_warmup",
+        "250",
+        "--pose.zero_init",
+        "true",
+    ],
 }
 SCALINGS = ("median", "none", "camera-height")
 
@@ -67,8 +80,12 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument("--sequences", type=int, default=10)
     ap.add_argument("--frames", type=int, default=50)
-    ap.add_argument("--merge", nargs="+", metavar="DIR",
-                    help="only print the table of these runs' results.json together (runs made by separate processes)")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="only print the table of these runs' results.json together (runs made by separate processes)",
+    )
     a = ap.parse_args()
     out = Path(a.out)
     if a.merge:
@@ -80,8 +97,24 @@ def main() -> None:
         print(write_table(rows, out))
         return
     data = out / "synth"
-    subprocess.run([sys.executable, "-m", "r2sdepth.cli", "synth", "--out", str(data), "--sequences",
-                    str(a.sequences), "--frames", str(a.frames), "--size", "64x224", "--stereo"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "r2sdepth.cli",
+            "synth",
+            "--out",
+            str(data),
+            "--sequences",
+            str(a.sequences),
+            "--frames",
+            str(a.frames),
+            "--size",
+            "64x224",
+            "--stereo",
+        ],
+        check=True,
+    )
     splits = data / "splits"
     gts = ev.split_gt(data, splits / "test_files.txt")
     res_file = out / "results.json"
@@ -93,21 +126,48 @@ def main() -> None:
             if name in rows:
                 continue
             cfg = load_config("train_rgb_synth")
-            apply_overrides(cfg, ["--data.root", str(data), "--data.train_split", str(splits / "train_files.txt"),
-                                  "--data.val_split", "null", "--trainer.max_steps", str(a.steps),
-                                  "--data.batch_size", str(a.batch_size), "--seed", str(seed),
-                                  "--trainer.enable_progress_bar", "false", *COMMON, *RECIPES[recipe]])
+            apply_overrides(
+                cfg,
+                [
+                    "--data.root",
+                    str(data),
+                    "--data.train_split",
+                    str(splits / "train_files.txt"),
+                    "--data.val_split",
+                    "null",
+                    "--trainer.max_steps",
+                    str(a.steps),
+                    "--data.batch_size",
+                    str(a.batch_size),
+                    "--seed",
+                    str(seed),
+                    "--trainer.enable_progress_bar",
+                    "false",
+                    *COMMON,
+                    *RECIPES[recipe],
+                ],
+            )
             t = time.time()
             res = run_training(cfg, out / f"{recipe}_s{seed}", resume=True)
             minutes = (time.time() - t) / 60
             Ks: list = []
             preds, _ = predict_split(res["last"], data, splits / "test_files.txt", intrinsics=Ks)
-            row = {"recipe": recipe, "seed": seed, "steps": res["global_step"], "train_min": round(minutes, 1)}
+            row = {
+                "recipe": recipe,
+                "seed": seed,
+                "steps": res["global_step"],
+                "train_min": round(minutes, 1),
+            }
             for sc in SCALINGS:
                 r = ev.evaluate_depths(preds, gts, scaling=sc, intrinsics=Ks, camera_height=1.65)
                 row[sc] = {k: r[k] for k in (*ev.METRICS, "n", "scaling") if k in r}
-                row[sc].update({k: r[k] for k in ("ratio_median", "ratio_std", "gt_ratio_median", "scale_failures")
-                                if k in r})
+                row[sc].update(
+                    {
+                        k: r[k]
+                        for k in ("ratio_median", "ratio_std", "gt_ratio_median", "scale_failures")
+                        if k in r
+                    }
+                )
             rows[name] = row
             res_file.write_text(json.dumps(rows, indent=2))
             print(name, {sc: round(row[sc]["abs_rel"], 3) for sc in SCALINGS}, flush=True)
@@ -116,14 +176,19 @@ def main() -> None:
 
 def write_table(rows: dict, out: Path) -> str:
     """The Markdown table of every run and each recipe's mean ± std (also ``out/results.md``)."""
-    lines = ["| recipe | seed | abs_rel median | abs_rel none | none / median | abs_rel camera-height | "
-             "camera-height / median | GT / prediction (none) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| recipe | seed | abs_rel median | abs_rel none | none / median | abs_rel camera-height | "
+        "camera-height / median | GT / prediction (none) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows.values():
         if "recipe" not in r:
             continue
         m, n, c = (r[s]["abs_rel"] for s in SCALINGS)
-        lines.append(f"| {r['recipe']} | {r['seed']} | {m:.3f} | {n:.3f} | {n / m:.2f} | {c:.3f} | {c / m:.2f} | "
-                     f"{r['none'].get('gt_ratio_median', float('nan')):.2f} |")
+        lines.append(
+            f"| {r['recipe']} | {r['seed']} | {m:.3f} | {n:.3f} | {n / m:.2f} | {c:.3f} | {c / m:.2f} | "
+            f"{r['none'].get('gt_ratio_median', float('nan')):.2f} |"
+        )
     base = rows.get("constant + median scaling")
     if base:
         lines.append(f"| constant + median scaling | | {base['abs_rel']:.3f} | | | | | |")
@@ -131,9 +196,15 @@ def write_table(rows: dict, out: Path) -> str:
         rs = [r for r in rows.values() if r.get("recipe") == recipe]
         if len(rs) > 1:
             agg = {s: np.array([r[s]["abs_rel"] for r in rs]) for s in SCALINGS}
-            lines.append(f"| **{recipe}, mean ± std** | {len(rs)} seeds | " + " | ".join(
-                f"{agg[s].mean():.3f} ± {agg[s].std():.3f}" + (f" | {(agg[s] / agg['median']).mean():.2f}"
-                                                               if s != "median" else "") for s in SCALINGS) + " | |")
+            lines.append(
+                f"| **{recipe}, mean ± std** | {len(rs)} seeds | "
+                + " | ".join(
+                    f"{agg[s].mean():.3f} ± {agg[s].std():.3f}"
+                    + (f" | {(agg[s] / agg['median']).mean():.2f}" if s != "median" else "")
+                    for s in SCALINGS
+                )
+                + " | |"
+            )
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     return table

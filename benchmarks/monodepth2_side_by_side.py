@@ -54,27 +54,40 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (file, old text, new text, why): the only edits made to the Monodepth2 copy.
 COMPAT: list[tuple[str, str, str, str]] = [
-    ("trainer.py", "inputs = self.val_iter.next()", "inputs = next(self.val_iter)",
-     "DataLoader iterators have no .next() method in Python 3 / today's torch"),
-    ("networks/resnet_encoder.py", "self.encoder = resnets[num_layers](pretrained)",
-     "self.encoder = resnets[num_layers](weights='IMAGENET1K_V1' if pretrained else None)",
-     "torchvision >= 0.15 takes the weights keyword-only (the positional 'pretrained' is gone)"),
-    ("datasets/mono_dataset.py", "self.interp = Image.ANTIALIAS", "self.interp = Image.LANCZOS",
-     "Pillow >= 10 removed the ANTIALIAS alias of LANCZOS (same filter)"),
-    ("datasets/mono_dataset.py",
-     "            color_aug = transforms.ColorJitter.get_params(\n"
-     "                self.brightness, self.contrast, self.saturation, self.hue)\n",
-     "            _order, _b, _c, _s, _h = transforms.ColorJitter.get_params(\n"
-     "                self.brightness, self.contrast, self.saturation, self.hue)\n"
-     "            from torchvision.transforms import functional as _TF\n"
-     "            _ops = [lambda x: _TF.adjust_brightness(x, _b), lambda x: _TF.adjust_contrast(x, _c),\n"
-     "                    lambda x: _TF.adjust_saturation(x, _s), lambda x: _TF.adjust_hue(x, _h)]\n"
-     "            def color_aug(x):\n"
-     "                for _i in _order.tolist():\n"
-     "                    x = _ops[_i](x)\n"
-     "                return x\n",
-     "torchvision >= 0.8's ColorJitter.get_params returns the sampled factors, not a transform; "
-     "applied here in the sampled order, one draw per sample (all frames alike), as before"),
+    (
+        "trainer.py",
+        "inputs = self.val_iter.next()",
+        "inputs = next(self.val_iter)",
+        "DataLoader iterators have no .next() method in Python 3 / today's torch",
+    ),
+    (
+        "networks/resnet_encoder.py",
+        "self.encoder = resnets[num_layers](pretrained)",
+        "self.encoder = resnets[num_layers](weights='IMAGENET1K_V1' if pretrained else None)",
+        "torchvision >= 0.15 takes the weights keyword-only (the positional 'pretrained' is gone)",
+    ),
+    (
+        "datasets/mono_dataset.py",
+        "self.interp = Image.ANTIALIAS",
+        "self.interp = Image.LANCZOS",
+        "Pillow >= 10 removed the ANTIALIAS alias of LANCZOS (same filter)",
+    ),
+    (
+        "datasets/mono_dataset.py",
+        "            color_aug = transforms.ColorJitter.get_params(\n"
+        "                self.brightness, self.contrast, self.saturation, self.hue)\n",
+        "            _order, _b, _c, _s, _h = transforms.ColorJitter.get_params(\n"
+        "                self.brightness, self.contrast, self.saturation, self.hue)\n"
+        "            from torchvision.transforms import functional as _TF\n"
+        "            _ops = [lambda x: _TF.adjust_brightness(x, _b), lambda x: _TF.adjust_contrast(x, _c),\n"
+        "                    lambda x: _TF.adjust_saturation(x, _s), lambda x: _TF.adjust_hue(x, _h)]\n"
+        "            def color_aug(x):\n"
+        "                for _i in _order.tolist():\n"
+        "                    x = _ops[_i](x)\n"
+        "                return x\n",
+        "torchvision >= 0.8's ColorJitter.get_params returns the sampled factors, not a transform; "
+        "applied here in the sampled order, one draw per sample (all frames alike), as before",
+    ),
 ]
 
 
@@ -138,13 +151,18 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_monodepth2(md2: Path, data: Path, out: Path, *, steps: int, batch: int, h: int, w: int,
-                   seed: int, workers: int) -> dict[str, Any]:
+def run_monodepth2(
+    md2: Path, data: Path, out: Path, *, steps: int, batch: int, h: int, w: int, seed: int, workers: int
+) -> dict[str, Any]:
     """Train Monodepth2 ``steps`` optimiser steps; returns per-step times, wall time, test depths."""
     sys.path.insert(0, str(md2))
     try:
-        for m in [m for m in sys.modules if m.split(".")[0] in ("trainer", "options", "layers", "utils", "kitti_utils",
-                                                                "datasets", "networks")]:
+        for m in [
+            m
+            for m in sys.modules
+            if m.split(".")[0]
+            in ("trainer", "options", "layers", "utils", "kitti_utils", "datasets", "networks")
+        ]:
             del sys.modules[m]
         options = importlib.import_module("options")
         trainer_mod = importlib.import_module("trainer")
@@ -156,11 +174,34 @@ def run_monodepth2(md2: Path, data: Path, out: Path, *, steps: int, batch: int, 
     epochs = -(-steps // max(1, n_train // batch))  # enough epochs; training stops at exactly ``steps``
     parser = options.MonodepthOptions().parser
     parser._option_string_actions["--split"].choices.append("r2s_synth")  # our split folder in the copy
-    opt = parser.parse_args([
-        "--data_path", str(data), "--log_dir", str(out), "--model_name", f"seed{seed}", "--split", "r2s_synth",
-        "--height", str(h), "--width", str(w), "--batch_size", str(batch), "--num_layers", "18",
-        "--weights_init", "scratch", "--no_cuda", "--png", "--num_workers", str(workers),
-        "--num_epochs", str(epochs)])
+    opt = parser.parse_args(
+        [
+            "--data_path",
+            str(data),
+            "--log_dir",
+            str(out),
+            "--model_name",
+            f"seed{seed}",
+            "--split",
+            "r2s_synth",
+            "--height",
+            str(h),
+            "--width",
+            str(w),
+            "--batch_size",
+            str(batch),
+            "--num_layers",
+            "18",
+            "--weights_init",
+            "scratch",
+            "--no_cuda",
+            "--png",
+            "--num_workers",
+            str(workers),
+            "--num_epochs",
+            str(epochs),
+        ]
+    )
     seed_all(seed)
     t = trainer_mod.Trainer(opt)
     times: list[float] = []
@@ -197,8 +238,9 @@ def run_monodepth2(md2: Path, data: Path, out: Path, *, steps: int, batch: int, 
     return {"step_s": times, "wall_s": wall, "steps": len(times), "preds": preds}
 
 
-def run_r2sdepth(data: Path, out: Path, *, steps: int, batch: int, h: int, w: int, seed: int,
-                 workers: int) -> dict[str, Any]:
+def run_r2sdepth(
+    data: Path, out: Path, *, steps: int, batch: int, h: int, w: int, seed: int, workers: int
+) -> dict[str, Any]:
     """Train r2sdepth's rgb mode (the shipped train_rgb config) ``steps`` steps; same outputs as above."""
     import lightning as L
 
@@ -213,12 +255,37 @@ def run_r2sdepth(data: Path, out: Path, *, steps: int, batch: int, h: int, w: in
 
     cfg = load_config("train_rgb")
     splits = data / "splits"
-    apply_overrides(cfg, [
-        "--seed", str(seed), "--data.root", str(data), "--data.train_split", str(splits / "train_files.txt"),
-        "--data.val_split", str(splits / "val_files.txt"), "--data.height", str(h), "--data.width", str(w),
-        "--data.batch_size", str(batch), "--data.val_batch_size", str(batch), "--data.num_workers", str(workers),
-        "--trainer.max_steps", str(steps), "--trainer.max_epochs", "100000", "--trainer.accelerator", "cpu",
-        "--trainer.enable_progress_bar", "false"])
+    apply_overrides(
+        cfg,
+        [
+            "--seed",
+            str(seed),
+            "--data.root",
+            str(data),
+            "--data.train_split",
+            str(splits / "train_files.txt"),
+            "--data.val_split",
+            str(splits / "val_files.txt"),
+            "--data.height",
+            str(h),
+            "--data.width",
+            str(w),
+            "--data.batch_size",
+            str(batch),
+            "--data.val_batch_size",
+            str(batch),
+            "--data.num_workers",
+            str(workers),
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.max_epochs",
+            "100000",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+    )
     wall = time.perf_counter()
     res = run_training(cfg, out, resume=False, callbacks=[StepTimer()])
     wall = time.perf_counter() - wall
@@ -228,16 +295,27 @@ def run_r2sdepth(data: Path, out: Path, *, steps: int, batch: int, h: int, w: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--monodepth2", type=Path, help="Monodepth2 checkout (left untouched); required unless --merge")
-    ap.add_argument("--lc", default="runs/learning_check", type=Path, help="learning-check folder (its synth/)")
+    ap.add_argument(
+        "--monodepth2", type=Path, help="Monodepth2 checkout (left untouched); required unless --merge"
+    )
+    ap.add_argument(
+        "--lc", default="runs/learning_check", type=Path, help="learning-check folder (its synth/)"
+    )
     ap.add_argument("--out", default="runs/md2_side_by_side", type=Path)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1, help="data loader workers for both")
-    ap.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
-                    help="only combine the results.json of these earlier runs into OUT (no training)")
-    ap.add_argument("--note", help="with --merge: how the runs were made (load, threads), printed in the table")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="only combine the results.json of these earlier runs into OUT (no training)",
+    )
+    ap.add_argument(
+        "--note", help="with --merge: how the runs were made (load, threads), printed in the table"
+    )
     a = ap.parse_args()
     if a.merge:
         merge(a.merge, a.out, a.note)
@@ -256,24 +334,45 @@ def main() -> None:
         print(f"stand-in import: {s}")
     gts = ev.split_gt(data, data / "splits" / "test_files.txt")
     train_gts = ev.split_gt(data, data / "splits" / "train_files.txt")
-    res: dict[str, Any] = {"compat_changes": applied, "stand_ins": stand_ins, "steps": a.steps, "batch": a.batch,
-                           "size": [h, w], "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                           "runs": {}}
-    res["baselines"] = {"mean training depth (no scaling)": ev.mean_depth_baseline(train_gts, gts),
-                        "constant + median scaling": ev.constant_median_baseline(gts)}
+    res: dict[str, Any] = {
+        "compat_changes": applied,
+        "stand_ins": stand_ins,
+        "steps": a.steps,
+        "batch": a.batch,
+        "size": [h, w],
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "runs": {},
+    }
+    res["baselines"] = {
+        "mean training depth (no scaling)": ev.mean_depth_baseline(train_gts, gts),
+        "constant + median scaling": ev.constant_median_baseline(gts),
+    }
     res_file = a.out / "results.json"
     for seed in a.seeds:
         for name, fn in (("monodepth2", run_monodepth2), ("r2sdepth rgb", run_r2sdepth)):
             kw = dict(steps=a.steps, batch=a.batch, h=h, w=w, seed=seed, workers=a.workers)
-            r = (fn(md2, data, a.out / "md2_runs", **kw) if name == "monodepth2"
-                 else fn(data, a.out / f"r2s_seed{seed}", **kw))
+            r = (
+                fn(md2, data, a.out / "md2_runs", **kw)
+                if name == "monodepth2"
+                else fn(data, a.out / f"r2s_seed{seed}", **kw)
+            )
             m = ev.evaluate_depths(r.pop("preds"), gts)
             st = r.pop("step_s")
-            m.update({"steps": r["steps"], "s_per_step_median": statistics.median(st[10:] or st),
-                      "s_per_step_mean": statistics.fmean(st[10:] or st), "wall_min": r["wall_s"] / 60})
+            m.update(
+                {
+                    "steps": r["steps"],
+                    "s_per_step_median": statistics.median(st[10:] or st),
+                    "s_per_step_mean": statistics.fmean(st[10:] or st),
+                    "wall_min": r["wall_s"] / 60,
+                }
+            )
             res["runs"][f"{name} seed {seed}"] = m
-            print(f"{name} seed {seed}: abs_rel {m['abs_rel']:.3f} a1 {m['a1']:.3f} "
-                  f"{m['s_per_step_median']:.3f} s/step", flush=True)
+            print(
+                f"{name} seed {seed}: abs_rel {m['abs_rel']:.3f} a1 {m['a1']:.3f} "
+                f"{m['s_per_step_median']:.3f} s/step",
+                flush=True,
+            )
             res_file.write_text(json.dumps(res, indent=2) + "\n")
 
     summarize(res, a.out)
@@ -288,22 +387,34 @@ def summarize(res: dict[str, Any], out: Path) -> None:
         v = [r[key] for k, r in res["runs"].items() if k.startswith(name + " seed")]
         return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
-    md = [f"{res['steps']} steps, batch {res['batch']}, {res['size'][0]}x{res['size'][1]}, {res['threads']} "
-          f"thread(s) per run, seeds {seeds}" + (f"; {res['note']}" if res.get("note") else ""), "",
-          "| model | abs_rel | a1 | s/step (median) | wall min |", "|---|---:|---:|---:|---:|"]
+    md = [
+        f"{res['steps']} steps, batch {res['batch']}, {res['size'][0]}x{res['size'][1]}, {res['threads']} "
+        f"thread(s) per run, seeds {seeds}" + (f"; {res['note']}" if res.get("note") else ""),
+        "",
+        "| model | abs_rel | a1 | s/step (median) | wall min |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for k, b in res["baselines"].items():
         md.append(f"| {k} | {b['abs_rel']:.3f} | {b['a1']:.3f} |  |  |")
     for k, r in sorted(res["runs"].items(), key=lambda kv: (kv[0].rsplit(" ", 1)[1], kv[0])):
-        md.append(f"| {k} | {r['abs_rel']:.3f} | {r['a1']:.3f} | {r['s_per_step_median']:.3f} | {r['wall_min']:.1f} |")
+        md.append(
+            f"| {k} | {r['abs_rel']:.3f} | {r['a1']:.3f} | {r['s_per_step_median']:.3f} | {r['wall_min']:.1f} |"
+        )
     for name in ("monodepth2", "r2sdepth rgb"):
         (ar, ars), (a1, a1s), (sp, _) = agg(name, "abs_rel"), agg(name, "a1"), agg(name, "s_per_step_median")
         md.append(f"| **{name}, mean ± std** | {ar:.3f} ± {ars:.3f} | {a1:.3f} ± {a1s:.3f} | {sp:.3f} |  |")
-    ratios = [res["runs"][f"r2sdepth rgb seed {s}"]["s_per_step_median"]
-              / res["runs"][f"monodepth2 seed {s}"]["s_per_step_median"] for s in seeds
-              if f"r2sdepth rgb seed {s}" in res["runs"] and f"monodepth2 seed {s}" in res["runs"]]
+    ratios = [
+        res["runs"][f"r2sdepth rgb seed {s}"]["s_per_step_median"]
+        / res["runs"][f"monodepth2 seed {s}"]["s_per_step_median"]
+        for s in seeds
+        if f"r2sdepth rgb seed {s}" in res["runs"] and f"monodepth2 seed {s}" in res["runs"]
+    ]
     res["s_per_step_ratio_r2sdepth_over_monodepth2"] = ratios
-    md += ["", "s/step ratio r2sdepth / Monodepth2 (same seed, adjacent runs in one process): "
-           + ", ".join(f"{x:.2f}" for x in ratios)]
+    md += [
+        "",
+        "s/step ratio r2sdepth / Monodepth2 (same seed, adjacent runs in one process): "
+        + ", ".join(f"{x:.2f}" for x in ratios),
+    ]
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

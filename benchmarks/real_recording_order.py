@@ -28,7 +28,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDING = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data")) / "spike_real" / "car_250x400.dat"
+RECORDING = (
+    Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    / "spike_real"
+    / "car_250x400.dat"
+)
 #: name -> (row0, row1, col0, col1) at the sensor's 250 x 400 (upright image)
 BOXES = {
     "car body (bright)": (100, 150, 10, 110),
@@ -57,7 +61,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", nargs="+", default=["demo", "real"])
     ap.add_argument("--recording", default=str(RECORDING))
-    ap.add_argument("--window", type=int, default=None, help="planes per window (default: each model's trained one)")
+    ap.add_argument(
+        "--window", type=int, default=None, help="planes per window (default: each model's trained one)"
+    )
     ap.add_argument("--stride", type=int, default=32)
     ap.add_argument("--net-size", default=None, help="HxW network input (default: the trained size)")
     ap.add_argument("--out", default="runs/real_order")
@@ -81,23 +87,33 @@ def main() -> None:
     # what passes without learning anything: the check must fail both
     baselines = {
         "brightness prior (bright = near)": lambda w: 1.0 / (0.05 + tfp(w)),
-        "row prior (lower = nearer)": lambda w: np.repeat(1.0 / (1.0 + np.arange(w.shape[1], dtype=float))[:, None],
-                                                          w.shape[2], axis=1),
+        "row prior (lower = nearer)": lambda w: np.repeat(
+            1.0 / (1.0 + np.arange(w.shape[1], dtype=float))[:, None], w.shape[2], axis=1
+        ),
     }
     for name, fn in baselines.items():
         rows = []
         for t0 in range(0, len(st) - 64 + 1, a.stride):
             med = box_medians(fn(st.read(t0, t0 + 64)))
             rows.append({"planes": [t0, t0 + 64], "medians": med, **judge(med)})
-        results[name] = {"window": 64, "windows": rows, "passed_all": all(r["passed"] for r in rows),
-                         "min_ratio": min(r["min_ratio"] for r in rows)}
-        print(f"{name:>34}: {'PASS' if results[name]['passed_all'] else 'FAIL'} (smallest ratio "
-              f"{results[name]['min_ratio']:.2f})")
+        results[name] = {
+            "window": 64,
+            "windows": rows,
+            "passed_all": all(r["passed"] for r in rows),
+            "min_ratio": min(r["min_ratio"] for r in rows),
+        }
+        print(
+            f"{name:>34}: {'PASS' if results[name]['passed_all'] else 'FAIL'} (smallest ratio "
+            f"{results[name]['min_ratio']:.2f})"
+        )
     for ck in a.checkpoint:
         model = r2sdepth.load_model(ck)
         window = a.window or int(model.meta.get("data", {}).get("window") or 64)
-        size = tuple(int(v) for v in a.net_size.split("x")) if a.net_size else \
-            (int(model.meta["height"]), int(model.meta["width"]))
+        size = (
+            tuple(int(v) for v in a.net_size.split("x"))
+            if a.net_size
+            else (int(model.meta["height"]), int(model.meta["width"]))
+        )
         rows = []
         for t0 in range(0, len(st) - window + 1, a.stride):
             d = model.predict(st.read(t0, t0 + window)[None], net_size=size)[0]
@@ -105,15 +121,29 @@ def main() -> None:
             rows.append({"planes": [t0, t0 + window], "medians": med, **judge(med)})
             if t0 == 0:
                 lo, hi = np.percentile(d, [2, 98])
-                panels.append(labelled(depth_picture(d, float(lo), float(hi), "model units", colorbar=False),
-                                       f"{ck}: depth, planes 0-{window - 1}", 250))
-        results[ck] = {"window": window, "net_size": list(size), "windows": rows,
-                       "passed_all": all(r["passed"] for r in rows),
-                       "min_ratio": min(r["min_ratio"] for r in rows)}
-        print(f"{ck:>34}: {'PASS' if results[ck]['passed_all'] else 'FAIL'} (smallest background/car ratio "
-              f"{results[ck]['min_ratio']:.2f} over {len(rows)} windows; needs >= {MARGIN})")
-    (out / "results.json").write_text(json.dumps({"recording": str(a.recording), "boxes": BOXES, "margin": MARGIN,
-                                                  "models": results}, indent=1))
+                panels.append(
+                    labelled(
+                        depth_picture(d, float(lo), float(hi), "model units", colorbar=False),
+                        f"{ck}: depth, planes 0-{window - 1}",
+                        250,
+                    )
+                )
+        results[ck] = {
+            "window": window,
+            "net_size": list(size),
+            "windows": rows,
+            "passed_all": all(r["passed"] for r in rows),
+            "min_ratio": min(r["min_ratio"] for r in rows),
+        }
+        print(
+            f"{ck:>34}: {'PASS' if results[ck]['passed_all'] else 'FAIL'} (smallest background/car ratio "
+            f"{results[ck]['min_ratio']:.2f} over {len(rows)} windows; needs >= {MARGIN})"
+        )
+    (out / "results.json").write_text(
+        json.dumps(
+            {"recording": str(a.recording), "boxes": BOXES, "margin": MARGIN, "models": results}, indent=1
+        )
+    )
     from PIL import Image
 
     Image.fromarray(np.concatenate(panels, 1)).save(out / "order.png")

@@ -32,15 +32,16 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     from r2sdepth.spike import SpikeStream, tfp
-    from r2sdepth.spike.simulate import SimParams, luminance, read_image, simulate_chunk
-    from r2sdepth.spike.simulate import _resize
+    from r2sdepth.spike.simulate import SimParams, _resize, luminance, read_image, simulate_chunk
 
     real = SpikeStream(SHARED / "spike_real" / "car_250x400.dat", 250, 400).read(0, 64)
     d = SHARED / "kitti_raw" / "2011_09_26" / "2011_09_26_drive_0009_sync" / "image_02" / "data"
     l0, l1 = (luminance(_resize(read_image(d / f"{i:010d}.png"), 250, 400)) for i in (9, 10))
     fitted = json.loads(Path(a.params).read_text())["sim"]
-    sims = {"simulated, default model": SimParams(planes_per_frame=64, camera_rate_hz=20000.0),
-            "simulated, fit-sim model": SimParams(**{**fitted, "planes_per_frame": 64})}
+    sims = {
+        "simulated, default model": SimParams(planes_per_frame=64, camera_rate_hz=20000.0),
+        "simulated, fit-sim model": SimParams(**{**fitted, "planes_per_frame": 64}),
+    }
     wins = {"real (car_250x400.dat)": real}
     wins.update({k: simulate_chunk(l0, l1, p, seed=0, sequence="fig", frame=10) for k, p in sims.items()})
     fig, ax = plt.subplots(2, 3, figsize=(13, 6), gridspec_kw={"height_ratios": [1.4, 1]})
@@ -51,8 +52,10 @@ def main() -> None:
         r = w.mean(axis=0).ravel()
         ax[1, j].hist(r, bins=33, range=(0, 1.0001), color="0.3")
         ax[1, j].set_xlabel("per-pixel firing rate (spikes / plane)", fontsize=9)
-        ax[1, j].set_title(f"mean {r.mean():.3f}, median {np.median(r):.3f}, saturated {100 * (r >= 0.99).mean():.1f}%",
-                           fontsize=9)
+        ax[1, j].set_title(
+            f"mean {r.mean():.3f}, median {np.median(r):.3f}, saturated {100 * (r >= 0.99).mean():.1f}%",
+            fontsize=9,
+        )
     fig.tight_layout()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=80)

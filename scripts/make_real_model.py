@@ -60,7 +60,9 @@ def frame_range(spec: str) -> list[int]:
     return list(range(int(a), int(b or a) + 1))
 
 
-def before_after_figure(kitti: Path, drive: str, frames: list[int], before: list, after: list, path: Path) -> None:
+def before_after_figure(
+    kitti: Path, drive: str, frames: list[int], before: list, after: list, path: Path
+) -> None:
     """Three held-out frames (first, middle, last), one row each: RGB at the network size |
     inverse depth before | after adaptation (magma, bright = near, each map's own range)."""
     import numpy as np
@@ -73,8 +75,14 @@ def before_after_figure(kitti: Path, drive: str, frames: list[int], before: list
     rows = []
     for i in sorted({0, len(frames) // 2, len(frames) - 1}):
         h, w = before[i].shape
-        rgb = np.asarray(Image.open(image_path(kitti, drive, frames[i], "02")).convert("RGB").resize((w, h), Image.BILINEAR))
-        rows.append(np.concatenate([rgb] + [colorize(1.0 / np.maximum(p[i], 1e-3)) for p in (before, after)], 1))
+        rgb = np.asarray(
+            Image.open(image_path(kitti, drive, frames[i], "02"))
+            .convert("RGB")
+            .resize((w, h), Image.BILINEAR)
+        )
+        rows.append(
+            np.concatenate([rgb] + [colorize(1.0 / np.maximum(p[i], 1e-3)) for p in (before, after)], 1)
+        )
     big = np.concatenate(rows, 0).repeat(2, 0).repeat(2, 1)
     save_png(path, big)
 
@@ -85,15 +93,67 @@ def pretrain(out: Path, sequences: int, steps: int, seed: int) -> Path:
     simulator labels, no real depth labels). Returns its last checkpoint."""
     cli = [sys.executable, "-m", "r2sdepth.cli"]
     data, spikes = out / "synth", out / "spike"
-    subprocess.run(cli + ["synth", "--out", str(data), "--sequences", str(sequences), "--frames", "50",
-                          "--size", "64x224", "--traffic", "0.8", "--seed", "1", "--workers", "2"], check=True)
-    subprocess.run(cli + ["build-spike-kitti", "--kitti-root", str(data), "--out", str(spikes), "--cameras", "02",
-                          "--size", "64x224", "--planes-per-frame", "64", "--workers", "2"], check=True)
+    subprocess.run(
+        cli
+        + [
+            "synth",
+            "--out",
+            str(data),
+            "--sequences",
+            str(sequences),
+            "--frames",
+            "50",
+            "--size",
+            "64x224",
+            "--traffic",
+            "0.8",
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        cli
+        + [
+            "build-spike-kitti",
+            "--kitti-root",
+            str(data),
+            "--out",
+            str(spikes),
+            "--cameras",
+            "02",
+            "--size",
+            "64x224",
+            "--planes-per-frame",
+            "64",
+            "--workers",
+            "2",
+        ],
+        check=True,
+    )
     cfg = load_config("train_spike_traffic_synth")
     sp = data / "splits"
-    apply_overrides(cfg, ["--seed", str(seed), "--data.root", str(data), "--data.spike_root", str(spikes),
-                          "--data.train_split", str(sp / "train_files.txt"), "--data.val_split", str(sp / "val_files.txt"),
-                          "--trainer.max_steps", str(steps), "--trainer.enable_progress_bar", "false"])
+    apply_overrides(
+        cfg,
+        [
+            "--seed",
+            str(seed),
+            "--data.root",
+            str(data),
+            "--data.spike_root",
+            str(spikes),
+            "--data.train_split",
+            str(sp / "train_files.txt"),
+            "--data.val_split",
+            str(sp / "val_files.txt"),
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+    )
     return Path(run_training(cfg, out / "run", resume=True)["last"])  # the last step, never chosen by depth
 
 
@@ -101,21 +161,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kitti", default=str(KITTI), help="KITTI-layout root of the real footage")
     ap.add_argument("--drive", default=DRIVE)
-    ap.add_argument("--teacher", help="stage-1 checkpoint trained on synthetic data: spike (default: made here "
-                                      "by --pretrain-* on traffic scenes) or fusion (benchmarks/learning_check.py)")
-    ap.add_argument("--pretrain-sequences", type=int, default=20, help="synthetic traffic sequences (x 50 frames)")
+    ap.add_argument(
+        "--teacher",
+        help="stage-1 checkpoint trained on synthetic data: spike (default: made here "
+        "by --pretrain-* on traffic scenes) or fusion (benchmarks/learning_check.py)",
+    )
+    ap.add_argument(
+        "--pretrain-sequences", type=int, default=20, help="synthetic traffic sequences (x 50 frames)"
+    )
     ap.add_argument("--pretrain-steps", type=int, default=1000)
-    ap.add_argument("--spike-root", help="real spikes (Spike-KITTI layout); default: simulated from the frames")
+    ap.add_argument(
+        "--spike-root", help="real spikes (Spike-KITTI layout); default: simulated from the frames"
+    )
     ap.add_argument("--train-frames", default="0-19", help="frames used for training, e.g. 0-19")
-    ap.add_argument("--eval-frames", help="held-out frames evaluated with the LiDAR (default: all the others)")
+    ap.add_argument(
+        "--eval-frames", help="held-out frames evaluated with the LiDAR (default: all the others)"
+    )
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--recipe", choices=["finetune", "distill"], default="distill",
-                    help="finetune: a fusion teacher by view synthesis (its spike head ships); distill: stage 2 "
-                         "on the real frames from the frozen synthetic teacher (photometric + pseudo-labels; a "
-                         "spike teacher: self-distillation, the student starts as the teacher, its pose net trained)")
-    ap.add_argument("--depth-weight", type=float, default=1.0, help="distill: weight of the teacher's pseudo-labels")
+    ap.add_argument(
+        "--recipe",
+        choices=["finetune", "distill"],
+        default="distill",
+        help="finetune: a fusion teacher by view synthesis (its spike head ships); distill: stage 2 "
+        "on the real frames from the frozen synthetic teacher (photometric + pseudo-labels; a "
+        "spike teacher: self-distillation, the student starts as the teacher, its pose net trained)",
+    )
+    ap.add_argument(
+        "--depth-weight", type=float, default=1.0, help="distill: weight of the teacher's pseudo-labels"
+    )
     ap.add_argument("--out", default="runs/real_adapt")
     ap.add_argument("--ship", action="store_true", help="write the shipped real-footage model")
     a = ap.parse_args()
@@ -123,7 +198,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     frames = list_frame_ids(kitti, a.drive, "02")
     train = [f for f in frame_range(a.train_frames) if f in frames]
-    held = [f for f in (frame_range(a.eval_frames) if a.eval_frames else frames) if f in frames and f not in train]
+    held = [
+        f for f in (frame_range(a.eval_frames) if a.eval_frames else frames) if f in frames and f not in train
+    ]
     tr = set(train)
     targets = [f for f in train if f - 1 in tr and f + 1 in tr]
     write_split(out / "train_files.txt", [Sample(a.drive, f, "l") for f in targets])
@@ -137,25 +214,78 @@ def main() -> None:
     spikes = Path(a.spike_root) if a.spike_root else out / "spike"
     if not a.spike_root:
         (out / "drives.txt").write_text(a.drive + "\n")
-        subprocess.run([sys.executable, "-m", "r2sdepth.cli", "build-spike-kitti", "--kitti-root", str(kitti),
-                        "--out", str(spikes), "--cameras", "02", "--size", f"{h}x{w}", "--sequences", str(out / "drives.txt"),
-                        "--planes-per-frame", str(sim.get("planes_per_frame", 64)), "--workers", "1"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "r2sdepth.cli",
+                "build-spike-kitti",
+                "--kitti-root",
+                str(kitti),
+                "--out",
+                str(spikes),
+                "--cameras",
+                "02",
+                "--size",
+                f"{h}x{w}",
+                "--sequences",
+                str(out / "drives.txt"),
+                "--planes-per-frame",
+                str(sim.get("planes_per_frame", 64)),
+                "--workers",
+                "1",
+            ],
+            check=True,
+        )
     t = time.time()
     if a.recipe == "finetune":
-        cfg = adapt_config(a.teacher, kitti, out / "train_files.txt", spike_root=spikes, steps=a.steps, lr=a.lr,
-                           seed=a.seed)
+        cfg = adapt_config(
+            a.teacher, kitti, out / "train_files.txt", spike_root=spikes, steps=a.steps, lr=a.lr, seed=a.seed
+        )
         res = run_training(cfg, out / "fusion", resume=True)
     else:  # stage 2 on the real frames: the synthetic teacher frozen, its spike head adapted
         cfg = load_config("distill_synth")
-        apply_overrides(cfg, [
-            "--seed", str(a.seed), "--data.root", str(kitti), "--data.spike_root", str(spikes),
-            "--data.train_split", str(out / "train_files.txt"), "--data.val_split", "null",
-            "--data.batch_size", "4", "--distill.adaptive", "false", "--distill.depth_weight", str(a.depth_weight),
-            "--optim.lr", str(a.lr), "--trainer.max_steps", str(a.steps),
-            "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"])
+        apply_overrides(
+            cfg,
+            [
+                "--seed",
+                str(a.seed),
+                "--data.root",
+                str(kitti),
+                "--data.spike_root",
+                str(spikes),
+                "--data.train_split",
+                str(out / "train_files.txt"),
+                "--data.val_split",
+                "null",
+                "--data.batch_size",
+                "4",
+                "--distill.adaptive",
+                "false",
+                "--distill.depth_weight",
+                str(a.depth_weight),
+                "--optim.lr",
+                str(a.lr),
+                "--trainer.max_steps",
+                str(a.steps),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.log_every_n_steps",
+                "5",
+            ],
+        )
         if meta["modality"] == "spike":  # self-distillation: no features to imitate; the pose net learns
-            apply_overrides(cfg, ["--distill.feat_weight", "0", "--distill.at_weight", "0",
-                                  "--distill.pose_trainable", "true"])
+            apply_overrides(
+                cfg,
+                [
+                    "--distill.feat_weight",
+                    "0",
+                    "--distill.at_weight",
+                    "0",
+                    "--distill.pose_trainable",
+                    "true",
+                ],
+            )
         res = run_training(cfg, out / "distill", resume=True, teacher=a.teacher)
     minutes = (time.time() - t) / 60
     ckpt = res["last"]  # the last step: no checkpoint is chosen with depth labels
@@ -165,8 +295,10 @@ def main() -> None:
         gts = ev.split_gt(kitti, split, "velodyne")
         results["constant + median scaling"] = ev.constant_median_baseline(gts)
         both = []
-        for name, c in (("before: synthetic teacher's spike path", a.teacher),
-                        (f"after: adapted spike-only ({a.recipe}, {a.steps} steps)", ckpt)):
+        for name, c in (
+            ("before: synthetic teacher's spike path", a.teacher),
+            (f"after: adapted spike-only ({a.recipe}, {a.steps} steps)", ckpt),
+        ):
             preds, _ = predict_split(c, kitti, split, spike_root=spikes, modality="spike")
             results[name] = ev.evaluate_depths(preds, gts)
             both.append(preds)
@@ -179,23 +311,47 @@ def main() -> None:
         (out / "results.md").write_text(
             f"Held-out frames {held[0]}-{held[-1]} of {a.drive} (LiDAR, Garg crop, 80 m, median scaling); "
             f"trained on frames {train[0]}-{train[-1]}, {a.steps} steps, seed {a.seed}, {minutes:.1f} min\n\n"
-            + table + "\n")
-    (out / "results.json").write_text(json.dumps({"results": results, "train_frames": train, "heldout": held,
-                                                  "steps": a.steps, "seed": a.seed, "train_min": round(minutes, 1),
-                                                  "checkpoint": str(ckpt)}, indent=2))
+            + table
+            + "\n"
+        )
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "results": results,
+                "train_frames": train,
+                "heldout": held,
+                "steps": a.steps,
+                "seed": a.seed,
+                "train_min": round(minutes, 1),
+                "checkpoint": str(ckpt),
+            },
+            indent=2,
+        )
+    )
     if a.ship:
         after = next((v for k, v in results.items() if k.startswith("after: adapted spike-only")), None)
         base = results.get("constant + median scaling")
         if after is None or base is None:
             sys.exit("--ship needs held-out frames (outside --train-frames) to check the model on")
         if not after["abs_rel"] <= 0.9 * base["abs_rel"]:
-            sys.exit(f"not shipping: abs_rel {after['abs_rel']:.3f} on the held-out frames is not 10% below the "
-                     f"constant + median-scaling baseline ({base['abs_rel']:.3f})")
+            sys.exit(
+                f"not shipping: abs_rel {after['abs_rel']:.3f} on the held-out frames is not 10% below the "
+                f"constant + median-scaling baseline ({base['abs_rel']:.3f})"
+            )
         dst = slim_checkpoint(ckpt, SHIPPED_CHECKPOINTS["real"], modality="spike")
         ck = load_file(dst)
-        ck["r2sdepth"].update({"source_checkpoint": str(ckpt), "adapted_on": {
-            "drive": a.drive, "frames": train, "steps": a.steps, "seed": a.seed,
-            "recipe": "scripts/make_real_model.py (self-supervised; LiDAR not used)"}})
+        ck["r2sdepth"].update(
+            {
+                "source_checkpoint": str(ckpt),
+                "adapted_on": {
+                    "drive": a.drive,
+                    "frames": train,
+                    "steps": a.steps,
+                    "seed": a.seed,
+                    "recipe": "scripts/make_real_model.py (self-supervised; LiDAR not used)",
+                },
+            }
+        )
         save_atomic(ck, dst)
         print(f"wrote {dst} ({dst.stat().st_size / 1e6:.2f} MB)")
 

@@ -25,186 +25,337 @@ CORE = "tests/test_learning_core.py"
 # name: (file, text to replace, replacement, tests to run)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "teacher-not-frozen": (
-        "src/r2sdepth/train/module.py", "        for m in self.frozen_modules():\n            m.eval()",
-        "        pass", [CORE + "::test_teacher_frozen_through_a_real_fit_with_validation"]),
+        "src/r2sdepth/train/module.py",
+        "        for m in self.frozen_modules():\n            m.eval()",
+        "        pass",
+        [CORE + "::test_teacher_frozen_through_a_real_fit_with_validation"],
+    ),
     "schedule-whole-dataset": (
-        "src/r2sdepth/train/module.py", "            nb = t.num_training_batches\n",
+        "src/r2sdepth/train/module.py",
+        "            nb = t.num_training_batches\n",
         "            nb = t.num_training_batches * t.world_size\n",
-        [CORE + "::test_fusion_schedule_same_on_two_ddp_processes"]),
+        [CORE + "::test_fusion_schedule_same_on_two_ddp_processes"],
+    ),
     "geometry-in-autocast-precision": (
-        "src/r2sdepth/geometry.py", "    return wrapper  # type: ignore[return-value]", "    return fn",
-        [CORE + "::test_geometry_is_float32_under_autocast"]),
+        "src/r2sdepth/geometry.py",
+        "    return wrapper  # type: ignore[return-value]",
+        "    return fn",
+        [CORE + "::test_geometry_is_float32_under_autocast"],
+    ),
     "ssim-denominator-sign": (
-        "src/r2sdepth/losses.py", "d = (mx * mx + my * my + self.c1)", "d = (mx * mx - my * my + self.c1)",
-        [CORE + "::test_ssim_matches_an_independent_reference"]),
+        "src/r2sdepth/losses.py",
+        "d = (mx * mx + my * my + self.c1)",
+        "d = (mx * mx - my * my + self.c1)",
+        [CORE + "::test_ssim_matches_an_independent_reference"],
+    ),
     "automask-not-applied": (
-        "src/r2sdepth/losses.py", "        loss_map = torch.minimum(best, ident_best)", "        loss_map = best",
-        [CORE + "::test_loss_map_is_masked_per_pixel_minimum_with_zero_gradient_where_masked"]),
+        "src/r2sdepth/losses.py",
+        "        loss_map = torch.minimum(best, ident_best)",
+        "        loss_map = best",
+        [CORE + "::test_loss_map_is_masked_per_pixel_minimum_with_zero_gradient_where_masked"],
+    ),
     "eval-mean-scaling": (
-        "src/r2sdepth/evaluate.py", "r = float(np.median(gv) / max(np.median(pv), 1e-12))",
+        "src/r2sdepth/evaluate.py",
+        "r = float(np.median(gv) / max(np.median(pv), 1e-12))",
         "r = float(np.mean(gv) / max(np.mean(pv), 1e-12))",
-        [CORE + "::test_evaluation_uses_median_not_mean_scaling"]),
+        [CORE + "::test_evaluation_uses_median_not_mean_scaling"],
+    ),
     "val-without-median-scaling": (
-        "src/r2sdepth/train/module.py", "max_depth=max_depth, median_scaling=True)",
-        "max_depth=max_depth, median_scaling=False)", [CORE + "::test_validation_metrics_equal_r2sdepth_eval"]),
+        "src/r2sdepth/train/module.py",
+        "max_depth=max_depth, median_scaling=True)",
+        "max_depth=max_depth, median_scaling=False)",
+        [CORE + "::test_validation_metrics_equal_r2sdepth_eval"],
+    ),
     "gradient-through-pixel-weights": (
-        "src/r2sdepth/losses.py", "    es, et = student_err.detach(), teacher_err.detach()",
-        "    es, et = student_err, teacher_err", [CORE + "::test_pixel_weights_carry_no_gradient",
-                                                 CORE + "::test_distill_step_weights_are_detached"]),
+        "src/r2sdepth/losses.py",
+        "    es, et = student_err.detach(), teacher_err.detach()",
+        "    es, et = student_err, teacher_err",
+        [CORE + "::test_pixel_weights_carry_no_gradient", CORE + "::test_distill_step_weights_are_detached"],
+    ),
     "export-teacher-decoder": (
-        "src/r2sdepth/models/r2sdepth.py", "        return net.student_decoder(net.spike(spikes))",
+        "src/r2sdepth/models/r2sdepth.py",
+        "        return net.student_decoder(net.spike(spikes))",
         "        return net.decoder(net.spike(spikes))",
-        [CORE + "::test_export_and_infer_share_the_student_path"]),
+        [CORE + "::test_export_and_infer_share_the_student_path"],
+    ),
     "on-the-fly-window-from-t+1": (
-        "src/r2sdepth/data/spike_kitti.py", "return frame_window(lum, frame, self.window",
-        "return frame_window(lum, frame + 1, self.window",
-        [CORE + "::test_built_and_on_the_fly_windows_are_byte_equal"]),
+        "src/r2sdepth/data/spike_kitti.py",
+        "            lum,\n            frame,\n            self.window,",
+        "            lum,\n            frame + 1,\n            self.window,",
+        [CORE + "::test_built_and_on_the_fly_windows_are_byte_equal"],
+    ),
     "window-shifted-one-chunk": (
-        "src/r2sdepth/spike/simulate.py", "for j in range(j0, frame + 1)]", "for j in range(j0 + 1, frame + 2)]",
-        ["tests/test_simulate.py::test_window_is_causal",
-         "tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows"]),
+        "src/r2sdepth/spike/simulate.py",
+        "for j in range(j0, frame + 1)\n",
+        "for j in range(j0 + 1, frame + 2)\n",
+        [
+            "tests/test_simulate.py::test_window_is_causal",
+            "tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows",
+        ],
+    ),
     "augmentation-ignores-epoch": (
-        "src/r2sdepth/data/spike_kitti.py", 'stable_seed(self.seed, "aug", epoch, i)', 'stable_seed(self.seed, "aug", 0, i)',
-        [CORE + "::test_augmentation_is_a_function_of_seed_epoch_index"]),
+        "src/r2sdepth/data/spike_kitti.py",
+        'stable_seed(self.seed, "aug", epoch, i)',
+        'stable_seed(self.seed, "aug", 0, i)',
+        [CORE + "::test_augmentation_is_a_function_of_seed_epoch_index"],
+    ),
     "gt-falls-back-to-png": (
-        "src/r2sdepth/data/kitti.py", '    if src in ("annotated", "exact"):',
+        "src/r2sdepth/data/kitti.py",
+        '    if src in ("annotated", "exact"):',
         '    png = Path(root) / drive / "proj_depth" / "groundtruth" / f"image_{c}" / f"{frame:010d}.png"\n'
         '    if src in ("annotated", "exact") or png.is_file():',
-        ["tests/test_kitti_eval.py::test_gt_source_is_explicit_and_never_mixed"]),
+        ["tests/test_kitti_eval.py::test_gt_source_is_explicit_and_never_mixed"],
+    ),
     "resume-forgets-data-position": (
-        "src/r2sdepth/train/datamodule.py", "        for i in idx[k:]:", "        for i in idx:",
-        ["tests/test_reliability.py::test_sigkill_resume_equals_uninterrupted_run"]),
+        "src/r2sdepth/train/datamodule.py",
+        "        for i in idx[k:]:",
+        "        for i in idx:",
+        ["tests/test_reliability.py::test_sigkill_resume_equals_uninterrupted_run"],
+    ),
     "checkpoint-loads-pickles": (
-        "src/r2sdepth/checkpoint.py", 'map_location="cpu", weights_only=True)', 'map_location="cpu", weights_only=False)',
-        ["tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli"]),
+        "src/r2sdepth/checkpoint.py",
+        'map_location="cpu", weights_only=True)',
+        'map_location="cpu", weights_only=False)',
+        ["tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli"],
+    ),
     "head-columns-at-the-start": (
-        "src/r2sdepth/spike/io.py", "        pix = pix[:, :, :width]", "        pix = pix[:, :, head_cols:]",
-        ["tests/test_spike_io.py::test_head_cols_dropped"]),
+        "src/r2sdepth/spike/io.py",
+        "        pix = pix[:, :, col0 : col0 + width]",
+        "        pix = pix[:, :, wst - width - col0 : wst - col0]",
+        ["tests/test_spike_io.py::test_head_cols_dropped"],
+    ),
     "resume-ignores-config-change": (
-        "src/r2sdepth/train/run.py", "        diff = differing_keys(read_yaml(saved), cfg)", "        diff = []",
-        ["tests/test_interfaces.py::test_resume_with_a_changed_config_is_refused_unless_asked"]),
+        "src/r2sdepth/train/run.py",
+        "        diff = differing_keys(read_yaml(saved), cfg)",
+        "        diff = []",
+        ["tests/test_interfaces.py::test_resume_with_a_changed_config_is_refused_unless_asked"],
+    ),
     "trainer-keys-unchecked": (
-        "src/r2sdepth/config.py", "    _check_trainer_keys(trainer_user)\n", "",
-        ["tests/test_interfaces.py::test_bad_config_keys_and_values_fail_fast_naming_the_key"]),
+        "src/r2sdepth/config.py",
+        "    _check_trainer_keys(trainer_user)\n",
+        "",
+        ["tests/test_interfaces.py::test_bad_config_keys_and_values_fail_fast_naming_the_key"],
+    ),
     "rig-window-ignores-offset": (
-        "src/r2sdepth/data/rig.py", "self.rate_hz, self.clock_offset_s))", "self.rate_hz, 0.0))",
-        ["tests/test_rig.py::test_windows_chosen_by_time_and_clock_offset_recovered"]),
+        "src/r2sdepth/data/rig.py",
+        "self.rate_hz, self.clock_offset_s))",
+        "self.rate_hz, 0.0))",
+        ["tests/test_rig.py::test_windows_chosen_by_time_and_clock_offset_recovered"],
+    ),
     "sim-plane-light-at-end": (
-        "src/r2sdepth/spike/simulate.py", "return g * l0 + dark - np.float32(0.5) * step, step",
+        "src/r2sdepth/spike/simulate.py",
+        "return g * l0 + dark - np.float32(0.5) * step, step",
         "return g * l0 + dark, step",
-        ["tests/test_simulate.py::test_potential_integrates_the_linear_ramp_exactly"]),
+        ["tests/test_simulate.py::test_potential_integrates_the_linear_ramp_exactly"],
+    ),
     "offset-windows-on-whole-planes": (
-        "src/r2sdepth/data/rig.py", "lo = base + s - 0.5 * w", "lo = np.rint(base + s) - w // 2",
-        ["tests/test_rig.py::test_offset_estimate_is_not_tied_to_the_plane_grid"]),
+        "src/r2sdepth/data/rig.py",
+        "lo = base + s - 0.5 * w",
+        "lo = np.rint(base + s) - w // 2",
+        ["tests/test_rig.py::test_offset_estimate_is_not_tied_to_the_plane_grid"],
+    ),
     "depth-sup-keeps-far-pixels": (
-        "src/r2sdepth/train/module.py", 'valid = ((gt > 0) & (gt < cfg["max_depth"])).to(gt.dtype)',
+        "src/r2sdepth/train/module.py",
+        'valid = ((gt > 0) & (gt < cfg["max_depth"])).to(gt.dtype)',
         "valid = (gt > 0).to(gt.dtype)",
-        ["tests/test_train.py::test_depth_supervision_is_the_si_log_loss_on_valid_pixels_by_hand"]),
+        ["tests/test_train.py::test_depth_supervision_is_the_si_log_loss_on_valid_pixels_by_hand"],
+    ),
     "depth-sup-not-added": (
-        "src/r2sdepth/train/module.py", 'res["loss"] = res["loss"] + wd * res["depth_sup"]',
+        "src/r2sdepth/train/module.py",
+        'res["loss"] = res["loss"] + wd * res["depth_sup"]',
         'res["loss"] = res["loss"] + 0.0 * res["depth_sup"]',
-        ["tests/test_train.py::test_depth_supervised_training_through_the_cli_learns"]),
+        ["tests/test_train.py::test_depth_supervised_training_through_the_cli_learns"],
+    ),
     "traffic-lead-not-moving": (
-        "src/r2sdepth/data/synthetic.py", "cam_h, speed * rng.uniform(0.9, 1.0), 0.2))", "cam_h, 0.0 * rng.uniform(0.9, 1.0), 0.2))",
-        ["tests/test_synthetic.py::test_traffic_lead_vehicle_keeps_its_distance_and_is_in_the_exact_depth"]),
+        "src/r2sdepth/data/synthetic.py",
+        "cam_h, speed * rng.uniform(0.9, 1.0), 0.2)",
+        "cam_h, 0.0 * rng.uniform(0.9, 1.0), 0.2)",
+        ["tests/test_synthetic.py::test_traffic_lead_vehicle_keeps_its_distance_and_is_in_the_exact_depth"],
+    ),
     "selfdistill-student-not-from-teacher": (
-        "src/r2sdepth/train/module.py", "            self.net.load_state_dict(self.teacher.state_dict())\n", "",
-        ["tests/test_learning_core.py::test_teacher_frozen_through_a_real_fit_with_validation"]),
+        "src/r2sdepth/train/module.py",
+        "            self.net.load_state_dict(self.teacher.state_dict())\n",
+        "",
+        ["tests/test_learning_core.py::test_teacher_frozen_through_a_real_fit_with_validation"],
+    ),
     "default-fit-pads-instead-of-trained-size": (
-        "src/r2sdepth/infer.py", '    if fit == "resize" and None not in trained:', '    if fit == "resize" and trained is None:',
-        ["tests/test_live_input.py::test_default_network_size_is_the_trained_size_on_a_kitti_frame"]),
+        "src/r2sdepth/infer.py",
+        '    if fit == "resize" and None not in trained:',
+        '    if fit == "resize" and trained is None:',
+        ["tests/test_live_input.py::test_default_network_size_is_the_trained_size_on_a_kitti_frame"],
+    ),
     "follow-latency-from-read-time": (
-        "src/r2sdepth/data/sources.py", "                arrived = self._arrival(t0 + self.window)",
+        "src/r2sdepth/data/sources.py",
+        "                arrived = self._arrival(t0 + self.window)",
         "                arrived = time.monotonic()",
-        ["tests/test_live_input.py::test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_read"]),
+        [
+            "tests/test_live_input.py::test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_read"
+        ],
+    ),
     "camera-height-largest-plane": (
-        "src/r2sdepth/metric.py", "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
-        "int(np.sum(np.abs(r) < tol))", ["tests/test_metric.py::test_camera_height_takes_the_lowest_surface_not_the_largest"]),
+        "src/r2sdepth/metric.py",
+        "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
+        "int(np.sum(np.abs(r) < tol))",
+        ["tests/test_metric.py::test_camera_height_takes_the_lowest_surface_not_the_largest"],
+    ),
     "camera-height-run-per-image": (
-        "src/r2sdepth/evaluate.py", "fill if (f is None or per_run) else f", "fill if f is None else f",
-        ["tests/test_metric.py::test_camera_height_run_uses_one_factor_for_every_image"]),
+        "src/r2sdepth/evaluate.py",
+        "fill if (f is None or per_run) else f",
+        "fill if f is None else f",
+        ["tests/test_metric.py::test_camera_height_run_uses_one_factor_for_every_image"],
+    ),
     "stereo-flip-keeps-baseline-sign": (
-        "src/r2sdepth/data/spike_kitti.py", "            T[0, 3] = -T[0, 3]\n", "            T[0, 3] = T[0, 3]\n",
-        ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"]),
+        "src/r2sdepth/data/spike_kitti.py",
+        "            T[0, 3] = -T[0, 3]\n",
+        "            T[0, 3] = T[0, 3]\n",
+        ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"],
+    ),
     "stereo-transform-reversed": (
-        "src/r2sdepth/data/kitti.py", "t = np.linalg.solve(b.K, b.P_rect[:, 3]) - np.linalg.solve(a.K, a.P_rect[:, 3])",
+        "src/r2sdepth/data/kitti.py",
+        "t = np.linalg.solve(b.K, b.P_rect[:, 3]) - np.linalg.solve(a.K, a.P_rect[:, 3])",
         "t = np.linalg.solve(a.K, a.P_rect[:, 3]) - np.linalg.solve(b.K, b.P_rect[:, 3])",
-        ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"]),
+        ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"],
+    ),
     "stereo-view-not-a-source": (
-        "src/r2sdepth/train/module.py", "        return [*sources, batch[\"color_stereo\"]], [*poses, batch[\"T_stereo\"].float()]",
-        "        return sources, poses", ["tests/test_metric.py::test_stereo_view_is_a_source_of_the_photometric_loss",
-                                     "tests/test_metric.py::test_metric_recipes_train_through_a_real_fit"]),
+        "src/r2sdepth/train/module.py",
+        '        return [*sources, batch["color_stereo"]], [*poses, batch["T_stereo"].float()]',
+        "        return sources, poses",
+        [
+            "tests/test_metric.py::test_stereo_view_is_a_source_of_the_photometric_loss",
+            "tests/test_metric.py::test_metric_recipes_train_through_a_real_fit",
+        ],
+    ),
     "velocity-squared-distance": (
-        "src/r2sdepth/losses.py", "t = torch.stack([p[:, :3, 3] for p in poses], 1).norm(dim=-1)",
-        "t = torch.stack([p[:, :3, 3] for p in poses], 1).pow(2).sum(-1)", ["tests/test_metric.py::test_velocity_loss_by_hand"]),
+        "src/r2sdepth/losses.py",
+        "t = torch.stack([p[:, :3, 3] for p in poses], 1).norm(dim=-1)",
+        "t = torch.stack([p[:, :3, 3] for p in poses], 1).pow(2).sum(-1)",
+        ["tests/test_metric.py::test_velocity_loss_by_hand"],
+    ),
     "travel-from-wrong-frame": (
-        "src/r2sdepth/data/spike_kitti.py", "np.linalg.norm(at(frame + o) - at(frame))",
-        "np.linalg.norm(at(frame + 2 * o) - at(frame))", ["tests/test_metric.py::test_travel_distances_from_poses"]),
+        "src/r2sdepth/data/spike_kitti.py",
+        "np.linalg.norm(at(frame + o) - at(frame))",
+        "np.linalg.norm(at(frame + 2 * o) - at(frame))",
+        ["tests/test_metric.py::test_travel_distances_from_poses"],
+    ),
     "velocity-warmup-ignored": (
         "src/r2sdepth/train/module.py",
-        'if wv > 0 and train and warm:',
-        "if wv > 0 and train:", ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"]),
+        "if wv > 0 and train and warm:",
+        "if wv > 0 and train:",
+        ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"],
+    ),
     "velocity-weight-not-applied": (
-        "src/r2sdepth/train/module.py", 'res["loss"] = res["loss"] + wv * res["velocity"]',
+        "src/r2sdepth/train/module.py",
+        'res["loss"] = res["loss"] + wv * res["velocity"]',
         'res["loss"] = res["loss"] + res["velocity"]',
-        ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"]),
+        ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"],
+    ),
     "known-speed-wrong-frame": (
-        "src/r2sdepth/train/module.py", 'poses = [rescale_translation(T, batch["travel"][:, j]) for j, T in enumerate(poses)]',
+        "src/r2sdepth/train/module.py",
+        'poses = [rescale_translation(T, batch["travel"][:, j]) for j, T in enumerate(poses)]',
         'poses = [rescale_translation(T, batch["travel"][:, 0]) for j, T in enumerate(poses)]',
-        ["tests/test_metric.py::test_known_speed_poses_have_the_distances_travelled"]),
+        ["tests/test_metric.py::test_known_speed_poses_have_the_distances_travelled"],
+    ),
     "rescale-translation-not-normalised": (
-        "src/r2sdepth/geometry.py", "out[:, :3, 3] = t * (distance.to(t.dtype)[:, None] / n.clamp_min(eps))",
-        "out[:, :3, 3] = t * distance.to(t.dtype)[:, None]", ["tests/test_metric.py::test_rescale_translation_by_hand"]),
+        "src/r2sdepth/geometry.py",
+        "out[:, :3, 3] = t * (distance.to(t.dtype)[:, None] / n.clamp_min(eps))",
+        "out[:, :3, 3] = t * distance.to(t.dtype)[:, None]",
+        ["tests/test_metric.py::test_rescale_translation_by_hand"],
+    ),
     "stereo-calibration-read-per-sample": (
-        "src/r2sdepth/data/spike_kitti.py", "        if key not in self._stereo_T:", "        if True:",
-        ["tests/test_metric.py::test_stereo_calibration_and_poses_are_read_once_per_drive"]),
+        "src/r2sdepth/data/spike_kitti.py",
+        "        if key not in self._stereo_T:",
+        "        if True:",
+        ["tests/test_metric.py::test_stereo_calibration_and_poses_are_read_once_per_drive"],
+    ),
     "metric-backproject-transposed-intrinsics": (
-        "src/r2sdepth/metric.py", "np.linalg.inv(np.asarray(K, np.float64))", "np.linalg.inv(np.asarray(K, np.float64).T)",
-        ["tests/test_metric.py::test_camera_height_recovers_a_known_scale",
-         "tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels"]),
+        "src/r2sdepth/metric.py",
+        "np.linalg.inv(np.asarray(K, np.float64))",
+        "np.linalg.inv(np.asarray(K, np.float64).T)",
+        [
+            "tests/test_metric.py::test_camera_height_recovers_a_known_scale",
+            "tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels",
+        ],
+    ),
     "velocity-not-logged": (
-        "src/r2sdepth/train/module.py", '("photo_student", "depth_sup", "velocity", "trust",',
-        '("photo_student", "depth_sup", "trust",', ["tests/test_metric.py::test_metric_recipes_train_through_a_real_fit"]),
+        "src/r2sdepth/train/module.py",
+        '            "depth_sup",\n            "velocity",\n            "trust",',
+        '            "depth_sup",\n            "trust",',
+        ["tests/test_metric.py::test_metric_recipes_train_through_a_real_fit"],
+    ),
     "ply-colour-channels-swapped": (
-        "src/r2sdepth/pointcloud.py", 'v["red"], v["green"], v["blue"] = np.asarray(colors, np.uint8).T',
+        "src/r2sdepth/pointcloud.py",
+        'v["red"], v["green"], v["blue"] = np.asarray(colors, np.uint8).T',
         'v["blue"], v["green"], v["red"] = np.asarray(colors, np.uint8).T',
-        ["tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels"]),
+        ["tests/test_metric.py::test_ply_round_trip_reproduces_the_depth_pixels"],
+    ),
     "camera-rate-window-at-interval-start": (
-        "src/r2sdepth/spike/simulate.py", "    return 1.0 - span + span * (k + 0.5) / planes",
+        "src/r2sdepth/spike/simulate.py",
+        "    return 1.0 - span + span * (k + 0.5) / planes",
         "    return span * (k + 0.5) / planes",
-        ["tests/test_real_camera.py::test_camera_rate_light_of_every_path_is_taken_at_the_plane_midpoint"]),
+        ["tests/test_real_camera.py::test_camera_rate_light_of_every_path_is_taken_at_the_plane_midpoint"],
+    ),
     "camera-rate-ramp-start-missing": (
         "src/r2sdepth/spike/simulate.py",
         "        return g * (l0 + (np.float32(1) - span) * (l1 - l0)) + dark - np.float32(0.5) * step, step",
-        "        return g * l0 + dark - np.float32(0.5) * step, step", ["tests/test_real_camera.py::test_camera_rate_chunk_matches_a_plain_loop"]),
+        "        return g * l0 + dark - np.float32(0.5) * step, step",
+        ["tests/test_real_camera.py::test_camera_rate_chunk_matches_a_plain_loop"],
+    ),
     "dat-header-after-plane": (
-        "src/r2sdepth/spike/io.py", "self._mm = self._raw[:, self.header_bytes:] if self.header_bytes else self._raw",
-        "self._mm = self._raw[:, :self.frame_nbytes] if self.header_bytes else self._raw",
-        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"]),
+        "src/r2sdepth/spike/io.py",
+        "self._mm = self._raw[:, self.header_bytes :] if self.header_bytes else self._raw",
+        "self._mm = self._raw[:, : self.frame_nbytes] if self.header_bytes else self._raw",
+        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"],
+    ),
     "dat-row-offset-before-flip": (
-        "src/r2sdepth/spike/io.py", "        if flipud:\n            rows = rows[:, ::-1, :]\n        if (hst, row0) != (height, 0):",
-        "        if (hst, row0) != (height, 0):", ["tests/test_real_camera.py::test_dat_variants_decode_exactly"]),
+        "src/r2sdepth/spike/io.py",
+        "        if flipud:\n            rows = rows[:, ::-1, :]\n        if (hst, row0) != (height, 0):",
+        "        if (hst, row0) != (height, 0):",
+        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"],
+    ),
     "dat-partial-not-reported": (
-        "src/r2sdepth/spike/io.py", "        self.ignored_bytes = rem\n", "        self.ignored_bytes = 0\n",
-        ["tests/test_real_camera.py::test_incomplete_last_plane_refused_or_read_with_allow_partial"]),
+        "src/r2sdepth/spike/io.py",
+        "        self.ignored_bytes = rem\n",
+        "        self.ignored_bytes = 0\n",
+        ["tests/test_real_camera.py::test_incomplete_last_plane_refused_or_read_with_allow_partial"],
+    ),
     "dat-stride-without-header": (
-        "src/r2sdepth/spike/io.py", "        n, rem = divmod(size, self.plane_stride)", "        n, rem = divmod(size, self.frame_nbytes)",
-        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"]),
+        "src/r2sdepth/spike/io.py",
+        "        n, rem = divmod(size, self.plane_stride)",
+        "        n, rem = divmod(size, self.frame_nbytes)",
+        ["tests/test_real_camera.py::test_dat_variants_decode_exactly"],
+    ),
     "probe-ignores-bit-seam": (
-        "src/r2sdepth/spike/io.py", "    return float(c / seam if c > 0 and seam > 1 else c)", "    return float(c)",
-        ["tests/test_real_camera.py::test_probe_ranks_the_true_layout_first_and_cli_warns_on_the_wrong_way_round"]),
+        "src/r2sdepth/spike/io.py",
+        "    return float(c / seam if c > 0 and seam > 1 else c)",
+        "    return float(c)",
+        [
+            "tests/test_real_camera.py::test_probe_ranks_the_true_layout_first_and_cli_warns_on_the_wrong_way_round"
+        ],
+    ),
     "fit-fpn-without-sqrt2": (
-        "src/r2sdepth/spike/fit.py", "d - np.median(d)))) / math.sqrt(2.0)", "d - np.median(d))))",
-        ["tests/test_real_camera.py::test_fit_sim_recovers_known_camera_parameters"]),
+        "src/r2sdepth/spike/fit.py",
+        "d - np.median(d)))) / math.sqrt(2.0)",
+        "d - np.median(d))))",
+        ["tests/test_real_camera.py::test_fit_sim_recovers_known_camera_parameters"],
+    ),
     "fit-gain-ignores-threshold": (
-        "src/r2sdepth/spike/fit.py", '"gain": float(a * threshold)', '"gain": float(a)',
-        ["tests/test_real_camera.py::test_fit_sim_recovers_known_camera_parameters"]),
+        "src/r2sdepth/spike/fit.py",
+        '"gain": float(a * threshold)',
+        '"gain": float(a)',
+        ["tests/test_real_camera.py::test_fit_sim_recovers_known_camera_parameters"],
+    ),
     "window-multiple-of-chunks-only": (
-        "src/r2sdepth/checkpoint.py", "    per = int(rep.get(\"chunks\", 4)) * int(rep.get(\"bins\", 8))",
-        "    per = int(rep.get(\"chunks\", 4))", ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"]),
+        "src/r2sdepth/checkpoint.py",
+        '    per = int(rep.get("chunks", 4)) * int(rep.get("bins", 8))',
+        '    per = int(rep.get("chunks", 4))',
+        ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"],
+    ),
     "rate-warning-never": (
-        "src/r2sdepth/checkpoint.py", "    if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:", "    if True:",
-        ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"]),
+        "src/r2sdepth/checkpoint.py",
+        "    if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:",
+        "    if True:",
+        ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"],
+    ),
 }
 
 
@@ -217,10 +368,15 @@ def main() -> int:
     work = Path(a.work or tempfile.mkdtemp(prefix="r2sdepth-mut-"))
     if work.exists():
         shutil.rmtree(work)
+
     def ignore(folder: str, names: list[str]) -> set[str]:
         top = Path(folder) == ROOT
-        return {n for n in names if n in (".git", ".venv", "__pycache__", ".pytest_cache")
-                or (top and n in ("runs", "data", "r2sdepth-demo"))}
+        return {
+            n
+            for n in names
+            if n in (".git", ".venv", "__pycache__", ".pytest_cache")
+            or (top and n in ("runs", "data", "r2sdepth-demo"))
+        }
 
     shutil.copytree(ROOT, work, ignore=ignore)
     shared = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -236,10 +392,17 @@ def main() -> int:
             continue
         f.write_text(text.replace(old, new))
         t0 = time.time()
-        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rs", *tests],
-                           cwd=work, env=env, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rs", *tests],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         f.write_text(text)
-        verdict = "caught" if r.returncode == 1 else ("MISSED" if r.returncode == 0 else f"ERROR rc={r.returncode}")
+        verdict = (
+            "caught" if r.returncode == 1 else ("MISSED" if r.returncode == 0 else f"ERROR rc={r.returncode}")
+        )
         if verdict == "MISSED" and "skipped" in r.stdout:
             verdict = "SKIPPED"  # a guarding test did not run: not evidence either way
         if verdict.startswith("ERROR"):

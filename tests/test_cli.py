@@ -36,20 +36,43 @@ def test_info_json(tmp_path, capsys):
 def test_reconstruct_pngs_named_by_centre(tmp_path):
     s = (np.random.default_rng(0).random((64, 10, 16)) < 0.25).astype(np.uint8)
     write_dat(tmp_path / "s.dat", s)
-    r = run_cli("reconstruct", tmp_path / "s.dat", "--method", "tfi", "--window", "16", "--every", "16",
-                "--out", tmp_path / "rec", "--gif", tmp_path / "rec.gif")
+    r = run_cli(
+        "reconstruct",
+        tmp_path / "s.dat",
+        "--method",
+        "tfi",
+        "--window",
+        "16",
+        "--every",
+        "16",
+        "--out",
+        tmp_path / "rec",
+        "--gif",
+        tmp_path / "rec.gif",
+    )
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in (tmp_path / "rec").iterdir())
     assert names == ["000008.png", "000024.png", "000040.png", "000056.png"]
     img = np.asarray(Image.open(tmp_path / "rec" / "000008.png"))
     assert img.dtype == np.uint8 and img.shape == (10, 16)
     assert (tmp_path / "rec.gif").stat().st_size > 0
-    assert main(["reconstruct", str(tmp_path / "s.dat"), "--index", "30", "--out", str(tmp_path / "one")]) == 0
+    assert (
+        main(["reconstruct", str(tmp_path / "s.dat"), "--index", "30", "--out", str(tmp_path / "one")]) == 0
+    )
     assert [p.name for p in (tmp_path / "one").iterdir()] == ["000030.png"]
 
 
 def test_real_recording_reconstruct(shared_data, tmp_path):
-    r = run_cli("reconstruct", shared_data / "spike_real" / "car_250x400.dat", "--sensor", "250x400", "--index", "100", "--out", tmp_path)
+    r = run_cli(
+        "reconstruct",
+        shared_data / "spike_real" / "car_250x400.dat",
+        "--sensor",
+        "250x400",
+        "--index",
+        "100",
+        "--out",
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     img = np.asarray(Image.open(tmp_path / "000100.png"))
     assert img.shape == (250, 400) and img.std() > 20
@@ -60,8 +83,18 @@ def test_simulate_folder_then_info(tmp_path):
     frames.mkdir()
     for i in range(3):
         Image.fromarray(np.full((20, 30, 3), 60 * i + 40, np.uint8)).save(frames / f"{i:03d}.png")
-    r = run_cli("simulate", frames, "--out", tmp_path / "s.dat", "--planes-per-frame", "32",
-                "--size", "10x16", "--seed", "7")
+    r = run_cli(
+        "simulate",
+        frames,
+        "--out",
+        tmp_path / "s.dat",
+        "--planes-per-frame",
+        "32",
+        "--size",
+        "10x16",
+        "--seed",
+        "7",
+    )
     assert r.returncode == 0, r.stderr
     r = run_cli("info", tmp_path / "s.dat", "--json")
     info = json.loads(r.stdout)
@@ -93,6 +126,9 @@ def test_demo_runs_shipped_model(tmp_path):
     assert m["model"]["abs_rel"] < 0.7 * m["baseline"]["abs_rel"]
     assert m["model"]["abs_rel"] < m["baseline_median_scaled"]["abs_rel"]
     assert m["info"]["frames"] == 24 and (out / "demo.gif").is_file()  # every frame has a window (pre-roll)
-    assert len(list((out / "depth").glob("*.npy"))) == 24 and len(list((out / "depth_tiff").glob("*.tiff"))) == 24
+    assert (
+        len(list((out / "depth").glob("*.npy"))) == 24
+        and len(list((out / "depth_tiff").glob("*.tiff"))) == 24
+    )
     assert not (out / "depth_png").exists()  # model units are not metric: no KITTI x256 PNGs
     assert "abs_rel" in r.stdout and "metrics.json" in r.stdout

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
-                             si_log_loss)
+from r2sdepth.losses import adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss, si_log_loss
 
 TINY = {"modality": "fusion", "width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
 
@@ -41,7 +40,9 @@ def test_si_log_loss():
     t = torch.rand(2, 1, 8, 16) * 50 + 1
     assert float(si_log_loss(t.clone(), t)) == pytest.approx(0.0, abs=1e-6)
     # a global scale costs only (1 - lam) * log(s)^2; lam = 1 ignores it
-    assert float(si_log_loss(2 * t, t, lam=0.85)) == pytest.approx(0.15 * float(torch.log(torch.tensor(2.0))) ** 2, rel=1e-4)
+    assert float(si_log_loss(2 * t, t, lam=0.85)) == pytest.approx(
+        0.15 * float(torch.log(torch.tensor(2.0))) ** 2, rel=1e-4
+    )
     assert float(si_log_loss(2 * t, t, lam=1.0)) == pytest.approx(0.0, abs=1e-6)
     s = (t * torch.exp(torch.randn_like(t) * 0.3)).requires_grad_()
     tt = t.clone().requires_grad_()
@@ -71,8 +72,12 @@ def _batch(b=2, h=64, w=96, t=16):
     g = torch.Generator().manual_seed(0)
     K = torch.tensor([[0.58 * w, 0, 0.5 * w], [0, 1.92 * h, 0.5 * h], [0, 0, 1.0]]).expand(b, 3, 3)
     color = torch.rand(b, 3, 3, h, w, generator=g)
-    return {"color": color, "color_aug": color.clone(), "K": K.clone(),
-            "spikes": (torch.rand(b, t, h, w, generator=g) < 0.3).to(torch.uint8)}
+    return {
+        "color": color,
+        "color_aug": color.clone(),
+        "K": K.clone(),
+        "spikes": (torch.rand(b, t, h, w, generator=g) < 0.3).to(torch.uint8),
+    }
 
 
 def test_student_is_spike_only_and_gradients_reach_only_student():
@@ -80,8 +85,9 @@ def test_student_is_spike_only_and_gradients_reach_only_student():
     from r2sdepth.train.module import DistillModule
 
     torch.manual_seed(0)
-    m = DistillModule({"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]},
-                      distill={"pixel": "soft"})
+    m = DistillModule(
+        {"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]}, distill={"pixel": "soft"}
+    )
     m.init_from_teacher()
     assert m.net.modality == "spike" and not hasattr(m.net, "rgb_encoder")
     # the student starts as the teacher's spike branch + spike decoder
@@ -97,7 +103,9 @@ def test_student_is_spike_only_and_gradients_reach_only_student():
     assert {"distill_feat", "distill_at", "distill_depth"} <= set(res)
     res["loss"].backward()
     assert all(p.grad is None for p in m.teacher.parameters())
-    assert all(p.grad is None for p in m.teacher_pose.parameters()) and all(p.grad is None for p in m.pose_net.parameters())
+    assert all(p.grad is None for p in m.teacher_pose.parameters()) and all(
+        p.grad is None for p in m.pose_net.parameters()
+    )
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.net.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.connectors.parameters())
     # a checkpoint records exactly DistillModule's arguments (load_checkpoint passes them back)
@@ -109,17 +117,19 @@ def test_student_is_spike_only_and_gradients_reach_only_student():
 def test_distill_terms_switch_off():
     from r2sdepth.train.module import DistillModule
 
-    m = DistillModule({"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]},
-                      distill={"feat_weight": 0, "at_weight": 0, "depth_weight": 0, "adaptive": False})
+    m = DistillModule(
+        {"model": TINY, "pose": {"width": 8}},
+        data={"context": [-1, 1]},
+        distill={"feat_weight": 0, "at_weight": 0, "depth_weight": 0, "adaptive": False},
+    )
     res = m.compute_loss(_batch())
     assert not any(k.startswith("distill_") for k in res)
     assert torch.allclose(res["loss"], res["main"]["loss"])
 
 
 def test_bad_teacher_config():
-    from r2sdepth.train.module import DistillModule
-
     from r2sdepth.errors import R2SDepthError
+    from r2sdepth.train.module import DistillModule
 
     with pytest.raises(R2SDepthError, match="spike-only teacher"):  # no features to imitate
         DistillModule({"model": {**TINY, "modality": "spike"}})
@@ -131,8 +141,9 @@ def test_bad_teacher_config():
 def test_trainable_pose_copy_gets_gradients_teacher_pose_does_not():
     from r2sdepth.train.module import DistillModule
 
-    m = DistillModule({"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]},
-                      distill={"pose_trainable": True})
+    m = DistillModule(
+        {"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]}, distill={"pose_trainable": True}
+    )
     m.init_from_teacher()
     m.train()
     assert m.pose_net.training and not m.teacher_pose.training

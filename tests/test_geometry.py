@@ -62,7 +62,9 @@ def _load(root, drive, i):
     from PIL import Image
 
     img = np.asarray(Image.open(kitti.image_path(root, drive, i)), np.float32) / 255
-    return torch.from_numpy(img).permute(2, 0, 1)[None], torch.from_numpy(kitti.gt_depth(root, drive, i))[None, None]
+    return torch.from_numpy(img).permute(2, 0, 1)[None], torch.from_numpy(kitti.gt_depth(root, drive, i))[
+        None, None
+    ]
 
 
 def test_synthetic_view_synthesis_reproduces_target(tmp_path):
@@ -85,7 +87,14 @@ def test_synthetic_view_synthesis_reproduces_target(tmp_path):
     vis = (valid > 0) & (dt > 0) & ((ds_at - z.reshape(1, 1, 96, 320)).abs() < 0.02 * ds_at)
     assert vis.float().mean() > 0.6
     err = (warped - tgt).abs().mean(1, keepdim=True)[vis]
-    print("warp err median", float(err.median()), "mean", float(err.mean()), "visible", float(vis.float().mean()))
+    print(
+        "warp err median",
+        float(err.median()),
+        "mean",
+        float(err.mean()),
+        "visible",
+        float(vis.float().mean()),
+    )
     assert err.median() < 0.03, err.median()
     assert err.mean() < 0.06, err.mean()
     # a wrong pose gives a clearly worse reconstruction
@@ -109,7 +118,11 @@ def test_real_kinect_depth_warp(shared_data):
         T[:3, 3] = p[:3]
         return T
 
-    img = lambda i: torch.from_numpy(np.asarray(Image.open(d / "color" / f"{i}.png").convert("RGB"), np.float32) / 255).permute(2, 0, 1)[None]  # noqa: E731
+    def img(i):
+        return torch.from_numpy(
+            np.asarray(Image.open(d / "color" / f"{i}.png").convert("RGB"), np.float32) / 255
+        ).permute(2, 0, 1)[None]
+
     depth = torch.from_numpy(np.asarray(Image.open(d / "depth" / "1.pgm"), np.float32) / 1000.0)[None, None]
     K = torch.tensor([[[518.0, 0, 325.5], [0, 519.0, 253.5], [0, 0, 1]]])
     T = torch.from_numpy(np.linalg.inv(T_of(poses[1])) @ T_of(poses[0])).float()[None]

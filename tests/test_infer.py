@@ -25,10 +25,20 @@ def tiny_ckpt(path: Path, modality: str, h: int = 64, w: int = 96, window: int =
     from r2sdepth.train.module import DepthModule
 
     torch.manual_seed(0)
-    m = DepthModule({"modality": modality, **TINY},
-                    data={"height": h, "width": w, "window": window, "sim": {"planes_per_frame": 32}})
-    meta = {"slim": True, "stage": 1, "modality": modality, "model": m.net.cfg, "height": h, "width": w,
-            "window": window, "data": m.data_cfg}
+    m = DepthModule(
+        {"modality": modality, **TINY},
+        data={"height": h, "width": w, "window": window, "sim": {"planes_per_frame": 32}},
+    )
+    meta = {
+        "slim": True,
+        "stage": 1,
+        "modality": modality,
+        "model": m.net.cfg,
+        "height": h,
+        "width": w,
+        "window": window,
+        "data": m.data_cfg,
+    }
     torch.save({"r2sdepth": meta, "state_dict": m.net.state_dict()}, path)
     return path
 
@@ -69,11 +79,28 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     s = (np.random.default_rng(0).random((100, 50, 70)) < 0.2).astype(np.uint8)  # odd size: padded to 64x96
     write_dat(tmp_path / "s.dat", s)
     out = tmp_path / "o"
-    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--out", out,
-           "--stride-planes", "24", "--gif", tmp_path / "d.gif", "--fit", "pad")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        ckpts["spike"],
+        "--input",
+        tmp_path / "s.dat",
+        "--out",
+        out,
+        "--stride-planes",
+        "24",
+        "--gif",
+        tmp_path / "d.gif",
+        "--fit",
+        "pad",
+    )
     assert r.returncode == 0, r.stderr
     summ = json.loads((out / "summary.json").read_text())
-    assert summ["outputs"] == 3 and summ["names"] == ["000032", "000056", "000080"]  # windows end at these planes
+    assert summ["outputs"] == 3 and summ["names"] == [
+        "000032",
+        "000056",
+        "000080",
+    ]  # windows end at these planes
     assert summ["network_size"] == [64, 96] and summ["fit"] == "pad"
     d = np.load(out / "depth" / "000056.npy")
     assert d.shape == (50, 70) and d.dtype == np.float32 and np.isfinite(d).all() and (d > 0).all()
@@ -83,11 +110,24 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     col = np.asarray(Image.open(out / "color" / "000056.png"))
     assert col.shape[0] == 50 and col.shape[1] > 70  # the picture plus its colour bar
     gif = Image.open(tmp_path / "d.gif")
-    assert gif.n_frames == 3 and gif.size[1] == 4 * 50 + 16 and gif.size[0] > 4 * 140  # titled, x4: TFP | depth | bar
+    assert (
+        gif.n_frames == 3 and gif.size[1] == 4 * 50 + 16 and gif.size[0] > 4 * 140
+    )  # titled, x4: TFP | depth | bar
     summ0 = summ
     # a rerun with --scale (metric depth) into the same folder: KITTI PNGs, no stale files of the first run
-    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--out", out,
-           "--stride-planes", "48", "--scale", "70")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        ckpts["spike"],
+        "--input",
+        tmp_path / "s.dat",
+        "--out",
+        out,
+        "--stride-planes",
+        "48",
+        "--scale",
+        "70",
+    )
     assert r.returncode == 0, r.stderr
     summ = json.loads((out / "summary.json").read_text())
     assert summ["names"] == ["000032", "000080"] and summ["depth_units"] == "m"
@@ -96,7 +136,9 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     assert not list((out / "depth_tiff").glob("*.tiff"))
     d70 = np.load(out / "depth" / "000080.npy")
     png = np.asarray(Image.open(out / "depth_png" / "000080.png"))
-    assert png.dtype == np.uint16 and np.array_equal(png, np.clip(np.rint(d70 * 256), 0, 65535).astype(np.uint16))
+    assert png.dtype == np.uint16 and np.array_equal(
+        png, np.clip(np.rint(d70 * 256), 0, 65535).astype(np.uint16)
+    )
     summ = summ0
     # the same windows through the Python API (padding crop == the batch path)
     from r2sdepth.infer import fit_spatial, load_checkpoint, predict_batch
@@ -112,8 +154,22 @@ def test_infer_real_recording_pad_and_resize(tmp_path, ckpts):
     src = SHARED / "spike_real" / "car_250x400.dat"
     for extra, fit in ((["--fit", "pad"], "pad"), (["--net-size", "128x192"], "resize")):
         out = tmp_path / fit
-        r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", src, "--sensor", "250x400", "--out", out,
-               "--window", "32", "--stride-planes", "80", *extra)
+        r = r2(
+            "infer",
+            "--checkpoint",
+            ckpts["fusion"],
+            "--input",
+            src,
+            "--sensor",
+            "250x400",
+            "--out",
+            out,
+            "--window",
+            "32",
+            "--stride-planes",
+            "80",
+            *extra,
+        )
         assert r.returncode == 0, r.stderr
         summ = json.loads((out / "summary.json").read_text())
         assert summ["fit"] == fit and summ["modality"] == "spike" and summ["outputs"] == 3
@@ -123,8 +179,19 @@ def test_infer_real_recording_pad_and_resize(tmp_path, ckpts):
 def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
     for m in ("rgb", "spike", "fusion"):
         out = tmp_path / m
-        r = r2("infer", "--checkpoint", ckpts[m], "--input", frames, "--out", out, "--gif", out / "a.gif",
-               "--fit", "pad")
+        r = r2(
+            "infer",
+            "--checkpoint",
+            ckpts[m],
+            "--input",
+            frames,
+            "--out",
+            out,
+            "--gif",
+            out / "a.gif",
+            "--fit",
+            "pad",
+        )
         assert r.returncode == 0, r.stderr
         summ = json.loads((out / "summary.json").read_text())
         # outputs at the frames' own 60x100 (the network sees them padded to 64x128, and says that
@@ -134,16 +201,43 @@ def test_infer_folder_all_modalities(tmp_path, ckpts, frames):
         assert "r2sdepth: warning: network input 64x128 differs from the 64x96" in r.stderr
         assert (out / "stream.dat").is_file() == (m != "rgb")
     # --net-size resizes to the trained size (no warning) and the depth back to the input's size
-    r = r2("infer", "--checkpoint", ckpts["fusion"], "--input", frames, "--out", tmp_path / "n", "--net-size", "64x96",
-           "--stride-frames", "2")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        ckpts["fusion"],
+        "--input",
+        frames,
+        "--out",
+        tmp_path / "n",
+        "--net-size",
+        "64x96",
+        "--stride-frames",
+        "2",
+    )
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     summ = json.loads((tmp_path / "n" / "summary.json").read_text())
-    assert summ["fit"] == "resize" and summ["network_size"] == [64, 96] and summ["names"] == ["0000", "0002", "0004"]
+    assert (
+        summ["fit"] == "resize"
+        and summ["network_size"] == [64, 96]
+        and summ["names"] == ["0000", "0002", "0004"]
+    )
     assert np.load(tmp_path / "n" / "depth" / "0002.npy").shape == (60, 100)
-    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "p", "--stride-planes", "2")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        ckpts["spike"],
+        "--input",
+        frames,
+        "--out",
+        tmp_path / "p",
+        "--stride-planes",
+        "2",
+    )
     assert r.returncode == 2 and "--stride-frames" in r.stderr and not (tmp_path / "p").exists()
     # too few frames for the window: refused before anything is simulated or written
-    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "x", "--window", "256")
+    r = r2(
+        "infer", "--checkpoint", ckpts["spike"], "--input", frames, "--out", tmp_path / "x", "--window", "256"
+    )
     assert r.returncode == 2 and "hold no 256-plane window" in r.stderr and not (tmp_path / "x").exists()
 
 
@@ -152,16 +246,38 @@ def test_infer_bad_inputs(tmp_path, ckpts):
     write_dat(tmp_path / "s.dat", s)
     cases = [
         (["--checkpoint", ckpts["rgb"], "--input", tmp_path / "s.dat"], "cannot run on a spike stream"),
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--window", "64"], "longer than the stream"),
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--sensor", "24x16"], "does not match its sidecar"),
-        (["--checkpoint", ckpts["fusion"], "--input", tmp_path / "s.dat", "--modality", "fusion"], "spike model"),
+        (
+            ["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--window", "64"],
+            "longer than the stream",
+        ),
+        (
+            ["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--sensor", "24x16"],
+            "does not match its sidecar",
+        ),
+        (
+            ["--checkpoint", ckpts["fusion"], "--input", tmp_path / "s.dat", "--modality", "fusion"],
+            "spike model",
+        ),
         (["--checkpoint", tmp_path / "none.ckpt", "--input", tmp_path / "s.dat"], "checkpoint not found"),
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--gif", tmp_path / "a.avi"], ".gif or .mp4"),
+        (
+            ["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--gif", tmp_path / "a.avi"],
+            ".gif or .mp4",
+        ),
         (["--checkpoint", ckpts["spike"], "--input", tmp_path / "nothing"], "no such file or folder"),
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--net-size", "50x64"], "multiples of 32"),
-    ] + ([] if torch.cuda.is_available() else [
-        (["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--device", "cuda"], "CUDA is not available"),
-    ])
+        (
+            ["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--net-size", "50x64"],
+            "multiples of 32",
+        ),
+    ] + (
+        []
+        if torch.cuda.is_available()
+        else [
+            (
+                ["--checkpoint", ckpts["spike"], "--input", tmp_path / "s.dat", "--device", "cuda"],
+                "CUDA is not available",
+            ),
+        ]
+    )
     for args, msg in cases:
         out = tmp_path / "o"
         r = r2("infer", *args, "--out", out)
@@ -170,12 +286,33 @@ def test_infer_bad_inputs(tmp_path, ckpts):
     # truncated stream: clear error
     raw = (tmp_path / "s.dat").read_bytes()
     (tmp_path / "t.dat").write_bytes(raw[:-7])
-    r = r2("infer", "--checkpoint", ckpts["spike"], "--input", tmp_path / "t.dat", "--out", tmp_path / "o2",
-           "--sensor", "16x24")
-    assert r.returncode == 2 and "not a multiple of the frame size" in r.stderr and not (tmp_path / "o2").exists()
+    r = r2(
+        "infer",
+        "--checkpoint",
+        ckpts["spike"],
+        "--input",
+        tmp_path / "t.dat",
+        "--out",
+        tmp_path / "o2",
+        "--sensor",
+        "16x24",
+    )
+    assert (
+        r.returncode == 2
+        and "not a multiple of the frame size" in r.stderr
+        and not (tmp_path / "o2").exists()
+    )
     # a corrupt checkpoint
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
-    r = r2("infer", "--checkpoint", tmp_path / "bad.ckpt", "--input", tmp_path / "s.dat", "--out", tmp_path / "o3")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        tmp_path / "bad.ckpt",
+        "--input",
+        tmp_path / "s.dat",
+        "--out",
+        tmp_path / "o3",
+    )
     assert r.returncode == 2 and "unreadable checkpoint" in r.stderr
 
 
@@ -217,5 +354,15 @@ def test_export_torchscript_onnx_slim(tmp_path, ckpts):
     # errors: rgb has no spike path; size not a multiple of 32
     r = r2("export", "--checkpoint", ckpts["rgb"], "--format", "onnx", "--out", tmp_path / "r.onnx")
     assert r.returncode == 2 and "no spike-only network" in r.stderr and not (tmp_path / "r.onnx").exists()
-    r = r2("export", "--checkpoint", ckpts["spike"], "--format", "onnx", "--out", tmp_path / "x.onnx", "--net-size", "50x64")
+    r = r2(
+        "export",
+        "--checkpoint",
+        ckpts["spike"],
+        "--format",
+        "onnx",
+        "--out",
+        tmp_path / "x.onnx",
+        "--net-size",
+        "50x64",
+    )
     assert r.returncode == 2 and "multiples of 32" in r.stderr

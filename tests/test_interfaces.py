@@ -16,19 +16,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def r2(*args, cwd=None, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "r2sdepth.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
 
 
-@pytest.mark.parametrize("override, names", [
-    (["--data.batchsize", "2"], ["data.batchsize", "data.batch_size"]),
-    (["--init-from", "x.ckpt"], ["init-from", "init_from"]),
-    (["--trainer.max_step", "20"], ["trainer.max_step", "trainer.max_steps"]),
-    (["--data.sim.treshold", "3"], ["data.sim.treshold", "data.sim.threshold"]),
-    (["--data.batch_size", "abc"], ["data.batch_size", "abc"]),
-    (["--model.modality", "depth"], ["model.modality", "rgb, spike, fusion"]),
-    (["--pose.scale", "[1, 2]"], ["pose.scale"]),
-])
+@pytest.mark.parametrize(
+    "override, names",
+    [
+        (["--data.batchsize", "2"], ["data.batchsize", "data.batch_size"]),
+        (["--init-from", "x.ckpt"], ["init-from", "init_from"]),
+        (["--trainer.max_step", "20"], ["trainer.max_step", "trainer.max_steps"]),
+        (["--data.sim.treshold", "3"], ["data.sim.treshold", "data.sim.threshold"]),
+        (["--data.batch_size", "abc"], ["data.batch_size", "abc"]),
+        (["--model.modality", "depth"], ["model.modality", "rgb, spike, fusion"]),
+        (["--pose.scale", "[1, 2]"], ["pose.scale"]),
+    ],
+)
 def test_bad_config_keys_and_values_fail_fast_naming_the_key(tmp_path, override, names, capsys, monkeypatch):
     """Misspelt keys name the closest valid key; wrong types and choices name the key; nothing is
     written and no training starts (exit 2, one line, no traceback). The CLI's entry function in
@@ -52,7 +61,9 @@ def test_bad_config_keys_and_values_fail_fast_naming_the_key(tmp_path, override,
 
 
 def test_stage2_keys_refused_by_train(tmp_path):
-    r = r2("train", "--config", "train_rgb_synth", "--print-config", "--distill.adaptive", "false", cwd=tmp_path)
+    r = r2(
+        "train", "--config", "train_rgb_synth", "--print-config", "--distill.adaptive", "false", cwd=tmp_path
+    )
     assert r.returncode == 2 and "r2sdepth distill" in r.stderr
 
 
@@ -74,14 +85,26 @@ def test_help_lists_every_key_of_every_shipped_config():
         text = helps["distill" if f.name.startswith("distill") else "train"]
         for k in keys(yaml.safe_load(f.read_text())):
             assert f"--{k} " in text, (f.name, k)
-    assert "--data.batch_size 4:" in helps["train"] and "--distill.pixel hard [hard|soft|none]" in helps["distill"]
+    assert (
+        "--data.batch_size 4:" in helps["train"]
+        and "--distill.pixel hard [hard|soft|none]" in helps["distill"]
+    )
     assert "--distill." not in helps["train"]
 
 
 def test_shipped_config_by_name_from_any_directory_and_splits_under_root(tmp_path, synth):
     """``--config NAME`` works outside the repository; ``--data.root DIR`` alone finds DIR/splits."""
-    r = r2("train", "--config", "train_rgb_synth", "--print-config", "--data.root", synth, "--optim.lr", "1e-3",
-           cwd=tmp_path)
+    r = r2(
+        "train",
+        "--config",
+        "train_rgb_synth",
+        "--print-config",
+        "--data.root",
+        synth,
+        "--optim.lr",
+        "1e-3",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load(r.stdout)
     assert cfg["data"]["train_split"] == str(synth / "splits" / "train_files.txt")
@@ -94,11 +117,38 @@ def test_shipped_config_by_name_from_any_directory_and_splits_under_root(tmp_pat
 
 
 def _tiny(run, synth, *extra):
-    return ("train", "--config", "train_rgb_synth", "--out", run, "--data.root", synth,
-            "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
-            "--data.height", "64", "--data.width", "96", "--data.batch_size", "2", "--data.num_workers", "0",
-            "--data.val_split", "null", "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu", *extra)
+    return (
+        "train",
+        "--config",
+        "train_rgb_synth",
+        "--out",
+        run,
+        "--data.root",
+        synth,
+        "--model.width",
+        "8",
+        "--model.decoder_width",
+        "8",
+        "--pose.width",
+        "8",
+        "--data.height",
+        "64",
+        "--data.width",
+        "96",
+        "--data.batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--data.val_split",
+        "null",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        *extra,
+    )
 
 
 def test_resume_with_a_changed_config_is_refused_unless_asked(tmp_path, synth):
@@ -110,7 +160,9 @@ def test_resume_with_a_changed_config_is_refused_unless_asked(tmp_path, synth):
     r = r2(*_tiny(run, synth, "--trainer.max_steps", "2", "--optim.lr", "0.5"), timeout=600)
     assert r.returncode == 2, r.stderr[-3000:]
     assert "optim.lr: 0.0002 -> 0.5" in r.stderr and "--allow-config-change" in r.stderr
-    assert (run / "config.yaml").read_bytes() == saved and (run / "checkpoints" / "last.ckpt").read_bytes() == ckpt
+    assert (run / "config.yaml").read_bytes() == saved and (
+        run / "checkpoints" / "last.ckpt"
+    ).read_bytes() == ckpt
     r = r2(*_tiny(run, synth, "--trainer.max_steps", "3", "--allow-config-change"), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained to step 3" in r.stdout
@@ -122,16 +174,32 @@ def test_python_api_equals_the_cli_and_checks_its_input(tmp_path, shared_data):
     writes for the same window; ``import r2sdepth`` alone does not import torch."""
     import numpy as np
 
-    r = subprocess.run([sys.executable, "-c", "import sys, r2sdepth; print('torch' in sys.modules)"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", "import sys, r2sdepth; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
     assert r.stdout.strip() == "False", r.stderr
     import r2sdepth
     from r2sdepth.errors import R2SDepthError
     from r2sdepth.spike import SpikeStream
 
     dat = shared_data / "spike_real" / "car_250x400.dat"
-    r = r2("infer", "--checkpoint", "demo", "--input", dat, "--sensor", "250x400", "--out", tmp_path / "o",
-           "--window", "64", "--stride-planes", "64")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        "demo",
+        "--input",
+        dat,
+        "--sensor",
+        "250x400",
+        "--out",
+        tmp_path / "o",
+        "--window",
+        "64",
+        "--stride-planes",
+        "64",
+    )
     assert r.returncode == 0, r.stderr
     with SpikeStream(dat, 250, 400) as st:
         wins = np.stack([st.read(64, 128), st.read(128, 192)])
@@ -172,14 +240,20 @@ def test_module_dependencies_have_no_cycles():
             deps |= {n for n in names if n.startswith("r2sdepth")}
         graph[mod] = deps
     mods = set(graph)
-    edges = {m: {d for d in deps if d in mods and d != m and not m.startswith(d + ".")} for m, deps in graph.items()}
+    edges = {
+        m: {d for d in deps if d in mods and d != m and not m.startswith(d + ".")}
+        for m, deps in graph.items()
+    }
     edges = {m: {d for d in ds if d != "r2sdepth"} for m, ds in edges.items()}  # the lazy package API
     for m, ds in edges.items():
         assert "r2sdepth.cli" not in ds, m
         if m.startswith("r2sdepth.data"):
             assert "r2sdepth.viz" not in ds and "r2sdepth.infer" not in ds, (m, ds)
         if m.startswith("r2sdepth.spike"):
-            assert all(d.startswith(("r2sdepth.spike", "r2sdepth.errors", "r2sdepth.atomic")) for d in ds), (m, ds)
+            assert all(d.startswith(("r2sdepth.spike", "r2sdepth.errors", "r2sdepth.atomic")) for d in ds), (
+                m,
+                ds,
+            )
     state: dict[str, int] = {}
 
     def visit(m: str, path: list[str]) -> None:
@@ -213,12 +287,33 @@ def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
         png.unlink()
     assert kitti.list_frame_ids(root, drive) == list(range(5))
     assert kitti.image_path(root, drive, 3).suffix == ".jpg"
-    ds = SpikeKittiDataset(root, root / "splits" / "test_files.txt", height=64, width=96, context=(), window=16,
-                           with_gt=True, need_spikes=True)
+    ds = SpikeKittiDataset(
+        root,
+        root / "splits" / "test_files.txt",
+        height=64,
+        width=96,
+        context=(),
+        window=16,
+        with_gt=True,
+        need_spikes=True,
+    )
     s = ds[0]
     ref = np.asarray(Image.open(kitti.image_path(root, drive, ds.samples[0].frame)), dtype=np.float32) / 255
     assert np.abs(s["color"][0].numpy().transpose(1, 2, 0) - ref).max() < 1e-6
-    r = r2("build-spike-kitti", "--kitti-root", root, "--out", tmp_path / "spk", "--cameras", "02", "--size", "64x96",
-           "--planes-per-frame", "16", "--sequences", root / "splits" / "test_files.txt")
+    r = r2(
+        "build-spike-kitti",
+        "--kitti-root",
+        root,
+        "--out",
+        tmp_path / "spk",
+        "--cameras",
+        "02",
+        "--size",
+        "64x96",
+        "--planes-per-frame",
+        "16",
+        "--sequences",
+        root / "splits" / "test_files.txt",
+    )
     assert r.returncode == 0, r.stderr
     assert "built 1 stream" in r.stdout

@@ -76,7 +76,9 @@ def test_velodyne_projection_real_kitti(shared_data):
     date = shared_data / "kitti_raw" / "2011_09_26"
     calib = kitti.load_calib(date, "02", need_velo=True)
     assert calib.size == (375, 1242)
-    velo = kitti.load_velodyne(date / "2011_09_26_drive_0005_sync" / "velodyne_points" / "data" / "0000000000.bin")
+    velo = kitti.load_velodyne(
+        date / "2011_09_26_drive_0005_sync" / "velodyne_points" / "data" / "0000000000.bin"
+    )
     depth = kitti.project_velodyne(velo, calib)
     valid = depth > 0
     assert depth.shape == (375, 1242)
@@ -99,14 +101,38 @@ def test_velodyne_projection_real_kitti(shared_data):
 def test_export_gt_and_eval_cli_on_real_kitti(shared_data, tmp_path):
     split = tmp_path / "split.txt"
     split.write_text("".join(f"2011_09_26/2011_09_26_drive_0005_sync {i} l\n" for i in (0, 10, 20)))
-    r = subprocess.run(["r2sdepth", "export-gt", "--kitti-root", shared_data / "kitti_raw", "--split", split,
-                        "--out", tmp_path / "gt.npz"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "export-gt",
+            "--kitti-root",
+            shared_data / "kitti_raw",
+            "--split",
+            split,
+            "--out",
+            tmp_path / "gt.npz",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     gts = load_npz_maps(tmp_path / "gt.npz")
     assert len(gts) == 3 and gts[0].shape == (375, 1242)
     save_npz_maps(tmp_path / "pred.npz", [np.where(g > 0, g * 2, 10.0) for g in gts])
-    r = subprocess.run(["r2sdepth", "eval", "--pred", tmp_path / "pred.npz", "--gt", tmp_path / "gt.npz",
-                        "--out", tmp_path / "res.json"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "eval",
+            "--pred",
+            tmp_path / "pred.npz",
+            "--gt",
+            tmp_path / "gt.npz",
+            "--out",
+            tmp_path / "res.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "res.json").read_text())
     assert set(res) >= {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"}
@@ -184,12 +210,18 @@ def test_gt_source_is_explicit_and_never_mixed(shared_data, tmp_path):
     (root / drive / "velodyne_points" / "data").mkdir(parents=True)
     for f in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt"):
         shutil.copy(shared_data / "kitti_raw" / "2011_09_26" / f, root / "2011_09_26" / f)
-    shutil.copy(shared_data / "kitti_raw" / drive / "velodyne_points" / "data" / "0000000000.bin",
-                root / drive / "velodyne_points" / "data" / "0000000000.bin")
-    kitti.write_depth_png(root / drive / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png",
-                          np.full((375, 1242), 7.0, np.float32))
-    kitti.write_depth_png(root / drive / "proj_depth" / "groundtruth" / "image_02" / "0000000000.png",
-                          np.full((375, 1242), 7.0, np.float32))
+    shutil.copy(
+        shared_data / "kitti_raw" / drive / "velodyne_points" / "data" / "0000000000.bin",
+        root / drive / "velodyne_points" / "data" / "0000000000.bin",
+    )
+    kitti.write_depth_png(
+        root / drive / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png",
+        np.full((375, 1242), 7.0, np.float32),
+    )
+    kitti.write_depth_png(
+        root / drive / "proj_depth" / "groundtruth" / "image_02" / "0000000000.png",
+        np.full((375, 1242), 7.0, np.float32),
+    )
     velo = kitti.gt_depth(root, drive, 0)
     assert (velo > 0).mean() < 0.2 and not np.allclose(velo[velo > 0], 7.0)  # sparse LiDAR, not the PNG
     assert np.allclose(kitti.gt_depth(root, drive, 0, source="annotated"), 7.0)
@@ -201,14 +233,42 @@ def test_gt_source_is_explicit_and_never_mixed(shared_data, tmp_path):
     split.write_text(f"{drive} 0 l\n")
     for src in ("auto", "annotated"):
         out = tmp_path / f"gt_{src}.npz"
-        r = subprocess.run(["r2sdepth", "export-gt", "--kitti-root", root, "--split", split, "--out", out,
-                            "--gt-source", src], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "r2sdepth",
+                "export-gt",
+                "--kitti-root",
+                root,
+                "--split",
+                split,
+                "--out",
+                out,
+                "--gt-source",
+                src,
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         save_npz_maps(tmp_path / "pred.npz", [np.full((375, 1242), 3.0, np.float32)])
-        r = subprocess.run(["r2sdepth", "eval", "--pred", tmp_path / "pred.npz", "--gt", out,
-                            "--out", tmp_path / "res.json"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "r2sdepth",
+                "eval",
+                "--pred",
+                tmp_path / "pred.npz",
+                "--gt",
+                out,
+                "--out",
+                tmp_path / "res.json",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
-        assert json.loads((tmp_path / "res.json").read_text())["gt_source"] == ("velodyne" if src == "auto" else src)
+        assert json.loads((tmp_path / "res.json").read_text())["gt_source"] == (
+            "velodyne" if src == "auto" else src
+        )
 
 
 def test_demo_real_on_the_shared_kitti_frames(shared_data, tmp_path):
@@ -222,30 +282,55 @@ def test_demo_real_on_the_shared_kitti_frames(shared_data, tmp_path):
     from r2sdepth.data.kitti import gt_depth
 
     def r2(*a):
-        return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, a)], capture_output=True, text=True,
-                              timeout=600, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "r2sdepth.cli", *map(str, a)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
 
     kitti = shared_data / "kitti_raw"
-    r = r2("demo", "--real", "--checkpoint", tmp_path / "none.ckpt", "--kitti-root", kitti, "--out", tmp_path / "x")
+    r = r2(
+        "demo",
+        "--real",
+        "--checkpoint",
+        tmp_path / "none.ckpt",
+        "--kitti-root",
+        kitti,
+        "--out",
+        tmp_path / "x",
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "make_real_model" in r.stderr
     r = r2("demo", "--kitti-root", kitti, "--out", tmp_path / "y")
     assert r.returncode == 2 and r.stderr.strip() == "r2sdepth: error: --kitti-root applies to demo --real"
     ck = load_file(SHIPPED_CHECKPOINTS["demo"])
     ck["r2sdepth"]["adapted_on"] = {"frames": list(range(20))}
     save_atomic(ck, tmp_path / "adapted.ckpt")
-    r = r2("demo", "--real", "--checkpoint", tmp_path / "adapted.ckpt", "--kitti-root", kitti, "--out", tmp_path / "o")
+    r = r2(
+        "demo",
+        "--real",
+        "--checkpoint",
+        tmp_path / "adapted.ckpt",
+        "--kitti-root",
+        kitti,
+        "--out",
+        tmp_path / "o",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["info"]["frames"] == list(range(20, 30)) and m["info"]["gt"] == "velodyne"
     for sub, ext in (("color", ".png"), ("depth", ".npy"), ("depth_tiff", ".tiff")):
-        assert sorted(p.name for p in (tmp_path / "o" / sub).iterdir()) == [f"{f:06d}{ext}" for f in range(20, 30)]
+        assert sorted(p.name for p in (tmp_path / "o" / sub).iterdir()) == [
+            f"{f:06d}{ext}" for f in range(20, 30)
+        ]
     # constant + median scaling by hand: Garg crop, 1e-3 < d < 80 m, prediction = the image's median
     rels = []
     for f in range(20, 30):
         g = gt_depth(kitti, "2011_09_26/2011_09_26_drive_0005_sync", f, "02", source="velodyne")
         h, w = g.shape
         crop = np.zeros_like(g, dtype=bool)
-        crop[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+        crop[int(0.40810811 * h) : int(0.99189189 * h), int(0.03594771 * w) : int(0.96405229 * w)] = True
         v = g[crop & (g > 1e-3) & (g < 80)]
         rels.append(np.mean(np.abs(v - np.median(v)) / v))
     assert m["baseline_median_scaled"]["abs_rel"] == pytest.approx(np.mean(rels), rel=1e-3)
@@ -266,8 +351,23 @@ def test_shipped_real_model_beats_the_constant_on_unseen_real_frames(shared_data
         pytest.skip("no real-footage model shipped")
     meta = load_file(SHIPPED_CHECKPOINTS["real"])["r2sdepth"]
     assert meta["modality"] == "spike" and "LiDAR not used" in meta["adapted_on"]["recipe"]
-    r = subprocess.run([sys.executable, "-m", "r2sdepth.cli", "demo", "--real", "--kitti-root", shared_data / "kitti_raw",
-                        "--out", tmp_path / "o"], capture_output=True, text=True, timeout=600, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "r2sdepth.cli",
+            "demo",
+            "--real",
+            "--kitti-root",
+            shared_data / "kitti_raw",
+            "--out",
+            tmp_path / "o",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert not set(m["info"]["frames"]) & set(m["info"]["adapted_on_frames"])

@@ -20,23 +20,36 @@ import numpy as np
 import pytest
 import torch
 
-
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
 
 
 def r2(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, args)], capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "r2sdepth.cli", *map(str, args)], capture_output=True, text=True, **kw
+    )
 
 
 def data_cfg(root: Path, **kw):
     sp = root / "splits"
-    return {"root": str(root), "train_split": str(sp / "train_files.txt"), "val_split": str(sp / "val_files.txt"),
-            "height": 64, "width": 96, "window": 32, "sim": {"planes_per_frame": 32}, "batch_size": 2,
-            "val_batch_size": 2, "num_workers": 0, "augment": False, **kw}
+    return {
+        "root": str(root),
+        "train_split": str(sp / "train_files.txt"),
+        "val_split": str(sp / "val_files.txt"),
+        "height": 64,
+        "width": 96,
+        "window": 32,
+        "sim": {"planes_per_frame": 32},
+        "batch_size": 2,
+        "val_batch_size": 2,
+        "num_workers": 0,
+        "augment": False,
+        **kw,
+    }
 
 
 # -- stage 2: the teacher really is frozen ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("tmod", ["fusion", "spike"])
 def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
@@ -51,8 +64,9 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
 
     torch.manual_seed(0)
     extra = {"distill": {"feat_weight": 0.0, "at_weight": 0.0}} if tmod == "spike" else {}
-    module = DistillModule({"model": {"modality": tmod, **TINY}, "pose": {"width": 8}},
-                           data=data_cfg(synth), **extra)
+    module = DistillModule(
+        {"model": {"modality": tmod, **TINY}, "pose": {"width": 8}}, data=data_cfg(synth), **extra
+    )
     # a teacher whose batch-norm statistics are not the defaults (as after stage 1)
     with torch.no_grad():
         for name, b in module.teacher.named_buffers():
@@ -64,8 +78,14 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
     if tmod == "spike":  # the student starts as the teacher, batch-norm statistics included
         t_sd = module.teacher.state_dict()
         assert all(torch.equal(v, t_sd[k]) for k, v in module.net.state_dict().items())
-    frozen = {n: copy.deepcopy(m) for n, m in (("teacher", module.teacher), ("teacher_pose", module.teacher_pose),
-                                                ("pose_net", module.pose_net))}
+    frozen = {
+        n: copy.deepcopy(m)
+        for n, m in (
+            ("teacher", module.teacher),
+            ("teacher_pose", module.teacher_pose),
+            ("pose_net", module.pose_net),
+        )
+    }
     seen: list[tuple[bool, ...]] = []
 
     class Probe(L.Callback):
@@ -73,10 +93,19 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
             seen.append(tuple(m.training for m in pl_module.frozen_modules()) + (pl_module.net.training,))
 
     dm = SpikeKittiDataModule(data_cfg(synth), "fusion")
-    trainer = L.Trainer(max_steps=4, val_check_interval=2, check_val_every_n_epoch=None, accelerator="cpu",
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=1, callbacks=[Probe()],
-                        use_distributed_sampler=False)
+    trainer = L.Trainer(
+        max_steps=4,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=1,
+        callbacks=[Probe()],
+        use_distributed_sampler=False,
+    )
     trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 4 and len(seen) == 4
     assert all(s == (False, False, False, True) for s in seen), seen  # frozen in eval, student training
@@ -98,6 +127,7 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
 
 # -- the fusion schedule under DDP ---------------------------------------------------------------------
 
+
 def _epoch_end(run: Path, key: str = "schedule/w_rgb_epoch_end") -> list[float]:
     with open(run / "logs" / "metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get(key)]
@@ -109,18 +139,56 @@ def test_fusion_schedule_same_on_two_ddp_processes(synth, tmp_path):
     """w_rgb at the end of each epoch: 2-process gloo DDP == 1 process == the formula
     ``1 - (epoch + 1) / horizon`` (offset 0), since an epoch is the data set once, however split."""
     sp = synth / "splits"
-    common = ["train", "--config", "train_fusion_synth", "--data.root", synth,
-              "--data.train_split", sp / "train_files.txt", "--data.val_split", "null",
-              "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
-              "--model.fusion.horizon", "10", "--model.fusion.offset", "0",
-              "--data.height", "64", "--data.width", "96", "--data.window", "32",
-              "--data.sim.planes_per_frame", "32", "--data.batch_size", "1", "--data.num_workers", "0",
-              "--trainer.max_steps", "-1", "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1",
-              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-              "--trainer.accelerator", "cpu"]
+    common = [
+        "train",
+        "--config",
+        "train_fusion_synth",
+        "--data.root",
+        synth,
+        "--data.train_split",
+        sp / "train_files.txt",
+        "--data.val_split",
+        "null",
+        "--model.width",
+        "8",
+        "--model.decoder_width",
+        "8",
+        "--pose.width",
+        "8",
+        "--model.fusion.horizon",
+        "10",
+        "--model.fusion.offset",
+        "0",
+        "--data.height",
+        "64",
+        "--data.width",
+        "96",
+        "--data.window",
+        "32",
+        "--data.sim.planes_per_frame",
+        "32",
+        "--data.batch_size",
+        "1",
+        "--data.num_workers",
+        "0",
+        "--trainer.max_steps",
+        "-1",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+    ]
     r = r2(*common, "--out", tmp_path / "one", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = r2(*common, "--out", tmp_path / "two", "--trainer.devices", "2", "--trainer.strategy", "ddp", timeout=600)
+    r = r2(
+        *common, "--out", tmp_path / "two", "--trainer.devices", "2", "--trainer.strategy", "ddp", timeout=600
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     one, two = _epoch_end(tmp_path / "one"), _epoch_end(tmp_path / "two")
     assert one == pytest.approx([0.9, 0.8], abs=1e-6)
@@ -134,6 +202,7 @@ def test_fusion_schedule_same_on_two_ddp_processes(synth, tmp_path):
 
 
 # -- mixed precision keeps the geometry in float32 -------------------------------------------------------
+
 
 def _kitti_case(h=192, w=640):
     from r2sdepth.geometry import pose_vec_to_matrix
@@ -186,7 +255,9 @@ def test_geometry_is_float32_under_autocast(dtype):
         # as in training: the forward under autocast, backward outside it (Lightning's precision plugin)
         disp = torch.full((1, 1, 96, 320), 0.1, requires_grad=True)
         with torch.autocast("cpu", dtype=dtype, enabled=enabled):
-            loss = reprojection_terms(disp, tgt, [src], [to_matrix(aa, t)], K2, automask=False)["loss_map"].mean()
+            loss = reprojection_terms(disp, tgt, [src], [to_matrix(aa, t)], K2, automask=False)[
+                "loss_map"
+            ].mean()
         loss.backward()
         return disp.grad
 
@@ -197,20 +268,21 @@ def test_geometry_is_float32_under_autocast(dtype):
 
 # -- losses against independent references -------------------------------------------------------------
 
+
 def _ssim_reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(1 - SSIM) / 2 per pixel, 3x3 windows, reflection padding, C1=0.01^2, C2=0.03^2: explicit
     loops over windows in float64 (population variances, as Monodepth2)."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     xp, yp = np.pad(x, 1, mode="reflect"), np.pad(y, 1, mode="reflect")
     h, w = x.shape
     out = np.zeros((h, w))
     for i in range(h):
         for j in range(w):
-            a, b = xp[i:i + 3, j:j + 3].ravel(), yp[i:i + 3, j:j + 3].ravel()
+            a, b = xp[i : i + 3, j : j + 3].ravel(), yp[i : i + 3, j : j + 3].ravel()
             ma, mb = a.mean(), b.mean()
             va, vb = ((a - ma) ** 2).mean(), ((b - mb) ** 2).mean()
             cov = ((a - ma) * (b - mb)).mean()
-            s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+            s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
             out[i, j] = np.clip((1 - s) / 2, 0, 1)
     return out
 
@@ -221,8 +293,13 @@ def test_ssim_matches_an_independent_reference():
     rng = np.random.default_rng(0)
     x = rng.random((12, 17))
     y = np.clip(0.7 * x + 0.3 * rng.random((12, 17)) + 0.05, 0, 1)  # correlated, not equal
-    got = SSIM()(torch.tensor(x, dtype=torch.float32)[None, None],
-                 torch.tensor(y, dtype=torch.float32)[None, None])[0, 0].double().numpy()
+    got = (
+        SSIM()(
+            torch.tensor(x, dtype=torch.float32)[None, None], torch.tensor(y, dtype=torch.float32)[None, None]
+        )[0, 0]
+        .double()
+        .numpy()
+    )
     ref = _ssim_reference(x, y)
     assert 0.05 < ref.mean() < 0.45  # a non-trivial case
     np.testing.assert_allclose(got, ref, atol=2e-5)
@@ -238,21 +315,29 @@ def test_loss_map_is_masked_per_pixel_minimum_with_zero_gradient_where_masked():
     h, w = 32, 48
     tgt = torch.rand(1, 3, h, w, generator=g)
     still = tgt.clone()
-    still[..., :, : w // 2] = torch.rand(1, 3, h, w // 2, generator=g)  # left half changed: unwarped loses there
+    still[..., :, : w // 2] = torch.rand(
+        1, 3, h, w // 2, generator=g
+    )  # left half changed: unwarped loses there
     moved = torch.roll(tgt, 2, -1)
     K = torch.tensor([[[40.0, 0, 24], [0, 40.0, 16], [0, 0, 1]]])
-    poses = [pose_vec_to_matrix(torch.zeros(1, 3), torch.tensor([[0.05, 0, 0]])),
-             pose_vec_to_matrix(torch.zeros(1, 3), torch.tensor([[-0.02, 0.01, 0.1]]))]
+    poses = [
+        pose_vec_to_matrix(torch.zeros(1, 3), torch.tensor([[0.05, 0, 0]])),
+        pose_vec_to_matrix(torch.zeros(1, 3), torch.tensor([[-0.02, 0.01, 0.1]])),
+    ]
     disp = torch.rand(1, 1, h, w, generator=g).mul(0.5).add(0.1).requires_grad_()
     res = reprojection_terms(disp, tgt, [still, moved], poses, K, automask=True)
     depth = disp_to_depth(disp.detach())[1]
-    errs = torch.cat([photometric_error(warp(s, depth, T, K)[0], tgt) for s, T in zip((still, moved), poses)], 1)
+    errs = torch.cat(
+        [photometric_error(warp(s, depth, T, K)[0], tgt) for s, T in zip((still, moved), poses)], 1
+    )
     best = errs.min(1, keepdim=True).values
     ident = torch.cat([photometric_error(s, tgt) for s in (still, moved)], 1).min(1, keepdim=True).values
     torch.testing.assert_close(res["reproj"].detach(), best, atol=1e-6, rtol=0)
     mask = res["mask"].bool()
     assert 0.05 < mask.float().mean() < 0.95  # both kinds of pixel present
-    assert torch.equal(mask, best < ident - 1e-4) or ((best - ident).abs()[mask != (best < ident)] < 1e-4).all()
+    assert (
+        torch.equal(mask, best < ident - 1e-4) or ((best - ident).abs()[mask != (best < ident)] < 1e-4).all()
+    )
     lm = res["loss_map"]
     torch.testing.assert_close(lm[mask], best[mask], atol=1e-6, rtol=0)
     torch.testing.assert_close(lm[~mask], ident[~mask], atol=1e-4, rtol=0)
@@ -267,6 +352,7 @@ def test_loss_map_is_masked_per_pixel_minimum_with_zero_gradient_where_masked():
 
 
 # -- evaluation: median scaling, one implementation ------------------------------------------------------
+
 
 def test_evaluation_uses_median_not_mean_scaling():
     """A prediction whose mean and median ratios differ: abs_rel computed by hand with the
@@ -296,13 +382,48 @@ def test_validation_metrics_equal_r2sdepth_eval(synth, tmp_path):
     weights and split (one implementation, median scaling included)."""
     sp = synth / "splits"
     run = tmp_path / "run"
-    r = r2("train", "--config", "train_rgb_synth", "--out", run, "--data.root", synth,
-           "--data.train_split", sp / "train_files.txt", "--data.val_split", sp / "val_files.txt",
-           "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
-           "--data.height", "64", "--data.width", "96", "--data.batch_size", "2", "--data.val_batch_size", "2",
-           "--data.num_workers", "0", "--trainer.max_steps", "-1", "--trainer.max_epochs", "1",
-           "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
-           "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu", timeout=600)
+    r = r2(
+        "train",
+        "--config",
+        "train_rgb_synth",
+        "--out",
+        run,
+        "--data.root",
+        synth,
+        "--data.train_split",
+        sp / "train_files.txt",
+        "--data.val_split",
+        sp / "val_files.txt",
+        "--model.width",
+        "8",
+        "--model.decoder_width",
+        "8",
+        "--pose.width",
+        "8",
+        "--data.height",
+        "64",
+        "--data.width",
+        "96",
+        "--data.batch_size",
+        "2",
+        "--data.val_batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--trainer.max_steps",
+        "-1",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.check_val_every_n_epoch",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     with open(run / "logs" / "metrics.csv", newline="") as f:
         val = [float(x["val/abs_rel"]) for x in csv.DictReader(f) if x.get("val/abs_rel")]
@@ -310,20 +431,33 @@ def test_validation_metrics_equal_r2sdepth_eval(synth, tmp_path):
     # TensorBoard: colour disparity, input and auto-mask images of the validation (Monodepth2's set)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    ev = EventAccumulator(str(next(run.glob("logs/**/events.out.tfevents*")).parent), size_guidance={"images": 0})
+    ev = EventAccumulator(
+        str(next(run.glob("logs/**/events.out.tfevents*")).parent), size_guidance={"images": 0}
+    )
     ev.Reload()
     tags = set(ev.Tags()["images"])
     assert {"val/disp", "val/input_rgb", "val/automask"} <= tags, tags
-    from PIL import Image as _Image
     import io as _io
+
+    from PIL import Image as _Image
 
     disp = np.asarray(_Image.open(_io.BytesIO(ev.Images("val/disp")[-1].encoded_image_string)))
     assert disp.shape == (64, 96, 3) and len(np.unique(disp.reshape(-1, 3), axis=0)) > 20  # colour, not grey
     mask = np.asarray(_Image.open(_io.BytesIO(ev.Images("val/automask")[-1].encoded_image_string)))
     assert mask.shape[:2] == (64, 96)
     for extra, same in (((), True), (("--no-median-scaling",), False)):
-        r = r2("eval", "--checkpoint", run / "checkpoints" / "last.ckpt", "--data", synth, "--split",
-               sp / "val_files.txt", "--out", tmp_path / "e.json", *extra)
+        r = r2(
+            "eval",
+            "--checkpoint",
+            run / "checkpoints" / "last.ckpt",
+            "--data",
+            synth,
+            "--split",
+            sp / "val_files.txt",
+            "--out",
+            tmp_path / "e.json",
+            *extra,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         import json
 
@@ -333,6 +467,7 @@ def test_validation_metrics_equal_r2sdepth_eval(synth, tmp_path):
 
 
 # -- distillation: no gradient through the pixel weights --------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["hard", "soft"])
 def test_pixel_weights_carry_no_gradient(mode):
@@ -356,17 +491,25 @@ def test_distill_step_weights_are_detached(synth):
     from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
     from r2sdepth.train.module import DistillModule
 
-    ds = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, window=32,
-                           sim={"planes_per_frame": 32})
+    ds = SpikeKittiDataset(
+        synth,
+        synth / "splits" / "train_files.txt",
+        height=64,
+        width=96,
+        window=32,
+        sim={"planes_per_frame": 32},
+    )
     batch = collate([ds[0], ds[1]])
     for pixel in ("hard", "soft"):
-        m = DistillModule({"model": {"modality": "fusion", **TINY}, "pose": {"width": 8}},
-                          distill={"pixel": pixel})
+        m = DistillModule(
+            {"model": {"modality": "fusion", **TINY}, "pose": {"width": 8}}, distill={"pixel": pixel}
+        )
         res = m.compute_loss(batch)
         assert not res["trust"].requires_grad and res["loss"].requires_grad
 
 
 # -- one spike-only path: infer == export ------------------------------------------------------------------
+
 
 def test_export_and_infer_share_the_student_path(tmp_path):
     """A fusion model whose student decoder differs from its teacher decoder: the exported graph,
@@ -377,7 +520,9 @@ def test_export_and_infer_share_the_student_path(tmp_path):
     from r2sdepth.train.module import DepthModule
 
     torch.manual_seed(0)
-    m = DepthModule({"modality": "fusion", **TINY}, {"width": 8}, data={"height": 64, "width": 96, "window": 16})
+    m = DepthModule(
+        {"modality": "fusion", **TINY}, {"width": 8}, data={"height": 64, "width": 96, "window": 16}
+    )
     with torch.no_grad():
         for p in m.net.student_decoder.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -406,6 +551,7 @@ def test_export_and_infer_share_the_student_path(tmp_path):
 
 # -- one window definition in the data set ----------------------------------------------------------------
 
+
 def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     """Spike-KITTI streams (build seed 5) and on-the-fly simulation (data seed 5) give the same
     window for frames 0, 1 and a middle frame; frame 0 has one (the pre-roll)."""
@@ -413,8 +559,15 @@ def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti
     from r2sdepth.spike.simulate import SimParams
 
-    build_spike_kitti(synth, tmp_path / "spk", cameras=["02"], height=64, width=96,
-                      params=SimParams(planes_per_frame=32), seed=5)
+    build_spike_kitti(
+        synth,
+        tmp_path / "spk",
+        cameras=["02"],
+        height=64,
+        width=96,
+        params=SimParams(planes_per_frame=32),
+        seed=5,
+    )
     drive = "2000_01_01/2000_01_01_drive_0000_sync"
     samples = [Sample(drive, f, "l") for f in (0, 1, 2, 4)]
     kw = dict(height=64, width=96, window=32, sim={"planes_per_frame": 32}, seed=5, context=())
@@ -434,12 +587,22 @@ def test_augmentation_is_a_function_of_seed_epoch_index(synth):
     from r2sdepth.data.spike_kitti import SpikeKittiDataset
     from r2sdepth.train.datamodule import SeededSampler
 
-    ds = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, need_spikes=False,
-                           augment=True, context=())
+    ds = SpikeKittiDataset(
+        synth,
+        synth / "splits" / "train_files.txt",
+        height=64,
+        width=96,
+        need_spikes=False,
+        augment=True,
+        context=(),
+    )
     a, b = ds[(3, 1)], ds[(3, 1)]
     assert torch.equal(a["color_aug"], b["color_aug"]) and torch.equal(a["color"], b["color"])
-    draws = {(e, i): bool(not torch.equal(ds[(e, i)]["color_aug"], ds[(e, i)]["color"]))
-             for e in range(6) for i in range(len(ds))}
+    draws = {
+        (e, i): bool(not torch.equal(ds[(e, i)]["color_aug"], ds[(e, i)]["color"]))
+        for e in range(6)
+        for i in range(len(ds))
+    }
     assert 0.25 < np.mean(list(draws.values())) < 0.75
     assert len({tuple(ds[(e, 0)]["color_aug"].flatten()[:50].tolist()) for e in range(6)}) > 1
     # the sampler: a permutation per epoch from (seed, epoch), split across ranks without overlap

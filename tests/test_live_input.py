@@ -33,9 +33,28 @@ def test_follow_processes_a_recording_while_it_is_written(tmp_path, spike_ckpt):
     s = (np.random.default_rng(1).random((160, 40, 60)) < 0.2).astype(np.uint8)
     packed = encode_planes(s).tobytes()
     live = tmp_path / "live.dat"
-    proc = subprocess.Popen([sys.executable, "-m", "r2sdepth.cli", "infer", "--checkpoint", str(spike_ckpt), "--input", str(live),
-                             "--sensor", "40x60", "--out", str(tmp_path / "f"), "--follow", "--idle-timeout", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "r2sdepth.cli",
+            "infer",
+            "--checkpoint",
+            str(spike_ckpt),
+            "--input",
+            str(live),
+            "--sensor",
+            "40x60",
+            "--out",
+            str(tmp_path / "f"),
+            "--follow",
+            "--idle-timeout",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen_early = []
 
     def writer():
@@ -43,12 +62,14 @@ def test_follow_processes_a_recording_while_it_is_written(tmp_path, spike_ckpt):
         step = 1000  # bytes: 300 per plane, so most appends end inside a plane
         with open(live, "ab") as f:
             for i in range(0, len(packed), step):
-                f.write(packed[i:i + step])
+                f.write(packed[i : i + step])
                 f.flush()
                 time.sleep(0.01)
                 if i == 24000:  # 80 planes and a bit written: wait for the depth of their two windows
                     t_wait = time.monotonic()
-                    while time.monotonic() - t_wait < 60 and len(list((tmp_path / "f").glob("depth/*.npy"))) < 2:
+                    while (
+                        time.monotonic() - t_wait < 60 and len(list((tmp_path / "f").glob("depth/*.npy"))) < 2
+                    ):
                         time.sleep(0.05)
                     seen_early.append(sorted(p.stem for p in (tmp_path / "f").glob("depth/*.npy")))
 
@@ -62,11 +83,16 @@ def test_follow_processes_a_recording_while_it_is_written(tmp_path, spike_ckpt):
     assert summ["kind"] == "follow" and summ["names"] == ["000032", "000064", "000096", "000128", "000160"]
     assert summ["latency_s"]["median"] is not None and summ["latency_s"]["max"] < 60
     assert seen_early and seen_early[0] == ["000032", "000064"]  # depth came before the recording ended
-    r = r2("infer", "--checkpoint", spike_ckpt, "--input", live, "--sensor", "40x60", "--out", tmp_path / "done")
+    r = r2(
+        "infer", "--checkpoint", spike_ckpt, "--input", live, "--sensor", "40x60", "--out", tmp_path / "done"
+    )
     assert r.returncode == 0, r.stderr
     for n in summ["names"]:  # batches of 1 there, of 5 here: equal up to float rounding
-        np.testing.assert_allclose(np.load(tmp_path / "f" / "depth" / f"{n}.npy"),
-                                   np.load(tmp_path / "done" / "depth" / f"{n}.npy"), rtol=1e-5)
+        np.testing.assert_allclose(
+            np.load(tmp_path / "f" / "depth" / f"{n}.npy"),
+            np.load(tmp_path / "done" / "depth" / f"{n}.npy"),
+            rtol=1e-5,
+        )
 
 
 def test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_read(tmp_path):
@@ -76,8 +102,12 @@ def test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_rea
     from r2sdepth.data.sources import FollowSource, SourceOptions
 
     live = tmp_path / "live.dat"
-    live.write_bytes(encode_planes((np.random.default_rng(0).random((32, 8, 16)) < 0.3).astype(np.uint8)).tobytes())
-    src = FollowSource(live, SourceOptions(window=16, stream_kw={"height": 8, "width": 16}, idle_timeout=0.2, poll=0.01))
+    live.write_bytes(
+        encode_planes((np.random.default_rng(0).random((32, 8, 16)) < 0.3).astype(np.uint8)).tobytes()
+    )
+    src = FollowSource(
+        live, SourceOptions(window=16, stream_kw={"height": 8, "width": 16}, idle_timeout=0.2, poll=0.01)
+    )
     t_on_disk = time.monotonic()
     waits = []
     for it in src.items():
@@ -87,17 +117,56 @@ def test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_rea
     assert len(waits) == 2 and waits[0] >= 0.3 and waits[1] >= 0.6 and waits[1] - waits[0] >= 0.25, waits
     assert waits[1] < time.monotonic() - t_on_disk + 0.01
 
+
 def test_follow_gives_up_on_a_file_that_never_appears_and_refuses_animations(tmp_path, spike_ckpt):
     t0 = time.monotonic()
-    r = r2("infer", "--checkpoint", spike_ckpt, "--input", tmp_path / "none.dat", "--sensor", "40x60",
-           "--out", tmp_path / "o", "--follow", "--idle-timeout", "1")
-    assert r.returncode == 2 and "no whole plane appeared within 1 s" in r.stderr and "Traceback" not in r.stderr
+    r = r2(
+        "infer",
+        "--checkpoint",
+        spike_ckpt,
+        "--input",
+        tmp_path / "none.dat",
+        "--sensor",
+        "40x60",
+        "--out",
+        tmp_path / "o",
+        "--follow",
+        "--idle-timeout",
+        "1",
+    )
+    assert (
+        r.returncode == 2 and "no whole plane appeared within 1 s" in r.stderr and "Traceback" not in r.stderr
+    )
     assert time.monotonic() - t0 < 60
-    r = r2("infer", "--checkpoint", spike_ckpt, "--input", tmp_path / "none.dat", "--sensor", "40x60",
-           "--out", tmp_path / "o", "--follow", "--gif", tmp_path / "a.gif")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        spike_ckpt,
+        "--input",
+        tmp_path / "none.dat",
+        "--sensor",
+        "40x60",
+        "--out",
+        tmp_path / "o",
+        "--follow",
+        "--gif",
+        tmp_path / "a.gif",
+    )
     assert r.returncode == 2 and "--follow" in r.stderr and "Traceback" not in r.stderr
-    r = r2("infer", "--checkpoint", spike_ckpt, "--input", tmp_path / "none.dat", "--sensor", "40x60",
-           "--out", tmp_path / "o", "--follow", "--idle-timeout", "nan")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        spike_ckpt,
+        "--input",
+        tmp_path / "none.dat",
+        "--sensor",
+        "40x60",
+        "--out",
+        tmp_path / "o",
+        "--follow",
+        "--idle-timeout",
+        "nan",
+    )
     assert r.returncode == 2 and "--idle-timeout" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
 
@@ -168,7 +237,9 @@ def test_default_network_size_is_the_trained_size_on_a_kitti_frame(tmp_path):
         assert r.returncode == 0, r.stderr
     summ = json.loads((tmp_path / "default" / "summary.json").read_text())
     assert summ["network_size"] == [64, 224] and summ["fit"] == "resize" and summ["input_size"] == [375, 1242]
-    assert summ["names"] == [f"{i:010d}" for i in idx]  # names kept (the simulator's pre-roll gives frame 10 a window)
+    assert summ["names"] == [
+        f"{i:010d}" for i in idx
+    ]  # names kept (the simulator's pre-roll gives frame 10 a window)
     abs_rel = {}
     for name in runs:
         errs = []
@@ -177,12 +248,14 @@ def test_default_network_size_is_the_trained_size_on_a_kitti_frame(tmp_path):
             gt = kitti.gt_depth(SHARED / "kitti_raw", "2011_09_26/2011_09_26_drive_0009_sync", int(n))
             h, w = gt.shape
             crop = np.zeros_like(gt, bool)  # Garg crop (the Eigen protocol's), written out here
-            crop[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+            crop[int(0.40810811 * h) : int(0.99189189 * h), int(0.03594771 * w) : int(0.96405229 * w)] = True
             m = (gt > 1e-3) & (gt < 80) & crop
             p = pred[m] * np.median(gt[m]) / np.median(pred[m])
             errs.append(float(np.mean(np.abs(p - gt[m]) / gt[m])))
         abs_rel[name] = float(np.mean(errs))
     for n in summ["names"]:
-        np.testing.assert_array_equal(np.load(tmp_path / "default" / "depth" / f"{n}.npy"),
-                                      np.load(tmp_path / "net" / "depth" / f"{n}.npy"))
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "default" / "depth" / f"{n}.npy"),
+            np.load(tmp_path / "net" / "depth" / f"{n}.npy"),
+        )
     assert abs_rel["default"] < abs_rel["pad"] - 0.02, abs_rel

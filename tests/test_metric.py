@@ -94,8 +94,24 @@ def test_eval_scalings_through_the_cli(stereo_synth, tmp_path):
     ev.save_npz_maps(pred, [np.where(g > 0, g, 80.0) / 5.0 for g in gts])
     out = {}
     for sc in ("median", "camera-height", "camera-height-run", "none"):
-        r = subprocess.run(["r2sdepth", "eval", "--pred", pred, "--data", stereo_synth, "--split", split,
-                            "--scaling", sc, "--out", tmp_path / f"{sc}.json"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "r2sdepth",
+                "eval",
+                "--pred",
+                pred,
+                "--data",
+                stereo_synth,
+                "--split",
+                split,
+                "--scaling",
+                sc,
+                "--out",
+                tmp_path / f"{sc}.json",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         out[sc] = json.loads((tmp_path / f"{sc}.json").read_text())
         assert out[sc]["scaling"] == sc
@@ -104,8 +120,24 @@ def test_eval_scalings_through_the_cli(stereo_synth, tmp_path):
     assert out["camera-height"]["ratio_median"] == pytest.approx(5.0, rel=0.02)
     assert out["none"]["abs_rel"] == pytest.approx(0.8, abs=0.01)  # |g/5 - g| / g
     assert out["none"]["gt_ratio_median"] == pytest.approx(5.0, rel=1e-3)
-    r = subprocess.run(["r2sdepth", "eval", "--pred", pred, "--data", stereo_synth, "--split", split,
-                        "--scaling", "median", "--scale", "2"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "eval",
+            "--pred",
+            pred,
+            "--data",
+            stereo_synth,
+            "--split",
+            split,
+            "--scaling",
+            "median",
+            "--scale",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "fixed" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -121,8 +153,14 @@ def test_velocity_loss_by_hand():
 
 
 def test_travel_distances_from_poses(stereo_synth):
-    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
-                           need_spikes=False, travel=True)
+    ds = SpikeKittiDataset(
+        stereo_synth,
+        stereo_synth / "splits" / "train_files.txt",
+        height=64,
+        width=224,
+        need_spikes=False,
+        travel=True,
+    )
     s = ds.samples[0]
     poses = np.loadtxt(stereo_synth / s.drive / "poses.txt").reshape(-1, 3, 4)
     by_hand = [np.linalg.norm(poses[s.frame + o][:, 3] - poses[s.frame][:, 3]) for o in (-1, 1)]
@@ -132,13 +170,17 @@ def test_travel_distances_from_poses(stereo_synth):
 def test_stereo_transform_of_the_kitti_calibration_by_hand(shared_data):
     """t = K^-1 P[:, 3] per camera, numbers read from the text file here."""
     text = (shared_data / "kitti_raw" / "2011_09_26" / "calib_cam_to_cam.txt").read_text()
-    P = {c: np.array(re.search(rf"P_rect_{c}: (.*)", text).group(1).split(), float).reshape(3, 4) for c in ("02", "03")}
+    P = {
+        c: np.array(re.search(rf"P_rect_{c}: (.*)", text).group(1).split(), float).reshape(3, 4)
+        for c in ("02", "03")
+    }
     t = {c: np.linalg.inv(P[c][:, :3]) @ P[c][:, 3] for c in P}
     T = kitti.stereo_transform(shared_data / "kitti_raw" / "2011_09_26", "02")
     np.testing.assert_allclose(T[:3, 3], t["03"] - t["02"], atol=1e-9)
     assert T[0, 3] == pytest.approx(-0.5327, abs=1e-3)  # KITTI's 0.54 m baseline, camera 03 to the right
-    np.testing.assert_allclose(kitti.stereo_transform(shared_data / "kitti_raw" / "2011_09_26", "03"),
-                               np.linalg.inv(T), atol=1e-12)
+    np.testing.assert_allclose(
+        kitti.stereo_transform(shared_data / "kitti_raw" / "2011_09_26", "03"), np.linalg.inv(T), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -146,8 +188,9 @@ def test_stereo_source_warps_the_right_view_onto_the_left(stereo_synth, flip):
     """With the exact depth and the dataset's stereo pose, the rendered right view warped into the
     left camera matches the left view; with the baseline's sign wrong it does not (also flipped)."""
     split = stereo_synth / "splits" / "train_files.txt"
-    ds = SpikeKittiDataset(stereo_synth, split, height=64, width=224, need_spikes=False, stereo=True,
-                           context=())
+    ds = SpikeKittiDataset(
+        stereo_synth, split, height=64, width=224, need_spikes=False, stereo=True, context=()
+    )
     s = ds.samples[1]
     item = ds[1]
     left, K_ = item["color"][0], item["K"]
@@ -202,14 +245,43 @@ def test_intrinsics_from_text_and_fov():
 
 def test_infer_pointcloud_and_camera_height_through_the_cli(stereo_synth, tmp_path):
     frames = stereo_synth / kitti.find_drives(stereo_synth)[0] / "image_02" / "data"
-    r = subprocess.run(["r2sdepth", "infer", "--checkpoint", "demo", "--input", frames, "--out", tmp_path / "a",
-                        "--pointcloud"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "infer",
+            "--checkpoint",
+            "demo",
+            "--input",
+            frames,
+            "--out",
+            tmp_path / "a",
+            "--pointcloud",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "intrinsics" in r.stderr and "Traceback" not in r.stderr
     Kd = kitti.load_calib(stereo_synth / "2000_01_01").K
     intr = f"{Kd[0, 0]},{Kd[1, 1]},{Kd[0, 2]},{Kd[1, 2]}"
-    r = subprocess.run(["r2sdepth", "infer", "--checkpoint", "demo", "--input", frames, "--out", tmp_path / "b",
-                        "--pointcloud", "--intrinsics", intr, "--camera-height", "1.65"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "infer",
+            "--checkpoint",
+            "demo",
+            "--input",
+            frames,
+            "--out",
+            tmp_path / "b",
+            "--pointcloud",
+            "--intrinsics",
+            intr,
+            "--camera-height",
+            "1.65",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["depth_units"] == "m" and len(summary["camera_height_scales"]) == summary["outputs"]
@@ -253,12 +325,23 @@ def test_stereo_view_is_a_source_of_the_photometric_loss(stereo_synth):
     from r2sdepth.train.datamodule import collate
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
-                           need_spikes=False, stereo=True, context=())
+    ds = SpikeKittiDataset(
+        stereo_synth,
+        stereo_synth / "splits" / "train_files.txt",
+        height=64,
+        width=224,
+        need_spikes=False,
+        stereo=True,
+        context=(),
+    )
     batch = collate([ds[0], ds[1]])
     torch.manual_seed(0)
-    m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8, "num_layers": 18, "init_depth": 10.0},
-                    pose={"width": 16}, data={"context": []}, loss={"automask": False})
+    m = DepthModule(
+        model={"modality": "rgb", "width": 16, "decoder_width": 8, "num_layers": 18, "init_depth": 10.0},
+        pose={"width": 16},
+        data={"context": []},
+        loss={"automask": False},
+    )
     m.eval()
     with torch.no_grad():
         base = float(m.compute_loss(batch)["photo"])
@@ -271,8 +354,21 @@ def test_stereo_view_is_a_source_of_the_photometric_loss(stereo_synth):
 @pytest.mark.parametrize("bad", ["0", "-2", "nan", "inf"])
 def test_infer_refuses_a_scale_that_is_not_positive_and_finite(stereo_synth, tmp_path, bad):
     frames = stereo_synth / kitti.find_drives(stereo_synth)[0] / "image_02" / "data"
-    r = subprocess.run(["r2sdepth", "infer", "--checkpoint", "demo", "--input", frames, "--out", tmp_path / "o",
-                        f"--scale={bad}"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "infer",
+            "--checkpoint",
+            "demo",
+            "--input",
+            frames,
+            "--out",
+            tmp_path / "o",
+            f"--scale={bad}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "--scale" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()  # nothing written
 
@@ -285,7 +381,16 @@ def test_eval_npy_needs_pred_kind_and_finds_a_relative_split(stereo_synth, tmp_p
     disp = np.stack([1.0 / np.where(g > 0, g, 80.0) for g in gts]).astype(np.float32)
     np.save(tmp_path / "disps.npy", disp)
     monkeypatch.chdir(tmp_path)
-    base = ["r2sdepth", "eval", "--pred", "disps.npy", "--data", stereo_synth, "--split", "splits/test_files.txt"]
+    base = [
+        "r2sdepth",
+        "eval",
+        "--pred",
+        "disps.npy",
+        "--data",
+        stereo_synth,
+        "--split",
+        "splits/test_files.txt",
+    ]
     r = subprocess.run(base, capture_output=True, text=True)
     assert r.returncode == 2 and "--pred-kind" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([*base, "--pred-kind", "disp", "--out", "r.json"], capture_output=True, text=True)
@@ -300,11 +405,20 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup)
     from r2sdepth.train.datamodule import collate
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
-                           need_spikes=False, travel=True)
+    ds = SpikeKittiDataset(
+        stereo_synth,
+        stereo_synth / "splits" / "train_files.txt",
+        height=64,
+        width=224,
+        need_spikes=False,
+        travel=True,
+    )
     batch = collate([ds[0], ds[1]])
-    m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16},
-                    loss={"velocity_weight": 0.5, "velocity_warmup": warmup})
+    m = DepthModule(
+        model={"modality": "rgb", "width": 16, "decoder_width": 8},
+        pose={"width": 16},
+        loss={"velocity_weight": 0.5, "velocity_warmup": warmup},
+    )
     m.eval()
     with torch.no_grad():
         res = m.compute_loss(batch)
@@ -320,15 +434,34 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup)
     assert float(res["loss"]) == pytest.approx(float(base) + 0.5 * float(res["velocity"]), rel=1e-5)
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--data.context", "[]"], "needs source views"),
-    (["--loss.velocity_weight", "0.1", "--loss.velocity_warmup", "-1"], "velocity_warmup"),
-    (["--loss.velocity_weight", "0.1", "--data.context", "[]", "--data.stereo", "true"], "context frames"),
-    (["--model.init_depth", "500"], "init_depth"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--data.context", "[]"], "needs source views"),
+        (["--loss.velocity_weight", "0.1", "--loss.velocity_warmup", "-1"], "velocity_warmup"),
+        (
+            ["--loss.velocity_weight", "0.1", "--data.context", "[]", "--data.stereo", "true"],
+            "context frames",
+        ),
+        (["--model.init_depth", "500"], "init_depth"),
+    ],
+)
 def test_metric_training_options_are_checked_before_any_work(stereo_synth, tmp_path, args, msg):
-    r = subprocess.run(["r2sdepth", "train", "--config", "train_rgb_synth", "--data.root", stereo_synth,
-                        "--out", tmp_path / "run", *args], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "train",
+            "--config",
+            "train_rgb_synth",
+            "--data.root",
+            stereo_synth,
+            "--out",
+            tmp_path / "run",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr[-800:]
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -350,13 +483,22 @@ def test_known_speed_poses_have_the_distances_travelled(stereo_synth):
     from r2sdepth.train.datamodule import collate
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
-                           need_spikes=False, travel=True)
+    ds = SpikeKittiDataset(
+        stereo_synth,
+        stereo_synth / "splits" / "train_files.txt",
+        height=64,
+        width=224,
+        need_spikes=False,
+        travel=True,
+    )
     batch = collate([ds[0], ds[1]])
     assert batch["travel"].shape == (2, 2) and (batch["travel"] > 0.5).all()  # ~1 m per frame at 10 Hz
     batch["travel"] = torch.tensor([[0.3, 1.7], [2.0, 0.5]])  # distinct per frame and per source
-    m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16},
-                    loss={"known_speed": True})
+    m = DepthModule(
+        model={"modality": "rgb", "width": 16, "decoder_width": 8},
+        pose={"width": 16},
+        loss={"known_speed": True},
+    )
     with torch.no_grad():
         res = m.compute_loss(batch)
         raw = m.poses(batch)
@@ -372,8 +514,10 @@ def test_pose_zero_init_reaches_the_pose_net_from_the_config():
 
     assert defaults("pose")["zero_init"] is False
     for zero in (True, False):
-        m = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8},
-                        pose={**defaults("pose"), "width": 16, "zero_init": zero})
+        m = DepthModule(
+            model={"modality": "rgb", "width": 16, "decoder_width": 8},
+            pose={**defaults("pose"), "width": 16, "zero_init": zero},
+        )
         last = m.pose_net.head[-1]
         assert (float(last.weight.detach().abs().sum()) == 0.0) == zero
 
@@ -387,22 +531,36 @@ def test_stereo_calibration_and_poses_are_read_once_per_drive(stereo_synth, monk
         def wrapped(*a, **k):
             calls[name] += 1
             return fn(*a, **k)
+
         return wrapped
 
     monkeypatch.setattr(kitti, "stereo_transform", count("stereo", real_T))
     monkeypatch.setattr(kitti, "drive_positions", count("positions", real_pos))
-    ds = SpikeKittiDataset(stereo_synth, stereo_synth / "splits" / "train_files.txt", height=64, width=224,
-                           need_spikes=False, stereo=True, travel=True)
+    ds = SpikeKittiDataset(
+        stereo_synth,
+        stereo_synth / "splits" / "train_files.txt",
+        height=64,
+        width=224,
+        need_spikes=False,
+        stereo=True,
+        travel=True,
+    )
     for i in range(len(ds)):
         ds[i]
     drives = {s.drive for s in ds.samples}
     assert len(ds) > len(drives) and calls == {"stereo": 1, "positions": len(drives)}
 
 
-@pytest.mark.parametrize("args, logged", [
-    (["--data.stereo", "true", "--data.context", "[]"], "train/photo"),
-    (["--data.stereo", "true", "--loss.velocity_weight", "0.5", "--loss.known_speed", "true"], "train/velocity"),
-])
+@pytest.mark.parametrize(
+    "args, logged",
+    [
+        (["--data.stereo", "true", "--data.context", "[]"], "train/photo"),
+        (
+            ["--data.stereo", "true", "--loss.velocity_weight", "0.5", "--loss.known_speed", "true"],
+            "train/velocity",
+        ),
+    ],
+)
 def test_metric_recipes_train_through_a_real_fit(stereo_synth, tmp_path, args, logged):
     """Through the CLI and Lightning's Trainer.fit: the stereo source and the speed terms reach
     the logged loss, and the checkpoint records the data options."""
@@ -411,10 +569,35 @@ def test_metric_recipes_train_through_a_real_fit(stereo_synth, tmp_path, args, l
     from r2sdepth.checkpoint import load_file
 
     run = tmp_path / "run"
-    r = subprocess.run(["r2sdepth", "train", "--config", "train_rgb_synth", "--data.root", stereo_synth,
-                        "--out", run, "--data.batch_size", "2", "--data.val_split", "null", "--data.num_workers", "0",
-                        "--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--model.init_depth", "10",
-                        "--trainer.enable_progress_bar", "false", *args], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "train",
+            "--config",
+            "train_rgb_synth",
+            "--data.root",
+            stereo_synth,
+            "--out",
+            run,
+            "--data.batch_size",
+            "2",
+            "--data.val_split",
+            "null",
+            "--data.num_workers",
+            "0",
+            "--trainer.max_steps",
+            "3",
+            "--trainer.log_every_n_steps",
+            "1",
+            "--model.init_depth",
+            "10",
+            "--trainer.enable_progress_bar",
+            "false",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-1500:]
     rows = list(csv.DictReader(open(run / "logs" / "metrics.csv")))
     vals = [float(x[logged]) for x in rows if x.get(logged)]

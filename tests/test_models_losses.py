@@ -14,14 +14,22 @@ def spikes(b, t, h, w, p=0.2):
 
 @pytest.mark.parametrize("b", [1, 3])
 @pytest.mark.parametrize("hw", [(64, 96), (96, 320)])
-@pytest.mark.parametrize("modality,enc", [("rgb", "resnet"), ("spike", "resnet"), ("spike", "spiking"),
-                                          ("fusion", "resnet"), ("fusion", "spiking")])
+@pytest.mark.parametrize(
+    "modality,enc",
+    [
+        ("rgb", "resnet"),
+        ("spike", "resnet"),
+        ("spike", "spiking"),
+        ("fusion", "resnet"),
+        ("fusion", "spiking"),
+    ],
+)
 def test_shapes(b, hw, modality, enc):
     h, w = hw
     net = R2SDepthNet({**SMALL, "modality": modality, "spike_encoder": enc})
     out = net(rgb=torch.rand(b, 3, h, w), spikes=spikes(b, 64, h, w))
     for s in range(4):
-        assert out["disp"][s].shape == (b, 1, h // 2 ** s, w // 2 ** s)
+        assert out["disp"][s].shape == (b, 1, h // 2**s, w // 2**s)
         assert ((out["disp"][s] >= 0) & (out["disp"][s] <= 1)).all()
     if modality == "fusion":
         assert out["disp_student"][0].shape == (b, 1, h, w)

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.fit import fit_sim
 from r2sdepth.spike.io import SpikeStream, probe_layouts, write_dat
-from r2sdepth.spike.simulate import SimParams, SpikeSimulator, frame_window, simulate_chunk, simulate_to_file, stable_seed
+from r2sdepth.spike.simulate import (
+    SimParams,
+    SpikeSimulator,
+    frame_window,
+    simulate_chunk,
+    simulate_to_file,
+    stable_seed,
+)
 
 
 def run_cli(*args):
@@ -20,6 +27,7 @@ def run_cli(*args):
 
 
 # -- windows at the camera's rate ------------------------------------------------------------------
+
 
 def _loop_reference(l0, l1, planes, rate, fps, theta, gain, v0):
     """Integrate-and-fire by a plain float64 loop over the planes, each plane's light taken at its
@@ -88,7 +96,9 @@ def test_camera_rate_stream_equals_on_the_fly_and_says_so(tmp_path):
     rng = np.random.default_rng(2)
     frames = [rng.random((8, 16), np.float32) for _ in range(4)]
     p = SimParams(planes_per_frame=32, camera_rate_hz=20000.0)
-    meta = simulate_to_file([(f * 255).astype(np.uint8) for f in frames], tmp_path / "s.dat", p, seed=3, sequence="d")
+    meta = simulate_to_file(
+        [(f * 255).astype(np.uint8) for f in frames], tmp_path / "s.dat", p, seed=3, sequence="d"
+    )
     assert meta["rate_hz"] == 20000.0 and meta["window_definition"] == "r2sdepth-rate-windows/1"
     assert meta["window_mode"] == "camera-rate"
     s = SpikeStream(tmp_path / "s.dat")
@@ -100,6 +110,7 @@ def test_camera_rate_stream_equals_on_the_fly_and_says_so(tmp_path):
 
 # -- .dat variants, byte by byte --------------------------------------------------------------------
 
+
 def _pack_by_hand(planes, *, stored=None, offset=(0, 0), header=b"", order="little", flip=True, tail=b""):
     """Bytes of a .dat built pixel by pixel with Python ints (no numpy packing)."""
     t, h, w = planes.shape
@@ -107,7 +118,7 @@ def _pack_by_hand(planes, *, stored=None, offset=(0, 0), header=b"", order="litt
     out = bytearray()
     for k in range(t):
         plane = np.zeros((hs, ws), np.uint8)
-        plane[offset[0]:offset[0] + h, offset[1]:offset[1] + w] = planes[k]
+        plane[offset[0] : offset[0] + h, offset[1] : offset[1] + w] = planes[k]
         rows = plane[::-1] if flip else plane
         bits = [int(b) for b in rows.reshape(-1)]
         by = bytearray((len(bits) + 7) // 8)
@@ -118,23 +129,40 @@ def _pack_by_hand(planes, *, stored=None, offset=(0, 0), header=b"", order="litt
     return bytes(out + tail)
 
 
-@pytest.mark.parametrize("variant", [
-    {},
-    {"header": bytes(range(16))},
-    {"stored": (7, 24), "offset": (2, 5)},
-    {"stored": (5, 16), "offset": (0, 0)},  # head columns: the last ones of each stored row
-    {"order": "big", "flip": False},
-    {"stored": (9, 20), "offset": (3, 1), "header": b"\xff" * 16, "order": "big"},  # not whole bytes per row
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"header": bytes(range(16))},
+        {"stored": (7, 24), "offset": (2, 5)},
+        {"stored": (5, 16), "offset": (0, 0)},  # head columns: the last ones of each stored row
+        {"order": "big", "flip": False},
+        {
+            "stored": (9, 20),
+            "offset": (3, 1),
+            "header": b"\xff" * 16,
+            "order": "big",
+        },  # not whole bytes per row
+    ],
+)
 def test_dat_variants_decode_exactly(tmp_path, variant):
     rng = np.random.default_rng(5)
     img = (rng.random((6, 5, 12)) < 0.4).astype(np.uint8)
     (tmp_path / "v.dat").write_bytes(_pack_by_hand(img, **variant))
     hs, ws = variant.get("stored", (5, 12))
     r0, c0 = variant.get("offset", (0, 0))
-    s = SpikeStream(tmp_path / "v.dat", 5, 12, header_bytes=len(variant.get("header", b"")), stored_height=hs,
-                    stored_width=ws, row0=r0, col0=c0, bitorder=variant.get("order", "little"),
-                    flipud=variant.get("flip", True))
+    s = SpikeStream(
+        tmp_path / "v.dat",
+        5,
+        12,
+        header_bytes=len(variant.get("header", b"")),
+        stored_height=hs,
+        stored_width=ws,
+        row0=r0,
+        col0=c0,
+        bitorder=variant.get("order", "little"),
+        flipud=variant.get("flip", True),
+    )
     assert len(s) == 6 and np.array_equal(s.read(0, 6), img) and np.array_equal(s[::2], img[::2])
     assert np.array_equal(s.plane_counts(), img.sum(axis=(1, 2)))
     if variant == {"stored": (5, 16), "offset": (0, 0)}:
@@ -161,19 +189,40 @@ def test_image_outside_stored_plane_is_refused(tmp_path):
 
 
 @settings(max_examples=40, deadline=None)
-@given(t=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 19), extra_r=st.integers(0, 3),
-       extra_c=st.integers(0, 9), header=st.sampled_from([0, 3, 16]), order=st.sampled_from(["little", "big"]),
-       flip=st.booleans(), seed=st.integers(0, 2**31))
-def test_any_layout_round_trips_through_the_hand_packer(tmp_path_factory, t, h, w, extra_r, extra_c, header,
-                                                        order, flip, seed):
+@given(
+    t=st.integers(1, 4),
+    h=st.integers(1, 9),
+    w=st.integers(1, 19),
+    extra_r=st.integers(0, 3),
+    extra_c=st.integers(0, 9),
+    header=st.sampled_from([0, 3, 16]),
+    order=st.sampled_from(["little", "big"]),
+    flip=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_any_layout_round_trips_through_the_hand_packer(
+    tmp_path_factory, t, h, w, extra_r, extra_c, header, order, flip, seed
+):
     rng = np.random.default_rng(seed)
     img = (rng.random((t, h, w)) < 0.5).astype(np.uint8)
     r0, c0 = int(rng.integers(0, extra_r + 1)), int(rng.integers(0, extra_c + 1))
     stored = (h + extra_r, w + extra_c)
     path = tmp_path_factory.mktemp("prop") / "p.dat"
-    path.write_bytes(_pack_by_hand(img, stored=stored, offset=(r0, c0), header=bytes(header), order=order, flip=flip))
-    s = SpikeStream(path, h, w, header_bytes=header, stored_height=stored[0], stored_width=stored[1], row0=r0, col0=c0,
-                    bitorder=order, flipud=flip)
+    path.write_bytes(
+        _pack_by_hand(img, stored=stored, offset=(r0, c0), header=bytes(header), order=order, flip=flip)
+    )
+    s = SpikeStream(
+        path,
+        h,
+        w,
+        header_bytes=header,
+        stored_height=stored[0],
+        stored_width=stored[1],
+        row0=r0,
+        col0=c0,
+        bitorder=order,
+        flipud=flip,
+    )
     assert np.array_equal(s.read(0, t), img)
 
 
@@ -194,7 +243,9 @@ def test_probe_ranks_the_true_layout_first_and_cli_warns_on_the_wrong_way_round(
     assert (best["height"], best["width"], best["bitorder"], best["header_bytes"]) == (48, 80, "little", 0)
     assert best["plausibility"] > 0.7 > max(r["plausibility"] for r in rows[1:])
     r = run_cli("info", tmp_path / "u.dat", "--probe", "--sensor", "48x80")
-    assert r.returncode == 0 and "--sensor 48x80 --header-bytes 0 --bitorder little" in r.stdout.splitlines()[1]
+    assert (
+        r.returncode == 0 and "--sensor 48x80 --header-bytes 0 --bitorder little" in r.stdout.splitlines()[1]
+    )
     r = run_cli("info", tmp_path / "u.dat", "--sensor", "80x48")
     assert r.returncode == 0 and "does not look like a picture" in r.stderr and "--probe" in r.stderr
     r = run_cli("info", tmp_path / "u.dat", "--sensor", "48x80")
@@ -203,12 +254,20 @@ def test_probe_ranks_the_true_layout_first_and_cli_warns_on_the_wrong_way_round(
 
 # -- fit-sim ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("truth", [dict(gain=1.0, dark_current=0.0, fpn_sigma=0.0),
-                                   dict(gain=1.6, dark_current=0.1, fpn_sigma=0.05),
-                                   dict(gain=0.8, dark_current=0.02, fpn_sigma=0.15)])
+
+@pytest.mark.parametrize(
+    "truth",
+    [
+        dict(gain=1.0, dark_current=0.0, fpn_sigma=0.0),
+        dict(gain=1.6, dark_current=0.1, fpn_sigma=0.05),
+        dict(gain=0.8, dark_current=0.02, fpn_sigma=0.15),
+    ],
+)
 def test_fit_sim_recovers_known_camera_parameters(tmp_path, truth):
     yy, xx = np.mgrid[0:120, 0:200]
-    lum = (0.45 + 0.3 * np.sin(xx / 13.0) * np.cos(yy / 11.0) + 0.2 * (yy / 120)).clip(0, 1).astype(np.float32)
+    lum = (
+        (0.45 + 0.3 * np.sin(xx / 13.0) * np.cos(yy / 11.0) + 0.2 * (yy / 120)).clip(0, 1).astype(np.float32)
+    )
     p = SimParams(planes_per_frame=400, camera_rate_hz=20000.0, **truth)
     sim = SpikeSimulator(120, 200, p, seed=3)
     sim.start(lum)
@@ -225,7 +284,16 @@ def test_fit_sim_recovers_known_camera_parameters(tmp_path, truth):
 def test_fit_sim_cli_writes_a_file_simulate_accepts(tmp_path):
     img = _picture(40, 64, 300)
     write_dat(tmp_path / "r.dat", img, rate_hz=40000.0, sidecar=False)
-    r = run_cli("fit-sim", tmp_path / "r.dat", "--sensor", "40x64", "--rate-hz", "40000", "--out", tmp_path / "cam.json")
+    r = run_cli(
+        "fit-sim",
+        tmp_path / "r.dat",
+        "--sensor",
+        "40x64",
+        "--rate-hz",
+        "40000",
+        "--out",
+        tmp_path / "cam.json",
+    )
     assert r.returncode == 0, r.stderr
     cam = json.loads((tmp_path / "cam.json").read_text())
     assert cam["sim"]["camera_rate_hz"] == 40000.0 and "gain" not in cam["sim"]
@@ -235,8 +303,18 @@ def test_fit_sim_cli_writes_a_file_simulate_accepts(tmp_path):
 
     for i in range(3):
         Image.fromarray(np.full((8, 16, 3), 60 * i + 40, np.uint8)).save(frames / f"{i}.png")
-    r = run_cli("simulate", frames, "--out", tmp_path / "s.dat", "--sim-params", tmp_path / "cam.json",
-                "--planes-per-frame", "32", "--gain", "1.25")
+    r = run_cli(
+        "simulate",
+        frames,
+        "--out",
+        tmp_path / "s.dat",
+        "--sim-params",
+        tmp_path / "cam.json",
+        "--planes-per-frame",
+        "32",
+        "--gain",
+        "1.25",
+    )
     assert r.returncode == 0, r.stderr
     sim = json.loads((tmp_path / "s.json").read_text())["simulator"]
     assert sim["camera_rate_hz"] == 40000.0 and sim["gain"] == 1.25 and sim["planes_per_frame"] == 32
@@ -257,15 +335,40 @@ def test_fit_sim_on_the_real_recording(shared_data, tmp_path):
 
 # -- infer on a real recording: refusals and warnings ----------------------------------------------
 
+
 def test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate(shared_data, tmp_path):
     car = shared_data / "spike_real" / "car_250x400.dat"
-    r = run_cli("infer", "--checkpoint", "demo", "--input", car, "--sensor", "250x400", "--out", tmp_path / "o",
-                "--window", "200")
+    r = run_cli(
+        "infer",
+        "--checkpoint",
+        "demo",
+        "--input",
+        car,
+        "--sensor",
+        "250x400",
+        "--out",
+        tmp_path / "o",
+        "--window",
+        "200",
+    )
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "multiples of 32" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
-    r = run_cli("infer", "--checkpoint", "demo", "--input", car, "--sensor", "250x400", "--out", tmp_path / "o",
-                "--window", "96", "--net-size", "64x224")
+    r = run_cli(
+        "infer",
+        "--checkpoint",
+        "demo",
+        "--input",
+        car,
+        "--sensor",
+        "250x400",
+        "--out",
+        tmp_path / "o",
+        "--window",
+        "96",
+        "--net-size",
+        "64x224",
+    )
     assert r.returncode == 0, r.stderr
     assert "window 96 differs from the 64 planes" in r.stderr
     meta = json.loads((tmp_path / "o" / "summary.json").read_text())
@@ -278,14 +381,32 @@ def test_infer_folder_of_recordings(tmp_path):
     (tmp_path / "in").mkdir()
     for n in ("a", "b"):
         write_dat(tmp_path / "in" / f"{n}.dat", img, rate_hz=640.0)
-    r = run_cli("infer", "--checkpoint", "demo", "--input", tmp_path / "in", "--out", tmp_path / "o",
-                "--net-size", "64x224")
+    r = run_cli(
+        "infer",
+        "--checkpoint",
+        "demo",
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "o",
+        "--net-size",
+        "64x224",
+    )
     assert r.returncode == 0, r.stderr
     for n in ("a", "b"):
         assert json.loads((tmp_path / "o" / n / "summary.json").read_text())["outputs"] == 2
     assert "planes/s" not in r.stderr  # 640 planes/s: the demo model's own rate, no warning
-    r = run_cli("infer", "--checkpoint", "demo", "--input", tmp_path / "in", "--out", tmp_path / "o2", "--gif",
-                tmp_path / "x.gif")
+    r = run_cli(
+        "infer",
+        "--checkpoint",
+        "demo",
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "o2",
+        "--gif",
+        tmp_path / "x.gif",
+    )
     assert r.returncode != 0 and "one recording at a time" in r.stderr
 
 
@@ -299,8 +420,11 @@ def test_init_from_a_shipped_slim_model_copies_every_network_weight():
 
     path = checkpoint_path("demo")
     ck = load_file(path)
-    m = DepthModule(model={k: v for k, v in ck["r2sdepth"]["model"].items() if k != "fusion"},
-                    pose={"width": 16}, data={"window": 64})
+    m = DepthModule(
+        model={k: v for k, v in ck["r2sdepth"]["model"].items() if k != "fusion"},
+        pose={"width": 16},
+        data={"window": 64},
+    )
     names = m.init_from(str(path))
     assert len(names) == len(ck["state_dict"])
     for k, v in ck["state_dict"].items():

@@ -42,14 +42,52 @@ def run(*args, **kw):
 
 def train_args(synth: Path, out: Path, *extra) -> list:
     sp = synth / "splits"
-    return ["train", "--config", "train_rgb_synth", "--out", out, "--data.root", synth,
-            "--data.train_split", sp / "train_files.txt", "--data.val_split", sp / "val_files.txt",
-            "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
-            "--data.height", "64", "--data.width", "96", "--data.batch_size", "2", "--data.val_batch_size", "2",
-            "--data.num_workers", "0", "--data.augment", "true", "--trainer.max_epochs", "1000",
-            "--trainer.check_val_every_n_epoch", "2", "--trainer.log_every_n_steps", "1",
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            "--trainer.accelerator", "cpu", "--trainer.deterministic", "true", *extra]
+    return [
+        "train",
+        "--config",
+        "train_rgb_synth",
+        "--out",
+        out,
+        "--data.root",
+        synth,
+        "--data.train_split",
+        sp / "train_files.txt",
+        "--data.val_split",
+        sp / "val_files.txt",
+        "--model.width",
+        "8",
+        "--model.decoder_width",
+        "8",
+        "--pose.width",
+        "8",
+        "--data.height",
+        "64",
+        "--data.width",
+        "96",
+        "--data.batch_size",
+        "2",
+        "--data.val_batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--data.augment",
+        "true",
+        "--trainer.max_epochs",
+        "1000",
+        "--trainer.check_val_every_n_epoch",
+        "2",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.deterministic",
+        "true",
+        *extra,
+    ]
 
 
 def ckpt_step(path: Path) -> int:
@@ -60,8 +98,11 @@ def ckpt_step(path: Path) -> int:
 
 def losses(run_dir: Path) -> dict[int, str]:
     with open(run_dir / "logs" / "metrics.csv", newline="") as f:
-        return {int(r["step"]): r["train/loss_step"] if "train/loss_step" in r else r["train/loss"]
-                for r in csv.DictReader(f) if (r.get("train/loss_step") or r.get("train/loss"))}
+        return {
+            int(r["step"]): r["train/loss_step"] if "train/loss_step" in r else r["train/loss"]
+            for r in csv.DictReader(f)
+            if (r.get("train/loss_step") or r.get("train/loss"))
+        }
 
 
 def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
@@ -74,12 +115,17 @@ def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
     steps, every = 26, 7
     assert all(k % per_epoch for k in range(every, steps, every))  # every checkpoint is mid-epoch
     ref = tmp_path / "ref"
-    r = run(*train_args(synth, ref, "--trainer.max_steps", steps, "--checkpoint.every_n_steps", every), timeout=900)
+    r = run(
+        *train_args(synth, ref, "--trainer.max_steps", steps, "--checkpoint.every_n_steps", every),
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(cli(*train_args(synth, killed, "--trainer.max_steps", steps,
-                                            "--checkpoint.every_n_steps", every)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli(*train_args(synth, killed, "--trainer.max_steps", steps, "--checkpoint.every_n_steps", every)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 600
     at = 0
@@ -96,7 +142,10 @@ def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
     assert proc.wait() == -signal.SIGKILL  # still running: the kill landed mid-run
     at = ckpt_step(last)
     assert every <= at < steps and at % every == 0
-    r = run(*train_args(synth, killed, "--trainer.max_steps", steps, "--checkpoint.every_n_steps", every), timeout=900)
+    r = run(
+        *train_args(synth, killed, "--trainer.max_steps", steps, "--checkpoint.every_n_steps", every),
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"trained to step {steps}" in r.stdout
     from r2sdepth.checkpoint import load_file
@@ -115,8 +164,16 @@ def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
 def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_path):
     out = tmp_path / "r"
     # 8 batches per epoch, validation after each: the best is at step 8 at most, the run ends at 10
-    args = train_args(synth, out, "--trainer.max_steps", 10, "--checkpoint.every_n_steps", 100,
-                      "--trainer.check_val_every_n_epoch", 1)
+    args = train_args(
+        synth,
+        out,
+        "--trainer.max_steps",
+        10,
+        "--checkpoint.every_n_steps",
+        100,
+        "--trainer.check_val_every_n_epoch",
+        1,
+    )
     r = run(*args, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     last = out / "checkpoints" / "last.ckpt"
@@ -131,8 +188,10 @@ def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_pa
     assert "trained to step 10" in r.stdout and ckpt_step(last) == 10
     from r2sdepth.checkpoint import load_file
 
-    assert all(torch.equal(v, load_file(last)["state_dict"][k]) for k, v in
-               torch.load(__import__("io").BytesIO(before), weights_only=True)["state_dict"].items())
+    assert all(
+        torch.equal(v, load_file(last)["state_dict"][k])
+        for k, v in torch.load(__import__("io").BytesIO(before), weights_only=True)["state_dict"].items()
+    )
     with open(out / "logs" / "metrics.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) >= n_rows  # history kept
 
@@ -140,23 +199,39 @@ def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_pa
 def test_nan_validation_never_becomes_best(synth, tmp_path):
     import lightning as L
 
-    from r2sdepth.train.run import checkpoint_callbacks
-
     from r2sdepth.train.datamodule import SpikeKittiDataModule
     from r2sdepth.train.module import DepthModule
+    from r2sdepth.train.run import checkpoint_callbacks
 
     class NanModule(DepthModule):  # a model whose predictions went NaN
         def predict_depth(self, batch, head="disp"):
             return super().predict_depth(batch, head) * float("nan")
 
     sp = synth / "splits"
-    cfg = {"root": str(synth), "train_split": str(sp / "train_files.txt"), "val_split": str(sp / "val_files.txt"),
-           "height": 64, "width": 96, "batch_size": 2, "num_workers": 0, "augment": False}
+    cfg = {
+        "root": str(synth),
+        "train_split": str(sp / "train_files.txt"),
+        "val_split": str(sp / "val_files.txt"),
+        "height": 64,
+        "width": 96,
+        "batch_size": 2,
+        "num_workers": 0,
+        "augment": False,
+    }
     m = NanModule({"modality": "rgb", "width": 8, "decoder_width": 8}, {"width": 8}, data=cfg)
     cbs = checkpoint_callbacks(tmp_path / "ck", {"every_n_steps": None, "every_n_minutes": None}, True)
-    t = L.Trainer(max_steps=2, val_check_interval=1, check_val_every_n_epoch=None, callbacks=cbs,
-                  logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                  use_distributed_sampler=False, accelerator="cpu")
+    t = L.Trainer(
+        max_steps=2,
+        val_check_interval=1,
+        check_val_every_n_epoch=None,
+        callbacks=cbs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        accelerator="cpu",
+    )
     with pytest.warns(RuntimeWarning, match="not a candidate for the best"):
         t.fit(m, datamodule=SpikeKittiDataModule(cfg, "rgb"))
     assert not list((tmp_path / "ck").glob("best-*.ckpt"))
@@ -164,6 +239,7 @@ def test_nan_validation_never_becomes_best(synth, tmp_path):
 
 
 # -- hostile and broken checkpoints ---------------------------------------------------------------
+
 
 class Boom:
     def __init__(self, marker: str) -> None:
@@ -179,9 +255,11 @@ def _tiny_checkpoints(tmp_path: Path) -> dict[str, Path]:
 
     out = {}
     for modality in ("fusion", "spike"):
-        m = DepthModule({"modality": modality, "width": 8, "decoder_width": 4,
-                         "spike_repr": {"chunks": 2, "bins": 4}}, {"width": 8},
-                        data={"height": 64, "width": 96, "window": 16, "sim": {"planes_per_frame": 16}})
+        m = DepthModule(
+            {"modality": modality, "width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}},
+            {"width": 8},
+            data={"height": 64, "width": 96, "window": 16, "sim": {"planes_per_frame": 16}},
+        )
         ck = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "global_step": 0}
         m.on_save_checkpoint(ck)
         save_atomic(ck, tmp_path / f"{modality}.ckpt")
@@ -220,8 +298,8 @@ def _flip_tensor_bits(src: Path, dst: Path, n: int = 20) -> None:
     with zipfile.ZipFile(src) as z:
         info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     off = info.header_offset
-    name_len = int.from_bytes(data[off + 26:off + 28], "little")
-    extra_len = int.from_bytes(data[off + 28:off + 30], "little")
+    name_len = int.from_bytes(data[off + 26 : off + 28], "little")
+    extra_len = int.from_bytes(data[off + 28 : off + 30], "little")
     start = off + 30 + name_len + extra_len
     rng = np.random.default_rng(0)
     for pos in rng.choice(info.file_size, n, replace=False):
@@ -248,23 +326,46 @@ def test_corrupt_and_malformed_checkpoints_give_one_line(tmp_path):
         "shapes": {**ck, "state_dict": {k: v[..., :1] if v.ndim else v for k, v in ck["state_dict"].items()}},
         "missing": {**ck, "state_dict": dict(list(ck["state_dict"].items())[:3])},
     }
-    msgs = {"nometa": "not an r2sdepth checkpoint", "modality": "unknown modality",
-            "shapes": "do not fit", "missing": "do not fit"}
+    msgs = {
+        "nometa": "not an r2sdepth checkpoint",
+        "modality": "unknown modality",
+        "shapes": "do not fit",
+        "missing": "do not fit",
+    }
     for name, c in bad.items():
         save_atomic(dict(c), tmp_path / f"{name}.ckpt")
         with pytest.raises(R2SDepthError, match=msgs[name]):
             load_checkpoint(tmp_path / f"{name}.ckpt")
-    r = run("export", "--checkpoint", tmp_path / "flipped.ckpt", "--format", "torchscript", "--out", tmp_path / "x.pt")
+    r = run(
+        "export",
+        "--checkpoint",
+        tmp_path / "flipped.ckpt",
+        "--format",
+        "torchscript",
+        "--out",
+        tmp_path / "x.pt",
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "checksum" in r.stderr
     # an rgb teacher cannot give fused features
     from r2sdepth.train.module import DepthModule
 
-    m = DepthModule({"modality": "rgb", "width": 8, "decoder_width": 4}, {"width": 8}, data={"height": 64, "width": 96})
+    m = DepthModule(
+        {"modality": "rgb", "width": 8, "decoder_width": 4}, {"width": 8}, data={"height": 64, "width": 96}
+    )
     c = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "global_step": 0}
     m.on_save_checkpoint(c)
     save_atomic(c, tmp_path / "rgb.ckpt")
-    r = run("distill", "--config", "distill_synth", "--teacher", tmp_path / "rgb.ckpt",
-            "--out", tmp_path / "d2", "--distill.feature_target", "fused")
+    r = run(
+        "distill",
+        "--config",
+        "distill_synth",
+        "--teacher",
+        tmp_path / "rgb.ckpt",
+        "--out",
+        tmp_path / "d2",
+        "--distill.feature_target",
+        "fused",
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "fused" in r.stderr, r.stderr[-2000:]
 
 
@@ -307,6 +408,7 @@ def test_atomic_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
 
 # -- prediction files never unpickle code --------------------------------------------------------------
 
+
 def test_pred_files_safe_and_monodepth2_npy(tmp_path):
     from r2sdepth.evaluate import load_npz_maps, save_npz_maps
 
@@ -325,8 +427,19 @@ def test_pred_files_safe_and_monodepth2_npy(tmp_path):
     np.save(tmp_path / "disp.npy", np.stack([np.full((8, 12), 0.5, np.float32)] * 2))
     got = load_npz_maps(tmp_path / "gt.npz")
     assert [g.shape for g in got] == [(8, 12), (6, 9)]
-    r = run("eval", "--pred", tmp_path / "disp.npy", "--pred-kind", "disp", "--gt", tmp_path / "gt.npz",
-            "--crop", "none", "--out", tmp_path / "r.json")
+    r = run(
+        "eval",
+        "--pred",
+        tmp_path / "disp.npy",
+        "--pred-kind",
+        "disp",
+        "--gt",
+        tmp_path / "gt.npz",
+        "--crop",
+        "none",
+        "--out",
+        tmp_path / "r.json",
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["abs_rel"] == pytest.approx(0.0, abs=1e-6) and res["n"] == 2
@@ -338,6 +451,7 @@ def test_pred_files_safe_and_monodepth2_npy(tmp_path):
 
 
 # -- the reader and its sidecar ------------------------------------------------------------------------
+
 
 def test_read_dat_honours_the_sidecar(tmp_path):
     from r2sdepth.spike.io import SpikeStream, read_dat, write_dat
@@ -351,20 +465,23 @@ def test_read_dat_honours_the_sidecar(tmp_path):
             assert np.array_equal(SpikeStream(p)[0:5], s)
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("height", float("nan"), "height must be a positive integer"),
-    ("height", "6", "height must be a positive integer"),
-    ("width", 0, "width must be a positive integer"),
-    ("width", None, "width must be a positive integer"),
-    ("width", [10], "width must be a positive integer"),
-    ("height", -6, "height must be a positive integer"),
-    ("rate_hz", float("inf"), "rate_hz must be a finite number"),
-    ("rate_hz", "fast", "rate_hz must be a finite number"),
-    ("head_cols", -1, "head_cols must be an integer"),
-    ("flipud", "false", "flipud must be true or false"),
-    ("bitorder", "middle", "bitorder"),
-    ("frame_plane_index", 5, "frame_plane_index must be a list"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("height", float("nan"), "height must be a positive integer"),
+        ("height", "6", "height must be a positive integer"),
+        ("width", 0, "width must be a positive integer"),
+        ("width", None, "width must be a positive integer"),
+        ("width", [10], "width must be a positive integer"),
+        ("height", -6, "height must be a positive integer"),
+        ("rate_hz", float("inf"), "rate_hz must be a finite number"),
+        ("rate_hz", "fast", "rate_hz must be a finite number"),
+        ("head_cols", -1, "head_cols must be an integer"),
+        ("flipud", "false", "flipud must be true or false"),
+        ("bitorder", "middle", "bitorder"),
+        ("frame_plane_index", 5, "frame_plane_index must be a list"),
+    ],
+)
 def test_sidecar_values_are_validated(tmp_path, key, value, match):
     from r2sdepth.spike.io import SpikeStream, sidecar_path, write_dat
 
@@ -428,21 +545,45 @@ def test_full_disk_every_command_one_line_and_no_partial_output(synth, tmp_path,
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(4):
-        Image.fromarray((np.random.default_rng(i).random((64, 96, 3)) * 255).astype(np.uint8)).save(frames / f"{i}.png")
+        Image.fromarray((np.random.default_rng(i).random((64, 96, 3)) * 255).astype(np.uint8)).save(
+            frames / f"{i}.png"
+        )
     from r2sdepth.checkpoint import load_file, trained_windows
 
     stream = tmp_path / "s.dat"  # at the model's own plane rate: no rate warning, the error is the one line
-    write_dat(stream, (np.random.default_rng(0).random((400, 64, 96)) < 0.3).astype(np.uint8),
-              rate_hz=trained_windows(load_file(ck)["r2sdepth"])["rate_hz"])
+    write_dat(
+        stream,
+        (np.random.default_rng(0).random((400, 64, 96)) < 0.3).astype(np.uint8),
+        rate_hz=trained_windows(load_file(ck)["r2sdepth"])["rate_hz"],
+    )
     sp = synth / "splits"
     f = full_disk
     cmds = {
         "simulate": ["simulate", frames, "--out", f / "s.dat", "--planes-per-frame", "128"],
         "reconstruct": ["reconstruct", stream, "--window", "4", "--out", f / "rec"],
         "synth": ["synth", "--out", f / "synth", "--sequences", "1", "--frames", "5", "--size", "64x96"],
-        "build-spike-kitti": ["build-spike-kitti", "--kitti-root", synth, "--out", f / "spk", "--cameras", "02",
-                              "--size", "64x96", "--planes-per-frame", "64"],
-        "export-gt": ["export-gt", "--kitti-root", synth, "--split", sp / "train_files.txt", "--out", f / "gt.npz"],
+        "build-spike-kitti": [
+            "build-spike-kitti",
+            "--kitti-root",
+            synth,
+            "--out",
+            f / "spk",
+            "--cameras",
+            "02",
+            "--size",
+            "64x96",
+            "--planes-per-frame",
+            "64",
+        ],
+        "export-gt": [
+            "export-gt",
+            "--kitti-root",
+            synth,
+            "--split",
+            sp / "train_files.txt",
+            "--out",
+            f / "gt.npz",
+        ],
         "infer": ["infer", "--checkpoint", ck, "--input", stream, "--out", f / "inf", "--window", "16"],
         "export": ["export", "--checkpoint", ck, "--format", "torchscript", "--out", f / "m.pt"],
         "slim": ["export", "--checkpoint", ck, "--format", "slim", "--out", f / "m.ckpt"],
@@ -500,7 +641,9 @@ def test_reconstruct_and_infer_memory_does_not_grow_with_the_stream(tmp_path, mo
             tracemalloc.start()
             if what == "reconstruct":
                 with SpikeStream(p) as st:
-                    save_reconstructions(st, tmp_path / f"rec{n}", method="tfp", window=4, gif=tmp_path / f"r{n}.gif")
+                    save_reconstructions(
+                        st, tmp_path / f"rec{n}", method="tfp", window=4, gif=tmp_path / f"r{n}.gif"
+                    )
             else:
                 run_infer(ck, p, tmp_path / f"inf{n}", window=16, stride_planes=4, gif=tmp_path / f"i{n}.gif")
             peaks[(what, n)] = tracemalloc.get_traced_memory()[1]
@@ -521,6 +664,8 @@ def test_killed_synth_leaves_no_frames_behind(tmp_path):
     img = out / "2000_01_01" / "2000_01_01_drive_0000_sync" / "image_02" / "data"
     stale = img / ".0000000003.part-abc123.png"  # what a kill during a PNG write leaves
     stale.write_bytes(b"\x89PNG partial")
-    assert stale not in list_frames(img) and kitti.list_frame_ids(out, "2000_01_01/2000_01_01_drive_0000_sync") == [0, 1, 2]
+    assert stale not in list_frames(img) and kitti.list_frame_ids(
+        out, "2000_01_01/2000_01_01_drive_0000_sync"
+    ) == [0, 1, 2]
     synthesize(out, sequences=1, frames=3, height=32, width=64, seed=0)
     assert not stale.exists() and not list(out.rglob("*.part*"))

@@ -17,8 +17,8 @@ from r2sdepth.data.rig import (
 )
 from r2sdepth.errors import R2SDepthError
 
-FPS, P, PRE = 10.0, 200, 1          # RGB frame rate, spike planes per RGB frame (2 kHz), pre-roll chunks
-OFFSET = 0.0037                      # true clock offset (s): t_spike = t_rgb + OFFSET (7.4 planes)
+FPS, P, PRE = 10.0, 200, 1  # RGB frame rate, spike planes per RGB frame (2 kHz), pre-roll chunks
+OFFSET = 0.0037  # true clock offset (s): t_spike = t_rgb + OFFSET (7.4 planes)
 
 
 def _rot_y(deg: float) -> np.ndarray:
@@ -39,9 +39,21 @@ def rig(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("rig")
     Ks = np.array([[76.0, 0, 64.0], [0, 120.0, 32.0], [0, 0, 1]])
-    truth = synthesize_rig(tmp / "data", sequences=1, frames=14, world_size=(96, 160), rgb_scale=0.75,
-                           spike_size=(64, 128), spike_K=Ks, yaw_deg=1.5, clock_offset_s=OFFSET, fps=FPS,
-                           planes_per_frame=P, pre_roll_frames=PRE, seed=3)
+    truth = synthesize_rig(
+        tmp / "data",
+        sequences=1,
+        frames=14,
+        world_size=(96, 160),
+        rgb_scale=0.75,
+        spike_size=(64, 128),
+        spike_K=Ks,
+        yaw_deg=1.5,
+        clock_offset_s=OFFSET,
+        fps=FPS,
+        planes_per_frame=P,
+        pre_roll_frames=PRE,
+        seed=3,
+    )
     root = tmp / "data" / "seq00"
     # reference: the RGB frame mapped back to world pixels (undo the resize), then world -> spike
     # by the rotation and intrinsics built here, not by the stored homography
@@ -50,8 +62,12 @@ def rig(tmp_path_factory):
     A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])
     Hws = Ks @ _rot_y(1.5) @ np.linalg.inv(Kw)
     np.testing.assert_allclose(truth["H_rgb_to_spike"], Hws @ np.linalg.inv(A), rtol=1e-9)
-    kitti.write_split(tmp / "data" / "splits" / "train_files.txt", [kitti.Sample("seq00", i, "l") for i in range(1, 10)])
-    kitti.write_split(tmp / "data" / "splits" / "test_files.txt", [kitti.Sample("seq00", i, "l") for i in range(10, 14)])
+    kitti.write_split(
+        tmp / "data" / "splits" / "train_files.txt", [kitti.Sample("seq00", i, "l") for i in range(1, 10)]
+    )
+    kitti.write_split(
+        tmp / "data" / "splits" / "test_files.txt", [kitti.Sample("seq00", i, "l") for i in range(10, 14)]
+    )
     return root, Hws, A
 
 
@@ -74,7 +90,9 @@ def test_windows_chosen_by_time_and_clock_offset_recovered(rig):
     seq = RigSequence(root)
     est = seq.offset_estimate
     assert est is not None and est["correlation"] > 0.9
-    assert abs(seq.clock_offset_s - OFFSET) < 0.0006, f"{seq.clock_offset_s * 1e3:.3f} ms vs {OFFSET * 1e3:.3f} ms"
+    assert abs(seq.clock_offset_s - OFFSET) < 0.0006, (
+        f"{seq.clock_offset_s * 1e3:.3f} ms vs {OFFSET * 1e3:.3f} ms"
+    )
     assert est["correlation"] > np.nanmax(est["correlations"][np.abs(est["offsets_s"] - OFFSET) > 0.02])
 
 
@@ -128,7 +146,9 @@ def test_copy_with_calibration_changes_only_the_copy(rig, tmp_path):
     with pytest.raises(R2SDepthError, match="exists"):
         copy_with_calibration(root.parent, tmp_path / "copy", {"clock_offset_s": 0.0})
     assert (root / "calib.yaml").read_bytes() == before and not (root.parent / "inner").exists()
-    dst = copy_with_calibration(root.parent, tmp_path / "copy", {"clock_offset_s": OFFSET + 0.1}, overwrite=True)
+    dst = copy_with_calibration(
+        root.parent, tmp_path / "copy", {"clock_offset_s": OFFSET + 0.1}, overwrite=True
+    )
     assert (root / "calib.yaml").read_bytes() == before  # the source's calibration is untouched
     assert (dst / "seq00" / "spike.dat").stat().st_ino == (root / "spike.dat").stat().st_ino  # hard link
     moved = RigSequence(dst / "seq00")
@@ -180,29 +200,81 @@ def test_train_and_eval_read_a_rig_root_through_the_cli(rig, tmp_path):
     from r2sdepth.data.spike_kitti import SpikeKittiDataset
 
     root = rig[0].parent
-    ds = SpikeKittiDataset(root, root / "splits" / "test_files.txt", height=64, width=128, context=(-1, 1),
-                           window=64, with_gt=True)
+    ds = SpikeKittiDataset(
+        root,
+        root / "splits" / "test_files.txt",
+        height=64,
+        width=128,
+        context=(-1, 1),
+        window=64,
+        with_gt=True,
+    )
     s = ds[1]
     seq = RigSequence(rig[0])
     assert s["color"].shape == (3, 3, 64, 128) and s["spikes"].shape == (64, 64, 128)
     np.testing.assert_array_equal(s["spikes"].numpy(), seq.window(11, 64))
     np.testing.assert_allclose(s["K"].numpy(), seq.K, atol=1e-6)
     np.testing.assert_array_equal(s["depth_gt"][0].numpy(), seq.depth(11))
-    np.testing.assert_allclose(s["color"][0].numpy().transpose(1, 2, 0), seq.rgb_in_spike_camera(11) / 255.0, atol=1e-6)
+    np.testing.assert_allclose(
+        s["color"][0].numpy().transpose(1, 2, 0), seq.rgb_in_spike_camera(11) / 255.0, atol=1e-6
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def r2(*a):
-        return subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, a)], capture_output=True, text=True,
-                              env=env, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "r2sdepth.cli", *map(str, a)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
 
     run = tmp_path / "run"
-    r = r2("train", "--config", "train_spike_synth", "--out", run, "--data.root", root, "--data.val_split", "null",
-           "--data.height", "64", "--data.width", "128", "--data.window", "64", "--data.batch_size", "2",
-           "--data.num_workers", "0", "--model.width", "8", "--model.decoder_width", "8", "--pose.width", "8",
-           "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu")
+    r = r2(
+        "train",
+        "--config",
+        "train_spike_synth",
+        "--out",
+        run,
+        "--data.root",
+        root,
+        "--data.val_split",
+        "null",
+        "--data.height",
+        "64",
+        "--data.width",
+        "128",
+        "--data.window",
+        "64",
+        "--data.batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--model.width",
+        "8",
+        "--model.decoder_width",
+        "8",
+        "--pose.width",
+        "8",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
-    r = r2("eval", "--checkpoint", run / "checkpoints" / "last.ckpt", "--data", root, "--split",
-           root / "splits" / "test_files.txt", "--out", tmp_path / "e.json")
+    r = r2(
+        "eval",
+        "--checkpoint",
+        run / "checkpoints" / "last.ckpt",
+        "--data",
+        root,
+        "--split",
+        root / "splits" / "test_files.txt",
+        "--out",
+        tmp_path / "e.json",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "e.json").read_text())
     assert res["n"] == 4 and np.isfinite(res["abs_rel"])
@@ -210,8 +282,17 @@ def test_train_and_eval_read_a_rig_root_through_the_cli(rig, tmp_path):
     # window chosen by time; equal to the data set's path (split mode) for the same frames
     from r2sdepth.infer import predict_split
 
-    r = r2("infer", "--checkpoint", run / "checkpoints" / "last.ckpt", "--input", rig[0], "--out", tmp_path / "inf",
-           "--gif", tmp_path / "inf.gif")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        run / "checkpoints" / "last.ckpt",
+        "--input",
+        rig[0],
+        "--out",
+        tmp_path / "inf",
+        "--gif",
+        tmp_path / "inf.gif",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     summ = json.loads((tmp_path / "inf" / "summary.json").read_text())
     assert summ["names"] == [f"{i:06d}" for i in range(14)] and summ["input_size"] == [64, 128]

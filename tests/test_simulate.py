@@ -6,9 +6,9 @@ from r2sdepth.spike import SpikeStream, tfp
 from r2sdepth.spike.simulate import (
     SimParams,
     SpikeSimulator,
+    frame_window,
     iter_frames,
     luminance,
-    frame_window,
     simulate_chunk,
     simulate_to_file,
 )
@@ -75,7 +75,9 @@ def test_potential_integrates_the_linear_ramp_exactly(path, monkeypatch):
     p, g = 8, 0.5
     l0 = np.array([[0.0, 0.2, 1.0]], np.float32)
     l1 = np.array([[1.0, 0.6, 0.0]], np.float32)
-    params = SimParams(planes_per_frame=p, threshold=100.0, gain=g, shot_photons=1e9 if path == "shot" else 0.0)
+    params = SimParams(
+        planes_per_frame=p, threshold=100.0, gain=g, shot_photons=1e9 if path == "shot" else 0.0
+    )
     sim = SpikeSimulator(1, 3, params, seed=0, backend="torch" if path == "torch" else "numpy")
     sim.v[:] = 0.0  # no spike can fire in one chunk (at most g * p = 4 < 100): the potential is the integral
     sim.start(l0)
@@ -86,11 +88,14 @@ def test_potential_integrates_the_linear_ramp_exactly(path, monkeypatch):
             monkeypatch.setenv("R2SDEPTH_NO_NUMBA", "1")
         sim.advance(l1)
     gained = np.asarray(sim.v, np.float64)
-    np.testing.assert_allclose(gained, g * p * (l0 + l1) / 2, rtol=1e-5 if path != "shot" else 1e-3, atol=1e-5)
+    np.testing.assert_allclose(
+        gained, g * p * (l0 + l1) / 2, rtol=1e-5 if path != "shot" else 1e-3, atol=1e-5
+    )
     # each plane's light is the ramp's mean over the plane's interval (midpoint of a linear ramp)
     planes = np.stack(list(sim.plane_luminance(l0, l1)))
-    ref = np.stack([np.mean([l0 + a * (l1 - l0) for a in np.linspace(k / p, (k + 1) / p, 101)], 0)
-                    for k in range(p)])
+    ref = np.stack(
+        [np.mean([l0 + a * (l1 - l0) for a in np.linspace(k / p, (k + 1) / p, 101)], 0) for k in range(p)]
+    )
     np.testing.assert_allclose(planes, ref, atol=1e-6)
 
 
@@ -217,8 +222,9 @@ def test_bad_inputs(tmp_path):
         SimParams(interp="cubic")
 
 
-@pytest.mark.parametrize("kw", [{}, {"interp": "hold"}, {"reset": "zero"},
-                                {"fpn_sigma": 0.1, "dark_current": 0.01}])
+@pytest.mark.parametrize(
+    "kw", [{}, {"interp": "hold"}, {"reset": "zero"}, {"fpn_sigma": 0.1, "dark_current": 0.01}]
+)
 def test_fused_kernel_bytes_equal_numpy_path(kw):
     from r2sdepth.spike.io import encode_planes
     from r2sdepth.spike.simulate import _packed_kernel
@@ -237,4 +243,6 @@ def test_fused_kernel_bytes_equal_numpy_path(kw):
     a8, b8 = SpikeSimulator(8, 16, p, 2), SpikeSimulator(8, 16, p, 2)  # aligned rows
     a8.start(frames[0][:8, :16])
     b8.start(frames[0][:8, :16])
-    np.testing.assert_array_equal(a8.advance_packed(frames[1][:8, :16]), encode_planes(b8.advance(frames[1][:8, :16])))
+    np.testing.assert_array_equal(
+        a8.advance_packed(frames[1][:8, :16]), encode_planes(b8.advance(frames[1][:8, :16]))
+    )

@@ -75,7 +75,7 @@ def test_chunked_writer_equals_one_shot(tmp_path):
     s = rand_spikes(40, 9, 11)
     with SpikeWriter(tmp_path / "a.dat", 9, 11) as w:
         for i in range(0, 40, 7):
-            w.append(s[i:i + 7])
+            w.append(s[i : i + 7])
         assert not (tmp_path / "a.dat").exists()  # temporary name until closed
     write_dat(tmp_path / "b.dat", s)
     assert (tmp_path / "a.dat").read_bytes() == (tmp_path / "b.dat").read_bytes()
@@ -171,6 +171,7 @@ def test_spike_package_imports_without_torch():
 
 # --- real recordings -------------------------------------------------------------------------
 
+
 def test_real_camera_recording_decodes_upright(shared_data):
     p = shared_data / "spike_real" / "car_250x400.dat"
     st = SpikeStream(p, 250, 400)
@@ -187,16 +188,18 @@ def test_real_camera_recording_decodes_upright(shared_data):
 def test_reds_streams_match_sharp_frames(shared_data, name):
     from PIL import Image
 
-    gt = np.asarray(Image.open(shared_data / "spike_sim_reds" / "gt" / f"{name}.png").convert("L"), np.float32)
+    gt = np.asarray(
+        Image.open(shared_data / "spike_sim_reds" / "gt" / f"{name}.png").convert("L"), np.float32
+    )
     st = SpikeStream(shared_data / "spike_sim_reds" / "spike" / f"{name}.dat", 250, 400)
     assert len(st) == 301
     corr = {}
     for bo in ("little", "big"):
         for flip in (True, False):
-            w = SpikeStream(st.path, 250, 400, bitorder=bo, flipud=flip)[151 - 20:151 + 21]
+            w = SpikeStream(st.path, 250, 400, bitorder=bo, flipud=flip)[151 - 20 : 151 + 21]
             corr[bo, flip] = np.corrcoef(tfp(w).ravel(), gt.ravel())[0, 1]
     # the defaults (LSB first, rows bottom to top) are the convention of these files
     assert max(corr, key=corr.get) == ("little", True)
     assert corr["little", True] > 0.95
-    w = st[151 - 20:151 + 21]
+    w = st[151 - 20 : 151 + 21]
     assert np.corrcoef(tfi(w, 20).ravel(), gt.ravel())[0, 1] > 0.85

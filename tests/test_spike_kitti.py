@@ -34,7 +34,9 @@ def make_tree(root: Path, drives=3, frames=4, h=24, w=40, cams=("02",)):
             img_dir = root / date / f"{date}_drive_{d:04d}_sync" / f"image_{c}" / "data"
             img_dir.mkdir(parents=True)
             for f in range(frames):
-                Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(img_dir / f"{f:010d}.png")
+                Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
+                    img_dir / f"{f:010d}.png"
+                )
     return root
 
 
@@ -69,15 +71,19 @@ def test_layout_manifest_and_resume(tmp_path):
     assert res["built"] == 1
     assert tree_bytes(out) == full  # stale partial files of the rebuilt stream are gone
     # other parameters -> rebuilt
-    assert build_spike_kitti(root, out, height=16, width=32, params=SimParams(planes_per_frame=4))["built"] == 6
+    assert (
+        build_spike_kitti(root, out, height=16, width=32, params=SimParams(planes_per_frame=4))["built"] == 6
+    )
 
 
 def test_shards_union_equals_full(tmp_path):
     root = make_tree(tmp_path / "kitti", drives=5)
     full_out, shard_out = tmp_path / "full", tmp_path / "sharded"
     build_spike_kitti(root, full_out, height=16, width=32, params=PARAMS, workers=2)
-    built = [build_spike_kitti(root, shard_out, height=16, width=32, params=PARAMS, shard=f"{i}/3")["built"]
-             for i in range(3)]
+    built = [
+        build_spike_kitti(root, shard_out, height=16, width=32, params=PARAMS, shard=f"{i}/3")["built"]
+        for i in range(3)
+    ]
     assert built == [2, 2, 1]
     assert tree_bytes(shard_out) == tree_bytes(full_out)
 
@@ -87,9 +93,22 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     ref = tmp_path / "ref"
     build_spike_kitti(root, ref, height=96, width=320, params=SimParams(planes_per_frame=64))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "r2sdepth.cli", "build-spike-kitti", "--kitti-root", str(root),
-           "--out", str(out), "--size", "96x320", "--planes-per-frame", "64",
-           "--cameras", "02"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "r2sdepth.cli",
+        "build-spike-kitti",
+        "--kitti-root",
+        str(root),
+        "--out",
+        str(out),
+        "--size",
+        "96x320",
+        "--planes-per-frame",
+        "64",
+        "--cameras",
+        "02",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and not list(out.glob("*/*/spike_02/stream.json")):

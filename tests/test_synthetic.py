@@ -40,8 +40,14 @@ def test_traffic_off_is_the_old_street_and_parameters_are_guarded(tmp_path):
     assert len(a.boxes) == len(b.boxes) and a.speed == b.speed
     t = make_world(np.random.default_rng([0, 1]), 60.0, traffic=0.5)
     assert len(t.boxes) > len(a.boxes) + 10
-    img, depth = render(t, camera_pose(t, 0.0, np.zeros(3)), np.array([[55.7, 0, 48], [0, 122.9, 32], [0, 0, 1.0]]),
-                        64, 96, 0.0)
+    img, depth = render(
+        t,
+        camera_pose(t, 0.0, np.zeros(3)),
+        np.array([[55.7, 0, 48], [0, 122.9, 32], [0, 0, 1.0]]),
+        64,
+        96,
+        0.0,
+    )
     assert img.shape == (64, 96, 3) and np.isfinite(depth).all()
     synthesize(tmp_path, sequences=1, frames=3, height=32, width=32, seed=0, traffic=0.5)
     with pytest.raises(R2SDepthError, match="other parameters"):

@@ -19,8 +19,16 @@ def r2(*args, **kw):
 
 
 def test_dataset_sample(synth):
-    ds = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, window=32,
-                           sim={"planes_per_frame": 32}, augment=True, with_gt=True)
+    ds = SpikeKittiDataset(
+        synth,
+        synth / "splits" / "train_files.txt",
+        height=64,
+        width=96,
+        window=32,
+        sim={"planes_per_frame": 32},
+        augment=True,
+        with_gt=True,
+    )
     s = ds[0]
     assert s["color"].shape == (3, 3, 64, 96) and s["color_aug"].shape == (3, 3, 64, 96)
     assert s["spikes"].shape == (32, 64, 96) and s["spikes"].dtype == torch.uint8
@@ -66,8 +74,13 @@ def test_overfit_reduces_photometric_loss(tmp_path):
     assert batch["color"].shape[0] == 8
     torch.manual_seed(0)
     # the synthetic configs' settings: thin ResNet-18s, pose outputs x0.1 (see models/pose.py)
-    m = DepthModule({"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16, "scale": 0.1},
-                    None, None, {"context": [-1, 1]})
+    m = DepthModule(
+        {"modality": "rgb", "width": 16, "decoder_width": 8},
+        {"width": 16, "scale": 0.1},
+        None,
+        None,
+        {"context": [-1, 1]},
+    )
     opt = torch.optim.Adam(m.parameters(), 2e-4)
     with torch.no_grad():
         first = float(m.compute_loss(batch)["photo"])
@@ -84,12 +97,19 @@ def test_overfit_reduces_photometric_loss(tmp_path):
 def test_nan_batch_is_skipped(synth):
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, window=32,
-                           sim={"planes_per_frame": 32})
+    ds = SpikeKittiDataset(
+        synth,
+        synth / "splits" / "train_files.txt",
+        height=64,
+        width=96,
+        window=32,
+        sim={"planes_per_frame": 32},
+    )
     batch = collate([ds[0]])
     batch["color"][0, 1, 0, 0, 0] = float("nan")
-    m = DepthModule({"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16}, None, None,
-                    {"context": [-1, 1]})
+    m = DepthModule(
+        {"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16}, None, None, {"context": [-1, 1]}
+    )
     before = {k: v.clone() for k, v in m.state_dict().items()}
     with pytest.warns(RuntimeWarning, match="skipped"):  # NaN in a source frame: the loss is NaN
         out = m.training_step(batch, 0)
@@ -102,22 +122,67 @@ def test_nan_batch_is_skipped(synth):
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
 
 
-CFG_OVERRIDES = ["--model.width", "16", "--model.decoder_width", "8", "--pose.width", "16",
-                 "--data.height", "64", "--data.width", "96", "--data.window", "32",
-                 "--data.sim.planes_per_frame", "32", "--data.batch_size", "2", "--data.num_workers", "0",
-                 "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
-                 "--trainer.enable_model_summary", "false"]
+CFG_OVERRIDES = [
+    "--model.width",
+    "16",
+    "--model.decoder_width",
+    "8",
+    "--pose.width",
+    "16",
+    "--data.height",
+    "64",
+    "--data.width",
+    "96",
+    "--data.window",
+    "32",
+    "--data.sim.planes_per_frame",
+    "32",
+    "--data.batch_size",
+    "2",
+    "--data.num_workers",
+    "0",
+    "--trainer.check_val_every_n_epoch",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+]
 
 
 def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     data, spikes, run = tmp_path / "synth", tmp_path / "spikes", tmp_path / "run"
     assert r2("synth", "--out", data, "--sequences", "3", "--frames", "5", "--size", "64x96").returncode == 0
-    r = r2("build-spike-kitti", "--kitti-root", data, "--out", spikes, "--cameras", "02", "--size", "64x96", "--planes-per-frame", "32")
+    r = r2(
+        "build-spike-kitti",
+        "--kitti-root",
+        data,
+        "--out",
+        spikes,
+        "--cameras",
+        "02",
+        "--size",
+        "64x96",
+        "--planes-per-frame",
+        "32",
+    )
     assert r.returncode == 0, r.stderr
     sp = data / "splits"
-    common = ["--config", "train_fusion_synth", "--out", run, "--data.root", data,
-              "--data.spike_root", spikes, "--data.train_split", sp / "train_files.txt",
-              "--data.val_split", sp / "val_files.txt", *CFG_OVERRIDES]
+    common = [
+        "--config",
+        "train_fusion_synth",
+        "--out",
+        run,
+        "--data.root",
+        data,
+        "--data.spike_root",
+        spikes,
+        "--data.train_split",
+        sp / "train_files.txt",
+        "--data.val_split",
+        sp / "val_files.txt",
+        *CFG_OVERRIDES,
+    ]
     r = r2("train", *common, "--trainer.max_steps", "2")
     assert r.returncode == 0, r.stderr[-3000:]
     ck = run / "checkpoints" / "last.ckpt"
@@ -135,8 +200,23 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     assert ck2["global_step"] == 4
     # eval the fusion teacher and its spike-only head, with the mean-depth baseline
     for modality in ("fusion", "spike"):
-        r = r2("eval", "--checkpoint", ck, "--data", data, "--spike-root", spikes, "--split", sp / "test_files.txt",
-               "--modality", modality, "--baseline-split", sp / "train_files.txt", "--out", tmp_path / f"{modality}.json")
+        r = r2(
+            "eval",
+            "--checkpoint",
+            ck,
+            "--data",
+            data,
+            "--spike-root",
+            spikes,
+            "--split",
+            sp / "test_files.txt",
+            "--modality",
+            modality,
+            "--baseline-split",
+            sp / "train_files.txt",
+            "--out",
+            tmp_path / f"{modality}.json",
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         res = json.loads((tmp_path / f"{modality}.json").read_text())
         assert "mean-depth baseline" in res and len(res) == 2
@@ -146,26 +226,67 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     assert r.returncode == 2 and "cannot run as rgb" in r.stderr
     # stage 2: distil the fusion teacher into a spike-only student, then evaluate the student
     run2 = tmp_path / "student"
-    r = r2("distill", "--config", "distill_synth", "--teacher", ck, "--out", run2,
-           "--data.val_split", sp / "val_files.txt", "--data.batch_size", "2", "--data.num_workers", "0",
-           "--trainer.max_steps", "2", "--trainer.check_val_every_n_epoch", "1",
-           "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
+    r = r2(
+        "distill",
+        "--config",
+        "distill_synth",
+        "--teacher",
+        ck,
+        "--out",
+        run2,
+        "--data.val_split",
+        sp / "val_files.txt",
+        "--data.batch_size",
+        "2",
+        "--data.num_workers",
+        "0",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.check_val_every_n_epoch",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     st = run2 / "checkpoints" / "last.ckpt"
     meta = torch.load(st, map_location="cpu", weights_only=False)["r2sdepth"]
     assert meta["modality"] == "spike" and meta["stage"] == 2 and meta["teacher_modality"] == "fusion"
     assert (run2 / "config.yaml").is_file() and "distill" in (run2 / "config.yaml").read_text()
-    r = r2("eval", "--checkpoint", st, "--data", data, "--spike-root", spikes, "--split", sp / "test_files.txt",
-           "--out", tmp_path / "student.json")
+    r = r2(
+        "eval",
+        "--checkpoint",
+        st,
+        "--data",
+        data,
+        "--spike-root",
+        spikes,
+        "--split",
+        sp / "test_files.txt",
+        "--out",
+        tmp_path / "student.json",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert 0 <= json.loads((tmp_path / "student.json").read_text())["abs_rel"] < 10
-    r = r2("eval", "--checkpoint", st, "--data", data, "--split", sp / "test_files.txt", "--modality", "fusion")
+    r = r2(
+        "eval", "--checkpoint", st, "--data", data, "--split", sp / "test_files.txt", "--modality", "fusion"
+    )
     assert r.returncode == 2 and "cannot run as fusion" in r.stderr
     # the student runs on a built stream with infer, and exports
-    r = r2("infer", "--checkpoint", st, "--input", spikes / "2000_01_01/2000_01_01_drive_0000_sync/spike_02/stream.dat",
-           "--out", tmp_path / "inf")
+    r = r2(
+        "infer",
+        "--checkpoint",
+        st,
+        "--input",
+        spikes / "2000_01_01/2000_01_01_drive_0000_sync/spike_02/stream.dat",
+        "--out",
+        tmp_path / "inf",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
-    assert len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 5  # (pre-roll + 4 chunks) x 32 planes / 32
+    assert (
+        len(list((tmp_path / "inf" / "depth").glob("*.npy"))) == 5
+    )  # (pre-roll + 4 chunks) x 32 planes / 32
     r = r2("distill", "--config", "distill_synth", "--teacher", st, "--out", tmp_path / "x")
     assert r.returncode == 2 and "stage-1 fusion, rgb or spike" in r.stderr
 
@@ -173,10 +294,29 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_ddp_two_cpu_processes(synth, tmp_path):
     sp = synth / "splits"
-    r = r2("train", "--config", "train_rgb_synth", "--out", tmp_path / "ddp",
-           "--data.root", synth, "--data.train_split", sp / "train_files.txt", "--data.val_split", "null",
-           *CFG_OVERRIDES, "--trainer.max_steps", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp",
-           "--trainer.accelerator", "cpu", timeout=600)
+    r = r2(
+        "train",
+        "--config",
+        "train_rgb_synth",
+        "--out",
+        tmp_path / "ddp",
+        "--data.root",
+        synth,
+        "--data.train_split",
+        sp / "train_files.txt",
+        "--data.val_split",
+        "null",
+        *CFG_OVERRIDES,
+        "--trainer.max_steps",
+        "2",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.accelerator",
+        "cpu",
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "ddp" / "checkpoints" / "last.ckpt").is_file()
 
@@ -196,7 +336,9 @@ def test_init_from_copies_matching_weights(tmp_path):
     fus = DepthModule({"modality": "fusion", **small}, {"width": 8})
     spike_before = {k: v.clone() for k, v in fus.net.spike.state_dict().items()}
     names = fus.init_from(tmp_path / "rgb.ckpt")
-    assert any(n.startswith("net.rgb_encoder.") for n in names) and any(n.startswith("pose_net.") for n in names)
+    assert any(n.startswith("net.rgb_encoder.") for n in names) and any(
+        n.startswith("pose_net.") for n in names
+    )
     for k, v in rgb.net.rgb_encoder.state_dict().items():
         assert torch.equal(fus.net.rgb_encoder.state_dict()[k], v)
     assert all(torch.equal(fus.net.spike.state_dict()[k], v) for k, v in spike_before.items())
@@ -218,24 +360,50 @@ def test_adapt_config_warm_starts_and_holds_the_fusion_weight(synth, tmp_path):
     from r2sdepth.train.run import adapt_config, apply_overrides, load_config, run_training
 
     sp = synth / "splits"
-    cfg = apply_overrides(load_config("train_fusion_synth"), [
-        "--data.root", str(synth), "--data.train_split", str(sp / "train_files.txt"), "--data.val_split", "null",
-        *map(str, CFG_OVERRIDES), "--model.fusion.horizon", "4", "--trainer.max_steps", "3",
-        "--seed", "1"])  # another seed than the adaptation's: its own initialisation differs from the teacher
+    cfg = apply_overrides(
+        load_config("train_fusion_synth"),
+        [
+            "--data.root",
+            str(synth),
+            "--data.train_split",
+            str(sp / "train_files.txt"),
+            "--data.val_split",
+            "null",
+            *map(str, CFG_OVERRIDES),
+            "--model.fusion.horizon",
+            "4",
+            "--trainer.max_steps",
+            "3",
+            "--seed",
+            "1",
+        ],
+    )  # another seed than the adaptation's: its own initialisation differs from the teacher
     t = run_training(cfg, tmp_path / "teacher", resume=False)
     tck = torch.load(t["last"], map_location="cpu", weights_only=False)
     w_end = float(tck["state_dict"]["net.w_rgb"])
     assert 0.0 < w_end < 0.99
-    a = adapt_config(t["last"], synth, sp / "test_files.txt", steps=1, batch_size=2,
-                     overrides=["--data.num_workers", "0", "--trainer.enable_model_summary", "false"])
+    a = adapt_config(
+        t["last"],
+        synth,
+        sp / "test_files.txt",
+        steps=1,
+        batch_size=2,
+        overrides=["--data.num_workers", "0", "--trainer.enable_model_summary", "false"],
+    )
     res = run_training(a, tmp_path / "adapt", resume=False)
     ack = torch.load(res["last"], map_location="cpu", weights_only=False)
     assert ack["global_step"] == 1
     assert float(ack["state_dict"]["net.w_rgb"]) == pytest.approx(w_end, abs=1e-6)
     assert ack["r2sdepth"]["data"]["root"] == str(synth) and ack["r2sdepth"]["height"] == 64
     # warm start: one Adam step (lr 1e-4) from the teacher leaves every weight within a few lr of it
-    moved = max(float((ack["state_dict"][k] - v).abs().max()) for k, v in tck["state_dict"].items()
-                if k.startswith("net.spike.") and v.is_floating_point() and "running" not in k and "num_batches" not in k)
+    moved = max(
+        float((ack["state_dict"][k] - v).abs().max())
+        for k, v in tck["state_dict"].items()
+        if k.startswith("net.spike.")
+        and v.is_floating_point()
+        and "running" not in k
+        and "num_batches" not in k
+    )
     assert moved < 1e-3
     with pytest.raises(R2SDepthError, match="fusion"):
         adapt_config(SHIPPED_CHECKPOINTS["demo"], synth, sp / "test_files.txt")
@@ -257,7 +425,7 @@ def test_depth_supervision_is_the_si_log_loss_on_valid_pixels_by_hand():
         gg = gt[b, 0].double().numpy()
         ok = (gg > 0) & (gg < hi)
         d = np.log(dd[ok]) - np.log(gg[ok])
-        ref.append(np.mean(d ** 2) - 0.85 * np.mean(d) ** 2)
+        ref.append(np.mean(d**2) - 0.85 * np.mean(d) ** 2)
     got = m.depth_supervision({0: disp}, gt)
     assert float(got) == pytest.approx(float(np.mean(ref)), rel=1e-5)
 
@@ -273,14 +441,42 @@ def test_depth_supervised_training_through_the_cli_learns(synth_long, tmp_path):
 
     data, run = synth_long, tmp_path / "run"
     sp = data / "splits"
-    common = ["--config", "train_spike_synth", "--out", run, "--data.root", data,
-              "--data.train_split", sp / "train_files.txt", "--data.val_split", sp / "val_files.txt",
-              "--data.gt_source", "exact", *CFG_OVERRIDES, "--trainer.check_val_every_n_epoch", "4"]
-    r = r2("train", *common, "--loss.photo_weight", "0", "--loss.depth_weight", "0", "--trainer.max_steps", "1")
-    assert r.returncode == 2 and "needs loss.depth_weight > 0" in r.stderr and not run.exists()  # nothing written
+    common = [
+        "--config",
+        "train_spike_synth",
+        "--out",
+        run,
+        "--data.root",
+        data,
+        "--data.train_split",
+        sp / "train_files.txt",
+        "--data.val_split",
+        sp / "val_files.txt",
+        "--data.gt_source",
+        "exact",
+        *CFG_OVERRIDES,
+        "--trainer.check_val_every_n_epoch",
+        "4",
+    ]
+    r = r2(
+        "train", *common, "--loss.photo_weight", "0", "--loss.depth_weight", "0", "--trainer.max_steps", "1"
+    )
+    assert (
+        r.returncode == 2 and "needs loss.depth_weight > 0" in r.stderr and not run.exists()
+    )  # nothing written
     assert len(r.stderr.strip().splitlines()) == 1
-    r = r2("train", *common, "--loss.photo_weight", "0", "--loss.depth_weight", "1", "--optim.lr", "1e-3",
-           "--trainer.max_steps", "60")
+    r = r2(
+        "train",
+        *common,
+        "--loss.photo_weight",
+        "0",
+        "--loss.depth_weight",
+        "1",
+        "--optim.lr",
+        "1e-3",
+        "--trainer.max_steps",
+        "60",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader((run / "logs" / "metrics.csv").open()))
     cols = set(rows[0])
@@ -292,9 +488,26 @@ def test_depth_supervised_training_through_the_cli_learns(synth_long, tmp_path):
 
     slim = slim_checkpoint(ck, tmp_path / "slim.ckpt")
     r = r2("distill", "--config", "distill_synth", "--teacher", slim, "--out", tmp_path / "d")
-    assert r.returncode == 2 and "slim checkpoint has no pose network" in r.stderr and not (tmp_path / "d").exists()
-    r = r2("distill", "--config", "distill_synth", "--teacher", ck, "--out", tmp_path / "d", "--loss.depth_weight", "1",
-           "--distill.feat_weight", "0", "--distill.at_weight", "0")
+    assert (
+        r.returncode == 2
+        and "slim checkpoint has no pose network" in r.stderr
+        and not (tmp_path / "d").exists()
+    )
+    r = r2(
+        "distill",
+        "--config",
+        "distill_synth",
+        "--teacher",
+        ck,
+        "--out",
+        tmp_path / "d",
+        "--loss.depth_weight",
+        "1",
+        "--distill.feat_weight",
+        "0",
+        "--distill.at_weight",
+        "0",
+    )
     assert r.returncode == 2 and "stage-1 (train) option" in r.stderr and not (tmp_path / "d").exists()
     gts = ev.split_gt(data, sp / "train_files.txt")
     preds, _ = predict_split(ck, data, sp / "train_files.txt")
@@ -308,10 +521,22 @@ def test_depth_supervised_batches_read_no_context_frames(synth):
     from r2sdepth.train.datamodule import SpikeKittiDataModule
 
     sp = synth / "splits"
-    cfg = {"root": str(synth), "train_split": str(sp / "train_files.txt"), "val_split": str(sp / "val_files.txt"),
-           "height": 64, "width": 96, "window": 32, "sim": {"planes_per_frame": 32}, "gt_source": "exact"}
+    cfg = {
+        "root": str(synth),
+        "train_split": str(sp / "train_files.txt"),
+        "val_split": str(sp / "val_files.txt"),
+        "height": 64,
+        "width": 96,
+        "window": 32,
+        "sim": {"planes_per_frame": 32},
+        "gt_source": "exact",
+    }
     dm = SpikeKittiDataModule(cfg, "spike", train_gt=True, train_context=False)
     dm.setup("fit")
     tr, va = dm.train_ds[0], dm.val_ds[0]
-    assert tr["color"].shape[0] == 1 and tr["depth_gt"].shape[-2:] == (64, 96) and float(tr["depth_gt"].max()) > 0
+    assert (
+        tr["color"].shape[0] == 1
+        and tr["depth_gt"].shape[-2:] == (64, 96)
+        and float(tr["depth_gt"].max()) > 0
+    )
     assert va["color"].shape[0] == 3

@@ -62,12 +62,20 @@ class DepthModel:
         self.window_mode: str = tw["mode"]
 
     def __repr__(self) -> str:
-        return (f"DepthModel({str(self.checkpoint)!r}, modality={self.modality!r}, window={self.window}, "
-                f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r})")
+        return (
+            f"DepthModel({str(self.checkpoint)!r}, modality={self.modality!r}, window={self.window}, "
+            f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r})"
+        )
 
-    def predict(self, spikes: np.ndarray, *, rgb: np.ndarray | None = None,
-                net_size: tuple[int, int] | None = None, rate_hz: float | None = None,
-                fit: str = "resize") -> np.ndarray:
+    def predict(
+        self,
+        spikes: np.ndarray,
+        *,
+        rgb: np.ndarray | None = None,
+        net_size: tuple[int, int] | None = None,
+        rate_hz: float | None = None,
+        fit: str = "resize",
+    ) -> np.ndarray:
         """Depth for spike windows.
 
         ``spikes``: ``[T, H, W]`` or ``[B, T, H, W]``, binary (bool / uint8 / float 0-1), oldest
@@ -87,7 +95,9 @@ class DepthModel:
         if single:
             x = x[None]
         if x.ndim != 4 or min(x.shape) == 0:
-            raise R2SDepthError(f"spikes must be [T, H, W] or [B, T, H, W], got shape {tuple(np.shape(spikes))}")
+            raise R2SDepthError(
+                f"spikes must be [T, H, W] or [B, T, H, W], got shape {tuple(np.shape(spikes))}"
+            )
         if x.dtype == np.uint8 or x.dtype == np.bool_:
             if x.dtype == np.uint8 and x.max() > 1:
                 raise R2SDepthError("spikes must be binary (0/1)")
@@ -106,20 +116,25 @@ class DepthModel:
         mode, net_hw = network_fit(hw, net_size, fit, self.trained_size)
         if net_hw[0] <= 0 or net_hw[1] <= 0 or net_hw[0] % 32 or net_hw[1] % 32:
             raise R2SDepthError(f"net_size {net_hw[0]}x{net_hw[1]}: the network needs multiples of 32")
-        batch: dict[str, Any] = {"spikes": torch.from_numpy(np.ascontiguousarray(fit_spatial(x, net_hw, mode)))
-                                 .to(self.device)}
+        batch: dict[str, Any] = {
+            "spikes": torch.from_numpy(np.ascontiguousarray(fit_spatial(x, net_hw, mode))).to(self.device)
+        }
         if modality in ("rgb", "fusion"):
             im = np.asarray(rgb)
             im = im[None] if im.ndim == 3 else im
             if im.shape[0] != x.shape[0] or im.shape[1:3] != hw or im.shape[-1] != 3:
-                raise R2SDepthError(f"rgb must be [B, {hw[0]}, {hw[1]}, 3] matching the spikes, got {im.shape}")
+                raise R2SDepthError(
+                    f"rgb must be [B, {hw[0]}, {hw[1]}, 3] matching the spikes, got {im.shape}"
+                )
             batch["color_aug"] = fit_rgb(im, net_hw, mode)[:, None].to(self.device)
         with torch.no_grad():
             depth = depth_from_net(predict_batch(self.module, batch, modality), hw, mode)
         out = depth[:, 0].float().cpu().numpy()
         return out[0] if single else out
 
-    def stream(self, windows: Iterable[np.ndarray], *, queue_size: int = 4, **kw: Any) -> Iterator[np.ndarray]:
+    def stream(
+        self, windows: Iterable[np.ndarray], *, queue_size: int = 4, **kw: Any
+    ) -> Iterator[np.ndarray]:
         """Depth maps ``[H, W]`` (float32, model units) for an iterator of spike windows
         ``[T, H, W]`` (e.g. a camera SDK's callback loop), in order, one per window.
 

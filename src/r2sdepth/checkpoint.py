@@ -105,10 +105,14 @@ def load_file(path: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]
         text = str(e)
         import re
 
-        glob = re.search(r"GLOBAL ([\w.]+)", text)  # torch's wording varies: "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y whose module ..."
+        glob = re.search(
+            r"GLOBAL ([\w.]+)", text
+        )  # torch's wording varies: "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y whose module ..."
         if glob:
-            raise R2SDepthError(f"{path}: refused: the checkpoint holds a pickled {glob.group(1)}, which "
-                                "would run code on load (only tensors and plain data are accepted)") from e
+            raise R2SDepthError(
+                f"{path}: refused: the checkpoint holds a pickled {glob.group(1)}, which "
+                "would run code on load (only tensors and plain data are accepted)"
+            ) from e
         why = re.search(r"WeightsUnpickler error: \s*(.+)", text)
         msg = why.group(1).strip() if why else (text.strip().splitlines() or [e.__class__.__name__])[0]
         raise R2SDepthError(f"{path}: unreadable checkpoint ({e.__class__.__name__}: {msg[:200]})") from e
@@ -141,14 +145,14 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
     "demo": {
         "units": "relative depth (model units, about 0.1-0.4; metres up to one scale)",
         "typical_scale": "metres = x64 on the synthetic learning-check scenes, x58 on KITTI drive 0005 "
-                         "(frames 0-29), x84 on drive 0009 (frames 0-50): use --camera-height or --scale",
+        "(frames 0-29), x84 on drive 0009 (frames 0-50): use --camera-height or --scale",
         "trained_on": "synthetic streets, stage-2 distillation (scripts/make_demo_model.py)",
     },
     "real": {
         "units": "near metres (trained with synthetic exact depth, then self-distilled on real footage)",
         "typical_scale": "metres = x0.74 on KITTI drive 0005 (frames 0-29), x1.13 on drive 0009 (frames 0-50)",
         "trained_on": "synthetic traffic (exact depth) + self-distillation on KITTI drive 0005 frames 0-19 "
-                      "(no LiDAR; scripts/make_real_model.py)",
+        "(no LiDAR; scripts/make_real_model.py)",
     },
 }
 
@@ -169,8 +173,12 @@ def trained_windows(meta: dict[str, Any]) -> dict[str, Any]:
     d = meta.get("data") or {}
     sim = SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__})
     planes = int(meta.get("window") or d.get("window") or 0) or None
-    return {"planes": planes, "rate_hz": sim.rate_hz, "duration_s": planes / sim.rate_hz if planes else None,
-            "mode": sim.window_mode}
+    return {
+        "planes": planes,
+        "rate_hz": sim.rate_hz,
+        "duration_s": planes / sim.rate_hz if planes else None,
+        "mode": sim.window_mode,
+    }
 
 
 def check_window(meta: dict[str, Any], window: int) -> None:
@@ -184,14 +192,19 @@ def check_window(meta: dict[str, Any], window: int) -> None:
         near = sorted({max(per, window // per * per), (window // per + 1) * per}) if window > 0 else [per]
         raise R2SDepthError(
             f"window {window}: this model splits a window into {rep.get('chunks', 4)} chunks x {rep.get('bins', 8)} "
-            f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on {trained})")
+            f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on {trained})"
+        )
     if trained and int(window) != trained:
         import warnings
 
         from r2sdepth.errors import R2SDepthWarning
 
-        warnings.warn(f"window {window} differs from the {trained} planes the model was trained on (depth may "
-                      f"suffer): --window {trained}", R2SDepthWarning, stacklevel=3)
+        warnings.warn(
+            f"window {window} differs from the {trained} planes the model was trained on (depth may "
+            f"suffer): --window {trained}",
+            R2SDepthWarning,
+            stacklevel=3,
+        )
 
 
 #: a stream whose planes per second differ from the trained ones by more than this factor is warned about
@@ -207,12 +220,17 @@ def rate_mismatch(meta: dict[str, Any], rate_hz: float, window: int) -> str | No
     if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:
         return None
     dur = window / rate_hz
-    how = ("P planes spread over each 100 ms RGB frame interval, the scene moving through the window"
-           if tw["mode"] == "per-frame" else "a real camera's rate")
-    return (f"the model was trained on {tw['planes']}-plane windows at {tw['rate_hz']:g} planes/s "
-            f"({1e3 * (tw['duration_s'] or 0):.3g} ms, {how}); this input's {window} planes at {rate_hz:g} planes/s "
-            f"last {1e3 * dur:.3g} ms: depth may be implausible (use a model trained at this rate, see "
-            f"`r2sdepth models`, or train one with data.sim.camera_rate_hz {rate_hz:g})")
+    how = (
+        "P planes spread over each 100 ms RGB frame interval, the scene moving through the window"
+        if tw["mode"] == "per-frame"
+        else "a real camera's rate"
+    )
+    return (
+        f"the model was trained on {tw['planes']}-plane windows at {tw['rate_hz']:g} planes/s "
+        f"({1e3 * (tw['duration_s'] or 0):.3g} ms, {how}); this input's {window} planes at {rate_hz:g} planes/s "
+        f"last {1e3 * dur:.3g} ms: depth may be implausible (use a model trained at this rate, see "
+        f"`r2sdepth models`, or train one with data.sim.camera_rate_hz {rate_hz:g})"
+    )
 
 
 def shipped_models() -> list[dict[str, Any]]:
@@ -222,10 +240,19 @@ def shipped_models() -> list[dict[str, Any]]:
     for name, path in SHIPPED_CHECKPOINTS.items():
         meta = load_file(path).get("r2sdepth", {})
         tw = trained_windows(meta)
-        rows.append({"name": name, "path": str(path), "modality": meta.get("modality"),
-                     "window_planes": tw["planes"], "planes_per_second": tw["rate_hz"],
-                     "window_s": tw["duration_s"], "window_mode": tw["mode"],
-                     "trained_size": [meta.get("height"), meta.get("width")], **SHIPPED_NOTES.get(name, {})})
+        rows.append(
+            {
+                "name": name,
+                "path": str(path),
+                "modality": meta.get("modality"),
+                "window_planes": tw["planes"],
+                "planes_per_second": tw["rate_hz"],
+                "window_s": tw["duration_s"],
+                "window_mode": tw["mode"],
+                "trained_size": [meta.get("height"), meta.get("width")],
+                **SHIPPED_NOTES.get(name, {}),
+            }
+        )
     return rows
 
 
@@ -247,7 +274,9 @@ def lightning_checkpoint_io():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             save_atomic(checkpoint, path)
 
-        def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        def load_checkpoint(
+            self, path, map_location: Any = None, weights_only: bool | None = None
+        ) -> dict[str, Any]:
             return load_file(path)
 
     return AtomicSafeCheckpointIO()

@@ -73,18 +73,39 @@ def _intrinsics(text: str) -> tuple[float, float, float, float]:
 #   --net-size HxW  network input size (infer, export)
 def _geometry_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("stream geometry (raw .dat without a sidecar JSON)")
-    g.add_argument("--sensor", type=_hw, metavar="HxW",
-                   help="sensor rows x columns, e.g. 250x400 (the PKU gen-1 camera)")
+    g.add_argument(
+        "--sensor", type=_hw, metavar="HxW", help="sensor rows x columns, e.g. 250x400 (the PKU gen-1 camera)"
+    )
     g.add_argument("--bitorder", choices=["little", "big"], help="bit order (default: little, the camera's)")
-    g.add_argument("--no-flip", action="store_true", help="rows are stored top to bottom (default: bottom to top)")
-    g.add_argument("--head-cols", type=int, help="extra columns at the head of each stored row to drop (16 on some raw files)")
+    g.add_argument(
+        "--no-flip", action="store_true", help="rows are stored top to bottom (default: bottom to top)"
+    )
+    g.add_argument(
+        "--head-cols",
+        type=int,
+        help="extra columns at the head of each stored row to drop (16 on some raw files)",
+    )
     g.add_argument("--rate-hz", type=float, help="planes per second (default: sidecar, else 20000)")
-    g.add_argument("--header-bytes", type=int, help="bytes before every plane to skip (16 on some camera files)")
-    g.add_argument("--stored-size", type=_hw, metavar="HxW",
-                   help="stored plane rows x columns when larger than --sensor (e.g. 1024x1024 for a 1000x1000 image)")
-    g.add_argument("--offset", type=_rc, metavar="RxC", help="row x column of the image in the stored plane (default 0x0)")
-    g.add_argument("--allow-partial", action="store_true",
-                   help="read the whole planes of a file whose last plane is incomplete (reports the bytes ignored)")
+    g.add_argument(
+        "--header-bytes", type=int, help="bytes before every plane to skip (16 on some camera files)"
+    )
+    g.add_argument(
+        "--stored-size",
+        type=_hw,
+        metavar="HxW",
+        help="stored plane rows x columns when larger than --sensor (e.g. 1024x1024 for a 1000x1000 image)",
+    )
+    g.add_argument(
+        "--offset",
+        type=_rc,
+        metavar="RxC",
+        help="row x column of the image in the stored plane (default 0x0)",
+    )
+    g.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="read the whole planes of a file whose last plane is incomplete (reports the bytes ignored)",
+    )
 
 
 _SIM_FLAGS = {"video_fps": "--fps"}  # flag names kept from earlier releases
@@ -103,7 +124,11 @@ def _sim_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
         if f.name in skip:
             continue
         flag = _SIM_FLAGS.get(f.name, "--" + f.name.replace("_", "-"))
-        kw: dict = {"dest": "sim_" + f.name, "default": None, "help": f"{f.metadata['help']} (default {f.default})"}
+        kw: dict = {
+            "dest": "sim_" + f.name,
+            "default": None,
+            "help": f"{f.metadata['help']} (default {f.default})",
+        }
         if isinstance(f.default, bool):
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -132,8 +157,18 @@ def _sim_params(a: argparse.Namespace, **defaults: object):
 def _stream_kw(a: argparse.Namespace) -> dict:
     """The stream layout options given on the command line (``SpikeStream`` keyword arguments)."""
     kw: dict = {"height": a.sensor[0], "width": a.sensor[1]} if a.sensor else {}
-    kw.update({k: v for k, v in (("bitorder", a.bitorder), ("head_cols", a.head_cols), ("rate_hz", a.rate_hz),
-                                 ("header_bytes", a.header_bytes)) if v is not None})
+    kw.update(
+        {
+            k: v
+            for k, v in (
+                ("bitorder", a.bitorder),
+                ("head_cols", a.head_cols),
+                ("rate_hz", a.rate_hz),
+                ("header_bytes", a.header_bytes),
+            )
+            if v is not None
+        }
+    )
     if a.stored_size:
         kw["stored_height"], kw["stored_width"] = a.stored_size
     if a.offset:
@@ -151,8 +186,10 @@ def _open_stream(a: argparse.Namespace):
     st = SpikeStream(a.input, **_stream_kw(a))
     warn_layout(st)
     if st.ignored_bytes:
-        print(f"r2sdepth: warning: {a.input}: the last {st.ignored_bytes} bytes (an incomplete plane) were ignored",
-              file=sys.stderr)
+        print(
+            f"r2sdepth: warning: {a.input}: the last {st.ignored_bytes} bytes (an incomplete plane) were ignored",
+            file=sys.stderr,
+        )
     return st
 
 
@@ -167,8 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="summarise a spike .dat stream (and its sidecar parameters)")
     s.add_argument("input", metavar="STREAM.dat")
-    s.add_argument("--probe", action="store_true", help="list the likely geometries / variants of an unknown file, "
-                                                        "best first")
+    s.add_argument(
+        "--probe",
+        action="store_true",
+        help="list the likely geometries / variants of an unknown file, best first",
+    )
     _geometry_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -183,20 +223,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gif", help="also write an animated GIF here")
     _geometry_args(s)
 
-    s = sub.add_parser("fit-sim", help="fit the spike-camera model to a real recording (rates, threshold "
-                                       "mismatch, gain, dark current): a --sim-params file")
+    s = sub.add_parser(
+        "fit-sim",
+        help="fit the spike-camera model to a real recording (rates, threshold "
+        "mismatch, gain, dark current): a --sim-params file",
+    )
     s.add_argument("input", metavar="REAL.dat")
     s.add_argument("--out", required=True, metavar="PARAMS.json", help="camera-model file for --sim-params")
-    s.add_argument("--reference", metavar="FRAMES", help="folder of images or video whose brightness the recording's "
-                                                         "scene is assumed to share: fits gain and dark current")
+    s.add_argument(
+        "--reference",
+        metavar="FRAMES",
+        help="folder of images or video whose brightness the recording's "
+        "scene is assumed to share: fits gain and dark current",
+    )
     s.add_argument("--planes", type=int, default=2000, help="planes of the recording to use (default 2000)")
-    s.add_argument("--threshold", type=float, help="firing threshold theta kept fixed (default: the simulator's)")
+    s.add_argument(
+        "--threshold", type=float, help="firing threshold theta kept fixed (default: the simulator's)"
+    )
     _geometry_args(s)
 
     s = sub.add_parser("simulate", help="simulate a spike stream from a video or a folder of images")
     s.add_argument("input", metavar="INPUT", help="video file or folder of images (name order)")
     s.add_argument("--out", required=True, metavar="STREAM.dat")
-    s.add_argument("--size", type=_hw, metavar="HxW", help="stream size: frames are resized to it (default: theirs)")
+    s.add_argument(
+        "--size", type=_hw, metavar="HxW", help="stream size: frames are resized to it (default: theirs)"
+    )
     s.add_argument("--seed", type=int, default=0)
     _sim_args(s)
     s.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
@@ -205,12 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build-spike-kitti", help="simulate spike streams for KITTI raw drives (resumable)")
     s.add_argument("--kitti-root", required=True, help="KITTI raw root (<date>/<drive>_sync/image_02/data)")
     s.add_argument("--out", required=True, help="output root (same layout, spike_02/stream.dat)")
-    s.add_argument("--cameras", nargs="+", default=["02", "03"], help="cameras (default 02 03; missing ones are skipped)")
-    s.add_argument("--size", type=_hw, metavar="HxW", default=(192, 640), help="stream size (default 192x640)")
+    s.add_argument(
+        "--cameras", nargs="+", default=["02", "03"], help="cameras (default 02 03; missing ones are skipped)"
+    )
+    s.add_argument(
+        "--size", type=_hw, metavar="HxW", default=(192, 640), help="stream size (default 192x640)"
+    )
     _sim_args(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=1, help="parallel processes (one sequence each)")
-    s.add_argument("--shard", help="i/n: build only every n-th job starting at i (0-based; cluster array jobs)")
+    s.add_argument(
+        "--shard", help="i/n: build only every n-th job starting at i (0-based; cluster array jobs)"
+    )
     s.add_argument("--sequences", help="file listing <date>/<drive>_sync per line (split files work)")
     s.add_argument("--verify", action="store_true", help="re-hash finished streams before skipping them")
 
@@ -222,47 +279,78 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--moving-cars", type=int, default=2, help="moving cars per sequence (0: static world)")
-    s.add_argument("--traffic", type=float, default=0.0,
-                   help="dense city traffic, density 0-1 (vehicles moving with the camera: train such "
-                        "scenes with their exact depth, loss.depth_weight)")
-    s.add_argument("--stereo", action="store_true",
-                   help="also render the right camera (image_03, 0.54 m baseline as KITTI) for stereo training")
+    s.add_argument(
+        "--traffic",
+        type=float,
+        default=0.0,
+        help="dense city traffic, density 0-1 (vehicles moving with the camera: train such "
+        "scenes with their exact depth, loss.depth_weight)",
+    )
+    s.add_argument(
+        "--stereo",
+        action="store_true",
+        help="also render the right camera (image_03, 0.54 m baseline as KITTI) for stereo training",
+    )
 
     s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
     s.add_argument("--kitti-root", required=True)
     s.add_argument("--split", required=True, help="split file: <drive> <frame> <l|r> per line")
     s.add_argument("--out", required=True, help="output .npz (key 'data', object array)")
-    s.add_argument("--gt-source", choices=["auto", "velodyne", "annotated", "exact"], default="auto",
-                   help="velodyne (Eigen protocol), annotated (KITTI's improved maps), exact (synthetic); "
-                        "auto: exact for synthetic roots, else velodyne")
+    s.add_argument(
+        "--gt-source",
+        choices=["auto", "velodyne", "annotated", "exact"],
+        default="auto",
+        help="velodyne (Eigen protocol), annotated (KITTI's improved maps), exact (synthetic); "
+        "auto: exact for synthetic roots, else velodyne",
+    )
 
     s = sub.add_parser("eval", help="evaluate predictions or a checkpoint (KITTI Eigen protocol)")
     s.add_argument("--checkpoint", help="a trained checkpoint to run")
-    s.add_argument("--modality", choices=["spike", "fusion", "rgb"], help="override the checkpoint's modality")
+    s.add_argument(
+        "--modality", choices=["spike", "fusion", "rgb"], help="override the checkpoint's modality"
+    )
     s.add_argument("--data", help="data root (KITTI raw layout; synthetic scenes)")
     s.add_argument("--spike-root", help="built Spike-KITTI root (default: simulate spikes on the fly)")
     s.add_argument("--split", help="split file of the images to evaluate")
     s.add_argument("--pred", help="saved predictions .npz (key 'data'), in split order")
-    s.add_argument("--pred-kind", choices=["depth", "disp"],
-                   help="what --pred holds: depth (metres or model units) or disp (disparity, 1/depth up to "
-                        "scale: what Monodepth2's evaluate_depth.py saves as .npy). Default: depth for .npz; "
-                        "required for .npy")
+    s.add_argument(
+        "--pred-kind",
+        choices=["depth", "disp"],
+        help="what --pred holds: depth (metres or model units) or disp (disparity, 1/depth up to "
+        "scale: what Monodepth2's evaluate_depth.py saves as .npy). Default: depth for .npz; "
+        "required for .npy",
+    )
     s.add_argument("--gt", help="ground truth .npz (default: from --data and --split)")
-    s.add_argument("--gt-source", choices=["auto", "velodyne", "annotated", "exact"], default="auto",
-                   help="ground truth from --data: velodyne (Eigen protocol), annotated (KITTI's improved "
-                        "maps), exact (synthetic); auto: exact for synthetic roots, else velodyne")
+    s.add_argument(
+        "--gt-source",
+        choices=["auto", "velodyne", "annotated", "exact"],
+        default="auto",
+        help="ground truth from --data: velodyne (Eigen protocol), annotated (KITTI's improved "
+        "maps), exact (synthetic); auto: exact for synthetic roots, else velodyne",
+    )
     s.add_argument("--crop", choices=["garg", "eigen", "none"], default="garg")
     s.add_argument("--min-depth", type=float, default=1e-3)
     s.add_argument("--max-depth", type=float, default=80.0)
-    s.add_argument("--scaling", choices=SCALINGS,
-                   help="how predictions are scaled: median (per image, the ground truth's median ratio; the "
-                        "default), camera-height (per image, the fitted ground plane puts the camera at "
-                        "--camera-height: no ground truth used), camera-height-run (the median of those factors "
-                        "for every image: one camera per run), none (as predicted: metric models), fixed (x --scale)")
-    s.add_argument("--camera-height", type=float, default=KITTI_CAMERA_HEIGHT,
-                   help="metres above the ground, for --scaling camera-height (default %(default)s: KITTI)")
-    s.add_argument("--no-median-scaling", action="store_true", help="same as --scaling fixed (x --scale, default 1)")
-    s.add_argument("--scale", type=float, default=1.0, help="fixed scale applied to predictions (--scaling fixed)")
+    s.add_argument(
+        "--scaling",
+        choices=SCALINGS,
+        help="how predictions are scaled: median (per image, the ground truth's median ratio; the "
+        "default), camera-height (per image, the fitted ground plane puts the camera at "
+        "--camera-height: no ground truth used), camera-height-run (the median of those factors "
+        "for every image: one camera per run), none (as predicted: metric models), fixed (x --scale)",
+    )
+    s.add_argument(
+        "--camera-height",
+        type=float,
+        default=KITTI_CAMERA_HEIGHT,
+        help="metres above the ground, for --scaling camera-height (default %(default)s: KITTI)",
+    )
+    s.add_argument(
+        "--no-median-scaling", action="store_true", help="same as --scaling fixed (x --scale, default 1)"
+    )
+    s.add_argument(
+        "--scale", type=float, default=1.0, help="fixed scale applied to predictions (--scaling fixed)"
+    )
     s.add_argument("--baseline-split", help="also report the mean-training-depth baseline (train split file)")
     s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--device", default="cpu")
@@ -272,81 +360,170 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, stage2 in (("train", False), ("distill", True)):
         s = sub.add_parser(
-            name, formatter_class=argparse.RawDescriptionHelpFormatter,
-            help="stage 1: train an rgb / spike / fusion depth network (Lightning)" if not stage2 else
-            "stage 2: distil a stage-1 fusion (or rgb, or spike) teacher into a spike-only student",
+            name,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            help="stage 1: train an rgb / spike / fusion depth network (Lightning)"
+            if not stage2
+            else "stage 2: distil a stage-1 fusion (or rgb, or spike) teacher into a spike-only student",
             epilog="config keys (set in the YAML file or as --section.key VALUE; defaults shown):\n"
-                   + config_help(stage2=stage2)
-                   + ("\n  (stage 2 takes model.* and pose.* from the teacher; data.* defaults to the teacher's)"
-                      if stage2 else ""))
-        s.add_argument("--config", required=True,
-                       help="YAML file, or the name of a shipped config: train_rgb, train_spike, train_fusion, "
-                            "distill, and *_synth versions sized for a CPU (e.g. train_rgb_synth)")
+            + config_help(stage2=stage2)
+            + (
+                "\n  (stage 2 takes model.* and pose.* from the teacher; data.* defaults to the teacher's)"
+                if stage2
+                else ""
+            ),
+        )
+        s.add_argument(
+            "--config",
+            required=True,
+            help="YAML file, or the name of a shipped config: train_rgb, train_spike, train_fusion, "
+            "distill, and *_synth versions sized for a CPU (e.g. train_rgb_synth)",
+        )
         if stage2:
             s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
         s.add_argument("--out", help="run folder (checkpoints, logs, resolved config.yaml)")
-        s.add_argument("--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt")
-        s.add_argument("--allow-config-change", action="store_true",
-                       help="resume even though the config differs from the run's config.yaml")
-        s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
-        s.add_argument("--sim-params", metavar="FILE", help="camera model from `r2sdepth fit-sim` for data.sim "
-                                                            "(on-the-fly windows; --data.sim.* overrides win)")
+        s.add_argument(
+            "--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt"
+        )
+        s.add_argument(
+            "--allow-config-change",
+            action="store_true",
+            help="resume even though the config differs from the run's config.yaml",
+        )
+        s.add_argument(
+            "--print-config", action="store_true", help="print the resolved, checked config and exit"
+        )
+        s.add_argument(
+            "--sim-params",
+            metavar="FILE",
+            help="camera model from `r2sdepth fit-sim` for data.sim "
+            "(on-the-fly windows; --data.sim.* overrides win)",
+        )
 
-    s = sub.add_parser("infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video")
-    s.add_argument("--checkpoint", required=True, help="a stage-1/stage-2 (or slim) checkpoint, or 'demo' (the shipped model)")
-    s.add_argument("--input", required=True, help="spike stream .dat, folder of images, video file, or a rig sequence "
-                   "folder (calib.yaml: recorded spikes, windows by RGB timestamps; r2sdepth.data.rig)")
+    s = sub.add_parser(
+        "infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video"
+    )
+    s.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a stage-1/stage-2 (or slim) checkpoint, or 'demo' (the shipped model)",
+    )
+    s.add_argument(
+        "--input",
+        required=True,
+        help="spike stream .dat, folder of images, video file, or a rig sequence "
+        "folder (calib.yaml: recorded spikes, windows by RGB timestamps; r2sdepth.data.rig)",
+    )
     s.add_argument("--out", required=True, help="output folder (depth/, depth_png/, color/, summary.json)")
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
-    s.add_argument("--stride-planes", type=int, metavar="N", help="spike streams: planes between windows (default: the window)")
-    s.add_argument("--stride-frames", type=int, metavar="N", help="folders/videos: frames between outputs (default 1)")
-    s.add_argument("--net-size", type=_hw, metavar="HxW",
-                   help="network input size, multiples of 32 (default: the size the checkpoint was trained at; "
-                        "outputs are always at the input's size)")
-    s.add_argument("--fit", choices=["resize", "pad"], default="resize",
-                   help="without --net-size: resize the input to the trained size (default), or pad it to "
-                        "multiples of 32 at its own scale")
-    s.add_argument("--follow", action="store_true",
-                   help="the .dat is still being written (a camera recording to disk): depth for each window as "
-                        "its planes arrive, until --idle-timeout or Ctrl-C; prints latency and windows/s")
-    s.add_argument("--idle-timeout", type=float, default=10.0, metavar="S",
-                   help="--follow: stop after S seconds without a new plane (default 10)")
-    s.add_argument("--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run")
+    s.add_argument(
+        "--stride-planes",
+        type=int,
+        metavar="N",
+        help="spike streams: planes between windows (default: the window)",
+    )
+    s.add_argument(
+        "--stride-frames", type=int, metavar="N", help="folders/videos: frames between outputs (default 1)"
+    )
+    s.add_argument(
+        "--net-size",
+        type=_hw,
+        metavar="HxW",
+        help="network input size, multiples of 32 (default: the size the checkpoint was trained at; "
+        "outputs are always at the input's size)",
+    )
+    s.add_argument(
+        "--fit",
+        choices=["resize", "pad"],
+        default="resize",
+        help="without --net-size: resize the input to the trained size (default), or pad it to "
+        "multiples of 32 at its own scale",
+    )
+    s.add_argument(
+        "--follow",
+        action="store_true",
+        help="the .dat is still being written (a camera recording to disk): depth for each window as "
+        "its planes arrive, until --idle-timeout or Ctrl-C; prints latency and windows/s",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="--follow: stop after S seconds without a new plane (default 10)",
+    )
+    s.add_argument(
+        "--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run"
+    )
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--scale", type=float, default=1.0, help="multiply depths by this (e.g. a median ratio); "
-                   "makes the depths metric: KITTI 16-bit PNGs (depth x 256) instead of float32 TIFFs")
-    s.add_argument("--metric", action="store_true", help="the model's depths are metres already (KITTI 16-bit PNGs)")
+    s.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply depths by this (e.g. a median ratio); "
+        "makes the depths metric: KITTI 16-bit PNGs (depth x 256) instead of float32 TIFFs",
+    )
+    s.add_argument(
+        "--metric", action="store_true", help="the model's depths are metres already (KITTI 16-bit PNGs)"
+    )
     cam = s.add_argument_group("camera (inputs without a calibration; a rig sequence has its own)")
-    cam.add_argument("--intrinsics", type=_intrinsics, metavar="FX,FY,CX,CY",
-                     help="pinhole intrinsics in pixels at the input's size")
-    cam.add_argument("--fov", type=float, metavar="DEG", help="... or the horizontal field of view (centred, square pixels)")
-    cam.add_argument("--camera-height", type=float, metavar="M",
-                     help="metric depth: scale each map so that the camera sits M metres above the fitted ground "
-                          "plane (KITTI: 1.65; needs the intrinsics and the road in the lower image)")
-    cam.add_argument("--pointcloud", action="store_true",
-                     help="also pointcloud/NAME.ply per output (x, y, z in the depth's units, camera frame; coloured)")
+    cam.add_argument(
+        "--intrinsics",
+        type=_intrinsics,
+        metavar="FX,FY,CX,CY",
+        help="pinhole intrinsics in pixels at the input's size",
+    )
+    cam.add_argument(
+        "--fov",
+        type=float,
+        metavar="DEG",
+        help="... or the horizontal field of view (centred, square pixels)",
+    )
+    cam.add_argument(
+        "--camera-height",
+        type=float,
+        metavar="M",
+        help="metric depth: scale each map so that the camera sits M metres above the fitted ground "
+        "plane (KITTI: 1.65; needs the intrinsics and the road in the lower image)",
+    )
+    cam.add_argument(
+        "--pointcloud",
+        action="store_true",
+        help="also pointcloud/NAME.ply per output (x, y, z in the depth's units, camera frame; coloured)",
+    )
     s.add_argument("--gif", help="side-by-side animation TFP | depth (| RGB) as GIF")
     s.add_argument("--mp4", help="... and/or MP4 (needs imageio-ffmpeg: pip install 'r2sdepth[video]')")
     _geometry_args(s)
 
-    s = sub.add_parser("export", help="export the spike-only network (ONNX / TorchScript), or a slim checkpoint")
+    s = sub.add_parser(
+        "export", help="export the spike-only network (ONNX / TorchScript), or a slim checkpoint"
+    )
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--format", required=True, choices=["onnx", "torchscript", "slim"])
     s.add_argument("--out", required=True, help="output file")
-    s.add_argument("--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)")
+    s.add_argument(
+        "--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)"
+    )
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
 
-    s = sub.add_parser("models", help="the shipped models: modality, window and rate, trained size, units, scale")
+    s = sub.add_parser(
+        "models", help="the shipped models: modality, window and rate, trained size, units, scale"
+    )
     s.add_argument("--json", action="store_true", help="print one JSON list")
 
     s = sub.add_parser("demo", help="run the main job on embedded default data")
     s.add_argument("--out", help="output folder (default r2sdepth-demo, with --real r2sdepth-demo-real)")
-    s.add_argument("--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)")
+    s.add_argument(
+        "--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)"
+    )
     s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
     s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
-    s.add_argument("--real", action="store_true",
-                   help="the shipped real-footage model on real KITTI frames (../shared/data/kitti_raw or --kitti-root)")
+    s.add_argument(
+        "--real",
+        action="store_true",
+        help="the shipped real-footage model on real KITTI frames (../shared/data/kitti_raw or --kitti-root)",
+    )
     s.add_argument("--kitti-root", help="KITTI raw root holding 2011_09_26_drive_0005 (--real)")
     for c in [p, *sub.choices.values()]:
         c.allow_abbrev = False  # --stride must not silently mean --stride-planes
@@ -365,17 +542,26 @@ def _cmd_info(a: argparse.Namespace) -> int:
             print(json.dumps(rows))
             return 0
         if not rows:
-            print(f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor HxW "
-                  "(and --header-bytes / --stored-size) or --allow-partial for a truncated file")
+            print(
+                f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor HxW "
+                "(and --header-bytes / --stored-size) or --allow-partial for a truncated file"
+            )
             return 1
         print(f"{a.input}: likely layouts, best first (plausibility: ~1 picture-like, <= 0.3 implausible)")
         for r in rows[:8]:
-            stored = f" --stored-size {r['stored_height']}x{r['stored_width']}" if \
-                (r["stored_height"], r["stored_width"]) != (r["height"], r["width"]) else ""
-            print(f"  {r['plausibility']:6.3f}  --sensor {r['height']}x{r['width']}{stored} --header-bytes "
-                  f"{r['header_bytes']} --bitorder {r['bitorder']}  ({r['planes']} planes)")
-        print("  (whether rows are stored bottom to top cannot be told from the bytes: check the picture with "
-              "r2sdepth reconstruct, --no-flip if it is upside down)")
+            stored = (
+                f" --stored-size {r['stored_height']}x{r['stored_width']}"
+                if (r["stored_height"], r["stored_width"]) != (r["height"], r["width"])
+                else ""
+            )
+            print(
+                f"  {r['plausibility']:6.3f}  --sensor {r['height']}x{r['width']}{stored} --header-bytes "
+                f"{r['header_bytes']} --bitorder {r['bitorder']}  ({r['planes']} planes)"
+            )
+        print(
+            "  (whether rows are stored bottom to top cannot be told from the bytes: check the picture with "
+            "r2sdepth reconstruct, --no-flip if it is upside down)"
+        )
         return 0
     with _open_stream(a) as st:
         info = st.stats()
@@ -403,8 +589,14 @@ def _cmd_reconstruct(a: argparse.Namespace) -> int:
 
     with _open_stream(a) as st:
         paths = save_reconstructions(
-            st, a.out, method=a.method, window=a.window, index=a.index, every=a.every,
-            gif=a.gif, progress=sys.stderr.isatty(),
+            st,
+            a.out,
+            method=a.method,
+            window=a.window,
+            index=a.index,
+            every=a.every,
+            gif=a.gif,
+            progress=sys.stderr.isatty(),
         )
     print(f"wrote {len(paths)} {a.method.upper()} images to {a.out}" + (f" and {a.gif}" if a.gif else ""))
     return 0
@@ -426,9 +618,11 @@ def _cmd_fit_sim(a: argparse.Namespace) -> int:
     res["reference"] = a.reference
     write_json_atomic(a.out, res)
     st_ = res["stats"]
-    print(f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate {st_['mean_rate']:.3f} "
-          f"spikes/plane (median {st_['rate_quantiles']['p50']:.3f}, 95% {st_['rate_quantiles']['p95']:.3f}), "
-          f"{100 * st_['saturated_share']:.1f}% saturated")
+    print(
+        f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate {st_['mean_rate']:.3f} "
+        f"spikes/plane (median {st_['rate_quantiles']['p50']:.3f}, 95% {st_['rate_quantiles']['p95']:.3f}), "
+        f"{100 * st_['saturated_share']:.1f}% saturated"
+    )
     print("  fitted: " + ", ".join(f"{k}={v:g}" for k, v in res["sim"].items()))
     if ref is None:
         print("  gain and dark current not fitted (give --reference FRAMES of a similar scene)")
@@ -442,13 +636,24 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 
     params = _sim_params(a)
     meta = simulate_to_file(
-        iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None), a.out, params, seed=a.seed,
-        source=str(a.input), backend=a.backend, device=a.device, progress=sys.stderr.isatty(),
+        iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None),
+        a.out,
+        params,
+        seed=a.seed,
+        source=str(a.input),
+        backend=a.backend,
+        device=a.device,
+        progress=sys.stderr.isatty(),
     )
-    what = (f"one {params.planes_per_frame}-plane window at {params.rate_hz:g} Hz per frame" if params.camera_rate_hz
-            else f"{params.pre_roll_frames} pre-roll + {meta['rgb_frames'] - 1} inter-frame chunks x "
-                 f"{params.planes_per_frame}")
-    print(f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes")
+    what = (
+        f"one {params.planes_per_frame}-plane window at {params.rate_hz:g} Hz per frame"
+        if params.camera_rate_hz
+        else f"{params.pre_roll_frames} pre-roll + {meta['rgb_frames'] - 1} inter-frame chunks x "
+        f"{params.planes_per_frame}"
+    )
+    print(
+        f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes"
+    )
     return 0
 
 
@@ -458,15 +663,28 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
 
     params = _sim_params(a)
     res = build_spike_kitti(
-        a.kitti_root, a.out, cameras=a.cameras, height=a.size[0], width=a.size[1], params=params,
-        seed=a.seed, workers=a.workers, shard=a.shard, sequences=a.sequences, verify=a.verify,
+        a.kitti_root,
+        a.out,
+        cameras=a.cameras,
+        height=a.size[0],
+        width=a.size[1],
+        params=params,
+        seed=a.seed,
+        workers=a.workers,
+        shard=a.shard,
+        sequences=a.sequences,
+        verify=a.verify,
         progress=sys.stderr.isatty(),
     )
     m = res["manifest"]
-    print(f"built {res['built']} stream(s), {res['skipped_finished']} already finished (shard {res['shard']}); "
-          f"manifest: {m['streams']} streams, {m['rgb_frames']} frames, {m['bytes'] / 1e6:.1f} MB")
+    print(
+        f"built {res['built']} stream(s), {res['skipped_finished']} already finished (shard {res['shard']}); "
+        f"manifest: {m['streams']} streams, {m['rgb_frames']} frames, {m['bytes'] / 1e6:.1f} MB"
+    )
     if res["missing_cameras"]:
-        print(f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. {res['missing_cameras'][0]}")
+        print(
+            f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. {res['missing_cameras'][0]}"
+        )
     return 0
 
 
@@ -474,11 +692,23 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
 def _cmd_synth(a: argparse.Namespace) -> int:
     from r2sdepth.data.synthetic import synthesize
 
-    res = synthesize(a.out, sequences=a.sequences, frames=a.frames, height=a.size[0], width=a.size[1],
-                     seed=a.seed, workers=a.workers, moving_cars=a.moving_cars, progress=sys.stderr.isatty(),
-                     traffic=a.traffic, stereo=a.stereo)
-    print(f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
-          f"({res['rendered']} rendered now); splits: {res['splits']}")
+    res = synthesize(
+        a.out,
+        sequences=a.sequences,
+        frames=a.frames,
+        height=a.size[0],
+        width=a.size[1],
+        seed=a.seed,
+        workers=a.workers,
+        moving_cars=a.moving_cars,
+        progress=sys.stderr.isatty(),
+        traffic=a.traffic,
+        stereo=a.stereo,
+    )
+    print(
+        f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
+        f"({res['rendered']} rendered now); splits: {res['splits']}"
+    )
     return 0
 
 
@@ -498,8 +728,14 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if a.no_median_scaling and a.scaling not in (None, "fixed"):
         raise R2SDepthError(f"--no-median-scaling contradicts --scaling {a.scaling}")
     scaling = a.scaling or ("fixed" if a.no_median_scaling or a.scale != 1.0 else "median")
-    kw = dict(crop=a.crop, min_depth=a.min_depth, max_depth=a.max_depth, scaling=scaling, scale=a.scale,
-              camera_height=a.camera_height)
+    kw = dict(
+        crop=a.crop,
+        min_depth=a.min_depth,
+        max_depth=a.max_depth,
+        scaling=scaling,
+        scale=a.scale,
+        camera_height=a.camera_height,
+    )
     if a.split and a.data:
         from r2sdepth.config import resolve_split
 
@@ -517,8 +753,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     rows: dict[str, dict] = {}
     if a.pred:
         if a.pred_kind is None and Path(a.pred).suffix.lower() == ".npy":
-            raise R2SDepthError(f"{a.pred}: say what the .npy holds with --pred-kind depth or --pred-kind disp "
-                                "(Monodepth2 saves disparities as .npy; read as depth they give wrong metrics)")
+            raise R2SDepthError(
+                f"{a.pred}: say what the .npy holds with --pred-kind depth or --pred-kind disp "
+                "(Monodepth2 saves disparities as .npy; read as depth they give wrong metrics)"
+            )
         preds = ev.load_npz_maps(a.pred)
         if a.pred_kind == "disp":
             import numpy as np
@@ -526,7 +764,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
             preds = [1.0 / np.maximum(p, 1e-6) for p in preds]
         if scaling.startswith("camera-height"):
             if not (a.data and a.split):
-                raise R2SDepthError("--scaling camera-height with --pred needs --data and --split (the intrinsics)")
+                raise R2SDepthError(
+                    "--scaling camera-height with --pred needs --data and --split (the intrinsics)"
+                )
             kw["intrinsics"] = ev.split_intrinsics(a.data, a.split, [p.shape[-2:] for p in preds])
         rows[Path(a.pred).stem] = ev.evaluate_depths(preds, gts, **kw)
     elif a.checkpoint:
@@ -535,17 +775,26 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         if not (a.data and a.split):
             raise R2SDepthError("--checkpoint needs --data and --split")
         Ks: list = []
-        preds, name = predict_split(checkpoint_path(a.checkpoint), a.data, a.split, modality=a.modality,
-                                    spike_root=a.spike_root, batch_size=a.batch_size, device=a.device,
-                                    progress=sys.stderr.isatty(), intrinsics=Ks)
+        preds, name = predict_split(
+            checkpoint_path(a.checkpoint),
+            a.data,
+            a.split,
+            modality=a.modality,
+            spike_root=a.spike_root,
+            batch_size=a.batch_size,
+            device=a.device,
+            progress=sys.stderr.isatty(),
+            intrinsics=Ks,
+        )
         rows[name] = ev.evaluate_depths(preds, gts, **kw, intrinsics=Ks)
     else:
         raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")
     if a.baseline_split:
         if not a.data:
             raise R2SDepthError("--baseline-split needs --data")
-        rows["mean-depth baseline"] = ev.mean_depth_baseline(ev.split_gt(a.data, a.baseline_split, a.gt_source),
-                                                              gts, **kw)
+        rows["mean-depth baseline"] = ev.mean_depth_baseline(
+            ev.split_gt(a.data, a.baseline_split, a.gt_source), gts, **kw
+        )
     for r in rows.values():
         r["gt_source"] = gt_source
     table = ev.markdown_table(rows, extra=("n",))
@@ -574,16 +823,19 @@ def _run(a: argparse.Namespace, teacher: str | None) -> dict:
         return {}
     if not a.out:
         raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
-    return run_training(cfg, a.out, resume=not a.no_resume, teacher=teacher,
-                        allow_config_change=a.allow_config_change)
+    return run_training(
+        cfg, a.out, resume=not a.no_resume, teacher=teacher, allow_config_change=a.allow_config_change
+    )
 
 
 @_command("train")
 def _cmd_train(a: argparse.Namespace) -> int:
     res = _run(a, None)
     if res:
-        print(f"trained to step {res['global_step']}; last checkpoint {res['last']}"
-              + (f", best {res['best']}" if res["best"] else ""))
+        print(
+            f"trained to step {res['global_step']}; last checkpoint {res['last']}"
+            + (f", best {res['best']}" if res["best"] else "")
+        )
     return 0
 
 
@@ -591,8 +843,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_distill(a: argparse.Namespace) -> int:
     res = _run(a, a.teacher)
     if res:
-        print(f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
-              + (f", best {res['best']}" if res["best"] else ""))
+        print(
+            f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
+            + (f", best {res['best']}" if res["best"] else "")
+        )
     return 0
 
 
@@ -605,8 +859,10 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     dats = sorted(src.glob("*.dat")) if src.is_dir() and not (src / "calib.yaml").is_file() else []
     if dats:  # a folder of recordings: each to its own output folder
         if a.gif or a.mp4:
-            raise R2SDepthError(f"{src}: a folder of {len(dats)} recordings writes one output folder each; "
-                                "--gif / --mp4 take one recording at a time")
+            raise R2SDepthError(
+                f"{src}: a folder of {len(dats)} recordings writes one output folder each; "
+                "--gif / --mp4 take one recording at a time"
+            )
         for d in dats:
             a.input, out = str(d), a.out
             a.out = str(Path(out) / d.stem)
@@ -615,20 +871,47 @@ def _cmd_infer(a: argparse.Namespace) -> int:
             finally:
                 a.input, a.out = str(src), out
         return 0
-    res = run_infer(checkpoint_path(a.checkpoint), a.input, a.out, window=a.window, stride_planes=a.stride_planes,
-                    stride_frames=a.stride_frames, net_size=a.net_size, device=a.device, batch_size=a.batch_size, scale=a.scale,
-                    modality=a.modality, gif=a.gif, mp4=a.mp4, stream_kw=kw, progress=sys.stderr.isatty(),
-                    metric=True if a.metric else None, intrinsics=a.intrinsics, fov=a.fov,
-                    pointcloud=a.pointcloud, camera_height=a.camera_height, fit=a.fit, follow=a.follow,
-                    idle_timeout=a.idle_timeout)
-    print(f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
-          f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
-          + (f"; GIF {a.gif}" if a.gif else "") + (f"; MP4 {a.mp4}" if a.mp4 else ""))
+    res = run_infer(
+        checkpoint_path(a.checkpoint),
+        a.input,
+        a.out,
+        window=a.window,
+        stride_planes=a.stride_planes,
+        stride_frames=a.stride_frames,
+        net_size=a.net_size,
+        device=a.device,
+        batch_size=a.batch_size,
+        scale=a.scale,
+        modality=a.modality,
+        gif=a.gif,
+        mp4=a.mp4,
+        stream_kw=kw,
+        progress=sys.stderr.isatty(),
+        metric=True if a.metric else None,
+        intrinsics=a.intrinsics,
+        fov=a.fov,
+        pointcloud=a.pointcloud,
+        camera_height=a.camera_height,
+        fit=a.fit,
+        follow=a.follow,
+        idle_timeout=a.idle_timeout,
+    )
+    print(
+        f"{res['outputs']} depth maps ({res['modality']}, {res['input_size'][0]}x{res['input_size'][1]}, "
+        f"network {res['network_size'][0]}x{res['network_size'][1]} by {res['fit']}) in {a.out}"
+        + (f"; GIF {a.gif}" if a.gif else "")
+        + (f"; MP4 {a.mp4}" if a.mp4 else "")
+    )
     if a.follow:
         lat = res["latency_s"]
-        print(f"followed {a.input}: {res['outputs']} windows, {res['windows_per_second'] or 0:.2f} windows/s"
-              + (f", latency median {lat['median'] * 1e3:.0f} ms, max {lat['max'] * 1e3:.0f} ms"
-                 if lat["median"] is not None else ""))
+        print(
+            f"followed {a.input}: {res['outputs']} windows, {res['windows_per_second'] or 0:.2f} windows/s"
+            + (
+                f", latency median {lat['median'] * 1e3:.0f} ms, max {lat['max'] * 1e3:.0f} ms"
+                if lat["median"] is not None
+                else ""
+            )
+        )
     return 0
 
 
@@ -642,8 +925,10 @@ def _cmd_export(a: argparse.Namespace) -> int:
         return 0
     h, w = a.net_size or (None, None)
     r = export_model(checkpoint_path(a.checkpoint), a.format, a.out, height=h, width=w, window=a.window)
-    print(f"{r['format']} model {r['path']}: input {r['input']}; max |exported - PyTorch| = "
-          f"{r['max_abs_diff']:.3g} ({r['checked_with']})")
+    print(
+        f"{r['format']} model {r['path']}: input {r['input']}; max |exported - PyTorch| = "
+        f"{r['max_abs_diff']:.3g} ({r['checked_with']})"
+    )
     return 0
 
 
@@ -658,8 +943,10 @@ def _cmd_models(a: argparse.Namespace) -> int:
     for m in rows:
         h, w = m["trained_size"]
         print(f"{m['name']}  ({m['path']})")
-        print(f"  input         {m['modality']} window of {m['window_planes']} planes at {m['planes_per_second']:g} "
-              f"planes/s ({m['window_s'] * 1e3:.3g} ms, {m['window_mode']} windows), trained at {h}x{w}")
+        print(
+            f"  input         {m['modality']} window of {m['window_planes']} planes at {m['planes_per_second']:g} "
+            f"planes/s ({m['window_s'] * 1e3:.3g} ms, {m['window_mode']} windows), trained at {h}x{w}"
+        )
         for k in ("units", "typical_scale", "trained_on"):
             if k in m:
                 print(f"  {k.replace('_', ' '):<13} {m[k]}")
@@ -671,11 +958,19 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from r2sdepth.demo import run_demo, run_real_demo
 
     if a.real:
-        run_real_demo(Path(a.out or "r2sdepth-demo-real"), a.kitti_root, a.checkpoint, progress=sys.stderr.isatty())
+        run_real_demo(
+            Path(a.out or "r2sdepth-demo-real"), a.kitti_root, a.checkpoint, progress=sys.stderr.isatty()
+        )
         return 0
     if a.kitti_root:
         raise R2SDepthError("--kitti-root applies to demo --real")
-    run_demo(Path(a.out or "r2sdepth-demo"), seed=a.seed, frames=a.frames, checkpoint=a.checkpoint, progress=sys.stderr.isatty())
+    run_demo(
+        Path(a.out or "r2sdepth-demo"),
+        seed=a.seed,
+        frames=a.frames,
+        checkpoint=a.checkpoint,
+        progress=sys.stderr.isatty(),
+    )
     return 0
 
 
@@ -697,7 +992,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     background: list[BaseException] = []
 
-    def thread_hook(args: threading.ExceptHookArgs) -> None:  # e.g. TensorBoard's writer thread on a full disk
+    def thread_hook(
+        args: threading.ExceptHookArgs,
+    ) -> None:  # e.g. TensorBoard's writer thread on a full disk
         if args.exc_type is not SystemExit and args.exc_value is not None:
             background.append(args.exc_value)
 
@@ -729,7 +1026,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout = open(os.devnull, "w")
             return 0
         where = f"{e.filename}: " if e.filename else ""
-        why = e.strerror or f"write failed ({e}): disk full or I/O error"  # numpy's short writes carry no errno
+        why = (
+            e.strerror or f"write failed ({e}): disk full or I/O error"
+        )  # numpy's short writes carry no errno
         print(f"r2sdepth: error: {where}{why}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,10 +19,11 @@ import copy
 import dataclasses
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import yaml
 
@@ -49,8 +50,11 @@ class SpikeReprConfig:
 
 @dataclass
 class FusionConfig:
-    mode: str = _f("anneal", "anneal: w_rgb = clamp(1 - (epoch + offset) / horizon, floor, 1); gate: learned",
-                   ("anneal", "gate"))
+    mode: str = _f(
+        "anneal",
+        "anneal: w_rgb = clamp(1 - (epoch + offset) / horizon, floor, 1); gate: learned",
+        ("anneal", "gate"),
+    )
     horizon: float = _f(10.0, "epochs over which w_rgb falls from 1 to 0 (anneal)")
     offset: float = _f(0.0, "epoch offset of the anneal (1.0: the paper's 1 - 0.1 (e + 1))")
     floor: float = _f(0.0, "lowest w_rgb")
@@ -58,19 +62,26 @@ class FusionConfig:
 
 @dataclass
 class ModelConfig:
-    modality: str = _f("fusion", "rgb, spike (spike-only) or fusion (RGB + spike, teacher)", ("rgb", "spike", "fusion"))
+    modality: str = _f(
+        "fusion", "rgb, spike (spike-only) or fusion (RGB + spike, teacher)", ("rgb", "spike", "fusion")
+    )
     num_layers: int = _f(18, "ResNet depth of the encoders", (18, 34, 50))
     width: int = _f(64, "encoder base width (64 = the paper's ResNet-18)")
     pretrained: bool = _f(False, "ImageNet weights for the RGB encoder (downloads once)")
     decoder_width: int = _f(16, "decoder base width (16 = Monodepth2's)")
-    spike_encoder: str = _f("resnet", "resnet, or spiking (LIF neurons, surrogate gradient)", ("resnet", "spiking"))
+    spike_encoder: str = _f(
+        "resnet", "resnet, or spiking (LIF neurons, surrogate gradient)", ("resnet", "spiking")
+    )
     spike_repr: SpikeReprConfig = _f(SpikeReprConfig, "spike representation")
     fusion: FusionConfig = _f(FusionConfig, "how RGB features are mixed into the spike features")
     student_decoder: bool = _f(True, "fusion: a second (student) decoder on the spike features")
     min_depth: float = _f(0.1, "depth of disparity 1 (metres up to scale)")
     max_depth: float = _f(100.0, "depth of disparity 0 (metres up to scale)")
-    init_depth: Optional[float] = _f(None, "metres: the disparity heads start predicting this depth (a metric "
-                                           "start for data.stereo / loss.velocity_weight training); null: sigmoid 0.5")
+    init_depth: float | None = _f(
+        None,
+        "metres: the disparity heads start predicting this depth (a metric "
+        "start for data.stereo / loss.velocity_weight training); null: sigmoid 0.5",
+    )
 
 
 @dataclass
@@ -78,9 +89,13 @@ class PoseConfig:
     num_layers: int = _f(18, "ResNet depth of the pose network", (18, 34, 50))
     width: int = _f(64, "pose encoder base width")
     pretrained: bool = _f(False, "ImageNet weights for the pose encoder (downloads once)")
-    scale: float = _f(0.01, "raw pose outputs x scale (Monodepth2: 0.01 with ImageNet weights; 0.1 from scratch)")
-    zero_init: bool = _f(False, "zero the pose head's last layer: training starts from no motion instead of a "
-                                "random constant one")
+    scale: float = _f(
+        0.01, "raw pose outputs x scale (Monodepth2: 0.01 with ImageNet weights; 0.1 from scratch)"
+    )
+    zero_init: bool = _f(
+        False,
+        "zero the pose head's last layer: training starts from no motion instead of a random constant one",
+    )
 
 
 @dataclass
@@ -88,19 +103,34 @@ class LossConfig:
     smooth_weight: float = _f(1e-3, "edge-aware disparity smoothness weight")
     automask: bool = _f(True, "Monodepth2's auto-mask of pixels an unwarped source explains better")
     student_weight: float = _f(1.0, "fusion: weight of the student (spike) head's photometric loss")
-    photo_weight: float = _f(1.0, "weight of the view-synthesis (photometric) loss; 0 with depth_weight > 0: "
-                                  "depth-supervised only (no pose network used)")
-    depth_weight: float = _f(0.0, "weight of a scale-invariant log loss on the training split's ground-truth "
-                                  "depth (data.gt_source), e.g. a synthetic scene's exact depth; 0: no depth "
-                                  "labels (R2SDepth's self-supervised stage 1)")
-    velocity_weight: float = _f(0.0, "weight of the velocity term |‖t_pose‖ - distance travelled| (PackNet-SfM) "
-                                     "on the pose net's translations, distances from the drive's poses.txt or oxts: "
-                                     "makes the depth metric; 0: off")
-    known_speed: bool = _f(False, "scale each pose-net translation to the distance the camera really moved (poses.txt "
-                                  "or oxts) before warping: metric depth from known speed; the pose net learns "
-                                  "only the direction (training batches; validation uses its raw translations)")
-    velocity_warmup: int = _f(0, "optimiser steps before the velocity term and known_speed start (the pose net "
-                                 "first learns the direction of motion from the photometric loss)")
+    photo_weight: float = _f(
+        1.0,
+        "weight of the view-synthesis (photometric) loss; 0 with depth_weight > 0: "
+        "depth-supervised only (no pose network used)",
+    )
+    depth_weight: float = _f(
+        0.0,
+        "weight of a scale-invariant log loss on the training split's ground-truth "
+        "depth (data.gt_source), e.g. a synthetic scene's exact depth; 0: no depth "
+        "labels (R2SDepth's self-supervised stage 1)",
+    )
+    velocity_weight: float = _f(
+        0.0,
+        "weight of the velocity term |‖t_pose‖ - distance travelled| (PackNet-SfM) "
+        "on the pose net's translations, distances from the drive's poses.txt or oxts: "
+        "makes the depth metric; 0: off",
+    )
+    known_speed: bool = _f(
+        False,
+        "scale each pose-net translation to the distance the camera really moved (poses.txt "
+        "or oxts) before warping: metric depth from known speed; the pose net learns "
+        "only the direction (training batches; validation uses its raw translations)",
+    )
+    velocity_warmup: int = _f(
+        0,
+        "optimiser steps before the velocity term and known_speed start (the pose net "
+        "first learns the direction of motion from the photometric loss)",
+    )
 
 
 @dataclass
@@ -113,32 +143,47 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    root: Optional[str] = _f(None, "data root (KITTI raw layout or `r2sdepth synth` output)")
-    train_split: Optional[str] = _f(None, "split file (<drive> <frame> <l|r>); relative: under root first")
-    val_split: Optional[str] = _f(None, "validation split (diagnostic metrics; never selects the no-label model)")
+    root: str | None = _f(None, "data root (KITTI raw layout or `r2sdepth synth` output)")
+    train_split: str | None = _f(None, "split file (<drive> <frame> <l|r>); relative: under root first")
+    val_split: str | None = _f(
+        None, "validation split (diagnostic metrics; never selects the no-label model)"
+    )
     height: int = _f(192, "network input height (multiple of 32)")
     width: int = _f(640, "network input width (multiple of 32)")
     context: list[int] = _f([-1, 1], "source frames relative to the target")
-    stereo: bool = _f(False, "also the other camera of the calibrated pair at time t as a source view with its "
-                             "known pose (Monodepth2's S / MS modes; metric depth); needs image_03 / image_02")
-    window: int = _f(128, "spike planes per window (T); their duration is T / sim.rate (sim.camera_rate_hz: a real "
-                          "camera's rate; 0: P planes per RGB frame interval)")
-    align: str = _f("end", "window ends at the frame (causal) or is centred on it (built streams only)",
-                    ("end", "center"))
-    spike_root: Optional[str] = _f(None, "built Spike-KITTI root (null: simulate windows on the fly)")
-    sim: SimParams = _f(SimParams, "on-the-fly simulator (must match the built streams when spike_root is set)")
+    stereo: bool = _f(
+        False,
+        "also the other camera of the calibrated pair at time t as a source view with its "
+        "known pose (Monodepth2's S / MS modes; metric depth); needs image_03 / image_02",
+    )
+    window: int = _f(
+        128,
+        "spike planes per window (T); their duration is T / sim.rate (sim.camera_rate_hz: a real "
+        "camera's rate; 0: P planes per RGB frame interval)",
+    )
+    align: str = _f(
+        "end", "window ends at the frame (causal) or is centred on it (built streams only)", ("end", "center")
+    )
+    spike_root: str | None = _f(None, "built Spike-KITTI root (null: simulate windows on the fly)")
+    sim: SimParams = _f(
+        SimParams, "on-the-fly simulator (must match the built streams when spike_root is set)"
+    )
     batch_size: int = _f(4, "training batch per process")
     val_batch_size: int = _f(4, "validation batch per process")
     num_workers: int = _f(2, "data loader worker processes")
     augment: bool = _f(True, "horizontal flips and colour jitter (p = 0.5, Monodepth2's)")
-    seed: Optional[int] = _f(None, "data order / augmentation / simulation seed (null: the run's seed)")
-    gt_source: str = _f("auto", "ground truth of validation (and of training, loss.depth_weight > 0)", ("auto", "velodyne", "annotated", "exact"))
+    seed: int | None = _f(None, "data order / augmentation / simulation seed (null: the run's seed)")
+    gt_source: str = _f(
+        "auto",
+        "ground truth of validation (and of training, loss.depth_weight > 0)",
+        ("auto", "velodyne", "annotated", "exact"),
+    )
 
 
 @dataclass
 class CheckpointConfig:
-    every_n_steps: Optional[int] = _f(100, "write last.ckpt every N optimiser steps (null: off)")
-    every_n_minutes: Optional[float] = _f(None, "... and/or every N minutes (null: off)")
+    every_n_steps: int | None = _f(100, "write last.ckpt every N optimiser steps (null: off)")
+    every_n_minutes: float | None = _f(None, "... and/or every N minutes (null: off)")
 
 
 @dataclass
@@ -149,7 +194,9 @@ class DistillConfig:
     depth_weight: float = _f(0.5, "scale-invariant pseudo-label loss on the teacher's depth")
     adaptive: bool = _f(True, "adaptive pixel weights (teacher's reprojection error vs the student's)")
     pixel: str = _f("hard", "pixel weights: hard mask, soft weights, or none", ("hard", "soft", "none"))
-    feature_target: str = _f("fused", "teacher features to imitate (fused needs a fusion teacher)", ("fused", "rgb"))
+    feature_target: str = _f(
+        "fused", "teacher features to imitate (fused needs a fusion teacher)", ("fused", "rgb")
+    )
     si_lambda: float = _f(0.85, "lambda of the scale-invariant log loss")
     pose_trainable: bool = _f(False, "train the pose network in stage 2 (default: the teacher's, frozen)")
     init_from_teacher: bool = _f(True, "start the student from the teacher's spike branch and decoder")
@@ -157,8 +204,13 @@ class DistillConfig:
 
 
 DEFAULT_TRAINER_ARGS: dict[str, Any] = {
-    "max_epochs": 20, "accelerator": "auto", "devices": 1, "num_nodes": 1, "strategy": "auto",
-    "precision": None, "log_every_n_steps": 10,
+    "max_epochs": 20,
+    "accelerator": "auto",
+    "devices": 1,
+    "num_nodes": 1,
+    "strategy": "auto",
+    "precision": None,
+    "log_every_n_steps": 10,
 }
 
 
@@ -170,16 +222,18 @@ class TrainConfig:
     loss: LossConfig = _f(LossConfig, "stage-1 loss")
     optim: OptimConfig = _f(OptimConfig, "optimiser and step schedule")
     data: DataConfig = _f(DataConfig, "data")
-    trainer: dict[str, Any] = _f(dict(DEFAULT_TRAINER_ARGS), "Lightning Trainer arguments (precision null: "
-                                 "16-mixed on a GPU, 32 on CPU)")
+    trainer: dict[str, Any] = _f(
+        dict(DEFAULT_TRAINER_ARGS),
+        "Lightning Trainer arguments (precision null: 16-mixed on a GPU, 32 on CPU)",
+    )
     checkpoint: CheckpointConfig = _f(CheckpointConfig, "last.ckpt frequency")
-    init_from: Optional[str] = _f(None, "copy matching weights from this checkpoint before training")
+    init_from: str | None = _f(None, "copy matching weights from this checkpoint before training")
 
 
 @dataclass
 class DistillRunConfig(TrainConfig):
     distill: DistillConfig = _f(DistillConfig, "stage-2 terms")
-    teacher: Optional[str] = _f(None, "stage-1 checkpoint (set by `r2sdepth distill --teacher`)")
+    teacher: str | None = _f(None, "stage-1 checkpoint (set by `r2sdepth distill --teacher`)")
 
 
 def defaults(section: str | None = None, *, stage2: bool = False) -> Any:
@@ -189,6 +243,7 @@ def defaults(section: str | None = None, *, stage2: bool = False) -> Any:
 
 
 # -- reading and checking -------------------------------------------------------------------------
+
 
 def shipped_configs() -> dict[str, Path]:
     """Name -> path of the configs installed with the package."""
@@ -207,8 +262,10 @@ def config_path(name_or_path: str | os.PathLike) -> Path:
         return shipped[key]
     close = difflib.get_close_matches(key, list(shipped), n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise R2SDepthError(f"{name_or_path}: config file not found and not a shipped config{hint}; "
-                        f"shipped: {', '.join(sorted(shipped))}")
+    raise R2SDepthError(
+        f"{name_or_path}: config file not found and not a shipped config{hint}; "
+        f"shipped: {', '.join(sorted(shipped))}"
+    )
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -222,7 +279,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "syntax error"
         raise R2SDepthError(f"{path}: invalid YAML ({first})") from e
     if not isinstance(cfg, dict):
-        raise R2SDepthError(f"{path}: a config must be a YAML mapping of sections, got a {type(cfg).__name__}")
+        raise R2SDepthError(
+            f"{path}: a config must be a YAML mapping of sections, got a {type(cfg).__name__}"
+        )
     return cfg
 
 
@@ -291,8 +350,11 @@ def _check_trainer_keys(trainer: dict[str, Any]) -> None:
             raise R2SDepthError(f"trainer.{k} is set by r2sdepth itself and cannot be configured")
         if k not in valid:
             close = difflib.get_close_matches(k, valid, n=1)
-            raise R2SDepthError(f"unknown config key trainer.{k}" + (f" (did you mean trainer.{close[0]}?)" if close else "")
-                                + "; trainer keys are lightning.Trainer arguments")
+            raise R2SDepthError(
+                f"unknown config key trainer.{k}"
+                + (f" (did you mean trainer.{close[0]}?)" if close else "")
+                + "; trainer keys are lightning.Trainer arguments"
+            )
 
 
 def resolve(cfg: dict[str, Any], *, stage2: bool = False) -> dict[str, Any]:
@@ -314,12 +376,17 @@ def resolve(cfg: dict[str, Any], *, stage2: bool = False) -> dict[str, Any]:
     except ConfigKeyError as e:
         key = e.full_key or str(e.key)
         parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
-        valid = [k for k in _schema_keys(schema_cls) if k.startswith(parent) and "." not in k[len(parent):]]
+        valid = [k for k in _schema_keys(schema_cls) if k.startswith(parent) and "." not in k[len(parent) :]]
         if not stage2 and key.split(".")[0] in ("distill", "teacher"):
-            raise R2SDepthError(f"config key {key} belongs to `r2sdepth distill` (stage 2), not train") from None
+            raise R2SDepthError(
+                f"config key {key} belongs to `r2sdepth distill` (stage 2), not train"
+            ) from None
         close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-        raise R2SDepthError(f"unknown config key {key}" + (f" (did you mean {close[0]}?)" if close else "")
-                            + "; `r2sdepth train --help` lists every key") from None
+        raise R2SDepthError(
+            f"unknown config key {key}"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + "; `r2sdepth train --help` lists every key"
+        ) from None
     except OmegaConfBaseException as e:
         msg = str(e).splitlines()[0]
         raise R2SDepthError(f"config key {e.full_key}: {msg}") from None
@@ -334,7 +401,9 @@ def _check_choices(schema: Any, values: dict[str, Any], prefix: str = "") -> Non
         v = values.get(f.name)
         choices = f.metadata.get("choices")
         if choices and v not in choices:
-            raise R2SDepthError(f"config key {prefix}{f.name}: {v!r} is not one of {', '.join(map(str, choices))}")
+            raise R2SDepthError(
+                f"config key {prefix}{f.name}: {v!r} is not one of {', '.join(map(str, choices))}"
+            )
         t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if dataclasses.is_dataclass(t) and isinstance(v, dict):
             _check_choices(type(t), v, prefix + f.name + ".")
@@ -366,8 +435,10 @@ def config_help(*, stage2: bool = False) -> str:
                 continue
             ch = f.metadata.get("choices")
             extra = f" [{'|'.join(map(str, ch))}]" if ch else ""
-            lines.append(f"  --{prefix}{f.name} {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
-                         f"{extra}: {f.metadata.get('help', '')}")
+            lines.append(
+                f"  --{prefix}{f.name} {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                f"{extra}: {f.metadata.get('help', '')}"
+            )
 
     cls = DistillRunConfig if stage2 else TrainConfig
     walk(cls, "", cls())

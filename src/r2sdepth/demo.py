@@ -26,7 +26,14 @@ from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path
 from r2sdepth.data.kitti import Sample, gt_depth, list_frame_ids, write_split
 from r2sdepth.data.synthetic import DATE, synthesize
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.infer import _clear_stale_outputs, _save_outputs, display_range, load_checkpoint, predict_split, run_infer
+from r2sdepth.infer import (
+    _clear_stale_outputs,
+    _save_outputs,
+    display_range,
+    load_checkpoint,
+    predict_split,
+    run_infer,
+)
 
 DEMO_CHECKPOINT = SHIPPED_CHECKPOINTS["demo"]
 REAL_CHECKPOINT = SHIPPED_CHECKPOINTS["real"]
@@ -43,13 +50,20 @@ def default_kitti_root() -> Path | None:
     return None
 
 
-def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Path | None = None,
-             progress: bool = False) -> dict[str, Any]:
+def run_demo(
+    out: Path,
+    seed: int = 2026,
+    frames: int = 24,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Run the demo into ``out``; returns the metrics (``model``, ``baseline``, ...)."""
     t_start = time.time()
     ckpt = checkpoint_path(checkpoint) if checkpoint else DEMO_CHECKPOINT
     if not ckpt.is_file():
-        raise R2SDepthError(f"{ckpt}: demo checkpoint missing (make it with python scripts/make_demo_model.py)")
+        raise R2SDepthError(
+            f"{ckpt}: demo checkpoint missing (make it with python scripts/make_demo_model.py)"
+        )
     _, meta = load_checkpoint(ckpt)
     h, w = int(meta["height"]), int(meta["width"])
     out = Path(out)
@@ -57,8 +71,15 @@ def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Pa
     synthesize(scene, sequences=1, frames=frames, height=h, width=w, seed=seed, progress=progress)
     drive = f"{DATE}/{DATE}_drive_0000_sync"
     gts = [gt_depth(scene, drive, i, "l") for i in range(frames)]
-    res = run_infer(ckpt, scene / drive / "image_02" / "data", out, modality="spike", gif=out / "demo.gif",
-                    gt=gts, progress=progress)
+    res = run_infer(
+        ckpt,
+        scene / drive / "image_02" / "data",
+        out,
+        modality="spike",
+        gif=out / "demo.gif",
+        gt=gts,
+        progress=progress,
+    )
     idx = [int(n) for n in res["names"]]
     preds = [np.load(out / "depth" / f"{n}.npy") for n in res["names"]]
     gt_sel = [gts[i] for i in idx]
@@ -67,25 +88,40 @@ def run_demo(out: Path, seed: int = 2026, frames: int = 24, checkpoint: str | Pa
     if train_mean:
         metrics["baseline"] = ev.mean_depth_baseline(None, gt_sel, mean=train_mean)
     metrics["baseline_median_scaled"] = ev.constant_median_baseline(gt_sel)
-    metrics["info"] = {"checkpoint": str(ckpt), "frames": len(idx), "size": [h, w], "seed": seed,
-                       "window": res["window"], "seconds": round(time.time() - t_start, 1),
-                       "protocol": "Garg crop, depth 1e-3..80 m, per-image median scaling (model); "
-                                   "baseline: mean training depth, no scaling"}
+    metrics["info"] = {
+        "checkpoint": str(ckpt),
+        "frames": len(idx),
+        "size": [h, w],
+        "seed": seed,
+        "window": res["window"],
+        "seconds": round(time.time() - t_start, 1),
+        "protocol": "Garg crop, depth 1e-3..80 m, per-image median scaling (model); "
+        "baseline: mean training depth, no scaling",
+    }
     write_json_atomic(out / "metrics.json", metrics)
-    names = {"model": "shipped spike-only model", "baseline": "mean training depth (baseline)",
-             "baseline_median_scaled": "constant + median scaling"}
+    names = {
+        "model": "shipped spike-only model",
+        "baseline": "mean training depth (baseline)",
+        "baseline_median_scaled": "constant + median scaling",
+    }
     print(ev.markdown_table({names[k]: v for k, v in metrics.items() if k in names}))
     print(f"\nscene (RGB, exact depth)  {scene}")
     print(f"spike stream              {out / 'stream.dat'}")
-    print(f"depth maps                {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), "
-          f"{out / 'color'} (with colour bar)")
+    print(
+        f"depth maps                {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), "
+        f"{out / 'color'} (with colour bar)"
+    )
     print(f"animation                 {out / 'demo.gif'}  (TFP | depth | RGB | ground truth)")
     print(f"metrics                   {out / 'metrics.json'}")
     return metrics
 
 
-def run_real_demo(out: Path, kitti_root: str | Path | None = None, checkpoint: str | Path | None = None,
-                  progress: bool = False) -> dict[str, Any]:
+def run_real_demo(
+    out: Path,
+    kitti_root: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """``r2sdepth demo --real``: the shipped real-footage spike-only model on the real KITTI frames
     of drive 0005 that it was not adapted on (spikes simulated from the frames with the model's
     camera settings; LiDAR ground truth, Eigen protocol), beside the constant + median-scaling
@@ -94,11 +130,14 @@ def run_real_demo(out: Path, kitti_root: str | Path | None = None, checkpoint: s
     t_start = time.time()
     ckpt = checkpoint_path(checkpoint) if checkpoint else REAL_CHECKPOINT
     if not ckpt.is_file():
-        raise R2SDepthError(f"{ckpt}: real-footage checkpoint missing (make it with python scripts/make_real_model.py --ship)")
+        raise R2SDepthError(
+            f"{ckpt}: real-footage checkpoint missing (make it with python scripts/make_real_model.py --ship)"
+        )
     root = Path(kitti_root) if kitti_root else default_kitti_root()
     if root is None or not (root / REAL_DRIVE).is_dir():
-        raise R2SDepthError(f"{root or '../shared/data/kitti_raw'}: KITTI drive {REAL_DRIVE} not found "
-                            "(give --kitti-root)")
+        raise R2SDepthError(
+            f"{root or '../shared/data/kitti_raw'}: KITTI drive {REAL_DRIVE} not found (give --kitti-root)"
+        )
     _, meta = load_checkpoint(ckpt)
     seen = set((meta.get("adapted_on") or {}).get("frames", []))
     frames = [f for f in list_frame_ids(root, REAL_DRIVE, "02") if f not in seen]
@@ -110,21 +149,40 @@ def run_real_demo(out: Path, kitti_root: str | Path | None = None, checkpoint: s
     write_split(split, [Sample(REAL_DRIVE, f, "l") for f in frames])
     gts = ev.split_gt(root, split, "velodyne")
     preds, _ = predict_split(ckpt, root, split, modality="spike", progress=progress)
-    metrics: dict[str, Any] = {"model": ev.evaluate_depths(preds, gts),
-                               "baseline_median_scaled": ev.constant_median_baseline(gts)}
+    metrics: dict[str, Any] = {
+        "model": ev.evaluate_depths(preds, gts),
+        "baseline_median_scaled": ev.constant_median_baseline(gts),
+    }
     _clear_stale_outputs(out)
     d_range = display_range(preds[0])  # the same files and colour range as r2sdepth infer
     for f, p in zip(frames, preds):
         _save_outputs(out, f"{f:06d}", p, d_range, metric=False)
-    metrics["info"] = {"checkpoint": str(ckpt), "kitti_root": str(root), "drive": REAL_DRIVE, "frames": frames,
-                       "adapted_on_frames": sorted(seen), "size": [int(meta["height"]), int(meta["width"])],
-                       "gt": "velodyne", "seconds": round(time.time() - t_start, 1),
-                       "protocol": "Garg crop, depth 1e-3..80 m, per-image median scaling (model and baseline)"}
+    metrics["info"] = {
+        "checkpoint": str(ckpt),
+        "kitti_root": str(root),
+        "drive": REAL_DRIVE,
+        "frames": frames,
+        "adapted_on_frames": sorted(seen),
+        "size": [int(meta["height"]), int(meta["width"])],
+        "gt": "velodyne",
+        "seconds": round(time.time() - t_start, 1),
+        "protocol": "Garg crop, depth 1e-3..80 m, per-image median scaling (model and baseline)",
+    }
     write_json_atomic(out / "metrics.json", metrics)
-    print(ev.markdown_table({"shipped real-footage spike-only model": metrics["model"],
-                             "constant + median scaling": metrics["baseline_median_scaled"]}))
-    print(f"\nframes {frames[0]}-{frames[-1]} of {REAL_DRIVE} (not used to adapt the model); "
-          f"spikes simulated from the frames")
-    print(f"depth maps {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), {out / 'color'} "
-          f"(with colour bar); metrics {out / 'metrics.json'}")
+    print(
+        ev.markdown_table(
+            {
+                "shipped real-footage spike-only model": metrics["model"],
+                "constant + median scaling": metrics["baseline_median_scaled"],
+            }
+        )
+    )
+    print(
+        f"\nframes {frames[0]}-{frames[-1]} of {REAL_DRIVE} (not used to adapt the model); "
+        f"spikes simulated from the frames"
+    )
+    print(
+        f"depth maps {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), {out / 'color'} "
+        f"(with colour bar); metrics {out / 'metrics.json'}"
+    )
     return metrics

@@ -11,8 +11,9 @@ per image and averaged over images.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +41,8 @@ def compute_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
         "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
         "a1": float(np.mean(thresh < 1.25)),
-        "a2": float(np.mean(thresh < 1.25 ** 2)),
-        "a3": float(np.mean(thresh < 1.25 ** 3)),
+        "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
     }
 
 
@@ -54,8 +55,8 @@ def crop_mask(shape: tuple[int, int], crop: str | None = "garg") -> np.ndarray:
         return m
     if crop not in CROPS:
         raise R2SDepthError(f"unknown crop {crop!r}; choose garg, eigen or none")
-    t, b, l, r = CROPS[crop]
-    m[int(t * h):int(b * h), int(l * w):int(r * w)] = True
+    top, bottom, left, right = CROPS[crop]
+    m[int(top * h) : int(bottom * h), int(left * w) : int(right * w)] = True
     return m
 
 
@@ -109,10 +110,15 @@ def evaluate_depths(
     if not (np.isfinite(scale) and scale > 0):
         raise R2SDepthError(f"scale {scale}: must be a positive finite number")
     if scaling != "fixed" and scale != 1.0:
-        raise R2SDepthError(f"a fixed scale ({scale}) applies to scaling 'fixed' only (asked for {scaling!r})")
+        raise R2SDepthError(
+            f"a fixed scale ({scale}) applies to scaling 'fixed' only (asked for {scaling!r})"
+        )
     preds = [_as_2d(p, i) for i, p in enumerate(preds)]
-    factors = (_camera_height_factors(preds, intrinsics, camera_height, per_run=scaling == "camera-height-run")
-               if scaling.startswith("camera-height") else None)
+    factors = (
+        _camera_height_factors(preds, intrinsics, camera_height, per_run=scaling == "camera-height-run")
+        if scaling.startswith("camera-height")
+        else None
+    )
     per, ratios, gt_ratios, skipped = [], [], [], []
     for i, (p, g) in enumerate(zip(preds, gts)):
         g = np.asarray(g, np.float32)
@@ -120,8 +126,10 @@ def evaluate_depths(
             raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
         if p.shape != g.shape:
             if np.any(p <= 0):
-                raise R2SDepthError(f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths (depth "
-                                    "must be > 0 to resize in disparity; for disparities use --pred-kind disp)")
+                raise R2SDepthError(
+                    f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths (depth "
+                    "must be > 0 to resize in disparity; for disparities use --pred-kind disp)"
+                )
             p = resize_to(p, g.shape)
         with np.errstate(invalid="ignore"):
             mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
@@ -130,8 +138,10 @@ def evaluate_depths(
             continue
         gv, pv = g[mask], p[mask] * scale
         if np.any(pv <= 0):
-            raise R2SDepthError(f"image {i}: prediction has {int(np.sum(pv <= 0))} non-positive depths where "
-                                "the ground truth is valid (depth must be > 0; for disparities use --pred-kind disp)")
+            raise R2SDepthError(
+                f"image {i}: prediction has {int(np.sum(pv <= 0))} non-positive depths where "
+                "the ground truth is valid (depth must be > 0; for disparities use --pred-kind disp)"
+            )
         if scaling == "median":
             r = float(np.median(gv) / max(np.median(pv), 1e-12))
             ratios.append(r)
@@ -151,8 +161,12 @@ def evaluate_depths(
         import warnings
 
         out["skipped_no_gt"] = skipped
-        warnings.warn(f"{len(skipped)} image(s) have no valid ground truth inside the crop and were not "
-                      f"evaluated (first: image {skipped[0]})", RuntimeWarning)
+        warnings.warn(
+            f"{len(skipped)} image(s) have no valid ground truth inside the crop and were not "
+            f"evaluated (first: image {skipped[0]})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     out["scaling"] = scaling
     out["median_scaling"] = scaling == "median"
     if factors is not None:
@@ -177,13 +191,19 @@ def _as_2d(p: np.ndarray, i: int) -> np.ndarray:
     return p
 
 
-def _camera_height_factors(preds: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray] | None,
-                           camera_height: float, per_run: bool = False) -> tuple[list[float], int]:
+def _camera_height_factors(
+    preds: Sequence[np.ndarray],
+    intrinsics: Sequence[np.ndarray] | None,
+    camera_height: float,
+    per_run: bool = False,
+) -> tuple[list[float], int]:
     """Per-image camera-height factors (failed fits take the others' median; ``per_run``: every
     image takes the median) and the number of failed fits."""
     if intrinsics is None or len(intrinsics) != len(preds):
-        raise R2SDepthError("camera-height scaling needs the intrinsics of every prediction "
-                            "(--data with calibration files, or a checkpoint run)")
+        raise R2SDepthError(
+            "camera-height scaling needs the intrinsics of every prediction "
+            "(--data with calibration files, or a checkpoint run)"
+        )
     got: list[float | None] = []
     for p, K in zip(preds, intrinsics):
         try:
@@ -197,8 +217,9 @@ def _camera_height_factors(preds: Sequence[np.ndarray], intrinsics: Sequence[np.
     return [fill if (f is None or per_run) else f for f in got], len(got) - len(ok)
 
 
-def mean_depth_baseline(train_gts: Iterable[np.ndarray] | None, gts: Sequence[np.ndarray], *,
-                        mean: float | None = None, **kw: Any) -> dict[str, Any]:
+def mean_depth_baseline(
+    train_gts: Iterable[np.ndarray] | None, gts: Sequence[np.ndarray], *, mean: float | None = None, **kw: Any
+) -> dict[str, Any]:
     """Metrics of the trivial baseline: the mean training depth (metres, from ``train_gts`` or
     given as ``mean``) everywhere, no scaling."""
     if mean is None:
@@ -222,8 +243,10 @@ class _ArrayOnlyUnpickler:
     (``os.system``, ``builtins.eval``, ...) is refused before it is called."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
     }
 
     @classmethod
@@ -235,8 +258,9 @@ class _ArrayOnlyUnpickler:
         class U(pickle.Unpickler):
             def find_class(self, module: str, name: str):
                 if (module, name) not in allowed:
-                    raise R2SDepthError(f"{where}: refusing to load pickled {module}.{name} "
-                                        "(only numpy arrays are accepted)")
+                    raise R2SDepthError(
+                        f"{where}: refusing to load pickled {module}.{name} (only numpy arrays are accepted)"
+                    )
                 return super().find_class(module, name)
 
         return U(f).load()
@@ -248,7 +272,9 @@ def _read_npy(f, where: str) -> np.ndarray:
     from numpy.lib import format as npf
 
     version = npf.read_magic(f)
-    shape, fortran, dtype = (npf.read_array_header_1_0(f) if version == (1, 0) else npf.read_array_header_2_0(f))
+    shape, fortran, dtype = (
+        npf.read_array_header_1_0(f) if version == (1, 0) else npf.read_array_header_2_0(f)
+    )
     if dtype.hasobject:
         arr = _ArrayOnlyUnpickler.load(f, where)
         if not isinstance(arr, np.ndarray):
@@ -284,7 +310,9 @@ def load_npz_maps(path: str | os.PathLike, key: str = "data") -> list[np.ndarray
     except R2SDepthError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise R2SDepthError(f"{path}: unreadable {path.suffix or 'file'} ({e.__class__.__name__}: {e})") from e
+        raise R2SDepthError(
+            f"{path}: unreadable {path.suffix or 'file'} ({e.__class__.__name__}: {e})"
+        ) from e
     except Exception as e:  # noqa: BLE001 (a corrupt pickle raises many kinds)
         raise R2SDepthError(f"{path}: corrupt array data ({e.__class__.__name__}: {e})") from e
     if arr.ndim == 2:
@@ -326,8 +354,13 @@ def save_npz_maps(path: str | os.PathLike, maps: Sequence[np.ndarray], **attrs: 
             np.savez_compressed(f, data=arr, **{k: np.array(str(v)) for k, v in attrs.items()})
 
 
-def export_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, out: str | os.PathLike,
-              progress: bool = False, source: str = "auto") -> int:
+def export_gt(
+    kitti_root: str | os.PathLike,
+    split: str | os.PathLike,
+    out: str | os.PathLike,
+    progress: bool = False,
+    source: str = "auto",
+) -> int:
     """Write the ground truth of every split line (native size, split order) to ``out``, with
     the ground-truth source (:func:`r2sdepth.data.kitti.gt_depth`) recorded as ``gt_source``."""
     from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
@@ -344,7 +377,9 @@ def export_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, out: str 
     return len(maps)
 
 
-def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, source: str = "auto") -> list[np.ndarray]:
+def split_gt(
+    kitti_root: str | os.PathLike, split: str | os.PathLike, source: str = "auto"
+) -> list[np.ndarray]:
     """Ground-truth maps of a split, in order, all from one source (see ``gt_depth``)."""
     from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
 
@@ -356,8 +391,9 @@ def split_gt(kitti_root: str | os.PathLike, split: str | os.PathLike, source: st
     return [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in read_split(split)]
 
 
-def split_intrinsics(root: str | os.PathLike, split: str | os.PathLike,
-                     sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+def split_intrinsics(
+    root: str | os.PathLike, split: str | os.PathLike, sizes: Sequence[tuple[int, int]]
+) -> list[np.ndarray]:
     """``K`` ``[3, 3]`` of every split line scaled to ``sizes[i]`` (the prediction's rows,
     columns): from the drive's ``calib_cam_to_cam.txt`` (KITTI raw layout, synthetic scenes) or a
     rig sequence's spike camera."""

@@ -50,8 +50,11 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     state = net.state_dict()
     if modality == "spike" and net.modality == "fusion":
         cfg["modality"] = "spike"
-        state = {k.replace("student_decoder.", "decoder.", 1): v for k, v in state.items()
-                 if k.startswith(("spike.", "student_decoder.")) or k == "w_rgb"}
+        state = {
+            k.replace("student_decoder.", "decoder.", 1): v
+            for k, v in state.items()
+            if k.startswith(("spike.", "student_decoder.")) or k == "w_rgb"
+        }
     meta = {k: v for k, v in meta.items() if k not in ("distill",)}
     meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
     dst = Path(dst)
@@ -60,8 +63,16 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
     return dst
 
 
-def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, height: int | None = None,
-                 width: int | None = None, window: int | None = None, check: bool = True) -> dict[str, Any]:
+def export_model(
+    checkpoint: str | os.PathLike,
+    fmt: str,
+    out: str | os.PathLike,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    window: int | None = None,
+    check: bool = True,
+) -> dict[str, Any]:
     """Export the spike-only network to ``fmt`` (``torchscript`` or ``onnx``) at a fixed size;
     compares the exported model with eager PyTorch on a random window and returns
     ``{"path", "max_abs_diff", "checked_with"}``."""
@@ -86,8 +97,12 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
         import warnings
 
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice; still the format asked for
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks fixed at export: the size is fixed
+            warnings.simplefilter(
+                "ignore", FutureWarning
+            )  # TorchScript's deprecation notice; still the format asked for
+            warnings.simplefilter(
+                "ignore", torch.jit.TracerWarning
+            )  # shape checks fixed at export: the size is fixed
             traced = torch.jit.trace(model, x, check_trace=False)
             torch.jit.save(traced, buf)
         write_bytes_atomic(out, buf.getvalue())
@@ -101,8 +116,15 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
             warnings.simplefilter("ignore", FutureWarning)
-            torch.onnx.export(model, (x,), buf, input_names=["spikes"], output_names=["depth"],
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(
+                model,
+                (x,),
+                buf,
+                input_names=["spikes"],
+                output_names=["depth"],
+                opset_version=17,
+                dynamo=False,
+            )
         write_bytes_atomic(out, buf.getvalue())
         diff, how = float("nan"), "not checked (install onnxruntime)"
         if check:
@@ -116,8 +138,14 @@ def export_model(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike
                 diff, how = float(np.abs(got - ref.numpy()).max()), f"onnxruntime {ort.__version__}"
     else:
         raise R2SDepthError(f"unknown export format {fmt!r} (onnx or torchscript)")
-    return {"path": str(out), "format": fmt, "input": [1, t, h, w], "max_abs_diff": diff, "checked_with": how,
-            "max_depth": float(ref.max())}
+    return {
+        "path": str(out),
+        "format": fmt,
+        "input": [1, t, h, w],
+        "max_abs_diff": diff,
+        "checked_with": how,
+        "max_depth": float(ref.max()),
+    }
 
 
 def time_model(fn, x: torch.Tensor, repeats: int = 10) -> float:

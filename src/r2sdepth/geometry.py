@@ -13,7 +13,8 @@ hundred) and the photometric gradient with respect to disparity by tens of perce
 from __future__ import annotations
 
 import functools
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,9 @@ def float32_geometry(fn: _F) -> _F:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         def up(x):
-            return x.float() if torch.is_tensor(x) and x.is_floating_point() and x.dtype != torch.float64 else x
+            return (
+                x.float() if torch.is_tensor(x) and x.is_floating_point() and x.dtype != torch.float64 else x
+            )
 
         with torch.autocast(_device_type(args, kwargs), enabled=False):
             return fn(*(up(a) for a in args), **{k: up(v) for k, v in kwargs.items()})
@@ -44,8 +47,11 @@ def float32_geometry(fn: _F) -> _F:
 
 def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Homogeneous pixel coordinates ``[3, H*W]`` (u, v, 1), pixel centres at integers."""
-    v, u = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
-                          torch.arange(w, device=device, dtype=dtype), indexing="ij")
+    v, u = torch.meshgrid(
+        torch.arange(h, device=device, dtype=dtype),
+        torch.arange(w, device=device, dtype=dtype),
+        indexing="ij",
+    )
     return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones(h * w, device=device, dtype=dtype)])
 
 
@@ -59,8 +65,9 @@ def backproject(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
 
 
 @float32_geometry
-def project(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor | None = None,
-            eps: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+def project(
+    points: torch.Tensor, K: torch.Tensor, T: torch.Tensor | None = None, eps: float = 1e-7
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera points ``[B, 3, N]`` (optionally moved by ``T`` ``[B, 4, 4]``) -> pixels ``[B, 2, N]``
     and their depth ``[B, 1, N]``."""
     if T is not None:
@@ -91,7 +98,9 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
 
 
 @float32_geometry
-def pose_vec_to_matrix(axisangle: torch.Tensor, translation: torch.Tensor, invert: bool = False) -> torch.Tensor:
+def pose_vec_to_matrix(
+    axisangle: torch.Tensor, translation: torch.Tensor, invert: bool = False
+) -> torch.Tensor:
     """Pose vector (axis-angle ``[B, 3]``, translation ``[B, 3]``) -> ``[B, 4, 4]``.
 
     ``invert=True`` returns the inverse transform (used for the frame before the target, as in
@@ -120,8 +129,14 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
 
 
 @float32_geometry
-def warp(src: torch.Tensor, depth: torch.Tensor, T_tgt_to_src: torch.Tensor, K: torch.Tensor,
-         K_inv: torch.Tensor | None = None, padding_mode: str = "border") -> tuple[torch.Tensor, torch.Tensor]:
+def warp(
+    src: torch.Tensor,
+    depth: torch.Tensor,
+    T_tgt_to_src: torch.Tensor,
+    K: torch.Tensor,
+    K_inv: torch.Tensor | None = None,
+    padding_mode: str = "border",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthesize the target view from ``src`` ``[B, C, H, W]`` (differentiable).
 
     ``depth``: target depth ``[B, 1, H, W]``; ``T_tgt_to_src``: maps target camera points into
@@ -142,7 +157,9 @@ def warp(src: torch.Tensor, depth: torch.Tensor, T_tgt_to_src: torch.Tensor, K: 
 
 
 @float32_geometry
-def disp_to_depth(disp: torch.Tensor, min_depth: float = 0.1, max_depth: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+def disp_to_depth(
+    disp: torch.Tensor, min_depth: float = 0.1, max_depth: float = 100.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sigmoid disparity in [0, 1] -> (scaled disparity, depth in [min_depth, max_depth])."""
     min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
     scaled = min_disp + (max_disp - min_disp) * disp

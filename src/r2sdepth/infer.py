@@ -72,10 +72,18 @@ def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
     return disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
 
 
-def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, split: str | os.PathLike, *,
-                  modality: str | None = None, spike_root: str | os.PathLike | None = None,
-                  batch_size: int = 4, device: str = "cpu", progress: bool = False,
-                  intrinsics: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], str]:
+def predict_split(
+    checkpoint: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str | os.PathLike,
+    *,
+    modality: str | None = None,
+    spike_root: str | os.PathLike | None = None,
+    batch_size: int = 4,
+    device: str = "cpu",
+    progress: bool = False,
+    intrinsics: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], str]:
     """Depth maps (metres, network size) for every line of ``split``; and a display name
     (``progress``: a progress bar on stderr). ``intrinsics``: a list that receives each map's
     ``K`` ``[3, 3]`` at the network size (for camera-height scaling)."""
@@ -85,9 +93,18 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
     modality = resolve_modality(meta, modality)
     d = meta.get("data", {})
     ds = SpikeKittiDataset(
-        data_root, split, height=meta["height"], width=meta["width"], context=(),
-        window=trained_window(meta), align=d.get("align", "end"), spike_root=spike_root,
-        sim=d.get("sim"), seed=d.get("seed", 0), augment=False, with_gt=False,
+        data_root,
+        split,
+        height=meta["height"],
+        width=meta["width"],
+        context=(),
+        window=trained_window(meta),
+        align=d.get("align", "end"),
+        spike_root=spike_root,
+        sim=d.get("sim"),
+        seed=d.get("seed", 0),
+        augment=False,
+        with_gt=False,
         need_spikes=modality in ("spike", "fusion"),
     )
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -108,6 +125,7 @@ def predict_split(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
 
 # -- r2sdepth infer: depth from spike streams, image folders and videos ----------------------------
 
+
 def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:
     """The smallest size ``>= (h, w)`` whose sides are multiples of ``multiple``."""
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
@@ -119,7 +137,9 @@ def fit_rgb(frames: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tenso
     so that they stay binary; images need no such care)."""
     rgb = torch.from_numpy(np.ascontiguousarray(np.asarray(frames).transpose(0, 3, 1, 2))).float() / 255
     if mode == "resize":
-        return torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return torch.nn.functional.interpolate(
+            rgb, size=size, mode="bilinear", align_corners=False, antialias=True
+        )
     return torch.from_numpy(np.ascontiguousarray(fit_spatial(rgb.numpy(), size, "pad")))
 
 
@@ -130,15 +150,25 @@ def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> tor
     if tuple(depth.shape[-2:]) == tuple(size):
         return depth
     if mode == "pad":
-        return depth[..., :size[0], :size[1]]
+        return depth[..., : size[0], : size[1]]
     return 1.0 / F.interpolate(1.0 / depth, size=size, mode="bilinear", align_corners=False)
 
 
-OWN_OUTPUTS = {"depth": ".npy", "depth_png": ".png", "depth_tiff": ".tiff", "color": ".png", "pointcloud": ".ply"}
+OWN_OUTPUTS = {
+    "depth": ".npy",
+    "depth_png": ".png",
+    "depth_tiff": ".tiff",
+    "color": ".png",
+    "pointcloud": ".ply",
+}
 
 
-def input_intrinsics(hw: tuple[int, int], intrinsics: tuple[float, float, float, float] | None,
-                     fov: float | None, known: np.ndarray | None = None) -> np.ndarray | None:
+def input_intrinsics(
+    hw: tuple[int, int],
+    intrinsics: tuple[float, float, float, float] | None,
+    fov: float | None,
+    known: np.ndarray | None = None,
+) -> np.ndarray | None:
     """``K`` ``[3, 3]`` at the input's size: from ``intrinsics`` or ``fov`` (one of them), else the
     source's own ``known`` ``[3, 3]`` (a rig's spike camera), else None."""
     if intrinsics is not None and fov is not None:
@@ -148,14 +178,18 @@ def input_intrinsics(hw: tuple[int, int], intrinsics: tuple[float, float, float,
     return np.asarray(known, np.float64) if known is not None else None
 
 
-def _height_factor(dmap: np.ndarray, K: np.ndarray, camera_height: float, done: list[float], name: str) -> float:
+def _height_factor(
+    dmap: np.ndarray, K: np.ndarray, camera_height: float, done: list[float], name: str
+) -> float:
     """The camera-height factor of one map (appended to ``done``); a map without a ground plane
     takes the median of the earlier factors."""
     try:
         f = camera_height_scale(dmap, K, camera_height).scale
     except R2SDepthError as e:
         if not done:
-            raise R2SDepthError(f"window {name}: {e}; --camera-height needs the ground in view (or give --scale)") from None
+            raise R2SDepthError(
+                f"window {name}: {e}; --camera-height needs the ground in view (or give --scale)"
+            ) from None
         f = float(np.median(done))
     done.append(f)
     return f
@@ -177,7 +211,9 @@ def _clear_stale_outputs(out: Path) -> int:
     return n
 
 
-def _save_outputs(out: Path, name: str, depth: np.ndarray, d_range: tuple[float, float], metric: bool) -> None:
+def _save_outputs(
+    out: Path, name: str, depth: np.ndarray, d_range: tuple[float, float], metric: bool
+) -> None:
     """``depth/NAME.npy`` (float32, model units or metres); ``depth_png/NAME.png`` (uint16,
     KITTI's depth x 256) when ``metric``, else ``depth_tiff/NAME.tiff`` (float32, lossless: model
     units of self-supervised depth span too few x256 levels); ``color/NAME.png`` (inverse depth,
@@ -216,8 +252,9 @@ def _warn_rate(meta: dict[str, Any], rate_hz: float, window: int, source: Path) 
         warnings.warn(f"{source}: {why}", R2SDepthWarning, stacklevel=3)
 
 
-def network_fit(hw: tuple[int, int], net_size: tuple[int, int] | None, fit: str,
-                trained: tuple[Any, Any]) -> tuple[str, tuple[int, int]]:
+def network_fit(
+    hw: tuple[int, int], net_size: tuple[int, int] | None, fit: str, trained: tuple[Any, Any]
+) -> tuple[str, tuple[int, int]]:
     """How an input of size ``hw`` meets the network: ``(mode, (H, W))``. ``net_size`` given: resized
     to it. Else ``fit="resize"`` (default): resized to the size the checkpoint was trained at
     (as Monodepth2's ``test_simple.py``), and ``fit="pad"``: padded to multiples of 32 (the input's
@@ -253,9 +290,17 @@ def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
         yield chunk
 
 
-def _panel(spk: np.ndarray | None, window: int, dmap: np.ndarray, d_range: tuple[float, float], metric: bool,
-           g: np.ndarray | None, rgb: np.ndarray | None, modality: str,
-           gt_range: tuple[float, float] | None) -> np.ndarray:
+def _panel(
+    spk: np.ndarray | None,
+    window: int,
+    dmap: np.ndarray,
+    d_range: tuple[float, float],
+    metric: bool,
+    g: np.ndarray | None,
+    rgb: np.ndarray | None,
+    modality: str,
+    gt_range: tuple[float, float] | None,
+) -> np.ndarray:
     """One animation frame: labelled ``TFP | depth (| RGB) (| ground truth or colour bar)`` panels."""
     big = 192  # panel rows: small network inputs are scaled up (whole factors)
     units = "m" if metric else "model units"
@@ -264,13 +309,22 @@ def _panel(spk: np.ndarray | None, window: int, dmap: np.ndarray, d_range: tuple
     if has_gt:
         gt_range = gt_range or display_range(g)
         ratio = float(np.median(g[g > 0]) / np.median(dmap[g > 0]))
-        row.append(labelled(depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
-                            f"prediction x median ratio {ratio:.3g}", big))
+        row.append(
+            labelled(
+                depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
+                f"prediction x median ratio {ratio:.3g}",
+                big,
+            )
+        )
     else:
         row.append(labelled(depth_picture(dmap, *d_range, units, colorbar=False), "prediction", big))
     if rgb is not None:
         f = np.asarray(rgb)
-        row.append(labelled(f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big))
+        row.append(
+            labelled(
+                f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big
+            )
+        )
     if has_gt:
         row.append(labelled(depth_picture(g, *gt_range, "m"), "ground truth (m)", big))
     else:
@@ -278,16 +332,33 @@ def _panel(spk: np.ndarray | None, window: int, dmap: np.ndarray, d_range: tuple
     return np.concatenate(row, 1)
 
 
-def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
-              window: int | None = None, stride_planes: int | None = None, stride_frames: int | None = None,
-              net_size: tuple[int, int] | None = None, device: str = "cpu", batch_size: int = 8, scale: float = 1.0,
-              modality: str | None = None, gif: str | os.PathLike | None = None,
-              mp4: str | os.PathLike | None = None, stream_kw: dict[str, Any] | None = None,
-              gt: list[np.ndarray] | None = None, metric: bool | None = None,
-              progress: bool = True, intrinsics: tuple[float, float, float, float] | None = None,
-              fov: float | None = None, pointcloud: bool = False,
-              camera_height: float | None = None, fit: str = "resize", follow: bool = False,
-              idle_timeout: float = 10.0) -> dict[str, Any]:
+def run_infer(
+    checkpoint: str | os.PathLike,
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    window: int | None = None,
+    stride_planes: int | None = None,
+    stride_frames: int | None = None,
+    net_size: tuple[int, int] | None = None,
+    device: str = "cpu",
+    batch_size: int = 8,
+    scale: float = 1.0,
+    modality: str | None = None,
+    gif: str | os.PathLike | None = None,
+    mp4: str | os.PathLike | None = None,
+    stream_kw: dict[str, Any] | None = None,
+    gt: list[np.ndarray] | None = None,
+    metric: bool | None = None,
+    progress: bool = True,
+    intrinsics: tuple[float, float, float, float] | None = None,
+    fov: float | None = None,
+    pointcloud: bool = False,
+    camera_height: float | None = None,
+    fit: str = "resize",
+    follow: bool = False,
+    idle_timeout: float = 10.0,
+) -> dict[str, Any]:
     """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
     video (RGB models get the frames; spike models get spikes simulated from them with the
     checkpoint's camera model), or every RGB frame of a rig sequence (a folder with
@@ -328,10 +399,14 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         if anim:
             check_animation_path(anim)
     if follow and (gif or mp4):
-        raise R2SDepthError("--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
-                            "(run without --follow once it is finished)")
+        raise R2SDepthError(
+            "--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
+            "(run without --follow once it is finished)"
+        )
     if not (np.isfinite(scale) and scale > 0):
-        raise R2SDepthError(f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number")
+        raise R2SDepthError(
+            f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number"
+        )
     if not (np.isfinite(idle_timeout) and idle_timeout > 0):
         raise R2SDepthError(f"--idle-timeout {idle_timeout}: must be a positive number of seconds")
     if fit not in ("resize", "pad"):
@@ -351,8 +426,10 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     kind = source_kind(source, follow)
     if kind.modalities is not None:  # e.g. a spike stream alone feeds only the spike path
         if own == "rgb":
-            raise R2SDepthError(f"{checkpoint}: an rgb checkpoint cannot run on a spike stream "
-                                "(give it a folder of images or a video)")
+            raise R2SDepthError(
+                f"{checkpoint}: an rgb checkpoint cannot run on a spike stream "
+                "(give it a folder of images or a video)"
+            )
         modality = resolve_modality(meta, modality or kind.modalities[0])
         if modality not in kind.modalities:
             raise R2SDepthError(f"a spike stream alone can only feed a spike model (asked for {modality})")
@@ -360,19 +437,29 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
         modality = resolve_modality(meta, modality)
     if own != "rgb" and modality != "rgb":
         check_window(meta, window)
-    opts = SourceOptions(window=window, need_spikes=modality != "rgb",
-                         need_rgb=modality in ("rgb", "fusion") or bool(gif or mp4),
-                         stride_planes=stride_planes, stride_frames=stride_frames, stream_kw=dict(stream_kw or {}),
-                         sim=dict(d.get("sim") or {}), seed=int(d.get("seed", 0)), out=out, follow=follow,
-                         idle_timeout=idle_timeout)
+    opts = SourceOptions(
+        window=window,
+        need_spikes=modality != "rgb",
+        need_rgb=modality in ("rgb", "fusion") or bool(gif or mp4),
+        stride_planes=stride_planes,
+        stride_frames=stride_frames,
+        stream_kw=dict(stream_kw or {}),
+        sim=dict(d.get("sim") or {}),
+        seed=int(d.get("seed", 0)),
+        out=out,
+        follow=follow,
+        idle_timeout=idle_timeout,
+    )
     src = kind(source, opts)
     if modality != "rgb" and src.recorded:
         _warn_rate(meta, src.rate_hz, window, source)
     hw = src.hw
     K = input_intrinsics(hw, intrinsics, fov, src.intrinsics)
     if (pointcloud or camera_height is not None) and K is None:
-        raise R2SDepthError(("--pointcloud" if pointcloud else "--camera-height") + " needs the camera's intrinsics: "
-                            "--intrinsics fx,fy,cx,cy (pixels at the input's size) or --fov DEGREES")
+        raise R2SDepthError(
+            ("--pointcloud" if pointcloud else "--camera-height") + " needs the camera's intrinsics: "
+            "--intrinsics fx,fy,cx,cy (pixels at the input's size) or --fov DEGREES"
+        )
     if camera_height is not None:
         if scale != 1.0:
             raise R2SDepthError("--camera-height sets the scale itself: drop --scale")
@@ -381,15 +468,22 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     trained = (meta.get("height"), meta.get("width"))
     mode, net_hw = network_fit(hw, net_size, fit, trained)
     if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
-        warnings.warn(f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
-                      f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
-                      "resizes the input to it", R2SDepthWarning, stacklevel=2)
+        warnings.warn(
+            f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
+            f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
+            "resizes the input to it",
+            R2SDepthWarning,
+            stacklevel=2,
+        )
     metric = bool(metric) if metric is not None else (scale != 1.0 or camera_height is not None)
     if metric and scale == 1.0 and camera_height is None and checkpoint_is_metric(meta) is False:
-        warnings.warn(f"--metric: {checkpoint} was trained without a metric scale (no stereo pair or speed); "
-                      "its depths are metres only up to one factor per image, so the KITTI 16-bit PNGs "
-                      "(depth x 256) will not be metres: give --scale or --camera-height", R2SDepthWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"--metric: {checkpoint} was trained without a metric scale (no stereo pair or speed); "
+            "its depths are metres only up to one factor per image, so the KITTI 16-bit PNGs "
+            "(depth x 256) will not be metres: give --scale or --camera-height",
+            R2SDepthWarning,
+            stacklevel=2,
+        )
 
     n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
     panels: list[np.ndarray] = []
@@ -414,9 +508,13 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
             batch: dict[str, Any] = {}
             spk = np.stack([it.spikes for it in chunk]) if modality != "rgb" else None
             if spk is not None:
-                batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(device)
+                batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(
+                    device
+                )
             if modality in ("rgb", "fusion"):
-                batch["color_aug"] = fit_rgb(np.stack([it.rgb for it in chunk]), net_hw, mode)[:, None].to(device)
+                batch["color_aug"] = fit_rgb(np.stack([it.rgb for it in chunk]), net_hw, mode)[:, None].to(
+                    device
+                )
             depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
             for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
                 it = chunk[j]
@@ -432,15 +530,41 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
                     latencies.append(done - it.arrived)
                     span = (span[0] if span else it.arrived, done)
                 if pointcloud:
-                    color = (np.asarray(it.rgb)[..., :3] if it.rgb is not None
-                             else to_uint8(tfp(spk[j])) if spk is not None else None)
+                    color = (
+                        np.asarray(it.rgb)[..., :3]
+                        if it.rgb is not None
+                        else to_uint8(tfp(spk[j]))
+                        if spk is not None
+                        else None
+                    )
                     pts, cols = depth_to_points(dmap, K, color)
-                    write_ply(out / "pointcloud" / f"{name}.ply", pts, cols,
-                              comment=f"r2sdepth infer {name}; units: {'m' if metric else 'model units'}; camera frame")
+                    write_ply(
+                        out / "pointcloud" / f"{name}.ply",
+                        pts,
+                        cols,
+                        comment=f"r2sdepth infer {name}; units: {'m' if metric else 'model units'}; camera frame",
+                    )
                 if n_out in keep:
-                    g = it.gt if it.gt is not None else gt[it.index] if gt is not None and it.index is not None else None
-                    panels.append(_panel(spk[j] if spk is not None else None, window, dmap, d_range, metric, g,
-                                         it.rgb, modality, gt_range))
+                    g = (
+                        it.gt
+                        if it.gt is not None
+                        else gt[it.index]
+                        if gt is not None and it.index is not None
+                        else None
+                    )
+                    panels.append(
+                        _panel(
+                            spk[j] if spk is not None else None,
+                            window,
+                            dmap,
+                            d_range,
+                            metric,
+                            g,
+                            it.rgb,
+                            modality,
+                            gt_range,
+                        )
+                    )
                     if g is not None and (g > 0).any():
                         gt_range = gt_range or display_range(g)
                 n_out += 1
@@ -459,24 +583,43 @@ def run_infer(checkpoint: str | os.PathLike, source: str | os.PathLike, out: str
     if mp4:
         save_animation(mp4, panels, fps=10.0)
     wall = time.monotonic() - t_start
-    summary = {"checkpoint": str(checkpoint), "input": str(source), "kind": src.kind, "modality": modality,
-               "window": window, "outputs": n_out, "input_size": list(hw), "network_size": list(net_hw), "fit": mode,
-               "trained_size": list(trained), "trained_windows": trained_windows(meta),
-               "input_rate_hz": src.rate_hz, "stride": src.stride(),
-               "scale": scale, "names": names, "depth_range": [d_lo, d_hi],
-               "animation_frames": len(panels),
-               "intrinsics": K.tolist() if K is not None else None,
-               "camera_height": camera_height, "camera_height_scales": height_scales or None,
-               "pointclouds": "pointcloud/ (binary PLY, camera frame)" if pointcloud else None,
-               "depth_units": "m" if metric else "model units (metres up to scale)",
-               "depth_image": "depth_png/ (uint16, KITTI: depth x 256)" if metric else
-               "depth_tiff/ (float32 TIFF, lossless)", "color_range": list(d_range) if d_range else None,
-               "seconds": wall, "windows_per_second": n_out / wall if wall > 0 else None}
+    summary = {
+        "checkpoint": str(checkpoint),
+        "input": str(source),
+        "kind": src.kind,
+        "modality": modality,
+        "window": window,
+        "outputs": n_out,
+        "input_size": list(hw),
+        "network_size": list(net_hw),
+        "fit": mode,
+        "trained_size": list(trained),
+        "trained_windows": trained_windows(meta),
+        "input_rate_hz": src.rate_hz,
+        "stride": src.stride(),
+        "scale": scale,
+        "names": names,
+        "depth_range": [d_lo, d_hi],
+        "animation_frames": len(panels),
+        "intrinsics": K.tolist() if K is not None else None,
+        "camera_height": camera_height,
+        "camera_height_scales": height_scales or None,
+        "pointclouds": "pointcloud/ (binary PLY, camera frame)" if pointcloud else None,
+        "depth_units": "m" if metric else "model units (metres up to scale)",
+        "depth_image": "depth_png/ (uint16, KITTI: depth x 256)"
+        if metric
+        else "depth_tiff/ (float32 TIFF, lossless)",
+        "color_range": list(d_range) if d_range else None,
+        "seconds": wall,
+        "windows_per_second": n_out / wall if wall > 0 else None,
+    }
     if follow:
         # latency: a window's last plane first seen on disk -> its depth written; windows/s over the
         # busy span (not the start-up or the final --idle-timeout wait)
-        summary["latency_s"] = {"median": float(np.median(latencies)) if latencies else None,
-                                "max": float(np.max(latencies)) if latencies else None}
-        summary["windows_per_second"] = (n_out / (span[1] - span[0]) if span and span[1] > span[0] else None)
+        summary["latency_s"] = {
+            "median": float(np.median(latencies)) if latencies else None,
+            "max": float(np.max(latencies)) if latencies else None,
+        }
+        summary["windows_per_second"] = n_out / (span[1] - span[0]) if span and span[1] > span[0] else None
     write_json_atomic(out / "summary.json", summary)
     return summary

@@ -26,7 +26,7 @@ class SSIM(nn.Module):
         super().__init__()
         self.pool = nn.AvgPool2d(3, 1)
         self.pad = nn.ReflectionPad2d(1)
-        self.c1, self.c2 = 0.01 ** 2, 0.03 ** 2
+        self.c1, self.c2 = 0.01**2, 0.03**2
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = self.pad(x), self.pad(y)
@@ -121,12 +121,15 @@ def self_supervised_loss(
     total, photo = 0.0, 0.0
     maps = {}
     for s, disp in sorted(disps.items()):
-        t = reprojection_terms(disp, target, sources, poses, K, min_depth=min_depth,
-                               max_depth=max_depth, automask=automask)
+        t = reprojection_terms(
+            disp, target, sources, poses, K, min_depth=min_depth, max_depth=max_depth, automask=automask
+        )
         p = t["loss_map"].mean()
-        img_s = F.interpolate(target, size=disp.shape[-2:], mode="bilinear", align_corners=False) if s else target
+        img_s = (
+            F.interpolate(target, size=disp.shape[-2:], mode="bilinear", align_corners=False) if s else target
+        )
         sm = smoothness(disp, img_s)
-        total = total + p + smooth_weight * sm / (2 ** s)
+        total = total + p + smooth_weight * sm / (2**s)
         photo = photo + p
         maps[s] = t
     n = len(disps)
@@ -145,10 +148,15 @@ def velocity_loss(poses: list[torch.Tensor], travel: torch.Tensor) -> torch.Tens
 # -- stage 2: cross-modality distillation ---------------------------------------------------------
 # Teacher tensors are always detached here, so gradients reach only the student (and connectors).
 
+
 def _resize_weight(w: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | None:
     if w is None or w.shape[-2:] == size:
         return w
-    return F.adaptive_avg_pool2d(w, size) if w.shape[-1] >= size[-1] else F.interpolate(w, size=size, mode="nearest")
+    return (
+        F.adaptive_avg_pool2d(w, size)
+        if w.shape[-1] >= size[-1]
+        else F.interpolate(w, size=size, mode="nearest")
+    )
 
 
 def _weighted_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -158,8 +166,9 @@ def _weighted_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return (x * w).sum() / w.sum().clamp_min(1e-6)
 
 
-def feature_distill_loss(student: list[torch.Tensor], teacher: list[torch.Tensor],
-                         weight: torch.Tensor | None = None) -> torch.Tensor:
+def feature_distill_loss(
+    student: list[torch.Tensor], teacher: list[torch.Tensor], weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Normalised L2 between (connector-mapped) student and teacher features, mean over stages.
 
     Each feature vector (the channels at one pixel) is L2-normalised, so the loss compares
@@ -170,7 +179,11 @@ def feature_distill_loss(student: list[torch.Tensor], teacher: list[torch.Tensor
     for s, t in zip(student, teacher):
         if s.shape != t.shape:
             raise ValueError(f"feature shapes differ: student {tuple(s.shape)}, teacher {tuple(t.shape)}")
-        d = (F.normalize(s, dim=1, eps=1e-6) - F.normalize(t.detach(), dim=1, eps=1e-6)).pow(2).sum(1, keepdim=True)
+        d = (
+            (F.normalize(s, dim=1, eps=1e-6) - F.normalize(t.detach(), dim=1, eps=1e-6))
+            .pow(2)
+            .sum(1, keepdim=True)
+        )
         total = total + _weighted_mean(d, _resize_weight(weight, s.shape[-2:]))
     return total / len(student)
 
@@ -192,8 +205,12 @@ def attention_transfer_loss(student: list[torch.Tensor], teacher: list[torch.Ten
     return total / len(student)
 
 
-def si_log_loss(student_depth: torch.Tensor, teacher_depth: torch.Tensor, weight: torch.Tensor | None = None,
-                lam: float = 0.85) -> torch.Tensor:
+def si_log_loss(
+    student_depth: torch.Tensor,
+    teacher_depth: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    lam: float = 0.85,
+) -> torch.Tensor:
     """Scale-invariant log loss (Eigen et al.): ``mean(d^2) - lam * mean(d)^2``, ``d = log s - log t``,
     per image under pixel weights, averaged over the batch. Depths ``[B, 1, H, W]`` (metres);
     the teacher is resized to the student. ``lam = 1`` ignores a global scale; ``lam < 1`` keeps
@@ -210,8 +227,12 @@ def si_log_loss(student_depth: torch.Tensor, teacher_depth: torch.Tensor, weight
     return ((m2 - lam * m1 * m1) * valid).sum() / valid.sum().clamp_min(1.0)
 
 
-def adaptive_pixel_weights(student_err: torch.Tensor, teacher_err: torch.Tensor,
-                           teacher_mask: torch.Tensor | None = None, mode: str = "hard") -> torch.Tensor:
+def adaptive_pixel_weights(
+    student_err: torch.Tensor,
+    teacher_err: torch.Tensor,
+    teacher_mask: torch.Tensor | None = None,
+    mode: str = "hard",
+) -> torch.Tensor:
     """Where to trust the teacher, per pixel, from photometric reprojection errors ``[B, 1, H, W]``.
 
     * ``hard``: 1 where the teacher's error is lower than the student's, else 0;

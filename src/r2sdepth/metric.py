@@ -7,9 +7,9 @@ The rule (:func:`camera_height_scale`): back-project the lower part of the image
 by RANSAC (planes whose normal is within ``max_tilt_deg`` of the camera's vertical axis;
 inliers within ``inlier_rel`` x the median depth of the candidates; score: inliers minus the
 points below the plane, since the ground is the lowest surface), refine it by least squares on
-its inliers and then on narrower bands (1/4, 1/16 of the tolerance), and return ``camera_height / distance(camera, plane)``. The
-parameters were fixed on synthetic scenes with exact depth (``tests/test_metric.py``), never on
-real LiDAR.
+its inliers and then on narrower bands (1/4, 1/16 of the tolerance), and return
+``camera_height / distance(camera, plane)``. The parameters were fixed on synthetic scenes with
+exact depth (``tests/test_metric.py``), never on real LiDAR.
 """
 
 from __future__ import annotations
@@ -51,9 +51,18 @@ def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return pts.T.reshape(h, w, 3).numpy()
 
 
-def camera_height_scale(depth: np.ndarray, K: np.ndarray, camera_height: float = KITTI_CAMERA_HEIGHT, *,
-                        lower_start: float = 0.55, max_tilt_deg: float = 5.0, inlier_rel: float = 0.02,
-                        iterations: int = 300, max_points: int = 5000, seed: int = 0) -> GroundFit:
+def camera_height_scale(
+    depth: np.ndarray,
+    K: np.ndarray,
+    camera_height: float = KITTI_CAMERA_HEIGHT,
+    *,
+    lower_start: float = 0.55,
+    max_tilt_deg: float = 5.0,
+    inlier_rel: float = 0.02,
+    iterations: int = 300,
+    max_points: int = 5000,
+    seed: int = 0,
+) -> GroundFit:
     """The factor that makes ``depth`` ``[H, W]`` metric: ``camera_height`` (metres) over the
     camera's distance to the ground plane fitted in the back-projected lower image (see the
     module docstring). Raises :class:`R2SDepthError` when no plane is found (too few valid
@@ -65,7 +74,7 @@ def camera_height_scale(depth: np.ndarray, K: np.ndarray, camera_height: float =
         raise R2SDepthError(f"depth map must be 2-D, got {depth.shape}")
     pts = backproject(depth, np.asarray(K, np.float64))
     h = depth.shape[0]
-    sel = pts[int(lower_start * h):].reshape(-1, 3)
+    sel = pts[int(lower_start * h) :].reshape(-1, 3)
     sel = sel[np.isfinite(sel).all(1) & (sel[:, 2] > 0) & (sel[:, 1] > 0)]
     if len(sel) < 50:
         raise R2SDepthError(f"ground plane: only {len(sel)} valid pixels below the horizon")
@@ -104,8 +113,13 @@ def camera_height_scale(depth: np.ndarray, K: np.ndarray, camera_height: float =
         if m[1] < cos_tilt or float(m @ centre) <= 0:
             break
         n, d = m, float(m @ centre)
-    return GroundFit(scale=float(camera_height / d), normal=tuple(float(x) for x in n), distance=d,
-                     inliers=len(inl), candidates=len(sel))
+    return GroundFit(
+        scale=float(camera_height / d),
+        normal=tuple(float(x) for x in n),
+        distance=d,
+        inliers=len(inl),
+        candidates=len(sel),
+    )
 
 
 def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -115,13 +129,19 @@ def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         vals = ()
     if len(vals) != 4 or not all(math.isfinite(v) for v in vals) or vals[0] <= 0 or vals[1] <= 0:
-        raise R2SDepthError(f"--intrinsics {text!r}: expected fx,fy,cx,cy in pixels (fx, fy > 0), "
-                            "e.g. 721.5,721.5,609.6,172.9")
+        raise R2SDepthError(
+            f"--intrinsics {text!r}: expected fx,fy,cx,cy in pixels (fx, fy > 0), "
+            "e.g. 721.5,721.5,609.6,172.9"
+        )
     return vals  # type: ignore[return-value]
 
 
-def intrinsics_matrix(size: tuple[int, int], *, intrinsics: tuple[float, float, float, float] | None = None,
-                      fov_deg: float | None = None) -> np.ndarray:
+def intrinsics_matrix(
+    size: tuple[int, int],
+    *,
+    intrinsics: tuple[float, float, float, float] | None = None,
+    fov_deg: float | None = None,
+) -> np.ndarray:
     """``K`` ``[3, 3]`` for an image of ``size`` (rows, columns): from ``fx, fy, cx, cy`` (pixels
     at that size) or from the horizontal field of view ``fov_deg`` (square pixels, principal point
     at the centre: ``fx = (W / 2) / tan(fov / 2)``, ``cx = (W - 1) / 2``)."""
@@ -130,7 +150,9 @@ def intrinsics_matrix(size: tuple[int, int], *, intrinsics: tuple[float, float, 
         fx, fy, cx, cy = intrinsics
     elif fov_deg is not None:
         if not (math.isfinite(fov_deg) and 0 < fov_deg < 180):
-            raise R2SDepthError(f"--fov {fov_deg}: the horizontal field of view must be between 0 and 180 degrees")
+            raise R2SDepthError(
+                f"--fov {fov_deg}: the horizontal field of view must be between 0 and 180 degrees"
+            )
         fx = fy = (w / 2) / math.tan(math.radians(fov_deg) / 2)
         cx, cy = (w - 1) / 2, (h - 1) / 2
     else:

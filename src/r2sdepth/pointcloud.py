@@ -18,7 +18,9 @@ from r2sdepth.metric import backproject
 _VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 
 
-def depth_to_points(depth: np.ndarray, K: np.ndarray, color: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def depth_to_points(
+    depth: np.ndarray, K: np.ndarray, color: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Points ``[N, 3]`` float32 and colours ``[N, 3]`` uint8 of the valid pixels of ``depth``
     ``[H, W]`` (``K`` at its size); ``color``: ``[H, W, 3]`` or ``[H, W]`` uint8 (grey for None)."""
     depth = np.asarray(depth, np.float32)
@@ -45,8 +47,16 @@ def write_ply(path: str | os.PathLike, points: np.ndarray, colors: np.ndarray, *
     v["red"], v["green"], v["blue"] = np.asarray(colors, np.uint8).T
     head = ["ply", "format binary_little_endian 1.0"]
     head += [f"comment {line}" for line in comment.splitlines() if line]
-    head += [f"element vertex {len(v)}", "property float x", "property float y", "property float z",
-             "property uchar red", "property uchar green", "property uchar blue", "end_header"]
+    head += [
+        f"element vertex {len(v)}",
+        "property float x",
+        "property float y",
+        "property float z",
+        "property uchar red",
+        "property uchar green",
+        "property uchar blue",
+        "end_header",
+    ]
     write_bytes_atomic(path, ("\n".join(head) + "\n").encode("ascii") + v.tobytes())
     return Path(path)
 
@@ -61,7 +71,7 @@ def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if "format binary_little_endian 1.0" not in header:
         raise R2SDepthError(f"{path}: only binary little-endian PLY files are read")
     n = next((int(h.split()[2]) for h in header if h.startswith("element vertex")), None)
-    body = data[end + len(b"end_header\n"):]
+    body = data[end + len(b"end_header\n") :]
     if n is None or len(body) != n * _VERTEX.itemsize:
         raise R2SDepthError(f"{path}: truncated or unexpected PLY body")
     v = np.frombuffer(body, _VERTEX)

@@ -6,8 +6,8 @@ No torch import at module level. Every file is written atomically.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -27,7 +27,9 @@ def check_animation_path(path: str | os.PathLike) -> None:
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError as e:
-            raise R2SDepthError(f"{path}: MP4 output needs imageio-ffmpeg (pip install 'r2sdepth[video]')") from e
+            raise R2SDepthError(
+                f"{path}: MP4 output needs imageio-ffmpeg (pip install 'r2sdepth[video]')"
+            ) from e
 
 
 def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
@@ -48,8 +50,14 @@ def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: f
             arr = np.stack([f if f.ndim == 3 else np.repeat(f[..., None], 3, -1) for f in frames])
             # H.264 wants even sizes
             h, w = arr.shape[1] - arr.shape[1] % 2, arr.shape[2] - arr.shape[2] % 2
-            iio.imwrite(tmp, arr[:, :h, :w], extension=".mp4", fps=fps, codec="libx264",
-                        plugin="pyav" if _has_pyav() else None)
+            iio.imwrite(
+                tmp,
+                arr[:, :h, :w],
+                extension=".mp4",
+                fps=fps,
+                codec="libx264",
+                plugin="pyav" if _has_pyav() else None,
+            )
     return path
 
 
@@ -61,8 +69,9 @@ def _has_pyav() -> bool:
     return True
 
 
-def colorize(values: np.ndarray, cmap: str = "magma", vmin: float | None = None,
-             vmax: float | None = None) -> np.ndarray:
+def colorize(
+    values: np.ndarray, cmap: str = "magma", vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
     """Colour-map ``[H, W]`` floats to uint8 ``[H, W, 3]`` with a matplotlib colour map (256 levels).
 
     Non-finite values are drawn black. ``vmin``/``vmax`` default to the minimum and the 95th percentile
@@ -115,8 +124,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out or [lo, hi]
 
 
-def depth_colorbar(height: int, d_near: float, d_far: float, units: str, cmap: str = "magma",
-                   width: int = 64) -> np.ndarray:
+def depth_colorbar(
+    height: int, d_near: float, d_far: float, units: str, cmap: str = "magma", width: int = 64
+) -> np.ndarray:
     """Vertical colour bar ``[height, width, 3]`` for :func:`depth_picture` (colour = inverse
     depth, labelled in depth): near (bright) at the top, far (dark) at the bottom, ticks in ``units``."""
     from PIL import ImageDraw
@@ -138,8 +148,9 @@ def depth_colorbar(height: int, d_near: float, d_far: float, units: str, cmap: s
     return np.asarray(pil)
 
 
-def depth_picture(depth: np.ndarray, d_near: float, d_far: float, units: str, cmap: str = "magma",
-                  colorbar: bool = True) -> np.ndarray:
+def depth_picture(
+    depth: np.ndarray, d_near: float, d_far: float, units: str, cmap: str = "magma", colorbar: bool = True
+) -> np.ndarray:
     """Colour picture of a depth map ``[H, W]`` (``units``: "m" or "model units"): colour =
     inverse depth on the fixed range ``[1 / d_far, 1 / d_near]`` (the same for every picture
     of a figure, so prediction and ground truth compare), invalid (<= 0, NaN) black; with a
@@ -168,8 +179,9 @@ def labelled(img: np.ndarray, title: str, min_height: int = 0) -> np.ndarray:
     return np.concatenate([np.asarray(strip), a], 0)
 
 
-def reconstruct_indices(n: int, window: int, *, index: int | None = None,
-                        every: int | None = None) -> list[int]:
+def reconstruct_indices(
+    n: int, window: int, *, index: int | None = None, every: int | None = None
+) -> list[int]:
     """Centre indices of the reconstructions to make in a stream of ``n`` planes."""
     if window <= 0 or window > n:
         raise R2SDepthError(f"window {window} must be between 1 and the stream length {n}")
@@ -236,7 +248,9 @@ def save_reconstructions(
     hist = np.zeros(bins, np.int64)
     for i in _progress(idx, progress):
         img = reconstruct_window(stream, i, window, method)
-        hist += np.bincount(np.clip(np.rint(img.ravel() * (bins - 1)), 0, bins - 1).astype(np.int64), minlength=bins)
+        hist += np.bincount(
+            np.clip(np.rint(img.ravel() * (bins - 1)), 0, bins - 1).astype(np.int64), minlength=bins
+        )
     cum = np.cumsum(hist)
     hi = float(np.searchsorted(cum, 0.995 * cum[-1]) / (bins - 1)) or 1.0
     out = Path(out_dir)

@@ -189,6 +189,7 @@ def scale_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[i
 
 # --- layout ------------------------------------------------------------------------------------
 
+
 def find_drives(root: str | os.PathLike) -> list[str]:
     """``<date>/<drive>_sync`` of every drive under ``root`` with an ``image_0X/data`` folder."""
     root = Path(root)
@@ -211,7 +212,9 @@ def list_frame_ids(root: str | os.PathLike, drive: str, cam: str | int = "02") -
     d = image_dir(root, drive, cam)
     if not d.is_dir():
         raise R2SDepthError(f"{d}: no such image folder")
-    ids = sorted({int(p.stem) for p in d.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.stem.isdigit()})
+    ids = sorted(
+        {int(p.stem) for p in d.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.stem.isdigit()}
+    )
     if not ids:
         raise R2SDepthError(f"{d}: no PNG or JPEG frames")
     return ids
@@ -262,24 +265,31 @@ def resolve_gt_source(root: str | os.PathLike, source: str = "auto") -> str:
     ``auto``: ``exact`` for synthetic roots, ``rig`` for rig roots, else ``velodyne`` (annotated
     maps merged into a KITTI root are used only when asked for)."""
     synthetic = (Path(root) / "synth.json").is_file()
-    rig = Path(root).is_dir() and any((p / "calib.yaml").is_file() for p in Path(root).iterdir() if p.is_dir())
+    rig = Path(root).is_dir() and any(
+        (p / "calib.yaml").is_file() for p in Path(root).iterdir() if p.is_dir()
+    )
     if source == "auto":
         return "exact" if synthetic else "rig" if rig else "velodyne"
     if rig != (source == "rig"):
-        raise R2SDepthError(f"{root}: ground-truth source {source!r} does not fit this root "
-                            f"({'rig sequences: use rig' if rig else 'no rig sequences here'})")
+        raise R2SDepthError(
+            f"{root}: ground-truth source {source!r} does not fit this root "
+            f"({'rig sequences: use rig' if rig else 'no rig sequences here'})"
+        )
     if source == "rig":
         return source
     if source not in GT_SOURCES:
         raise R2SDepthError(f"unknown ground-truth source {source!r}; choose auto, {', '.join(GT_SOURCES)}")
     if synthetic != (source == "exact"):
-        raise R2SDepthError(f"{root}: ground-truth source {source!r} does not fit this root "
-                            f"({'a synthetic scene: use exact' if synthetic else 'not a synthetic scene'})")
+        raise R2SDepthError(
+            f"{root}: ground-truth source {source!r} does not fit this root "
+            f"({'a synthetic scene: use exact' if synthetic else 'not a synthetic scene'})"
+        )
     return source
 
 
-def gt_depth(root: str | os.PathLike, drive: str, frame: int, cam: str | int = "02",
-             source: str = "auto") -> np.ndarray:
+def gt_depth(
+    root: str | os.PathLike, drive: str, frame: int, cam: str | int = "02", source: str = "auto"
+) -> np.ndarray:
     """Ground-truth depth of a frame (metres, 0 = invalid) from ``source`` (see
     :func:`resolve_gt_source`); a missing file is an error, never a fallback to another source."""
     c = cam_index(cam)
@@ -297,6 +307,7 @@ def gt_depth(root: str | os.PathLike, drive: str, frame: int, cam: str | int = "
 
 
 # --- poses -------------------------------------------------------------------------------------
+
 
 def read_poses(path: str | os.PathLike) -> np.ndarray:
     """``poses.txt`` (12 numbers a line, 3x4 camera-to-world) -> ``[N, 4, 4]``."""
@@ -328,7 +339,14 @@ def oxts_poses(oxts_dir: str | os.PathLike) -> np.ndarray:
     ty = scale * er * np.log(np.tan((90.0 + lat) * np.pi / 360.0))
     poses = np.tile(np.eye(4), (len(files), 1, 1))
     for i in range(len(files)):
-        cr, sr, cp, sp, cy, sy = np.cos(roll[i]), np.sin(roll[i]), np.cos(pitch[i]), np.sin(pitch[i]), np.cos(yaw[i]), np.sin(yaw[i])
+        cr, sr, cp, sp, cy, sy = (
+            np.cos(roll[i]),
+            np.sin(roll[i]),
+            np.cos(pitch[i]),
+            np.sin(pitch[i]),
+            np.cos(yaw[i]),
+            np.sin(yaw[i]),
+        )
         Rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
         Ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
         Rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
@@ -350,6 +368,7 @@ def drive_positions(root: str | os.PathLike, drive: str) -> np.ndarray | None:
 
 
 # --- splits ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Sample:

@@ -83,7 +83,9 @@ def _matrix(cfg: dict[str, Any], key: str, shape: tuple[int, ...], where: Path) 
     try:
         a = np.asarray(v, dtype=np.float64).reshape(shape)
     except (TypeError, ValueError):
-        raise R2SDepthError(f"{where}: {key} must be a {'x'.join(map(str, shape))} matrix of numbers") from None
+        raise R2SDepthError(
+            f"{where}: {key} must be a {'x'.join(map(str, shape))} matrix of numbers"
+        ) from None
     if not np.isfinite(a).all():
         raise R2SDepthError(f"{where}: {key} has non-finite entries")
     return a
@@ -95,8 +97,10 @@ def read_rig_calibration(path: str | os.PathLike) -> RigCalibration:
 
     path = Path(path)
     if not path.is_file():
-        raise R2SDepthError(f"{path}: rig calibration not found (calib.yaml: rgb_K, spike_K, sizes, "
-                            "H_rgb_to_spike or R/t, clock_offset_s)")
+        raise R2SDepthError(
+            f"{path}: rig calibration not found (calib.yaml: rgb_K, spike_K, sizes, "
+            "H_rgb_to_spike or R/t, clock_offset_s)"
+        )
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -109,15 +113,21 @@ def read_rig_calibration(path: str | os.PathLike) -> RigCalibration:
     sizes = []
     for key in ("rgb_size", "spike_size"):
         v = cfg.get(key)
-        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v)):
+        if not (
+            isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v)
+        ):
             raise R2SDepthError(f"{path}: {key} must be [rows, cols] (positive integers), got {v!r}")
         sizes.append((int(v[0]), int(v[1])))
     H = _matrix(cfg, "H_rgb_to_spike", (3, 3), path)
     R, t = _matrix(cfg, "R", (3, 3), path), _matrix(cfg, "t", (3,), path)
     if H is None and R is None:
-        raise R2SDepthError(f"{path}: give H_rgb_to_spike (co-axial rig) or R and t (RGB -> spike extrinsics)")
+        raise R2SDepthError(
+            f"{path}: give H_rgb_to_spike (co-axial rig) or R and t (RGB -> spike extrinsics)"
+        )
     off = cfg.get("clock_offset_s")
-    if off is not None and (isinstance(off, bool) or not isinstance(off, (int, float)) or not math.isfinite(off)):
+    if off is not None and (
+        isinstance(off, bool) or not isinstance(off, (int, float)) or not math.isfinite(off)
+    ):
         raise R2SDepthError(f"{path}: clock_offset_s must be a number of seconds or null, got {off!r}")
     return RigCalibration(rgb_K, spike_K, sizes[0], sizes[1], H, R, t, None if off is None else float(off))
 
@@ -135,8 +145,14 @@ def warp_rgb_to_spike(img: np.ndarray, H: np.ndarray, spike_size: tuple[int, int
     (bilinear; pixels that the RGB camera does not see are 0)."""
     import cv2
 
-    return cv2.warpPerspective(np.asarray(img), np.asarray(H, dtype=np.float64), (spike_size[1], spike_size[0]),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpPerspective(
+        np.asarray(img),
+        np.asarray(H, dtype=np.float64),
+        (spike_size[1], spike_size[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def planes_before(t_rgb: float | np.ndarray, t0_s: float, rate_hz: float, offset_s: float) -> np.ndarray:
@@ -145,9 +161,16 @@ def planes_before(t_rgb: float | np.ndarray, t0_s: float, rate_hz: float, offset
     return np.floor((np.asarray(t_rgb, dtype=np.float64) + offset_s - t0_s) * rate_hz + 1e-9).astype(np.int64)
 
 
-def estimate_clock_offset(rgb_times: np.ndarray, rgb_luminance: np.ndarray, plane_counts: np.ndarray,
-                          t0_s: float, rate_hz: float, *, search_s: float = 0.05,
-                          window_planes: int | None = None) -> dict[str, Any]:
+def estimate_clock_offset(
+    rgb_times: np.ndarray,
+    rgb_luminance: np.ndarray,
+    plane_counts: np.ndarray,
+    t0_s: float,
+    rate_hz: float,
+    *,
+    search_s: float = 0.05,
+    window_planes: int | None = None,
+) -> dict[str, Any]:
     """Clock offset (seconds, ``t_spike = t_rgb + offset``) maximising the Pearson correlation of
     the frame-to-frame change of the RGB mean luminance ``rgb_luminance[i]`` (any units) and of
     the spike rate (mean of ``plane_counts`` over ``window_planes`` centred on each frame time).
@@ -197,16 +220,23 @@ def estimate_clock_offset(rgb_times: np.ndarray, rgb_luminance: np.ndarray, plan
         corr[j] = float(np.corrcoef(dl, dr)[0, 1])
         used = max(used, int(okd.sum()) + 1)
     if not np.isfinite(corr).any():
-        raise R2SDepthError("clock offset: the spike stream does not cover the RGB frames at any offset searched")
+        raise R2SDepthError(
+            "clock offset: the spike stream does not cover the RGB frames at any offset searched"
+        )
     k = int(np.nanargmax(corr))
     frac = 0.0
     if 0 < k < corr.size - 1 and np.isfinite(corr[k - 1]) and np.isfinite(corr[k + 1]):
         den = corr[k - 1] - 2 * corr[k] + corr[k + 1]
         if den < 0:
             frac = float(np.clip(0.5 * (corr[k - 1] - corr[k + 1]) / den, -0.5, 0.5)) / sub
-    return {"offset_s": float((shifts[k] + frac) / rate_hz), "correlation": float(corr[k]),
-            "offsets_s": shifts / rate_hz, "correlations": corr, "usable_frames": used,
-            "window_planes": w}
+    return {
+        "offset_s": float((shifts[k] + frac) / rate_hz),
+        "correlation": float(corr[k]),
+        "offsets_s": shifts / rate_hz,
+        "correlations": corr,
+        "usable_frames": used,
+        "window_planes": w,
+    }
 
 
 def rig_depth(seq: str | os.PathLike, i: int) -> np.ndarray:
@@ -214,7 +244,9 @@ def rig_depth(seq: str | os.PathLike, i: int) -> np.ndarray:
     sequence, in the spike camera: ``SEQ/depth/NNNNNN.npy``."""
     p = Path(seq) / "depth" / f"{i:06d}.npy"
     if not p.is_file():
-        raise R2SDepthError(f"{p}: no ground-truth depth for this rig frame (evaluation needs depth/NNNNNN.npy)")
+        raise R2SDepthError(
+            f"{p}: no ground-truth depth for this rig frame (evaluation needs depth/NNNNNN.npy)"
+        )
     try:
         d = np.load(p, allow_pickle=False)
     except ValueError as e:
@@ -228,13 +260,20 @@ class RigSequence:
     """One paired sequence (layout in the module docstring): RGB frames and times, the spike
     stream, the calibration; spike windows chosen by time, RGB brought into the spike camera."""
 
-    def __init__(self, root: str | os.PathLike, *, clock_offset_s: float | None = None,
-                 estimate_offset: bool | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        clock_offset_s: float | None = None,
+        estimate_offset: bool | None = None,
+    ) -> None:
         from r2sdepth.data.kitti import FRAME_SUFFIXES
 
         self.root = Path(root)
         rgb = self.root / "rgb"
-        self.frames = sorted(p for p in rgb.glob("*") if p.suffix.lower() in FRAME_SUFFIXES) if rgb.is_dir() else []
+        self.frames = (
+            sorted(p for p in rgb.glob("*") if p.suffix.lower() in FRAME_SUFFIXES) if rgb.is_dir() else []
+        )
         if not self.frames:
             raise R2SDepthError(f"{rgb}: no RGB frames (PNG/JPEG)")
         ts = rgb / "timestamps.txt"
@@ -251,13 +290,17 @@ class RigSequence:
         self.stream = SpikeStream(self.root / "spike.dat")
         meta = read_sidecar(self.root / "spike.dat") or {}
         if "t0_s" not in meta:
-            raise R2SDepthError(f"{self.root / 'spike.json'}: t0_s (time of plane 0 on the spike clock) is required")
+            raise R2SDepthError(
+                f"{self.root / 'spike.json'}: t0_s (time of plane 0 on the spike clock) is required"
+            )
         self.t0_s = float(meta["t0_s"])
         self.rate_hz = float(self.stream.rate_hz)
         self.calib = read_rig_calibration(self.root / "calib.yaml")
         if (self.stream.height, self.stream.width) != self.calib.spike_size:
-            raise R2SDepthError(f"{self.root}: spike stream is {self.stream.height}x{self.stream.width}, calib.yaml "
-                                f"says spike_size {self.calib.spike_size[0]}x{self.calib.spike_size[1]}")
+            raise R2SDepthError(
+                f"{self.root}: spike stream is {self.stream.height}x{self.stream.width}, calib.yaml "
+                f"says spike_size {self.calib.spike_size[0]}x{self.calib.spike_size[1]}"
+            )
         self.H = rgb_to_spike_homography(self.calib)
         self.offset_estimate: dict[str, Any] | None = None
         if clock_offset_s is not None:
@@ -284,8 +327,10 @@ class RigSequence:
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, -1)
         if img.shape[:2] != self.calib.rgb_size:
-            raise R2SDepthError(f"{self.frames[i]}: {img.shape[0]}x{img.shape[1]}, calib.yaml says rgb_size "
-                                f"{self.calib.rgb_size[0]}x{self.calib.rgb_size[1]}")
+            raise R2SDepthError(
+                f"{self.frames[i]}: {img.shape[0]}x{img.shape[1]}, calib.yaml says rgb_size "
+                f"{self.calib.rgb_size[0]}x{self.calib.rgb_size[1]}"
+            )
         return img[..., :3]
 
     def rgb_in_spike_camera(self, i: int) -> np.ndarray:
@@ -300,15 +345,19 @@ class RigSequence:
         """The ``length`` planes that end when RGB frame ``i`` is taken (by time), uint8 ``[T, H, W]``."""
         end = int(planes_before(self.times[i], self.t0_s, self.rate_hz, self.clock_offset_s))
         if end - length < 0 or end > len(self.stream):
-            raise R2SDepthError(f"{self.root}: the {length}-plane window of RGB frame {i} (t = {self.times[i]:.6f} s) "
-                                f"[{end - length}, {end}) leaves the stream of {len(self.stream)} planes")
+            raise R2SDepthError(
+                f"{self.root}: the {length}-plane window of RGB frame {i} (t = {self.times[i]:.6f} s) "
+                f"[{end - length}, {end}) leaves the stream of {len(self.stream)} planes"
+            )
         return self.stream.read(end - length, end)
 
     def depth(self, i: int) -> np.ndarray:
         """Ground-truth depth of frame ``i`` in the spike camera (``depth/NNNNNN.npy``), float32."""
         d = rig_depth(self.root, i)
         if d.shape != self.calib.spike_size:
-            raise R2SDepthError(f"{self.root}: depth of frame {i} is {d.shape}, the spike camera is {self.calib.spike_size}")
+            raise R2SDepthError(
+                f"{self.root}: depth of frame {i} is {d.shape}, the spike camera is {self.calib.spike_size}"
+            )
         return d
 
     def estimate_offset(self, search_s: float = 0.05) -> dict[str, Any]:
@@ -316,12 +365,14 @@ class RigSequence:
         from r2sdepth.spike.simulate import luminance
 
         lum = np.array([float(luminance(self.rgb_in_spike_camera(i)).mean()) for i in range(len(self))])
-        return estimate_clock_offset(self.times, lum, self.stream.plane_counts(), self.t0_s, self.rate_hz,
-                                     search_s=search_s)
+        return estimate_clock_offset(
+            self.times, lum, self.stream.plane_counts(), self.t0_s, self.rate_hz, search_s=search_s
+        )
 
 
-def copy_with_calibration(src: str | os.PathLike, dst: str | os.PathLike, change: dict[str, Any], *,
-                          overwrite: bool = False) -> Path:
+def copy_with_calibration(
+    src: str | os.PathLike, dst: str | os.PathLike, change: dict[str, Any], *, overwrite: bool = False
+) -> Path:
     """A copy of the rig data root ``src`` at ``dst`` (files hard-linked where the file system
     allows, copied otherwise) whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g.
     ``{"clock_offset_s": 0.1}``): the same recordings with another calibration, to measure what a
@@ -361,12 +412,24 @@ def _rot_y(deg: float) -> np.ndarray:
     return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
 
 
-def synthesize_rig(out: str | os.PathLike, *, sequences: int = 1, frames: int = 14,
-                   world_size: tuple[int, int] = (96, 160), rgb_scale: float = 0.75,
-                   spike_size: tuple[int, int] = (64, 128), spike_K: np.ndarray | None = None,
-                   yaw_deg: float = 1.5, clock_offset_s: float = 0.0037, fps: float = 10.0,
-                   planes_per_frame: int = 200, pre_roll_frames: int = 1, exposure_changes: bool = True,
-                   seed: int = 3, test_sequences: int = 0) -> dict[str, Any]:
+def synthesize_rig(
+    out: str | os.PathLike,
+    *,
+    sequences: int = 1,
+    frames: int = 14,
+    world_size: tuple[int, int] = (96, 160),
+    rgb_scale: float = 0.75,
+    spike_size: tuple[int, int] = (64, 128),
+    spike_K: np.ndarray | None = None,
+    yaw_deg: float = 1.5,
+    clock_offset_s: float = 0.0037,
+    fps: float = 10.0,
+    planes_per_frame: int = 200,
+    pre_roll_frames: int = 1,
+    exposure_changes: bool = True,
+    seed: int = 3,
+    test_sequences: int = 0,
+) -> dict[str, Any]:
     """A data root of simulated two-camera rig sequences that can be checked exactly.
 
     Synthetic streets (:func:`r2sdepth.data.synthetic.synthesize`, ``world_size``) are seen by an
@@ -409,15 +472,20 @@ def synthesize_rig(out: str | os.PathLike, *, sequences: int = 1, frames: int = 
     for q in range(sequences):
         drive = f"{DATE}/{DATE}_drive_{q:04d}_sync"
         src = sorted((out / "_world" / drive / "image_02" / "data").glob("*.png"))
-        gains = (0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7 + 1.3 * q) if exposure_changes
-                 else np.ones(len(src)))
+        gains = (
+            0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7 + 1.3 * q)
+            if exposure_changes
+            else np.ones(len(src))
+        )
         root = out / f"seq{q:02d}"
         (root / "rgb").mkdir(parents=True, exist_ok=True)
         (root / "depth").mkdir(exist_ok=True)
         spike_frames = []
         for i, (p, g) in enumerate(zip(src, gains)):
             w = np.clip(np.asarray(Image.open(p), dtype=np.float32) * g, 0, 255).astype(np.uint8)
-            Image.fromarray(cv2.resize(w, (wr, hr), interpolation=cv2.INTER_LINEAR)).save(root / "rgb" / f"{i:06d}.png")
+            Image.fromarray(cv2.resize(w, (wr, hr), interpolation=cv2.INTER_LINEAR)).save(
+                root / "rgb" / f"{i:06d}.png"
+            )
             spike_frames.append(warp_rgb_to_spike(w, Hws, (hs, ws)))
             zw = kitti.gt_depth(out / "_world", drive, i, "l")
             zs = cv2.warpPerspective(zw, Hws, (ws, hs), flags=cv2.INTER_NEAREST, borderValue=0) * factor
@@ -426,21 +494,41 @@ def synthesize_rig(out: str | os.PathLike, *, sequences: int = 1, frames: int = 
         (root / "rgb" / "timestamps.txt").write_text("".join(f"{t:.6f}\n" for t in times))
         # plane (pre + k) * P is reached at RGB time times[k]: plane 0 at times[0] - pre / fps (spike clock)
         t0_s = times[0] - pre_roll_frames / fps + clock_offset_s
-        simulate_to_file(spike_frames, root / "spike.dat",
-                         SimParams(planes_per_frame=planes_per_frame, video_fps=fps, pre_roll_frames=pre_roll_frames),
-                         seed=seed + q, extra_meta={"t0_s": t0_s})
+        simulate_to_file(
+            spike_frames,
+            root / "spike.dat",
+            SimParams(planes_per_frame=planes_per_frame, video_fps=fps, pre_roll_frames=pre_roll_frames),
+            seed=seed + q,
+            extra_meta={"t0_s": t0_s},
+        )
         H = Hws @ np.linalg.inv(A)
-        calib = {"rgb_K": (A @ Kw).tolist(), "spike_K": Ks.tolist(), "rgb_size": [hr, wr], "spike_size": [hs, ws],
-                 "H_rgb_to_spike": H.tolist(), "clock_offset_s": None}
+        calib = {
+            "rgb_K": (A @ Kw).tolist(),
+            "spike_K": Ks.tolist(),
+            "rgb_size": [hr, wr],
+            "spike_size": [hs, ws],
+            "H_rgb_to_spike": H.tolist(),
+            "clock_offset_s": None,
+        }
         (root / "calib.yaml").write_text(yaml.safe_dump(calib))
         names.append(root.name)
-    test = names[len(names) - test_sequences:] if test_sequences else names
+    test = names[len(names) - test_sequences :] if test_sequences else names
     train = [n for n in names if n not in test] or names
     for split, seqs in (("train", train), ("test", test)):
-        kitti.write_split(out / "splits" / f"{split}_files.txt",
-                          [kitti.Sample(n, i, "l") for n in seqs for i in range(1, frames - 1)])
+        kitti.write_split(
+            out / "splits" / f"{split}_files.txt",
+            [kitti.Sample(n, i, "l") for n in seqs for i in range(1, frames - 1)],
+        )
     import shutil
 
     shutil.rmtree(out / "_world")
-    return {"sequences": names, "H_rgb_to_spike": Hws @ np.linalg.inv(A), "clock_offset_s": clock_offset_s,
-            "rgb_K": A @ Kw, "spike_K": Ks, "rgb_size": (hr, wr), "spike_size": (hs, ws), "world_K": Kw}
+    return {
+        "sequences": names,
+        "H_rgb_to_spike": Hws @ np.linalg.inv(A),
+        "clock_offset_s": clock_offset_s,
+        "rgb_K": A @ Kw,
+        "spike_K": Ks,
+        "rgb_size": (hr, wr),
+        "spike_size": (hs, ws),
+        "world_K": Kw,
+    }

@@ -101,8 +101,11 @@ class InferSource:
 def _stream_warnings(stream: SpikeStream) -> None:
     warn_layout(stream)
     if stream.ignored_bytes:
-        warnings.warn(f"{stream.path}: the last {stream.ignored_bytes} bytes (an incomplete plane) were ignored",
-                      R2SDepthWarning, stacklevel=3)
+        warnings.warn(
+            f"{stream.path}: the last {stream.ignored_bytes} bytes (an incomplete plane) were ignored",
+            R2SDepthWarning,
+            stacklevel=3,
+        )
 
 
 class StreamSource(InferSource):
@@ -118,8 +121,10 @@ class StreamSource(InferSource):
 
     def __init__(self, path: Path, opts: SourceOptions) -> None:
         if opts.stride_frames is not None:
-            raise R2SDepthError("--stride-frames applies to folders and videos; windows of a spike stream are "
-                                "spaced by --stride-planes")
+            raise R2SDepthError(
+                "--stride-frames applies to folders and videos; windows of a spike stream are "
+                "spaced by --stride-planes"
+            )
         self.stream = SpikeStream(path, **opts.stream_kw)
         _stream_warnings(self.stream)
         self.window, self.step = opts.window, int(opts.stride_planes or opts.window)
@@ -127,7 +132,11 @@ class StreamSource(InferSource):
         if self.window > n:
             raise R2SDepthError(f"{path}: window {self.window} is longer than the stream ({n} planes)")
         self.starts = list(range(0, n - self.window + 1, self.step))
-        self.hw, self.rate_hz, self.count = (self.stream.height, self.stream.width), self.stream.rate_hz, len(self.starts)
+        self.hw, self.rate_hz, self.count = (
+            (self.stream.height, self.stream.width),
+            self.stream.rate_hz,
+            len(self.starts),
+        )
 
     def items(self) -> Iterator[Item]:
         for t0 in self.starts:
@@ -174,11 +183,17 @@ class FollowSource(StreamSource):
                 return SpikeStream(self.path, allow_partial=True, **self._kw())
             except R2SDepthError as e:
                 msg = str(e)
-                if "no such spike stream" not in msg and "empty spike stream" not in msg and "bytes per plane" not in msg:
+                if (
+                    "no such spike stream" not in msg
+                    and "empty spike stream" not in msg
+                    and "bytes per plane" not in msg
+                ):
                     raise
             if time.monotonic() - t_last > self.opts.idle_timeout:
-                raise R2SDepthError(f"{self.path}: no whole plane appeared within {self.opts.idle_timeout:g} s "
-                                    "(--idle-timeout)")
+                raise R2SDepthError(
+                    f"{self.path}: no whole plane appeared within {self.opts.idle_timeout:g} s "
+                    "(--idle-timeout)"
+                )
             time.sleep(self.opts.poll)
 
     def _kw(self) -> dict[str, Any]:
@@ -199,8 +214,10 @@ class FollowSource(StreamSource):
                 raise
             meta_frames = str(e)
         if meta_frames:
-            raise R2SDepthError(f"{self.path}: its sidecar fixes the number of planes; a followed recording "
-                                "must not carry 'frames'")
+            raise R2SDepthError(
+                f"{self.path}: its sidecar fixes the number of planes; a followed recording "
+                "must not carry 'frames'"
+            )
 
     def _look(self) -> None:
         """Note the whole planes on disk now (one ``stat``; the file is not reread)."""
@@ -221,7 +238,9 @@ class FollowSource(StreamSource):
             self._look()
             if t0 + self.window <= len(self.stream):
                 arrived = self._arrival(t0 + self.window)
-                yield Item(f"{t0 + self.window:06d}", spikes=self.stream.read(t0, t0 + self.window), arrived=arrived)
+                yield Item(
+                    f"{t0 + self.window:06d}", spikes=self.stream.read(t0, t0 + self.window), arrived=arrived
+                )
                 t0 += self.step
                 idle_since = time.monotonic()
                 continue
@@ -246,16 +265,20 @@ class RigSource(InferSource):
         from r2sdepth.data.rig import RigSequence
 
         if opts.stride_planes is not None:
-            raise R2SDepthError("--stride-planes applies to spike streams; outputs of a rig sequence are "
-                                "spaced by --stride-frames")
+            raise R2SDepthError(
+                "--stride-planes applies to spike streams; outputs of a rig sequence are "
+                "spaced by --stride-frames"
+            )
         self.rig = RigSequence(path)
         self.opts = opts
         self.hw = tuple(self.rig.calib.spike_size)  # type: ignore[assignment]
         self.rate_hz = self.rig.stream.rate_hz
         self.intrinsics = np.asarray(self.rig.K, np.float64)
         ends = [int(e) for e in self.rig.window_ends()]
-        idx = [i for i in range(len(self.rig)) if ends[i] - opts.window >= 0 and ends[i] <= len(self.rig.stream)]
-        self.idx = idx[::int(opts.stride_frames or 1)]
+        idx = [
+            i for i in range(len(self.rig)) if ends[i] - opts.window >= 0 and ends[i] <= len(self.rig.stream)
+        ]
+        self.idx = idx[:: int(opts.stride_frames or 1)]
         if not self.idx:
             raise R2SDepthError(f"{path}: no RGB frame has a {opts.window}-plane spike window in the stream")
         self.count = len(self.idx)
@@ -264,9 +287,13 @@ class RigSource(InferSource):
     def items(self) -> Iterator[Item]:
         o = self.opts
         for i in self.idx:
-            yield Item(f"{i:06d}", spikes=self.rig.window(i, o.window) if o.need_spikes else None,
-                       rgb=self.rig.rgb_in_spike_camera(i) if o.need_rgb else None,
-                       gt=self.rig.depth(i) if self.gt_available and o.need_rgb else None, index=i)
+            yield Item(
+                f"{i:06d}",
+                spikes=self.rig.window(i, o.window) if o.need_spikes else None,
+                rgb=self.rig.rgb_in_spike_camera(i) if o.need_rgb else None,
+                gt=self.rig.depth(i) if self.gt_available and o.need_rgb else None,
+                index=i,
+            )
 
     def stride(self) -> dict[str, int]:
         return {"frames": int(self.opts.stride_frames or 1)}
@@ -287,8 +314,10 @@ class FrameSource(InferSource):
 
     def __init__(self, path: Path, opts: SourceOptions) -> None:
         if opts.stride_planes is not None:
-            raise R2SDepthError("--stride-planes applies to spike streams; outputs of a folder or video are "
-                                "spaced by --stride-frames")
+            raise R2SDepthError(
+                "--stride-planes applies to spike streams; outputs of a folder or video are "
+                "spaced by --stride-frames"
+            )
         self.opts = opts
         self.frames = list(iter_frames(path))  # native size: outputs at the input's resolution
         n = len(self.frames)
@@ -301,8 +330,10 @@ class FrameSource(InferSource):
         first = 0
         if opts.need_spikes:
             if (n - 1) * sim.planes_per_frame < opts.window:
-                raise R2SDepthError(f"{path}: {n} frames x {sim.planes_per_frame} planes per frame "
-                                    f"hold no {opts.window}-plane window")
+                raise R2SDepthError(
+                    f"{path}: {n} frames x {sim.planes_per_frame} planes per frame "
+                    f"hold no {opts.window}-plane window"
+                )
             assert opts.out is not None
             opts.out.mkdir(parents=True, exist_ok=True)
             simulate_to_file(self.frames, opts.out / "stream.dat", sim, seed=opts.seed, source=str(path))

@@ -35,7 +35,14 @@ from r2sdepth.atomic import write_json_atomic
 from r2sdepth.data import kitti
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import read_sidecar, sidecar_path
-from r2sdepth.spike.simulate import SimParams, frame_window, iter_frames, luminance, simulate_to_file, stable_seed
+from r2sdepth.spike.simulate import (
+    SimParams,
+    frame_window,
+    iter_frames,
+    luminance,
+    simulate_to_file,
+    stable_seed,
+)
 
 MANIFEST_FORMAT = "r2sdepth-spike-kitti/1"
 
@@ -82,7 +89,9 @@ def read_sequence_list(path: str | os.PathLike) -> list[str]:
     return list(seen)
 
 
-def plan_jobs(kitti_root: Path, cameras: list[str], sequences: list[str] | None) -> tuple[list[Job], list[str]]:
+def plan_jobs(
+    kitti_root: Path, cameras: list[str], sequences: list[str] | None
+) -> tuple[list[Job], list[str]]:
     """All (drive, camera) jobs whose image folder exists, sorted; plus what was skipped."""
     drives = kitti.find_drives(kitti_root)
     if sequences is not None:
@@ -106,12 +115,17 @@ def plan_jobs(kitti_root: Path, cameras: list[str], sequences: list[str] | None)
 
 
 def _params_meta(params: SimParams, height: int, width: int, seed: int) -> dict[str, Any]:
-    return {"simulator": {"model": "integrate-and-fire", **params.to_dict()},
-            "height": height, "width": width, "build_seed": seed}
+    return {
+        "simulator": {"model": "integrate-and-fire", **params.to_dict()},
+        "height": height,
+        "width": width,
+        "build_seed": seed,
+    }
 
 
-def is_finished(job: Job, out: Path, params: SimParams, height: int, width: int, seed: int,
-                verify: bool = False) -> bool:
+def is_finished(
+    job: Job, out: Path, params: SimParams, height: int, width: int, seed: int, verify: bool = False
+) -> bool:
     """Whether ``job``'s stream is complete and made with these parameters."""
     path = job.stream_path(out)
     try:
@@ -134,8 +148,9 @@ def is_finished(job: Job, out: Path, params: SimParams, height: int, width: int,
     return True
 
 
-def build_one(job: Job, kitti_root: str, out: str, params: SimParams, height: int, width: int,
-              seed: int) -> dict[str, Any]:
+def build_one(
+    job: Job, kitti_root: str, out: str, params: SimParams, height: int, width: int, seed: int
+) -> dict[str, Any]:
     """Simulate one (drive, camera) stream; returns its sidecar content."""
     out_p = Path(out)
     path = job.stream_path(out_p)
@@ -147,8 +162,14 @@ def build_one(job: Job, kitti_root: str, out: str, params: SimParams, height: in
     extra = _params_meta(params, height, width, seed)
     extra.update({"sequence": job.drive, "camera": job.cam})
     return simulate_to_file(
-        frames, path, params, seed=seed, sequence=sequence_key(job.drive, job.cam),
-        source=f"{job.drive}/image_{job.cam}", extra_meta=extra, frame_ids=ids,
+        frames,
+        path,
+        params,
+        seed=seed,
+        sequence=sequence_key(job.drive, job.cam),
+        source=f"{job.drive}/image_{job.cam}",
+        extra_meta=extra,
+        frame_ids=ids,
     )
 
 
@@ -160,16 +181,18 @@ def write_manifest(out: Path, params: SimParams, height: int, width: int, seed: 
         dat = sc.with_suffix(".dat")
         if not meta or not dat.is_file() or meta.get("bytes") != dat.stat().st_size:
             continue
-        entries.append({
-            "sequence": meta.get("sequence"),
-            "camera": meta.get("camera"),
-            "path": str(dat.relative_to(out)),
-            "rgb_frames": meta.get("rgb_frames"),
-            "planes": meta.get("frames"),
-            "bytes": meta.get("bytes"),
-            "sha256": meta.get("sha256"),
-            "seed": meta.get("seed"),
-        })
+        entries.append(
+            {
+                "sequence": meta.get("sequence"),
+                "camera": meta.get("camera"),
+                "path": str(dat.relative_to(out)),
+                "rgb_frames": meta.get("rgb_frames"),
+                "planes": meta.get("frames"),
+                "bytes": meta.get("bytes"),
+                "sha256": meta.get("sha256"),
+                "seed": meta.get("seed"),
+            }
+        )
     manifest = {
         "format": MANIFEST_FORMAT,
         "r2sdepth_version": __version__,
@@ -226,8 +249,10 @@ def build_spike_kitti(
                     bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=workers) as ex:
-                futs = [ex.submit(build_one, j, str(kitti_root), str(out), params, height, width, seed)
-                        for j in todo]
+                futs = [
+                    ex.submit(build_one, j, str(kitti_root), str(out), params, height, width, seed)
+                    for j in todo
+                ]
                 for f in as_completed(futs):
                     f.result()
                     if bar is not None:
@@ -236,11 +261,17 @@ def build_spike_kitti(
         if bar is not None:
             bar.close()
     manifest = write_manifest(out, params, height, width, seed)
-    return {"built": len(todo), "skipped_finished": done_before, "missing_cameras": skipped,
-            "shard": f"{i}/{n}", "manifest": manifest}
+    return {
+        "built": len(todo),
+        "skipped_finished": done_before,
+        "missing_cameras": skipped,
+        "shard": f"{i}/{n}",
+        "manifest": manifest,
+    }
 
 
 # --- the torch Dataset ---------------------------------------------------------------------------
+
 
 class SpikeKittiDataset:
     """Samples of a split for training and evaluation (a ``torch.utils.data.Dataset``).
@@ -306,8 +337,10 @@ class SpikeKittiDataset:
         if self.spike_root is None and align != "end":
             raise R2SDepthError("on-the-fly spike simulation supports align='end' only")
         if self.sim.camera_rate_hz and align != "end":
-            raise R2SDepthError("camera-rate windows (data.sim.camera_rate_hz) end at their frame: align must be "
-                                "'end' (the planes around a frame are not simulated)")
+            raise R2SDepthError(
+                "camera-rate windows (data.sim.camera_rate_hz) end at their frame: align must be "
+                "'end' (the planes around a frame are not simulated)"
+            )
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -328,7 +361,9 @@ class SpikeKittiDataset:
         key = (drive, cam)
         if key not in self._ids:
             rig = self._rig(drive)
-            self._ids[key] = list(range(len(rig))) if rig is not None else kitti.list_frame_ids(self.root, drive, cam)
+            self._ids[key] = (
+                list(range(len(rig))) if rig is not None else kitti.list_frame_ids(self.root, drive, cam)
+            )
         return self._ids[key]
 
     def _nearest(self, drive: str, cam: str, frame: int) -> int:
@@ -393,7 +428,9 @@ class SpikeKittiDataset:
             st = self._streams.get(str(path))
             if st is None:
                 if not path.is_file():
-                    raise R2SDepthError(f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)")
+                    raise R2SDepthError(
+                        f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)"
+                    )
                 st = SpikeStream(path)
                 if (st.height, st.width) != (self.h, self.w):
                     raise R2SDepthError(
@@ -405,11 +442,19 @@ class SpikeKittiDataset:
         ids = self._frame_ids(drive, cam)
 
         def lum(j: int):
-            return luminance(self._image(drive, cam, self._nearest(drive, cam, j), cache)[0],
-                             linearize=self.sim.linearize)
+            return luminance(
+                self._image(drive, cam, self._nearest(drive, cam, j), cache)[0], linearize=self.sim.linearize
+            )
 
-        return frame_window(lum, frame, self.window, self.sim, seed=self.seed,
-                            sequence=sequence_key(drive, cam), first_frame=ids[0])
+        return frame_window(
+            lum,
+            frame,
+            self.window,
+            self.sim,
+            seed=self.seed,
+            sequence=sequence_key(drive, cam),
+            first_frame=ids[0],
+        )
 
     def _stereo_view(self, drive: str, cam: str, frame: int, flip: bool):
         """The other camera of the pair at ``frame`` (float32 ``[3, H, W]``) and the
@@ -421,8 +466,10 @@ class SpikeKittiDataset:
             raise R2SDepthError(f"{drive}: data.stereo needs a KITTI-layout stereo pair, not a rig sequence")
         other = "03" if kitti.cam_index(cam) == "02" else "02"
         if not kitti.image_path(self.root, drive, frame, other).is_file():
-            raise R2SDepthError(f"{kitti.image_path(self.root, drive, frame, other)}: missing image of the other "
-                                f"camera (data.stereo needs image_{other})")
+            raise R2SDepthError(
+                f"{kitti.image_path(self.root, drive, frame, other)}: missing image of the other "
+                f"camera (data.stereo needs image_{other})"
+            )
         img = torch.from_numpy(self._read_image(drive, other, frame)[0]).permute(2, 0, 1)
         key = (drive.split("/")[0], cam)
         if key not in self._stereo_T:  # the calibration is read once per date and camera, not per sample
@@ -440,11 +487,16 @@ class SpikeKittiDataset:
 
         if drive not in self._positions:
             ids = self._frame_ids(drive, cam)
-            self._positions[drive] = (kitti.drive_positions(self.root, drive), {f: k for k, f in enumerate(ids)})
+            self._positions[drive] = (
+                kitti.drive_positions(self.root, drive),
+                {f: k for k, f in enumerate(ids)},
+            )
         pos, idx = self._positions[drive]
         if pos is None:
-            raise R2SDepthError(f"{self.root / drive}: loss.velocity_weight / known_speed need the camera's "
-                                "motion (poses.txt or oxts/data)")
+            raise R2SDepthError(
+                f"{self.root / drive}: loss.velocity_weight / known_speed need the camera's "
+                "motion (poses.txt or oxts/data)"
+            )
 
         def at(f: int):
             k = idx[self._nearest(drive, cam, f)]
@@ -498,7 +550,9 @@ class SpikeKittiDataset:
             if rig is not None:
                 gt = torch.from_numpy(rig.depth(s.frame))[None]
             else:
-                gt = torch.from_numpy(kitti.gt_depth(self.root, s.drive, s.frame, cam, source=self.gt_source))[None]
+                gt = torch.from_numpy(
+                    kitti.gt_depth(self.root, s.drive, s.frame, cam, source=self.gt_source)
+                )[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
 

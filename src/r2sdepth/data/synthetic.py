@@ -3,8 +3,9 @@
 A road (asphalt with lane markings, sidewalks), building facades on both sides with gaps and a
 second row of buildings behind, parked and moving cars (boxes), poles and sky, textured with
 real photographs that ship with scikit-image (``brick``, ``gravel``, ``grass``, ``moon``,
-``camera``, ``astronaut``, ``coffee``, ``rocket``, ``chelsea``) with mip-mapped look-ups and mild lighting changes. A camera moves forward along the
-road at KITTI-like speed (about 10 m/s at 10 Hz) with small yaw/pitch/lateral oscillations.
+``camera``, ``astronaut``, ``coffee``, ``rocket``, ``chelsea``) with mip-mapped look-ups and
+mild lighting changes. A camera moves forward along the road at KITTI-like speed (about 10 m/s
+at 10 Hz) with small yaw/pitch/lateral oscillations.
 Everything is rendered by vectorised ray casting in numpy, exactly: the depth of every pixel is
 the ray's hit distance along the optical axis.
 
@@ -115,12 +116,24 @@ def _vehicle(rng: np.random.Generator, xc: float, z: float, cam_h: float, vz: fl
         w, hh, ln = rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7), rng.uniform(3.8, 4.8)
     # a third of real vehicles are white or silver: bright, low-texture surfaces that are near
     tint = np.full(3, rng.uniform(0.85, 1.0)) if rng.random() < 0.35 else rng.uniform(0.2, 1.0, 3)
-    return Box(np.array([xc - w / 2, cam_h - hh, z]), np.array([xc + w / 2, cam_h, z + ln]),
-               "metal", tint.astype(np.float32), vz)
+    return Box(
+        np.array([xc - w / 2, cam_h - hh, z]),
+        np.array([xc + w / 2, cam_h, z + ln]),
+        "metal",
+        tint.astype(np.float32),
+        vz,
+    )
 
 
-def _add_traffic(rng: np.random.Generator, boxes: list[Box], length: float, cam_h: float, road_half: float,
-                 speed: float, density: float) -> None:
+def _add_traffic(
+    rng: np.random.Generator,
+    boxes: list[Box],
+    length: float,
+    cam_h: float,
+    road_half: float,
+    speed: float,
+    density: float,
+) -> None:
     """Dense city traffic around the camera (``density`` in (0, 1]): a queue ahead in the camera's
     lane moving with it (a lead vehicle 6-25 m ahead), a slower queue in the left lane that the
     camera passes close by, trucks among the parked cars, trees on the sidewalks and an overpass.
@@ -131,7 +144,9 @@ def _add_traffic(rng: np.random.Generator, boxes: list[Box], length: float, cam_
     gap = lambda: rng.uniform(1.5, 8.0) / density  # noqa: E731  (bumper-to-bumper at density 1)
     z = rng.uniform(6.0, 25.0)
     while z < length + 120:  # own lane, moving with the camera
-        boxes.append(_vehicle(rng, 1.75 + rng.uniform(-0.2, 0.2), z, cam_h, speed * rng.uniform(0.9, 1.0), 0.2))
+        boxes.append(
+            _vehicle(rng, 1.75 + rng.uniform(-0.2, 0.2), z, cam_h, speed * rng.uniform(0.9, 1.0), 0.2)
+        )
         z = boxes[-1].hi[2] + gap()
     z = rng.uniform(-15.0, 10.0)
     lane_speed = speed * rng.uniform(0.0, 0.7)
@@ -149,15 +164,33 @@ def _add_traffic(rng: np.random.Generator, boxes: list[Box], length: float, cam_
         while z < length + 120:
             xc, r = side * (road_half + rng.uniform(1.2, 2.5)), rng.uniform(1.2, 2.2)
             top = cam_h - rng.uniform(4.0, 8.0)
-            boxes.append(Box(np.array([xc - 0.15, top + r, z + r - 0.15]), np.array([xc + 0.15, cam_h, z + r + 0.15]),
-                             "asphalt", np.array([0.35, 0.3, 0.25], np.float32)))
-            boxes.append(Box(np.array([xc - r, top, z]), np.array([xc + r, top + 1.6 * r, z + 2 * r]), "grass",
-                             rng.uniform([0.35, 0.55, 0.25], [0.55, 0.8, 0.4]).astype(np.float32)))
+            boxes.append(
+                Box(
+                    np.array([xc - 0.15, top + r, z + r - 0.15]),
+                    np.array([xc + 0.15, cam_h, z + r + 0.15]),
+                    "asphalt",
+                    np.array([0.35, 0.3, 0.25], np.float32),
+                )
+            )
+            boxes.append(
+                Box(
+                    np.array([xc - r, top, z]),
+                    np.array([xc + r, top + 1.6 * r, z + 2 * r]),
+                    "grass",
+                    rng.uniform([0.35, 0.55, 0.25], [0.55, 0.8, 0.4]).astype(np.float32),
+                )
+            )
             z += rng.uniform(6.0, 20.0) / density
     if rng.random() < 0.6:  # an overpass across the street
         z0, clear = rng.uniform(25.0, 70.0), rng.uniform(4.5, 6.0)
-        boxes.append(Box(np.array([-40.0, cam_h - clear - 1.2, z0]), np.array([40.0, cam_h - clear, z0 + 12.0]),
-                         "brick", np.array([0.7, 0.7, 0.68], np.float32)))
+        boxes.append(
+            Box(
+                np.array([-40.0, cam_h - clear - 1.2, z0]),
+                np.array([40.0, cam_h - clear, z0 + 12.0]),
+                "brick",
+                np.array([0.7, 0.7, 0.68], np.float32),
+            )
+        )
 
 
 def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, traffic: float = 0.0) -> World:
@@ -180,8 +213,12 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
         seg_gap.append(rng.random(n) < 0.25)
         seg_tint.append(rng.uniform(0.55, 1.0, (n, 3)).astype(np.float32))
         # mostly non-periodic photographs: periodic textures (brick) make view synthesis ambiguous
-        seg_tex.append([str(rng.choice(["brick", "photo", "astronaut", "coffee", "rocket", "chelsea"]))
-                        for _ in range(n)])
+        seg_tex.append(
+            [
+                str(rng.choice(["brick", "photo", "astronaut", "coffee", "rocket", "chelsea"]))
+                for _ in range(n)
+            ]
+        )
     boxes: list[Box] = []
     cam_h = 1.65
     for side in (-1, 1):
@@ -190,15 +227,26 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
             if rng.random() < 0.6:
                 w, hh, ln = rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7), rng.uniform(3.8, 4.8)
                 xc = side * (road_half - 1.1)
-                boxes.append(Box(np.array([xc - w / 2, cam_h - hh, z]), np.array([xc + w / 2, cam_h, z + ln]),
-                                 "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32)))
+                boxes.append(
+                    Box(
+                        np.array([xc - w / 2, cam_h - hh, z]),
+                        np.array([xc + w / 2, cam_h, z + ln]),
+                        "metal",
+                        rng.uniform(0.2, 1.0, 3).astype(np.float32),
+                    )
+                )
             z += rng.uniform(5.5, 9.0)
         z = rng.uniform(5, 20)
         while z < length + 120:  # poles on the sidewalk
             xc = side * (road_half + 0.6)
-            boxes.append(Box(np.array([xc - 0.1, cam_h - rng.uniform(4.0, 6.0), z]),
-                             np.array([xc + 0.1, cam_h, z + 0.2]), "asphalt",
-                             np.array([0.5, 0.5, 0.55], np.float32)))
+            boxes.append(
+                Box(
+                    np.array([xc - 0.1, cam_h - rng.uniform(4.0, 6.0), z]),
+                    np.array([xc + 0.1, cam_h, z + 0.2]),
+                    "asphalt",
+                    np.array([0.5, 0.5, 0.55], np.float32),
+                )
+            )
             z += rng.uniform(15, 30)
     for i in range(moving_cars):  # oncoming (left lane) and leading (own lane) traffic
         oncoming = i % 2 == 0
@@ -206,18 +254,52 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
         z0 = rng.uniform(30, 80)
         w, hh, ln = 1.8, rng.uniform(1.4, 1.6), 4.4
         vz = -rng.uniform(8, 12) if oncoming else rng.uniform(9, 11)
-        boxes.append(Box(np.array([xc - w / 2, cam_h - hh, z0]), np.array([xc + w / 2, cam_h, z0 + ln]),
-                         "metal", rng.uniform(0.2, 1.0, 3).astype(np.float32), vz))
+        boxes.append(
+            Box(
+                np.array([xc - w / 2, cam_h - hh, z0]),
+                np.array([xc + w / 2, cam_h, z0 + ln]),
+                "metal",
+                rng.uniform(0.2, 1.0, 3).astype(np.float32),
+                vz,
+            )
+        )
     speed = float(rng.uniform(8.0, 11.0))
     light_phase = float(rng.uniform(0, 2 * np.pi))
     if traffic > 0:
         speed = float(rng.uniform(2.0, 11.0))
-        _add_traffic(rng, boxes, length, cam_h, road_half, speed, min(float(traffic), 1.0) * rng.uniform(0.3, 1.0))
-        return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
-                     speed=speed, light_phase=light_phase, pitch=float(rng.uniform(-0.03, 0.03)),
-                     sky=float(rng.uniform(0.8, 1.3)))
-    return World(cam_h, road_half, fx, bx, seg_start, seg_height, seg_gap, seg_tint, seg_tex, boxes,
-                 speed=speed, light_phase=light_phase)
+        _add_traffic(
+            rng, boxes, length, cam_h, road_half, speed, min(float(traffic), 1.0) * rng.uniform(0.3, 1.0)
+        )
+        return World(
+            cam_h,
+            road_half,
+            fx,
+            bx,
+            seg_start,
+            seg_height,
+            seg_gap,
+            seg_tint,
+            seg_tex,
+            boxes,
+            speed=speed,
+            light_phase=light_phase,
+            pitch=float(rng.uniform(-0.03, 0.03)),
+            sky=float(rng.uniform(0.8, 1.3)),
+        )
+    return World(
+        cam_h,
+        road_half,
+        fx,
+        bx,
+        seg_start,
+        seg_height,
+        seg_gap,
+        seg_tint,
+        seg_tex,
+        boxes,
+        speed=speed,
+        light_phase=light_phase,
+    )
 
 
 def intrinsics(height: int, width: int) -> np.ndarray:
@@ -241,7 +323,9 @@ def camera_pose(world: World, t: float, rng_phase: np.ndarray) -> np.ndarray:
     return T
 
 
-def _sample(tex: str, u: np.ndarray, v: np.ndarray, texel_per_m: float, depth: np.ndarray, f: float) -> np.ndarray:
+def _sample(
+    tex: str, u: np.ndarray, v: np.ndarray, texel_per_m: float, depth: np.ndarray, f: float
+) -> np.ndarray:
     """Mip-mapped bilinear look-up of texture ``tex`` at metric coordinates (u, v), tiled.
 
     The mip level follows the pixel footprint (``depth / f`` metres), so distant surfaces do not
@@ -257,7 +341,7 @@ def _sample(tex: str, u: np.ndarray, v: np.ndarray, texel_per_m: float, depth: n
         m = level == lv
         img = pyr[lv]
         h, w = img.shape
-        s = texel_per_m / (2 ** lv)
+        s = texel_per_m / (2**lv)
         x = u[m] * s - 0.5
         y = v[m] * s - 0.5
         x0, y0 = np.floor(x), np.floor(y)
@@ -271,7 +355,9 @@ def _sample(tex: str, u: np.ndarray, v: np.ndarray, texel_per_m: float, depth: n
     return out
 
 
-def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: int, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: int, time_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Render RGB uint8 ``[H, W, 3]`` and depth float32 ``[H, W]`` (metres; 0 = sky)."""
     n = height * width
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
@@ -294,7 +380,9 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
         ok = (t > 0) & (t < best)
         zi = c[2] + t * dz
         yi = c[1] + t * dy
-        seg = np.clip(np.searchsorted(world.seg_start[side], zi, side="right") - 1, 0, len(world.seg_start[side]) - 1)
+        seg = np.clip(
+            np.searchsorted(world.seg_start[side], zi, side="right") - 1, 0, len(world.seg_start[side]) - 1
+        )
         top = world.cam_height - world.seg_height[side][seg]
         ok &= ~world.seg_gap[side][seg] & (yi >= top) & (yi <= world.cam_height)
         best[ok], mat[ok] = t[ok], 1 + side
@@ -311,14 +399,16 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
         lo, hi = box.lo.copy(), box.hi.copy()
         lo[2] += box.vz * time_s
         hi[2] += box.vz * time_s
-        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        corners = np.array(
+            [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        )
         pc = (Tw2c[:3, :3] @ corners.T).T + Tw2c[:3, 3]
         if np.all(pc[:, 2] < 0.1) or np.min(pc[:, 2]) > 200:
             continue
         if np.any(pc[:, 2] < 0.1):
             u0, u1, v0, v1 = 0, width - 1, 0, height - 1
         else:
-            pp = (K @ pc.T)
+            pp = K @ pc.T
             uu, vv = pp[0] / pp[2], pp[1] / pp[2]
             u0, u1 = int(max(np.floor(uu.min()), 0)), int(min(np.ceil(uu.max()), width - 1))
             v0, v1 = int(max(np.floor(vv.min()), 0)), int(min(np.ceil(vv.max()), height - 1))
@@ -353,17 +443,26 @@ def render(world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: in
     m = np.flatnonzero(mat == 0)
     if m.size:
         road = np.abs(px[m]) < world.road_half
-        g = np.where(road, _sample("asphalt", px[m], pz[m], 40.0, best[m], f) * 0.6 + 0.1,
-                     _sample("grass", px[m], pz[m], 30.0, best[m], f) * 0.8 + 0.1)
+        g = np.where(
+            road,
+            _sample("asphalt", px[m], pz[m], 40.0, best[m], f) * 0.6 + 0.1,
+            _sample("grass", px[m], pz[m], 30.0, best[m], f) * 0.8 + 0.1,
+        )
         lane = road & (np.abs(px[m]) < 0.08) & (np.mod(pz[m], 9.0) < 4.0)
         edge = road & (np.abs(np.abs(px[m]) - (world.road_half - 0.15)) < 0.06)
         g = np.where(lane | edge, 0.92, g)
-        col = np.where(road[:, None], np.array([1.0, 1.0, 1.0], np.float32), np.array([0.55, 0.8, 0.45], np.float32))
+        col = np.where(
+            road[:, None], np.array([1.0, 1.0, 1.0], np.float32), np.array([0.55, 0.8, 0.45], np.float32)
+        )
         rgb[m] = g[:, None] * col
     for side in range(2):
         m = np.flatnonzero(mat == 1 + side)
         if m.size:
-            seg = np.clip(np.searchsorted(world.seg_start[side], pz[m], side="right") - 1, 0, len(world.seg_start[side]) - 1)
+            seg = np.clip(
+                np.searchsorted(world.seg_start[side], pz[m], side="right") - 1,
+                0,
+                len(world.seg_start[side]) - 1,
+            )
             g = np.empty(m.size, np.float32)
             for tex in set(world.seg_tex[side]):
                 sel = np.isin(seg, [i for i, tname in enumerate(world.seg_tex[side]) if tname == tex])
@@ -411,12 +510,22 @@ def calib_text(K: np.ndarray, height: int, width: int) -> str:
     )
 
 
-def render_sequence(out: str, seq: int, frames: int, height: int, width: int, seed: int,
-                    moving_cars: int = 2, fps: float = 10.0, traffic: float = 0.0, stereo: bool = False) -> str:
+def render_sequence(
+    out: str,
+    seq: int,
+    frames: int,
+    height: int,
+    width: int,
+    seed: int,
+    moving_cars: int = 2,
+    fps: float = 10.0,
+    traffic: float = 0.0,
+    stereo: bool = False,
+) -> str:
     """Render and write one drive; returns its ``<date>/<drive>_sync`` name. ``stereo``: also
     camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time)."""
-    from r2sdepth.data.kitti import write_depth_png
     from r2sdepth.atomic import save_png
+    from r2sdepth.data.kitti import write_depth_png
 
     rng = np.random.default_rng([seed, seq])
     world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic)
@@ -433,7 +542,10 @@ def render_sequence(out: str, seq: int, frames: int, height: int, width: int, se
         if stereo:
             right = T.copy()
             right[:3, 3] += T[:3, 0] * STEREO_BASELINE  # along the camera's own x axis
-            save_png(root / "image_03" / "data" / f"{i:010d}.png", render(world, right, K, height, width, i / fps)[0])
+            save_png(
+                root / "image_03" / "data" / f"{i:010d}.png",
+                render(world, right, K, height, width, i / fps)[0],
+            )
         write_depth_png(root / "proj_depth" / "groundtruth" / "image_02" / f"{i:010d}.png", depth)
         Tr = T0_inv @ T  # camera-to-world with world = the first camera (KITTI odometry)
         lines.append(" ".join(f"{x:.9e}" for x in Tr[:3].ravel()))
@@ -454,15 +566,28 @@ def make_splits(drives: list[str], frames: int) -> dict[str, list[tuple[str, int
         parts = {"train": drives[:1], "val": drives[1:], "test": drives[1:]}
     else:
         n_test = max(1, round(0.2 * n))
-        parts = {"train": drives[: n - n_test - 1], "val": drives[n - n_test - 1: n - n_test],
-                 "test": drives[n - n_test:]}
+        parts = {
+            "train": drives[: n - n_test - 1],
+            "val": drives[n - n_test - 1 : n - n_test],
+            "test": drives[n - n_test :],
+        }
     # frames with both neighbours (context frames -1, +1)
     return {k: [(d, f) for d in v for f in range(1, frames - 1)] for k, v in parts.items()}
 
 
-def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, height: int = 192,
-               width: int = 640, seed: int = 0, workers: int = 1, moving_cars: int = 2,
-               progress: bool = False, traffic: float = 0.0, stereo: bool = False) -> dict[str, Any]:
+def synthesize(
+    out: str | os.PathLike,
+    sequences: int = 4,
+    frames: int = 20,
+    height: int = 192,
+    width: int = 640,
+    seed: int = 0,
+    workers: int = 1,
+    moving_cars: int = 2,
+    progress: bool = False,
+    traffic: float = 0.0,
+    stereo: bool = False,
+) -> dict[str, Any]:
     """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable.
     ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none).
     ``stereo``: also the right camera (``image_03``, :data:`STEREO_BASELINE`)."""
@@ -496,8 +621,7 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
 
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
-    todo = [s for s in range(sequences)
-            if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
+    todo = [s for s in range(sequences) if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
     args = [(str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo) for s in todo]
     bar = None
     if progress:
@@ -522,8 +646,16 @@ def synthesize(out: str | os.PathLike, sequences: int = 4, frames: int = 20, hei
 
     for name, items in splits.items():
         write_split(out / "splits" / f"{name}_files.txt", [Sample(d, f, "l") for d, f in items])
-    return {"out": str(out), "drives": drives, "frames": frames, "height": height, "width": width,
-            "rendered": len(todo), "K": K.tolist(), "splits": {k: len(v) for k, v in splits.items()}}
+    return {
+        "out": str(out),
+        "drives": drives,
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "rendered": len(todo),
+        "K": K.tolist(),
+        "splits": {k: len(v) for k, v in splits.items()},
+    }
 
 
 def _complete(drive_dir: Path, frames: int) -> bool:

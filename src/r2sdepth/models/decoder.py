@@ -24,7 +24,9 @@ class DepthDecoder(nn.Module):
     """Features (strides 2..32) -> ``{scale: disparity [B, 1, H/2^s, W/2^s]}`` for s in 0..3,
     sigmoid outputs in [0, 1] (map to depth with :func:`r2sdepth.geometry.disp_to_depth`)."""
 
-    def __init__(self, num_ch_enc: list[int], scales: tuple[int, ...] = (0, 1, 2, 3), width: int = 16) -> None:
+    def __init__(
+        self, num_ch_enc: list[int], scales: tuple[int, ...] = (0, 1, 2, 3), width: int = 16
+    ) -> None:
         super().__init__()
         self.scales = tuple(scales)
         self.num_ch_enc = list(num_ch_enc)
@@ -36,8 +38,12 @@ class DepthDecoder(nn.Module):
             self.up0.append(ConvBlock(cin, self.num_ch_dec[i]))
             cin = self.num_ch_dec[i] + (num_ch_enc[i - 1] if i > 0 else 0)
             self.up1.append(ConvBlock(cin, self.num_ch_dec[i]))
-        self.heads = nn.ModuleDict({str(s): nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(self.num_ch_dec[s], 1, 3))
-                                    for s in self.scales})
+        self.heads = nn.ModuleDict(
+            {
+                str(s): nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(self.num_ch_dec[s], 1, 3))
+                for s in self.scales
+            }
+        )
 
     def forward(self, feats: list[torch.Tensor]) -> dict[int, torch.Tensor]:
         out: dict[int, torch.Tensor] = {}

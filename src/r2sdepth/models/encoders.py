@@ -20,17 +20,23 @@ class ResNetEncoder(nn.Module):
     pretrained weights).
     """
 
-    def __init__(self, num_layers: int = 18, in_channels: int = 3, pretrained: bool = False, width: int = 64) -> None:
+    def __init__(
+        self, num_layers: int = 18, in_channels: int = 3, pretrained: bool = False, width: int = 64
+    ) -> None:
         super().__init__()
         blocks = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3]}
         if num_layers not in blocks:
             raise ValueError(f"num_layers must be 18, 34 or 50, got {num_layers}")
-        block = torchvision.models.resnet.Bottleneck if num_layers == 50 else torchvision.models.resnet.BasicBlock
+        block = (
+            torchvision.models.resnet.Bottleneck if num_layers == 50 else torchvision.models.resnet.BasicBlock
+        )
         if width != 64 and pretrained:
             raise ValueError("pretrained weights exist only for width 64")
         if pretrained:
             weights = {18: "ResNet18_Weights", 34: "ResNet34_Weights", 50: "ResNet50_Weights"}[num_layers]
-            net = getattr(torchvision.models, f"resnet{num_layers}")(weights=getattr(torchvision.models, weights).IMAGENET1K_V1)
+            net = getattr(torchvision.models, f"resnet{num_layers}")(
+                weights=getattr(torchvision.models, weights).IMAGENET1K_V1
+            )
         else:
             net = torchvision.models.resnet.ResNet(block, blocks[num_layers])
         if width != 64:
@@ -39,7 +45,9 @@ class ResNetEncoder(nn.Module):
             old = net.conv1
             conv = nn.Conv2d(in_channels, old.out_channels, 7, 2, 3, bias=False)
             with torch.no_grad():
-                conv.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, in_channels, 1, 1) * 3 / in_channels)
+                conv.weight.copy_(
+                    old.weight.mean(1, keepdim=True).repeat(1, in_channels, 1, 1) * 3 / in_channels
+                )
             net.conv1 = conv
         net.fc = nn.Identity()  # the classifier is unused (and would be an unused parameter under DDP)
         self.net = net

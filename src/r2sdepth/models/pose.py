@@ -15,16 +15,25 @@ class PoseNet(nn.Module):
     the depth head saturate at ``min_depth`` early in training, so a larger value helps).
     ``zero_init`` zeroes the last layer, so training starts from the identity motion."""
 
-    def __init__(self, num_layers: int = 18, pretrained: bool = False, width: int = 64, scale: float = 0.01,
-                 zero_init: bool = False) -> None:
+    def __init__(
+        self,
+        num_layers: int = 18,
+        pretrained: bool = False,
+        width: int = 64,
+        scale: float = 0.01,
+        zero_init: bool = False,
+    ) -> None:
         super().__init__()
         self.scale = scale
         self.encoder = ResNetEncoder(num_layers, in_channels=6, pretrained=pretrained, width=width)
         c = self.encoder.num_ch_enc[-1]
         self.head = nn.Sequential(
-            nn.Conv2d(c, 256, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(c, 256, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, 1, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(256, 6, 1),
         )
         if zero_init:  # start from "no motion" instead of a random constant motion

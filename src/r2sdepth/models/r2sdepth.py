@@ -15,7 +15,6 @@ Outputs are sigmoid disparities per scale; depth = :func:`r2sdepth.geometry.disp
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch
@@ -69,8 +68,9 @@ class SpikeBranch(nn.Module):
         self.repr = SpikeRepresentation(**cfg["spike_repr"])
         self.kind = cfg["spike_encoder"]
         if self.kind == "resnet":
-            self.encoder: nn.Module = ResNetEncoder(cfg["num_layers"], in_channels=self.repr.out_channels,
-                                                    width=cfg["width"])
+            self.encoder: nn.Module = ResNetEncoder(
+                cfg["num_layers"], in_channels=self.repr.out_channels, width=cfg["width"]
+            )
         elif self.kind == "spiking":
             self.encoder = SpikingEncoder(self.repr.bins + self.repr.out_channels, width=cfg["width"])
         else:
@@ -122,7 +122,9 @@ class R2SDepthNet(nn.Module):
         (:func:`r2sdepth.geometry.disp_to_depth` inverted)."""
         lo, hi = float(self.cfg["min_depth"]), float(self.cfg["max_depth"])
         if not lo < depth < hi:
-            raise ValueError(f"model.init_depth {depth} must lie between model.min_depth {lo} and max_depth {hi}")
+            raise ValueError(
+                f"model.init_depth {depth} must lie between model.min_depth {lo} and max_depth {hi}"
+            )
         s = (1 / depth - 1 / hi) / (1 / lo - 1 / hi)
         for dec in (getattr(self, "decoder", None), getattr(self, "student_decoder", None)):
             if dec is not None:
@@ -185,7 +187,9 @@ def spike_depth(net: R2SDepthNet, spikes: torch.Tensor) -> torch.Tensor:
     ``eval``/``infer`` (:func:`r2sdepth.infer.predict_batch`) and by the exported graph."""
     from r2sdepth.geometry import disp_to_depth
 
-    return disp_to_depth(student_forward(net, spikes)[0], float(net.cfg["min_depth"]), float(net.cfg["max_depth"]))[1]
+    return disp_to_depth(
+        student_forward(net, spikes)[0], float(net.cfg["min_depth"]), float(net.cfg["max_depth"])
+    )[1]
 
 
 def build_model(cfg: dict[str, Any] | None = None) -> R2SDepthNet:

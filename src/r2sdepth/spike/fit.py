@@ -49,7 +49,7 @@ def _median3(x: np.ndarray) -> np.ndarray:
     """3 x 3 median (edges replicated), ``[H, W]`` -> ``[H, W]``."""
     p = np.pad(x, 1, mode="edge")
     h, w = x.shape
-    stack = np.stack([p[i:i + h, j:j + w] for i in range(3) for j in range(3)])
+    stack = np.stack([p[i : i + h, j : j + w] for i in range(3) for j in range(3)])
     return np.median(stack, axis=0)
 
 
@@ -59,25 +59,32 @@ def estimate_fpn(rate: np.ndarray, planes: int) -> dict[str, float]:
     ok = (rate > 0.05) & (rate < 0.9)
     pair = ok[:, 1:] & ok[:, :-1]
     if pair.sum() < 100:
-        raise R2SDepthError("too few unsaturated pixels to estimate the threshold mismatch "
-                            f"({int(pair.sum())} pairs; a longer or brighter recording helps)")
+        raise R2SDepthError(
+            "too few unsaturated pixels to estimate the threshold mismatch "
+            f"({int(pair.sum())} pairs; a longer or brighter recording helps)"
+        )
     lr = np.log(np.maximum(rate, 1e-6))
     d = (lr[:, 1:] - lr[:, :-1])[pair]
     robust = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
     c = np.maximum(rate[ok] * planes, 1.0)
-    counting = float(np.mean(1.0 / (6.0 * c ** 2)))
-    sigma = math.sqrt(max(robust ** 2 - counting, 0.0))
+    counting = float(np.mean(1.0 / (6.0 * c**2)))
+    sigma = math.sqrt(max(robust**2 - counting, 0.0))
     med = _median3(rate)
     hot = (rate > 3 * med) & (rate > 0.05)
-    return {"fpn_sigma": sigma, "log_ratio_spread": robust, "counting_spread": math.sqrt(counting),
-            "pixel_pairs": int(pair.sum()), "hot_pixel_share": float(hot.mean())}
+    return {
+        "fpn_sigma": sigma,
+        "log_ratio_spread": robust,
+        "counting_spread": math.sqrt(counting),
+        "pixel_pairs": int(pair.sum()),
+        "hot_pixel_share": float(hot.mean()),
+    }
 
 
 def _box3(x: np.ndarray) -> np.ndarray:
     """3 x 3 mean (edges replicated): per-pixel mismatch averages out (variance / 9), the scene stays."""
     p = np.pad(np.asarray(x, np.float64), 1, mode="edge")
     h, w = x.shape
-    return sum(p[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+    return sum(p[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
 
 
 def fit_gain(rate: np.ndarray, reference: list[np.ndarray], threshold: float) -> dict[str, Any]:
@@ -91,10 +98,15 @@ def fit_gain(rate: np.ndarray, reference: list[np.ndarray], threshold: float) ->
         raise R2SDepthError("the recording is saturated or the reference is flat: cannot fit the gain")
     a, b = np.polyfit(lq[keep], rq[keep], 1)
     if not a > 0:
-        raise R2SDepthError(f"rates fall with brightness (slope {a:.3g}): the reference does not match the recording")
+        raise R2SDepthError(
+            f"rates fall with brightness (slope {a:.3g}): the reference does not match the recording"
+        )
     fit = np.minimum(a * lq + b, 1.0)
-    return {"gain": float(a * threshold), "dark_current": float(max(b, 0.0) * threshold),
-            "quantile_rmse": float(np.sqrt(np.mean((fit - rq) ** 2)))}
+    return {
+        "gain": float(a * threshold),
+        "dark_current": float(max(b, 0.0) * threshold),
+        "quantile_rmse": float(np.sqrt(np.mean((fit - rq) ** 2))),
+    }
 
 
 def tfi_relation(spikes: np.ndarray, rate: np.ndarray) -> dict[str, float]:
@@ -112,8 +124,13 @@ def tfi_relation(spikes: np.ndarray, rate: np.ndarray) -> dict[str, float]:
     return {"tfi_slope": slope, "tfi_corr": float(np.corrcoef(rate[ok], tfi)[0, 1])}
 
 
-def fit_sim(stream: SpikeStream, *, reference: list[np.ndarray] | None = None, planes: int = 2000,
-            threshold: float | None = None) -> dict[str, Any]:
+def fit_sim(
+    stream: SpikeStream,
+    *,
+    reference: list[np.ndarray] | None = None,
+    planes: int = 2000,
+    threshold: float | None = None,
+) -> dict[str, Any]:
     """Fit :class:`SimParams` to a recording: returns ``{"sim": {...}, "stats": {...}}`` where
     ``sim`` holds the fitted parameters (and the camera's rate as ``camera_rate_hz``), ready for
     ``--sim-params`` / ``data.sim``. ``reference``: luminance frames ``[h, w]`` in [0, 1] of a scene
@@ -125,12 +142,21 @@ def fit_sim(stream: SpikeStream, *, reference: list[np.ndarray] | None = None, p
     rate = rate_map(spikes)
     theta = float(threshold if threshold is not None else SimParams().threshold)
     fpn = estimate_fpn(rate, n)
-    sim: dict[str, Any] = {"threshold": theta, "fpn_sigma": round(fpn["fpn_sigma"], 4),
-                           "camera_rate_hz": float(stream.rate_hz)}
-    stats: dict[str, Any] = {"planes": n, "mean_rate": float(rate.mean()),
-                             "rate_quantiles": dict(zip((f"p{q}" for q in QUANTILES),
-                                                        np.percentile(rate, QUANTILES).round(4).tolist())),
-                             "saturated_share": float((rate >= 0.99).mean()), **fpn, **tfi_relation(spikes, rate)}
+    sim: dict[str, Any] = {
+        "threshold": theta,
+        "fpn_sigma": round(fpn["fpn_sigma"], 4),
+        "camera_rate_hz": float(stream.rate_hz),
+    }
+    stats: dict[str, Any] = {
+        "planes": n,
+        "mean_rate": float(rate.mean()),
+        "rate_quantiles": dict(
+            zip((f"p{q}" for q in QUANTILES), np.percentile(rate, QUANTILES).round(4).tolist())
+        ),
+        "saturated_share": float((rate >= 0.99).mean()),
+        **fpn,
+        **tfi_relation(spikes, rate),
+    }
     if reference is not None:
         g = fit_gain(rate, reference, theta)
         sim["gain"], sim["dark_current"] = round(g["gain"], 4), round(g["dark_current"], 4)

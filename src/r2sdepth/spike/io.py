@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ DEFAULT_RATE_HZ = 20000.0
 #: Geometry of the first-generation PKU spike camera (rows, columns).
 PKU_GEN1_SHAPE = (250, 400)
 SIDECAR_FORMAT = "r2sdepth-spike/1"
+
 
 def _popcount_table() -> np.ndarray:
     """[256] uint8: number of set bits of each byte value."""
@@ -118,7 +120,16 @@ def validate_sidecar(meta: dict[str, Any], where: str | os.PathLike = "sidecar")
     for key in ("height", "width"):
         if key in meta and not (_is_int(meta[key]) and meta[key] > 0):
             raise bad(key, "must be a positive integer")
-    for key in ("head_cols", "frames", "bytes", "header_bytes", "stored_height", "stored_width", "row0", "col0"):
+    for key in (
+        "head_cols",
+        "frames",
+        "bytes",
+        "header_bytes",
+        "stored_height",
+        "stored_width",
+        "row0",
+        "col0",
+    ):
         if key in meta and not (_is_int(meta[key]) and meta[key] >= 0):
             raise bad(key, "must be an integer >= 0")
     if "rate_hz" in meta:
@@ -126,7 +137,7 @@ def validate_sidecar(meta: dict[str, Any], where: str | os.PathLike = "sidecar")
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
             raise bad("rate_hz", "must be a finite number > 0")
     if "bitorder" in meta and meta["bitorder"] not in ("little", "big"):
-        raise bad("bitorder", "must be \"little\" or \"big\"")
+        raise bad("bitorder", 'must be "little" or "big"')
     if "flipud" in meta and not isinstance(meta["flipud"], bool):
         raise bad("flipud", "must be true or false (a JSON boolean, not a string)")
     if "frame_plane_index" in meta:
@@ -168,7 +179,9 @@ def decode_planes(
     hst = int(stored_height or height)
     wst = int(stored_width or width + head_cols)
     if not (0 <= row0 and row0 + height <= hst and 0 <= col0 and col0 + width <= wst):
-        raise ValueError(f"image {height}x{width} at ({row0}, {col0}) does not fit the stored {hst}x{wst} plane")
+        raise ValueError(
+            f"image {height}x{width} at ({row0}, {col0}) does not fit the stored {hst}x{wst} plane"
+        )
     nbytes = (hst * wst + 7) // 8
     if packed.ndim != 2 or packed.shape[1] != nbytes:
         raise ValueError(f"packed planes must be [T, {nbytes}], got {list(packed.shape)}")
@@ -177,7 +190,7 @@ def decode_planes(
         if flipud:
             rows = rows[:, ::-1, :]
         if (hst, row0) != (height, 0):  # rows outside the image are not decoded
-            rows = rows[:, row0:row0 + height]
+            rows = rows[:, row0 : row0 + height]
         pix = np.unpackbits(np.ascontiguousarray(rows).reshape(-1), bitorder=bitorder)
         pix = pix.reshape(t, height, wst)
     else:
@@ -185,18 +198,16 @@ def decode_planes(
         pix = pix.reshape(t, hst, wst)
         if flipud:
             pix = pix[:, ::-1, :]
-        pix = pix[:, row0:row0 + height]
+        pix = pix[:, row0 : row0 + height]
     if (wst, col0) != (width, 0):  # e.g. the head columns that end each stored row (SpikeCV's with_head)
-        pix = pix[:, :, col0:col0 + width]
+        pix = pix[:, :, col0 : col0 + width]
     if out is not None:
         out[...] = pix
         return out
     return np.ascontiguousarray(pix)
 
 
-def encode_planes(
-    spikes: np.ndarray, *, bitorder: str = "little", flipud: bool = True
-) -> np.ndarray:
+def encode_planes(spikes: np.ndarray, *, bitorder: str = "little", flipud: bool = True) -> np.ndarray:
     """Pack 0/1 planes ``[T, H, W]`` (any dtype, nonzero = spike) into uint8 ``[T, nbytes]``."""
     spikes = np.asarray(spikes)
     if spikes.ndim != 3:
@@ -265,6 +276,7 @@ class SpikeStream:
         if self.bitorder not in ("little", "big"):
             raise R2SDepthError(f"{self.path}: bitorder must be 'little' or 'big'")
         self.flipud = bool(flipud if flipud is not None else m.get("flipud", True))
+
         def opt(name: str, given: Any, default: Any) -> int:
             v = given if given is not None else m.get(name, default)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -277,19 +289,24 @@ class SpikeStream:
         self.stored_height = opt("stored_height", stored_height, 0) or self.height
         self.stored_width = opt("stored_width", stored_width, 0) or self.width + self.head_cols
         if self.head_cols and self.stored_width != self.width + self.head_cols:
-            raise R2SDepthError(f"{self.path}: head_cols {self.head_cols} and stored_width {self.stored_width} "
-                                f"disagree (head_cols means stored_width = width + head_cols)")
+            raise R2SDepthError(
+                f"{self.path}: head_cols {self.head_cols} and stored_width {self.stored_width} "
+                f"disagree (head_cols means stored_width = width + head_cols)"
+            )
         if self.row0 + self.height > self.stored_height or self.col0 + self.width > self.stored_width:
             raise R2SDepthError(
                 f"{self.path}: the {self.height}x{self.width} image at row {self.row0}, column {self.col0} does "
-                f"not fit the stored {self.stored_height}x{self.stored_width} plane")
+                f"not fit the stored {self.stored_height}x{self.stored_width} plane"
+            )
         self.rate_hz = float(rate_hz if rate_hz is not None else m.get("rate_hz", DEFAULT_RATE_HZ))
         if not (np.isfinite(self.rate_hz) and self.rate_hz > 0):
             raise R2SDepthError(f"{self.path}: rate must be a finite number > 0, got {self.rate_hz}")
         #: packed bytes of one stored plane (without its header)
         self.frame_nbytes = (self.stored_height * self.stored_width + 7) // 8
         self.plane_stride = self.header_bytes + self.frame_nbytes
-        geom = f"{self.stored_height}x{self.stored_width}" + (f" + {self.header_bytes} header" if self.header_bytes else "")
+        geom = f"{self.stored_height}x{self.stored_width}" + (
+            f" + {self.header_bytes} header" if self.header_bytes else ""
+        )
         if not self.path.is_file():
             raise R2SDepthError(f"{self.path}: not a regular file")
         size = self.path.stat().st_size
@@ -298,7 +315,8 @@ class SpikeStream:
         if self.plane_stride > size:
             raise R2SDepthError(
                 f"{self.path}: geometry {geom} needs {self.plane_stride} "
-                f"bytes per plane but the file has {size}: wrong geometry or truncated file")
+                f"bytes per plane but the file has {size}: wrong geometry or truncated file"
+            )
         n, rem = divmod(size, self.plane_stride)
         self.ignored_bytes = 0
         if rem and not allow_partial:
@@ -315,12 +333,19 @@ class SpikeStream:
             )
         self._n = n
         self._raw = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(n, self.plane_stride))
-        self._mm = self._raw[:, self.header_bytes:] if self.header_bytes else self._raw
+        self._mm = self._raw[:, self.header_bytes :] if self.header_bytes else self._raw
 
     def _decode(self, packed: np.ndarray) -> np.ndarray:
         return decode_planes(
-            packed, self.height, self.width, bitorder=self.bitorder, flipud=self.flipud,
-            stored_height=self.stored_height, stored_width=self.stored_width, row0=self.row0, col0=self.col0,
+            packed,
+            self.height,
+            self.width,
+            bitorder=self.bitorder,
+            flipud=self.flipud,
+            stored_height=self.stored_height,
+            stored_width=self.stored_width,
+            row0=self.row0,
+            col0=self.col0,
         )
 
     @property
@@ -369,9 +394,7 @@ class SpikeStream:
             if k < 0:
                 k += self._n
             if not 0 <= k < self._n:
-                raise R2SDepthError(
-                    f"{self.path}: frame {key} out of range for a stream of {self._n} frames"
-                )
+                raise R2SDepthError(f"{self.path}: frame {key} out of range for a stream of {self._n} frames")
             return self.read(k, k + 1)[0]
         raise TypeError(f"SpikeStream indices must be int or slice, not {type(key).__name__}")
 
@@ -383,9 +406,7 @@ class SpikeStream:
             raise ValueError("window length must be positive")
         stride = stride or length
         if length > self._n:
-            raise R2SDepthError(
-                f"{self.path}: window length {length} exceeds the stream ({self._n} frames)"
-            )
+            raise R2SDepthError(f"{self.path}: window length {length} exceeds the stream ({self._n} frames)")
         t0 = start
         while t0 < self._n:
             t1 = t0 + length
@@ -404,9 +425,7 @@ class SpikeStream:
         """
         fpi = self.meta.get("frame_plane_index")
         if fpi is None:
-            raise R2SDepthError(
-                f"{self.path}: sidecar has no frame_plane_index: not aligned with RGB frames"
-            )
+            raise R2SDepthError(f"{self.path}: sidecar has no frame_plane_index: not aligned with RGB frames")
         key = str(frame)
         if isinstance(fpi, dict):
             if key not in fpi:
@@ -475,7 +494,7 @@ class SpikeStream:
             mm._mmap.close()  # type: ignore[attr-defined]
             self._mm = self._raw = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "SpikeStream":
+    def __enter__(self) -> SpikeStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -582,7 +601,7 @@ class SpikeWriter:
             self._fh.close()
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "SpikeWriter":
+    def __enter__(self) -> SpikeWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -636,8 +655,14 @@ def write_dat(
     if spikes.ndim != 3 or spikes.shape[0] == 0:
         raise R2SDepthError(f"{path}: spikes must be a non-empty [T, H, W] array, got {list(spikes.shape)}")
     with SpikeWriter(
-        path, spikes.shape[1], spikes.shape[2], bitorder=bitorder, flipud=flipud,
-        rate_hz=rate_hz, meta=meta, sidecar=sidecar,
+        path,
+        spikes.shape[1],
+        spikes.shape[2],
+        bitorder=bitorder,
+        flipud=flipud,
+        rate_hz=rate_hz,
+        meta=meta,
+        sidecar=sidecar,
     ) as w:
         w.append(spikes)
     return Path(path)
@@ -663,8 +688,13 @@ def fit_spatial(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
 #: layouts tried by :func:`probe_layouts` (rows, columns, stored rows, stored columns): the PKU gen-1
 #: camera with and without its head columns, newer large sensors written at 1024 columns, common sizes
 KNOWN_LAYOUTS: tuple[tuple[int, int, int, int], ...] = (
-    (250, 400, 250, 400), (250, 400, 250, 416), (1000, 1000, 1000, 1024), (1000, 1000, 1000, 1000),
-    (256, 256, 256, 256), (480, 640, 480, 640), (720, 1280, 720, 1280),
+    (250, 400, 250, 400),
+    (250, 400, 250, 416),
+    (1000, 1000, 1000, 1024),
+    (1000, 1000, 1000, 1000),
+    (256, 256, 256, 256),
+    (480, 640, 480, 640),
+    (720, 1280, 720, 1280),
 )
 
 
@@ -690,8 +720,9 @@ def layout_plausibility(img: np.ndarray) -> float:
     return float(c / seam if c > 0 and seam > 1 else c)
 
 
-def probe_layouts(path: str | os.PathLike, extra: list[tuple[int, int]] | None = None,
-                  planes: int = 64) -> list[dict[str, Any]]:
+def probe_layouts(
+    path: str | os.PathLike, extra: list[tuple[int, int]] | None = None, planes: int = 64
+) -> list[dict[str, Any]]:
     """The layouts an unknown ``.dat`` file could have, most plausible first.
 
     Tries :data:`KNOWN_LAYOUTS` and ``extra`` sizes (both ways round), with and without a 16-byte
@@ -713,13 +744,30 @@ def probe_layouts(path: str | os.PathLike, extra: list[tuple[int, int]] | None =
                 if key in seen or size % stride or size < stride:
                     continue
                 seen.add(key)
-                with SpikeStream(path, h, w, stored_height=hs, stored_width=ws, header_bytes=header,
-                                 bitorder=order, rate_hz=DEFAULT_RATE_HZ) as st:
+                with SpikeStream(
+                    path,
+                    h,
+                    w,
+                    stored_height=hs,
+                    stored_width=ws,
+                    header_bytes=header,
+                    bitorder=order,
+                    rate_hz=DEFAULT_RATE_HZ,
+                ) as st:
                     rate = st.read(0, min(planes, len(st))).mean(axis=0)
                     n = len(st)
-                rows.append({"height": h, "width": w, "stored_height": hs, "stored_width": ws,
-                             "header_bytes": header, "bitorder": order, "planes": n,
-                             "plausibility": layout_plausibility(rate)})
+                rows.append(
+                    {
+                        "height": h,
+                        "width": w,
+                        "stored_height": hs,
+                        "stored_width": ws,
+                        "header_bytes": header,
+                        "bitorder": order,
+                        "planes": n,
+                        "plausibility": layout_plausibility(rate),
+                    }
+                )
     return sorted(rows, key=lambda r: -r["plausibility"])
 
 
@@ -738,7 +786,11 @@ def warn_layout(stream: SpikeStream, planes: int = 64) -> float:
 
         from r2sdepth.errors import R2SDepthWarning
 
-        warnings.warn(f"{stream.path}: decoded as {stream.height}x{stream.width} ({stream.bitorder} bit order) it does "
-                      f"not look like a picture (plausibility {score:.2f} < {PLAUSIBLE}): wrong geometry or variant? "
-                      f"r2sdepth info --probe {stream.path} lists the likely ones", R2SDepthWarning, stacklevel=2)
+        warnings.warn(
+            f"{stream.path}: decoded as {stream.height}x{stream.width} ({stream.bitorder} bit order) it does "
+            f"not look like a picture (plausibility {score:.2f} < {PLAUSIBLE}): wrong geometry or variant? "
+            f"r2sdepth info --probe {stream.path} lists the likely ones",
+            R2SDepthWarning,
+            stacklevel=2,
+        )
     return score

@@ -13,7 +13,8 @@ batch ``[B, T, H, W]``; :func:`tfp` also accepts a torch tensor (time axis ``-3`
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -67,9 +67,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -89,26 +90,45 @@ class SimParams:
     planes_per_frame: int = field(default=128, metadata={"help": "spike planes between two RGB frames (P)"})
     threshold: float = field(default=2.0, metadata={"help": "firing threshold theta"})
     gain: float = field(default=1.0, metadata={"help": "potential added per plane at luminance 1"})
-    interp: str = field(default="linear", metadata={"help": "luminance between frames",
-                                                    "choices": ("hold", "linear", "flow")})
-    reset: str = field(default="subtract", metadata={"help": "after a spike: subtract theta or reset to zero",
-                                                     "choices": ("subtract", "zero")})
+    interp: str = field(
+        default="linear", metadata={"help": "luminance between frames", "choices": ("hold", "linear", "flow")}
+    )
+    reset: str = field(
+        default="subtract",
+        metadata={"help": "after a spike: subtract theta or reset to zero", "choices": ("subtract", "zero")},
+    )
     fpn_sigma: float = field(default=0.0, metadata={"help": "relative per-pixel threshold mismatch"})
     dark_current: float = field(default=0.0, metadata={"help": "potential added per plane in the dark"})
-    shot_photons: float = field(default=0.0, metadata={"help": "photons per plane at luminance 1 (0: no shot noise)"})
+    shot_photons: float = field(
+        default=0.0, metadata={"help": "photons per plane at luminance 1 (0: no shot noise)"}
+    )
     linearize: bool = field(default=False, metadata={"help": "undo the sRGB curve before integrating"})
     video_fps: float = field(default=10.0, metadata={"help": "RGB frame rate (Hz; plane rate = fps x P)"})
-    pre_roll_frames: int = field(default=1, metadata={"help": "chunks of P planes before frame 0 holding its "
-                                                              "luminance (frame 0's window)"})
-    camera_rate_hz: float = field(default=0.0, metadata={
-        "help": "planes per second of a real camera (e.g. 20000): the chunk of frame t is then the last P planes "
-                "before t at this rate (P / rate seconds, light interpolated within them), not the whole frame "
-                "interval; 0: P planes spread over the frame interval (Spike-KITTI as published)"})
+    pre_roll_frames: int = field(
+        default=1,
+        metadata={"help": "chunks of P planes before frame 0 holding its luminance (frame 0's window)"},
+    )
+    camera_rate_hz: float = field(
+        default=0.0,
+        metadata={
+            "help": "planes per second of a real camera (e.g. 20000): the chunk of frame t is then the last P planes "
+            "before t at this rate (P / rate seconds, light interpolated within them), not the whole frame "
+            "interval; 0: P planes spread over the frame interval (Spike-KITTI as published)"
+        },
+    )
 
     def __post_init__(self) -> None:
         import math
 
-        for name in ("threshold", "gain", "fpn_sigma", "dark_current", "shot_photons", "video_fps", "camera_rate_hz"):
+        for name in (
+            "threshold",
+            "gain",
+            "fpn_sigma",
+            "dark_current",
+            "shot_photons",
+            "video_fps",
+            "camera_rate_hz",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise R2SDepthError(f"{name} must be a finite number, got {v!r}")
@@ -131,13 +151,16 @@ class SimParams:
         if int(self.pre_roll_frames) != self.pre_roll_frames or self.pre_roll_frames < 1:
             raise R2SDepthError("pre_roll_frames must be an integer >= 1")
         if self.camera_rate_hz < 0:
-            raise R2SDepthError(f"camera_rate_hz must be >= 0 (0: planes spread over the frame interval), "
-                                f"got {self.camera_rate_hz}")
+            raise R2SDepthError(
+                f"camera_rate_hz must be >= 0 (0: planes spread over the frame interval), "
+                f"got {self.camera_rate_hz}"
+            )
         if self.camera_rate_hz and self.span > 1:
             raise R2SDepthError(
                 f"{self.planes_per_frame} planes at camera_rate_hz={self.camera_rate_hz:g} last "
                 f"{1e3 * self.planes_per_frame / self.camera_rate_hz:.4g} ms, longer than the "
-                f"{1e3 / self.video_fps:.4g} ms between RGB frames: use fewer planes per frame or camera_rate_hz 0")
+                f"{1e3 / self.video_fps:.4g} ms between RGB frames: use fewer planes per frame or camera_rate_hz 0"
+            )
 
     @property
     def rate_hz(self) -> float:
@@ -182,7 +205,9 @@ def load_sim_params(path: str | os.PathLike) -> dict[str, Any]:
     for k in sim:
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
-            raise R2SDepthError(f"{p}: unknown camera-model key {k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise R2SDepthError(
+                f"{p}: unknown camera-model key {k!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
     SimParams(**sim)
     return dict(sim)
 
@@ -243,10 +268,16 @@ def _flow_interpolator(l0: np.ndarray, l1: np.ndarray):
     def at(a: float) -> np.ndarray:
         # backward warps: the pixel at time a came from x - a*F01 in frame 0 and from
         # x - (1-a)*F10 in frame 1 (flows evaluated at the target pixel: small-motion approx.)
-        w0 = cv2.remap(l0, gx - a * f01[..., 0], gy - a * f01[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-        w1 = cv2.remap(l1, gx - (1 - a) * f10[..., 0], gy - (1 - a) * f10[..., 1],
-                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        w0 = cv2.remap(
+            l0, gx - a * f01[..., 0], gy - a * f01[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        w1 = cv2.remap(
+            l1,
+            gx - (1 - a) * f10[..., 0],
+            gy - (1 - a) * f10[..., 1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         return (1 - a) * w0 + a * w1
 
     return at
@@ -277,7 +308,9 @@ def _packed_kernel():
             for i in range(h):
                 r = h - 1 - i if flip else i
                 base = r * w
-                vrow = v[i]; trow = th[i]; srow = step[i]
+                vrow = v[i]
+                trow = th[i]
+                srow = step[i]
                 for j in range(w):
                     inc[j] = inc0[i, j]
                 for p in range(planes):
@@ -300,8 +333,16 @@ def _packed_kernel():
                         b0 = base >> 3
                         for b in range(w >> 3):
                             q = 8 * b
-                            orow[b0 + b] = (sp[q] | (sp[q + 1] << 1) | (sp[q + 2] << 2) | (sp[q + 3] << 3)
-                                            | (sp[q + 4] << 4) | (sp[q + 5] << 5) | (sp[q + 6] << 6) | (sp[q + 7] << 7))
+                            orow[b0 + b] = (
+                                sp[q]
+                                | (sp[q + 1] << 1)
+                                | (sp[q + 2] << 2)
+                                | (sp[q + 3] << 3)
+                                | (sp[q + 4] << 4)
+                                | (sp[q + 5] << 5)
+                                | (sp[q + 6] << 6)
+                                | (sp[q + 7] << 7)
+                            )
                     else:
                         for j in range(w):
                             if sp[j]:
@@ -321,8 +362,17 @@ class SpikeSimulator:
     next frame returns the ``[P, H, W]`` bool planes between the two frames.
     """
 
-    def __init__(self, height: int, width: int, params: SimParams | None = None, seed: int = 0,
-                 *, backend: str = "numpy", device: str = "cpu", fpn_seed: int | None = None) -> None:
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        params: SimParams | None = None,
+        seed: int = 0,
+        *,
+        backend: str = "numpy",
+        device: str = "cpu",
+        fpn_seed: int | None = None,
+    ) -> None:
         self.h, self.w = int(height), int(width)
         self.p = params or SimParams()
         self.seed = int(seed)
@@ -401,8 +451,12 @@ class SpikeSimulator:
         ``[P, ceil(H*W/8)]``, LSB first, rows bottom to top). Uses the fused numba kernel for
         the noise-free hold/linear model on the numpy backend (identical bytes, ~5x faster)."""
         kern = None
-        if (self.backend == "numpy" and self.p.interp != "flow" and self.p.shot_photons == 0
-                and os.environ.get("R2SDEPTH_NO_NUMBA") != "1"):
+        if (
+            self.backend == "numpy"
+            and self.p.interp != "flow"
+            and self.p.shot_photons == 0
+            and os.environ.get("R2SDEPTH_NO_NUMBA") != "1"
+        ):
             kern = _packed_kernel()
         if kern is None:
             return encode_planes(self.advance(lum1))
@@ -415,8 +469,16 @@ class SpikeSimulator:
         if step is None:
             step = np.zeros_like(l1)
         out = np.zeros((p, (self.h * self.w + 7) // 8), np.uint8)
-        kern(self.v, self.theta, inc0.astype(np.float32), step.astype(np.float32), p,
-             self.p.reset == "zero", True, out)
+        kern(
+            self.v,
+            self.theta,
+            inc0.astype(np.float32),
+            step.astype(np.float32),
+            p,
+            self.p.reset == "zero",
+            True,
+            out,
+        )
         self.prev = l1
         return out
 
@@ -501,9 +563,18 @@ class SpikeSimulator:
         return spk.cpu().numpy()
 
 
-def simulate_chunk(lum_prev: np.ndarray, lum_cur: np.ndarray, params: SimParams | None = None, *,
-                   seed: int = 0, sequence: str = "", frame: int = 0, packed: bool = False,
-                   backend: str = "numpy", device: str = "cpu") -> np.ndarray:
+def simulate_chunk(
+    lum_prev: np.ndarray,
+    lum_cur: np.ndarray,
+    params: SimParams | None = None,
+    *,
+    seed: int = 0,
+    sequence: str = "",
+    frame: int = 0,
+    packed: bool = False,
+    backend: str = "numpy",
+    device: str = "cpu",
+) -> np.ndarray:
     """The chunk of RGB frame ``frame``: the P planes between ``lum_prev`` (frame ``frame - 1``)
     and ``lum_cur`` (frame ``frame``), luminance ``[H, W]`` in [0, 1]. Returns uint8 0/1
     ``[P, H, W]``, or with ``packed`` the ``.dat`` bytes ``[P, ceil(H*W/8)]`` (same spikes).
@@ -511,16 +582,31 @@ def simulate_chunk(lum_prev: np.ndarray, lum_cur: np.ndarray, params: SimParams 
     l0, l1 = np.asarray(lum_prev, np.float32), np.asarray(lum_cur, np.float32)
     if l0.ndim != 2:
         raise R2SDepthError(f"luminance must be [H, W], got shape {list(l0.shape)}")
-    sim = SpikeSimulator(l0.shape[0], l0.shape[1], params, stable_seed(seed, sequence, int(frame)),
-                         backend=backend, device=device, fpn_seed=stable_seed(seed, sequence, "fpn"))
+    sim = SpikeSimulator(
+        l0.shape[0],
+        l0.shape[1],
+        params,
+        stable_seed(seed, sequence, int(frame)),
+        backend=backend,
+        device=device,
+        fpn_seed=stable_seed(seed, sequence, "fpn"),
+    )
     sim.start(l0)
     if packed:
         return sim.advance_packed(l1)
     return sim.advance(l1).view(np.uint8)
 
 
-def frame_window(lum: Any, frame: int, length: int, params: SimParams | None = None, *,
-                 seed: int = 0, sequence: str = "", first_frame: int = 0) -> np.ndarray:
+def frame_window(
+    lum: Any,
+    frame: int,
+    length: int,
+    params: SimParams | None = None,
+    *,
+    seed: int = 0,
+    sequence: str = "",
+    first_frame: int = 0,
+) -> np.ndarray:
     """The ``length``-plane window of RGB frame ``frame`` (``align="end"``): uint8 ``[T, H, W]``,
     oldest plane first, the last ``T`` planes of the chunks ``frame - ceil(T/P) + 1 .. frame``.
 
@@ -533,14 +619,16 @@ def frame_window(lum: Any, frame: int, length: int, params: SimParams | None = N
     if params.camera_rate_hz and int(length) > p:
         raise R2SDepthError(
             f"a {length}-plane window at camera_rate_hz={params.camera_rate_hz:g}: camera-rate chunks hold "
-            f"{p} planes (sim.planes_per_frame); raise it to {length} or shorten the window")
+            f"{p} planes (sim.planes_per_frame); raise it to {length} or shorten the window"
+        )
     n = -(-int(length) // p)
     j0 = frame - n + 1
     if j0 < first_frame - params.pre_roll_frames + 1:
         raise R2SDepthError(
             f"the {length}-plane window of frame {frame} starts before the stream's pre-roll "
             f"({params.pre_roll_frames} x {p} planes before frame {first_frame}); raise "
-            f"sim.pre_roll_frames to {first_frame - j0 + 1} or shorten the window")
+            f"sim.pre_roll_frames to {first_frame - j0 + 1} or shorten the window"
+        )
     cache: dict[int, np.ndarray] = {}
 
     def get(j: int) -> np.ndarray:
@@ -549,9 +637,11 @@ def frame_window(lum: Any, frame: int, length: int, params: SimParams | None = N
             cache[j] = np.asarray(lum(j), np.float32)
         return cache[j]
 
-    chunks = [simulate_chunk(get(j - 1), get(j), params, seed=seed, sequence=sequence, frame=j)
-              for j in range(j0, frame + 1)]
-    return np.concatenate(chunks)[-int(length):]
+    chunks = [
+        simulate_chunk(get(j - 1), get(j), params, seed=seed, sequence=sequence, frame=j)
+        for j in range(j0, frame + 1)
+    ]
+    return np.concatenate(chunks)[-int(length) :]
 
 
 def list_frames(folder: str | os.PathLike) -> list[Path]:
@@ -559,8 +649,9 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise R2SDepthError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))  # hidden/temporary
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )  # hidden/temporary
     if not files:
         raise R2SDepthError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -610,8 +701,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise R2SDepthError(f"{path}: unreadable image ({e.__class__.__name__}: {e})") from e
 
 
-def iter_frames(source: str | os.PathLike, *, height: int | None = None,
-                width: int | None = None) -> Iterator[np.ndarray]:
+def iter_frames(
+    source: str | os.PathLike, *, height: int | None = None, width: int | None = None
+) -> Iterator[np.ndarray]:
     """RGB frames (uint8 ``[H, W, 3]``) of a folder of images or a video file, resized to
     ``height x width`` when given. All frames must share one size."""
     source = Path(source)
@@ -686,7 +778,9 @@ def simulate_to_file(
     h, w = l0.shape
     ids = list(frame_ids) if frame_ids is not None else None
     if ids is not None and any(b != a + 1 for a, b in zip(ids, ids[1:])):
-        raise R2SDepthError(f"{out}: frame ids must be consecutive (chunk seeds and windows are per frame id)")
+        raise R2SDepthError(
+            f"{out}: frame ids must be consecutive (chunk seeds and windows are per frame id)"
+        )
     f0 = ids[0] if ids else 0
     r = int(params.pre_roll_frames)
     meta = {
@@ -711,10 +805,20 @@ def simulate_to_file(
     prev = l0
 
     def chunk(l_prev: np.ndarray, l_cur: np.ndarray, j: int) -> np.ndarray:
-        return simulate_chunk(l_prev, l_cur, params, seed=seed, sequence=sequence, frame=j, packed=True,
-                              backend=backend, device=device)
+        return simulate_chunk(
+            l_prev,
+            l_cur,
+            params,
+            seed=seed,
+            sequence=sequence,
+            frame=j,
+            packed=True,
+            backend=backend,
+            device=device,
+        )
 
     with SpikeWriter(out, h, w, rate_hz=params.rate_hz, meta=meta) as wr:
+
         def put(packed: np.ndarray) -> None:
             sha.update(memoryview(packed).cast("B"))
             wr.append_packed(packed)
@@ -725,8 +829,10 @@ def simulate_to_file(
         for img in it:
             cur = luminance(img, linearize=params.linearize)
             if cur.shape != (h, w):
-                raise R2SDepthError(f"{source or out}: frame {n_frames} is {cur.shape[1]}x{cur.shape[0]}, "
-                                    f"the first is {w}x{h}")
+                raise R2SDepthError(
+                    f"{source or out}: frame {n_frames} is {cur.shape[1]}x{cur.shape[0]}, "
+                    f"the first is {w}x{h}"
+                )
             put(chunk(prev, cur, f0 + n_frames))
             prev = cur
             n_frames += 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import lightning as L
 import torch
@@ -27,8 +28,16 @@ class SeededSampler(Sampler):
     trainer's steps per epoch (and the fusion schedule) do not change.
     """
 
-    def __init__(self, n: int, seed: int = 0, *, shuffle: bool = True, rank: int = 0, world: int = 1,
-                 skip: Callable[[int], int] | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        seed: int = 0,
+        *,
+        shuffle: bool = True,
+        rank: int = 0,
+        world: int = 1,
+        skip: Callable[[int], int] | None = None,
+    ) -> None:
         self.n, self.seed, self.shuffle = int(n), int(seed), shuffle
         self.rank, self.world = int(rank), max(1, int(world))
         self.epoch = 0
@@ -46,7 +55,7 @@ class SeededSampler(Sampler):
             order = list(range(self.n))
         per = -(-self.n // self.world)
         order = (order * (self.world + 1))[: per * self.world] if self.n else order
-        return order[self.rank::self.world]
+        return order[self.rank :: self.world]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         e = self.epoch
@@ -68,12 +77,20 @@ class SpikeKittiDataModule(L.LightningDataModule):
     (no padding duplicates), so validation metrics are exact per-image means.
     """
 
-    def __init__(self, cfg: dict[str, Any], modality: str = "fusion", train_gt: bool = False,
-                 train_context: bool = True, train_travel: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        modality: str = "fusion",
+        train_gt: bool = False,
+        train_context: bool = True,
+        train_travel: bool = False,
+    ) -> None:
         super().__init__()
         self.cfg = {**DEFAULT_DATA, **cfg}
         self.train_gt = train_gt  # training batches carry depth_gt (loss.depth_weight > 0)
-        self.train_travel = train_travel  # training batches carry distances travelled (loss.velocity_weight > 0)
+        self.train_travel = (
+            train_travel  # training batches carry distances travelled (loss.velocity_weight > 0)
+        )
         self.train_context = train_context  # training batches carry the context frames (photometric loss)
         if self.cfg["seed"] is None:
             self.cfg["seed"] = 0
@@ -82,11 +99,23 @@ class SpikeKittiDataModule(L.LightningDataModule):
     def _ds(self, split: str, train: bool) -> SpikeKittiDataset:
         c = self.cfg
         return SpikeKittiDataset(
-            c["root"], split, height=c["height"], width=c["width"], context=tuple(c["context"]),
-            window=c["window"], align=c["align"], spike_root=c["spike_root"], sim=c["sim"],
-            seed=c["seed"], augment=train and c["augment"], with_gt=(not train) or self.train_gt, gt_source=c["gt_source"],
-            need_spikes=self.modality in ("spike", "fusion"), need_rgb=self.train_context or not train,
-            stereo=bool(c.get("stereo")) and (self.train_context or not train), travel=train and self.train_travel,
+            c["root"],
+            split,
+            height=c["height"],
+            width=c["width"],
+            context=tuple(c["context"]),
+            window=c["window"],
+            align=c["align"],
+            spike_root=c["spike_root"],
+            sim=c["sim"],
+            seed=c["seed"],
+            augment=train and c["augment"],
+            with_gt=(not train) or self.train_gt,
+            gt_source=c["gt_source"],
+            need_spikes=self.modality in ("spike", "fusion"),
+            need_rgb=self.train_context or not train,
+            stereo=bool(c.get("stereo")) and (self.train_context or not train),
+            travel=train and self.train_travel,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -106,13 +135,27 @@ class SpikeKittiDataModule(L.LightningDataModule):
         nw = int(self.cfg["num_workers"])
         t = self.trainer
         rank, world = (t.global_rank, t.world_size) if (train and t is not None) else (0, 1)
-        sampler = SeededSampler(len(ds), int(self.cfg["seed"]), shuffle=train, rank=rank, world=world,
-                                skip=self._resume_skip if train else None)
+        sampler = SeededSampler(
+            len(ds),
+            int(self.cfg["seed"]),
+            shuffle=train,
+            rank=rank,
+            world=world,
+            skip=self._resume_skip if train else None,
+        )
         # its own generator: the loader's worker seeds do not draw from (and shift) the global RNG
         gen = torch.Generator().manual_seed(int(self.cfg["seed"]))
-        return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=nw, collate_fn=collate,
-                          drop_last=train and len(sampler) >= bs, persistent_workers=False,
-                          pin_memory=False, generator=gen)
+        return DataLoader(
+            ds,
+            batch_size=bs,
+            sampler=sampler,
+            num_workers=nw,
+            collate_fn=collate,
+            drop_last=train and len(sampler) >= bs,
+            persistent_workers=False,
+            pin_memory=False,
+            generator=gen,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_ds, int(self.cfg["batch_size"]), True)

@@ -51,11 +51,15 @@ def teacher_from_checkpoint(path) -> tuple[dict[str, Any], dict[str, Any], dict[
     """``(teacher hparams for DistillModule, teacher state dict, teacher's r2sdepth meta)``."""
     module, meta = load_checkpoint(path)
     if meta.get("stage", 1) != 1 or meta["modality"] not in ("fusion", "rgb", "spike"):
-        raise R2SDepthError(f"{path}: the teacher must be a stage-1 fusion, rgb or spike checkpoint "
-                            f"(got stage {meta.get('stage', 1)} {meta['modality']})")
+        raise R2SDepthError(
+            f"{path}: the teacher must be a stage-1 fusion, rgb or spike checkpoint "
+            f"(got stage {meta.get('stage', 1)} {meta['modality']})"
+        )
     if meta.get("slim"):  # its pose net would be an untrained one
-        raise R2SDepthError(f"{path}: a slim checkpoint has no pose network; give the training run's "
-                            "checkpoint as the teacher")
+        raise R2SDepthError(
+            f"{path}: a slim checkpoint has no pose network; give the training run's "
+            "checkpoint as the teacher"
+        )
     hp = {"model": copy.deepcopy(module.net.cfg), "pose": dict(module.hparams.get("pose") or {})}
     state = {"teacher": module.net.state_dict(), "teacher_pose": module.pose_net.state_dict()}
     return hp, state, meta

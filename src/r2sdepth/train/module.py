@@ -6,9 +6,10 @@ own photometric loss. The pose network always sees RGB pairs; the photometric lo
 the RGB frames (the spike window is aligned with frame t).
 
 Stage 2 (:class:`DistillModule`, ``r2sdepth distill``). Teacher: a stage-1 checkpoint (``fusion``,
-or ``rgb``), frozen: no gradients, batch norm in eval mode. Student: an ``R2SDepthNet`` of modality ``spike`` with the teacher's sizes, initialised
-from the teacher's spike branch (representation + encoder) and spike decoder when the teacher has
-them. The student's forward takes a spike window only. A stage-1 ``spike`` teacher is
+or ``rgb``), frozen: no gradients, batch norm in eval mode. Student: an ``R2SDepthNet`` of
+modality ``spike`` with the teacher's sizes, initialised from the teacher's spike branch
+(representation + encoder) and spike decoder when the teacher has them. The student's forward
+takes a spike window only. A stage-1 ``spike`` teacher is
 self-distillation (e.g. adapting to new footage while anchored to the model it starts from): the
 student starts as a copy of it, and only ``L_photo`` and ``L_depth`` apply.
 
@@ -54,8 +55,14 @@ from r2sdepth.config import defaults
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
-from r2sdepth.losses import (adaptive_pixel_weights, attention_transfer_loss, feature_distill_loss,
-                             self_supervised_loss, si_log_loss, velocity_loss)
+from r2sdepth.losses import (
+    adaptive_pixel_weights,
+    attention_transfer_loss,
+    feature_distill_loss,
+    self_supervised_loss,
+    si_log_loss,
+    velocity_loss,
+)
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
 
@@ -68,9 +75,15 @@ class DepthModule(L.LightningModule):
     """Stage 1 (see module docstring). Hyper-parameters are saved in every checkpoint, together
     with ``r2sdepth`` metadata (modality, sizes, config), so the checkpoint loads on its own."""
 
-    def __init__(self, model: dict[str, Any] | None = None, pose: dict[str, Any] | None = None,
-                 loss: dict[str, Any] | None = None, optim: dict[str, Any] | None = None,
-                 data: dict[str, Any] | None = None, steps_per_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        model: dict[str, Any] | None = None,
+        pose: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+        optim: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        steps_per_epoch: int | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = R2SDepthNet(model)
@@ -123,8 +136,9 @@ class DepthModule(L.LightningModule):
         return out
 
     @staticmethod
-    def with_stereo(batch: dict[str, Any], sources: list[torch.Tensor],
-                    poses: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def with_stereo(
+        batch: dict[str, Any], sources: list[torch.Tensor], poses: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Source views and target->source poses, plus the other camera of the stereo pair at
         time t with its calibrated pose when the batch carries one (``data.stereo``)."""
         if "color_stereo" not in batch:
@@ -151,20 +165,30 @@ class DepthModule(L.LightningModule):
                 if "travel" not in batch:
                     raise R2SDepthError("loss.known_speed needs distances travelled in the training batches")
                 poses = [rescale_translation(T, batch["travel"][:, j]) for j, T in enumerate(poses)]
-            sources, all_poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
-            kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
-                      max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
+            sources, all_poses = self.with_stereo(
+                batch, [color[:, j] for j in range(1, color.shape[1])], poses
+            )
+            kw = dict(
+                smooth_weight=self.loss_cfg["smooth_weight"],
+                min_depth=cfg["min_depth"],
+                max_depth=cfg["max_depth"],
+                automask=self.loss_cfg["automask"],
+            )
             main = self_supervised_loss(out["disp"], color[:, 0], sources, all_poses, batch["K"], **kw)
             wp = wp if wp > 0 else 1.0  # (validation of a depth-supervised run: the plain photometric loss)
             res.update(loss=wp * main["loss"], photo=main["photo"], poses=poses, main=main)
             if "disp_student" in out and self.loss_cfg["student_weight"] > 0:
-                st = self_supervised_loss(out["disp_student"], color[:, 0], sources, all_poses, batch["K"], **kw)
+                st = self_supervised_loss(
+                    out["disp_student"], color[:, 0], sources, all_poses, batch["K"], **kw
+                )
                 res["loss"] = res["loss"] + wp * self.loss_cfg["student_weight"] * st["loss"]
                 res["photo_student"] = st["photo"]
             wv = float(self.loss_cfg["velocity_weight"])
             if wv > 0 and train and warm:
                 if "travel" not in batch:
-                    raise R2SDepthError("loss.velocity_weight > 0 needs distances travelled in the training batches")
+                    raise R2SDepthError(
+                        "loss.velocity_weight > 0 needs distances travelled in the training batches"
+                    )
                 res["velocity"] = velocity_loss(poses, batch["travel"])
                 res["loss"] = res["loss"] + wv * res["velocity"]
         if wd > 0 and train:
@@ -187,7 +211,9 @@ class DepthModule(L.LightningModule):
         losses = []
         for disp in disps.values():
             depth = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
-            depth = torch.nn.functional.interpolate(depth, size=gt.shape[-2:], mode="bilinear", align_corners=False)
+            depth = torch.nn.functional.interpolate(
+                depth, size=gt.shape[-2:], mode="bilinear", align_corners=False
+            )
             losses.append(si_log_loss(depth, gt.clamp_min(cfg["min_depth"]), valid))
         return torch.stack(losses).mean()
 
@@ -201,13 +227,22 @@ class DepthModule(L.LightningModule):
             # the weight the next step will use, i.e. the schedule's value at this epoch's end
             w = self.net.set_epoch(self._epoch_progress())
             self.log("schedule/w_rgb_epoch_end", w, on_step=False, on_epoch=True, sync_dist=False)
-            self.log("schedule/steps_per_epoch", float(self.optimizer_steps_per_epoch() or 0), on_step=False,
-                     on_epoch=True, sync_dist=False)
+            self.log(
+                "schedule/steps_per_epoch",
+                float(self.optimizer_steps_per_epoch() or 0),
+                on_step=False,
+                on_epoch=True,
+                sync_dist=False,
+            )
 
     def _skip(self, why: str) -> None:
         self.skipped_steps += 1
-        warnings.warn(f"{why} at step {self.global_step}: step skipped ({self.skipped_steps} so far); "
-                      "weights unchanged", RuntimeWarning)
+        warnings.warn(
+            f"{why} at step {self.global_step}: step skipped ({self.skipped_steps} so far); "
+            "weights unchanged",
+            RuntimeWarning,
+            stacklevel=1,
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int):
         for k in ("color", "color_aug", "K"):
@@ -228,7 +263,15 @@ class DepthModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if "photo" in res:
             self.log("train/photo", res["photo"], batch_size=bs)
-        for k in ("photo_student", "depth_sup", "velocity", "trust", "distill_feat", "distill_at", "distill_depth"):
+        for k in (
+            "photo_student",
+            "depth_sup",
+            "velocity",
+            "trust",
+            "distill_feat",
+            "distill_at",
+            "distill_depth",
+        ):
             if k in res:
                 self.log(f"train/{k}", res[k], batch_size=bs)
         if self.modality == "fusion":
@@ -246,7 +289,9 @@ class DepthModule(L.LightningModule):
         # a finite loss can still give non-finite gradients (overflow): drop them
         bad = any(p.grad is not None and not torch.isfinite(p.grad).all() for p in self.parameters())
         if bad:
-            warnings.warn(f"non-finite gradients at step {self.global_step}: zeroed", RuntimeWarning)
+            warnings.warn(
+                f"non-finite gradients at step {self.global_step}: zeroed", RuntimeWarning, stacklevel=1
+            )
             for p in self.parameters():
                 if p.grad is not None:
                     p.grad.zero_()
@@ -261,7 +306,9 @@ class DepthModule(L.LightningModule):
 
         ck = load_file(path)
         src = state_dict_of(ck, path)
-        if (ck.get("r2sdepth") or {}).get("slim"):  # slim files (shipped models) hold the network's weights alone
+        if (ck.get("r2sdepth") or {}).get(
+            "slim"
+        ):  # slim files (shipped models) hold the network's weights alone
             src = {"net." + k: v for k, v in src.items()}
         own = self.state_dict()
         take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
@@ -286,13 +333,17 @@ class DepthModule(L.LightningModule):
             self._log_images(batch, res)
         if "depth_gt" not in batch:
             return
-        heads = ["disp"] + (["disp_student"] if self.modality == "fusion" and hasattr(self.net, "student_decoder") else [])
+        heads = ["disp"] + (
+            ["disp_student"] if self.modality == "fusion" and hasattr(self.net, "student_decoder") else []
+        )
         for head in heads:
             depth = self.predict_depth(batch, head)
             mets, n = batch_metrics(depth, batch["depth_gt"])
             tag = "val" if head == "disp" else "val_student"
             for k, v in mets.items():
-                self.log(f"{tag}/{k}", v, batch_size=n, sync_dist=True, prog_bar=(k == "abs_rel" and tag == "val"))
+                self.log(
+                    f"{tag}/{k}", v, batch_size=n, sync_dist=True, prog_bar=(k == "abs_rel" and tag == "val")
+                )
 
     def _log_images(self, batch: dict[str, Any], res: dict[str, Any] | None) -> None:
         """TensorBoard images of the first validation sample, as Monodepth2 logs them: input
@@ -310,12 +361,20 @@ class DepthModule(L.LightningModule):
         if batch.get("spikes") is not None:
             rate = batch["spikes"][0].float().mean(0)
             tb.add_image("val/input_spike_rate", (rate / rate.max().clamp_min(1e-6))[None].cpu(), step)
-        disp = (res["out"] if res is not None else self.forward_depth(batch))["disp"][0][0, 0].detach().float().cpu().numpy()
+        disp = (
+            (res["out"] if res is not None else self.forward_depth(batch))["disp"][0][0, 0]
+            .detach()
+            .float()
+            .cpu()
+            .numpy()
+        )
         tb.add_image("val/disp", colorize(disp, "magma"), step, dataformats="HWC")
         if res is not None:
             mask = res["main"]["maps"][0].get("mask")
             if mask is not None:
-                tb.add_image("val/automask", mask[0].detach().float().reshape(1, *mask.shape[-2:]).cpu(), step)
+                tb.add_image(
+                    "val/automask", mask[0].detach().float().reshape(1, *mask.shape[-2:]).cpu(), step
+                )
 
     def configure_optimizers(self):
         c = self.optim_cfg
@@ -334,8 +393,11 @@ class DepthModule(L.LightningModule):
             "w_rgb": float(self.net.w_rgb),
             "stage": 1,
             # depths in metres without a scale: a stereo baseline or the camera's speed fixed it
-            "metric": bool(self.data_cfg.get("stereo") or float(self.loss_cfg.get("velocity_weight") or 0) > 0
-                           or self.loss_cfg.get("known_speed")),
+            "metric": bool(
+                self.data_cfg.get("stereo")
+                or float(self.loss_cfg.get("velocity_weight") or 0) > 0
+                or self.loss_cfg.get("known_speed")
+            ),
         }
         t = self._trainer
         if t is not None:
@@ -361,7 +423,9 @@ class DepthModule(L.LightningModule):
         self._rng_to_restore = None
 
 
-def batch_metrics(depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: float = 80.0) -> tuple[dict[str, float], int]:
+def batch_metrics(
+    depth: torch.Tensor, gt: Any, crop: str = "garg", max_depth: float = 80.0
+) -> tuple[dict[str, float], int]:
     """Eigen-protocol metrics of a batch of predictions ``[B, 1, H, W]`` against ground truths
     (``[B, 1, Hg, Wg]`` or a list), computed by :func:`r2sdepth.evaluate.evaluate_depths`, the
     function ``r2sdepth eval`` uses (median scaling, Garg crop, 80 m). Returns the metrics
@@ -397,14 +461,18 @@ def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[st
     if dcfg["pixel"] not in ("hard", "soft", "none"):
         raise R2SDepthError(f"distill.pixel must be hard, soft or none, got {dcfg['pixel']!r}")
     if teacher_modality == "spike" and (dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0):
-        raise R2SDepthError("a spike-only teacher (self-distillation) serves distill.depth_weight and the "
-                            "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0")
+        raise R2SDepthError(
+            "a spike-only teacher (self-distillation) serves distill.depth_weight and the "
+            "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0"
+        )
     target = dcfg["feature_target"]
     if teacher_modality == "spike":
         return dcfg
     if target not in ("fused", "rgb") or (target == "fused" and teacher_modality != "fusion"):
-        raise R2SDepthError(f"distill.feature_target {target!r} is not available from a {teacher_modality} "
-                            "teacher (fused features need a fusion teacher; use rgb)")
+        raise R2SDepthError(
+            f"distill.feature_target {target!r} is not available from a {teacher_modality} "
+            "teacher (fused features need a fusion teacher; use rgb)"
+        )
     return dcfg
 
 
@@ -413,8 +481,12 @@ class Connector(nn.Module):
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
-                                 nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.net = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -425,12 +497,20 @@ class DistillModule(DepthModule):
     stage-1 checkpoint; its weights live in this module's state dict (``teacher.*``,
     ``teacher_pose.*``), so a stage-2 checkpoint loads and resumes on its own."""
 
-    def __init__(self, teacher: dict[str, Any], loss: dict[str, Any] | None = None,
-                 optim: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-                 steps_per_epoch: int | None = None, distill: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        teacher: dict[str, Any],
+        loss: dict[str, Any] | None = None,
+        optim: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        steps_per_epoch: int | None = None,
+        distill: dict[str, Any] | None = None,
+    ) -> None:
         tmodel = dict(teacher["model"])
         if tmodel["modality"] not in ("fusion", "rgb", "spike"):
-            raise R2SDepthError(f"the teacher must be a fusion, rgb or spike model, got {tmodel['modality']!r}")
+            raise R2SDepthError(
+                f"the teacher must be a fusion, rgb or spike model, got {tmodel['modality']!r}"
+            )
         student = {**tmodel, "modality": "spike"}
         super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
         self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
@@ -446,8 +526,11 @@ class DistillModule(DepthModule):
         ch_s = self.net.spike.num_ch_enc
         ch_t = self.teacher.decoder.num_ch_enc
         # only when used: DDP rejects parameters that never receive gradients
-        self.connectors = nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t)) \
-            if self.dcfg["feat_weight"] > 0 else nn.ModuleList()
+        self.connectors = (
+            nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t))
+            if self.dcfg["feat_weight"] > 0
+            else nn.ModuleList()
+        )
         for k in TERMS:
             self.register_buffer(f"ema_{k}", torch.tensor(-1.0))
         self.register_buffer("ema_photo", torch.tensor(-1.0))
@@ -518,8 +601,12 @@ class DistillModule(DepthModule):
         c = self.dcfg
         cfg = self.net.cfg
         color = batch["color"]
-        kw = dict(smooth_weight=self.loss_cfg["smooth_weight"], min_depth=cfg["min_depth"],
-                  max_depth=cfg["max_depth"], automask=self.loss_cfg["automask"])
+        kw = dict(
+            smooth_weight=self.loss_cfg["smooth_weight"],
+            min_depth=cfg["min_depth"],
+            max_depth=cfg["max_depth"],
+            automask=self.loss_cfg["automask"],
+        )
         self._freeze_modes()
         out = self.net(spikes=batch["spikes"])  # the student: spikes only
         if c["pose_trainable"]:
@@ -530,20 +617,39 @@ class DistillModule(DepthModule):
         sources, poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
         with torch.no_grad():
             tm = self.teacher.modality
-            tout = self.teacher(rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
-                                spikes=batch["spikes"] if tm != "rgb" else None)
-            tposes = poses if not c["pose_trainable"] else self.with_stereo(batch, [], self.poses(batch, self.teacher_pose))[1]
-            tmaps = self_supervised_loss({0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw)["maps"][0]
+            tout = self.teacher(
+                rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
+                spikes=batch["spikes"] if tm != "rgb" else None,
+            )
+            tposes = (
+                poses
+                if not c["pose_trainable"]
+                else self.with_stereo(batch, [], self.poses(batch, self.teacher_pose))[1]
+            )
+            tmaps = self_supervised_loss(
+                {0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw
+            )["maps"][0]
         st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
-        pix = adaptive_pixel_weights(st["maps"][0]["reproj"], tmaps["reproj"],
-                                     tmaps["mask"] if self.loss_cfg["automask"] else None,
-                                     c["pixel"] if c["adaptive"] else "none")
+        pix = adaptive_pixel_weights(
+            st["maps"][0]["reproj"],
+            tmaps["reproj"],
+            tmaps["mask"] if self.loss_cfg["automask"] else None,
+            c["pixel"] if c["adaptive"] else "none",
+        )
         loss = c["photo_weight"] * st["loss"] if c["photo_weight"] > 0 else st["loss"].new_zeros(())
-        res: dict[str, Any] = {"photo": st["photo"], "out": out, "poses": poses, "main": st, "trust": pix.mean()}
+        res: dict[str, Any] = {
+            "photo": st["photo"],
+            "out": out,
+            "poses": poses,
+            "main": st,
+            "trust": pix.mean(),
+        }
         tfeat = tout.get("feat_fused" if c["feature_target"] == "fused" else "feat_rgb")
         terms: dict[str, torch.Tensor] = {}
         if c["feat_weight"] > 0:
-            terms["feat"] = feature_distill_loss([m(f) for m, f in zip(self.connectors, out["feat_spike"])], tfeat, pix)
+            terms["feat"] = feature_distill_loss(
+                [m(f) for m, f in zip(self.connectors, out["feat_spike"])], tfeat, pix
+            )
         if c["at_weight"] > 0:
             terms["at"] = attention_transfer_loss(out["feat_spike"], tfeat)
         if c["depth_weight"] > 0:
@@ -570,5 +676,6 @@ class DistillModule(DepthModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["r2sdepth"].update({"stage": 2, "teacher_modality": self.teacher.modality,
-                                       "distill": dict(self.dcfg)})
+        checkpoint["r2sdepth"].update(
+            {"stage": 2, "teacher_modality": self.teacher.modality, "distill": dict(self.dcfg)}
+        )

@@ -42,12 +42,26 @@ from r2sdepth.train.module import DepthModule, DistillModule, check_distill_conf
 
 DEFAULT_TRAINER: dict[str, Any] = defaults("trainer")
 DEFAULT_CHECKPOINT: dict[str, Any] = defaults("checkpoint")
-__all__ = ["adapt_config", "apply_overrides", "load_config", "run_training"]  # config reading lives in r2sdepth.config
+__all__ = [
+    "adapt_config",
+    "apply_overrides",
+    "load_config",
+    "run_training",
+]  # config reading lives in r2sdepth.config
 
 
-def adapt_config(teacher: str | os.PathLike, data_root: str | os.PathLike, train_split: str | os.PathLike, *,
-                 spike_root: str | os.PathLike | None = None, steps: int = 600, lr: float = 1e-4,
-                 batch_size: int = 4, seed: int = 0, overrides: list[str] | None = None) -> dict[str, Any]:
+def adapt_config(
+    teacher: str | os.PathLike,
+    data_root: str | os.PathLike,
+    train_split: str | os.PathLike,
+    *,
+    spike_root: str | os.PathLike | None = None,
+    steps: int = 600,
+    lr: float = 1e-4,
+    batch_size: int = 4,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
     """The config that adapts a stage-1 fusion checkpoint to new, unlabelled footage by view
     synthesis (self-supervised fine-tuning; no depth labels, no validation split: the last step
     is the result). The model, pose net and data settings (size, window, camera model) are the
@@ -57,24 +71,43 @@ def adapt_config(teacher: str | os.PathLike, data_root: str | os.PathLike, train
     ck = load_file(teacher)
     meta, hp = ck.get("r2sdepth") or {}, ck.get("hyper_parameters") or {}
     if meta.get("modality") != "fusion" or not hp.get("model") or "teacher" in hp:
-        raise R2SDepthError(f"{teacher}: adaptation starts from a stage-1 fusion training checkpoint "
-                            f"(got {meta.get('modality')!r}{', stage 2' if 'teacher' in hp else ''})")
+        raise R2SDepthError(
+            f"{teacher}: adaptation starts from a stage-1 fusion training checkpoint "
+            f"(got {meta.get('modality')!r}{', stage 2' if 'teacher' in hp else ''})"
+        )
     w_end = float(ck["state_dict"]["net.w_rgb"])
     data = {k: v for k, v in (hp.get("data") or {}).items() if k in defaults("data")}
-    cfg = {"seed": seed, "model": dict(hp["model"]), "pose": hp.get("pose") or {}, "loss": hp.get("loss") or {},
-           "optim": {**(hp.get("optim") or {}), "lr": lr},
-           "data": {**data, "root": str(data_root), "train_split": str(train_split), "val_split": None,
-                    "spike_root": str(spike_root) if spike_root else None, "batch_size": batch_size,
-                    "augment": False, "seed": None},
-           "trainer": {"max_steps": steps, "max_epochs": 100000, "enable_progress_bar": False,
-                       "log_every_n_steps": 5},
-           "init_from": str(teacher)}
+    cfg = {
+        "seed": seed,
+        "model": dict(hp["model"]),
+        "pose": hp.get("pose") or {},
+        "loss": hp.get("loss") or {},
+        "optim": {**(hp.get("optim") or {}), "lr": lr},
+        "data": {
+            **data,
+            "root": str(data_root),
+            "train_split": str(train_split),
+            "val_split": None,
+            "spike_root": str(spike_root) if spike_root else None,
+            "batch_size": batch_size,
+            "augment": False,
+            "seed": None,
+        },
+        "trainer": {
+            "max_steps": steps,
+            "max_epochs": 100000,
+            "enable_progress_bar": False,
+            "log_every_n_steps": 5,
+        },
+        "init_from": str(teacher),
+    }
     cfg["model"]["fusion"] = {**cfg["model"]["fusion"], "floor": w_end, "offset": 1e6}  # w_rgb held at w_end
     return apply_overrides(cfg, overrides or [])
 
 
-def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = None
-                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def resolved_config(
+    cfg: dict[str, Any], teacher: str | os.PathLike | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The full, checked config of a run (and with ``teacher``, the teacher's state dicts): stage 2
     takes ``model``/``pose`` from the teacher and defaults its ``data`` section to the teacher's.
     Relative split paths are resolved under ``data.root`` when they exist there."""
@@ -88,29 +121,44 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
         check_distill_config(cfg["distill"], cfg["model"]["modality"])
         cfg["teacher"] = str(teacher)
         if cfg["loss"]["depth_weight"] > 0:
-            raise R2SDepthError("loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight")
+            raise R2SDepthError(
+                "loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight"
+            )
     elif cfg["loss"]["photo_weight"] <= 0 and cfg["loss"]["depth_weight"] <= 0:
         raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
     if teacher is not None and cfg["loss"]["velocity_weight"] > 0:
         raise R2SDepthError("loss.velocity_weight is a stage-1 (train) option")
-    if cfg["loss"]["velocity_weight"] < 0 or cfg["loss"]["velocity_weight"] > 0 and not cfg["data"]["context"]:
+    if (
+        cfg["loss"]["velocity_weight"] < 0
+        or cfg["loss"]["velocity_weight"] > 0
+        and not cfg["data"]["context"]
+    ):
         raise R2SDepthError("loss.velocity_weight must be >= 0 and needs context frames (data.context)")
     m = cfg["model"]
     if m.get("init_depth") is not None and not m["min_depth"] < m["init_depth"] < m["max_depth"]:
-        raise R2SDepthError(f"model.init_depth {m['init_depth']} must lie between model.min_depth {m['min_depth']} "
-                            f"and model.max_depth {m['max_depth']}")
+        raise R2SDepthError(
+            f"model.init_depth {m['init_depth']} must lie between model.min_depth {m['min_depth']} "
+            f"and model.max_depth {m['max_depth']}"
+        )
     if cfg["loss"]["photo_weight"] > 0 and not cfg["data"]["context"] and not cfg["data"]["stereo"]:
         raise R2SDepthError("loss.photo_weight > 0 needs source views: data.context frames or data.stereo")
-    if cfg["loss"]["known_speed"] and (teacher is not None or not cfg["data"]["context"]
-                                       or cfg["loss"]["photo_weight"] <= 0):
-        raise R2SDepthError("loss.known_speed scales the pose net's translations of stage 1: it needs data.context "
-                            "frames and loss.photo_weight > 0")
+    if cfg["loss"]["known_speed"] and (
+        teacher is not None or not cfg["data"]["context"] or cfg["loss"]["photo_weight"] <= 0
+    ):
+        raise R2SDepthError(
+            "loss.known_speed scales the pose net's translations of stage 1: it needs data.context "
+            "frames and loss.photo_weight > 0"
+        )
     if cfg["loss"]["velocity_warmup"] < 0:
         raise R2SDepthError("loss.velocity_warmup must be >= 0 (optimiser steps)")
     if cfg["loss"]["velocity_weight"] > 0 and cfg["loss"]["photo_weight"] <= 0:
-        raise R2SDepthError("loss.velocity_weight supervises the pose net, which only loss.photo_weight > 0 trains")
+        raise R2SDepthError(
+            "loss.velocity_weight supervises the pose net, which only loss.photo_weight > 0 trains"
+        )
     if cfg["data"]["stereo"] and cfg["loss"]["photo_weight"] <= 0:
-        raise R2SDepthError("data.stereo adds a source view to the photometric loss: it needs loss.photo_weight > 0")
+        raise R2SDepthError(
+            "data.stereo adds a source view to the photometric loss: it needs loss.photo_weight > 0"
+        )
     d = cfg["data"]
     if d["seed"] is None:
         d["seed"] = int(cfg["seed"])
@@ -122,9 +170,15 @@ def resolved_config(cfg: dict[str, Any], teacher: str | os.PathLike | None = Non
     return cfg, t_state
 
 
-def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = True,
-                 teacher: str | os.PathLike | None = None, callbacks: list | None = None,
-                 allow_config_change: bool = False) -> dict[str, Any]:
+def run_training(
+    cfg: dict[str, Any],
+    out: str | os.PathLike,
+    *,
+    resume: bool = True,
+    teacher: str | os.PathLike | None = None,
+    callbacks: list | None = None,
+    allow_config_change: bool = False,
+) -> dict[str, Any]:
     """Train stage 1 with ``cfg`` into ``out`` (or, with ``teacher``, a stage-1 checkpoint,
     stage 2: distil it into a spike-only student; the data section defaults to the teacher's);
     ``callbacks``: extra Lightning callbacks (e.g. a step timer). The config is checked against
@@ -141,22 +195,33 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
     if resume and last.is_file() and saved.is_file() and not allow_config_change:
         diff = differing_keys(read_yaml(saved), cfg)
         if diff:
-            raise R2SDepthError(f"{out} was trained with another config ({'; '.join(diff)}): resume with "
-                                "--allow-config-change, or start afresh with --no-resume")
+            raise R2SDepthError(
+                f"{out} was trained with another config ({'; '.join(diff)}): resume with "
+                "--allow-config-change, or start afresh with --no-resume"
+            )
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(saved, yaml.safe_dump(cfg, sort_keys=False).encode())
     L.seed_everything(seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
 
     lc = cfg["loss"]
-    dm = SpikeKittiDataModule(cfg["data"], "fusion" if teacher is not None else cfg["model"]["modality"],
-                              train_gt=teacher is None and lc["depth_weight"] > 0,
-                              train_travel=teacher is None and (lc["velocity_weight"] > 0 or lc["known_speed"]),
-                              train_context=teacher is not None or lc["photo_weight"] > 0)
+    dm = SpikeKittiDataModule(
+        cfg["data"],
+        "fusion" if teacher is not None else cfg["model"]["modality"],
+        train_gt=teacher is None and lc["depth_weight"] > 0,
+        train_travel=teacher is None and (lc["velocity_weight"] > 0 or lc["known_speed"]),
+        train_context=teacher is not None or lc["photo_weight"] > 0,
+    )
     dm.setup("fit")
     if teacher is not None:
-        module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, cfg["loss"], cfg["optim"],
-                               cfg["data"], None, cfg["distill"])
+        module = DistillModule(
+            {"model": cfg["model"], "pose": cfg["pose"]},
+            cfg["loss"],
+            cfg["optim"],
+            cfg["data"],
+            None,
+            cfg["distill"],
+        )
         module.teacher.load_state_dict(t_state["teacher"])
         module.teacher_pose.load_state_dict(t_state["teacher_pose"])
         module.init_from_teacher()
@@ -174,7 +239,11 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         resume_step = int(load_file(ckpt_path).get("global_step", 0))
     tcfg = dict(cfg["trainer"])
     if tcfg.get("precision") is None:
-        tcfg["precision"] = "16-mixed" if torch.cuda.is_available() and tcfg.get("accelerator") in ("auto", "gpu", "cuda") else "32-true"
+        tcfg["precision"] = (
+            "16-mixed"
+            if torch.cuda.is_available() and tcfg.get("accelerator") in ("auto", "gpu", "cuda")
+            else "32-true"
+        )
     tcfg.setdefault("enable_progress_bar", True)
     trainer = L.Trainer(
         default_root_dir=str(out),
@@ -185,11 +254,18 @@ def run_training(cfg: dict[str, Any], out: str | os.PathLike, *, resume: bool = 
         **tcfg,
     )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    trainer.save_checkpoint(str(last), weights_only=False)  # the full final state (optimiser too), whatever the interval
+    trainer.save_checkpoint(
+        str(last), weights_only=False
+    )  # the full final state (optimiser too), whatever the interval
     best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    return {"last": str(last), "best": best or None, "resumed_from": ckpt_path,
-            "metrics": metrics, "global_step": trainer.global_step}
+    return {
+        "last": str(last),
+        "best": best or None,
+        "resumed_from": ckpt_path,
+        "metrics": metrics,
+        "global_step": trainer.global_step,
+    }
 
 
 def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> list:
@@ -205,8 +281,12 @@ def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> 
         def _save_topk_checkpoint(self, trainer, monitor_candidates):  # type: ignore[override]
             cur = monitor_candidates.get(self.monitor) if self.monitor else None
             if cur is not None and not torch.isfinite(torch.as_tensor(cur)).all():
-                warnings.warn(f"{self.monitor} is {float(cur)} at step {trainer.global_step}: "
-                              "not a candidate for the best checkpoint", RuntimeWarning)
+                warnings.warn(
+                    f"{self.monitor} is {float(cur)} at step {trainer.global_step}: "
+                    "not a candidate for the best checkpoint",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
                 return
             super()._save_topk_checkpoint(trainer, monitor_candidates)
 
@@ -217,15 +297,31 @@ def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> 
             raise R2SDepthError(f"checkpoint.{k} must be a positive number or null, got {v!r}")
     cbs: list = []
     if steps:
-        cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=int(steps)))
+        cbs.append(
+            ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=int(steps))
+        )
     if minutes:
-        cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0,
-                                   train_time_interval=timedelta(minutes=float(minutes))))
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=dirpath,
+                save_last=True,
+                save_top_k=0,
+                train_time_interval=timedelta(minutes=float(minutes)),
+            )
+        )
     # after every validation (and at epoch ends without one)
     cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0))
     if has_val:
-        cbs.append(NanSafeCheckpoint(dirpath=dirpath, filename="best-{step}", monitor="val/abs_rel",
-                                     mode="min", save_top_k=1, save_last=False))
+        cbs.append(
+            NanSafeCheckpoint(
+                dirpath=dirpath,
+                filename="best-{step}",
+                monitor="val/abs_rel",
+                mode="min",
+                save_top_k=1,
+                save_last=False,
+            )
+        )
     return cbs
 
 
@@ -247,7 +343,9 @@ def loggers(out: Path, resume_step: int = 0) -> list:
             with open(p, newline="") as f:
                 rows = list(csv.DictReader(f))
                 keys = list(rows[0].keys()) if rows else []
-            keep = [r for r in rows if r.get("step") not in (None, "") and int(float(r["step"])) < resume_step]
+            keep = [
+                r for r in rows if r.get("step") not in (None, "") and int(float(r["step"])) < resume_step
+            ]
             if not keep:
                 p.unlink()
                 return
@@ -267,5 +365,7 @@ def loggers(out: Path, resume_step: int = 0) -> list:
             return self._experiment
 
     tb_kw = {"purge_step": resume_step} if resume_step else {}
-    return [TensorBoardLogger(str(out), name="logs", version="", **tb_kw),
-            KeepingCSVLogger(str(out), name="logs", version="")]
+    return [
+        TensorBoardLogger(str(out), name="logs", version="", **tb_kw),
+        KeepingCSVLogger(str(out), name="logs", version=""),
+    ]
