@@ -21,6 +21,9 @@ import contextlib
 import hashlib
 import io
 import os
+import pathlib
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +42,6 @@ def _safe_globals() -> list[Any]:
 
         out.append(AttributeDict)
     with contextlib.suppress(ImportError):
-        import pathlib
-
         out += [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
     return out
 
@@ -103,7 +104,6 @@ def load_file(path: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]
             ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 (torch raises many kinds)
         text = str(e)
-        import re
 
         glob = re.search(
             r"GLOBAL ([\w.]+)", text
@@ -195,8 +195,6 @@ def check_window(meta: dict[str, Any], window: int) -> None:
             f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on {trained})"
         )
     if trained and int(window) != trained:
-        import warnings
-
         from r2sdepth.errors import R2SDepthWarning
 
         warnings.warn(

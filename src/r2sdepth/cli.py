@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import errno
 import json
 import os
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -114,7 +118,6 @@ _SIM_FLAGS = {"video_fps": "--fps"}  # flag names kept from earlier releases
 def _sim_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per field of :class:`r2sdepth.spike.simulate.SimParams` (its help and default), plus
     ``--sim-params FILE`` (``r2sdepth fit-sim``'s output): the file's values, then the flags given."""
-    import dataclasses
 
     from r2sdepth.spike.simulate import SimParams
 
@@ -140,7 +143,6 @@ def _sim_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
 
 def _sim_params(a: argparse.Namespace, **defaults: object):
     """The ``SimParams`` of a command: ``defaults``, then ``--sim-params FILE``, then the flags given."""
-    import dataclasses
 
     from r2sdepth.spike.simulate import SimParams, load_sim_params
 
@@ -976,7 +978,6 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``r2sdepth`` console script."""
-    import warnings
 
     from r2sdepth.errors import R2SDepthWarning
 
@@ -988,7 +989,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return plain(message, category, *rest_)
 
     warnings.formatwarning = one_line  # type: ignore[assignment]
-    import threading
 
     background: list[BaseException] = []
 
@@ -1019,8 +1019,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"r2sdepth: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, read-only folder, missing file, broken pipe, ...
-        import errno
-
         if e.errno == errno.EPIPE:  # e.g. `r2sdepth info ... | head`: end quietly
             with contextlib.suppress(OSError):
                 sys.stdout = open(os.devnull, "w")

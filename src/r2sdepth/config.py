@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -339,7 +340,6 @@ def _schema_keys(schema: Any, prefix: str = "") -> list[str]:
 
 
 def _check_trainer_keys(trainer: dict[str, Any]) -> None:
-    import inspect
 
     import lightning as L
 

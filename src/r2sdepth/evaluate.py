@@ -11,6 +11,9 @@ per image and averaged over images.
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,8 +161,6 @@ def evaluate_depths(
     out: dict[str, Any] = {k: float(np.mean([m[k] for m in per])) for k in METRICS}
     out["n"] = len(per)
     if skipped:
-        import warnings
-
         out["skipped_no_gt"] = skipped
         warnings.warn(
             f"{len(skipped)} image(s) have no valid ground truth inside the crop and were not "
@@ -251,7 +252,6 @@ class _ArrayOnlyUnpickler:
 
     @classmethod
     def load(cls, f, where: str):
-        import pickle
 
         allowed = cls.ALLOWED
 
@@ -291,7 +291,6 @@ def load_npz_maps(path: str | os.PathLike, key: str = "data") -> list[np.ndarray
     """Depth/disparity maps from Monodepth2-style files, without executing pickled code:
     ``.npz`` (key ``data``: ``[N, H, W]`` array or object array of maps, e.g. ``gt_depths.npz``)
     or ``.npy`` (``[N, H, W]``, e.g. Monodepth2's saved disparities)."""
-    import zipfile
 
     path = Path(path)
     if not path.is_file():
@@ -328,7 +327,6 @@ def load_npz_maps(path: str | os.PathLike, key: str = "data") -> list[np.ndarray
 
 def npz_attribute(path: str | os.PathLike, key: str) -> str | None:
     """A string stored beside the maps (e.g. ``gt_source``), or None."""
-    import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:

@@ -8,8 +8,10 @@ unrolled); ``H`` and ``W`` must be multiples of 32.
 
 from __future__ import annotations
 
+import io
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +92,9 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt not in ("torchscript", "onnx"):
         raise R2SDepthError(f"unknown export format {fmt!r} (onnx or torchscript)")
-    import io
 
     buf = io.BytesIO()  # serialised in memory, written by Python: a full disk is an OSError, not an abort
     if fmt == "torchscript":
-        import warnings
-
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore", FutureWarning
@@ -111,8 +110,6 @@ def export_model(
             got = torch.jit.load(str(out))(x)
         diff, how = float((got - ref).abs().max()), "torch.jit.load"
     elif fmt == "onnx":
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
             warnings.simplefilter("ignore", FutureWarning)

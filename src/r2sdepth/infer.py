@@ -12,6 +12,7 @@ needed to load it. ``modality`` selects what to feed and which head to read:
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -198,7 +199,6 @@ def _height_factor(
 def _clear_stale_outputs(out: Path) -> int:
     """Remove the per-window files an earlier run left in ``out`` (only names this command
     writes: ``depth/NNNNNN.npy`` etc.), so the folder holds exactly what ``summary.json`` lists."""
-    import re
 
     n = 0
     for sub, ext in OWN_OUTPUTS.items():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +237,6 @@ def image_path(root: str | os.PathLike, drive: str, frame: int, cam: str | int =
 
 def read_timestamps(path: str | os.PathLike) -> np.ndarray:
     """Seconds (float64) since the first line of a KITTI ``timestamps.txt``."""
-    from datetime import datetime
 
     lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
     t = []

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,7 +378,6 @@ def copy_with_calibration(
     allows, copied otherwise) whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g.
     ``{"clock_offset_s": 0.1}``): the same recordings with another calibration, to measure what a
     calibration error costs. An existing ``dst`` is replaced only with ``overwrite``."""
-    import shutil
 
     import yaml
 
@@ -519,7 +519,6 @@ def synthesize_rig(
             out / "splits" / f"{split}_files.txt",
             [kitti.Sample(n, i, "l") for n in seqs for i in range(1, frames - 1)],
         )
-    import shutil
 
     shutil.rmtree(out / "_world")
     return {

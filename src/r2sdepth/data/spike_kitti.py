@@ -23,6 +23,7 @@ disjoint shards on a shared filesystem end with the union.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -370,7 +371,6 @@ class SpikeKittiDataset:
         ids = self._frame_ids(drive, cam)
         if frame in ids:
             return frame
-        import bisect
 
         i = min(max(bisect.bisect_left(ids, frame), 0), len(ids) - 1)
         return ids[i]

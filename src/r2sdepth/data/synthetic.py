@@ -24,6 +24,7 @@ plus ``<out>/<date>/calib_cam_to_cam.txt`` and ``<out>/splits/{train,val,test}_f
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -606,8 +607,6 @@ def synthesize(
         params["stereo"] = True
     pfile = out / "synth.json"
     if pfile.is_file():
-        import json
-
         old = json.loads(pfile.read_text())
         if {k: old.get(k) for k in set(params) | ({"traffic", "stereo"} & set(old))} != params:
             raise R2SDepthError(

@@ -37,7 +37,10 @@ source). It is read when present; otherwise height and width must be given.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat as _stat
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,7 +86,6 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any] | None:
         return None
     except OSError as e:
         raise R2SDepthError(f"{sc}: cannot read sidecar ({e.strerror or e})") from e
-    import stat as _stat
 
     if not _stat.S_ISREG(st.st_mode):
         raise R2SDepthError(f"{sc}: sidecar is not a regular file")
@@ -112,7 +114,6 @@ def validate_sidecar(meta: dict[str, Any], where: str | os.PathLike = "sidecar")
     each): ``height``/``width`` positive integers, ``head_cols``/``frames`` integers >= 0,
     ``rate_hz`` a finite positive number, ``bitorder`` little/big, ``flipud`` a JSON boolean
     (the string "false" is not), ``frame_plane_index`` a list or object of integers >= 0."""
-    import math
 
     def bad(key: str, why: str) -> R2SDepthError:
         return R2SDepthError(f"{where}: {key} {why}, got {meta[key]!r:.80}")
@@ -782,8 +783,6 @@ def warn_layout(stream: SpikeStream, planes: int = 64) -> float:
         return 1.0
     score = layout_plausibility(stream.read(0, min(planes, len(stream))).mean(axis=0))
     if score < PLAUSIBLE:
-        import warnings
-
         from r2sdepth.errors import R2SDepthWarning
 
         warnings.warn(

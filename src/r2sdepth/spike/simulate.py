@@ -65,7 +65,10 @@ loop is Python.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
+import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -118,7 +121,6 @@ class SimParams:
     )
 
     def __post_init__(self) -> None:
-        import math
 
         for name in (
             "threshold",
@@ -187,8 +189,6 @@ def load_sim_params(path: str | os.PathLike) -> dict[str, Any]:
     """The camera-model values of a parameter file (``r2sdepth fit-sim`` output, JSON or YAML): its
     ``sim`` section (or the whole file when it has none). Unknown keys are an error naming the
     closest valid one; the values are checked by building :class:`SimParams`."""
-    import difflib
-    import json
 
     import yaml
 

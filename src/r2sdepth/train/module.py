@@ -302,7 +302,6 @@ class DepthModule(L.LightningModule):
         pose net of an ``rgb`` run into a ``fusion`` model).
         Returns the names copied; raises if nothing matched."""
         from r2sdepth.checkpoint import load_file, state_dict_of
-        from r2sdepth.errors import R2SDepthError
 
         ck = load_file(path)
         src = state_dict_of(ck, path)
@@ -434,7 +433,6 @@ def batch_metrics(
     Non-finite predictions give NaN metrics (never a "best" checkpoint)."""
     import numpy as np
 
-    from r2sdepth.errors import R2SDepthError
     from r2sdepth.evaluate import evaluate_depths
 
     preds = [depth[i, 0].detach().float().cpu().numpy() for i in range(depth.shape[0])]

@@ -17,7 +17,10 @@ optimiser, scheduler, loop counters, the global RNG and the position in the epoc
 
 from __future__ import annotations
 
+import csv
 import os
+import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -271,8 +274,6 @@ def run_training(
 def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> list:
     """``last.ckpt`` every N steps / minutes and after each validation; ``best-step=N.ckpt`` by
     ``val/abs_rel`` (NaN never wins) when there is a validation split."""
-    import warnings
-    from datetime import timedelta
 
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -329,7 +330,6 @@ def loggers(out: Path, resume_step: int = 0) -> list:
     """TensorBoard and CSV logs under ``out/logs`` that keep the history of a resumed run: events
     and rows logged after the checkpoint (by the interrupted process) are dropped, the earlier
     ones kept (Lightning's CSV writer deletes ``metrics.csv`` when its folder is not empty)."""
-    import csv
 
     from lightning.fabric.loggers.logger import rank_zero_experiment
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
