@@ -80,8 +80,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "on-the-fly-window-from-t+1": (
         "src/r2sdepth/data/spike_kitti.py",
-        "            lum,\n            frame,\n            self.window,",
-        "            lum,\n            frame + 1,\n            self.window,",
+        "            lum,\n            frame,\n            ds.window,",
+        "            lum,\n            frame + 1,\n            ds.window,",
         [CORE + "::test_built_and_on_the_fly_windows_are_byte_equal"],
     ),
     "window-shifted-one-chunk": (

@@ -1,6 +1,7 @@
 """`r2sdepth infer` and `r2sdepth export` on tiny in-process checkpoints; bad inputs."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from PIL import Image
 from r2sdepth.spike import write_dat
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TINY = {"width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
 
 

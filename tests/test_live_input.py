@@ -3,6 +3,7 @@ thread appending planes), `DepthModel.stream`, the trained-size default on a rea
 names kept from the input, `--metric` on a model that is not metric."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import encode_planes
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(Path(__file__).parent))
 from test_infer import r2, tiny_ckpt  # noqa: E402
 

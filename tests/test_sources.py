@@ -1,4 +1,5 @@
-"""The recording-kind interface of `r2sdepth infer` (`r2sdepth.data.sources`): a new kind is one
+"""The recording-kind interfaces (`r2sdepth.data.sources` for `infer`, `DRIVE_KINDS` of the training
+data set): a new kind is one
 class and one registry line, with no change to `infer.py`. Shown with a toy kind that a user with
 spikes already in numpy would write: a `.npy` file of planes `[N, H, W]`."""
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from r2sdepth.data import sources
+from r2sdepth.data import kitti, sources, spike_kitti
 from r2sdepth.data.sources import InferSource, Item, SourceOptions
+from r2sdepth.data.spike_kitti import SimulatedDrive
 from r2sdepth.infer import run_infer
 from r2sdepth.spike.io import encode_planes
 
@@ -62,3 +64,32 @@ def test_a_new_recording_kind_is_one_class_and_one_registry_line(tmp_path, monke
             np.load(tmp_path / "a" / "depth" / f"{n}.npy"), np.load(tmp_path / "b" / "depth" / f"{n}.npy")
         )
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["input_size"] == [40, 60]
+
+
+class NpyWindowsDrive(SimulatedDrive):
+    """A KITTI-layout drive whose spike windows a user computed already, one `.npy` per frame in
+    `ROOT/drive/spike_windows/` (everything else as a KITTI drive)."""
+
+    @classmethod
+    def accepts(cls, ds, drive) -> bool:
+        return (ds.root / drive / "spike_windows").is_dir()
+
+    def spikes(self, cam, frame, image):
+        return np.load(self.ds.root / self.drive / "spike_windows" / f"{frame:010d}.npy")
+
+
+def test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
+    from test_spike_kitti import make_tree
+
+    root = make_tree(tmp_path / "kitti", drives=2, frames=4, h=64, w=96)
+    drive = "2011_09_26/2011_09_26_drive_0000_sync"
+    (root / drive / "spike_windows").mkdir()
+    windows = (np.random.default_rng(5).random((4, 8, 64, 96)) < 0.3).astype(np.uint8)
+    for f in range(4):
+        np.save(root / drive / "spike_windows" / f"{f:010d}.npy", windows[f])
+    monkeypatch.setattr(spike_kitti, "DRIVE_KINDS", [NpyWindowsDrive, *spike_kitti.DRIVE_KINDS])
+    split = [kitti.Sample(drive, 2, "l"), kitti.Sample("2011_09_26/2011_09_26_drive_0001_sync", 2, "l")]
+    ds = spike_kitti.SpikeKittiDataset(root, split, height=64, width=96, window=8)
+    np.testing.assert_array_equal(ds[0]["spikes"].numpy(), windows[2])
+    assert type(ds._kind(split[1].drive)) is spike_kitti.SimulatedDrive  # the other drive: unchanged
+    assert ds[1]["spikes"].shape == (8, 64, 96) and ds[0]["K"].shape == (3, 3)

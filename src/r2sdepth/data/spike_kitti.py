@@ -26,16 +26,20 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from r2sdepth import __version__
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.data import kitti
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.spike.io import read_sidecar, sidecar_path
+from r2sdepth.spike.io import SpikeStream, fit_spatial, read_sidecar, sidecar_path
 from r2sdepth.spike.simulate import (
     SimParams,
     frame_window,
@@ -334,7 +338,7 @@ class SpikeKittiDataset:
         self._streams: dict[str, Any] = {}
         self._ids: dict[tuple[str, str], list[int]] = {}
         self._K: dict[tuple[str, str], Any] = {}
-        self._rigs: dict[str, Any] = {}
+        self._kinds: dict[str, DriveKind] = {}
         if self.spike_root is None and align != "end":
             raise R2SDepthError("on-the-fly spike simulation supports align='end' only")
         if self.sim.camera_rate_hz and align != "end":
@@ -347,24 +351,18 @@ class SpikeKittiDataset:
         return len(self.samples)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _rig(self, drive: str):
-        """The :class:`r2sdepth.data.rig.RigSequence` when ``ROOT/drive`` is a paired rig
-        sequence (it has ``calib.yaml``), else None: its frames are warped into the spike camera,
-        its windows chosen by timestamp, ``K`` is the spike camera's."""
-        if drive not in self._rigs:
-            from r2sdepth.data.rig import RigSequence
-
-            d = self.root / drive
-            self._rigs[drive] = RigSequence(d) if (d / "calib.yaml").is_file() else None
-        return self._rigs[drive]
+    def _kind(self, drive: str) -> DriveKind:
+        """The :class:`DriveKind` of ``drive``, chosen once (the first of :data:`DRIVE_KINDS`
+        that accepts it)."""
+        if drive not in self._kinds:
+            cls = next(k for k in DRIVE_KINDS if k.accepts(self, drive))
+            self._kinds[drive] = cls(self, drive)
+        return self._kinds[drive]
 
     def _frame_ids(self, drive: str, cam: str) -> list[int]:
         key = (drive, cam)
         if key not in self._ids:
-            rig = self._rig(drive)
-            self._ids[key] = (
-                list(range(len(rig))) if rig is not None else kitti.list_frame_ids(self.root, drive, cam)
-            )
+            self._ids[key] = self._kind(drive).frame_ids(cam)
         return self._ids[key]
 
     def _nearest(self, drive: str, cam: str, frame: int) -> int:
@@ -380,81 +378,20 @@ class SpikeKittiDataset:
         (per sample) avoids reading a frame twice for the colour stack and the spike window."""
         if cache is not None and frame in cache:
             return cache[frame]
-        res = self._read_image(drive, cam, frame)
+        res = self._kind(drive).image(cam, frame)
         if cache is not None:
             cache[frame] = res
         return res
 
-    def _read_image(self, drive: str, cam: str, frame: int):
-        import numpy as np
-        from PIL import Image
-
-        rig = self._rig(drive)
-        if rig is not None:
-            img = Image.fromarray(rig.rgb_in_spike_camera(frame))
-            native = (img.height, img.width)
-            return np.asarray(img.resize((self.w, self.h), Image.BILINEAR), dtype=np.float32) / 255.0, native
-        p = kitti.image_path(self.root, drive, frame, cam)
-        if not p.is_file():
-            raise R2SDepthError(f"{p}: missing image")
-        with Image.open(p) as im:
-            native = (im.height, im.width)
-            im = im.convert("RGB").resize((self.w, self.h), Image.BILINEAR)
-            return np.asarray(im, dtype=np.float32) / 255.0, native
-
     def _intrinsics(self, drive: str, cam: str, native: tuple[int, int]):
         key = (drive, cam)
         if key not in self._K:
-            rig = self._rig(drive)
-            if rig is not None:
-                self._K[key] = kitti.scale_intrinsics(rig.K, rig.calib.spike_size, (self.h, self.w))
-            else:
-                calib = kitti.load_calib(self.root / drive.split("/")[0], cam)
-                self._K[key] = kitti.scale_intrinsics(calib.K, native, (self.h, self.w))
+            self._K[key] = self._kind(drive).intrinsics(cam, native)
         return self._K[key]
 
     def _spikes(self, drive: str, cam: str, frame: int, cache: dict | None = None):
-        """The spike window of ``frame``: read from the built stream, or simulated on the fly by
-        :func:`r2sdepth.spike.simulate.frame_window` (the same bytes for the same seed)."""
-        from r2sdepth.spike.io import SpikeStream
-
-        rig = self._rig(drive)
-        if rig is not None:  # the rig's own recording, by timestamp, resized like the RGB (nearest)
-            from r2sdepth.spike.io import fit_spatial
-
-            return fit_spatial(rig.window(frame, self.window), (self.h, self.w), "resize")
-        if self.spike_root is not None:
-            path = self.spike_root / drive / f"spike_{cam}" / "stream.dat"
-            st = self._streams.get(str(path))
-            if st is None:
-                if not path.is_file():
-                    raise R2SDepthError(
-                        f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)"
-                    )
-                st = SpikeStream(path)
-                if (st.height, st.width) != (self.h, self.w):
-                    raise R2SDepthError(
-                        f"{path}: stream is {st.height}x{st.width} but the training size is "
-                        f"{self.h}x{self.w}: rebuild at that size or simulate on the fly"
-                    )
-                self._streams[str(path)] = st
-            return st.window_for_frame(frame, self.window, align=self.align)
-        ids = self._frame_ids(drive, cam)
-
-        def lum(j: int):
-            return luminance(
-                self._image(drive, cam, self._nearest(drive, cam, j), cache)[0], linearize=self.sim.linearize
-            )
-
-        return frame_window(
-            lum,
-            frame,
-            self.window,
-            self.sim,
-            seed=self.seed,
-            sequence=sequence_key(drive, cam),
-            first_frame=ids[0],
-        )
+        """The spike window ``[T, H, W]`` of ``frame`` (see :class:`DriveKind`)."""
+        return self._kind(drive).spikes(cam, frame, lambda j: self._image(drive, cam, j, cache)[0])
 
     def _stereo_view(self, drive: str, cam: str, frame: int, flip: bool):
         """The other camera of the pair at ``frame`` (float32 ``[3, H, W]``) and the
@@ -462,7 +399,7 @@ class SpikeKittiDataset:
         in the mirrored pair the other camera sits on the other side)."""
         import torch
 
-        if self._rig(drive) is not None:
+        if not self._kind(drive).stereo:
             raise R2SDepthError(f"{drive}: data.stereo needs a KITTI-layout stereo pair, not a rig sequence")
         other = "03" if kitti.cam_index(cam) == "02" else "02"
         if not kitti.image_path(self.root, drive, frame, other).is_file():
@@ -470,7 +407,7 @@ class SpikeKittiDataset:
                 f"{kitti.image_path(self.root, drive, frame, other)}: missing image of the other "
                 f"camera (data.stereo needs image_{other})"
             )
-        img = torch.from_numpy(self._read_image(drive, other, frame)[0]).permute(2, 0, 1)
+        img = torch.from_numpy(self._kind(drive).image(other, frame)[0]).permute(2, 0, 1)
         key = (drive.split("/")[0], cam)
         if key not in self._stereo_T:  # the calibration is read once per date and camera, not per sample
             self._stereo_T[key] = kitti.stereo_transform(self.root / key[0], cam)
@@ -483,7 +420,6 @@ class SpikeKittiDataset:
     def _travel(self, drive: str, cam: str, frame: int):
         """Distances (metres) from frame t to each context frame ``t + o`` (nearest existing
         frame at a drive's ends), from :func:`r2sdepth.data.kitti.drive_positions`."""
-        import numpy as np
 
         if drive not in self._positions:
             ids = self._frame_ids(drive, cam)
@@ -510,7 +446,6 @@ class SpikeKittiDataset:
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """``key``: an index, or ``(epoch, index)`` (what the training sampler yields): the
         augmentation (flip, colour jitter) is drawn from ``(seed, epoch, index)`` alone."""
-        import numpy as np
         import torch
 
         epoch, i = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (0, int(key))
@@ -546,15 +481,148 @@ class SpikeKittiDataset:
         if self.travel:
             out["travel"] = torch.from_numpy(self._travel(s.drive, cam, s.frame))
         if self.with_gt:
-            rig = self._rig(s.drive)
-            if rig is not None:
-                gt = torch.from_numpy(rig.depth(s.frame))[None]
-            else:
-                gt = torch.from_numpy(
-                    kitti.gt_depth(self.root, s.drive, s.frame, cam, source=self.gt_source)
-                )[None]
+            gt = torch.from_numpy(self._kind(s.drive).gt(cam, s.frame))[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
+
+
+class DriveKind:
+    """Where one drive's pieces come from: one small class per recording kind, chosen once per
+    drive by :class:`SpikeKittiDataset` (the first of :data:`DRIVE_KINDS` whose ``accepts`` is
+    true). Every kind answers the same questions: the frame ids of a camera, its RGB frame
+    (float32 ``[H, W, 3]`` in [0, 1] at the training size, and the native ``(H, W)``), the
+    intrinsics ``[3, 3]`` at the training size, the spike window ``[T, H, W]`` (uint8) of frame
+    t, and ground-truth depth ``[Hg, Wg]`` (metres, 0 = invalid). ``stereo``: the kind has a
+    calibrated second camera (``data.stereo``). A new kind is one subclass and one line in
+    :data:`DRIVE_KINDS`."""
+
+    stereo: bool = True
+
+    def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
+        self.ds, self.drive = ds, drive
+
+    @classmethod
+    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def frame_ids(self, cam: str) -> list[int]:
+        return kitti.list_frame_ids(self.ds.root, self.drive, cam)
+
+    def image(self, cam: str, frame: int):
+        p = kitti.image_path(self.ds.root, self.drive, frame, cam)
+        if not p.is_file():
+            raise R2SDepthError(f"{p}: missing image")
+        with Image.open(p) as im:
+            native = (im.height, im.width)
+            im = im.convert("RGB").resize((self.ds.w, self.ds.h), Image.BILINEAR)
+            return np.asarray(im, dtype=np.float32) / 255.0, native
+
+    def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
+        calib = kitti.load_calib(self.ds.root / self.drive.split("/")[0], cam)
+        return kitti.scale_intrinsics(calib.K, native, (self.ds.h, self.ds.w))
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``image(j)``: the RGB frame j at the training size (cached per sample by the caller)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def gt(self, cam: str, frame: int) -> np.ndarray:
+        return kitti.gt_depth(self.ds.root, self.drive, frame, cam, source=self.ds.gt_source)
+
+
+class RigDrive(DriveKind):
+    """A paired rig sequence (``ROOT/drive/calib.yaml``, :class:`r2sdepth.data.rig.RigSequence`):
+    RGB warped into the spike camera, the recorded spikes by timestamp (resized like the RGB,
+    nearest), the spike camera's ``K``, its ``depth/`` as ground truth."""
+
+    stereo = False
+
+    @classmethod
+    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
+        return (ds.root / drive / "calib.yaml").is_file()
+
+    def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
+        from r2sdepth.data.rig import RigSequence
+
+        super().__init__(ds, drive)
+        self.rig = RigSequence(ds.root / drive)
+
+    def frame_ids(self, cam: str) -> list[int]:
+        return list(range(len(self.rig)))
+
+    def image(self, cam: str, frame: int):
+        img = Image.fromarray(self.rig.rgb_in_spike_camera(frame))
+        native = (img.height, img.width)
+        return np.asarray(
+            img.resize((self.ds.w, self.ds.h), Image.BILINEAR), dtype=np.float32
+        ) / 255.0, native
+
+    def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
+        return kitti.scale_intrinsics(self.rig.K, self.rig.calib.spike_size, (self.ds.h, self.ds.w))
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        return fit_spatial(self.rig.window(frame, self.ds.window), (self.ds.h, self.ds.w), "resize")
+
+    def gt(self, cam: str, frame: int) -> np.ndarray:
+        return self.rig.depth(frame)
+
+
+class BuiltStreamDrive(DriveKind):
+    """A KITTI-layout drive with a built Spike-KITTI stream under ``spike_root`` (memory-mapped)."""
+
+    @classmethod
+    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
+        return ds.spike_root is not None
+
+    def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
+        super().__init__(ds, drive)
+        self.streams: dict[str, SpikeStream] = {}
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        if cam not in self.streams:
+            path = self.ds.spike_root / self.drive / f"spike_{cam}" / "stream.dat"
+            if not path.is_file():
+                raise R2SDepthError(
+                    f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)"
+                )
+            st = SpikeStream(path)
+            if (st.height, st.width) != (self.ds.h, self.ds.w):
+                raise R2SDepthError(
+                    f"{path}: stream is {st.height}x{st.width} but the training size is "
+                    f"{self.ds.h}x{self.ds.w}: rebuild at that size or simulate on the fly"
+                )
+            self.streams[cam] = st
+        return self.streams[cam].window_for_frame(frame, self.ds.window, align=self.ds.align)
+
+
+class SimulatedDrive(DriveKind):
+    """A KITTI-layout drive without a built stream: the window of frame t simulated on the fly by
+    :func:`r2sdepth.spike.simulate.frame_window` from the RGB frames (the same bytes as a built
+    stream with the same seed)."""
+
+    @classmethod
+    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
+        return True
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        ds = self.ds
+        ids = ds._frame_ids(self.drive, cam)
+
+        def lum(j: int):
+            return luminance(image(ds._nearest(self.drive, cam, j)), linearize=ds.sim.linearize)
+
+        return frame_window(
+            lum,
+            frame,
+            ds.window,
+            ds.sim,
+            seed=ds.seed,
+            sequence=sequence_key(self.drive, cam),
+            first_frame=ids[0],
+        )
+
+
+#: recording kinds of a drive, first match wins (a rig sequence before a built stream root)
+DRIVE_KINDS: list[type[DriveKind]] = [RigDrive, BuiltStreamDrive, SimulatedDrive]
 
 
 def _color_jitter(color, rng):
