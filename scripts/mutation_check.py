@@ -192,6 +192,26 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_live_input.py::test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_read"
         ],
     ),
+    "velodyne-pixel-not-minus-one": (
+        "src/r2sdepth/data/kitti.py",
+        "u = np.round(uvz[ok, 0] / z[ok]) - 1",
+        "u = np.round(uvz[ok, 0] / z[ok])",
+        [
+            "tests/test_references.py::test_velodyne_ground_truth_equals_an_opencv_projection_of_the_raw_calibration"
+        ],
+    ),
+    "intrinsics-resize-without-half-pixel": (
+        "src/r2sdepth/data/kitti.py",
+        "    K2[0, 2] = (K[0, 2] + 0.5) * sx - 0.5",
+        "    K2[0, 2] = K[0, 2] * sx",
+        ["tests/test_references.py::test_resized_intrinsics_put_a_point_where_the_resized_image_shows_it"],
+    ),
+    "eval-resize-in-depth-not-disparity": (
+        "src/r2sdepth/evaluate.py",
+        "    disp = cv2.resize(disp, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)",
+        "    disp = 1.0 / cv2.resize(pred_depth, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)",
+        ["tests/test_references.py::test_evaluation_resizes_predictions_bilinearly_in_disparity"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
