@@ -212,6 +212,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    disp = 1.0 / cv2.resize(pred_depth, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)",
         ["tests/test_references.py::test_evaluation_resizes_predictions_bilinearly_in_disparity"],
     ),
+    "flat-road-horizon-off-by-half": (
+        "src/r2sdepth/evaluate.py",
+        "    dv = np.arange(h, dtype=np.float64) - cy",
+        "    dv = np.arange(h, dtype=np.float64) + 0.5 - cy",
+        ["tests/test_kitti_eval.py::test_flat_road_prior_by_hand"],
+    ),
+    "flat-road-baseline-other-intrinsics": (
+        "src/r2sdepth/cli.py",
+        "            Ks_gt = ev.split_intrinsics(a.data, a.split, [g.shape[-2:] for g in gts])",
+        "            Ks_gt = ev.split_intrinsics(a.data, a.split, [(192, 640) for g in gts])",
+        ["tests/test_kitti_eval.py::test_eval_baselines_on_real_kitti_match_an_outside_figure"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

@@ -372,3 +372,71 @@ def test_shipped_real_model_beats_the_constant_on_unseen_real_frames(shared_data
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert not set(m["info"]["frames"]) & set(m["info"]["adapted_on_frames"])
     assert m["model"]["abs_rel"] <= 0.9 * m["baseline_median_scaled"]["abs_rel"], m
+
+
+def test_flat_road_prior_by_hand():
+    """Row v sees the road at fy * height / (v - cy) below the horizon (pixel centres), the far
+    cap above it and beyond it; every column the same."""
+    from r2sdepth.evaluate import flat_road_prior
+
+    K = np.array([[10.0, 0, 3.0], [0, 10.0, 4.5], [0, 0, 1]])
+    d = flat_road_prior((10, 6), K, camera_height=1.5, far=25.0)
+    col = [25.0] * 5 + [25.0, 10.0, 6.0, 15 / 3.5, 15 / 4.5]  # rows 0-4 at or above cy; 5: 30 m -> cap
+    assert d.shape == (10, 6) and (d == d[:, :1]).all()
+    np.testing.assert_allclose(d[:, 0], col, rtol=1e-6)
+    with pytest.raises(R2SDepthError, match="positive"):
+        flat_road_prior((10, 6), K, camera_height=0.0)
+
+
+def test_eval_baselines_on_real_kitti_match_an_outside_figure(shared_data, tmp_path):
+    """`eval --baselines` on drive 0009 frames 0-50: the flat-road prior scores what an outside check
+    of the same definition reported for these frames (abs_rel 0.307, issue 23), and a constant
+    prediction given with --pred scores exactly the constant row."""
+    split = tmp_path / "split.txt"
+    split.write_text("".join(f"2011_09_26/2011_09_26_drive_0009_sync {i} l\n" for i in range(51)))
+    gts = [
+        kitti.gt_depth(shared_data / "kitti_raw", "2011_09_26/2011_09_26_drive_0009_sync", i)
+        for i in range(51)
+    ]
+    save_npz_maps(tmp_path / "const.npz", [np.full(g.shape, 7.0, np.float32) for g in gts])
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "eval",
+            "--pred",
+            tmp_path / "const.npz",
+            "--data",
+            shared_data / "kitti_raw",
+            "--split",
+            split,
+            "--baselines",
+            "--out",
+            tmp_path / "res.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert set(res) == {"const", "constant", "flat-road prior"} and "| flat-road prior |" in r.stdout
+    assert res["const"]["abs_rel"] == pytest.approx(res["constant"]["abs_rel"], abs=1e-9)
+    assert res["flat-road prior"]["abs_rel"] == pytest.approx(0.307, abs=0.002)
+    assert res["flat-road prior"]["n"] == 51 and res["flat-road prior"]["far_cap_m"] == 25.0
+    r = subprocess.run(
+        [
+            "r2sdepth",
+            "eval",
+            "--pred",
+            tmp_path / "const.npz",
+            "--data",
+            shared_data / "kitti_raw",
+            "--split",
+            split,
+            "--baselines",
+            "--scaling",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "median scaling" in r.stderr and "Traceback" not in r.stderr

@@ -354,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=float, default=1.0, help="fixed scale applied to predictions (--scaling fixed)"
     )
     s.add_argument("--baseline-split", help="also report the mean-training-depth baseline (train split file)")
+    s.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also report what learns nothing, with the same scaling: a constant map, and (with --data "
+        "and --split) the flat-road prior (a level road seen from --camera-height, horizon at the "
+        "calibration's principal row, capped at 25 m)",
+    )
     s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="results JSON (a Markdown table is printed and written beside it)")
@@ -797,6 +804,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         rows["mean-depth baseline"] = ev.mean_depth_baseline(
             ev.split_gt(a.data, a.baseline_split, a.gt_source), gts, **kw
         )
+    if a.baselines:
+        if scaling != "median":
+            raise R2SDepthError(f"--baselines are scored under median scaling, not --scaling {scaling}")
+        rows["constant"] = ev.constant_median_baseline(gts, **kw)
+        if a.data and a.split:
+            Ks_gt = ev.split_intrinsics(a.data, a.split, [g.shape[-2:] for g in gts])
+            rows["flat-road prior"] = ev.flat_road_baseline(gts, Ks_gt, **kw)
     for r in rows.values():
         r["gt_source"] = gt_source
     table = ev.markdown_table(rows, extra=("n",))

@@ -233,6 +233,43 @@ def mean_depth_baseline(
     return res
 
 
+#: the flat-road prior's far cap (metres), fixed once for every drive (issue 23's figures use it)
+FLAT_ROAD_FAR = 25.0
+
+
+def flat_road_prior(
+    shape: tuple[int, int], K: np.ndarray, camera_height: float = KITTI_CAMERA_HEIGHT, far: float = FLAT_ROAD_FAR
+) -> np.ndarray:
+    """Depth ``[H, W]`` (metres) of a flat road seen by a level camera ``camera_height`` metres
+    above it, and nothing else: row ``v`` (pixel centres, ``K`` ``[3, 3]`` at ``shape``) below the
+    horizon (the principal row ``cy``) sees the road at ``z = fy * camera_height / (v - cy)``;
+    rows at or above the horizon, and road beyond ``far``, are ``far``. It learns nothing: a
+    model that cannot beat it (under the same median scaling) has learnt only a road's layout."""
+    h, w = (int(v) for v in shape)
+    fy, cy = float(K[1, 1]), float(K[1, 2])
+    if not (camera_height > 0 and far > 0 and fy > 0):
+        raise R2SDepthError("flat-road prior: camera height, far cap and focal length must be positive")
+    dv = np.arange(h, dtype=np.float64) - cy
+    with np.errstate(divide="ignore"):
+        z = np.where(dv > 0, fy * camera_height / np.where(dv > 0, dv, 1.0), far)
+    return np.repeat(np.minimum(z, far).astype(np.float32)[:, None], w, axis=1)
+
+
+def flat_road_baseline(
+    gts: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray], *, far: float = FLAT_ROAD_FAR, **kw: Any
+) -> dict[str, Any]:
+    """Metrics of :func:`flat_road_prior` (``intrinsics[i]`` at ground truth ``i``'s size), with
+    the scaling of ``kw`` (median by default, as the models are scored)."""
+    if len(intrinsics) != len(gts):
+        raise R2SDepthError(f"{len(intrinsics)} intrinsics for {len(gts)} ground-truth maps")
+    height = kw.get("camera_height", KITTI_CAMERA_HEIGHT)
+    preds = [flat_road_prior(np.asarray(g).shape[-2:], K, height, far) for g, K in zip(gts, intrinsics)]
+    kw = {**kw, "intrinsics": list(intrinsics)}
+    res = evaluate_depths(preds, gts, **kw)
+    res["far_cap_m"] = far
+    return res
+
+
 def constant_median_baseline(gts: Sequence[np.ndarray], **kw: Any) -> dict[str, Any]:
     """Metrics of a constant map under per-image median scaling (it already knows each image's
     median depth: the stronger trivial baseline for median-scaled models)."""
