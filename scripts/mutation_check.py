@@ -224,6 +224,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "            Ks_gt = ev.split_intrinsics(a.data, a.split, [(192, 640) for g in gts])",
         ["tests/test_kitti_eval.py::test_eval_baselines_on_real_kitti_match_an_outside_figure"],
     ),
+    "second-last-checkpoint-file": (
+        "src/r2sdepth/train/run.py",
+        '"save_top_k": 0, "enable_version_counter": False}',
+        '"save_top_k": 0, "enable_version_counter": True}',
+        ["tests/test_reliability.py::test_sigkill_resume_equals_uninterrupted_run"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

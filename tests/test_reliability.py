@@ -159,6 +159,8 @@ def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
     # the resumed run kept the earlier history and logged the same losses at the same steps
     la, lb = losses(ref), losses(killed)
     assert la == lb and min(lb) < at
+    for run_dir in (ref, killed):  # one last.ckpt per run, however many callbacks write it
+        assert sorted(p.name for p in (run_dir / "checkpoints").glob("last*.ckpt")) == ["last.ckpt"]
 
 
 def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_path):

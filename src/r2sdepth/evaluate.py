@@ -238,7 +238,10 @@ FLAT_ROAD_FAR = 25.0
 
 
 def flat_road_prior(
-    shape: tuple[int, int], K: np.ndarray, camera_height: float = KITTI_CAMERA_HEIGHT, far: float = FLAT_ROAD_FAR
+    shape: tuple[int, int],
+    K: np.ndarray,
+    camera_height: float = KITTI_CAMERA_HEIGHT,
+    far: float = FLAT_ROAD_FAR,
 ) -> np.ndarray:
     """Depth ``[H, W]`` (metres) of a flat road seen by a level camera ``camera_height`` metres
     above it, and nothing else: row ``v`` (pixel centres, ``K`` ``[3, 3]`` at ``shape``) below the

@@ -297,21 +297,15 @@ def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> 
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
             raise R2SDepthError(f"checkpoint.{k} must be a positive number or null, got {v!r}")
     cbs: list = []
+    # every one of these writes the same last.ckpt (the newest wins): without the version counter
+    # Lightning would call a second writer's file last-v1.ckpt (another full copy of the run)
+    last = {"dirpath": dirpath, "save_last": True, "save_top_k": 0, "enable_version_counter": False}
     if steps:
-        cbs.append(
-            ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=int(steps))
-        )
+        cbs.append(ModelCheckpoint(**last, every_n_train_steps=int(steps)))
     if minutes:
-        cbs.append(
-            ModelCheckpoint(
-                dirpath=dirpath,
-                save_last=True,
-                save_top_k=0,
-                train_time_interval=timedelta(minutes=float(minutes)),
-            )
-        )
+        cbs.append(ModelCheckpoint(**last, train_time_interval=timedelta(minutes=float(minutes))))
     # after every validation (and at epoch ends without one)
-    cbs.append(ModelCheckpoint(dirpath=dirpath, save_last=True, save_top_k=0))
+    cbs.append(ModelCheckpoint(**last))
     if has_val:
         cbs.append(
             NanSafeCheckpoint(
