@@ -230,6 +230,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '"save_top_k": 0, "enable_version_counter": True}',
         ["tests/test_reliability.py::test_sigkill_resume_equals_uninterrupted_run"],
     ),
+    "colour-bar-labels-packed": (
+        "src/r2sdepth/viz.py",
+        "    gap = max(label_h + 1, height // 7)",
+        "    gap = 2",
+        ["tests/test_figures.py::test_colour_bar_labels_never_overprint_at_the_shipped_sizes"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

@@ -110,41 +110,71 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round depth ticks between ``lo`` and ``hi`` (any units)."""
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = np.geomspace(lo, hi, n)
-    out = []
-    for v in raw:
-        e = 10 ** np.floor(np.log10(v))
-        r = float(np.round(v / e) * e)
-        if lo <= r <= hi and r not in out:
-            out.append(r)
-    return out or [lo, hi]
+#: tick mantissas in order of preference (1, 2, 5 first; finer ones only where room is left)
+_MANTISSAS = (1.0, 2.0, 5.0, 3.0, 1.5, 4.0, 2.5, 1.2, 6.0, 8.0, 7.0, 9.0, 1.4, 1.6, 1.8)
+
+
+def _round_sig(v: float, up: bool) -> float:
+    """``v`` rounded to 2 significant digits, up or down (so a rounded end stays in range)."""
+    e = 10 ** (np.floor(np.log10(v)) - 1)
+    return float((np.ceil(v / e) if up else np.floor(v / e)) * e)
+
+
+def colorbar_ticks(
+    height: int, d_near: float, d_far: float, label_h: int, n_max: int = 6
+) -> list[tuple[float, int, int]]:
+    """Ticks of a colour bar ``height`` rows tall whose colour is inverse depth (``d_near`` at row
+    0, ``d_far`` at the last row): ``(depth, tick row, label top row)``, at most ``n_max``. Label
+    boxes ``label_h`` rows tall stay inside the bar's rows, at least one blank row apart (and at
+    least a seventh of the bar, so that tall bars spread them), each within ``label_h`` rows of
+    its tick: the rounded ends first, then round values (1, 2, 5 x 10^k before finer ones)."""
+    if not (np.isfinite(d_near) and np.isfinite(d_far) and 0 < d_near < d_far) or height < label_h:
+        return []
+    hi, lo = 1.0 / d_near, 1.0 / d_far
+    gap = max(label_h + 1, height // 7)
+    ends = [_round_sig(d_near, up=True), _round_sig(d_far, up=False)]
+    k0, k1 = int(np.floor(np.log10(d_near))), int(np.ceil(np.log10(d_far)))
+    nice = [m * 10.0**k for m in _MANTISSAS for k in range(k0, k1 + 1)]
+    chosen: list[tuple[float, int, int]] = []
+    for v in ends + nice:
+        v = float(f"{v:.6g}")
+        if not (d_near <= v <= d_far) or any(v == c[0] for c in chosen) or len(chosen) >= n_max:
+            continue
+        y = int(round((hi - 1.0 / v) / (hi - lo) * (height - 1)))
+        top = min(max(y - label_h // 2, 0), height - label_h)
+        if abs(top + label_h // 2 - y) <= label_h and all(abs(top - c[2]) >= gap for c in chosen):
+            chosen.append((v, y, top))
+    return sorted(chosen, key=lambda c: c[1])
 
 
 def depth_colorbar(
     height: int, d_near: float, d_far: float, units: str, cmap: str = "magma", width: int = 64
 ) -> np.ndarray:
-    """Vertical colour bar ``[height, width, 3]`` for :func:`depth_picture` (colour = inverse
-    depth, labelled in depth): near (bright) at the top, far (dark) at the bottom, ticks in ``units``."""
+    """Colour bar ``[height, W, 3]`` for :func:`depth_picture` (colour = inverse depth, labelled
+    in depth): ``units`` on top, under it the bar with near (bright) at the top and far (dark) at
+    the bottom, ticks from :func:`colorbar_ticks` (labels never overprint each other or the units);
+    ``W`` is ``width`` or wider where the labels need it."""
     from PIL import ImageDraw
 
     lut = _lut(cmap)
     bar_w = max(6, width // 5)
+    font = _font(max(8, min(12, height // 8)))
+    x0, y0, x1, y1 = font.getbbox("0123456789.")
+    label_h = int(y1 - y0)
+    u_box = font.getbbox(units)
+    r0 = int(u_box[3] - u_box[1]) + 3  # the bar starts under the units line
+    ticks = colorbar_ticks(height - r0, d_near, d_far, label_h)
+    texts = [f"{v:g}" for v, _, _ in ticks]
+    width = max(width, bar_w + 5 + int(max(font.getlength(t) for t in [*texts, units])) + 2)
     img = np.full((height, width, 3), 255, np.uint8)
-    pos = np.linspace(1.0, 0.0, height)  # top = near = high disparity
-    img[:, :bar_w] = lut[np.rint(pos * 255).astype(int)][:, None]
+    pos = np.linspace(1.0, 0.0, height - r0)  # top = near = high disparity
+    img[r0:, :bar_w] = lut[np.rint(pos * 255).astype(int)][:, None]
     pil = Image.fromarray(img)
     draw = ImageDraw.Draw(pil)
-    font = _font(max(8, min(12, height // 8)))
-    lo_disp, hi_disp = 1.0 / d_far, 1.0 / d_near
-    for d in _nice_ticks(d_near, d_far):
-        y = int(round((hi_disp - 1.0 / d) / max(hi_disp - lo_disp, 1e-12) * (height - 1)))
-        draw.line([(bar_w, y), (bar_w + 3, y)], fill=(0, 0, 0))
-        draw.text((bar_w + 5, min(max(y - 6, 0), height - 12)), f"{d:g}", fill=(0, 0, 0), font=font)
-    draw.text((bar_w + 5, height - 12 if height > 40 else 0), units, fill=(90, 90, 90), font=font)
+    draw.text((1, 1 - u_box[1]), units, fill=(90, 90, 90), font=font)
+    for (_, y, top), text in zip(ticks, texts):
+        draw.line([(bar_w, r0 + y), (bar_w + 3, r0 + y)], fill=(0, 0, 0))
+        draw.text((bar_w + 5, r0 + top - y0), text, fill=(0, 0, 0), font=font)
     return np.asarray(pil)
 
 
