@@ -236,6 +236,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    gap = 2",
         ["tests/test_figures.py::test_colour_bar_labels_never_overprint_at_the_shipped_sizes"],
     ),
+    "lightning-adverts-shown": (
+        "src/r2sdepth/train/run.py",
+        "    quiet_lightning()\n    out = Path(out)",
+        "    out = Path(out)",
+        ["tests/test_train.py::test_end_to_end_synth_build_train_eval_resume"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

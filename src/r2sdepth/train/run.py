@@ -18,6 +18,7 @@ optimiser, scheduler, loop counters, the global RNG and the position in the epoc
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from datetime import timedelta
@@ -51,6 +52,25 @@ __all__ = [
     "load_config",
     "run_training",
 ]  # config reading lives in r2sdepth.config
+
+
+class LightningNoise(logging.Filter):
+    """Drops Lightning's adverts (``💡 Tip: ... try installing ...``) and its hardware roll-call
+    (``GPU available: False``) from its rank-zero logger; its real warnings and notices stay."""
+
+    DROP = ("💡 Tip", "GPU available:", "TPU available:", "HPU available:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).lstrip().startswith(self.DROP)
+
+
+def quiet_lightning() -> None:
+    """Install :class:`LightningNoise` once, and ignore a deprecation that Lightning's own code
+    triggers in torch (nothing a user can act on)."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, LightningNoise) for f in log.filters):
+        log.addFilter(LightningNoise())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def adapt_config(
@@ -190,6 +210,7 @@ def run_training(
     import lightning as L
     import torch
 
+    quiet_lightning()
     out = Path(out)
     cfg, t_state = resolved_config(cfg, teacher)
     seed = int(cfg["seed"])
@@ -256,7 +277,12 @@ def run_training(
         logger=loggers(out, resume_step),
         **tcfg,
     )
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    with warnings.catch_warnings():
+        if teacher is not None:  # stage 2: the frozen teacher is in eval mode on purpose
+            warnings.filterwarnings(
+                "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
+            )
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     trainer.save_checkpoint(
         str(last), weights_only=False
     )  # the full final state (optimiser too), whatever the interval
