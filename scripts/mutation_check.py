@@ -242,6 +242,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    out = Path(out)",
         ["tests/test_train.py::test_end_to_end_synth_build_train_eval_resume"],
     ),
+    "extended-run-restarts-the-epoch": (
+        "src/r2sdepth/train/run.py",
+        "    if final.saved_at == trainer.global_step:\n",
+        "    if False:\n",
+        ["tests/test_reliability.py::test_raising_max_steps_on_a_finished_run_continues_it_exactly"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

@@ -163,6 +163,31 @@ def test_sigkill_resume_equals_uninterrupted_run(synth, tmp_path):
         assert sorted(p.name for p in (run_dir / "checkpoints").glob("last*.ckpt")) == ["last.ckpt"]
 
 
+def test_raising_max_steps_on_a_finished_run_continues_it_exactly(synth, tmp_path):
+    """A run stopped by trainer.max_steps in the middle of an epoch, then rerun with a larger
+    max_steps (--allow-config-change), equals the longer run trained at once: weights and
+    optimiser state bit for bit (the epoch is not restarted, so data order and augmentation
+    follow the same sequence)."""
+    from r2sdepth.checkpoint import load_file
+    from r2sdepth.data.kitti import read_split
+
+    per_epoch = len(read_split(synth / "splits" / "train_files.txt")) // 2
+    short, long = per_epoch // 2, per_epoch + 2  # the first run ends mid-epoch
+    assert short % per_epoch and long % per_epoch
+    ref, ext = tmp_path / "ref", tmp_path / "ext"
+    for out, steps, extra in ((ref, long, ()), (ext, short, ()), (ext, long, ("--allow-config-change",))):
+        r = run(*train_args(synth, out, "--trainer.max_steps", steps, *extra), timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert f"trained to step {steps}" in r.stdout
+    a, b = load_file(ref / "checkpoints" / "last.ckpt"), load_file(ext / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"] == long and a["epoch"] == b["epoch"]
+    diff = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
+    assert not diff, f"{len(diff)} of {len(a['state_dict'])} tensors differ, e.g. {diff[:3]}"
+    for sa, sb in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not list((ext / "checkpoints").glob(".final-step*"))
+
+
 def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_path):
     out = tmp_path / "r"
     # 8 batches per epoch, validation after each: the best is at step 8 at most, the run ends at 10

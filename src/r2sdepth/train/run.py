@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lightning.pytorch.callbacks import Callback
 
 from r2sdepth.atomic import atomic_path, write_bytes_atomic
 from r2sdepth.checkpoint import lightning_checkpoint_io, load_file
@@ -256,7 +257,12 @@ def run_training(
         names = module.init_from(init)
         print(f"init_from {init}: {len(names)} tensors copied")
     has_val = bool(cfg["data"].get("val_split"))
-    callbacks = checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val) + list(callbacks or [])
+    final = FinalStepCheckpoint(out / "checkpoints" / ".final-step.ckpt")
+    callbacks = [
+        final,
+        *checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val),
+        *(callbacks or []),
+    ]
     ckpt_path = str(last) if resume and last.is_file() else None
     resume_step = 0
     if ckpt_path:
@@ -283,9 +289,10 @@ def run_training(
                 "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
             )
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    trainer.save_checkpoint(
-        str(last), weights_only=False
-    )  # the full final state (optimiser too), whatever the interval
+    if final.saved_at == trainer.global_step:
+        os.replace(final.path, last)
+    else:  # e.g. a run that ends by max_epochs
+        trainer.save_checkpoint(str(last), weights_only=False)  # the full final state (optimiser too)
     best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     return {
@@ -295,6 +302,23 @@ def run_training(
         "metrics": metrics,
         "global_step": trainer.global_step,
     }
+
+
+class FinalStepCheckpoint(Callback):
+    """Saves the state from inside the last training step (``trainer.max_steps``) to ``path``,
+    where Lightning's state is mid-epoch as in any step checkpoint; :func:`run_training` moves it
+    to ``last.ckpt`` after ``fit``, so that a later run with a larger ``max_steps`` continues this
+    one exactly. What Lightning saves once the step limit has ended ``fit`` (the epoch-end
+    ``last.ckpt``, or a save after ``fit``) marks the epoch as finished: resuming from it would
+    start a new epoch (another data order and augmentation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.saved_at = Path(path), None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[override]
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.save_checkpoint(str(self.path), weights_only=False)
+            self.saved_at = trainer.global_step
 
 
 def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> list:
