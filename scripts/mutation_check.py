@@ -248,6 +248,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    if False:\n",
         ["tests/test_reliability.py::test_raising_max_steps_on_a_finished_run_continues_it_exactly"],
     ),
+    "tfi-next-spike-at-or-after": (
+        "src/r2sdepth/spike/reconstruct.py",
+        "    after[:-1] = nxt[1:]\n    after[-1] = t\n",
+        "    after[:] = nxt\n",
+        ["tests/test_properties.py::test_tfi_and_tfp_match_plain_loops_at_any_index"],
+    ),
+    "tfi-interval-plus-one": (
+        "src/r2sdepth/spike/reconstruct.py",
+        "        interval = np.where(has_prev & has_next, nxt - prev, t)",
+        "        interval = np.where(has_prev & has_next, nxt - prev + 1, t)",
+        ["tests/test_properties.py::test_tfi_and_tfp_match_plain_loops_at_any_index"],
+    ),
+    "centred-window-rounds-the-other-way": (
+        "src/r2sdepth/spike/io.py",
+        "        return frame_plane - length // 2",
+        "        return frame_plane - (length + 1) // 2",
+        ["tests/test_properties.py::test_window_start_for_any_length"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",
