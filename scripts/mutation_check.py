@@ -266,6 +266,30 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        return frame_plane - (length + 1) // 2",
         ["tests/test_properties.py::test_window_start_for_any_length"],
     ),
+    "torch-backend-without-dark-current": (
+        "src/r2sdepth/spike/simulate.py",
+        "                v += self.p.dark_current\n",
+        "                pass\n",
+        [
+            "tests/test_simulate.py::test_firing_rate_of_a_constant_image_is_gain_l_plus_dark_over_theta_on_every_backend"
+        ],
+    ),
+    "torch-backend-without-fixed-pattern-noise": (
+        "src/r2sdepth/spike/simulate.py",
+        "                v -= th * s\n",
+        "                v -= self.p.threshold * s\n",
+        [
+            "tests/test_simulate.py::test_firing_rate_of_a_constant_image_is_gain_l_plus_dark_over_theta_on_every_backend"
+        ],
+    ),
+    "shot-noise-path-without-dark-current": (
+        "src/r2sdepth/spike/simulate.py",
+        "                if dark:\n                    v += dark\n",
+        "                pass\n",
+        [
+            "tests/test_simulate.py::test_firing_rate_of_a_constant_image_is_gain_l_plus_dark_over_theta_on_every_backend"
+        ],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

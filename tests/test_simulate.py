@@ -246,3 +246,38 @@ def test_fused_kernel_bytes_equal_numpy_path(kw):
     np.testing.assert_array_equal(
         a8.advance_packed(frames[1][:8, :16]), encode_planes(b8.advance(frames[1][:8, :16]))
     )
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"dark_current": 0.03},
+        {"fpn_sigma": 0.1},
+        {"fpn_sigma": 0.1, "dark_current": 0.02, "gain": 1.7, "threshold": 1.3},
+        {"shot_photons": 40.0},
+        {"shot_photons": 40.0, "dark_current": 0.02, "fpn_sigma": 0.05},
+    ],
+)
+def test_firing_rate_of_a_constant_image_is_gain_l_plus_dark_over_theta_on_every_backend(backend, kw):
+    """The integrate-and-fire law by hand, pixel by pixel: with subtractive reset a pixel whose
+    potential grows by ``gain * L + dark`` per plane fires ``(gain * L + dark) / theta_pixel`` times
+    per plane (within 1/P from the start and end of the run; shot noise adds a Poisson spread, bounded
+    at 5 sigma). Fixed-pattern noise is the simulator's own per-pixel threshold map ``theta``."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    P = 4000
+    lum = np.linspace(0.02, 0.45, 32, dtype=np.float32).reshape(4, 8)
+    p = SimParams(planes_per_frame=P, interp="hold", **kw)
+    sim = SpikeSimulator(4, 8, p, seed=3, backend=backend)
+    sim.start(lum)
+    rate = sim.advance(lum).mean(0)
+    inc = p.gain * lum + p.dark_current
+    expected = np.minimum(inc / sim.theta, 1.0)
+    tol = 1.5 / P
+    if p.shot_photons:  # Poisson photons: the potential's variance per plane is gain * L / n
+        tol += 5 * np.sqrt(p.gain * lum / p.shot_photons * P) / (sim.theta * P)
+    assert (np.abs(rate - expected) <= tol).all(), np.abs(rate - expected).max()
+    if p.fpn_sigma:
+        assert sim.theta.std() > 0.02 * p.threshold  # the mismatch is really there
