@@ -116,7 +116,7 @@ def test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_rea
         waits.append(time.monotonic() - it.arrived)
     src.close()
     assert len(waits) == 2 and waits[0] >= 0.3 and waits[1] >= 0.6 and waits[1] - waits[0] >= 0.25, waits
-    assert waits[1] < time.monotonic() - t_on_disk + 0.01
+    assert waits[1] < time.monotonic() - t_on_disk + 1.0  # not from some earlier clock
 
 
 def test_follow_gives_up_on_a_file_that_never_appears_and_refuses_animations(tmp_path, spike_ckpt):

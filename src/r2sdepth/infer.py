@@ -332,6 +332,119 @@ def _panel(
     return np.concatenate(row, 1)
 
 
+def _check_options(
+    gif: Any,
+    mp4: Any,
+    follow: bool,
+    scale: float,
+    idle_timeout: float,
+    fit: str,
+    stride_planes: int | None,
+    stride_frames: int | None,
+    net_size: tuple[int, int] | None,
+) -> None:
+    """Refuse bad ``run_infer`` options before anything is loaded or written (one-line errors)."""
+    for anim in (gif, mp4):
+        if anim:
+            check_animation_path(anim)
+    if follow and (gif or mp4):
+        raise R2SDepthError(
+            "--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
+            "(run without --follow once it is finished)"
+        )
+    if not (np.isfinite(scale) and scale > 0):
+        raise R2SDepthError(
+            f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number"
+        )
+    if not (np.isfinite(idle_timeout) and idle_timeout > 0):
+        raise R2SDepthError(f"--idle-timeout {idle_timeout}: must be a positive number of seconds")
+    if fit not in ("resize", "pad"):
+        raise R2SDepthError(f"fit must be 'resize' or 'pad', got {fit!r}")
+    for flag, v in (("--stride-planes", stride_planes), ("--stride-frames", stride_frames)):
+        if v is not None and int(v) <= 0:
+            raise R2SDepthError(f"{flag} must be positive")
+    if net_size is not None:
+        nh, nw = (int(v) for v in net_size)
+        if nh <= 0 or nw <= 0 or nh % 32 or nw % 32:
+            raise R2SDepthError(f"--net-size {nh}x{nw}: the network needs positive multiples of 32")
+
+
+def _source_modality(kind: type, meta: dict[str, Any], modality: str | None, checkpoint: Any) -> str:
+    """The model path to run on a source of ``kind`` (a spike stream alone feeds only the spike
+    path; other kinds any path the checkpoint has)."""
+    if kind.modalities is None:
+        return resolve_modality(meta, modality)
+    if meta["modality"] == "rgb":
+        raise R2SDepthError(
+            f"{checkpoint}: an rgb checkpoint cannot run on a spike stream (give it a folder of images or a video)"
+        )
+    modality = resolve_modality(meta, modality or kind.modalities[0])
+    if modality not in kind.modalities:
+        raise R2SDepthError(f"a spike stream alone can only feed a spike model (asked for {modality})")
+    return modality
+
+
+def _check_camera(K: np.ndarray | None, pointcloud: bool, camera_height: float | None, scale: float) -> None:
+    """Point clouds and camera-height scaling need intrinsics ``K``; the height sets the scale."""
+    if (pointcloud or camera_height is not None) and K is None:
+        raise R2SDepthError(
+            ("--pointcloud" if pointcloud else "--camera-height") + " needs the camera's intrinsics: "
+            "--intrinsics fx,fy,cx,cy (pixels at the input's size) or --fov DEGREES"
+        )
+    if camera_height is not None:
+        if scale != 1.0:
+            raise R2SDepthError("--camera-height sets the scale itself: drop --scale")
+        if not (np.isfinite(camera_height) and camera_height > 0):
+            raise R2SDepthError(f"--camera-height {camera_height}: must be a positive number of metres")
+
+
+def _warn_size_and_units(
+    net_hw: tuple[int, int],
+    trained: tuple[Any, Any],
+    metric: bool,
+    scale: float,
+    camera_height: float | None,
+    meta: dict[str, Any],
+    checkpoint: Any,
+) -> None:
+    """Warn when the network size differs from the trained one, and when ``--metric`` is asked
+    of a model whose depths are not metres."""
+    if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
+        warnings.warn(
+            f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
+            f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
+            "resizes the input to it",
+            R2SDepthWarning,
+            stacklevel=3,
+        )
+    if metric and scale == 1.0 and camera_height is None and checkpoint_is_metric(meta) is False:
+        warnings.warn(
+            f"--metric: {checkpoint} was trained without a metric scale (no stereo pair or speed); "
+            "its depths are metres only up to one factor per image, so the KITTI 16-bit PNGs "
+            "(depth x 256) will not be metres: give --scale or --camera-height",
+            R2SDepthWarning,
+            stacklevel=3,
+        )
+
+
+def _save_pointcloud(
+    out: Path, name: str, dmap: np.ndarray, K: np.ndarray, rgb: Any, spikes: np.ndarray | None, metric: bool
+) -> None:
+    """``out/pointcloud/NAME.ply`` of ``dmap`` ``[H, W]`` with ``K``, coloured by the RGB frame or
+    the TFP of the spike window ``[T, H, W]``."""
+    color = (
+        np.asarray(rgb)[..., :3] if rgb is not None else to_uint8(tfp(spikes)) if spikes is not None else None
+    )
+    pts, cols = depth_to_points(dmap, K, color)
+    units = "m" if metric else "model units"
+    write_ply(
+        out / "pointcloud" / f"{name}.ply",
+        pts,
+        cols,
+        comment=f"r2sdepth infer {name}; units: {units}; camera frame",
+    )
+
+
 def run_infer(
     checkpoint: str | os.PathLike,
     source: str | os.PathLike,
@@ -395,47 +508,14 @@ def run_infer(
     ``pointcloud``: ``pointcloud/NAME.ply`` per output (camera frame, the depth's units, coloured
     by the RGB frame or the TFP of the spike window).
     """
-    for anim in (gif, mp4):
-        if anim:
-            check_animation_path(anim)
-    if follow and (gif or mp4):
-        raise R2SDepthError(
-            "--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
-            "(run without --follow once it is finished)"
-        )
-    if not (np.isfinite(scale) and scale > 0):
-        raise R2SDepthError(
-            f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number"
-        )
-    if not (np.isfinite(idle_timeout) and idle_timeout > 0):
-        raise R2SDepthError(f"--idle-timeout {idle_timeout}: must be a positive number of seconds")
-    if fit not in ("resize", "pad"):
-        raise R2SDepthError(f"fit must be 'resize' or 'pad', got {fit!r}")
+    _check_options(gif, mp4, follow, scale, idle_timeout, fit, stride_planes, stride_frames, net_size)
     source, out = Path(source), Path(out)
     module, meta = load_checkpoint(checkpoint, device)
-    own = meta["modality"]
     d = meta.get("data", {})
     window = int(window or trained_window(meta))
-    for flag, v in (("--stride-planes", stride_planes), ("--stride-frames", stride_frames)):
-        if v is not None and int(v) <= 0:
-            raise R2SDepthError(f"{flag} must be positive")
-    if net_size is not None:
-        nh, nw = (int(v) for v in net_size)
-        if nh <= 0 or nw <= 0 or nh % 32 or nw % 32:
-            raise R2SDepthError(f"--net-size {nh}x{nw}: the network needs positive multiples of 32")
     kind = source_kind(source, follow)
-    if kind.modalities is not None:  # e.g. a spike stream alone feeds only the spike path
-        if own == "rgb":
-            raise R2SDepthError(
-                f"{checkpoint}: an rgb checkpoint cannot run on a spike stream "
-                "(give it a folder of images or a video)"
-            )
-        modality = resolve_modality(meta, modality or kind.modalities[0])
-        if modality not in kind.modalities:
-            raise R2SDepthError(f"a spike stream alone can only feed a spike model (asked for {modality})")
-    else:
-        modality = resolve_modality(meta, modality)
-    if own != "rgb" and modality != "rgb":
+    modality = _source_modality(kind, meta, modality, checkpoint)
+    if meta["modality"] != "rgb" and modality != "rgb":
         check_window(meta, window)
     opts = SourceOptions(
         window=window,
@@ -455,35 +535,11 @@ def run_infer(
         _warn_rate(meta, src.rate_hz, window, source)
     hw = src.hw
     K = input_intrinsics(hw, intrinsics, fov, src.intrinsics)
-    if (pointcloud or camera_height is not None) and K is None:
-        raise R2SDepthError(
-            ("--pointcloud" if pointcloud else "--camera-height") + " needs the camera's intrinsics: "
-            "--intrinsics fx,fy,cx,cy (pixels at the input's size) or --fov DEGREES"
-        )
-    if camera_height is not None:
-        if scale != 1.0:
-            raise R2SDepthError("--camera-height sets the scale itself: drop --scale")
-        if not (np.isfinite(camera_height) and camera_height > 0):
-            raise R2SDepthError(f"--camera-height {camera_height}: must be a positive number of metres")
+    _check_camera(K, pointcloud, camera_height, scale)
     trained = (meta.get("height"), meta.get("width"))
     mode, net_hw = network_fit(hw, net_size, fit, trained)
-    if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
-        warnings.warn(
-            f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
-            f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
-            "resizes the input to it",
-            R2SDepthWarning,
-            stacklevel=2,
-        )
     metric = bool(metric) if metric is not None else (scale != 1.0 or camera_height is not None)
-    if metric and scale == 1.0 and camera_height is None and checkpoint_is_metric(meta) is False:
-        warnings.warn(
-            f"--metric: {checkpoint} was trained without a metric scale (no stereo pair or speed); "
-            "its depths are metres only up to one factor per image, so the KITTI 16-bit PNGs "
-            "(depth x 256) will not be metres: give --scale or --camera-height",
-            R2SDepthWarning,
-            stacklevel=2,
-        )
+    _warn_size_and_units(net_hw, trained, metric, scale, camera_height, meta, checkpoint)
 
     n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
     panels: list[np.ndarray] = []
@@ -530,20 +586,7 @@ def run_infer(
                     latencies.append(done - it.arrived)
                     span = (span[0] if span else it.arrived, done)
                 if pointcloud:
-                    color = (
-                        np.asarray(it.rgb)[..., :3]
-                        if it.rgb is not None
-                        else to_uint8(tfp(spk[j]))
-                        if spk is not None
-                        else None
-                    )
-                    pts, cols = depth_to_points(dmap, K, color)
-                    write_ply(
-                        out / "pointcloud" / f"{name}.ply",
-                        pts,
-                        cols,
-                        comment=f"r2sdepth infer {name}; units: {'m' if metric else 'model units'}; camera frame",
-                    )
+                    _save_pointcloud(out, name, dmap, K, it.rgb, spk[j] if spk is not None else None, metric)
                 if n_out in keep:
                     g = (
                         it.gt
