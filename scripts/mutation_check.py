@@ -290,6 +290,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_simulate.py::test_firing_rate_of_a_constant_image_is_gain_l_plus_dark_over_theta_on_every_backend"
         ],
     ),
+    "video-read-by-imageio-only": (
+        "src/r2sdepth/spike/simulate.py",
+        "    cap = cv2.VideoCapture(str(path))\n",
+        "    cap = cv2.VideoCapture()\n",
+        ["tests/test_live_input.py::test_a_video_is_read_with_opencv_without_extras"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

@@ -260,3 +260,27 @@ def test_default_network_size_is_the_trained_size_on_a_kitti_frame(tmp_path):
             np.load(tmp_path / "net" / "depth" / f"{n}.npy"),
         )
     assert abs_rel["default"] < abs_rel["pad"] - 0.02, abs_rel
+
+
+def test_a_video_is_read_with_opencv_without_extras(tmp_path, spike_ckpt):
+    """An MP4 written by OpenCV is read by the core install (no imageio plugin): frames in RGB order
+    (the red ramp written in OpenCV's BGR comes back as red), and `infer` runs on it."""
+    import cv2
+
+    from r2sdepth.spike.simulate import iter_frames
+
+    path = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    for i in range(6):
+        f = np.zeros((64, 96, 3), np.uint8)
+        f[..., 2] = 40 * i  # BGR: red
+        f[10:30, 10 + 5 * i : 30 + 5 * i] = 255
+        w.write(f)
+    w.release()
+    frames = list(iter_frames(path))
+    assert len(frames) == 6 and frames[0].shape == (64, 96, 3)
+    for i, fr in enumerate(frames):
+        assert abs(int(fr[50, 80, 0]) - 40 * i) <= 12 and fr[50, 80, 1:].max() <= 12, fr[50, 80]
+    r = r2("infer", "--checkpoint", spike_ckpt, "--input", path, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["outputs"] >= 4

@@ -737,13 +737,33 @@ def iter_frames(
 
 
 def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """RGB frames of a video: OpenCV (a core dependency, with its own FFmpeg) first, imageio's
+    plugins for what OpenCV cannot open."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if ok:
+            i = 0
+            while ok:
+                yield f"{path}#{i}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                ok, frame = cap.read()
+                i += 1
+            return
+    finally:
+        cap.release()
     import imageio.v3 as iio
 
     try:
         for i, frame in enumerate(iio.imiter(path)):
             yield f"{path}#{i}", np.asarray(frame)
     except (OSError, ValueError, RuntimeError) as e:
-        raise R2SDepthError(f"{path}: unreadable video ({e.__class__.__name__}: {e})") from e
+        msg = str(e).splitlines()[0]
+        raise R2SDepthError(
+            f"{path}: unreadable video (OpenCV could not open it; imageio: {msg}; for other containers "
+            "install imageio's FFmpeg plugin: pip install 'r2sdepth[video]')"
+        ) from e
 
 
 def simulate_to_file(
