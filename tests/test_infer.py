@@ -109,7 +109,10 @@ def test_infer_stream_outputs(tmp_path, ckpts):
     tif = np.asarray(Image.open(out / "depth_tiff" / "000056.tiff"))
     assert tif.dtype == np.float32 and np.array_equal(tif, d) and not (out / "depth_png").exists()
     col = np.asarray(Image.open(out / "color" / "000056.png"))
-    assert col.shape[0] == 50 and col.shape[1] > 70  # the picture plus its colour bar
+    assert col.shape[0] == 200 and col.shape[1] > 4 * 70  # x4 (>= 192 rows, nearest) plus its colour bar
+    np.testing.assert_array_equal(
+        col[:200:4, : 4 * 70 : 4], col[3:200:4, 3 : 4 * 70 : 4]
+    )  # blocks, not smoothed
     gif = Image.open(tmp_path / "d.gif")
     assert (
         gif.n_frames == 3 and gif.size[1] == 4 * 50 + 16 and gif.size[0] > 4 * 140

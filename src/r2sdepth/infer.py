@@ -211,13 +211,18 @@ def _clear_stale_outputs(out: Path) -> int:
     return n
 
 
+#: rows of the colour pictures at least (the depth files keep the input's size)
+COLOR_MIN_ROWS = 192
+
+
 def _save_outputs(
     out: Path, name: str, depth: np.ndarray, d_range: tuple[float, float], metric: bool
 ) -> None:
     """``depth/NAME.npy`` (float32, model units or metres); ``depth_png/NAME.png`` (uint16,
     KITTI's depth x 256) when ``metric``, else ``depth_tiff/NAME.tiff`` (float32, lossless: model
     units of self-supervised depth span too few x256 levels); ``color/NAME.png`` (inverse depth,
-    magma, fixed range ``d_range`` with a colour bar in metres / model units)."""
+    magma, fixed range ``d_range`` with a colour bar in metres / model units, enlarged by a whole
+    factor to at least :data:`COLOR_MIN_ROWS` rows)."""
     from PIL import Image
 
     (out / "depth").mkdir(parents=True, exist_ok=True)
@@ -232,7 +237,8 @@ def _save_outputs(
         with atomic_path(out / "depth_tiff" / f"{name}.tiff") as tmp:
             Image.fromarray(d32, mode="F").save(tmp, format="TIFF")
     units = "m" if metric else "model units"
-    save_png(out / "color" / f"{name}.png", depth_picture(d32, *d_range, units))
+    # at least 192 rows (a whole factor, nearest): a figure a paper can use from a 64-row map
+    save_png(out / "color" / f"{name}.png", depth_picture(d32, *d_range, units, min_height=COLOR_MIN_ROWS))
 
 
 def display_range(depth: np.ndarray) -> tuple[float, float]:

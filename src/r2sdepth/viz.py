@@ -179,15 +179,25 @@ def depth_colorbar(
 
 
 def depth_picture(
-    depth: np.ndarray, d_near: float, d_far: float, units: str, cmap: str = "magma", colorbar: bool = True
+    depth: np.ndarray,
+    d_near: float,
+    d_far: float,
+    units: str,
+    cmap: str = "magma",
+    colorbar: bool = True,
+    min_height: int = 0,
 ) -> np.ndarray:
     """Colour picture of a depth map ``[H, W]`` (``units``: "m" or "model units"): colour =
     inverse depth on the fixed range ``[1 / d_far, 1 / d_near]`` (the same for every picture
     of a figure, so prediction and ground truth compare), invalid (<= 0, NaN) black; with a
-    labelled colour bar on the right."""
+    labelled colour bar on the right. ``min_height``: the map is enlarged by a whole factor
+    (nearest: no smoothing of the depth) to at least that many rows, the bar drawn at that height."""
     d = np.asarray(depth, dtype=np.float32)
     disp = np.where(np.isfinite(d) & (d > 0), 1.0 / np.maximum(d, 1e-12), np.nan)
     pic = colorize(disp, cmap, vmin=1.0 / d_far, vmax=1.0 / d_near)
+    k = max(1, -(-int(min_height) // pic.shape[0])) if min_height else 1
+    if k > 1:
+        pic = pic.repeat(k, 0).repeat(k, 1)
     if not colorbar:
         return pic
     return np.concatenate([pic, depth_colorbar(pic.shape[0], d_near, d_far, units, cmap)], 1)
