@@ -296,6 +296,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    cap = cv2.VideoCapture()\n",
         ["tests/test_live_input.py::test_a_video_is_read_with_opencv_without_extras"],
     ),
+    "final-checkpoint-moved-on-every-rank": (
+        "src/r2sdepth/train/run.py",
+        "        if trainer.is_global_zero:  # rank 0 alone wrote it (trainer.save_checkpoint)\n",
+        "        if True:\n",
+        ["tests/test_reliability.py::test_a_ddp_run_ending_by_max_steps_finishes_on_every_rank"],
+    ),
+    "noop-rerun-overwrites-last-checkpoint": (
+        "src/r2sdepth/train/run.py",
+        "    elif trainer.global_step > resume_step or ckpt_path is None:",
+        "    elif True:",
+        ["tests/test_reliability.py::test_raising_max_steps_on_a_finished_run_continues_it_exactly"],
+    ),
     "camera-height-largest-plane": (
         "src/r2sdepth/metric.py",
         "int(np.sum(np.abs(r) < tol)) - int(np.sum(r > tol))",

@@ -175,7 +175,8 @@ def test_raising_max_steps_on_a_finished_run_continues_it_exactly(synth, tmp_pat
     short, long = per_epoch // 2, per_epoch + 2  # the first run ends mid-epoch
     assert short % per_epoch and long % per_epoch
     ref, ext = tmp_path / "ref", tmp_path / "ext"
-    for out, steps, extra in ((ref, long, ()), (ext, short, ()), (ext, long, ("--allow-config-change",))):
+    runs = ((ref, long, ()), (ext, short, ()), (ext, short, ()), (ext, long, ("--allow-config-change",)))
+    for out, steps, extra in runs:  # the second short run trains nothing and must keep last.ckpt as it is
         r = run(*train_args(synth, out, "--trainer.max_steps", steps, *extra), timeout=900)
         assert r.returncode == 0, r.stderr[-3000:]
         assert f"trained to step {steps}" in r.stdout
@@ -186,6 +187,23 @@ def test_raising_max_steps_on_a_finished_run_continues_it_exactly(synth, tmp_pat
     for sa, sb in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not list((ext / "checkpoints").glob(".final-step*"))
+
+
+def test_a_ddp_run_ending_by_max_steps_finishes_on_every_rank(synth, tmp_path):
+    """Two processes (DDP on CPU) stopping at trainer.max_steps: every rank ends cleanly (only rank 0
+    moves the final-step checkpoint into place) and one complete last.ckpt is left."""
+    out = tmp_path / "ddp"
+    r = run(
+        *train_args(
+            synth, out, "--trainer.max_steps", 3, "--trainer.devices", 2, "--trainer.strategy", "ddp"
+        ),
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "r2sdepth: error" not in r.stderr and "trained to step 3" in r.stdout
+    assert sorted(p.name for p in (out / "checkpoints").glob("last*.ckpt")) == ["last.ckpt"]
+    assert not list((out / "checkpoints").glob(".final-step*"))
+    assert ckpt_step(out / "checkpoints" / "last.ckpt") == 3
 
 
 def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_path):

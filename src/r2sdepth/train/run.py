@@ -290,9 +290,12 @@ def run_training(
             )
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     if final.saved_at == trainer.global_step:
-        os.replace(final.path, last)
-    else:  # e.g. a run that ends by max_epochs
+        if trainer.is_global_zero:  # rank 0 alone wrote it (trainer.save_checkpoint)
+            os.replace(final.path, last)
+        trainer.strategy.barrier("r2sdepth-final-checkpoint")
+    elif trainer.global_step > resume_step or ckpt_path is None:  # e.g. a run that ends by max_epochs
         trainer.save_checkpoint(str(last), weights_only=False)  # the full final state (optimiser too)
+    # else: a rerun that trained nothing keeps its last.ckpt (a save now would mark the epoch finished)
     best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     return {
