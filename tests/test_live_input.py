@@ -120,18 +120,11 @@ def test_follow_latency_counts_from_when_a_plane_was_on_disk_not_when_it_was_rea
 
 
 def test_follow_gives_up_on_a_file_that_never_appears_and_refuses_animations(tmp_path, spike_ckpt):
+    follow = ["infer", "--checkpoint", spike_ckpt, "--input", tmp_path / "none.dat", "--sensor", "40x60"]
+    follow += ["--out", tmp_path / "o", "--follow"]
     t0 = time.monotonic()
     r = r2(
-        "infer",
-        "--checkpoint",
-        spike_ckpt,
-        "--input",
-        tmp_path / "none.dat",
-        "--sensor",
-        "40x60",
-        "--out",
-        tmp_path / "o",
-        "--follow",
+        *follow,
         "--idle-timeout",
         "1",
     )
@@ -140,31 +133,13 @@ def test_follow_gives_up_on_a_file_that_never_appears_and_refuses_animations(tmp
     )
     assert time.monotonic() - t0 < 60
     r = r2(
-        "infer",
-        "--checkpoint",
-        spike_ckpt,
-        "--input",
-        tmp_path / "none.dat",
-        "--sensor",
-        "40x60",
-        "--out",
-        tmp_path / "o",
-        "--follow",
+        *follow,
         "--gif",
         tmp_path / "a.gif",
     )
     assert r.returncode == 2 and "--follow" in r.stderr and "Traceback" not in r.stderr
     r = r2(
-        "infer",
-        "--checkpoint",
-        spike_ckpt,
-        "--input",
-        tmp_path / "none.dat",
-        "--sensor",
-        "40x60",
-        "--out",
-        tmp_path / "o",
-        "--follow",
+        *follow,
         "--idle-timeout",
         "nan",
     )

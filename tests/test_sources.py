@@ -93,3 +93,24 @@ def test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registr
     np.testing.assert_array_equal(ds[0]["spikes"].numpy(), windows[2])
     assert type(ds._kind(split[1].drive)) is spike_kitti.SimulatedDrive  # the other drive: unchanged
     assert ds[1]["spikes"].shape == (8, 64, 96) and ds[0]["K"].shape == (3, 3)
+
+
+def test_a_kind_missing_a_method_is_refused_when_it_is_made():
+    """The interfaces are abstract: a kind that forgets `items` (or `spikes`) fails at once, not on
+    the first sample."""
+    import pytest
+
+    class NoItems(InferSource):
+        @classmethod
+        def accepts(cls, path, follow):
+            return True
+
+    class NoSpikes(spike_kitti.DriveKind):
+        @classmethod
+        def accepts(cls, ds, drive):
+            return True
+
+    with pytest.raises(TypeError, match="items"):
+        NoItems()
+    with pytest.raises(TypeError, match="spikes"):
+        NoSpikes(None, "d")

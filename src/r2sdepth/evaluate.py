@@ -267,7 +267,6 @@ def flat_road_baseline(
         raise R2SDepthError(f"{len(intrinsics)} intrinsics for {len(gts)} ground-truth maps")
     height = kw.get("camera_height", KITTI_CAMERA_HEIGHT)
     preds = [flat_road_prior(np.asarray(g).shape[-2:], K, height, far) for g, K in zip(gts, intrinsics)]
-    kw = {**kw, "intrinsics": list(intrinsics)}
     res = evaluate_depths(preds, gts, **kw)
     res["far_cap_m"] = far
     return res

@@ -159,7 +159,7 @@ def depth_colorbar(
     lut = _lut(cmap)
     bar_w = max(6, width // 5)
     font = _font(max(8, min(12, height // 8)))
-    x0, y0, x1, y1 = font.getbbox("0123456789.")
+    _, y0, _, y1 = font.getbbox("0123456789.")
     label_h = int(y1 - y0)
     u_box = font.getbbox(units)
     r0 = int(u_box[3] - u_box[1]) + 3  # the bar starts under the units line

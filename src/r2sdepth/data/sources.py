@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class SourceOptions:
     poll: float = 0.05
 
 
-class InferSource:
+class InferSource(ABC):
     """The interface (see the module docstring). ``kind`` names it in ``summary.json``;
     ``modalities``: the model paths this kind can feed (None: any)."""
 
@@ -84,17 +85,19 @@ class InferSource:
     recorded: ClassVar[bool] = True
 
     @classmethod
-    def accepts(cls, path: Path, follow: bool) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def accepts(cls, path: Path, follow: bool) -> bool:
+        """Whether ``path`` is this kind (``follow``: the user asked to follow a growing file)."""
 
-    def items(self) -> Iterator[Item]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def items(self) -> Iterator[Item]:
+        """One :class:`Item` per output, in order."""
 
     def stride(self) -> dict[str, int]:
         """How outputs are spaced, for ``summary.json``."""
         return {"frames": 1}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: sources without open files release nothing
         """Release files."""
 
 

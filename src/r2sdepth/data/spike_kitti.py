@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -486,7 +487,7 @@ class SpikeKittiDataset:
         return out
 
 
-class DriveKind:
+class DriveKind(ABC):
     """Where one drive's pieces come from: one small class per recording kind, chosen once per
     drive by :class:`SpikeKittiDataset` (the first of :data:`DRIVE_KINDS` whose ``accepts`` is
     true). Every kind answers the same questions: the frame ids of a camera, its RGB frame
@@ -502,8 +503,9 @@ class DriveKind:
         self.ds, self.drive = ds, drive
 
     @classmethod
-    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
+        """Whether ``ROOT/drive`` is this kind."""
 
     def frame_ids(self, cam: str) -> list[int]:
         return kitti.list_frame_ids(self.ds.root, self.drive, cam)
@@ -521,9 +523,10 @@ class DriveKind:
         calib = kitti.load_calib(self.ds.root / self.drive.split("/")[0], cam)
         return kitti.scale_intrinsics(calib.K, native, (self.ds.h, self.ds.w))
 
+    @abstractmethod
     def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
-        """``image(j)``: the RGB frame j at the training size (cached per sample by the caller)."""
-        raise NotImplementedError  # pragma: no cover - interface
+        """The window ``[T, H, W]`` of ``frame``; ``image(j)``: RGB frame j at the training size
+        (cached per sample by the caller)."""
 
     def gt(self, cam: str, frame: int) -> np.ndarray:
         return kitti.gt_depth(self.ds.root, self.drive, frame, cam, source=self.ds.gt_source)
