@@ -252,7 +252,13 @@ def test_end_to_end_synth_build_train_eval_resume(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     # what Lightning says that a user cannot act on stays out: adverts, the hardware roll-call, and
     # the "modules in eval mode" notice that the frozen teacher triggers on purpose
-    for noise in ("💡", "try installing", "GPU available:", "in eval mode at the start of training"):
+    for noise in (
+        "💡",
+        "try installing",
+        "GPU available:",
+        "in eval mode at the start of training",
+        "LeafSpec",
+    ):
         assert noise not in r.stderr, noise
     st = run2 / "checkpoints" / "last.ckpt"
     meta = torch.load(st, map_location="cpu", weights_only=False)["r2sdepth"]

@@ -66,12 +66,10 @@ class LightningNoise(logging.Filter):
 
 
 def quiet_lightning() -> None:
-    """Install :class:`LightningNoise` once, and ignore a deprecation that Lightning's own code
-    triggers in torch (nothing a user can act on)."""
+    """Install :class:`LightningNoise` on Lightning's rank-zero logger, once."""
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, LightningNoise) for f in log.filters):
         log.addFilter(LightningNoise())
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def adapt_config(
@@ -283,7 +281,9 @@ def run_training(
         logger=loggers(out, resume_step),
         **tcfg,
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # filters for this fit only, not for the caller's process
+        # a deprecation that Lightning's own code triggers in torch: nothing a user can act on
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         if teacher is not None:  # stage 2: the frozen teacher is in eval mode on purpose
             warnings.filterwarnings(
                 "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
