@@ -172,6 +172,30 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "cam_h, 0.0 * rng.uniform(0.9, 1.0), 0.2)",
         ["tests/test_synthetic.py::test_traffic_lead_vehicle_keeps_its_distance_and_is_in_the_exact_depth"],
     ),
+    "roadside-glass-inside-the-body": (
+        "src/r2sdepth/data/synthetic.py",
+        "np.array([hi[0] + 0.02, lo[1] + rng.uniform(0.35, 0.45) * hh, hi[2] - 0.12 * ln]),",
+        "np.array([hi[0] - 0.02, lo[1] + rng.uniform(0.35, 0.45) * hh, hi[2] - 0.12 * ln]),",
+        [
+            "tests/test_synthetic.py::test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car"
+        ],
+    ),
+    "roadside-camera-drives-on": (
+        "src/r2sdepth/data/synthetic.py",
+        "yaw, pitch, x, z = world.yaw, world.pitch, world.cam_x, 0.0",
+        "yaw, pitch, x, z = world.yaw, world.pitch, world.cam_x, world.speed * t + t",
+        [
+            "tests/test_synthetic.py::test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car"
+        ],
+    ),
+    "roadside-pixels-not-square": (
+        "src/r2sdepth/data/synthetic.py",
+        "        f = 0.75 * width\n",
+        "        f = 0.75 * height\n",
+        [
+            "tests/test_synthetic.py::test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car"
+        ],
+    ),
     "selfdistill-student-not-from-teacher": (
         "src/r2sdepth/train/module.py",
         "            self.net.load_state_dict(self.teacher.state_dict())\n",

@@ -54,3 +54,54 @@ def test_traffic_off_is_the_old_street_and_parameters_are_guarded(tmp_path):
         synthesize(tmp_path, sequences=1, frames=3, height=32, width=32, seed=0)
     with pytest.raises(R2SDepthError, match="traffic density"):
         synthesize(tmp_path / "x", sequences=1, frames=3, height=32, width=32, traffic=1.5)
+
+
+def test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car(tmp_path):
+    """A static roadside camera: identity poses, square-pixel intrinsics, and the exact depth of a
+    car side at a hand-computed distance; its glass is darker than its body at the same depth."""
+    from r2sdepth.data.synthetic import Box, _vehicle_parts, intrinsics, make_roadside_world
+
+    synthesize(tmp_path, sequences=1, frames=3, height=48, width=80, seed=5, view="roadside")
+    assert json.loads((tmp_path / "synth.json").read_text())["view"] == "roadside"
+    drive = tmp_path / "2000_01_01/2000_01_01_drive_0000_sync"
+    poses = np.loadtxt(drive / "poses.txt").reshape(-1, 3, 4)
+    assert np.allclose(poses, np.hstack([np.eye(3), np.zeros((3, 1))])[None], atol=1e-9)
+    calib = (tmp_path / "2000_01_01" / "calib_cam_to_cam.txt").read_text().splitlines()
+    P = np.array([float(x) for x in next(ln for ln in calib if ln.startswith("P_rect_02:")).split()[1:]])
+    assert np.allclose(
+        P.reshape(3, 4)[:, :3], [[60.0, 0, 40.0], [0, 60.0, 24.0], [0, 0, 1]]
+    )  # 0.75 W, square
+
+    world = make_roadside_world(np.random.default_rng(0), duration=1.0, moving_cars=0)
+    h = world.cam_height
+    car = Box(np.array([0.9, h - 1.5, -3.0]), np.array([2.6, h, 3.0]), "metal", np.full(3, 0.9, np.float32))
+    parts = _vehicle_parts(np.random.default_rng(1), car)
+    world.boxes[:] = [car, *parts]
+    T = camera_pose(world, 0.0, np.zeros(3))
+    H, W = 96, 160
+    K = intrinsics(H, W, "roadside")
+    img, depth = render(world, T, K, H, W, 0.0)
+    yaw, pitch = world.yaw, world.pitch
+    # a point on the car side x = 2.6 (facing the camera) at height y, lateral z: its camera depth
+    # is its distance along the optical axis (sin(yaw) cos(pitch), -sin(pitch), cos(yaw) cos(pitch))
+    axis = np.array([np.sin(yaw) * np.cos(pitch), -np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+    cam = np.array([world.cam_x, 0.0, 0.0])
+
+    def pixel(p: np.ndarray) -> tuple[int, int, float]:
+        pc = np.linalg.inv(T)[:3] @ np.append(p, 1.0)
+        uv = K @ pc
+        return int(round(uv[1] / uv[2])), int(round(uv[0] / uv[2])), float((p - cam) @ axis)
+
+    glass = parts[0]
+    body_y = 0.5 * (glass.hi[1] + car.hi[1] - 2 * 0.4)  # between the glass band and the wheels
+    r, c, expect = pixel(np.array([2.6, body_y, 0.0]))
+    assert depth[r, c] == pytest.approx(expect, rel=1e-3)
+    gy = 0.5 * (glass.lo[1] + glass.hi[1])
+    rg, cg, expect_g = pixel(np.array([2.62, gy, 0.0]))
+    assert depth[rg, cg] == pytest.approx(expect_g, rel=1e-3)
+    assert abs(depth[rg, cg] - depth[r, c]) < 0.1  # dark parts are as near as the body
+    assert img[rg, cg].mean() < 0.5 * img[r, c].mean()
+    with pytest.raises(R2SDepthError, match="roadside takes neither"):
+        synthesize(tmp_path / "x", sequences=1, frames=3, height=48, width=80, view="roadside", traffic=0.5)
+    with pytest.raises(R2SDepthError, match="view must be one of"):
+        synthesize(tmp_path / "y", sequences=1, frames=3, height=48, width=80, view="sideways")

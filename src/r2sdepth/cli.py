@@ -293,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also render the right camera (image_03, 0.54 m baseline as KITTI) for stereo training",
     )
+    s.add_argument(
+        "--view",
+        choices=("street", "roadside"),
+        default="street",
+        help="street: a camera driving along the road (KITTI-like); roadside: a static camera at the curb "
+        "watching traffic pass 0.7-12 m away (train with the exact depth: no parallax)",
+    )
 
     s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
     s.add_argument("--kitti-root", required=True)
@@ -713,6 +720,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         traffic=a.traffic,
         stereo=a.stereo,
+        view=a.view,
     )
     print(
         f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "

@@ -37,6 +37,7 @@ from r2sdepth.atomic import write_bytes_atomic
 from r2sdepth.errors import R2SDepthError
 
 DATE = "2000_01_01"
+VIEWS = ("street", "roadside")
 MAX_DEPTH_PNG = 255.0  # uint16 / 256 limit; farther points are stored as invalid
 
 _TEXTURES: dict[str, list[np.ndarray]] | None = None
@@ -104,6 +105,12 @@ class World:
     light_phase: float = 0.0
     pitch: float = 0.0  # constant camera pitch (rad): where the horizon sits varies between rigs
     sky: float = 1.0  # sky brightness factor (> 1: overexposed, as in real driving footage)
+    view: str = "street"  # "street": driving along the road; "roadside": a static camera at the curb
+    cam_x: float = 1.75  # roadside: the camera's lateral position (m)
+    yaw: float = 0.0  # roadside: constant camera yaw (rad; -pi/2 looks across the street)
+    back_tex: str = "brick"  # texture of the second row behind the facades
+    back_top: float = 28.0  # its height above the road (m)
+    back_tint: tuple[float, float, float] = (0.75, 0.72, 0.7)
 
 
 def _vehicle(rng: np.random.Generator, xc: float, z: float, cam_h: float, vz: float, trucks: float) -> Box:
@@ -303,18 +310,130 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
     )
 
 
-def intrinsics(height: int, width: int) -> np.ndarray:
-    """KITTI-like ``[3, 3]`` intrinsics for an ``height x width`` image."""
+def _vehicle_parts(rng: np.random.Generator, car: Box) -> list[Box]:
+    """Dark glass (a band round the upper part) and four wheels of a vehicle box, each standing
+    a few centimetres proud of the body so that it wins the depth test: vehicles are not uniformly
+    bright, and their darkest parts are as near as their bodies."""
+    lo, hi = car.lo, car.hi
+    hh, ln = hi[1] - lo[1], hi[2] - lo[2]
+    glass = Box(
+        np.array([lo[0] - 0.02, lo[1] + 0.08 * hh, lo[2] + 0.15 * ln]),
+        np.array([hi[0] + 0.02, lo[1] + rng.uniform(0.35, 0.45) * hh, hi[2] - 0.12 * ln]),
+        "metal",
+        np.full(3, rng.uniform(0.04, 0.3), np.float32),
+        car.vz,
+    )
+    r = rng.uniform(0.3, 0.4)
+    parts = [glass]
+    for zc in (lo[2] + 0.18 * ln, hi[2] - 0.18 * ln):
+        parts.append(
+            Box(
+                np.array([lo[0] - 0.03, hi[1] - 2 * r, zc - r]),
+                np.array([hi[0] + 0.03, hi[1], zc + r]),
+                "asphalt",
+                np.full(3, rng.uniform(0.05, 0.2), np.float32),
+                car.vz,
+            )
+        )
+    return parts
+
+
+def make_roadside_world(rng: np.random.Generator, duration: float, moving_cars: int = 2) -> World:
+    """A static camera at the curb looking across the street (yaw -90 deg +- 9 deg) at traffic
+    passing 0.7-4 m away in the near lane (and 4-8 m farther in the far lane), a low wall or
+    building fronts on the far sidewalk 1-6 m behind the far lane, trees behind them, as in
+    roadside spike-camera recordings. Vehicles carry dark glass and wheels (:func:`_vehicle_parts`)
+    and their colours (white to black) are drawn independently of the background's, so that
+    brightness does not tell near from far. ``duration`` (s) is how long the scene must be
+    populated; ``moving_cars`` > 0 fills both lanes with traffic (0: an empty street)."""
+    cam_h = float(rng.uniform(0.9, 1.7))
+    road_half = float(rng.uniform(3.0, 5.0))
+    far = -(road_half + float(rng.uniform(1.0, 6.0)))
+    back = far - float(rng.uniform(2.0, 12.0))
+    z, starts = -80.0, []
+    while z < 80.0:
+        starts.append(z)
+        z += rng.uniform(4.0, 20.0)
+    n = len(starts)
+    low = rng.random(n) < 0.6  # low walls (1-3 m) with trees behind, or building fronts
+    heights = np.where(low, rng.uniform(1.0, 3.0, n), rng.uniform(4.0, 15.0, n))
+    tints = np.repeat(rng.uniform(0.25, 1.0, (n, 1)), 3, 1) * rng.uniform(0.85, 1.0, (n, 3))
+    texs = [str(rng.choice(["metal", "photo", "brick", "coffee", "rocket", "chelsea"])) for _ in range(n)]
+    world = World(
+        cam_h,
+        road_half,
+        (far, 1e4),  # nothing behind the camera is seen
+        (back, 1e4 + 1),
+        [np.array(starts), np.array([-1e5])],
+        [heights, np.array([0.0])],
+        [rng.random(n) < 0.05, np.array([True])],
+        [tints.astype(np.float32), np.ones((1, 3), np.float32)],
+        [texs, ["brick"]],
+        speed=0.0,
+        light_phase=float(rng.uniform(0, 2 * np.pi)),
+        pitch=float(rng.uniform(-0.08, 0.05)),
+        sky=float(rng.uniform(0.7, 1.3)),
+        view="roadside",
+        cam_x=float(road_half + rng.uniform(0.0, 1.5)),
+        yaw=float(-np.pi / 2 + rng.uniform(-0.15, 0.15)),
+        back_tex=str(rng.choice(["grass", "grass", "brick"])),
+        back_top=float(rng.uniform(6.0, 20.0)),
+        back_tint=tuple(float(x) for x in rng.uniform([0.3, 0.3, 0.3], [0.8, 0.85, 0.7])),
+    )
+    boxes = world.boxes
+    for zc in np.arange(-60.0, 60.0, 1.0):  # trees and poles on the far sidewalk
+        if rng.random() < 0.08:
+            xc, r = far + rng.uniform(0.5, 1.0), rng.uniform(1.0, 2.5)
+            top = cam_h - rng.uniform(3.5, 8.0)
+            boxes.append(
+                Box(
+                    np.array([xc - 0.15, top + r, zc - 0.15]),
+                    np.array([xc + 0.15, cam_h, zc + 0.15]),
+                    "asphalt",
+                    np.full(3, rng.uniform(0.2, 0.6), np.float32),
+                )
+            )
+            boxes.append(
+                Box(
+                    np.array([xc - r, top, zc - r]),
+                    np.array([xc + r, top + 1.6 * r, zc + r]),
+                    "grass",
+                    rng.uniform([0.3, 0.4, 0.25], [0.7, 0.8, 0.5]).astype(np.float32),
+                )
+            )
+    if moving_cars > 0:
+        for xc, direction in ((1.75, 1.0), (-1.75, -1.0)):  # near and far lane, opposite ways
+            v = direction * float(rng.uniform(2.0, 14.0)) * (1 if rng.random() < 0.8 else -1)
+            span = abs(v) * duration + 40.0
+            z = float(-span + rng.uniform(0.0, 10.0))
+            while z < span:
+                car = _vehicle(rng, xc + rng.uniform(-0.3, 0.3), z, cam_h, v, 0.15)
+                boxes.append(car)
+                boxes.extend(_vehicle_parts(rng, car))
+                z = float(car.hi[2] + rng.uniform(1.0, 14.0))
+    return world
+
+
+def intrinsics(height: int, width: int, view: str = "street") -> np.ndarray:
+    """``[3, 3]`` intrinsics for an ``height x width`` image: KITTI-like for ``street``
+    (``fx = 0.58 W``, ``fy = 1.92 H``), square pixels and a 67 deg horizontal field of view for
+    ``roadside`` (``fx = fy = 0.75 W``, a typical C-mount lens on a spike camera)."""
+    if view == "roadside":
+        f = 0.75 * width
+        return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
     return np.array([[0.58 * width, 0, width / 2], [0, 1.92 * height, height / 2], [0, 0, 1]], np.float64)
 
 
 def camera_pose(world: World, t: float, rng_phase: np.ndarray) -> np.ndarray:
-    """Camera-to-world ``[4, 4]`` at time ``t`` seconds."""
+    """Camera-to-world ``[4, 4]`` at time ``t`` seconds (``roadside``: static, on a tripod)."""
     a, b, c = rng_phase
-    yaw = 0.03 * np.sin(0.7 * t + a)
-    pitch = world.pitch + 0.01 * np.sin(1.3 * t + b)
-    x = 1.75 + 0.3 * np.sin(0.5 * t + c)  # right-hand lane
-    z = world.speed * t
+    if world.view == "roadside":
+        yaw, pitch, x, z = world.yaw, world.pitch, world.cam_x, 0.0
+    else:
+        yaw = 0.03 * np.sin(0.7 * t + a)
+        pitch = world.pitch + 0.01 * np.sin(1.3 * t + b)
+        x = 1.75 + 0.3 * np.sin(0.5 * t + c)  # right-hand lane
+        z = world.speed * t
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
     Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
@@ -390,7 +509,7 @@ def render(
         with np.errstate(divide="ignore", invalid="ignore"):
             t = (bxp - c[0]) / dx
         yi = c[1] + t * dy
-        ok = (t > 0) & (t < best) & (yi >= world.cam_height - 28.0) & (yi <= world.cam_height)
+        ok = (t > 0) & (t < best) & (yi >= world.cam_height - world.back_top) & (yi <= world.cam_height)
         best[ok], mat[ok] = t[ok], 3 + side
 
     # boxes: only the rays inside each box's screen-space bounding rectangle
@@ -472,8 +591,8 @@ def render(
             rgb[m] = (0.15 + 0.8 * g)[:, None] * world.seg_tint[side][seg] * (0.85 if side else 0.7)
         m = np.flatnonzero(mat == 3 + side)
         if m.size:
-            g = _sample("brick", pz[m], py[m], 12.0, best[m], f)
-            rgb[m] = (0.2 + 0.6 * g)[:, None] * np.array([0.75, 0.72, 0.7], np.float32)
+            g = _sample(world.back_tex, pz[m], py[m], 12.0, best[m], f)
+            rgb[m] = (0.2 + 0.6 * g)[:, None] * np.array(world.back_tint, np.float32)
     for bi, sel, axis, lo in box_hits:
         keep = mat[sel] == 5 + bi  # a later box may have covered part of it
         sel, axis = sel[keep], axis[keep]
@@ -522,16 +641,21 @@ def render_sequence(
     fps: float = 10.0,
     traffic: float = 0.0,
     stereo: bool = False,
+    view: str = "street",
 ) -> str:
     """Render and write one drive; returns its ``<date>/<drive>_sync`` name. ``stereo``: also
-    camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time)."""
+    camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time).
+    ``view``: ``street`` (:func:`make_world`) or ``roadside`` (:func:`make_roadside_world`)."""
     from r2sdepth.atomic import save_png
     from r2sdepth.data.kitti import write_depth_png
 
     rng = np.random.default_rng([seed, seq])
-    world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic)
+    if view == "roadside":
+        world = make_roadside_world(rng, duration=frames / fps, moving_cars=moving_cars)
+    else:
+        world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic)
     phase = rng.uniform(0, 2 * np.pi, 3)
-    K = intrinsics(height, width)
+    K = intrinsics(height, width, view)
     drive = f"{DATE}/{DATE}_drive_{seq:04d}_sync"
     root = Path(out) / drive
     poses = [camera_pose(world, i / fps, phase) for i in range(frames)]
@@ -588,16 +712,23 @@ def synthesize(
     progress: bool = False,
     traffic: float = 0.0,
     stereo: bool = False,
+    view: str = "street",
 ) -> dict[str, Any]:
     """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable.
     ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none).
-    ``stereo``: also the right camera (``image_03``, :data:`STEREO_BASELINE`)."""
+    ``stereo``: also the right camera (``image_03``, :data:`STEREO_BASELINE`).
+    ``view``: ``street`` (a camera driving along the road) or ``roadside`` (a static camera at
+    the curb watching traffic pass, :func:`make_roadside_world`)."""
     if sequences < 1 or frames < 3:
         raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
     if height < 8 or width < 8:
         raise R2SDepthError("synth image size must be at least 8 x 8")
     out = Path(out)
-    K = intrinsics(height, width)
+    if view not in VIEWS:
+        raise R2SDepthError(f"synth view must be one of {', '.join(VIEWS)}, got {view!r}")
+    if view == "roadside" and (traffic > 0 or stereo):
+        raise R2SDepthError("synth --view roadside takes neither --traffic nor --stereo")
+    K = intrinsics(height, width, view)
     if not 0.0 <= traffic <= 1.0:
         raise R2SDepthError(f"synth traffic density must be in [0, 1], got {traffic}")
     params = {"frames": frames, "height": height, "width": width, "seed": seed, "moving_cars": moving_cars}
@@ -605,10 +736,12 @@ def synthesize(
         params["traffic"] = traffic
     if stereo:
         params["stereo"] = True
+    if view != "street":
+        params["view"] = view
     pfile = out / "synth.json"
     if pfile.is_file():
         old = json.loads(pfile.read_text())
-        if {k: old.get(k) for k in set(params) | ({"traffic", "stereo"} & set(old))} != params:
+        if {k: old.get(k) for k in set(params) | ({"traffic", "stereo", "view"} & set(old))} != params:
             raise R2SDepthError(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"
@@ -621,7 +754,9 @@ def synthesize(
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences) if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
-    args = [(str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo) for s in todo]
+    args = [
+        (str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view) for s in todo
+    ]
     bar = None
     if progress:
         from tqdm import tqdm
