@@ -196,6 +196,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_synthetic.py::test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car"
         ],
     ),
+    "roadside-shared-looks-skip-vehicles": (
+        "src/r2sdepth/data/synthetic.py",
+        "                    car.tex, car.tint = _look(rng)\n",
+        "                    pass\n",
+        ["tests/test_synthetic.py::test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution"],
+    ),
     "selfdistill-student-not-from-teacher": (
         "src/r2sdepth/train/module.py",
         "            self.net.load_state_dict(self.teacher.state_dict())\n",

@@ -105,3 +105,22 @@ def test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car(tm
         synthesize(tmp_path / "x", sequences=1, frames=3, height=48, width=80, view="roadside", traffic=0.5)
     with pytest.raises(R2SDepthError, match="view must be one of"):
         synthesize(tmp_path / "y", sequences=1, frames=3, height=48, width=80, view="sideways")
+
+
+def test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution():
+    from r2sdepth.data.synthetic import SURFACES, make_roadside_world
+
+    def bodies(world):  # vehicle bodies: boxes standing on the road that move
+        return [b for b in world.boxes if b.vz != 0 and b.tex != "asphalt" and b.tint.mean() > 0.0]
+
+    plain = make_roadside_world(np.random.default_rng(7), duration=5.0)
+    shared = make_roadside_world(np.random.default_rng(7), duration=5.0, shared_looks=True)
+    assert {b.tex for b in bodies(plain)} == {"metal"}
+    assert {b.tex for b in bodies(shared)} <= set(SURFACES) and len({b.tex for b in bodies(shared)}) >= 4
+    walls = shared.seg_tint[0].mean(1)
+    cars = np.array([b.tint.mean() for b in bodies(shared) if b.hi[1] - b.lo[1] > 1.0])
+    # one distribution: tints from near-black to white on both, with similar means
+    assert walls.min() < 0.3 and walls.max() > 0.8 and cars.min() < 0.3 and cars.max() > 0.8
+    assert abs(np.median(walls) - np.median(cars)) < 0.2
+    with pytest.raises(R2SDepthError, match="needs --view roadside"):
+        synthesize("unused", sequences=1, frames=3, height=48, width=80, shared_looks=True)

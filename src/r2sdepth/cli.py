@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="street: a camera driving along the road (KITTI-like); roadside: a static camera at the curb "
         "watching traffic pass 0.7-12 m away (train with the exact depth: no parallax)",
     )
+    s.add_argument(
+        "--shared-looks",
+        action="store_true",
+        help="roadside: walls and vehicles draw texture and colour from one distribution "
+        "(appearance says nothing about depth)",
+    )
 
     s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
     s.add_argument("--kitti-root", required=True)
@@ -721,6 +727,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         traffic=a.traffic,
         stereo=a.stereo,
         view=a.view,
+        shared_looks=a.shared_looks,
     )
     print(
         f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "

@@ -338,14 +338,29 @@ def _vehicle_parts(rng: np.random.Generator, car: Box) -> list[Box]:
     return parts
 
 
-def make_roadside_world(rng: np.random.Generator, duration: float, moving_cars: int = 2) -> World:
+#: textures of vertical surfaces that ``shared_looks`` draws from for walls and vehicles alike
+SURFACES = ("metal", "photo", "brick", "coffee", "rocket", "chelsea")
+
+
+def _look(rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """One texture of :data:`SURFACES` and a near-grey tint from black to white."""
+    tint = rng.uniform(0.1, 1.0) * rng.uniform(0.85, 1.0, 3)
+    return str(rng.choice(SURFACES)), tint.astype(np.float32)
+
+
+def make_roadside_world(
+    rng: np.random.Generator, duration: float, moving_cars: int = 2, shared_looks: bool = False
+) -> World:
     """A static camera at the curb looking across the street (yaw -90 deg +- 9 deg) at traffic
     passing 0.7-4 m away in the near lane (and 4-8 m farther in the far lane), a low wall or
     building fronts on the far sidewalk 1-6 m behind the far lane, trees behind them, as in
     roadside spike-camera recordings. Vehicles carry dark glass and wheels (:func:`_vehicle_parts`)
     and their colours (white to black) are drawn independently of the background's, so that
     brightness does not tell near from far. ``duration`` (s) is how long the scene must be
-    populated; ``moving_cars`` > 0 fills both lanes with traffic (0: an empty street)."""
+    populated; ``moving_cars`` > 0 fills both lanes with traffic (0: an empty street).
+    ``shared_looks``: walls, building fronts and vehicle bodies all draw their texture and tint
+    from one distribution (:func:`_look`), so that a surface's appearance says nothing about its
+    depth and only geometry does (occlusion, ground contact, size, height in the image)."""
     cam_h = float(rng.uniform(0.9, 1.7))
     road_half = float(rng.uniform(3.0, 5.0))
     far = -(road_half + float(rng.uniform(1.0, 6.0)))
@@ -359,6 +374,9 @@ def make_roadside_world(rng: np.random.Generator, duration: float, moving_cars: 
     heights = np.where(low, rng.uniform(1.0, 3.0, n), rng.uniform(4.0, 15.0, n))
     tints = np.repeat(rng.uniform(0.25, 1.0, (n, 1)), 3, 1) * rng.uniform(0.85, 1.0, (n, 3))
     texs = [str(rng.choice(["metal", "photo", "brick", "coffee", "rocket", "chelsea"])) for _ in range(n)]
+    if shared_looks:
+        looks = [_look(rng) for _ in range(n)]
+        texs, tints = [t for t, _ in looks], np.stack([c for _, c in looks])
     world = World(
         cam_h,
         road_half,
@@ -408,6 +426,8 @@ def make_roadside_world(rng: np.random.Generator, duration: float, moving_cars: 
             z = float(-span + rng.uniform(0.0, 10.0))
             while z < span:
                 car = _vehicle(rng, xc + rng.uniform(-0.3, 0.3), z, cam_h, v, 0.15)
+                if shared_looks:
+                    car.tex, car.tint = _look(rng)
                 boxes.append(car)
                 boxes.extend(_vehicle_parts(rng, car))
                 z = float(car.hi[2] + rng.uniform(1.0, 14.0))
@@ -642,16 +662,20 @@ def render_sequence(
     traffic: float = 0.0,
     stereo: bool = False,
     view: str = "street",
+    shared_looks: bool = False,
 ) -> str:
     """Render and write one drive; returns its ``<date>/<drive>_sync`` name. ``stereo``: also
     camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time).
-    ``view``: ``street`` (:func:`make_world`) or ``roadside`` (:func:`make_roadside_world`)."""
+    ``view``: ``street`` (:func:`make_world`) or ``roadside`` (:func:`make_roadside_world`, with
+    ``shared_looks``)."""
     from r2sdepth.atomic import save_png
     from r2sdepth.data.kitti import write_depth_png
 
     rng = np.random.default_rng([seed, seq])
     if view == "roadside":
-        world = make_roadside_world(rng, duration=frames / fps, moving_cars=moving_cars)
+        world = make_roadside_world(
+            rng, duration=frames / fps, moving_cars=moving_cars, shared_looks=shared_looks
+        )
     else:
         world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic)
     phase = rng.uniform(0, 2 * np.pi, 3)
@@ -713,12 +737,14 @@ def synthesize(
     traffic: float = 0.0,
     stereo: bool = False,
     view: str = "street",
+    shared_looks: bool = False,
 ) -> dict[str, Any]:
     """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable.
     ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none).
     ``stereo``: also the right camera (``image_03``, :data:`STEREO_BASELINE`).
     ``view``: ``street`` (a camera driving along the road) or ``roadside`` (a static camera at
-    the curb watching traffic pass, :func:`make_roadside_world`)."""
+    the curb watching traffic pass, :func:`make_roadside_world`); ``shared_looks`` (roadside
+    only): walls and vehicles draw their looks from one distribution."""
     if sequences < 1 or frames < 3:
         raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
     if height < 8 or width < 8:
@@ -728,6 +754,8 @@ def synthesize(
         raise R2SDepthError(f"synth view must be one of {', '.join(VIEWS)}, got {view!r}")
     if view == "roadside" and (traffic > 0 or stereo):
         raise R2SDepthError("synth --view roadside takes neither --traffic nor --stereo")
+    if shared_looks and view != "roadside":
+        raise R2SDepthError("synth --shared-looks needs --view roadside")
     K = intrinsics(height, width, view)
     if not 0.0 <= traffic <= 1.0:
         raise R2SDepthError(f"synth traffic density must be in [0, 1], got {traffic}")
@@ -738,10 +766,14 @@ def synthesize(
         params["stereo"] = True
     if view != "street":
         params["view"] = view
+    if shared_looks:
+        params["shared_looks"] = True
     pfile = out / "synth.json"
     if pfile.is_file():
         old = json.loads(pfile.read_text())
-        if {k: old.get(k) for k in set(params) | ({"traffic", "stereo", "view"} & set(old))} != params:
+        if {
+            k: old.get(k) for k in set(params) | ({"traffic", "stereo", "view", "shared_looks"} & set(old))
+        } != params:
             raise R2SDepthError(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"
@@ -755,7 +787,8 @@ def synthesize(
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences) if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
     args = [
-        (str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view) for s in todo
+        (str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view, shared_looks)
+        for s in todo
     ]
     bar = None
     if progress:
