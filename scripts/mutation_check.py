@@ -202,6 +202,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "                    pass\n",
         ["tests/test_synthetic.py::test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution"],
     ),
+    "adapt-pose-warmup-ignored": (
+        "src/r2sdepth/train/module.py",
+        "                    p.grad = None\n",
+        "                    pass\n",
+        ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
+    ),
+    "adapt-slim-teacher-pose-section-ignored": (
+        "src/r2sdepth/train/run.py",
+        'pose = t_hp["pose"] if t_state["teacher_pose"] is not None else merge(t_hp["pose"], cfg.get("pose"))',
+        'pose = t_hp["pose"]',
+        ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
+    ),
+    "adapt-fov-from-the-height": (
+        "src/r2sdepth/metric.py",
+        "fx = fy = (w / 2) / math.tan(math.radians(fov_deg) / 2)",
+        "fx = fy = (h / 2) / math.tan(math.radians(fov_deg) / 2)",
+        ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
+    ),
     "selfdistill-student-not-from-teacher": (
         "src/r2sdepth/train/module.py",
         "            self.net.load_state_dict(self.teacher.state_dict())\n",

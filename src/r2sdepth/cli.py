@@ -423,6 +423,51 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     s = sub.add_parser(
+        "adapt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="adapt a spike-only model to your own unlabelled footage (self-distillation, no depth labels)",
+        epilog="The run's config is the shipped `adapt` config (see --print-config); any key can be set "
+        "as --section.key VALUE (e.g. --trainer.max_steps 300 --distill.depth_weight 0.5).\n"
+        "The result, RUN/adapted_spike.ckpt, is a slim spike-only checkpoint for infer, eval, export "
+        "and r2sdepth.load_model. Rerunning the same command continues the run.",
+    )
+    s.add_argument(
+        "--checkpoint",
+        required=True,
+        help="the spike-only model to adapt: 'demo', 'real', or a checkpoint of any stage (slim too)",
+    )
+    s.add_argument(
+        "--input",
+        required=True,
+        help="footage: a KITTI raw drive folder (DATE/DATE_drive_N_sync, its calibration beside it), "
+        "a folder of images or a video",
+    )
+    s.add_argument("--out", help="run folder (footage/, checkpoints, logs, adapted_spike.ckpt)")
+    s.add_argument(
+        "--intrinsics",
+        type=_intrinsics,
+        metavar="FX,FY,CX,CY",
+        help="images / video: pinhole intrinsics in pixels at the frames' size",
+    )
+    s.add_argument("--fov", type=float, metavar="DEG", help="... or the horizontal field of view")
+    s.add_argument("--frames", metavar="A-B", help="frames to adapt on (default: all, minus --eval-frames)")
+    s.add_argument(
+        "--eval-frames",
+        metavar="A-B",
+        help="KITTI drive with LiDAR: report abs_rel before/after on these frames (never trained on)",
+    )
+    s.add_argument(
+        "--spike-root",
+        help="real spike streams of the footage (build-spike-kitti layout); default: simulated from the "
+        "frames with the model's camera model",
+    )
+    s.add_argument(
+        "--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt"
+    )
+    s.add_argument("--allow-config-change", action="store_true", help="resume although the config changed")
+    s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
+
+    s = sub.add_parser(
         "infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video"
     )
     s.add_argument(
@@ -881,6 +926,51 @@ def _cmd_distill(a: argparse.Namespace) -> int:
     return 0
 
 
+@_command("adapt")
+def _cmd_adapt(a: argparse.Namespace) -> int:
+    from r2sdepth.train.adapt import run_adapt
+
+    if a.print_config:  # (the footage is not read: its root and split are where the run will put them)
+        import yaml
+
+        from r2sdepth.checkpoint import checkpoint_path
+        from r2sdepth.train.adapt import Footage, adapt_config
+        from r2sdepth.train.run import resolved_config
+
+        teacher = checkpoint_path(a.checkpoint)
+        run = Path(a.out or "RUN")
+        footage = Footage(Path(a.input), "", [])
+        cfg = adapt_config(
+            teacher, footage, run / "train_files.txt", spike_root=a.spike_root, overrides=a.overrides
+        )
+        print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
+        return 0
+    if not a.out:
+        raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
+    res = run_adapt(
+        a.checkpoint,
+        a.input,
+        a.out,
+        intrinsics=a.intrinsics,
+        fov=a.fov,
+        frames=a.frames,
+        eval_frames=a.eval_frames,
+        spike_root=a.spike_root,
+        overrides=a.overrides,
+        resume=not a.no_resume,
+        allow_config_change=a.allow_config_change,
+    )
+    print(
+        f"adapted on {res['frames']} frames to step {res['run']['global_step']}; "
+        f"spike-only model {res['checkpoint']} (r2sdepth infer --checkpoint {res['checkpoint']} ...)"
+    )
+    if res["eval"]:
+        from r2sdepth import evaluate as ev
+
+        print(ev.markdown_table(res["eval"]))
+    return 0
+
+
 @_command("infer")
 def _cmd_infer(a: argparse.Namespace) -> int:
     from r2sdepth.infer import run_infer
@@ -1030,7 +1120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.excepthook = thread_hook
     parser = build_parser()
     a, rest = parser.parse_known_args(argv)
-    if rest and a.command not in ("train", "distill"):
+    if rest and a.command not in ("train", "distill", "adapt"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     a.overrides = rest
     if not a.command:

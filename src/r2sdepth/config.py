@@ -200,6 +200,11 @@ class DistillConfig:
     )
     si_lambda: float = _f(0.85, "lambda of the scale-invariant log loss")
     pose_trainable: bool = _f(False, "train the pose network in stage 2 (default: the teacher's, frozen)")
+    pose_warmup: int = _f(
+        0,
+        "optimiser steps at the start in which only the (trainable) pose network learns: a fresh "
+        "pose net's first poses would otherwise pull the student's depth",
+    )
     init_from_teacher: bool = _f(True, "start the student from the teacher's spike branch and decoder")
     ema_momentum: float = _f(0.98, "momentum of the running error statistics of the adaptive weights")
 

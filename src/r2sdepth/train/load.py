@@ -47,18 +47,36 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
     return module, meta
 
 
-def teacher_from_checkpoint(path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """``(teacher hparams for DistillModule, teacher state dict, teacher's r2sdepth meta)``."""
+def teacher_from_checkpoint(
+    path, self_distill: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(teacher hparams for DistillModule, teacher state dict, teacher's r2sdepth meta)``.
+
+    ``self_distill`` (``distill.pose_trainable``: the student's pose net is trained): any
+    spike-only network can teach, a stage-2 student or a slim checkpoint too (``demo``,
+    ``real``); the student starts as a copy of it. A slim checkpoint has no pose net, so the
+    trained one starts fresh (``teacher_pose`` is None)."""
     module, meta = load_checkpoint(path)
+    net_modality = module.net.cfg.get("modality", meta["modality"])
+    if self_distill and net_modality == "spike":
+        hp_all = dict(module.hparams)
+        pose = hp_all.get("pose") or (hp_all.get("teacher") or {}).get("pose") or {}
+        hp = {"model": copy.deepcopy(module.net.cfg), "pose": dict(pose)}
+        state = {
+            "teacher": module.net.state_dict(),
+            "teacher_pose": None if meta.get("slim") else module.pose_net.state_dict(),
+        }
+        return hp, state, meta
     if meta.get("stage", 1) != 1 or meta["modality"] not in ("fusion", "rgb", "spike"):
         raise R2SDepthError(
             f"{path}: the teacher must be a stage-1 fusion, rgb or spike checkpoint "
-            f"(got stage {meta.get('stage', 1)} {meta['modality']})"
+            f"(got stage {meta.get('stage', 1)} {meta['modality']}; a spike-only model of any stage "
+            "can teach itself with --distill.pose_trainable true, as `r2sdepth adapt` does)"
         )
     if meta.get("slim"):  # its pose net would be an untrained one
         raise R2SDepthError(
             f"{path}: a slim checkpoint has no pose network; give the training run's "
-            "checkpoint as the teacher"
+            "checkpoint as the teacher (or, for a spike-only model, --distill.pose_trainable true)"
         )
     hp = {"model": copy.deepcopy(module.net.cfg), "pose": dict(module.hparams.get("pose") or {})}
     state = {"teacher": module.net.state_dict(), "teacher_pose": module.pose_net.state_dict()}

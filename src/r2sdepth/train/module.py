@@ -463,6 +463,8 @@ def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[st
             "a spike-only teacher (self-distillation) serves distill.depth_weight and the "
             "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0"
         )
+    if dcfg["pose_warmup"] < 0 or dcfg["pose_warmup"] > 0 and not dcfg["pose_trainable"]:
+        raise R2SDepthError("distill.pose_warmup must be >= 0 and needs distill.pose_trainable true")
     target = dcfg["feature_target"]
     if teacher_modality == "spike":
         return dcfg
@@ -665,6 +667,14 @@ class DistillModule(DepthModule):
         return res
 
     # -- optimisation and checkpoints -------------------------------------------------------------
+    def on_before_optimizer_step(self, optimizer) -> None:
+        super().on_before_optimizer_step(optimizer)
+        if self.global_step < int(self.dcfg["pose_warmup"]):  # only the pose net steps (Adam skips None)
+            pose = {id(p) for p in self.pose_net.parameters()}
+            for p in self.parameters():
+                if id(p) not in pose:
+                    p.grad = None
+
     def configure_optimizers(self):
         c = self.optim_cfg
         params = [p for p in self.parameters() if p.requires_grad]

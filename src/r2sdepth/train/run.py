@@ -135,9 +135,12 @@ def resolved_config(
     Relative split paths are resolved under ``data.root`` when they exist there."""
     t_state = None
     if teacher is not None:
-        t_hp, t_state, t_meta = teacher_from_checkpoint(teacher)
+        pose_trainable = {**defaults("distill", stage2=True), **(cfg.get("distill") or {})}["pose_trainable"]
+        t_hp, t_state, t_meta = teacher_from_checkpoint(teacher, self_distill=bool(pose_trainable))
         t_data = {k: v for k, v in (t_meta.get("data") or {}).items() if k in defaults("data")}
-        cfg = {**cfg, "model": t_hp["model"], "pose": t_hp["pose"], "data": merge(t_data, cfg.get("data"))}
+        # a teacher without a pose net (slim, self-distillation): the run's pose section builds the fresh one
+        pose = t_hp["pose"] if t_state["teacher_pose"] is not None else merge(t_hp["pose"], cfg.get("pose"))
+        cfg = {**cfg, "model": t_hp["model"], "pose": pose, "data": merge(t_data, cfg.get("data"))}
     cfg = resolve(cfg, stage2=teacher is not None)  # unknown keys, types and choices: errors now
     if teacher is not None:
         check_distill_config(cfg["distill"], cfg["model"]["modality"])
@@ -246,7 +249,8 @@ def run_training(
             cfg["distill"],
         )
         module.teacher.load_state_dict(t_state["teacher"])
-        module.teacher_pose.load_state_dict(t_state["teacher_pose"])
+        if t_state["teacher_pose"] is not None:  # (a slim teacher has none: a fresh one, trained)
+            module.teacher_pose.load_state_dict(t_state["teacher_pose"])
         module.init_from_teacher()
     else:
         module = DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"])

@@ -1,0 +1,236 @@
+"""``r2sdepth adapt``: adapt a spike-only model to a user's own unlabelled footage (no depth labels).
+
+Steps (:func:`run_adapt`):
+
+1. :func:`prepare_footage`: the input is a KITTI raw drive folder (``DATE/DATE_drive_N_sync`` with
+   ``image_02/data`` and ``DATE/calib_cam_to_cam.txt``), a folder of images or a video. Images and
+   videos are written once into the KITTI raw layout under ``RUN/footage/`` (frames as PNG, the
+   calibration from ``--intrinsics`` or ``--fov``), so one data set reads every kind.
+2. Spikes: real ones when ``spike_root`` holds built streams of the drive (``build-spike-kitti``
+   layout), otherwise simulated on the fly from the frames with the model's own camera model
+   (``data.sim``), at the model's window and size.
+3. Self-distillation (``configs/adapt.yaml``): the model is the frozen teacher and the student's
+   starting point; the student learns the footage's photometric loss with its own pose net while
+   the teacher's depth anchors it. Resumable like ``train`` (same run folder: continues).
+4. The last step is the result (no checkpoint is chosen on any depth): ``RUN/adapted_spike.ckpt``,
+   a slim spike-only checkpoint that ``infer``, ``eval``, ``export`` and :func:`r2sdepth.load_model`
+   take.
+
+``eval_frames`` (optional, KITTI raw input with ``velodyne_points``): the LiDAR of those frames
+reports abs_rel before and after beside the constant + median-scaling baseline; it is never used
+for training or for choosing anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from r2sdepth.atomic import save_png, write_bytes_atomic, write_json_atomic
+from r2sdepth.config import apply_overrides, load_config
+from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
+from r2sdepth.data.synthetic import calib_text
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.metric import intrinsics_matrix
+from r2sdepth.spike.simulate import VIDEO_SUFFIXES, iter_frames
+
+FOOTAGE_DATE = "footage"
+FOOTAGE_DRIVE = f"{FOOTAGE_DATE}/{FOOTAGE_DATE}_drive_0000_sync"
+MIN_FRAMES = 3  # a target frame needs a frame before and after it
+
+
+@dataclass
+class Footage:
+    """Frames in the KITTI raw layout: ``root`` (holds ``DATE/``), ``drive`` (``DATE/NAME``) and
+    the frame ids of camera 02 in order."""
+
+    root: Path
+    drive: str
+    frames: list[int]
+
+
+def frame_spec(spec: str | None, available: list[int]) -> list[int]:
+    """``"A-B"`` (inclusive) or ``"A"`` -> the available frame ids in that range; None: all."""
+    if spec is None:
+        return list(available)
+    a, _, b = str(spec).partition("-")
+    try:
+        lo, hi = int(a), int(b or a)
+    except ValueError:
+        raise R2SDepthError(f"frames {spec!r}: expected FIRST-LAST, e.g. 0-99") from None
+    if lo > hi or lo < 0:
+        raise R2SDepthError(f"frames {spec!r}: FIRST must be >= 0 and <= LAST")
+    return [f for f in available if lo <= f <= hi]
+
+
+def _kitti_drive(path: Path) -> Footage | None:
+    """``path`` as a KITTI raw drive folder, or None when it is not one."""
+    if not (path / "image_02" / "data").is_dir():
+        return None
+    date_dir = path.parent
+    if not (date_dir / "calib_cam_to_cam.txt").is_file():
+        raise R2SDepthError(
+            f"{path}: a KITTI raw drive needs {date_dir / 'calib_cam_to_cam.txt'} (the calibration of its date)"
+        )
+    drive = f"{date_dir.name}/{path.name}"
+    return Footage(date_dir.parent, drive, list_frame_ids(date_dir.parent, drive, "02"))
+
+
+def prepare_footage(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    intrinsics: tuple[float, float, float, float] | None = None,
+    fov: float | None = None,
+) -> Footage:
+    """The footage in the KITTI raw layout (see the module docstring). A KITTI drive is used in
+    place (its own calibration; ``intrinsics``/``fov`` are refused); images or a video are written
+    to ``out/footage/`` once (a rerun reuses them). All frames must share one size."""
+    src = Path(source)
+    if not src.exists():
+        raise R2SDepthError(f"{src}: no such file or folder")
+    kitti = _kitti_drive(src) if src.is_dir() else None
+    if kitti is not None:
+        if intrinsics is not None or fov is not None:
+            raise R2SDepthError(f"{src}: a KITTI raw drive has its own calibration; drop --intrinsics/--fov")
+        return kitti
+    if src.is_file() and src.suffix.lower() not in VIDEO_SUFFIXES:
+        raise R2SDepthError(
+            f"{src}: adapt takes a KITTI raw drive folder, a folder of images or a video "
+            f"({', '.join(VIDEO_SUFFIXES)})"
+        )
+    root = Path(out) / "footage"
+    data = root / FOOTAGE_DRIVE / "image_02" / "data"
+    done = root / FOOTAGE_DATE / "calib_cam_to_cam.txt"
+    if not done.is_file():  # the calibration is written last: it marks a complete import
+        if intrinsics is None and fov is None:
+            raise R2SDepthError(
+                f"{src}: images and videos carry no calibration: give --intrinsics fx,fy,cx,cy "
+                "(pixels at the frames' size) or --fov DEGREES (horizontal)"
+            )
+        hw = None
+        n = 0
+        for i, rgb in enumerate(iter_frames(src)):  # (one size for all: checked there)
+            hw = hw or rgb.shape[:2]
+            save_png(data / f"{i:010d}.png", rgb)
+            n = i + 1
+        if n < MIN_FRAMES or hw is None:
+            raise R2SDepthError(
+                f"{src}: {n} frame(s); adaptation needs at least {MIN_FRAMES} consecutive frames"
+            )
+        K = intrinsics_matrix(hw, intrinsics=intrinsics, fov_deg=fov)
+        write_bytes_atomic(done, calib_text(K, hw[0], hw[1]).encode())
+    return Footage(root, FOOTAGE_DRIVE, list_frame_ids(root, FOOTAGE_DRIVE, "02"))
+
+
+def training_split(footage: Footage, frames: list[int], path: Path) -> int:
+    """Write the training split (frames whose neighbours -1 and +1 are also chosen); returns its
+    length. Errors when fewer than :data:`MIN_FRAMES` consecutive frames are given."""
+    chosen = set(frames)
+    targets = [f for f in frames if f - 1 in chosen and f + 1 in chosen]
+    if len(frames) < MIN_FRAMES or not targets:
+        raise R2SDepthError(
+            f"{footage.drive}: {len(frames)} frame(s) chosen; adaptation needs at least {MIN_FRAMES} "
+            "consecutive frames (a frame with its neighbours before and after)"
+        )
+    write_split(path, [Sample(footage.drive, f, "l") for f in targets])
+    return len(targets)
+
+
+def adapt_config(
+    teacher: str | os.PathLike,
+    footage: Footage,
+    split: Path,
+    *,
+    spike_root: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    config: str = "adapt",
+) -> dict[str, Any]:
+    """The run's config: ``configs/adapt.yaml`` (or ``config``), the footage and split, real or
+    simulated spikes, then the user's ``--key value`` overrides. The model, pose net and data
+    settings (size, window, camera model) come from the teacher (stage 2 defaults them)."""
+    cfg = load_config(config)
+    cfg.setdefault("data", {}).update(
+        {
+            "root": str(footage.root),
+            "train_split": str(split),
+            "val_split": None,
+            "spike_root": str(spike_root) if spike_root else None,
+        }
+    )
+    cfg.setdefault("distill", {})["pose_trainable"] = True  # self-distillation: no teacher pose net
+    return apply_overrides(cfg, overrides or [])
+
+
+def _evaluate(ckpts: dict[str, Any], footage: Footage, split: Path, spike_root: Any) -> dict[str, Any]:
+    """abs_rel etc. of each checkpoint on ``split`` with the drive's LiDAR (Eigen protocol,
+    median scaling), and the constant + median-scaling baseline."""
+    from r2sdepth import evaluate as ev
+    from r2sdepth.infer import predict_split
+
+    gts = ev.split_gt(footage.root, split, "velodyne")
+    res: dict[str, Any] = {"constant + median scaling": ev.constant_median_baseline(gts)}
+    for name, ck in ckpts.items():
+        preds, _ = predict_split(ck, footage.root, split, spike_root=spike_root, modality="spike")
+        res[name] = ev.evaluate_depths(preds, gts)
+    return res
+
+
+def run_adapt(
+    checkpoint: str | os.PathLike,
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    intrinsics: tuple[float, float, float, float] | None = None,
+    fov: float | None = None,
+    frames: str | None = None,
+    eval_frames: str | None = None,
+    spike_root: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    resume: bool = True,
+    allow_config_change: bool = False,
+) -> dict[str, Any]:
+    """Adapt ``checkpoint`` to ``source`` into the run folder ``out`` (module docstring). Returns
+    ``{"checkpoint": slim spike-only file, "run": training result, "frames": n, "eval": ...}``."""
+    from r2sdepth.checkpoint import checkpoint_path, load_file, save_atomic
+    from r2sdepth.export import slim_checkpoint
+    from r2sdepth.train.run import run_training
+
+    teacher = checkpoint_path(checkpoint)
+    out = Path(out)
+    footage = prepare_footage(source, out, intrinsics=intrinsics, fov=fov)
+    chosen = frame_spec(frames, footage.frames)
+    held = frame_spec(eval_frames, footage.frames) if eval_frames else []
+    if set(held) & set(chosen) and frames is not None:
+        raise R2SDepthError("--eval-frames overlap --frames: evaluate on frames the adaptation did not see")
+    if held and frames is None:
+        chosen = [f for f in chosen if f not in set(held)]  # train on the rest
+    n = training_split(footage, chosen, out / "train_files.txt")
+    cfg = adapt_config(teacher, footage, out / "train_files.txt", spike_root=spike_root, overrides=overrides)
+    res = run_training(cfg, out, resume=resume, teacher=teacher, allow_config_change=allow_config_change)
+    dest = out / "adapted_spike.ckpt"
+    slim_checkpoint(res["last"], dest, modality="spike")
+    ck = load_file(dest)
+    ck["r2sdepth"]["adapted_on"] = {
+        "footage": str(source),
+        "drive": footage.drive,
+        "training_targets": n,
+        "from": str(checkpoint),
+        "steps": res["global_step"],
+        "recipe": "r2sdepth adapt (self-distillation; no depth labels)",
+    }
+    save_atomic(ck, dest)
+    result: dict[str, Any] = {"checkpoint": str(dest), "run": res, "frames": n, "eval": None}
+    if held:
+        split = out / "eval_files.txt"
+        write_split(split, [Sample(footage.drive, f, "l") for f in held])
+        result["eval"] = _evaluate(
+            {"before (the model adapted)": teacher, "after (adapted)": dest}, footage, split, spike_root
+        )
+        write_json_atomic(out / "eval.json", {"frames": held, **result["eval"]})
+    return result
+
+
+__all__ = ["Footage", "adapt_config", "frame_spec", "prepare_footage", "run_adapt", "training_split"]
