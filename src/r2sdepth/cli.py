@@ -934,13 +934,13 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
         import yaml
 
         from r2sdepth.checkpoint import checkpoint_path
-        from r2sdepth.train.adapt import Footage, adapt_config
+        from r2sdepth.train.adapt import Footage, self_distill_config
         from r2sdepth.train.run import resolved_config
 
         teacher = checkpoint_path(a.checkpoint)
         run = Path(a.out or "RUN")
         footage = Footage(Path(a.input), "", [])
-        cfg = adapt_config(
+        cfg = self_distill_config(
             teacher, footage, run / "train_files.txt", spike_root=a.spike_root, overrides=a.overrides
         )
         print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")

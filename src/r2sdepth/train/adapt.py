@@ -139,7 +139,7 @@ def training_split(footage: Footage, frames: list[int], path: Path) -> int:
     return len(targets)
 
 
-def adapt_config(
+def self_distill_config(
     teacher: str | os.PathLike,
     footage: Footage,
     split: Path,
@@ -208,7 +208,9 @@ def run_adapt(
     if held and frames is None:
         chosen = [f for f in chosen if f not in set(held)]  # train on the rest
     n = training_split(footage, chosen, out / "train_files.txt")
-    cfg = adapt_config(teacher, footage, out / "train_files.txt", spike_root=spike_root, overrides=overrides)
+    cfg = self_distill_config(
+        teacher, footage, out / "train_files.txt", spike_root=spike_root, overrides=overrides
+    )
     res = run_training(cfg, out, resume=resume, teacher=teacher, allow_config_change=allow_config_change)
     dest = out / "adapted_spike.ckpt"
     slim_checkpoint(res["last"], dest, modality="spike")
@@ -233,4 +235,4 @@ def run_adapt(
     return result
 
 
-__all__ = ["Footage", "adapt_config", "frame_spec", "prepare_footage", "run_adapt", "training_split"]
+__all__ = ["Footage", "self_distill_config", "frame_spec", "prepare_footage", "run_adapt", "training_split"]
