@@ -220,6 +220,15 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "fx = fy = (h / 2) / math.tan(math.radians(fov_deg) / 2)",
         ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
     ),
+    "identity-error-of-one-source": (
+        "src/r2sdepth/losses.py",
+        "ident_best = identity_error(target, sources) if automask else None",
+        "ident_best = identity_error(target, sources[:1]) if automask else None",
+        [
+            "tests/test_models_losses.py::"
+            "test_multi_scale_loss_and_gradients_unchanged_by_computing_the_identity_error_once"
+        ],
+    ),
     "selfdistill-student-not-from-teacher": (
         "src/r2sdepth/train/module.py",
         "            self.net.load_state_dict(self.teacher.state_dict())\n",

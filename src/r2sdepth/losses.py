@@ -59,6 +59,16 @@ def smoothness(disp: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
     return (gx * torch.exp(-ix)).mean() + (gy * torch.exp(-iy)).mean()
 
 
+def identity_error(target: torch.Tensor, sources: list[torch.Tensor]) -> torch.Tensor:
+    """Auto-masking's reference ``[B, 1, H, W]``: the per-pixel minimum over the *unwarped*
+    sources of the photometric error against ``target`` (``[B, 3, H, W]``), plus noise of 1e-5
+    that breaks ties between identical frames. It does not depend on the prediction, so one
+    computation serves every output scale (Monodepth2 recomputes it per scale)."""
+    ident = torch.cat([photometric_error(s, target) for s in sources], 1)
+    ident = ident + torch.randn_like(ident) * 1e-5
+    return ident.min(1, keepdim=True).values
+
+
 def reprojection_terms(
     disp: torch.Tensor,
     target: torch.Tensor,
@@ -69,6 +79,7 @@ def reprojection_terms(
     min_depth: float = 0.1,
     max_depth: float = 100.0,
     automask: bool = True,
+    ident_best: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-pixel reprojection error at full resolution for one disparity scale.
 
@@ -76,7 +87,8 @@ def reprojection_terms(
     ``sources`` ``[B, 3, H, W]``, ``poses`` target->source ``[B, 4, 4]``, ``K`` ``[B, 3, 3]`` for
     the full resolution. Returns ``loss_map`` ``[B, 1, H, W]`` (min over sources, auto-masked
     pixels set to the identity error so they carry no gradient), ``reproj`` (min over the warped
-    sources only), ``mask`` (1 where the warped error wins) and ``depth``.
+    sources only), ``mask`` (1 where the warped error wins) and ``depth``. ``ident_best``: the
+    :func:`identity_error` of ``target`` and ``sources`` when already computed.
     """
     h, w = target.shape[-2:]
     if disp.shape[-2:] != (h, w):
@@ -90,9 +102,8 @@ def reprojection_terms(
     reproj = torch.cat(errs, 1)
     best = reproj.min(1, keepdim=True).values
     if automask:
-        ident = torch.cat([photometric_error(s, target) for s in sources], 1)
-        ident = ident + torch.randn_like(ident) * 1e-5  # break ties (identical frames)
-        ident_best = ident.min(1, keepdim=True).values
+        if ident_best is None:
+            ident_best = identity_error(target, sources)
         mask = (best < ident_best).to(best.dtype)
         loss_map = torch.minimum(best, ident_best)
     else:
@@ -120,9 +131,18 @@ def self_supervised_loss(
     """
     total, photo = 0.0, 0.0
     maps = {}
+    ident_best = identity_error(target, sources) if automask else None  # the same at every scale
     for s, disp in sorted(disps.items()):
         t = reprojection_terms(
-            disp, target, sources, poses, K, min_depth=min_depth, max_depth=max_depth, automask=automask
+            disp,
+            target,
+            sources,
+            poses,
+            K,
+            min_depth=min_depth,
+            max_depth=max_depth,
+            automask=automask,
+            ident_best=ident_best,
         )
         p = t["loss_map"].mean()
         img_s = (
