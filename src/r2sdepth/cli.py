@@ -273,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", help="file listing <date>/<drive>_sync per line (split files work)")
     s.add_argument("--verify", action="store_true", help="re-hash finished streams before skipping them")
 
-    s = sub.add_parser("synth", help="render synthetic driving scenes with exact depth (KITTI raw layout)")
+    s = sub.add_parser(
+        "synth", help="render synthetic driving or roadside scenes with exact depth (KITTI raw layout)"
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--sequences", type=int, default=4)
     s.add_argument("--frames", type=int, default=20)
