@@ -48,16 +48,12 @@ from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file, save_atomic
 from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
 from r2sdepth.export import slim_checkpoint
 from r2sdepth.infer import predict_split
+from r2sdepth.train.adapt import frame_spec
 from r2sdepth.train.run import adapt_config, apply_overrides, load_config, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 KITTI = ROOT.parent / "shared" / "data" / "kitti_raw"
 DRIVE = "2011_09_26/2011_09_26_drive_0005_sync"
-
-
-def frame_range(spec: str) -> list[int]:
-    a, _, b = spec.partition("-")
-    return list(range(int(a), int(b or a) + 1))
 
 
 def before_after_figure(
@@ -197,10 +193,8 @@ def main() -> None:
     out, kitti = Path(a.out), Path(a.kitti)
     out.mkdir(parents=True, exist_ok=True)
     frames = list_frame_ids(kitti, a.drive, "02")
-    train = [f for f in frame_range(a.train_frames) if f in frames]
-    held = [
-        f for f in (frame_range(a.eval_frames) if a.eval_frames else frames) if f in frames and f not in train
-    ]
+    train = frame_spec(a.train_frames, frames)
+    held = [f for f in frame_spec(a.eval_frames, frames) if f not in train]
     tr = set(train)
     targets = [f for f in train if f - 1 in tr and f + 1 in tr]
     write_split(out / "train_files.txt", [Sample(a.drive, f, "l") for f in targets])

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from r2sdepth import evaluate as ev
-from r2sdepth.checkpoint import load_file, save_atomic
 from r2sdepth.export import slim_checkpoint
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import apply_overrides, load_config, run_training
@@ -137,21 +136,15 @@ def main() -> None:
         beats = all(r0["synthetic_test"]["abs_rel"] < b["abs_rel"] for b in base.values())
         if not (beats and r0["order_passed"]):
             sys.exit(f"seed 0 does not qualify (beats baselines: {beats}, ordering: {r0['order_passed']})")
-        dest = slim_checkpoint(r0["checkpoint"], DEST, modality="spike")
-        ck = load_file(dest)
-        ck["r2sdepth"].update(
-            {
-                "train_mean_depth": base["mean training depth"]["mean_depth"],
-                "heldout": {
-                    "model": r0["synthetic_test"],
-                    "baseline": base["mean training depth"],
-                    "constant_median": base["constant + median"],
-                    "split": f"synthetic roadside test sequences (synth --view roadside --seed {DATA_SEED}"
-                    + (" --shared-looks)" if a.shared_looks else ")"),
-                },
-            }
-        )
-        save_atomic(ck, dest)
+        heldout = {
+            "model": r0["synthetic_test"],
+            "baseline": base["mean training depth"],
+            "constant_median": base["constant + median"],
+            "split": f"synthetic roadside test sequences (synth --view roadside --seed {DATA_SEED}"
+            + (" --shared-looks)" if a.shared_looks else ")"),
+        }
+        extra = {"train_mean_depth": base["mean training depth"]["mean_depth"], "heldout": heldout}
+        dest = slim_checkpoint(r0["checkpoint"], DEST, modality="spike", extra=extra)
         print(f"wrote {dest} ({dest.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -229,6 +229,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "test_multi_scale_loss_and_gradients_unchanged_by_computing_the_identity_error_once"
         ],
     ),
+    "adapt-failed-import-left-behind": (
+        "src/r2sdepth/train/adapt.py",
+        "        except BaseException:\n            shutil.rmtree(tmp, ignore_errors=True)\n            raise\n",
+        "        except BaseException:\n            raise\n",
+        ["tests/test_adapt.py::test_adapt_bad_input"],
+    ),
+    "slim-extra-metadata-dropped": (
+        "src/r2sdepth/export.py",
+        "    meta.update(extra or {})\n",
+        "",
+        ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
+    ),
     "selfdistill-student-not-from-teacher": (
         "src/r2sdepth/train/module.py",
         "            self.net.load_state_dict(self.teacher.state_dict())\n",

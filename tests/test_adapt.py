@@ -115,6 +115,13 @@ def test_adapt_bad_input(footage, tmp_path):
             r.stderr,
         )
         assert not (out / "adapted_spike.ckpt").exists()
+    # a failed import leaves no frames behind (here the third image has another size)
+    out = tmp_path / "m"
+    assert (
+        r2_in_process("adapt", "--checkpoint", ck, "--out", out, "--input", mixed, "--fov", "60").returncode
+        == 2
+    )
+    assert not (out / "footage").exists() and not (out / ".footage.partial").exists()
 
 
 def test_a_slim_spike_model_teaches_only_with_a_trainable_pose_net(footage, tmp_path):

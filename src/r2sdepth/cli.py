@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from r2sdepth import __version__
+from r2sdepth.data.synthetic import VIEWS
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import SCALINGS
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--view",
-        choices=("street", "roadside"),
+        choices=VIEWS,
         default="street",
         help="street: a camera driving along the road (KITTI-like); roadside: a static camera at the curb "
         "watching traffic pass 0.7-12 m away (train with the exact depth: no parallax)",
@@ -932,19 +933,16 @@ def _cmd_distill(a: argparse.Namespace) -> int:
 def _cmd_adapt(a: argparse.Namespace) -> int:
     from r2sdepth.train.adapt import run_adapt
 
-    if a.print_config:  # (the footage is not read: its root and split are where the run will put them)
+    if a.print_config:  # (the footage is not read: the root and split are where the run will put them)
         import yaml
 
         from r2sdepth.checkpoint import checkpoint_path
-        from r2sdepth.train.adapt import Footage, self_distill_config
+        from r2sdepth.train.adapt import self_distill_config
         from r2sdepth.train.run import resolved_config
 
         teacher = checkpoint_path(a.checkpoint)
-        run = Path(a.out or "RUN")
-        footage = Footage(Path(a.input), "", [])
-        cfg = self_distill_config(
-            teacher, footage, run / "train_files.txt", spike_root=a.spike_root, overrides=a.overrides
-        )
+        split = Path(a.out or "RUN") / "train_files.txt"
+        cfg = self_distill_config(a.input, split, spike_root=a.spike_root, overrides=a.overrides)
         print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
         return 0
     if not a.out:

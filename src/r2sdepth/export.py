@@ -42,10 +42,16 @@ class SpikeDepth(nn.Module):
         return spike_depth(self.net, spikes)
 
 
-def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: str | None = None) -> Path:
+def slim_checkpoint(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    modality: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Network weights + metadata only (no optimiser, teacher or pose net): what ``infer``,
     ``eval`` and ``export`` need. A fusion checkpoint can be slimmed to its spike path
-    (``modality="spike"``)."""
+    (``modality="spike"``). ``extra``: more metadata entries (e.g. how the model was made),
+    written in the same save."""
     module, meta = load_checkpoint(src)
     net = module.net
     cfg = dict(net.cfg)
@@ -59,6 +65,7 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, modality: st
         }
     meta = {k: v for k, v in meta.items() if k not in ("distill",)}
     meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
+    meta.update(extra or {})
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_atomic({"r2sdepth": meta, "state_dict": state}, dst)

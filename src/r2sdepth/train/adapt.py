@@ -24,6 +24,7 @@ for training or for choosing anything.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,26 +103,33 @@ def prepare_footage(
             f"({', '.join(VIDEO_SUFFIXES)})"
         )
     root = Path(out) / "footage"
-    data = root / FOOTAGE_DRIVE / "image_02" / "data"
-    done = root / FOOTAGE_DATE / "calib_cam_to_cam.txt"
-    if not done.is_file():  # the calibration is written last: it marks a complete import
+    if not root.is_dir():  # imported into a temporary folder, renamed when complete: never half-written
         if intrinsics is None and fov is None:
             raise R2SDepthError(
                 f"{src}: images and videos carry no calibration: give --intrinsics fx,fy,cx,cy "
                 "(pixels at the frames' size) or --fov DEGREES (horizontal)"
             )
-        hw = None
-        n = 0
-        for i, rgb in enumerate(iter_frames(src)):  # (one size for all: checked there)
-            hw = hw or rgb.shape[:2]
-            save_png(data / f"{i:010d}.png", rgb)
-            n = i + 1
-        if n < MIN_FRAMES or hw is None:
-            raise R2SDepthError(
-                f"{src}: {n} frame(s); adaptation needs at least {MIN_FRAMES} consecutive frames"
+        tmp = Path(out) / ".footage.partial"
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed import
+        try:
+            data = tmp / FOOTAGE_DRIVE / "image_02" / "data"
+            hw, n = None, 0
+            for i, rgb in enumerate(iter_frames(src)):  # (one size for all: checked there)
+                hw = hw or rgb.shape[:2]
+                save_png(data / f"{i:010d}.png", rgb)
+                n = i + 1
+            if n < MIN_FRAMES or hw is None:
+                raise R2SDepthError(
+                    f"{src}: {n} frame(s); adaptation needs at least {MIN_FRAMES} consecutive frames"
+                )
+            K = intrinsics_matrix(hw, intrinsics=intrinsics, fov_deg=fov)
+            write_bytes_atomic(
+                tmp / FOOTAGE_DATE / "calib_cam_to_cam.txt", calib_text(K, hw[0], hw[1]).encode()
             )
-        K = intrinsics_matrix(hw, intrinsics=intrinsics, fov_deg=fov)
-        write_bytes_atomic(done, calib_text(K, hw[0], hw[1]).encode())
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return Footage(root, FOOTAGE_DRIVE, list_frame_ids(root, FOOTAGE_DRIVE, "02"))
 
 
@@ -140,27 +148,25 @@ def training_split(footage: Footage, frames: list[int], path: Path) -> int:
 
 
 def self_distill_config(
-    teacher: str | os.PathLike,
-    footage: Footage,
-    split: Path,
+    root: str | os.PathLike,
+    split: str | os.PathLike,
     *,
     spike_root: str | os.PathLike | None = None,
     overrides: list[str] | None = None,
-    config: str = "adapt",
 ) -> dict[str, Any]:
-    """The run's config: ``configs/adapt.yaml`` (or ``config``), the footage and split, real or
-    simulated spikes, then the user's ``--key value`` overrides. The model, pose net and data
-    settings (size, window, camera model) come from the teacher (stage 2 defaults them)."""
-    cfg = load_config(config)
+    """The run's config: ``configs/adapt.yaml``, the footage's data ``root`` (KITTI layout) and
+    training ``split``, real or simulated spikes, then the user's ``--key value`` overrides. The
+    model, pose net and data settings (size, window, camera model) come from the teacher (stage 2
+    defaults them)."""
+    cfg = load_config("adapt")
     cfg.setdefault("data", {}).update(
         {
-            "root": str(footage.root),
+            "root": str(root),
             "train_split": str(split),
             "val_split": None,
             "spike_root": str(spike_root) if spike_root else None,
         }
     )
-    cfg.setdefault("distill", {})["pose_trainable"] = True  # self-distillation: no teacher pose net
     return apply_overrides(cfg, overrides or [])
 
 
@@ -194,7 +200,7 @@ def run_adapt(
 ) -> dict[str, Any]:
     """Adapt ``checkpoint`` to ``source`` into the run folder ``out`` (module docstring). Returns
     ``{"checkpoint": slim spike-only file, "run": training result, "frames": n, "eval": ...}``."""
-    from r2sdepth.checkpoint import checkpoint_path, load_file, save_atomic
+    from r2sdepth.checkpoint import checkpoint_path
     from r2sdepth.export import slim_checkpoint
     from r2sdepth.train.run import run_training
 
@@ -209,13 +215,11 @@ def run_adapt(
         chosen = [f for f in chosen if f not in set(held)]  # train on the rest
     n = training_split(footage, chosen, out / "train_files.txt")
     cfg = self_distill_config(
-        teacher, footage, out / "train_files.txt", spike_root=spike_root, overrides=overrides
+        footage.root, out / "train_files.txt", spike_root=spike_root, overrides=overrides
     )
     res = run_training(cfg, out, resume=resume, teacher=teacher, allow_config_change=allow_config_change)
     dest = out / "adapted_spike.ckpt"
-    slim_checkpoint(res["last"], dest, modality="spike")
-    ck = load_file(dest)
-    ck["r2sdepth"]["adapted_on"] = {
+    adapted_on = {
         "footage": str(source),
         "drive": footage.drive,
         "training_targets": n,
@@ -223,7 +227,7 @@ def run_adapt(
         "steps": res["global_step"],
         "recipe": "r2sdepth adapt (self-distillation; no depth labels)",
     }
-    save_atomic(ck, dest)
+    slim_checkpoint(res["last"], dest, modality="spike", extra={"adapted_on": adapted_on})
     result: dict[str, Any] = {"checkpoint": str(dest), "run": res, "frames": n, "eval": None}
     if held:
         split = out / "eval_files.txt"
