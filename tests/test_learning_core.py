@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import torch
 
+from r2sdepth.data.transport import finish_batch
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"width": 8, "decoder_width": 4, "spike_repr": {"chunks": 2, "bins": 4}}
 
@@ -116,7 +118,7 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
     # the student did train
     t_dec = frozen["teacher"].student_decoder if tmod == "fusion" else frozen["teacher"].decoder
     assert any(not torch.equal(a, b) for a, b in zip(module.net.decoder.parameters(), t_dec.parameters()))
-    batch = next(iter(dm.val_dataloader()))
+    batch = finish_batch(next(iter(dm.val_dataloader())))  # what the trainer's transfer hook does
     module.train()  # whatever mode the module is put in, the teacher answers as in eval mode
     rgb = batch["color_aug"][:, 0] if tmod == "fusion" else None
     with torch.no_grad():

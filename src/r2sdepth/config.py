@@ -173,6 +173,12 @@ class DataConfig:
     val_batch_size: int = _f(4, "validation batch per process")
     num_workers: int = _f(2, "data loader worker processes")
     augment: bool = _f(True, "horizontal flips and colour jitter (p = 0.5, Monodepth2's)")
+    transport: str = _f(
+        "device",
+        "device: spike windows travel bit-packed (8x fewer bytes) and the colour jitter as its "
+        "draws, unpacked / applied on the training device; plain: finished tensors from the loader",
+        ("device", "plain"),
+    )
     seed: int | None = _f(None, "data order / augmentation / simulation seed (null: the run's seed)")
     gt_source: str = _f(
         "auto",
@@ -230,7 +236,7 @@ class TrainConfig:
     data: DataConfig = _f(DataConfig, "data")
     trainer: dict[str, Any] = _f(
         dict(DEFAULT_TRAINER_ARGS),
-        "Lightning Trainer arguments (precision null: 16-mixed on a GPU, 32 on CPU)",
+        "Lightning Trainer arguments (precision null: bf16-mixed on a GPU that supports it, else 16-mixed; 32 on CPU)",
     )
     checkpoint: CheckpointConfig = _f(CheckpointConfig, "last.ckpt frequency")
     init_from: str | None = _f(None, "copy matching weights from this checkpoint before training")

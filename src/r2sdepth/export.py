@@ -72,6 +72,19 @@ def slim_checkpoint(
     return dst
 
 
+def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
+    """The ONNX graph (opset 17) of ``model`` traced on the window ``x`` ``[B, T, H, W]`` (the
+    size fixed), input ``spikes``, output ``depth``, serialised in memory."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(
+            model, (x,), buf, input_names=["spikes"], output_names=["depth"], opset_version=17, dynamo=False
+        )
+    return buf.getvalue()
+
+
 def export_model(
     checkpoint: str | os.PathLike,
     fmt: str,
@@ -117,19 +130,7 @@ def export_model(
             got = torch.jit.load(str(out))(x)
         diff, how = float((got - ref).abs().max()), "torch.jit.load"
     elif fmt == "onnx":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
-            warnings.simplefilter("ignore", FutureWarning)
-            torch.onnx.export(
-                model,
-                (x,),
-                buf,
-                input_names=["spikes"],
-                output_names=["depth"],
-                opset_version=17,
-                dynamo=False,
-            )
-        write_bytes_atomic(out, buf.getvalue())
+        write_bytes_atomic(out, onnx_bytes(model, x))
         diff, how = float("nan"), "not checked (install onnxruntime)"
         if check:
             try:

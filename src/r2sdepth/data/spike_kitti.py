@@ -38,7 +38,7 @@ from PIL import Image
 
 from r2sdepth import __version__
 from r2sdepth.atomic import write_json_atomic
-from r2sdepth.data import kitti
+from r2sdepth.data import kitti, transport
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, fit_spatial, read_sidecar, sidecar_path
 from r2sdepth.spike.simulate import (
@@ -51,6 +51,8 @@ from r2sdepth.spike.simulate import (
 )
 
 MANIFEST_FORMAT = "r2sdepth-spike-kitti/1"
+#: how samples travel to the device (:mod:`r2sdepth.data.transport`)
+TRANSPORTS = ("plain", "device")
 
 
 def sequence_key(drive: str, cam: str) -> str:
@@ -295,6 +297,11 @@ class SpikeKittiDataset:
       from ``gt_source`` (:func:`r2sdepth.data.kitti.resolve_gt_source`).
 
     Horizontal flips (``augment``) apply to RGB, spikes and ``K`` alike.
+
+    ``transport="device"`` (what the training data module uses): ``spikes_packed`` (uint8
+    ``[T, H, W / 8]``) instead of ``spikes`` and the jitter draws (``jitter`` ``[4]``,
+    ``jitter_on``) instead of ``color_aug``; :func:`r2sdepth.data.transport.finish_batch` makes
+    the plain sample of them on the device.
     """
 
     def __init__(
@@ -317,6 +324,7 @@ class SpikeKittiDataset:
         need_spikes: bool = True,
         stereo: bool = False,
         travel: bool = False,
+        transport: str = "plain",
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -334,6 +342,9 @@ class SpikeKittiDataset:
         self.gt_source = kitti.resolve_gt_source(self.root, gt_source) if with_gt else gt_source
         self.need_rgb, self.need_spikes = need_rgb, need_spikes
         self.stereo, self.travel = bool(stereo), bool(travel)
+        if transport not in TRANSPORTS:
+            raise R2SDepthError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+        self.transport = transport
         self._positions: dict[str, Any] = {}
         self._stereo_T: dict[tuple[str, str], Any] = {}
         self._streams: dict[str, Any] = {}
@@ -464,19 +475,26 @@ class SpikeKittiDataset:
             imgs.append(torch.from_numpy(img).permute(2, 0, 1))
         color = torch.stack(imgs)
         K = torch.from_numpy(self._intrinsics(s.drive, cam, native)).float()
+        device = self.transport == "device"
         if self.need_spikes:
-            out["spikes"] = torch.from_numpy(np.ascontiguousarray(self._spikes(s.drive, cam, s.frame, cache)))
+            spk = self._spikes(s.drive, cam, s.frame, cache)
+            spk = spk[..., ::-1] if flip else spk
+            if device:
+                out[transport.PACKED_KEY] = torch.from_numpy(transport.pack_spikes(spk))
+            else:
+                out["spikes"] = torch.from_numpy(np.ascontiguousarray(spk))
         if flip:
             color = color.flip(-1)
             K = K.clone()
             K[0, 2] = self.w - 1 - K[0, 2]
-            if "spikes" in out:
-                out["spikes"] = out["spikes"].flip(-1)
-        aug = color
         jitter = self.augment and rng.random() < 0.5  # Monodepth2: colour jitter on half the samples
-        if jitter:
-            aug = _color_jitter(color, rng)
-        out["color"], out["color_aug"], out["K"] = color, aug, K
+        params = transport.draw_jitter(rng) if jitter else np.array([1, 1, 1, 0], np.float32)
+        if device:
+            out[transport.JITTER_KEY], out[transport.JITTER_ON_KEY] = torch.from_numpy(params), jitter
+        else:
+            aug = transport.color_jitter(color[None], torch.from_numpy(params)[None])[0] if jitter else color
+            out["color_aug"] = aug
+        out["color"], out["K"] = color, K
         if self.stereo:
             out["color_stereo"], out["T_stereo"] = self._stereo_view(s.drive, cam, s.frame, flip)
         if self.travel:
@@ -626,21 +644,6 @@ class SimulatedDrive(DriveKind):
 
 #: recording kinds of a drive, first match wins (a rig sequence before a built stream root)
 DRIVE_KINDS: list[type[DriveKind]] = [RigDrive, BuiltStreamDrive, SimulatedDrive]
-
-
-def _color_jitter(color, rng):
-    """Monodepth2's colour augmentation, the same draw for every frame of a sample:
-    brightness, contrast, saturation +-0.2, hue +-0.1."""
-    import torch
-    import torchvision.transforms.functional as TF
-
-    b, c, s = (float(rng.uniform(0.8, 1.2)) for _ in range(3))
-    h = float(rng.uniform(-0.1, 0.1))
-    x = TF.adjust_brightness(color, b)
-    x = TF.adjust_contrast(x, c)
-    x = TF.adjust_saturation(x, s)
-    x = TF.adjust_hue(x, h)
-    return torch.clamp(x, 0, 1)
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from r2sdepth.config import defaults
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.data.transport import finish_batch
 from r2sdepth.spike.simulate import stable_seed
 
 DEFAULT_DATA: dict[str, Any] = defaults("data")
@@ -116,6 +117,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
             need_rgb=self.train_context or not train,
             stereo=bool(c.get("stereo")) and (self.train_context or not train),
             travel=train and self.train_travel,
+            transport=c["transport"],
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -145,6 +147,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
         )
         # its own generator: the loader's worker seeds do not draw from (and shift) the global RNG
         gen = torch.Generator().manual_seed(int(self.cfg["seed"]))
+        on_gpu = t is not None and getattr(t.strategy.root_device, "type", "cpu") == "cuda"
         return DataLoader(
             ds,
             batch_size=bs,
@@ -152,10 +155,15 @@ class SpikeKittiDataModule(L.LightningDataModule):
             num_workers=nw,
             collate_fn=collate,
             drop_last=train and len(sampler) >= bs,
-            persistent_workers=False,
-            pin_memory=False,
+            # on a GPU: page-locked batches (asynchronous copies) and workers kept across epochs
+            persistent_workers=on_gpu and nw > 0,
+            pin_memory=on_gpu,
             generator=gen,
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Unpack the spikes and apply the colour jitter on the device (``data.transport``)."""
+        return finish_batch(batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_ds, int(self.cfg["batch_size"]), True)

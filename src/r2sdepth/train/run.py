@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
@@ -195,6 +196,14 @@ def resolved_config(
     return cfg, t_state
 
 
+def default_precision(accelerator: str) -> str:
+    """``trainer.precision: null``: ``bf16-mixed`` on a GPU that supports bfloat16 (no gradient
+    scaler, float32's range), ``16-mixed`` on an older GPU, ``32-true`` on CPU."""
+    if not (torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")):
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
 def run_training(
     cfg: dict[str, Any],
     out: str | os.PathLike,
@@ -210,7 +219,6 @@ def run_training(
     :mod:`r2sdepth.config` before any work; resuming a run whose ``config.yaml`` differs is refused
     unless ``allow_config_change``. Returns paths and final metrics."""
     import lightning as L
-    import torch
 
     quiet_lightning()
     out = Path(out)
@@ -271,11 +279,7 @@ def run_training(
         resume_step = int(load_file(ckpt_path).get("global_step", 0))
     tcfg = dict(cfg["trainer"])
     if tcfg.get("precision") is None:
-        tcfg["precision"] = (
-            "16-mixed"
-            if torch.cuda.is_available() and tcfg.get("accelerator") in ("auto", "gpu", "cuda")
-            else "32-true"
-        )
+        tcfg["precision"] = default_precision(str(tcfg.get("accelerator", "auto")))
     tcfg.setdefault("enable_progress_bar", True)
     trainer = L.Trainer(
         default_root_dir=str(out),
@@ -332,7 +336,6 @@ def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> 
     """``last.ckpt`` every N steps / minutes and after each validation; ``best-step=N.ckpt`` by
     ``val/abs_rel`` (NaN never wins) when there is a validation split."""
 
-    import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     class NanSafeCheckpoint(ModelCheckpoint):

@@ -1,0 +1,129 @@
+"""Training data loading: samples/s per worker process and bytes per sample, by transport.
+
+    python benchmarks/bench_loader.py [--size 192x640] [--window 128] [--samples 40] [--workers 0 2]
+        [--out runs/bench_loader]
+
+Synthetic scenes at SIZE (``r2sdepth synth``), a Spike-KITTI stream built from them (T planes per
+frame), training samples with augmentation on (flips and colour jitter on half the samples,
+three RGB frames). For each spike source (a built stream read by memory map, on-the-fly
+simulation) and transport (``plain``: finished tensors from the loader; ``device``: packed
+spikes and the jitter's draws, finished by :func:`r2sdepth.data.transport.finish_batch` on the
+device) it prints:
+
+* samples/s of one process calling the data set (what one worker delivers), median of 3 passes
+  over the same samples, interleaved across configurations so they share the machine's load;
+* bytes per sample that cross from a worker to the trainer (shared memory, pinned memory,
+  host-to-device copy);
+* with ``--workers``: samples/s of a ``DataLoader`` (batch 4, collate, N workers) the way the
+  trainer reads it (pin_memory off on CPU);
+* the time of ``finish_batch`` for a batch of 4 on this machine's CPU (on a GPU it is a few
+  element-wise kernels).
+
+Workers a GPU needs: ``ceil(step rate x batch / samples per second per worker)``; the table at the
+end prints it for 2, 5 and 10 steps/s at batch 12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti, collate
+from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.transport import finish_batch
+from r2sdepth.spike.simulate import SimParams
+
+
+def sample_bytes(s: dict) -> int:
+    return sum(v.numel() * v.element_size() for v in s.values() if isinstance(v, torch.Tensor))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="192x640")
+    ap.add_argument("--window", type=int, default=128)
+    ap.add_argument("--samples", type=int, default=40)
+    ap.add_argument("--workers", type=int, nargs="*", default=[])
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_loader"))
+    a = ap.parse_args()
+    h, w = map(int, a.size.split("x"))
+    root, spk = a.out / "scenes", a.out / "spikes"
+    if not (root / "splits" / "train_files.txt").is_file():
+        synthesize(root, sequences=1, frames=a.samples + 2, height=h, width=w)
+    build_spike_kitti(
+        root, spk, cameras=["02"], height=h, width=w, params=SimParams(planes_per_frame=a.window)
+    )
+    split = root / "splits" / "train_files.txt"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {h}x{w}, T={a.window}, augment on")
+
+    configs = {
+        (src, tr): SpikeKittiDataset(
+            root,
+            split,
+            height=h,
+            width=w,
+            window=a.window,
+            sim={"planes_per_frame": a.window},
+            spike_root=spk if src == "built stream" else None,
+            augment=True,
+            transport=tr,
+        )
+        for src in ("built stream", "on-the-fly simulation")
+        for tr in ("plain", "device")
+    }
+    for ds in configs.values():
+        ds[(0, 0)]  # first-use costs (JIT, file opens) out of the timing
+    rates: dict = {k: [] for k in configs}
+    for rep in range(3):
+        for k, ds in configs.items():
+            t = time.perf_counter()
+            for i in range(len(ds)):
+                ds[(rep, i)]
+            rates[k].append(len(ds) / (time.perf_counter() - t))
+    res = {}
+    print("\n| spikes | transport | samples/s per process (3 passes) | median | MB per sample |")
+    print("|---|---|---|---:|---:|")
+    for (src, tr), r in rates.items():
+        mb = sample_bytes(configs[(src, tr)][(0, 1)]) / 1e6
+        med = statistics.median(r)
+        res[f"{src}/{tr}"] = {"samples_per_s": r, "median": med, "mb_per_sample": mb}
+        print(f"| {src} | {tr} | {' / '.join(f'{x:.1f}' for x in r)} | {med:.1f} | {mb:.2f} |")
+    for src in ("built stream", "on-the-fly simulation"):
+        ratio = res[f"{src}/device"]["median"] / res[f"{src}/plain"]["median"]
+        print(f"{src}: device / plain = {ratio:.2f}x samples/s")
+
+    ds = configs[("built stream", "device")]
+    batch = collate([ds[(0, i)] for i in range(4)])
+    t = time.perf_counter()
+    for _ in range(5):
+        finish_batch(dict(batch))
+    fin = (time.perf_counter() - t) / 5
+    print(f"finish_batch, batch 4, CPU: {fin * 1e3:.1f} ms")
+    res["finish_batch_cpu_s"] = fin
+
+    for nw in a.workers:
+        for (src, tr), ds in configs.items():
+            dl = DataLoader(ds, batch_size=4, num_workers=nw, collate_fn=collate)
+            t = time.perf_counter()
+            n = sum(len(b["index"]) for b in dl)
+            r = n / (time.perf_counter() - t)
+            res[f"{src}/{tr}/workers={nw}"] = r
+            print(f"DataLoader {src}, {tr}, {nw} workers: {r:.1f} samples/s (start-up included)")
+
+    print("\nworkers per GPU at batch 12 (built stream, device transport):")
+    per = res["built stream/device"]["median"]
+    for rate in (2, 5, 10):
+        print(f"  {rate} steps/s -> {math.ceil(rate * 12 / per)} workers")
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "results.json").write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
