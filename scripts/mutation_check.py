@@ -25,7 +25,7 @@ CORE = "tests/test_learning_core.py"
 # name: (file, text to replace, replacement, tests to run)
 MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     "teacher-not-frozen": (
-        "src/r2sdepth/train/module.py",
+        "src/r2sdepth/train/distill.py",
         "        for m in self.frozen_modules():\n            m.eval()",
         "        pass",
         [CORE + "::test_teacher_frozen_through_a_real_fit_with_validation"],
@@ -203,7 +203,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_synthetic.py::test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution"],
     ),
     "adapt-pose-warmup-ignored": (
-        "src/r2sdepth/train/module.py",
+        "src/r2sdepth/train/distill.py",
         "                    p.grad = None\n",
         "                    pass\n",
         ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
@@ -242,7 +242,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
     ),
     "selfdistill-student-not-from-teacher": (
-        "src/r2sdepth/train/module.py",
+        "src/r2sdepth/train/distill.py",
         "            self.net.load_state_dict(self.teacher.state_dict())\n",
         "",
         ["tests/test_learning_core.py::test_teacher_frozen_through_a_real_fit_with_validation"],
@@ -288,9 +288,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_kitti_eval.py::test_flat_road_prior_by_hand"],
     ),
     "flat-road-baseline-other-intrinsics": (
-        "src/r2sdepth/cli.py",
-        "            Ks_gt = ev.split_intrinsics(a.data, a.split, [g.shape[-2:] for g in gts])",
-        "            Ks_gt = ev.split_intrinsics(a.data, a.split, [(192, 640) for g in gts])",
+        "src/r2sdepth/evaluate.py",
+        "                Ks_gt = split_intrinsics(self.data, self.split, [g.shape[-2:] for g in gts])",
+        "                Ks_gt = split_intrinsics(self.data, self.split, [(192, 640) for g in gts])",
         ["tests/test_kitti_eval.py::test_eval_baselines_on_real_kitti_match_an_outside_figure"],
     ),
     "second-last-checkpoint-file": (
@@ -463,8 +463,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "velocity-not-logged": (
         "src/r2sdepth/train/module.py",
-        '            "depth_sup",\n            "velocity",\n            "trust",',
-        '            "depth_sup",\n            "trust",',
+        'LOG_TERMS: tuple[str, ...] = ("photo_student", "depth_sup", "velocity", "trust")',
+        'LOG_TERMS: tuple[str, ...] = ("photo_student", "depth_sup", "trust")',
         ["tests/test_metric.py::test_metric_recipes_train_through_a_real_fit"],
     ),
     "ply-colour-channels-swapped": (
@@ -540,6 +540,33 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:",
         "    if True:",
         ["tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate"],
+    ),
+    "device-jitter-skipped": (
+        "src/r2sdepth/data/transport.py",
+        "            aug[on] = color_jitter(color[on], params[on])",
+        "            aug[on] = color[on]",
+        [
+            "tests/test_transport.py::test_device_transport_gives_the_plain_samples",
+            "tests/test_transport.py::test_a_real_fit_learns_the_same_with_either_transport",
+        ],
+    ),
+    "unpack-bit-order-reversed": (
+        "src/r2sdepth/data/transport.py",
+        "shifts = torch.arange(7, -1, -1, device=packed.device, dtype=torch.uint8)",
+        "shifts = torch.arange(0, 8, 1, device=packed.device, dtype=torch.uint8)",
+        ["tests/test_transport.py::test_unpack_on_the_device_equals_the_readers_decode"],
+    ),
+    "hue-shift-sign": (
+        "src/r2sdepth/data/transport.py",
+        "hue = torch.remainder(hue + shift, 1.0)",
+        "hue = torch.remainder(hue - shift, 1.0)",
+        ["tests/test_transport.py::test_batched_jitter_equals_torchvision_per_sample"],
+    ),
+    "contrast-mean-over-the-batch": (
+        "src/r2sdepth/data/transport.py",
+        "mean = _gray(x).mean(dim=(-3, -2, -1), keepdim=True)",
+        "mean = _gray(x).mean()",
+        ["tests/test_transport.py::test_batched_jitter_equals_torchvision_per_sample"],
     ),
 }
 

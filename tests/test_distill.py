@@ -82,7 +82,7 @@ def _batch(b=2, h=64, w=96, t=16):
 
 def test_student_is_spike_only_and_gradients_reach_only_student():
     from r2sdepth.models.r2sdepth import student_forward
-    from r2sdepth.train.module import DistillModule
+    from r2sdepth.train.distill import DistillModule
 
     torch.manual_seed(0)
     m = DistillModule(
@@ -115,7 +115,7 @@ def test_student_is_spike_only_and_gradients_reach_only_student():
 
 
 def test_distill_terms_switch_off():
-    from r2sdepth.train.module import DistillModule
+    from r2sdepth.train.distill import DistillModule
 
     m = DistillModule(
         {"model": TINY, "pose": {"width": 8}},
@@ -129,7 +129,7 @@ def test_distill_terms_switch_off():
 
 def test_bad_teacher_config():
     from r2sdepth.errors import R2SDepthError
-    from r2sdepth.train.module import DistillModule
+    from r2sdepth.train.distill import DistillModule
 
     with pytest.raises(R2SDepthError, match="spike-only teacher"):  # no features to imitate
         DistillModule({"model": {**TINY, "modality": "spike"}})
@@ -139,7 +139,7 @@ def test_bad_teacher_config():
 
 
 def test_trainable_pose_copy_gets_gradients_teacher_pose_does_not():
-    from r2sdepth.train.module import DistillModule
+    from r2sdepth.train.distill import DistillModule
 
     m = DistillModule(
         {"model": TINY, "pose": {"width": 8}}, data={"context": [-1, 1]}, distill={"pose_trainable": True}

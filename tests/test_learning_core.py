@@ -62,7 +62,7 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
     import lightning as L
 
     from r2sdepth.train.datamodule import SpikeKittiDataModule
-    from r2sdepth.train.module import DistillModule
+    from r2sdepth.train.distill import DistillModule
 
     torch.manual_seed(0)
     extra = {"distill": {"feat_weight": 0.0, "at_weight": 0.0}} if tmod == "spike" else {}
@@ -491,7 +491,7 @@ def test_pixel_weights_carry_no_gradient(mode):
 
 def test_distill_step_weights_are_detached(synth):
     from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
-    from r2sdepth.train.module import DistillModule
+    from r2sdepth.train.distill import DistillModule
 
     ds = SpikeKittiDataset(
         synth,

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import os
 import sys
@@ -25,12 +26,22 @@ from r2sdepth.evaluate import SCALINGS
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
 from r2sdepth.spike.io import warn_layout
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A subcommand: ``parser(sub)`` adds its parser and arguments, ``run(args)`` handles it."""
+
+    parser: Callable[[argparse._SubParsersAction], None]
+    run: Callable[[argparse.Namespace], int | None]
 
 
-def _command(name: str):
+#: subcommands in the order of ``--help``; each parser builder sits beside its handler
+_COMMANDS: dict[str, Command] = {}
+
+
+def _command(name: str, parser: Callable[[argparse._SubParsersAction], None]):
     def deco(fn):
-        _COMMANDS[name] = fn
+        _COMMANDS[name] = Command(parser, fn)
         return fn
 
     return deco
@@ -205,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"r2sdepth {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
+    for command in _COMMANDS.values():
+        command.parser(sub)
+    for c in [p, *sub.choices.values()]:
+        c.allow_abbrev = False  # --stride must not silently mean --stride-planes
+    return p
+
+
+def _parser_info(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth info`'s arguments."""
     s = sub.add_parser("info", help="summarise a spike .dat stream (and its sidecar parameters)")
     s.add_argument("input", metavar="STREAM.dat")
     s.add_argument(
@@ -215,6 +235,62 @@ def build_parser() -> argparse.ArgumentParser:
     _geometry_args(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
+
+@_command("info", _parser_info)
+def _cmd_info(a: argparse.Namespace) -> int:
+    if a.probe:
+        from r2sdepth.spike.io import probe_layouts
+
+        if not Path(a.input).is_file():
+            raise R2SDepthError(f"{a.input}: no such file")
+        rows = probe_layouts(a.input, [a.sensor] if a.sensor else None)
+        if a.json:
+            print(json.dumps(rows))
+            return 0
+        if not rows:
+            print(
+                f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor HxW "
+                "(and --header-bytes / --stored-size) or --allow-partial for a truncated file"
+            )
+            return 1
+        print(f"{a.input}: likely layouts, best first (plausibility: ~1 picture-like, <= 0.3 implausible)")
+        for r in rows[:8]:
+            stored = (
+                f" --stored-size {r['stored_height']}x{r['stored_width']}"
+                if (r["stored_height"], r["stored_width"]) != (r["height"], r["width"])
+                else ""
+            )
+            print(
+                f"  {r['plausibility']:6.3f}  --sensor {r['height']}x{r['width']}{stored} --header-bytes "
+                f"{r['header_bytes']} --bitorder {r['bitorder']}  ({r['planes']} planes)"
+            )
+        print(
+            "  (whether rows are stored bottom to top cannot be told from the bytes: check the picture with "
+            "r2sdepth reconstruct, --no-flip if it is upside down)"
+        )
+        return 0
+    with _open_stream(a) as st:
+        info = st.stats()
+        meta = {k: v for k, v in st.meta.items() if k != "frame_plane_index"}
+    if meta:
+        info["sidecar"] = meta
+    if a.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{info['path']}")
+    print(f"  frames      {info['frames']}  ({info['height']} x {info['width']})")
+    print(f"  duration    {info['duration_s']:.6g} s at {info['rate_hz']:g} Hz")
+    print(f"  mean rate   {info['mean_rate']:.4f} spikes/pixel/plane")
+    print(f"  plane rate  min {info['frame_rate_min']:.4f}  max {info['frame_rate_max']:.4f}")
+    print(f"  encoding    bitorder={info['bitorder']} flipud={info['flipud']} head_cols={info['head_cols']}")
+    for k, v in meta.items():
+        if k not in ("height", "width", "frames", "rate_hz", "bitorder", "flipud", "head_cols"):
+            print(f"  {k:<11} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    return 0
+
+
+def _parser_reconstruct(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth reconstruct`'s arguments."""
     s = sub.add_parser("reconstruct", help="TFP/TFI images (PNG, GIF) of a spike stream")
     s.add_argument("input", metavar="STREAM.dat")
     s.add_argument("--method", choices=["tfp", "tfi"], default="tfp")
@@ -226,6 +302,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gif", help="also write an animated GIF here")
     _geometry_args(s)
 
+
+@_command("reconstruct", _parser_reconstruct)
+def _cmd_reconstruct(a: argparse.Namespace) -> int:
+    from r2sdepth.viz import save_reconstructions
+
+    with _open_stream(a) as st:
+        paths = save_reconstructions(
+            st,
+            a.out,
+            method=a.method,
+            window=a.window,
+            index=a.index,
+            every=a.every,
+            gif=a.gif,
+            progress=sys.stderr.isatty(),
+        )
+    print(f"wrote {len(paths)} {a.method.upper()} images to {a.out}" + (f" and {a.gif}" if a.gif else ""))
+    return 0
+
+
+def _parser_fit_sim(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth fit-sim`'s arguments."""
     s = sub.add_parser(
         "fit-sim",
         help="fit the spike-camera model to a real recording (rates, threshold "
@@ -245,6 +343,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _geometry_args(s)
 
+
+@_command("fit-sim", _parser_fit_sim)
+def _cmd_fit_sim(a: argparse.Namespace) -> int:
+    from r2sdepth.atomic import write_json_atomic
+    from r2sdepth.spike.fit import fit_sim
+    from r2sdepth.spike.simulate import iter_frames, luminance
+
+    if a.planes <= 0:
+        raise R2SDepthError(f"--planes {a.planes}: must be positive")
+    ref = None
+    if a.reference:
+        ref = [luminance(f) for f in iter_frames(a.reference)]
+    with _open_stream(a) as st:
+        res = fit_sim(st, reference=ref, planes=a.planes, threshold=a.threshold)
+    res["reference"] = a.reference
+    write_json_atomic(a.out, res)
+    st_ = res["stats"]
+    print(
+        f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate {st_['mean_rate']:.3f} "
+        f"spikes/plane (median {st_['rate_quantiles']['p50']:.3f}, 95% {st_['rate_quantiles']['p95']:.3f}), "
+        f"{100 * st_['saturated_share']:.1f}% saturated"
+    )
+    print("  fitted: " + ", ".join(f"{k}={v:g}" for k, v in res["sim"].items()))
+    if ref is None:
+        print("  gain and dark current not fitted (give --reference FRAMES of a similar scene)")
+    print(f"wrote {a.out} (use: r2sdepth simulate|build-spike-kitti|train ... --sim-params {a.out})")
+    return 0
+
+
+def _parser_simulate(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth simulate`'s arguments."""
     s = sub.add_parser("simulate", help="simulate a spike stream from a video or a folder of images")
     s.add_argument("input", metavar="INPUT", help="video file or folder of images (name order)")
     s.add_argument("--out", required=True, metavar="STREAM.dat")
@@ -256,6 +385,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     s.add_argument("--device", default="cpu", help="torch device for --backend torch")
 
+
+@_command("simulate", _parser_simulate)
+def _cmd_simulate(a: argparse.Namespace) -> int:
+    from r2sdepth.spike.simulate import iter_frames, simulate_to_file
+
+    params = _sim_params(a)
+    meta = simulate_to_file(
+        iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None),
+        a.out,
+        params,
+        seed=a.seed,
+        source=str(a.input),
+        backend=a.backend,
+        device=a.device,
+        progress=sys.stderr.isatty(),
+    )
+    what = (
+        f"one {params.planes_per_frame}-plane window at {params.rate_hz:g} Hz per frame"
+        if params.camera_rate_hz
+        else f"{params.pre_roll_frames} pre-roll + {meta['rgb_frames'] - 1} inter-frame chunks x "
+        f"{params.planes_per_frame}"
+    )
+    print(
+        f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes"
+    )
+    return 0
+
+
+def _parser_build_spike_kitti(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth build-spike-kitti`'s arguments."""
     s = sub.add_parser("build-spike-kitti", help="simulate spike streams for KITTI raw drives (resumable)")
     s.add_argument("--kitti-root", required=True, help="KITTI raw root (<date>/<drive>_sync/image_02/data)")
     s.add_argument("--out", required=True, help="output root (same layout, spike_02/stream.dat)")
@@ -274,6 +433,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", help="file listing <date>/<drive>_sync per line (split files work)")
     s.add_argument("--verify", action="store_true", help="re-hash finished streams before skipping them")
 
+
+@_command("build-spike-kitti", _parser_build_spike_kitti)
+def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
+    from r2sdepth.data.spike_kitti import build_spike_kitti
+
+    params = _sim_params(a)
+    res = build_spike_kitti(
+        a.kitti_root,
+        a.out,
+        cameras=a.cameras,
+        height=a.size[0],
+        width=a.size[1],
+        params=params,
+        seed=a.seed,
+        workers=a.workers,
+        shard=a.shard,
+        sequences=a.sequences,
+        verify=a.verify,
+        progress=sys.stderr.isatty(),
+    )
+    m = res["manifest"]
+    print(
+        f"built {res['built']} stream(s), {res['skipped_finished']} already finished (shard {res['shard']}); "
+        f"manifest: {m['streams']} streams, {m['rgb_frames']} frames, {m['bytes'] / 1e6:.1f} MB"
+    )
+    if res["missing_cameras"]:
+        print(
+            f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. {res['missing_cameras'][0]}"
+        )
+    return 0
+
+
+def _parser_synth(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth synth`'s arguments."""
     s = sub.add_parser(
         "synth", help="render synthetic driving or roadside scenes with exact depth (KITTI raw layout)"
     )
@@ -310,6 +503,35 @@ def build_parser() -> argparse.ArgumentParser:
         "(appearance says nothing about depth)",
     )
 
+
+@_command("synth", _parser_synth)
+def _cmd_synth(a: argparse.Namespace) -> int:
+    from r2sdepth.data.synthetic import synthesize
+
+    res = synthesize(
+        a.out,
+        sequences=a.sequences,
+        frames=a.frames,
+        height=a.size[0],
+        width=a.size[1],
+        seed=a.seed,
+        workers=a.workers,
+        moving_cars=a.moving_cars,
+        progress=sys.stderr.isatty(),
+        traffic=a.traffic,
+        stereo=a.stereo,
+        view=a.view,
+        shared_looks=a.shared_looks,
+    )
+    print(
+        f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
+        f"({res['rendered']} rendered now); splits: {res['splits']}"
+    )
+    return 0
+
+
+def _parser_export_gt(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth export-gt`'s arguments."""
     s = sub.add_parser("export-gt", help="ground-truth depth of a split as gt_depths.npz (Monodepth2 format)")
     s.add_argument("--kitti-root", required=True)
     s.add_argument("--split", required=True, help="split file: <drive> <frame> <l|r> per line")
@@ -322,6 +544,18 @@ def build_parser() -> argparse.ArgumentParser:
         "auto: exact for synthetic roots, else velodyne",
     )
 
+
+@_command("export-gt", _parser_export_gt)
+def _cmd_export_gt(a: argparse.Namespace) -> int:
+    from r2sdepth.evaluate import export_gt
+
+    n = export_gt(a.kitti_root, a.split, a.out, progress=sys.stderr.isatty(), source=a.gt_source)
+    print(f"wrote {n} ground-truth depth maps to {a.out}")
+    return 0
+
+
+def _parser_eval(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth eval`'s arguments."""
     s = sub.add_parser("eval", help="evaluate predictions or a checkpoint (KITTI Eigen protocol)")
     s.add_argument("--checkpoint", help="a trained checkpoint to run")
     s.add_argument(
@@ -381,50 +615,135 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="results JSON (a Markdown table is printed and written beside it)")
 
+
+@_command("eval", _parser_eval)
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from r2sdepth.evaluate import EvalJob, report
+
+    job = EvalJob(
+        **{f.name: getattr(a, f.name) for f in dataclasses.fields(EvalJob)}  # the flags of the same names
+    )
+    gts, gt_source = job.ground_truth()
+    if a.pred:
+        named = {Path(a.pred).stem: job.predictions()}
+    elif a.checkpoint:
+        from r2sdepth.infer import predict_split
+
+        if not (job.data and job.split):
+            raise R2SDepthError("--checkpoint needs --data and --split")
+        Ks: list = []
+        preds, name = predict_split(
+            checkpoint_path(a.checkpoint),
+            job.data,
+            job.split,
+            modality=a.modality,
+            spike_root=a.spike_root,
+            batch_size=a.batch_size,
+            device=a.device,
+            progress=sys.stderr.isatty(),
+            intrinsics=Ks,
+        )
+        named = {name: (preds, Ks)}
+    else:
+        raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")
+    print(report(job.score(named, gts, gt_source), a.out))
+    return 0
+
+
+def _run(a: argparse.Namespace, teacher: str | None) -> dict:
+    import yaml
+
+    from r2sdepth.train.run import apply_overrides, load_config, resolved_config, run_training
+
+    cfg = load_config(a.config)
+    if a.sim_params:
+        from r2sdepth.spike.simulate import load_sim_params
+
+        cfg.setdefault("data", {}).setdefault("sim", {}).update(load_sim_params(a.sim_params))
+    apply_overrides(cfg, a.overrides)
+    if a.print_config:
+        print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
+        return {}
+    if not a.out:
+        raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
+    return run_training(
+        cfg, a.out, resume=not a.no_resume, teacher=teacher, allow_config_change=a.allow_config_change
+    )
+
+
+def _parser_stage(sub: argparse._SubParsersAction, name: str, stage2: bool) -> None:
+    """The arguments of `r2sdepth train` (stage 1) and `r2sdepth distill` (stage 2); the config keys
+    are listed in the epilog from the schema."""
     from r2sdepth.config import config_help
 
-    for name, stage2 in (("train", False), ("distill", True)):
-        s = sub.add_parser(
-            name,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            help="stage 1: train an rgb / spike / fusion depth network (Lightning)"
-            if not stage2
-            else "stage 2: distil a stage-1 fusion (or rgb, or spike) teacher into a spike-only student",
-            epilog="config keys (set in the YAML file or as --section.key VALUE; defaults shown):\n"
-            + config_help(stage2=stage2)
-            + (
-                "\n  (stage 2 takes model.* and pose.* from the teacher; data.* defaults to the teacher's)"
-                if stage2
-                else ""
-            ),
-        )
-        s.add_argument(
-            "--config",
-            required=True,
-            help="YAML file, or the name of a shipped config: train_rgb, train_spike, train_fusion, "
-            "distill, and *_synth versions sized for a CPU (e.g. train_rgb_synth)",
-        )
-        if stage2:
-            s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
-        s.add_argument("--out", help="run folder (checkpoints, logs, resolved config.yaml)")
-        s.add_argument(
-            "--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt"
-        )
-        s.add_argument(
-            "--allow-config-change",
-            action="store_true",
-            help="resume even though the config differs from the run's config.yaml",
-        )
-        s.add_argument(
-            "--print-config", action="store_true", help="print the resolved, checked config and exit"
-        )
-        s.add_argument(
-            "--sim-params",
-            metavar="FILE",
-            help="camera model from `r2sdepth fit-sim` for data.sim "
-            "(on-the-fly windows; --data.sim.* overrides win)",
-        )
+    s = sub.add_parser(
+        name,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="stage 1: train an rgb / spike / fusion depth network (Lightning)"
+        if not stage2
+        else "stage 2: distil a stage-1 fusion (or rgb, or spike) teacher into a spike-only student",
+        epilog="config keys (set in the YAML file or as --section.key VALUE; defaults shown):\n"
+        + config_help(stage2=stage2)
+        + (
+            "\n  (stage 2 takes model.* and pose.* from the teacher; data.* defaults to the teacher's)"
+            if stage2
+            else ""
+        ),
+    )
+    s.add_argument(
+        "--config",
+        required=True,
+        help="YAML file, or the name of a shipped config: train_rgb, train_spike, train_fusion, "
+        "distill, and *_synth versions sized for a CPU (e.g. train_rgb_synth)",
+    )
+    if stage2:
+        s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
+    s.add_argument("--out", help="run folder (checkpoints, logs, resolved config.yaml)")
+    s.add_argument(
+        "--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt"
+    )
+    s.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume even though the config differs from the run's config.yaml",
+    )
+    s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
+    s.add_argument(
+        "--sim-params",
+        metavar="FILE",
+        help="camera model from `r2sdepth fit-sim` for data.sim "
+        "(on-the-fly windows; --data.sim.* overrides win)",
+    )
 
+
+_parser_train = functools.partial(_parser_stage, name="train", stage2=False)
+_parser_distill = functools.partial(_parser_stage, name="distill", stage2=True)
+
+
+@_command("train", _parser_train)
+def _cmd_train(a: argparse.Namespace) -> int:
+    res = _run(a, None)
+    if res:
+        print(
+            f"trained to step {res['global_step']}; last checkpoint {res['last']}"
+            + (f", best {res['best']}" if res["best"] else "")
+        )
+    return 0
+
+
+@_command("distill", _parser_distill)
+def _cmd_distill(a: argparse.Namespace) -> int:
+    res = _run(a, a.teacher)
+    if res:
+        print(
+            f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
+            + (f", best {res['best']}" if res["best"] else "")
+        )
+    return 0
+
+
+def _parser_adapt(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth adapt`'s arguments."""
     s = sub.add_parser(
         "adapt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -470,6 +789,51 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-config-change", action="store_true", help="resume although the config changed")
     s.add_argument("--print-config", action="store_true", help="print the resolved, checked config and exit")
 
+
+@_command("adapt", _parser_adapt)
+def _cmd_adapt(a: argparse.Namespace) -> int:
+    from r2sdepth.train.adapt import run_adapt
+
+    if a.print_config:  # (the footage is not read: the root and split are where the run will put them)
+        import yaml
+
+        from r2sdepth.checkpoint import checkpoint_path
+        from r2sdepth.train.adapt import self_distill_config
+        from r2sdepth.train.run import resolved_config
+
+        teacher = checkpoint_path(a.checkpoint)
+        split = Path(a.out or "RUN") / "train_files.txt"
+        cfg = self_distill_config(a.input, split, spike_root=a.spike_root, overrides=a.overrides)
+        print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
+        return 0
+    if not a.out:
+        raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
+    res = run_adapt(
+        a.checkpoint,
+        a.input,
+        a.out,
+        intrinsics=a.intrinsics,
+        fov=a.fov,
+        frames=a.frames,
+        eval_frames=a.eval_frames,
+        spike_root=a.spike_root,
+        overrides=a.overrides,
+        resume=not a.no_resume,
+        allow_config_change=a.allow_config_change,
+    )
+    print(
+        f"adapted on {res['frames']} frames to step {res['run']['global_step']}; "
+        f"spike-only model {res['checkpoint']} (r2sdepth infer --checkpoint {res['checkpoint']} ...)"
+    )
+    if res["eval"]:
+        from r2sdepth import evaluate as ev
+
+        print(ev.markdown_table(res["eval"]))
+    return 0
+
+
+def _parser_infer(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth infer`'s arguments."""
     s = sub.add_parser(
         "infer", help="depth maps (npy, 16-bit PNG, colour, GIF/MP4) from a spike stream, folder or video"
     )
@@ -566,412 +930,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mp4", help="... and/or MP4 (needs imageio-ffmpeg: pip install 'r2sdepth[video]')")
     _geometry_args(s)
 
-    s = sub.add_parser(
-        "export", help="export the spike-only network (ONNX / TorchScript), or a slim checkpoint"
-    )
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--format", required=True, choices=["onnx", "torchscript", "slim"])
-    s.add_argument("--out", required=True, help="output file")
-    s.add_argument(
-        "--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)"
-    )
-    s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
 
-    s = sub.add_parser(
-        "models", help="the shipped models: modality, window and rate, trained size, units, scale"
-    )
-    s.add_argument("--json", action="store_true", help="print one JSON list")
-
-    s = sub.add_parser("demo", help="run the main job on embedded default data")
-    s.add_argument("--out", help="output folder (default r2sdepth-demo, with --real r2sdepth-demo-real)")
-    s.add_argument(
-        "--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)"
-    )
-    s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
-    s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
-    s.add_argument(
-        "--real",
-        action="store_true",
-        help="the shipped real-footage model on real KITTI frames (../shared/data/kitti_raw or --kitti-root)",
-    )
-    s.add_argument("--kitti-root", help="KITTI raw root holding 2011_09_26_drive_0005 (--real)")
-    for c in [p, *sub.choices.values()]:
-        c.allow_abbrev = False  # --stride must not silently mean --stride-planes
-    return p
-
-
-@_command("info")
-def _cmd_info(a: argparse.Namespace) -> int:
-    if a.probe:
-        from r2sdepth.spike.io import probe_layouts
-
-        if not Path(a.input).is_file():
-            raise R2SDepthError(f"{a.input}: no such file")
-        rows = probe_layouts(a.input, [a.sensor] if a.sensor else None)
-        if a.json:
-            print(json.dumps(rows))
-            return 0
-        if not rows:
-            print(
-                f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor HxW "
-                "(and --header-bytes / --stored-size) or --allow-partial for a truncated file"
-            )
-            return 1
-        print(f"{a.input}: likely layouts, best first (plausibility: ~1 picture-like, <= 0.3 implausible)")
-        for r in rows[:8]:
-            stored = (
-                f" --stored-size {r['stored_height']}x{r['stored_width']}"
-                if (r["stored_height"], r["stored_width"]) != (r["height"], r["width"])
-                else ""
-            )
-            print(
-                f"  {r['plausibility']:6.3f}  --sensor {r['height']}x{r['width']}{stored} --header-bytes "
-                f"{r['header_bytes']} --bitorder {r['bitorder']}  ({r['planes']} planes)"
-            )
-        print(
-            "  (whether rows are stored bottom to top cannot be told from the bytes: check the picture with "
-            "r2sdepth reconstruct, --no-flip if it is upside down)"
-        )
-        return 0
-    with _open_stream(a) as st:
-        info = st.stats()
-        meta = {k: v for k, v in st.meta.items() if k != "frame_plane_index"}
-    if meta:
-        info["sidecar"] = meta
-    if a.json:
-        print(json.dumps(info))
-        return 0
-    print(f"{info['path']}")
-    print(f"  frames      {info['frames']}  ({info['height']} x {info['width']})")
-    print(f"  duration    {info['duration_s']:.6g} s at {info['rate_hz']:g} Hz")
-    print(f"  mean rate   {info['mean_rate']:.4f} spikes/pixel/plane")
-    print(f"  plane rate  min {info['frame_rate_min']:.4f}  max {info['frame_rate_max']:.4f}")
-    print(f"  encoding    bitorder={info['bitorder']} flipud={info['flipud']} head_cols={info['head_cols']}")
-    for k, v in meta.items():
-        if k not in ("height", "width", "frames", "rate_hz", "bitorder", "flipud", "head_cols"):
-            print(f"  {k:<11} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
-    return 0
-
-
-@_command("reconstruct")
-def _cmd_reconstruct(a: argparse.Namespace) -> int:
-    from r2sdepth.viz import save_reconstructions
-
-    with _open_stream(a) as st:
-        paths = save_reconstructions(
-            st,
-            a.out,
-            method=a.method,
-            window=a.window,
-            index=a.index,
-            every=a.every,
-            gif=a.gif,
-            progress=sys.stderr.isatty(),
-        )
-    print(f"wrote {len(paths)} {a.method.upper()} images to {a.out}" + (f" and {a.gif}" if a.gif else ""))
-    return 0
-
-
-@_command("fit-sim")
-def _cmd_fit_sim(a: argparse.Namespace) -> int:
-    from r2sdepth.atomic import write_json_atomic
-    from r2sdepth.spike.fit import fit_sim
-    from r2sdepth.spike.simulate import iter_frames, luminance
-
-    if a.planes <= 0:
-        raise R2SDepthError(f"--planes {a.planes}: must be positive")
-    ref = None
-    if a.reference:
-        ref = [luminance(f) for f in iter_frames(a.reference)]
-    with _open_stream(a) as st:
-        res = fit_sim(st, reference=ref, planes=a.planes, threshold=a.threshold)
-    res["reference"] = a.reference
-    write_json_atomic(a.out, res)
-    st_ = res["stats"]
-    print(
-        f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate {st_['mean_rate']:.3f} "
-        f"spikes/plane (median {st_['rate_quantiles']['p50']:.3f}, 95% {st_['rate_quantiles']['p95']:.3f}), "
-        f"{100 * st_['saturated_share']:.1f}% saturated"
-    )
-    print("  fitted: " + ", ".join(f"{k}={v:g}" for k, v in res["sim"].items()))
-    if ref is None:
-        print("  gain and dark current not fitted (give --reference FRAMES of a similar scene)")
-    print(f"wrote {a.out} (use: r2sdepth simulate|build-spike-kitti|train ... --sim-params {a.out})")
-    return 0
-
-
-@_command("simulate")
-def _cmd_simulate(a: argparse.Namespace) -> int:
-    from r2sdepth.spike.simulate import iter_frames, simulate_to_file
-
-    params = _sim_params(a)
-    meta = simulate_to_file(
-        iter_frames(a.input, height=a.size[0] if a.size else None, width=a.size[1] if a.size else None),
-        a.out,
-        params,
-        seed=a.seed,
-        source=str(a.input),
-        backend=a.backend,
-        device=a.device,
-        progress=sys.stderr.isatty(),
-    )
-    what = (
-        f"one {params.planes_per_frame}-plane window at {params.rate_hz:g} Hz per frame"
-        if params.camera_rate_hz
-        else f"{params.pre_roll_frames} pre-roll + {meta['rgb_frames'] - 1} inter-frame chunks x "
-        f"{params.planes_per_frame}"
-    )
-    print(
-        f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes"
-    )
-    return 0
-
-
-@_command("build-spike-kitti")
-def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
-    from r2sdepth.data.spike_kitti import build_spike_kitti
-
-    params = _sim_params(a)
-    res = build_spike_kitti(
-        a.kitti_root,
-        a.out,
-        cameras=a.cameras,
-        height=a.size[0],
-        width=a.size[1],
-        params=params,
-        seed=a.seed,
-        workers=a.workers,
-        shard=a.shard,
-        sequences=a.sequences,
-        verify=a.verify,
-        progress=sys.stderr.isatty(),
-    )
-    m = res["manifest"]
-    print(
-        f"built {res['built']} stream(s), {res['skipped_finished']} already finished (shard {res['shard']}); "
-        f"manifest: {m['streams']} streams, {m['rgb_frames']} frames, {m['bytes'] / 1e6:.1f} MB"
-    )
-    if res["missing_cameras"]:
-        print(
-            f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. {res['missing_cameras'][0]}"
-        )
-    return 0
-
-
-@_command("synth")
-def _cmd_synth(a: argparse.Namespace) -> int:
-    from r2sdepth.data.synthetic import synthesize
-
-    res = synthesize(
-        a.out,
-        sequences=a.sequences,
-        frames=a.frames,
-        height=a.size[0],
-        width=a.size[1],
-        seed=a.seed,
-        workers=a.workers,
-        moving_cars=a.moving_cars,
-        progress=sys.stderr.isatty(),
-        traffic=a.traffic,
-        stereo=a.stereo,
-        view=a.view,
-        shared_looks=a.shared_looks,
-    )
-    print(
-        f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
-        f"({res['rendered']} rendered now); splits: {res['splits']}"
-    )
-    return 0
-
-
-@_command("export-gt")
-def _cmd_export_gt(a: argparse.Namespace) -> int:
-    from r2sdepth.evaluate import export_gt
-
-    n = export_gt(a.kitti_root, a.split, a.out, progress=sys.stderr.isatty(), source=a.gt_source)
-    print(f"wrote {n} ground-truth depth maps to {a.out}")
-    return 0
-
-
-@_command("eval")
-def _cmd_eval(a: argparse.Namespace) -> int:
-    from r2sdepth import evaluate as ev
-
-    if a.no_median_scaling and a.scaling not in (None, "fixed"):
-        raise R2SDepthError(f"--no-median-scaling contradicts --scaling {a.scaling}")
-    scaling = a.scaling or ("fixed" if a.no_median_scaling or a.scale != 1.0 else "median")
-    kw = dict(
-        crop=a.crop,
-        min_depth=a.min_depth,
-        max_depth=a.max_depth,
-        scaling=scaling,
-        scale=a.scale,
-        camera_height=a.camera_height,
-    )
-    if a.split and a.data:
-        from r2sdepth.config import resolve_split
-
-        a.split = resolve_split(a.split, a.data)  # relative: under --data first, as train does
-    if a.gt:
-        gts = ev.load_npz_maps(a.gt)
-        gt_source = ev.npz_attribute(a.gt, "gt_source") or f"file {Path(a.gt).name} (source not recorded)"
-    elif a.data and a.split:
-        from r2sdepth.data.kitti import resolve_gt_source
-
-        gt_source = resolve_gt_source(a.data, a.gt_source)
-        gts = ev.split_gt(a.data, a.split, gt_source)
-    else:
-        raise R2SDepthError("ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE")
-    rows: dict[str, dict] = {}
-    if a.pred:
-        if a.pred_kind is None and Path(a.pred).suffix.lower() == ".npy":
-            raise R2SDepthError(
-                f"{a.pred}: say what the .npy holds with --pred-kind depth or --pred-kind disp "
-                "(Monodepth2 saves disparities as .npy; read as depth they give wrong metrics)"
-            )
-        preds = ev.load_npz_maps(a.pred)
-        if a.pred_kind == "disp":
-            import numpy as np
-
-            preds = [1.0 / np.maximum(p, 1e-6) for p in preds]
-        if scaling.startswith("camera-height"):
-            if not (a.data and a.split):
-                raise R2SDepthError(
-                    "--scaling camera-height with --pred needs --data and --split (the intrinsics)"
-                )
-            kw["intrinsics"] = ev.split_intrinsics(a.data, a.split, [p.shape[-2:] for p in preds])
-        rows[Path(a.pred).stem] = ev.evaluate_depths(preds, gts, **kw)
-    elif a.checkpoint:
-        from r2sdepth.infer import predict_split
-
-        if not (a.data and a.split):
-            raise R2SDepthError("--checkpoint needs --data and --split")
-        Ks: list = []
-        preds, name = predict_split(
-            checkpoint_path(a.checkpoint),
-            a.data,
-            a.split,
-            modality=a.modality,
-            spike_root=a.spike_root,
-            batch_size=a.batch_size,
-            device=a.device,
-            progress=sys.stderr.isatty(),
-            intrinsics=Ks,
-        )
-        rows[name] = ev.evaluate_depths(preds, gts, **kw, intrinsics=Ks)
-    else:
-        raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")
-    if a.baseline_split:
-        if not a.data:
-            raise R2SDepthError("--baseline-split needs --data")
-        rows["mean-depth baseline"] = ev.mean_depth_baseline(
-            ev.split_gt(a.data, a.baseline_split, a.gt_source), gts, **kw
-        )
-    if a.baselines:
-        if scaling != "median":
-            raise R2SDepthError(f"--baselines are scored under median scaling, not --scaling {scaling}")
-        rows["constant"] = ev.constant_median_baseline(gts, **kw)
-        if a.data and a.split:
-            Ks_gt = ev.split_intrinsics(a.data, a.split, [g.shape[-2:] for g in gts])
-            rows["flat-road prior"] = ev.flat_road_baseline(gts, Ks_gt, **kw)
-    for r in rows.values():
-        r["gt_source"] = gt_source
-    table = ev.markdown_table(rows, extra=("n",))
-    print(table)
-    if a.out:
-        ev.write_results(a.out, rows if len(rows) > 1 else next(iter(rows.values())))
-        from r2sdepth.atomic import write_bytes_atomic
-
-        write_bytes_atomic(Path(a.out).with_suffix(".md"), (table + "\n").encode())
-    return 0
-
-
-def _run(a: argparse.Namespace, teacher: str | None) -> dict:
-    import yaml
-
-    from r2sdepth.train.run import apply_overrides, load_config, resolved_config, run_training
-
-    cfg = load_config(a.config)
-    if a.sim_params:
-        from r2sdepth.spike.simulate import load_sim_params
-
-        cfg.setdefault("data", {}).setdefault("sim", {}).update(load_sim_params(a.sim_params))
-    apply_overrides(cfg, a.overrides)
-    if a.print_config:
-        print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
-        return {}
-    if not a.out:
-        raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
-    return run_training(
-        cfg, a.out, resume=not a.no_resume, teacher=teacher, allow_config_change=a.allow_config_change
-    )
-
-
-@_command("train")
-def _cmd_train(a: argparse.Namespace) -> int:
-    res = _run(a, None)
-    if res:
-        print(
-            f"trained to step {res['global_step']}; last checkpoint {res['last']}"
-            + (f", best {res['best']}" if res["best"] else "")
-        )
-    return 0
-
-
-@_command("distill")
-def _cmd_distill(a: argparse.Namespace) -> int:
-    res = _run(a, a.teacher)
-    if res:
-        print(
-            f"distilled to step {res['global_step']}; student checkpoint {res['last']}"
-            + (f", best {res['best']}" if res["best"] else "")
-        )
-    return 0
-
-
-@_command("adapt")
-def _cmd_adapt(a: argparse.Namespace) -> int:
-    from r2sdepth.train.adapt import run_adapt
-
-    if a.print_config:  # (the footage is not read: the root and split are where the run will put them)
-        import yaml
-
-        from r2sdepth.checkpoint import checkpoint_path
-        from r2sdepth.train.adapt import self_distill_config
-        from r2sdepth.train.run import resolved_config
-
-        teacher = checkpoint_path(a.checkpoint)
-        split = Path(a.out or "RUN") / "train_files.txt"
-        cfg = self_distill_config(a.input, split, spike_root=a.spike_root, overrides=a.overrides)
-        print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
-        return 0
-    if not a.out:
-        raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
-    res = run_adapt(
-        a.checkpoint,
-        a.input,
-        a.out,
-        intrinsics=a.intrinsics,
-        fov=a.fov,
-        frames=a.frames,
-        eval_frames=a.eval_frames,
-        spike_root=a.spike_root,
-        overrides=a.overrides,
-        resume=not a.no_resume,
-        allow_config_change=a.allow_config_change,
-    )
-    print(
-        f"adapted on {res['frames']} frames to step {res['run']['global_step']}; "
-        f"spike-only model {res['checkpoint']} (r2sdepth infer --checkpoint {res['checkpoint']} ...)"
-    )
-    if res["eval"]:
-        from r2sdepth import evaluate as ev
-
-        print(ev.markdown_table(res["eval"]))
-    return 0
-
-
-@_command("infer")
+@_command("infer", _parser_infer)
 def _cmd_infer(a: argparse.Namespace) -> int:
     from r2sdepth.infer import run_infer
 
@@ -1036,7 +996,21 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     return 0
 
 
-@_command("export")
+def _parser_export(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth export`'s arguments."""
+    s = sub.add_parser(
+        "export", help="export the spike-only network (ONNX / TorchScript), or a slim checkpoint"
+    )
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--format", required=True, choices=["onnx", "torchscript", "slim"])
+    s.add_argument("--out", required=True, help="output file")
+    s.add_argument(
+        "--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)"
+    )
+    s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
+
+
+@_command("export", _parser_export)
 def _cmd_export(a: argparse.Namespace) -> int:
     from r2sdepth.export import export_model, slim_checkpoint
 
@@ -1053,7 +1027,15 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
-@_command("models")
+def _parser_models(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth models`'s arguments."""
+    s = sub.add_parser(
+        "models", help="the shipped models: modality, window and rate, trained size, units, scale"
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON list")
+
+
+@_command("models", _parser_models)
 def _cmd_models(a: argparse.Namespace) -> int:
     from r2sdepth.checkpoint import shipped_models
 
@@ -1074,7 +1056,24 @@ def _cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-@_command("demo")
+def _parser_demo(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth demo`'s arguments."""
+    s = sub.add_parser("demo", help="run the main job on embedded default data")
+    s.add_argument("--out", help="output folder (default r2sdepth-demo, with --real r2sdepth-demo-real)")
+    s.add_argument(
+        "--seed", type=int, default=2026, help="scene seed (the shipped model was trained on seed 0)"
+    )
+    s.add_argument("--frames", type=int, default=24, help="frames of the synthetic sequence")
+    s.add_argument("--checkpoint", help="a spike-capable checkpoint instead of the shipped one")
+    s.add_argument(
+        "--real",
+        action="store_true",
+        help="the shipped real-footage model on real KITTI frames (../shared/data/kitti_raw or --kitti-root)",
+    )
+    s.add_argument("--kitti-root", help="KITTI raw root holding 2011_09_26_drive_0005 (--real)")
+
+
+@_command("demo", _parser_demo)
 def _cmd_demo(a: argparse.Namespace) -> int:
     from r2sdepth.demo import run_demo, run_real_demo
 
@@ -1127,7 +1126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        rc = int(_COMMANDS[a.command](a) or 0)
+        rc = int(_COMMANDS[a.command].run(a) or 0)
         if rc == 0 and background:  # the command finished, but a background writer failed: not silent
             e = background[0]
             why = getattr(e, "strerror", None) or f"{type(e).__name__}: {e}"

@@ -15,6 +15,7 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -478,3 +479,126 @@ def write_results(path: str | os.PathLike, results: dict[str, Any]) -> None:
     from r2sdepth.atomic import write_json_atomic
 
     write_json_atomic(path, results)
+
+
+@dataclass
+class EvalJob:
+    """What ``r2sdepth eval`` is asked to score (its flags), with the decisions made in one place:
+    which scaling, where the ground truth comes from, how predictions are read, which baselines.
+
+    ``gt``: a ``gt_depths.npz``, or ``data`` + ``split`` (KITTI layout; ``gt_source`` as
+    :func:`r2sdepth.data.kitti.resolve_gt_source`); ``pred``: an ``.npz`` / ``.npy`` of maps
+    (``pred_kind``: depth or disp, required for ``.npy``); ``scaling``: one of :data:`SCALINGS`
+    (None: ``fixed`` when ``no_median_scaling`` or a ``scale`` other than 1 is given, else
+    ``median``); ``baselines``: the constant map and, with ``data`` + ``split``, the flat-road
+    prior; ``baseline_split``: the mean-training-depth baseline from that split's ground truth.
+    """
+
+    data: str | None = None
+    split: str | None = None
+    gt: str | None = None
+    gt_source: str = "auto"
+    pred: str | None = None
+    pred_kind: str | None = None
+    crop: str = "garg"
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    scaling: str | None = None
+    no_median_scaling: bool = False
+    scale: float = 1.0
+    camera_height: float = KITTI_CAMERA_HEIGHT
+    baselines: bool = False
+    baseline_split: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.no_median_scaling and self.scaling not in (None, "fixed"):
+            raise R2SDepthError(f"--no-median-scaling contradicts --scaling {self.scaling}")
+        if self.scaling is None:
+            self.scaling = "fixed" if self.no_median_scaling or self.scale != 1.0 else "median"
+        if self.split and self.data:
+            from r2sdepth.config import resolve_split
+
+            self.split = str(resolve_split(self.split, self.data))  # relative: under data first, as train
+        if self.baselines and self.scaling != "median":
+            raise R2SDepthError(f"--baselines are scored under median scaling, not --scaling {self.scaling}")
+        if self.baseline_split and not self.data:
+            raise R2SDepthError("--baseline-split needs --data")
+
+    @property
+    def kw(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`evaluate_depths`."""
+        return dict(
+            crop=self.crop,
+            min_depth=self.min_depth,
+            max_depth=self.max_depth,
+            scaling=self.scaling,
+            scale=self.scale,
+            camera_height=self.camera_height,
+        )
+
+    def ground_truth(self) -> tuple[list[np.ndarray], str]:
+        """The ground-truth maps (metres, 0 = invalid) and a description of their source."""
+        if self.gt:
+            src = npz_attribute(self.gt, "gt_source") or f"file {Path(self.gt).name} (source not recorded)"
+            return load_npz_maps(self.gt), src
+        if self.data and self.split:
+            from r2sdepth.data.kitti import resolve_gt_source
+
+            src = resolve_gt_source(self.data, self.gt_source)
+            return split_gt(self.data, self.split, src), src
+        raise R2SDepthError("ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE")
+
+    def predictions(self) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """``pred``'s maps as depth (disparities inverted) and, for camera-height scaling, the
+        intrinsics of the split at their sizes."""
+        if self.pred_kind is None and Path(self.pred).suffix.lower() == ".npy":
+            raise R2SDepthError(
+                f"{self.pred}: say what the .npy holds with --pred-kind depth or --pred-kind disp "
+                "(Monodepth2 saves disparities as .npy; read as depth they give wrong metrics)"
+            )
+        preds = load_npz_maps(self.pred)
+        if self.pred_kind == "disp":
+            preds = [1.0 / np.maximum(p, 1e-6) for p in preds]
+        Ks = None
+        if self.scaling.startswith("camera-height"):
+            if not (self.data and self.split):
+                raise R2SDepthError(
+                    "--scaling camera-height with --pred needs --data and --split (the intrinsics)"
+                )
+            Ks = split_intrinsics(self.data, self.split, [p.shape[-2:] for p in preds])
+        return preds, Ks
+
+    def score(
+        self,
+        named: dict[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray] | None]],
+        gts: Sequence[np.ndarray],
+        gt_source: str,
+    ) -> dict[str, dict[str, Any]]:
+        """Rows of the table: each ``name -> (predictions, intrinsics or None)`` scored by
+        :func:`evaluate_depths`, then the baselines asked for; every row records ``gt_source``."""
+        kw = self.kw
+        rows = {name: evaluate_depths(p, gts, **kw, intrinsics=K) for name, (p, K) in named.items()}
+        if self.baseline_split:
+            rows["mean-depth baseline"] = mean_depth_baseline(
+                split_gt(self.data, self.baseline_split, self.gt_source), gts, **kw
+            )
+        if self.baselines:
+            rows["constant"] = constant_median_baseline(gts, **kw)
+            if self.data and self.split:
+                Ks_gt = split_intrinsics(self.data, self.split, [g.shape[-2:] for g in gts])
+                rows["flat-road prior"] = flat_road_baseline(gts, Ks_gt, **kw)
+        for r in rows.values():
+            r["gt_source"] = gt_source
+        return rows
+
+
+def report(rows: dict[str, dict[str, Any]], out: str | os.PathLike | None) -> str:
+    """The Markdown table of ``rows``; with ``out``, the results JSON there (one row: that row's
+    object) and the table beside it (``.md``), both written atomically."""
+    table = markdown_table(rows, extra=("n",))
+    if out:
+        from r2sdepth.atomic import write_bytes_atomic
+
+        write_results(out, rows if len(rows) > 1 else next(iter(rows.values())))
+        write_bytes_atomic(Path(out).with_suffix(".md"), (table + "\n").encode())
+    return table

@@ -16,6 +16,7 @@ import re
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,10 @@ from r2sdepth.train.load import load_checkpoint as _load
 from r2sdepth.viz import (
     animation_keep,
     check_animation_path,
-    depth_colorbar,
     depth_picture,
-    labelled,
+    display_range,
     save_animation,
+    window_panel,
 )
 
 
@@ -241,16 +242,6 @@ def _save_outputs(
     save_png(out / "color" / f"{name}.png", depth_picture(d32, *d_range, units, min_height=COLOR_MIN_ROWS))
 
 
-def display_range(depth: np.ndarray) -> tuple[float, float]:
-    """Colour range ``(near, far)`` of a run's pictures: 2nd and 98th percentiles of the valid
-    depth of its first map (kept for every later picture)."""
-    v = depth[np.isfinite(depth) & (depth > 0)]
-    if v.size == 0:
-        return 1.0, 100.0
-    near, far = (float(x) for x in np.percentile(v, [2, 98]))
-    return near, max(far, near * 1.01)
-
-
 def _warn_rate(meta: dict[str, Any], rate_hz: float, window: int, source: Path) -> None:
     """Warn when a recording's plane rate is not the one the model was trained at."""
     why = rate_mismatch(meta, rate_hz, window)
@@ -296,83 +287,74 @@ def _batches(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
         yield chunk
 
 
-def _panel(
-    spk: np.ndarray | None,
-    window: int,
-    dmap: np.ndarray,
-    d_range: tuple[float, float],
-    metric: bool,
-    g: np.ndarray | None,
-    rgb: np.ndarray | None,
-    modality: str,
-    gt_range: tuple[float, float] | None,
-) -> np.ndarray:
-    """One animation frame: labelled ``TFP | depth (| RGB) (| ground truth or colour bar)`` panels."""
-    big = 192  # panel rows: small network inputs are scaled up (whole factors)
-    units = "m" if metric else "model units"
-    row = [labelled(to_uint8(tfp(spk)), f"spikes: TFP of {window} planes", big)] if spk is not None else []
-    has_gt = g is not None and bool((g > 0).any())
-    if has_gt:
-        gt_range = gt_range or display_range(g)
-        ratio = float(np.median(g[g > 0]) / np.median(dmap[g > 0]))
-        row.append(
-            labelled(
-                depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
-                f"prediction x median ratio {ratio:.3g}",
-                big,
-            )
-        )
-    else:
-        row.append(labelled(depth_picture(dmap, *d_range, units, colorbar=False), "prediction", big))
-    if rgb is not None:
-        f = np.asarray(rgb)
-        row.append(
-            labelled(
-                f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big
-            )
-        )
-    if has_gt:
-        row.append(labelled(depth_picture(g, *gt_range, "m"), "ground truth (m)", big))
-    else:
-        row.append(labelled(depth_colorbar(row[-1].shape[0] - 16, *d_range, units), "depth"))
-    return np.concatenate(row, 1)
+@dataclass
+class InferOptions:
+    """The options of :func:`run_infer` (the CLI's ``infer`` flags), checked by :meth:`check`
+    before anything is loaded or written.
 
+    ``window``: planes per window (default: the checkpoint's); ``stride_planes``: planes between
+    windows of a stream (default: the window); ``stride_frames``: frames between outputs of a
+    folder / video (default 1); ``net_size`` ``(H, W)``: network input (multiples of 32; default:
+    the trained size, see :func:`network_fit`); ``fit``: ``resize`` or ``pad``; ``scale``:
+    multiplies the network's depth; ``metric``: depths are metres after ``scale`` (default: when a
+    scale or a camera height is given); ``modality``: the model path to run; ``gif`` / ``mp4``:
+    animation paths; ``stream_kw``: ``.dat`` layout options; ``gt``: ground truth per frame
+    (folders) for the animation; ``intrinsics`` ``(fx, fy, cx, cy)`` (pixels at the input's size)
+    or ``fov`` (degrees); ``pointcloud``: PLY per output; ``camera_height`` (metres): scale from the
+    ground plane; ``follow`` / ``idle_timeout`` (seconds): a stream still being written.
+    """
 
-def _check_options(
-    gif: Any,
-    mp4: Any,
-    follow: bool,
-    scale: float,
-    idle_timeout: float,
-    fit: str,
-    stride_planes: int | None,
-    stride_frames: int | None,
-    net_size: tuple[int, int] | None,
-) -> None:
-    """Refuse bad ``run_infer`` options before anything is loaded or written (one-line errors)."""
-    for anim in (gif, mp4):
-        if anim:
-            check_animation_path(anim)
-    if follow and (gif or mp4):
-        raise R2SDepthError(
-            "--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
-            "(run without --follow once it is finished)"
-        )
-    if not (np.isfinite(scale) and scale > 0):
-        raise R2SDepthError(
-            f"--scale {scale}: depths are multiplied by it, so it must be a positive finite number"
-        )
-    if not (np.isfinite(idle_timeout) and idle_timeout > 0):
-        raise R2SDepthError(f"--idle-timeout {idle_timeout}: must be a positive number of seconds")
-    if fit not in ("resize", "pad"):
-        raise R2SDepthError(f"fit must be 'resize' or 'pad', got {fit!r}")
-    for flag, v in (("--stride-planes", stride_planes), ("--stride-frames", stride_frames)):
-        if v is not None and int(v) <= 0:
-            raise R2SDepthError(f"{flag} must be positive")
-    if net_size is not None:
-        nh, nw = (int(v) for v in net_size)
-        if nh <= 0 or nw <= 0 or nh % 32 or nw % 32:
-            raise R2SDepthError(f"--net-size {nh}x{nw}: the network needs positive multiples of 32")
+    window: int | None = None
+    stride_planes: int | None = None
+    stride_frames: int | None = None
+    net_size: tuple[int, int] | None = None
+    device: str = "cpu"
+    batch_size: int = 8
+    scale: float = 1.0
+    modality: str | None = None
+    gif: str | os.PathLike | None = None
+    mp4: str | os.PathLike | None = None
+    stream_kw: dict[str, Any] | None = None
+    gt: list[np.ndarray] | None = None
+    metric: bool | None = None
+    progress: bool = True
+    intrinsics: tuple[float, float, float, float] | None = None
+    fov: float | None = None
+    pointcloud: bool = False
+    camera_height: float | None = None
+    fit: str = "resize"
+    follow: bool = False
+    idle_timeout: float = 10.0
+
+    def check(self) -> None:
+        """Refuse bad options (one-line errors)."""
+        for anim in (self.gif, self.mp4):
+            if anim:
+                check_animation_path(anim)
+        if self.follow and (self.gif or self.mp4):
+            raise R2SDepthError(
+                "--follow writes depth as windows arrive; --gif/--mp4 need the whole recording "
+                "(run without --follow once it is finished)"
+            )
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise R2SDepthError(
+                f"--scale {self.scale}: depths are multiplied by it, so it must be a positive finite number"
+            )
+        if not (np.isfinite(self.idle_timeout) and self.idle_timeout > 0):
+            raise R2SDepthError(f"--idle-timeout {self.idle_timeout}: must be a positive number of seconds")
+        if self.fit not in ("resize", "pad"):
+            raise R2SDepthError(f"fit must be 'resize' or 'pad', got {self.fit!r}")
+        for flag, v in (("--stride-planes", self.stride_planes), ("--stride-frames", self.stride_frames)):
+            if v is not None and int(v) <= 0:
+                raise R2SDepthError(f"{flag} must be positive")
+        if self.net_size is not None:
+            nh, nw = (int(v) for v in self.net_size)
+            if nh <= 0 or nw <= 0 or nh % 32 or nw % 32:
+                raise R2SDepthError(f"--net-size {nh}x{nw}: the network needs positive multiples of 32")
+
+    @property
+    def animated(self) -> bool:
+        return bool(self.gif or self.mp4)
 
 
 def _source_modality(kind: type, meta: dict[str, Any], modality: str | None, checkpoint: Any) -> str:
@@ -404,32 +386,30 @@ def _check_camera(K: np.ndarray | None, pointcloud: bool, camera_height: float |
             raise R2SDepthError(f"--camera-height {camera_height}: must be a positive number of metres")
 
 
-def _warn_size_and_units(
-    net_hw: tuple[int, int],
-    trained: tuple[Any, Any],
-    metric: bool,
-    scale: float,
-    camera_height: float | None,
-    meta: dict[str, Any],
-    checkpoint: Any,
-) -> None:
+def _warn_size_and_units(plan: InferPlan, o: InferOptions, checkpoint: Any) -> None:
     """Warn when the network size differs from the trained one, and when ``--metric`` is asked
     of a model whose depths are not metres."""
+    net_hw, trained = plan.net_hw, plan.trained
     if None not in trained and tuple(net_hw) != tuple(int(v) for v in trained):
         warnings.warn(
             f"network input {net_hw[0]}x{net_hw[1]} differs from the {trained[0]}x{trained[1]} the "
             f"checkpoint was trained at (depth may suffer): --net-size {trained[0]}x{trained[1]} "
             "resizes the input to it",
             R2SDepthWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    if metric and scale == 1.0 and camera_height is None and checkpoint_is_metric(meta) is False:
+    if (
+        plan.metric
+        and o.scale == 1.0
+        and o.camera_height is None
+        and checkpoint_is_metric(plan.meta) is False
+    ):
         warnings.warn(
             f"--metric: {checkpoint} was trained without a metric scale (no stereo pair or speed); "
             "its depths are metres only up to one factor per image, so the KITTI 16-bit PNGs "
             "(depth x 256) will not be metres: give --scale or --camera-height",
             R2SDepthWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -451,224 +431,252 @@ def _save_pointcloud(
     )
 
 
+@dataclass
+class InferPlan:
+    """What one :func:`run_infer` call resolved before the first window: the model, the path it
+    runs, the input source and its camera, and the network's size."""
+
+    module: Any
+    meta: dict[str, Any]
+    modality: str
+    window: int
+    src: Any  # an open r2sdepth.data.sources.InferSource
+    hw: tuple[int, int]  # output size: the input's
+    K: np.ndarray | None  # [3, 3] at the input's size
+    trained: tuple[Any, Any]
+    fit: str  # resize | pad
+    net_hw: tuple[int, int]
+    metric: bool
+
+
+def resolve_plan(checkpoint: Any, source: Path, out: Path, o: InferOptions) -> InferPlan:
+    """Step 1: load the checkpoint, pick the source kind and the model path once, open the
+    source, resolve its intrinsics and the network's size (errors before anything is written)."""
+    module, meta = load_checkpoint(checkpoint, o.device)
+    d = meta.get("data", {})
+    window = int(o.window or trained_window(meta))
+    kind = source_kind(source, o.follow)
+    modality = _source_modality(kind, meta, o.modality, checkpoint)
+    if meta["modality"] != "rgb" and modality != "rgb":
+        check_window(meta, window)
+    opts = SourceOptions(
+        window=window,
+        need_spikes=modality != "rgb",
+        need_rgb=modality in ("rgb", "fusion") or o.animated,
+        stride_planes=o.stride_planes,
+        stride_frames=o.stride_frames,
+        stream_kw=dict(o.stream_kw or {}),
+        sim=dict(d.get("sim") or {}),
+        seed=int(d.get("seed", 0)),
+        out=out,
+        follow=o.follow,
+        idle_timeout=o.idle_timeout,
+    )
+    src = kind(source, opts)
+    try:
+        if modality != "rgb" and src.recorded:
+            _warn_rate(meta, src.rate_hz, window, source)
+        hw = src.hw
+        K = input_intrinsics(hw, o.intrinsics, o.fov, src.intrinsics)
+        _check_camera(K, o.pointcloud, o.camera_height, o.scale)
+        trained = (meta.get("height"), meta.get("width"))
+        fit, net_hw = network_fit(hw, o.net_size, o.fit, trained)
+    except BaseException:
+        src.close()
+        raise
+    metric = bool(o.metric) if o.metric is not None else (o.scale != 1.0 or o.camera_height is not None)
+    return InferPlan(module, meta, modality, window, src, hw, K, trained, fit, net_hw, metric)
+
+
+def predict_chunk(plan: InferPlan, chunk: list[Item], device: str, scale: float) -> tuple[np.ndarray, Any]:
+    """Steps 2 and 3: the chunk's network inputs (spike windows ``[B, T, h, w]`` and/or RGB at the
+    network's size) -> depth float32 ``[B, H, W]`` at the input's size, times ``scale``; also
+    returns the spike windows ``[B, T, H, W]`` at the input's size (None for an rgb path)."""
+    batch: dict[str, Any] = {}
+    spk = np.stack([it.spikes for it in chunk]) if plan.modality != "rgb" else None
+    if spk is not None:
+        net_spk = np.ascontiguousarray(fit_spatial(spk, plan.net_hw, plan.fit))
+        batch["spikes"] = torch.from_numpy(net_spk).to(device)
+    if plan.modality in ("rgb", "fusion"):
+        rgb = fit_rgb(np.stack([it.rgb for it in chunk]), plan.net_hw, plan.fit)
+        batch["color_aug"] = rgb[:, None].to(device)
+    depth = depth_from_net(predict_batch(plan.module, batch, plan.modality), plan.hw, plan.fit) * scale
+    return depth[:, 0].float().cpu().numpy(), spk
+
+
+class OutputWriter:
+    """Step 4: everything written per output (depth files, camera-height factor, point cloud,
+    animation panel) and the running figures the summary reports (memory independent of the
+    input's length)."""
+
+    def __init__(self, plan: InferPlan, out: Path, o: InferOptions) -> None:
+        self.plan, self.out, self.o = plan, out, o
+        self.n_out, self.d_lo, self.d_hi = 0, float("inf"), float("-inf")
+        self.panels: list[np.ndarray] = []
+        self.keep = animation_keep(plan.src.count) if o.animated else set()
+        self.height_scales: list[float] = []
+        self.latencies: list[float] = []
+        self.span: tuple[float, float] | None = None  # --follow: first window on disk, last depth written
+        self.d_range: tuple[float, float] | None = None
+        self.gt_range: tuple[float, float] | None = None
+        self.names: list[str] = []
+        if out.is_dir():
+            _clear_stale_outputs(out)
+
+    def write(self, it: Item, dmap: np.ndarray, spikes: np.ndarray | None) -> None:
+        """One output: ``dmap`` ``[H, W]`` of item ``it`` (its spike window ``[T, H, W]``)."""
+        p, o, name = self.plan, self.o, it.name
+        self.names.append(name)
+        if o.camera_height is not None:
+            dmap = dmap * _height_factor(dmap, p.K, o.camera_height, self.height_scales, name)
+        if self.d_range is None:
+            self.d_range = display_range(dmap)
+        _save_outputs(self.out, name, dmap, self.d_range, p.metric)
+        if it.arrived is not None:
+            done = time.monotonic()
+            self.latencies.append(done - it.arrived)
+            self.span = (self.span[0] if self.span else it.arrived, done)
+        if o.pointcloud:
+            _save_pointcloud(self.out, name, dmap, p.K, it.rgb, spikes, p.metric)
+        if self.n_out in self.keep:
+            self._add_panel(it, dmap, spikes)
+        self.n_out += 1
+        self.d_lo, self.d_hi = min(self.d_lo, float(dmap.min())), max(self.d_hi, float(dmap.max()))
+
+    def _add_panel(self, it: Item, dmap: np.ndarray, spikes: np.ndarray | None) -> None:
+        gt = self.o.gt
+        g = it.gt if it.gt is not None else gt[it.index] if gt is not None and it.index is not None else None
+        self.panels.append(
+            window_panel(
+                spikes,
+                self.plan.window,
+                dmap,
+                self.d_range,
+                self.plan.metric,
+                g,
+                it.rgb,
+                self.plan.modality,
+                self.gt_range,
+            )
+        )
+        if g is not None and (g > 0).any():
+            self.gt_range = self.gt_range or display_range(g)
+
+    def finish(self) -> None:
+        """The animations (GIF / MP4) of the kept panels."""
+        for path in (self.o.gif, self.o.mp4):
+            if path:
+                save_animation(path, self.panels, fps=10.0)
+
+    def summary(self, checkpoint: Any, source: Path, wall: float) -> dict[str, Any]:
+        """Step 5: ``summary.json``'s content."""
+        p, o = self.plan, self.o
+        n = self.n_out
+        s = {
+            "checkpoint": str(checkpoint),
+            "input": str(source),
+            "kind": p.src.kind,
+            "modality": p.modality,
+            "window": p.window,
+            "outputs": n,
+            "input_size": list(p.hw),
+            "network_size": list(p.net_hw),
+            "fit": p.fit,
+            "trained_size": list(p.trained),
+            "trained_windows": trained_windows(p.meta),
+            "input_rate_hz": p.src.rate_hz,
+            "stride": p.src.stride(),
+            "scale": o.scale,
+            "names": self.names,
+            "depth_range": [self.d_lo, self.d_hi],
+            "animation_frames": len(self.panels),
+            "intrinsics": p.K.tolist() if p.K is not None else None,
+            "camera_height": o.camera_height,
+            "camera_height_scales": self.height_scales or None,
+            "pointclouds": "pointcloud/ (binary PLY, camera frame)" if o.pointcloud else None,
+            "depth_units": "m" if p.metric else "model units (metres up to scale)",
+            "depth_image": "depth_png/ (uint16, KITTI: depth x 256)"
+            if p.metric
+            else "depth_tiff/ (float32 TIFF, lossless)",
+            "color_range": list(self.d_range) if self.d_range else None,
+            "seconds": wall,
+            "windows_per_second": n / wall if wall > 0 else None,
+        }
+        if o.follow:
+            # latency: a window's last plane first seen on disk -> its depth written; windows/s over
+            # the busy span (not the start-up or the final --idle-timeout wait)
+            lat = self.latencies
+            s["latency_s"] = {
+                "median": float(np.median(lat)) if lat else None,
+                "max": float(np.max(lat)) if lat else None,
+            }
+            span = self.span
+            s["windows_per_second"] = n / (span[1] - span[0]) if span and span[1] > span[0] else None
+        return s
+
+
 def run_infer(
     checkpoint: str | os.PathLike,
     source: str | os.PathLike,
     out: str | os.PathLike,
-    *,
-    window: int | None = None,
-    stride_planes: int | None = None,
-    stride_frames: int | None = None,
-    net_size: tuple[int, int] | None = None,
-    device: str = "cpu",
-    batch_size: int = 8,
-    scale: float = 1.0,
-    modality: str | None = None,
-    gif: str | os.PathLike | None = None,
-    mp4: str | os.PathLike | None = None,
-    stream_kw: dict[str, Any] | None = None,
-    gt: list[np.ndarray] | None = None,
-    metric: bool | None = None,
-    progress: bool = True,
-    intrinsics: tuple[float, float, float, float] | None = None,
-    fov: float | None = None,
-    pointcloud: bool = False,
-    camera_height: float | None = None,
-    fit: str = "resize",
-    follow: bool = False,
-    idle_timeout: float = 10.0,
+    options: InferOptions | None = None,
+    **kw: Any,
 ) -> dict[str, Any]:
     """Depth for every window of a spike stream (``.dat``), or every frame of an image folder /
     video (RGB models get the frames; spike models get spikes simulated from them with the
     checkpoint's camera model), or every RGB frame of a rig sequence (a folder with
     ``calib.yaml``, :mod:`r2sdepth.data.rig`: the recorded spikes, the window chosen by time,
     RGB warped into the spike camera; outputs in the spike camera's frame; its ``depth/`` as
-    ground truth of the animation when present). ``gt``: ground-truth depth per frame (folders) for a GIF panel.
-    Writes per-window outputs (see :func:`_save_outputs`) named by
-    the window's last plane ``{t1:06d}`` (streams), the image's stem (folders) or the frame
-    ``{i:06d}`` (videos, rigs),
-    ``summary.json``, and optional GIF/MP4 of labelled ``TFP | depth (| RGB) (| ground truth)`` panels.
+    ground truth of the animation when present).
 
-    The input's kind (stream, followed stream, rig, frames) is chosen once
-    (:mod:`r2sdepth.data.sources`). Outputs are at the input's resolution (sensor size for
-    streams, frame size for folders). The network sees the input resized to the size the
-    checkpoint was trained at (``fit="resize"``, default), or to ``net_size`` ``(H, W)``
-    (multiples of 32), or padded to multiples of 32 (``fit="pad"``); see :func:`network_fit`; a
-    warning is issued when that differs from the trained size. ``follow``: the ``.dat`` is still
-    being written: each window is processed when its last plane is on disk, until no plane
-    arrives for ``idle_timeout`` seconds or Ctrl-C; the summary has ``latency_s`` and
-    ``windows_per_second``. ``stride_planes``: planes
-    between windows of a stream (default: the window); ``stride_frames``: frames between outputs of
-    a folder/video (default 1). ``scale`` multiplies the network's depth (self-supervised depth is
-    known up to scale; e.g. the median ratio from eval). ``metric``: depths are metres after
-    ``scale`` (default: when a ``scale`` other than 1 is given), which selects KITTI's 16-bit PNG
-    over the float32 TIFF. A rerun into the same ``out`` first removes the per-window files of the
-    earlier run. Animations show labelled panels at a readable size; with ``gt`` the prediction
-    panel is scaled by the per-frame median ratio and shares the ground truth's colour range.
+    ``options`` (:class:`InferOptions`; keyword arguments override its fields). Writes per-window
+    outputs (see :func:`_save_outputs`) named by the window's last plane ``{t1:06d}`` (streams),
+    the image's stem (folders) or the frame ``{i:06d}`` (videos, rigs), ``summary.json``, and
+    optional GIF/MP4 of labelled ``TFP | depth (| RGB) (| ground truth)`` panels
+    (:func:`r2sdepth.viz.window_panel`; with ground truth the prediction panel is scaled by the
+    per-frame median ratio and shares the ground truth's colour range).
 
-    ``intrinsics`` ``(fx, fy, cx, cy)`` (pixels at the input's size) or ``fov`` (horizontal,
-    degrees) give the camera of inputs without a calibration (a rig sequence has its own).
-    ``camera_height`` (metres): each map is scaled so that the camera sits that high above the
-    ground plane fitted in it (:func:`r2sdepth.metric.camera_height_scale`; a window without a
-    plane takes the median factor of the earlier ones); the depths are then metric.
-    ``pointcloud``: ``pointcloud/NAME.ply`` per output (camera frame, the depth's units, coloured
-    by the RGB frame or the TFP of the spike window).
+    The steps: resolve the input (:func:`resolve_plan`: the source kind and model path chosen
+    once, :mod:`r2sdepth.data.sources`) -> windows in batches -> predict
+    (:func:`predict_chunk`) -> write outputs (:class:`OutputWriter`) -> summary. Outputs are at
+    the input's resolution (sensor size for streams, frame size for folders); the network sees
+    the input resized to the size the checkpoint was trained at (``fit="resize"``), or to
+    ``net_size``, or padded to multiples of 32 (``fit="pad"``); a warning is issued when that
+    differs from the trained size. ``follow``: each window is processed when its last plane is
+    on disk, until no plane arrives for ``idle_timeout`` seconds or Ctrl-C; the summary has
+    ``latency_s`` and ``windows_per_second``. ``metric`` selects KITTI's 16-bit PNG over the
+    float32 TIFF. A rerun into the same ``out`` first removes the per-window files of the earlier
+    run. ``camera_height`` (metres): each map is scaled so that the camera sits that high above
+    the ground plane fitted in it (:func:`r2sdepth.metric.camera_height_scale`; a window without
+    a plane takes the median factor of the earlier ones).
     """
-    _check_options(gif, mp4, follow, scale, idle_timeout, fit, stride_planes, stride_frames, net_size)
+    o = replace(options or InferOptions(), **kw)
+    o.check()
     source, out = Path(source), Path(out)
-    module, meta = load_checkpoint(checkpoint, device)
-    d = meta.get("data", {})
-    window = int(window or trained_window(meta))
-    kind = source_kind(source, follow)
-    modality = _source_modality(kind, meta, modality, checkpoint)
-    if meta["modality"] != "rgb" and modality != "rgb":
-        check_window(meta, window)
-    opts = SourceOptions(
-        window=window,
-        need_spikes=modality != "rgb",
-        need_rgb=modality in ("rgb", "fusion") or bool(gif or mp4),
-        stride_planes=stride_planes,
-        stride_frames=stride_frames,
-        stream_kw=dict(stream_kw or {}),
-        sim=dict(d.get("sim") or {}),
-        seed=int(d.get("seed", 0)),
-        out=out,
-        follow=follow,
-        idle_timeout=idle_timeout,
-    )
-    src = kind(source, opts)
-    if modality != "rgb" and src.recorded:
-        _warn_rate(meta, src.rate_hz, window, source)
-    hw = src.hw
-    K = input_intrinsics(hw, intrinsics, fov, src.intrinsics)
-    _check_camera(K, pointcloud, camera_height, scale)
-    trained = (meta.get("height"), meta.get("width"))
-    mode, net_hw = network_fit(hw, net_size, fit, trained)
-    metric = bool(metric) if metric is not None else (scale != 1.0 or camera_height is not None)
-    _warn_size_and_units(net_hw, trained, metric, scale, camera_height, meta, checkpoint)
-
-    n_out, d_lo, d_hi = 0, float("inf"), float("-inf")  # running: memory independent of the input length
-    panels: list[np.ndarray] = []
-    keep = animation_keep(src.count) if (gif or mp4) else set()
+    plan = resolve_plan(checkpoint, source, out, o)
+    _warn_size_and_units(plan, o, checkpoint)
+    writer = OutputWriter(plan, out, o)
     bar = None
-    if progress:
+    if o.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=src.count, unit="win", leave=False, desc="infer")
-    height_scales: list[float] = []
-    latencies: list[float] = []
-    span: tuple[float, float] | None = None  # --follow: first window on disk, last depth written
-    d_range: tuple[float, float] | None = None
-    gt_range: tuple[float, float] | None = None
-    names: list[str] = []
-    if out.is_dir():
-        _clear_stale_outputs(out)
+        bar = tqdm(total=plan.src.count, unit="win", leave=False, desc="infer")
     t_start = time.monotonic()
-    items = src.items()
     try:
-        for chunk in _batches(items, 1 if follow else batch_size):
-            batch: dict[str, Any] = {}
-            spk = np.stack([it.spikes for it in chunk]) if modality != "rgb" else None
-            if spk is not None:
-                batch["spikes"] = torch.from_numpy(np.ascontiguousarray(fit_spatial(spk, net_hw, mode))).to(
-                    device
-                )
-            if modality in ("rgb", "fusion"):
-                batch["color_aug"] = fit_rgb(np.stack([it.rgb for it in chunk]), net_hw, mode)[:, None].to(
-                    device
-                )
-            depth = depth_from_net(predict_batch(module, batch, modality), hw, mode) * scale
-            for j, dmap in enumerate(depth[:, 0].float().cpu().numpy()):
-                it = chunk[j]
-                name = it.name
-                names.append(name)
-                if camera_height is not None:
-                    dmap = dmap * _height_factor(dmap, K, camera_height, height_scales, name)
-                if d_range is None:
-                    d_range = display_range(dmap)
-                _save_outputs(out, name, dmap, d_range, metric)
-                if it.arrived is not None:
-                    done = time.monotonic()
-                    latencies.append(done - it.arrived)
-                    span = (span[0] if span else it.arrived, done)
-                if pointcloud:
-                    _save_pointcloud(out, name, dmap, K, it.rgb, spk[j] if spk is not None else None, metric)
-                if n_out in keep:
-                    g = (
-                        it.gt
-                        if it.gt is not None
-                        else gt[it.index]
-                        if gt is not None and it.index is not None
-                        else None
-                    )
-                    panels.append(
-                        _panel(
-                            spk[j] if spk is not None else None,
-                            window,
-                            dmap,
-                            d_range,
-                            metric,
-                            g,
-                            it.rgb,
-                            modality,
-                            gt_range,
-                        )
-                    )
-                    if g is not None and (g > 0).any():
-                        gt_range = gt_range or display_range(g)
-                n_out += 1
-                d_lo, d_hi = min(d_lo, float(dmap.min())), max(d_hi, float(dmap.max()))
+        for chunk in _batches(plan.src.items(), 1 if o.follow else o.batch_size):
+            depth, spk = predict_chunk(plan, chunk, o.device, o.scale)
+            for j, (it, dmap) in enumerate(zip(chunk, depth)):
+                writer.write(it, dmap, spk[j] if spk is not None else None)
             if bar is not None:
                 bar.update(len(chunk))
     except KeyboardInterrupt:
-        if not follow:
+        if not o.follow:
             raise
     finally:
         if bar is not None:
             bar.close()
-        src.close()
-    if gif:
-        save_animation(gif, panels, fps=10.0)
-    if mp4:
-        save_animation(mp4, panels, fps=10.0)
-    wall = time.monotonic() - t_start
-    summary = {
-        "checkpoint": str(checkpoint),
-        "input": str(source),
-        "kind": src.kind,
-        "modality": modality,
-        "window": window,
-        "outputs": n_out,
-        "input_size": list(hw),
-        "network_size": list(net_hw),
-        "fit": mode,
-        "trained_size": list(trained),
-        "trained_windows": trained_windows(meta),
-        "input_rate_hz": src.rate_hz,
-        "stride": src.stride(),
-        "scale": scale,
-        "names": names,
-        "depth_range": [d_lo, d_hi],
-        "animation_frames": len(panels),
-        "intrinsics": K.tolist() if K is not None else None,
-        "camera_height": camera_height,
-        "camera_height_scales": height_scales or None,
-        "pointclouds": "pointcloud/ (binary PLY, camera frame)" if pointcloud else None,
-        "depth_units": "m" if metric else "model units (metres up to scale)",
-        "depth_image": "depth_png/ (uint16, KITTI: depth x 256)"
-        if metric
-        else "depth_tiff/ (float32 TIFF, lossless)",
-        "color_range": list(d_range) if d_range else None,
-        "seconds": wall,
-        "windows_per_second": n_out / wall if wall > 0 else None,
-    }
-    if follow:
-        # latency: a window's last plane first seen on disk -> its depth written; windows/s over the
-        # busy span (not the start-up or the final --idle-timeout wait)
-        summary["latency_s"] = {
-            "median": float(np.median(latencies)) if latencies else None,
-            "max": float(np.max(latencies)) if latencies else None,
-        }
-        summary["windows_per_second"] = n_out / (span[1] - span[0]) if span and span[1] > span[0] else None
+        plan.src.close()
+    writer.finish()
+    summary = writer.summary(checkpoint, source, time.monotonic() - t_start)
     write_json_atomic(out / "summary.json", summary)
     return summary

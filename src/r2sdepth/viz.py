@@ -313,3 +313,62 @@ def _progress(it: Iterable, enabled: bool) -> Iterable:
     from tqdm import tqdm
 
     return tqdm(it, unit="img", leave=False)
+
+
+def display_range(depth: np.ndarray) -> tuple[float, float]:
+    """Colour range ``(near, far)`` of a run's pictures: 2nd and 98th percentiles of the valid
+    depth of its first map (kept for every later picture)."""
+    v = depth[np.isfinite(depth) & (depth > 0)]
+    if v.size == 0:
+        return 1.0, 100.0
+    near, far = (float(x) for x in np.percentile(v, [2, 98]))
+    return near, max(far, near * 1.01)
+
+
+def window_panel(
+    spikes: np.ndarray | None,
+    window: int,
+    dmap: np.ndarray,
+    d_range: tuple[float, float],
+    metric: bool,
+    gt: np.ndarray | None,
+    rgb: np.ndarray | None,
+    modality: str,
+    gt_range: tuple[float, float] | None,
+) -> np.ndarray:
+    """One animation frame of ``infer``: labelled ``TFP | depth (| RGB) (| ground truth or colour
+    bar)`` panels. ``spikes`` ``[T, H, W]``, ``dmap`` / ``gt`` ``[H, W]`` (metres or model units;
+    with ground truth the prediction is shown times its median ratio in the ground truth's range
+    ``gt_range``), ``rgb`` ``[H, W, 3]`` uint8."""
+    big = 192  # panel rows: small network inputs are scaled up (whole factors)
+    units = "m" if metric else "model units"
+    row = (
+        [labelled(to_uint8(tfp(spikes)), f"spikes: TFP of {window} planes", big)]
+        if spikes is not None
+        else []
+    )
+    has_gt = gt is not None and bool((gt > 0).any())
+    if has_gt:
+        gt_range = gt_range or display_range(gt)
+        ratio = float(np.median(gt[gt > 0]) / np.median(dmap[gt > 0]))
+        row.append(
+            labelled(
+                depth_picture(dmap * ratio, *gt_range, "m", colorbar=False),
+                f"prediction x median ratio {ratio:.3g}",
+                big,
+            )
+        )
+    else:
+        row.append(labelled(depth_picture(dmap, *d_range, units, colorbar=False), "prediction", big))
+    if rgb is not None:
+        f = np.asarray(rgb)
+        row.append(
+            labelled(
+                f[..., :3] if f.ndim == 3 else f, "RGB" + ("" if modality != "spike" else " (not used)"), big
+            )
+        )
+    if has_gt:
+        row.append(labelled(depth_picture(gt, *gt_range, "m"), "ground truth (m)", big))
+    else:
+        row.append(labelled(depth_colorbar(row[-1].shape[0] - 16, *d_range, units), "depth"))
+    return np.concatenate(row, 1)

@@ -11,7 +11,8 @@ import torch
 
 from r2sdepth.checkpoint import checkpoint_path, load_file, state_dict_of
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.train.module import DepthModule, DistillModule
+from r2sdepth.train.distill import DistillModule
+from r2sdepth.train.module import DepthModule
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):

@@ -1,44 +1,11 @@
-"""LightningModules: stage 1 (self-supervised training by view synthesis) and stage 2 (distillation).
+"""LightningModule of stage 1: self-supervised training by view synthesis.
 
 Modes (``model.modality``): ``rgb`` and ``spike`` train one depth head; ``fusion`` trains the
 fusion (teacher) head and, when ``loss.student_weight > 0``, the spike (student) head with its
 own photometric loss. The pose network always sees RGB pairs; the photometric loss is always on
 the RGB frames (the spike window is aligned with frame t).
 
-Stage 2 (:class:`DistillModule`, ``r2sdepth distill``). Teacher: a stage-1 checkpoint (``fusion``,
-or ``rgb``), frozen: no gradients, batch norm in eval mode. Student: an ``R2SDepthNet`` of
-modality ``spike`` with the teacher's sizes, initialised from the teacher's spike branch
-(representation + encoder) and spike decoder when the teacher has them. The student's forward
-takes a spike window only. A stage-1 ``spike`` teacher is
-self-distillation (e.g. adapting to new footage while anchored to the model it starts from): the
-student starts as a copy of it, and only ``L_photo`` and ``L_depth`` apply.
-
-Loss (each term has a weight in ``distill``; a weight of 0 switches it off)::
-
-    L = w_photo * L_photo(student)
-        + sum_k w_k * b_k * L_k,   k in {feat, at, depth}
-
-* ``L_photo``: the stage-1 self-supervised loss of the student's depth on the RGB frames, with
-  the pose from the frozen teacher pose net (``pose_trainable: true`` trains a copy instead);
-* ``L_feat``: per encoder stage, a connector (1x1 conv + BN + ReLU, 3x3 conv) maps the student's
-  features to the teacher's fused (``feature_target: fused``) or RGB features; per-pixel
-  normalised L2 (:func:`r2sdepth.losses.feature_distill_loss`), pixel-weighted;
-* ``L_at``: attention transfer between the student's and the teacher's features
-  (:func:`r2sdepth.losses.attention_transfer_loss`);
-* ``L_depth``: scale-invariant log loss between student and teacher depth at every output
-  scale, pixel-weighted (:func:`r2sdepth.losses.si_log_loss`).
-
-Adaptive weighting (``adaptive: true``), the exact rule:
-
-1. pixel weights ``m = adaptive_pixel_weights(e_student, e_teacher, teacher_automask, pixel)``
-   where ``e`` are the full-resolution minimum reprojection errors of each network's finest
-   depth (``pixel: hard`` -> 1 where ``e_teacher < e_student``; ``soft`` -> ``e_s / (e_s + e_t)``);
-   they weight ``L_feat`` (area-pooled to each stage) and ``L_depth``;
-2. balance ``b_k = EMA(L_photo) / EMA(L_k)`` (detached magnitudes, momentum 0.98, kept in the
-   checkpoint), so that ``w_k`` is the weight of term ``k`` relative to the photometric term
-   however the raw magnitudes drift over training.
-
-With ``adaptive: false``: ``m = 1`` everywhere and ``b_k = 1`` (raw weights).
+Stage 2 (distillation into the spike-only student) is :mod:`r2sdepth.train.distill`.
 """
 
 from __future__ import annotations
@@ -49,16 +16,12 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn as nn
 
 from r2sdepth.config import defaults
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
 from r2sdepth.losses import (
-    adaptive_pixel_weights,
-    attention_transfer_loss,
-    feature_distill_loss,
     self_supervised_loss,
     si_log_loss,
     velocity_loss,
@@ -74,6 +37,9 @@ DEFAULT_POSE: dict[str, Any] = defaults("pose")
 class DepthModule(L.LightningModule):
     """Stage 1 (see module docstring). Hyper-parameters are saved in every checkpoint, together
     with ``r2sdepth`` metadata (modality, sizes, config), so the checkpoint loads on its own."""
+
+    #: loss terms logged as ``train/<name>`` when the step computes them
+    LOG_TERMS: tuple[str, ...] = ("photo_student", "depth_sup", "velocity", "trust")
 
     def __init__(
         self,
@@ -263,15 +229,7 @@ class DepthModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if "photo" in res:
             self.log("train/photo", res["photo"], batch_size=bs)
-        for k in (
-            "photo_student",
-            "depth_sup",
-            "velocity",
-            "trust",
-            "distill_feat",
-            "distill_at",
-            "distill_depth",
-        ):
+        for k in self.LOG_TERMS:
             if k in res:
                 self.log(f"train/{k}", res[k], batch_size=bs)
         if self.modality == "fusion":
@@ -446,244 +404,3 @@ def batch_metrics(
     except R2SDepthError:  # no image of this batch has valid ground truth inside the crop
         return {}, 0
     return {k: res[k] for k in METRICS}, int(res["n"])
-
-
-# -- stage 2 ------------------------------------------------------------------------------------------
-
-DEFAULT_DISTILL: dict[str, Any] = defaults("distill", stage2=True)
-TERMS = ("feat", "at", "depth")
-
-
-def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[str, Any]:
-    """Refuse stage-2 settings the teacher cannot serve (before any data is touched)."""
-    if dcfg["pixel"] not in ("hard", "soft", "none"):
-        raise R2SDepthError(f"distill.pixel must be hard, soft or none, got {dcfg['pixel']!r}")
-    if teacher_modality == "spike" and (dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0):
-        raise R2SDepthError(
-            "a spike-only teacher (self-distillation) serves distill.depth_weight and the "
-            "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0"
-        )
-    if dcfg["pose_warmup"] < 0 or dcfg["pose_warmup"] > 0 and not dcfg["pose_trainable"]:
-        raise R2SDepthError("distill.pose_warmup must be >= 0 and needs distill.pose_trainable true")
-    target = dcfg["feature_target"]
-    if teacher_modality == "spike":
-        return dcfg
-    if target not in ("fused", "rgb") or (target == "fused" and teacher_modality != "fusion"):
-        raise R2SDepthError(
-            f"distill.feature_target {target!r} is not available from a {teacher_modality} "
-            "teacher (fused features need a fusion teacher; use rgb)"
-        )
-    return dcfg
-
-
-class Connector(nn.Module):
-    """Student features -> teacher feature space: 1x1 conv + BN + ReLU, then a 3x3 conv."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, 1, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class DistillModule(DepthModule):
-    """Stage 2 (see module docstring). ``teacher`` = ``{"model": cfg, "pose": cfg}`` of the
-    stage-1 checkpoint; its weights live in this module's state dict (``teacher.*``,
-    ``teacher_pose.*``), so a stage-2 checkpoint loads and resumes on its own."""
-
-    def __init__(
-        self,
-        teacher: dict[str, Any],
-        loss: dict[str, Any] | None = None,
-        optim: dict[str, Any] | None = None,
-        data: dict[str, Any] | None = None,
-        steps_per_epoch: int | None = None,
-        distill: dict[str, Any] | None = None,
-    ) -> None:
-        tmodel = dict(teacher["model"])
-        if tmodel["modality"] not in ("fusion", "rgb", "spike"):
-            raise R2SDepthError(
-                f"the teacher must be a fusion, rgb or spike model, got {tmodel['modality']!r}"
-            )
-        student = {**tmodel, "modality": "spike"}
-        super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
-        self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
-        self.save_hyperparameters()
-        self.dcfg = check_distill_config({**DEFAULT_DISTILL, **(distill or {})}, tmodel["modality"])
-        self.teacher = R2SDepthNet(tmodel)
-        self.teacher_pose = PoseNet(**{**DEFAULT_POSE, **(teacher.get("pose") or {})})
-        for p in list(self.teacher.parameters()) + list(self.teacher_pose.parameters()):
-            p.requires_grad_(False)
-        if not self.dcfg["pose_trainable"]:
-            for p in self.pose_net.parameters():
-                p.requires_grad_(False)
-        ch_s = self.net.spike.num_ch_enc
-        ch_t = self.teacher.decoder.num_ch_enc
-        # only when used: DDP rejects parameters that never receive gradients
-        self.connectors = (
-            nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t))
-            if self.dcfg["feat_weight"] > 0
-            else nn.ModuleList()
-        )
-        for k in TERMS:
-            self.register_buffer(f"ema_{k}", torch.tensor(-1.0))
-        self.register_buffer("ema_photo", torch.tensor(-1.0))
-
-    # -- set-up -----------------------------------------------------------------------------------
-    def init_from_teacher(self) -> None:
-        """Copy the teacher's pose net (always) and spike branch + spike decoder (if it has them)."""
-        self.pose_net.load_state_dict(self.teacher_pose.state_dict())
-        if not self.dcfg["init_from_teacher"] or self.teacher.modality == "rgb":
-            return
-        if self.teacher.modality == "spike":  # the same network: the student starts as the teacher
-            self.net.load_state_dict(self.teacher.state_dict())
-            return
-        self.net.spike.load_state_dict(self.teacher.spike.state_dict())
-        if hasattr(self.teacher, "student_decoder"):
-            self.net.decoder.load_state_dict(self.teacher.student_decoder.state_dict())
-
-    def frozen_modules(self) -> list[nn.Module]:
-        """The modules that stage 2 never trains: teacher, teacher pose net, and the student's
-        pose net unless ``pose_trainable``."""
-        mods: list[nn.Module] = [self.teacher, self.teacher_pose]
-        if not self.dcfg["pose_trainable"]:
-            mods.append(self.pose_net)
-        return mods
-
-    def _freeze_modes(self) -> None:
-        # Lightning neither calls LightningModule.train() when fit starts nor keeps our modes
-        # across validation (it restores every submodule's recorded mode), so this runs where
-        # nothing can undo it: right before the frozen networks are used, every step.
-        for m in self.frozen_modules():
-            m.eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_modes()
-        return self
-
-    def on_train_start(self) -> None:
-        super().on_train_start()
-        self._freeze_modes()
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_start(batch, batch_idx)
-        self._freeze_modes()
-
-    def on_validation_model_train(self) -> None:
-        super().on_validation_model_train()
-        self._freeze_modes()
-
-    # -- loss -------------------------------------------------------------------------------------
-    def _ema(self, buf: torch.Tensor, value: torch.Tensor) -> None:
-        if self.training and self.dcfg["adaptive"] and torch.isfinite(value):
-            mom = float(self.dcfg["ema_momentum"])
-            v = value.detach().float()
-            buf.copy_(torch.where(buf < 0, v, mom * buf + (1 - mom) * v))
-
-    def _balance(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """``b_k = EMA(L_photo) / EMA(L_k)`` (1 when ``adaptive`` is off)."""
-        if not self.dcfg["adaptive"]:
-            return value.new_tensor(1.0)
-        self._ema(getattr(self, f"ema_{name}"), value)
-        ema_t, ema_p = getattr(self, f"ema_{name}"), self.ema_photo
-        if ema_t <= 0 or ema_p <= 0:
-            return value.new_tensor(1.0)
-        return (ema_p / ema_t.clamp_min(1e-8)).to(value.dtype)
-
-    def compute_loss(self, batch: dict[str, Any], train: bool = True) -> dict[str, Any]:
-        c = self.dcfg
-        cfg = self.net.cfg
-        color = batch["color"]
-        kw = dict(
-            smooth_weight=self.loss_cfg["smooth_weight"],
-            min_depth=cfg["min_depth"],
-            max_depth=cfg["max_depth"],
-            automask=self.loss_cfg["automask"],
-        )
-        self._freeze_modes()
-        out = self.net(spikes=batch["spikes"])  # the student: spikes only
-        if c["pose_trainable"]:
-            poses = self.poses(batch)
-        else:
-            with torch.no_grad():
-                poses = self.poses(batch)
-        sources, poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
-        with torch.no_grad():
-            tm = self.teacher.modality
-            tout = self.teacher(
-                rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
-                spikes=batch["spikes"] if tm != "rgb" else None,
-            )
-            tposes = (
-                poses
-                if not c["pose_trainable"]
-                else self.with_stereo(batch, [], self.poses(batch, self.teacher_pose))[1]
-            )
-            tmaps = self_supervised_loss(
-                {0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw
-            )["maps"][0]
-        st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
-        pix = adaptive_pixel_weights(
-            st["maps"][0]["reproj"],
-            tmaps["reproj"],
-            tmaps["mask"] if self.loss_cfg["automask"] else None,
-            c["pixel"] if c["adaptive"] else "none",
-        )
-        loss = c["photo_weight"] * st["loss"] if c["photo_weight"] > 0 else st["loss"].new_zeros(())
-        res: dict[str, Any] = {
-            "photo": st["photo"],
-            "out": out,
-            "poses": poses,
-            "main": st,
-            "trust": pix.mean(),
-        }
-        tfeat = tout.get("feat_fused" if c["feature_target"] == "fused" else "feat_rgb")
-        terms: dict[str, torch.Tensor] = {}
-        if c["feat_weight"] > 0:
-            terms["feat"] = feature_distill_loss(
-                [m(f) for m, f in zip(self.connectors, out["feat_spike"])], tfeat, pix
-            )
-        if c["at_weight"] > 0:
-            terms["at"] = attention_transfer_loss(out["feat_spike"], tfeat)
-        if c["depth_weight"] > 0:
-            dl = 0.0
-            for s, disp in out["disp"].items():
-                sd = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
-                td = disp_to_depth(tout["disp"][s], cfg["min_depth"], cfg["max_depth"])[1]
-                dl = dl + si_log_loss(sd, td, pix if c["adaptive"] else None, c["si_lambda"])
-            terms["depth"] = dl / len(out["disp"])
-        self._ema(self.ema_photo, st["photo"])
-        for k, v in terms.items():
-            loss = loss + c[f"{k}_weight"] * self._balance(k, v) * v
-            res[f"distill_{k}"] = v
-        res["loss"] = loss
-        return res
-
-    # -- optimisation and checkpoints -------------------------------------------------------------
-    def on_before_optimizer_step(self, optimizer) -> None:
-        super().on_before_optimizer_step(optimizer)
-        if self.global_step < int(self.dcfg["pose_warmup"]):  # only the pose net steps (Adam skips None)
-            pose = {id(p) for p in self.pose_net.parameters()}
-            for p in self.parameters():
-                if id(p) not in pose:
-                    p.grad = None
-
-    def configure_optimizers(self):
-        c = self.optim_cfg
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"])
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=c["step_size"], gamma=c["gamma"])
-        return {"optimizer": opt, "lr_scheduler": sched}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["r2sdepth"].update(
-            {"stage": 2, "teacher_modality": self.teacher.modality, "distill": dict(self.dcfg)}
-        )

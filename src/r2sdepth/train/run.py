@@ -43,8 +43,9 @@ from r2sdepth.config import (
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.models.r2sdepth import merge
 from r2sdepth.train.datamodule import SpikeKittiDataModule
+from r2sdepth.train.distill import DistillModule, check_distill_config
 from r2sdepth.train.load import teacher_from_checkpoint
-from r2sdepth.train.module import DepthModule, DistillModule, check_distill_config
+from r2sdepth.train.module import DepthModule
 
 DEFAULT_TRAINER: dict[str, Any] = defaults("trainer")
 DEFAULT_CHECKPOINT: dict[str, Any] = defaults("checkpoint")
