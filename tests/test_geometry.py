@@ -8,6 +8,7 @@ from r2sdepth.geometry import (
     backproject,
     disp_to_depth,
     matrix_to_axis_angle,
+    pixel_grid,
     pose_vec_to_matrix,
     project,
     warp,
@@ -131,3 +132,12 @@ def test_real_kinect_depth_warp(shared_data):
     e_warp = (warped - img(1)).abs().mean(1, keepdim=True)[m].mean()
     e_id = (img(2) - img(1)).abs().mean(1, keepdim=True)[m].mean()
     assert e_warp < 0.8 * e_id
+
+
+def test_pixel_grid_by_hand_in_any_dtype():
+    """Homogeneous pixel coordinates ``[3, H*W]``, row-major (u = column, v = row), in the dtype
+    asked for (all three rows: a float64 grid must not carry a float32 row of ones)."""
+    for dtype in (torch.float32, torch.float64):
+        g = pixel_grid(2, 3, dtype=dtype)
+        assert g.dtype == dtype and g.shape == (3, 6)
+        assert g.tolist() == [[0, 1, 2, 0, 1, 2], [0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1]]

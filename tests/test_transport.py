@@ -54,10 +54,10 @@ def test_pack_unpack_round_trip_any_size(t, h, w, p, seed):
 
 
 def test_unpack_refuses_what_cannot_be_a_window():
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(ValueError, match="^packed spikes must be uint8, got torch.int32$"):
         unpack_spikes(torch.zeros(2, 3, dtype=torch.int32), 24)
-    with pytest.raises(ValueError, match="fewer than"):
-        unpack_spikes(torch.zeros(2, 3, dtype=torch.uint8), 25)
+    with pytest.raises(ValueError, match="^3 packed bytes per row hold fewer than 25 pixels$"):
+        unpack_spikes(torch.zeros(5, 4, 3, dtype=torch.uint8), 25)
 
 
 def _torchvision_jitter(frames: torch.Tensor, p: list[float]) -> torch.Tensor:
@@ -93,6 +93,19 @@ def test_draws_stay_in_monodepth2s_ranges():
     assert p.dtype == np.float32 and p.shape == (2000, 4)
     assert (p[:, :3] >= 0.8).all() and (p[:, :3] <= 1.2).all()
     assert (np.abs(p[:, 3]) <= 0.1).all() and p[:, 3].min() < -0.09 and p[:, 3].max() > 0.09
+    assert (p[:, :3].min(0) < 0.81).all() and (p[:, :3].max(0) > 1.19).all()  # the whole range, each factor
+
+
+def test_hue_shift_that_wraps_to_exactly_one_turn():
+    """A shift of -1e-9 turn on a pure red pixel: ``(0 - 1e-9) mod 1`` rounds to 1.0 in float32,
+    i.e. sector 6 of the hexcone, which is sector 0 (red) again, as torchvision has it."""
+    color = torch.zeros(1, 1, 3, 2, 2)
+    color[:, :, 0] = 1.0
+    color[:, :, :, 1, 1] = torch.tensor([0.2, 0.6, 0.9])
+    params = torch.tensor([[1.0, 1.0, 1.0, -1e-9]])
+    got = color_jitter(color, params)[0]
+    want = _torchvision_jitter(color[0], params[0].tolist())
+    assert torch.allclose(got, want, atol=1e-6) and torch.allclose(got[0, :, 0, 0], torch.tensor([1.0, 0, 0]))
 
 
 def _samples(synth, transport: str, keys):
