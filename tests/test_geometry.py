@@ -141,3 +141,17 @@ def test_pixel_grid_by_hand_in_any_dtype():
         g = pixel_grid(2, 3, dtype=dtype)
         assert g.dtype == dtype and g.shape == (3, 6)
         assert g.tolist() == [[0, 1, 2, 0, 1, 2], [0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1]]
+
+
+def test_rescale_translation_per_sample_short_and_long():
+    """Each sample's translation is scaled to its own distance, also below 1 m (0.5 m -> 1 m) and
+    when the other sample's is long (2 m -> 3 m): a norm over the batch or a floor at 1 m fails."""
+    from r2sdepth.geometry import rescale_translation
+
+    T = torch.eye(4).repeat(2, 1, 1)
+    T[0, :3, 3] = torch.tensor([0.3, 0.0, 0.4])  # 0.5 m
+    T[1, :3, 3] = torch.tensor([0.0, 2.0, 0.0])  # 2 m
+    out = rescale_translation(T, torch.tensor([1.0, 3.0], dtype=torch.float64))
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out[0, :3, 3], torch.tensor([0.6, 0.0, 0.8]))
+    torch.testing.assert_close(out[1, :3, 3], torch.tensor([0.0, 3.0, 0.0]))
