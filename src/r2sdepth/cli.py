@@ -697,7 +697,12 @@ def _parser_stage(sub: argparse._SubParsersAction, name: str, stage2: bool) -> N
         "distill, and *_synth versions sized for a CPU (e.g. train_rgb_synth)",
     )
     if stage2:
-        s.add_argument("--teacher", required=True, help="stage-1 checkpoint (fusion, or rgb)")
+        s.add_argument(
+            "--teacher",
+            required=True,
+            help="stage-1 checkpoint (fusion, rgb or spike), or an external depth network: .onnx, "
+            "TorchScript, hub:OWNER/REPO:ENTRY (with --config distill_external)",
+        )
     s.add_argument("--out", help="run folder (checkpoints, logs, resolved config.yaml)")
     s.add_argument(
         "--no-resume", action="store_true", help="start afresh even if the run folder has last.ckpt"
@@ -759,6 +764,12 @@ def _parser_adapt(sub: argparse._SubParsersAction) -> None:
         help="the spike-only model to adapt: 'demo', 'real', or a checkpoint of any stage (slim too)",
     )
     s.add_argument(
+        "--teacher",
+        metavar="FILE",
+        help="an external depth network teaches instead of the model itself: .onnx, TorchScript or "
+        "hub:OWNER/REPO:ENTRY (RGB in; set --distill.teacher_input/teacher_output/teacher_size)",
+    )
+    s.add_argument(
         "--input",
         required=True,
         help="footage: a KITTI raw drive folder (DATE/DATE_drive_N_sync, its calibration beside it), "
@@ -804,6 +815,8 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
         teacher = checkpoint_path(a.checkpoint)
         split = Path(a.out or "RUN") / "train_files.txt"
         cfg = self_distill_config(a.input, split, spike_root=a.spike_root, overrides=a.overrides)
+        if a.teacher:
+            cfg["init_from"], teacher = str(teacher), a.teacher
         print(yaml.safe_dump(resolved_config(cfg, teacher)[0], sort_keys=False), end="")
         return 0
     if not a.out:
@@ -820,6 +833,7 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
         overrides=a.overrides,
         resume=not a.no_resume,
         allow_config_change=a.allow_config_change,
+        teacher=a.teacher,
     )
     print(
         f"adapted on {res['frames']} frames to step {res['run']['global_step']}; "
@@ -1008,6 +1022,13 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
         "--net-size", type=_hw, metavar="HxW", help="network input size (default: the checkpoint's)"
     )
     s.add_argument("--window", type=int, help="planes per window (default: the checkpoint's)")
+    s.add_argument(
+        "--graph",
+        choices=["spike", "rgb"],
+        default="spike",
+        help="spike: the spike-only network (spike window -> depth); rgb: an rgb model's network "
+        "(RGB [B,3,H,W] in [0,1] -> disparity), e.g. as `distill --teacher FILE`",
+    )
 
 
 @_command("export", _parser_export)
@@ -1019,7 +1040,9 @@ def _cmd_export(a: argparse.Namespace) -> int:
         print(f"slim checkpoint {p} ({p.stat().st_size / 1e6:.1f} MB)")
         return 0
     h, w = a.net_size or (None, None)
-    r = export_model(checkpoint_path(a.checkpoint), a.format, a.out, height=h, width=w, window=a.window)
+    r = export_model(
+        checkpoint_path(a.checkpoint), a.format, a.out, height=h, width=w, window=a.window, graph=a.graph
+    )
     print(
         f"{r['format']} model {r['path']}: input {r['input']}; max |exported - PyTorch| = "
         f"{r['max_abs_diff']:.3g} ({r['checked_with']})"

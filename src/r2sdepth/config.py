@@ -213,6 +213,20 @@ class DistillConfig:
     )
     init_from_teacher: bool = _f(True, "start the student from the teacher's spike branch and decoder")
     ema_momentum: float = _f(0.98, "momentum of the running error statistics of the adaptive weights")
+    teacher_input: str = _f(
+        "unit",
+        "an external teacher's (ONNX, TorchScript, hub) input: RGB in [0, 1], or ImageNet-normalised",
+        ("unit", "imagenet"),
+    )
+    teacher_output: str = _f(
+        "disparity",
+        "an external teacher's output: relative disparity (scale-and-shift-invariant loss) or "
+        "metric depth in metres (scale-invariant log loss)",
+        ("disparity", "depth"),
+    )
+    teacher_size: list[int] | None = _f(
+        None, "[height, width] the external teacher runs at (null: the training size)"
+    )
 
 
 DEFAULT_TRAINER_ARGS: dict[str, Any] = {
@@ -245,7 +259,11 @@ class TrainConfig:
 @dataclass
 class DistillRunConfig(TrainConfig):
     distill: DistillConfig = _f(DistillConfig, "stage-2 terms")
-    teacher: str | None = _f(None, "stage-1 checkpoint (set by `r2sdepth distill --teacher`)")
+    teacher: str | None = _f(
+        None,
+        "stage-1 checkpoint, or an external depth network: .onnx, TorchScript, hub:OWNER/REPO:ENTRY "
+        "(set by `r2sdepth distill --teacher`)",
+    )
 
 
 def defaults(section: str | None = None, *, stage2: bool = False) -> Any:

@@ -1,9 +1,14 @@
 """Deployment: the spike-only network as TorchScript or ONNX, and slim checkpoints.
 
-The exported graph takes one spike window ``[1, T, H, W]`` (float32 0/1, oldest plane first)
-and returns depth ``[1, 1, H, W]`` (the model's units; self-supervised depth is known up to
-scale). ``T``, ``H`` and ``W`` are fixed at export (the ConvGRU over the window's chunks is
-unrolled); ``H`` and ``W`` must be multiples of 32.
+The exported graph (``graph="spike"``) takes one spike window ``[1, T, H, W]`` (float32 0/1,
+oldest plane first) and returns depth ``[1, 1, H, W]`` (the model's units; self-supervised depth
+is known up to scale). ``T``, ``H`` and ``W`` are fixed at export (the ConvGRU over the window's
+chunks is unrolled); ``H`` and ``W`` must be multiples of 32.
+
+``graph="rgb"`` exports an ``rgb`` model's network instead: RGB ``[B, 3, H, W]`` in ``[0, 1]`` ->
+sigmoid disparity ``[B, 1, H, W]`` (relative disparity, the batch size free in ONNX), the form
+``r2sdepth distill --teacher FILE.onnx`` takes as an external teacher (``distill.teacher_output:
+disparity``).
 """
 
 from __future__ import annotations
@@ -33,13 +38,31 @@ class SpikeDepth(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         if net.modality == "rgb":
-            raise R2SDepthError("an rgb checkpoint has no spike-only network to export")
+            raise R2SDepthError(
+                "an rgb checkpoint has no spike-only network to export (--graph rgb exports its RGB network)"
+            )
         if net.modality == "fusion" and not hasattr(net, "student_decoder"):
             raise R2SDepthError("this fusion checkpoint has no spike (student) decoder to export")
         self.net = net
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         return spike_depth(self.net, spikes)
+
+
+class RgbDisparity(nn.Module):
+    """RGB ``[B, 3, H, W]`` in ``[0, 1]`` -> the sigmoid disparity ``[B, 1, H, W]`` of an ``rgb``
+    network (its finest output scale)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        if net.modality != "rgb":
+            raise R2SDepthError(
+                f"--graph rgb exports an rgb checkpoint's network; this one is {net.modality}"
+            )
+        self.net = net
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.net(rgb=rgb)["disp"][0]
 
 
 def slim_checkpoint(
@@ -72,15 +95,26 @@ def slim_checkpoint(
     return dst
 
 
-def onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
-    """The ONNX graph (opset 17) of ``model`` traced on the window ``x`` ``[B, T, H, W]`` (the
-    size fixed), input ``spikes``, output ``depth``, serialised in memory."""
+def onnx_bytes(model: nn.Module, x: torch.Tensor, graph: str = "spike") -> bytes:
+    """The ONNX graph (opset 17) of ``model`` traced on ``x`` (the size fixed), serialised in
+    memory: input ``spikes`` ``[1, T, H, W]``, output ``depth``; or, ``graph="rgb"``, input ``rgb``
+    ``[B, 3, H, W]``, output ``disp``, the batch size free."""
+    names = (["spikes"], ["depth"]) if graph == "spike" else (["rgb"], ["disp"])
+    axes = None if graph == "spike" else {"rgb": {0: "batch"}, "disp": {0: "batch"}}
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")  # the exporter's note on Slice steps
         torch.onnx.export(
-            model, (x,), buf, input_names=["spikes"], output_names=["depth"], opset_version=17, dynamo=False
+            model,
+            (x,),
+            buf,
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
         )
     return buf.getvalue()
 
@@ -94,18 +128,25 @@ def export_model(
     width: int | None = None,
     window: int | None = None,
     check: bool = True,
+    graph: str = "spike",
 ) -> dict[str, Any]:
-    """Export the spike-only network to ``fmt`` (``torchscript`` or ``onnx``) at a fixed size;
-    compares the exported model with eager PyTorch on a random window and returns
-    ``{"path", "max_abs_diff", "checked_with"}``."""
+    """Export the spike-only network (``graph="spike"``; or an rgb model's network, ``"rgb"``) to
+    ``fmt`` (``torchscript`` or ``onnx``) at a fixed size; compares the exported model with eager
+    PyTorch on a random input and returns ``{"path", "max_abs_diff", "checked_with"}``."""
+    if graph not in ("spike", "rgb"):
+        raise R2SDepthError(f"unknown --graph {graph!r} (spike or rgb)")
     module, meta = load_checkpoint(checkpoint)
     h, w = int(height or meta["height"]), int(width or meta["width"])
-    t = int(window or trained_window(meta))
     if h % 32 or w % 32:
         raise R2SDepthError(f"--net-size {h}x{w}: the network needs multiples of 32")
-    model = SpikeDepth(module.net).eval()
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(1, t, h, w, generator=g) < 0.2).float()
+    if graph == "spike":
+        t = int(window or trained_window(meta))
+        model: nn.Module = SpikeDepth(module.net).eval()
+        x = (torch.rand(1, t, h, w, generator=g) < 0.2).float()
+    else:
+        model = RgbDisparity(module.net).eval()
+        x = torch.rand(1, 3, h, w, generator=g)
     with torch.no_grad():
         ref = model(x)
     out = Path(out)
@@ -130,7 +171,7 @@ def export_model(
             got = torch.jit.load(str(out))(x)
         diff, how = float((got - ref).abs().max()), "torch.jit.load"
     elif fmt == "onnx":
-        write_bytes_atomic(out, onnx_bytes(model, x))
+        write_bytes_atomic(out, onnx_bytes(model, x, graph))
         diff, how = float("nan"), "not checked (install onnxruntime)"
         if check:
             try:
@@ -139,14 +180,15 @@ def export_model(
                 ort = None
             if ort is not None:
                 sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-                got = sess.run(None, {"spikes": x.numpy()})[0]
+                got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
                 diff, how = float(np.abs(got - ref.numpy()).max()), f"onnxruntime {ort.__version__}"
     else:
         raise R2SDepthError(f"unknown export format {fmt!r} (onnx or torchscript)")
     return {
         "path": str(out),
         "format": fmt,
-        "input": [1, t, h, w],
+        "input": list(x.shape),
+        "graph": graph,
         "max_abs_diff": diff,
         "checked_with": how,
         "max_depth": float(ref.max()),

@@ -197,14 +197,19 @@ def run_adapt(
     overrides: list[str] | None = None,
     resume: bool = True,
     allow_config_change: bool = False,
+    teacher: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Adapt ``checkpoint`` to ``source`` into the run folder ``out`` (module docstring). Returns
-    ``{"checkpoint": slim spike-only file, "run": training result, "frames": n, "eval": ...}``."""
+    ``{"checkpoint": slim spike-only file, "run": training result, "frames": n, "eval": ...}``.
+
+    ``teacher``: an external depth network (ONNX, TorchScript, ``hub:OWNER/REPO:ENTRY``; see
+    :mod:`r2sdepth.models.external`) teaches instead of ``checkpoint`` itself, which is then the
+    student's starting point (``init_from``)."""
     from r2sdepth.checkpoint import checkpoint_path
     from r2sdepth.export import slim_checkpoint
     from r2sdepth.train.run import run_training
 
-    teacher = checkpoint_path(checkpoint)
+    model = checkpoint_path(checkpoint)
     out = Path(out)
     footage = prepare_footage(source, out, intrinsics=intrinsics, fov=fov)
     chosen = frame_spec(frames, footage.frames)
@@ -217,13 +222,18 @@ def run_adapt(
     cfg = self_distill_config(
         footage.root, out / "train_files.txt", spike_root=spike_root, overrides=overrides
     )
-    res = run_training(cfg, out, resume=resume, teacher=teacher, allow_config_change=allow_config_change)
+    if teacher is not None:
+        cfg["init_from"] = str(model)
+    res = run_training(
+        cfg, out, resume=resume, teacher=teacher or model, allow_config_change=allow_config_change
+    )
     dest = out / "adapted_spike.ckpt"
     adapted_on = {
         "footage": str(source),
         "drive": footage.drive,
         "training_targets": n,
         "from": str(checkpoint),
+        "teacher": str(teacher) if teacher is not None else "itself (self-distillation)",
         "steps": res["global_step"],
         "recipe": "r2sdepth adapt (self-distillation; no depth labels)",
     }
@@ -233,7 +243,7 @@ def run_adapt(
         split = out / "eval_files.txt"
         write_split(split, [Sample(footage.drive, f, "l") for f in held])
         result["eval"] = _evaluate(
-            {"before (the model adapted)": teacher, "after (adapted)": dest}, footage, split, spike_root
+            {"before (the model adapted)": model, "after (adapted)": dest}, footage, split, spike_root
         )
         write_json_atomic(out / "eval.json", {"frames": held, **result["eval"]})
     return result

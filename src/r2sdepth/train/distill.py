@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from r2sdepth.config import defaults
 from r2sdepth.errors import R2SDepthError
@@ -50,9 +51,12 @@ from r2sdepth.losses import (
     adaptive_pixel_weights,
     attention_transfer_loss,
     feature_distill_loss,
+    fit_scale_shift,
     self_supervised_loss,
     si_log_loss,
+    ssi_disparity_loss,
 )
+from r2sdepth.models.external import ExternalTeacher
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
 from r2sdepth.train.module import DEFAULT_POSE, DepthModule
@@ -72,6 +76,18 @@ def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[st
         )
     if dcfg["pose_warmup"] < 0 or dcfg["pose_warmup"] > 0 and not dcfg["pose_trainable"]:
         raise R2SDepthError("distill.pose_warmup must be >= 0 and needs distill.pose_trainable true")
+    if teacher_modality == "external":
+        if dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0:
+            raise R2SDepthError(
+                "an external teacher serves distill.depth_weight and the photometric loss only: "
+                "set distill.feat_weight 0 and distill.at_weight 0"
+            )
+        if not dcfg["pose_trainable"]:
+            raise R2SDepthError(
+                "an external teacher has no pose network: set --distill.pose_trainable true "
+                "(the student's own pose net is trained)"
+            )
+        return dcfg
     target = dcfg["feature_target"]
     if teacher_modality == "spike":
         return dcfg
@@ -102,7 +118,16 @@ class Connector(nn.Module):
 class DistillModule(DepthModule):
     """Stage 2 (see module docstring). ``teacher`` = ``{"model": cfg, "pose": cfg}`` of the
     stage-1 checkpoint; its weights live in this module's state dict (``teacher.*``,
-    ``teacher_pose.*``), so a stage-2 checkpoint loads and resumes on its own."""
+    ``teacher_pose.*``), so a stage-2 checkpoint loads and resumes on its own.
+
+    With ``teacher["external"]`` (a :func:`r2sdepth.models.external.teacher_spec`), the teacher is
+    a depth network of the user's choice (:class:`~r2sdepth.models.external.ExternalTeacher`, RGB
+    in) and ``model`` is the student's config; there is no teacher pose net (the student's is
+    trained). Its term ``L_depth`` is :func:`~r2sdepth.losses.ssi_disparity_loss` for relative
+    disparity and :func:`~r2sdepth.losses.si_log_loss` for metric depth, at every output scale.
+    For the reprojection error that sets the adaptive pixel weights, the teacher's map is first
+    aligned to the student's (least-squares scale and shift in disparity, or the median depth
+    ratio), because the pose net's translations are in the student's units."""
 
     LOG_TERMS = (*DepthModule.LOG_TERMS, "distill_feat", "distill_at", "distill_depth")
 
@@ -116,7 +141,10 @@ class DistillModule(DepthModule):
         distill: dict[str, Any] | None = None,
     ) -> None:
         tmodel = dict(teacher["model"])
-        if tmodel["modality"] not in ("fusion", "rgb", "spike"):
+        external = teacher.get("external")
+        if external:
+            tmodel["modality"] = "spike"
+        elif tmodel["modality"] not in ("fusion", "rgb", "spike"):
             raise R2SDepthError(
                 f"the teacher must be a fusion, rgb or spike model, got {tmodel['modality']!r}"
             )
@@ -124,19 +152,21 @@ class DistillModule(DepthModule):
         super().__init__(student, teacher.get("pose"), loss, optim, data, steps_per_epoch)
         self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
         self.save_hyperparameters()
-        self.dcfg = check_distill_config({**DEFAULT_DISTILL, **(distill or {})}, tmodel["modality"])
-        self.teacher = R2SDepthNet(tmodel)
-        self.teacher_pose = PoseNet(**{**DEFAULT_POSE, **(teacher.get("pose") or {})})
-        for p in list(self.teacher.parameters()) + list(self.teacher_pose.parameters()):
+        self.dcfg = check_distill_config(
+            {**DEFAULT_DISTILL, **(distill or {})}, "external" if external else tmodel["modality"]
+        )
+        self.teacher: nn.Module = ExternalTeacher(external) if external else R2SDepthNet(tmodel)
+        self.teacher_pose = None if external else PoseNet(**{**DEFAULT_POSE, **(teacher.get("pose") or {})})
+        for p in list(self.teacher.parameters()) + list((self.teacher_pose or nn.Module()).parameters()):
             p.requires_grad_(False)
         if not self.dcfg["pose_trainable"]:
             for p in self.pose_net.parameters():
                 p.requires_grad_(False)
-        ch_s = self.net.spike.num_ch_enc
-        ch_t = self.teacher.decoder.num_ch_enc
         # only when used: DDP rejects parameters that never receive gradients
         self.connectors = (
-            nn.ModuleList(Connector(a, b) for a, b in zip(ch_s, ch_t))
+            nn.ModuleList(
+                Connector(a, b) for a, b in zip(self.net.spike.num_ch_enc, self.teacher.decoder.num_ch_enc)
+            )
             if self.dcfg["feat_weight"] > 0
             else nn.ModuleList()
         )
@@ -146,7 +176,10 @@ class DistillModule(DepthModule):
 
     # -- set-up -----------------------------------------------------------------------------------
     def init_from_teacher(self) -> None:
-        """Copy the teacher's pose net (always) and spike branch + spike decoder (if it has them)."""
+        """Copy the teacher's pose net (always) and spike branch + spike decoder (if it has them);
+        nothing for an external teacher (the student starts from ``init_from`` or afresh)."""
+        if self.teacher_pose is None:
+            return
         self.pose_net.load_state_dict(self.teacher_pose.state_dict())
         if not self.dcfg["init_from_teacher"] or self.teacher.modality == "rgb":
             return
@@ -160,7 +193,10 @@ class DistillModule(DepthModule):
     def frozen_modules(self) -> list[nn.Module]:
         """The modules that stage 2 never trains: teacher, teacher pose net, and the student's
         pose net unless ``pose_trainable``."""
-        mods: list[nn.Module] = [self.teacher, self.teacher_pose]
+        mods: list[nn.Module] = [
+            self.teacher,
+            *([self.teacher_pose] if self.teacher_pose is not None else []),
+        ]
         if not self.dcfg["pose_trainable"]:
             mods.append(self.pose_net)
         return mods
@@ -206,6 +242,24 @@ class DistillModule(DepthModule):
             return value.new_tensor(1.0)
         return (ema_p / ema_t.clamp_min(1e-8)).to(value.dtype)
 
+    def aligned_teacher_disp(self, tmap: torch.Tensor, student_disp: torch.Tensor) -> torch.Tensor:
+        """An external teacher's map ``[B, 1, H, W]`` as a sigmoid disparity in the student's units
+        (what :func:`~r2sdepth.losses.self_supervised_loss` takes): relative disparity by the
+        per-image least-squares scale and shift onto the student's disparity ``1 / depth``, metric
+        depth by the per-image ratio of median depths; clamped to the model's depth range."""
+        cfg = self.net.cfg
+        min_disp, max_disp = 1.0 / cfg["max_depth"], 1.0 / cfg["min_depth"]
+        sdisp, sdepth = disp_to_depth(student_disp.detach(), cfg["min_depth"], cfg["max_depth"])
+        if tmap.shape[-2:] != sdisp.shape[-2:]:
+            tmap = F.interpolate(tmap, size=sdisp.shape[-2:], mode="bilinear", align_corners=False)
+        if self.teacher.spec["output"] == "disparity":
+            scale, shift = fit_scale_shift(tmap, sdisp)
+            aligned = scale.view(-1, 1, 1, 1) * tmap + shift.view(-1, 1, 1, 1)
+        else:
+            ratio = sdepth.flatten(1).median(1).values / tmap.flatten(1).median(1).values.clamp_min(1e-8)
+            aligned = 1.0 / (tmap * ratio.view(-1, 1, 1, 1)).clamp_min(1e-8)
+        return (aligned.clamp(min_disp, max_disp) - min_disp) / (max_disp - min_disp)
+
     def compute_loss(self, batch: dict[str, Any], train: bool = True) -> dict[str, Any]:
         c = self.dcfg
         cfg = self.net.cfg
@@ -225,19 +279,25 @@ class DistillModule(DepthModule):
                 poses = self.poses(batch)
         sources, poses = self.with_stereo(batch, [color[:, j] for j in range(1, color.shape[1])], poses)
         with torch.no_grad():
-            tm = self.teacher.modality
-            tout = self.teacher(
-                rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
-                spikes=batch["spikes"] if tm != "rgb" else None,
-            )
-            tposes = (
-                poses
-                if not c["pose_trainable"]
-                else self.with_stereo(batch, [], self.poses(batch, self.teacher_pose))[1]
-            )
-            tmaps = self_supervised_loss(
-                {0: tout["disp"][0]}, color[:, 0], sources, tposes, batch["K"], **kw
-            )["maps"][0]
+            if self.teacher_pose is None:  # an external teacher: RGB in, one map out
+                tmap = self.teacher(batch["color_aug"][:, 0])
+                tout: dict[str, Any] = {}
+                tdisp0, tposes = self.aligned_teacher_disp(tmap, out["disp"][0]), poses
+            else:
+                tm = self.teacher.modality
+                tout = self.teacher(
+                    rgb=batch["color_aug"][:, 0] if tm != "spike" else None,
+                    spikes=batch["spikes"] if tm != "rgb" else None,
+                )
+                tdisp0 = tout["disp"][0]
+                tposes = (
+                    poses
+                    if not c["pose_trainable"]
+                    else self.with_stereo(batch, [], self.poses(batch, self.teacher_pose))[1]
+                )
+            tmaps = self_supervised_loss({0: tdisp0}, color[:, 0], sources, tposes, batch["K"], **kw)["maps"][
+                0
+            ]
         st = self_supervised_loss(out["disp"], color[:, 0], sources, poses, batch["K"], **kw)
         pix = adaptive_pixel_weights(
             st["maps"][0]["reproj"],
@@ -263,10 +323,16 @@ class DistillModule(DepthModule):
             terms["at"] = attention_transfer_loss(out["feat_spike"], tfeat)
         if c["depth_weight"] > 0:
             dl = 0.0
+            w = pix if c["adaptive"] else None
             for s, disp in out["disp"].items():
-                sd = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
-                td = disp_to_depth(tout["disp"][s], cfg["min_depth"], cfg["max_depth"])[1]
-                dl = dl + si_log_loss(sd, td, pix if c["adaptive"] else None, c["si_lambda"])
+                sdisp, sd = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])
+                if self.teacher_pose is None and self.teacher.spec["output"] == "disparity":
+                    dl = dl + ssi_disparity_loss(sdisp, tmap, w)
+                elif self.teacher_pose is None:
+                    dl = dl + si_log_loss(sd, tmap, w, c["si_lambda"])
+                else:
+                    td = disp_to_depth(tout["disp"][s], cfg["min_depth"], cfg["max_depth"])[1]
+                    dl = dl + si_log_loss(sd, td, w, c["si_lambda"])
             terms["depth"] = dl / len(out["disp"])
         self._ema(self.ema_photo, st["photo"])
         for k, v in terms.items():
@@ -296,3 +362,5 @@ class DistillModule(DepthModule):
         checkpoint["r2sdepth"].update(
             {"stage": 2, "teacher_modality": self.teacher.modality, "distill": dict(self.dcfg)}
         )
+        if self.teacher_pose is None:  # an external teacher: how it was set up, not its weights
+            checkpoint["r2sdepth"]["teacher_external"] = dict(self.teacher.spec)

@@ -30,7 +30,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from r2sdepth.atomic import atomic_path, write_bytes_atomic
-from r2sdepth.checkpoint import lightning_checkpoint_io, load_file
+from r2sdepth.checkpoint import checkpoint_path, lightning_checkpoint_io, load_file
 from r2sdepth.config import (
     apply_overrides,
     defaults,
@@ -41,6 +41,7 @@ from r2sdepth.config import (
     resolve_split,
 )
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.models.external import external_format, teacher_spec
 from r2sdepth.models.r2sdepth import merge
 from r2sdepth.train.datamodule import SpikeKittiDataModule
 from r2sdepth.train.distill import DistillModule, check_distill_config
@@ -136,7 +137,10 @@ def resolved_config(
     takes ``model``/``pose`` from the teacher and defaults its ``data`` section to the teacher's.
     Relative split paths are resolved under ``data.root`` when they exist there."""
     t_state = None
-    if teacher is not None:
+    external = external_format(teacher) if teacher is not None else None
+    if external:
+        cfg = external_student(cfg)
+    elif teacher is not None:
         pose_trainable = {**defaults("distill", stage2=True), **(cfg.get("distill") or {})}["pose_trainable"]
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher, self_distill=bool(pose_trainable))
         t_data = {k: v for k, v in (t_meta.get("data") or {}).items() if k in defaults("data")}
@@ -144,9 +148,16 @@ def resolved_config(
         pose = t_hp["pose"] if t_state["teacher_pose"] is not None else merge(t_hp["pose"], cfg.get("pose"))
         cfg = {**cfg, "model": t_hp["model"], "pose": pose, "data": merge(t_data, cfg.get("data"))}
     cfg = resolve(cfg, stage2=teacher is not None)  # unknown keys, types and choices: errors now
-    if teacher is not None:
+    if external:
+        check_distill_config(cfg["distill"], "external")
+        dc = cfg["distill"]
+        spec = teacher_spec(teacher, dc["teacher_input"], dc["teacher_output"], dc["teacher_size"])
+        t_state = {"external": spec}
+        cfg["teacher"] = spec["path"]
+    elif teacher is not None:
         check_distill_config(cfg["distill"], cfg["model"]["modality"])
         cfg["teacher"] = str(teacher)
+    if teacher is not None:
         if cfg["loss"]["depth_weight"] > 0:
             raise R2SDepthError(
                 "loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight"
@@ -195,6 +206,36 @@ def resolved_config(
         if not d.get(k):
             raise R2SDepthError(f"config needs data.{k} (e.g. --data.{k} PATH)")
     return cfg, t_state
+
+
+def external_student(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Stage 2 with an external teacher: the student is a spike-only network. With ``init_from``
+    a spike-only checkpoint (any stage, slim too), the student is that network (its ``model``
+    section, as stage 2 takes the teacher's), its pose net (a slim one has none: the run's ``pose``
+    section) and its data settings as the defaults of the run's ``data``; otherwise the run's
+    ``model`` section, modality spike."""
+    model = dict(cfg.get("model") or {})
+    if model.get("modality", "spike") != "spike":
+        raise R2SDepthError(
+            f"an external teacher distils into a spike-only student: model.modality must be spike, "
+            f"got {model['modality']!r}"
+        )
+    init = cfg.get("init_from")
+    if not init:
+        return {**cfg, "model": {**model, "modality": "spike"}}
+    i_hp, _, i_meta = teacher_from_checkpoint(checkpoint_path(init), self_distill=True)
+    if i_hp["model"].get("modality") != "spike":
+        raise R2SDepthError(
+            f"{init}: with an external teacher, init_from must be a spike-only model "
+            f"(got {i_hp['model'].get('modality')!r})"
+        )
+    i_data = {k: v for k, v in (i_meta.get("data") or {}).items() if k in defaults("data")}
+    return {
+        **cfg,
+        "model": i_hp["model"],
+        "pose": i_hp["pose"] or cfg.get("pose") or {},
+        "data": merge(i_data, cfg.get("data")),
+    }
 
 
 def default_precision(accelerator: str) -> str:
@@ -248,7 +289,23 @@ def run_training(
         train_context=teacher is not None or lc["photo_weight"] > 0,
     )
     dm.setup("fit")
-    if teacher is not None:
+    if t_state and "external" in t_state:
+        if resume and last.is_file():
+            was = ((load_file(last).get("r2sdepth") or {}).get("teacher_external") or {}).get("sha256")
+            if was != t_state["external"]["sha256"] and not allow_config_change:
+                raise R2SDepthError(
+                    f"{out} was distilled from another teacher file (SHA-256 differs): resume with "
+                    "--allow-config-change, or start afresh with --no-resume"
+                )
+        module = DistillModule(
+            {"model": cfg["model"], "pose": cfg["pose"], "external": t_state["external"]},
+            cfg["loss"],
+            cfg["optim"],
+            cfg["data"],
+            None,
+            cfg["distill"],
+        )
+    elif teacher is not None:
         module = DistillModule(
             {"model": cfg["model"], "pose": cfg["pose"]},
             cfg["loss"],
