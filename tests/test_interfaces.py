@@ -80,7 +80,7 @@ def test_help_lists_every_key_of_every_shipped_config():
 
     cfg_dir = ROOT / "src" / "r2sdepth" / "configs"
     files = sorted(cfg_dir.glob("*.yaml"))
-    assert len(files) == 11
+    assert len(files) == 12
     for f in files:
         text = helps["distill" if f.name.startswith(("distill", "adapt")) else "train"]  # adapt: stage 2
         for k in keys(yaml.safe_load(f.read_text())):
