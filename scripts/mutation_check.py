@@ -568,6 +568,54 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "mean = _gray(x).mean()",
         ["tests/test_transport.py::test_batched_jitter_equals_torchvision_per_sample"],
     ),
+    "external-alignment-direction-swapped": (
+        "src/r2sdepth/train/distill.py",
+        "scale, shift = fit_scale_shift(tmap, sdisp)",
+        "scale, shift = fit_scale_shift(sdisp, tmap)",
+        ["tests/test_external_teacher.py::test_teacher_map_aligned_to_the_students_units"],
+    ),
+    "external-depth-ratio-inverted": (
+        "src/r2sdepth/train/distill.py",
+        "ratio = sdepth.flatten(1).median(1).values / tmap.flatten(1).median(1).values.clamp_min(1e-8)",
+        "ratio = tmap.flatten(1).median(1).values / sdepth.flatten(1).median(1).values.clamp_min(1e-8)",
+        ["tests/test_external_teacher.py::test_teacher_map_aligned_to_the_students_units"],
+    ),
+    "external-imagenet-norm-skipped": (
+        "src/r2sdepth/models/external.py",
+        '        if self.spec["input"] == "imagenet":',
+        '        if self.spec["input"] == "imagenet-never":',
+        ["tests/test_external_teacher.py::test_input_normalisation_size_and_output_forms_by_hand"],
+    ),
+    "external-sha-not-checked": (
+        "src/r2sdepth/models/external.py",
+        'if spec.get("sha256") and (not Path(path).is_file() or file_sha256(path) != spec["sha256"]):',
+        "if False:",
+        ["tests/test_external_teacher.py::test_bad_teacher_files_are_one_line_errors"],
+    ),
+    "external-resume-ignores-sha": (
+        "src/r2sdepth/train/run.py",
+        'if was != t_state["external"]["sha256"] and not allow_config_change:',
+        "if False:",
+        ["tests/test_external_teacher.py::test_distill_from_an_onnx_teacher_through_the_cli"],
+    ),
+    "external-weights-in-state-dict": (
+        "src/r2sdepth/models/external.py",
+        '        if name == "_impl":',
+        '        if name == "_never":',
+        ["tests/test_external_teacher.py::test_an_exported_rgb_model_teaches_its_own_disparity"],
+    ),
+    "ssi-spread-not-normalised": (
+        "src/r2sdepth/losses.py",
+        "    per = (w * res).sum(dims) / wsum.clamp_min(1e-12) / spread",
+        "    per = (w * res).sum(dims) / wsum.clamp_min(1e-12)",
+        ["tests/test_external_teacher.py::test_ssi_loss_ignores_the_teachers_units"],
+    ),
+    "fit-scale-shift-unweighted": (
+        "src/r2sdepth/losses.py",
+        "    w = torch.ones_like(pred) if weight is None else weight.to(pred.dtype)\n    dims = (1, 2, 3)\n    sw",
+        "    w = torch.ones_like(pred)\n    dims = (1, 2, 3)\n    sw",
+        ["tests/test_external_teacher.py::test_fit_scale_shift_equals_weighted_least_squares"],
+    ),
 }
 
 

@@ -117,7 +117,7 @@ class ExternalTeacher(nn.Module):
         super().__init__()
         self.spec = dict(spec)
         self.modality = "external"
-        self._impl: Any = None  # not a submodule: its weights stay out of the state dict
+        self._impl: Any = None  # see __setattr__
         self._device: torch.device | None = None
         self.training = False
 
@@ -163,7 +163,16 @@ class ExternalTeacher(nn.Module):
                 self._impl = torch.hub.load(repo, entry, trust_repo=True).to(device).eval()
             except Exception as e:  # network, missing repo or entry point: all the user's to fix
                 raise R2SDepthError(f"{path}: torch.hub could not load it ({_first_line(e)})") from e
+        if isinstance(self._impl, nn.Module):
+            for p in self._impl.parameters():
+                p.requires_grad_(False)
         self._device = device
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_impl":  # kept out of nn.Module's registry: not a submodule, not in the state dict
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _run(self, x: torch.Tensor) -> Any:
         if self.spec["format"] != "onnx":

@@ -235,7 +235,9 @@ def run_adapt(
         "from": str(checkpoint),
         "teacher": str(teacher) if teacher is not None else "itself (self-distillation)",
         "steps": res["global_step"],
-        "recipe": "r2sdepth adapt (self-distillation; no depth labels)",
+        "recipe": "r2sdepth adapt ("
+        + ("distillation from an external teacher" if teacher is not None else "self-distillation")
+        + "; no depth labels)",
     }
     slim_checkpoint(res["last"], dest, modality="spike", extra={"adapted_on": adapted_on})
     result: dict[str, Any] = {"checkpoint": str(dest), "run": res, "frames": n, "eval": None}
