@@ -570,8 +570,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "external-alignment-direction-swapped": (
         "src/r2sdepth/train/distill.py",
-        "scale, shift = fit_scale_shift(tmap, sdisp)",
-        "scale, shift = fit_scale_shift(sdisp, tmap)",
+        "            nt, _, _ = affine_normalise(tmap)\n            _, shift, scale = affine_normalise(sdisp)",
+        "            nt, _, _ = affine_normalise(sdisp)\n            _, shift, scale = affine_normalise(tmap)",
         ["tests/test_external_teacher.py::test_teacher_map_aligned_to_the_students_units"],
     ),
     "external-depth-ratio-inverted": (
@@ -604,17 +604,23 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '        if name == "_never":',
         ["tests/test_external_teacher.py::test_an_exported_rgb_model_teaches_its_own_disparity"],
     ),
-    "ssi-spread-not-normalised": (
+    "ssi-sign-invariant": (
         "src/r2sdepth/losses.py",
-        "    per = (w * res).sum(dims) / wsum.clamp_min(1e-12) / spread",
-        "    per = (w * res).sum(dims) / wsum.clamp_min(1e-12)",
-        ["tests/test_external_teacher.py::test_ssi_loss_ignores_the_teachers_units"],
+        "    per = (w * (ns - nt).abs()).sum(dims) / wsum.clamp_min(1e-12)",
+        "    per = (w * (ns.abs() - nt.abs()).abs()).sum(dims) / wsum.clamp_min(1e-12)",
+        ["tests/test_external_teacher.py::test_ssi_loss_ignores_the_teachers_units_but_not_its_sign"],
     ),
-    "fit-scale-shift-unweighted": (
+    "normalise-unweighted": (
         "src/r2sdepth/losses.py",
-        "    w = torch.ones_like(pred) if weight is None else weight.to(pred.dtype)\n    dims = (1, 2, 3)\n    sw",
-        "    w = torch.ones_like(pred)\n    dims = (1, 2, 3)\n    sw",
-        ["tests/test_external_teacher.py::test_fit_scale_shift_equals_weighted_least_squares"],
+        "    w = torch.ones_like(x) if weight is None else weight.to(x.dtype)",
+        "    w = torch.ones_like(x)",
+        ["tests/test_external_teacher.py::test_affine_normalise_by_hand_with_weights"],
+    ),
+    "normalise-std-for-mad": (
+        "src/r2sdepth/losses.py",
+        "    scale = ((w * (x - shift.view(-1, 1, 1, 1)).abs()).sum(dims) / sw).clamp_min(1e-8)",
+        "    scale = ((w * (x - shift.view(-1, 1, 1, 1)) ** 2).sum(dims) / sw).sqrt().clamp_min(1e-8)",
+        ["tests/test_external_teacher.py::test_affine_normalise_by_hand_with_weights"],
     ),
 }
 

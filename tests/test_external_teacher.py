@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from r2sdepth.checkpoint import load_file  # noqa: E402
 from r2sdepth.errors import R2SDepthError  # noqa: E402
-from r2sdepth.losses import fit_scale_shift, ssi_disparity_loss  # noqa: E402
+from r2sdepth.losses import affine_normalise, ssi_disparity_loss  # noqa: E402
 from r2sdepth.models.external import ExternalTeacher, external_format, teacher_spec  # noqa: E402
 from test_adapt import TINY_RUN  # noqa: E402
 from test_infer import TINY, r2_in_process, tiny_ckpt  # noqa: E402
@@ -94,24 +94,24 @@ def test_input_normalisation_size_and_output_forms_by_hand(tmp_path):
     assert y.shape == (1, 1, 8, 12) and torch.allclose(y, torch.full_like(y, 0.25))
 
 
-def test_fit_scale_shift_equals_weighted_least_squares():
+def test_affine_normalise_by_hand_with_weights():
     rng = np.random.default_rng(0)
-    p = rng.random((2, 1, 5, 7))
-    q = 3.0 * p - 0.5 + 0.1 * rng.standard_normal(p.shape)
-    w = (rng.random(p.shape) > 0.3).astype(np.float64)
-    s, t = fit_scale_shift(torch.from_numpy(p), torch.from_numpy(q), torch.from_numpy(w))
+    x = rng.random((2, 1, 5, 7))
+    w = (rng.random(x.shape) > 0.3).astype(np.float64)
+    n, shift, scale = affine_normalise(torch.from_numpy(x), torch.from_numpy(w))
     for i in range(2):
-        m = w[i].ravel() > 0
-        a = np.stack([p[i].ravel()[m], np.ones(m.sum())], 1)
-        ref, *_ = np.linalg.lstsq(a, q[i].ravel()[m], rcond=None)
-        assert s[i].item() == pytest.approx(ref[0], rel=1e-9) and t[i].item() == pytest.approx(
-            ref[1], rel=1e-9
+        v = x[i][w[i] > 0]  # only the weighted pixels count
+        m = v.mean()
+        mad = np.abs(v - m).mean()
+        assert shift[i].item() == pytest.approx(m, rel=1e-12) and scale[i].item() == pytest.approx(
+            mad, rel=1e-12
         )
-    s, t = fit_scale_shift(torch.ones(1, 1, 3, 3), torch.arange(9.0).view(1, 1, 3, 3))
-    assert s.item() == 0 and t.item() == pytest.approx(4.0)  # constant prediction: the mean
+        assert np.allclose(n[i].numpy(), (x[i] - m) / mad)
+    n, _, scale = affine_normalise(torch.full((1, 1, 3, 3), 2.0))
+    assert torch.equal(n, torch.zeros_like(n)) and scale.item() == pytest.approx(1e-8)  # a constant map: 0
 
 
-def test_ssi_loss_ignores_the_teachers_units():
+def test_ssi_loss_ignores_the_teachers_units_but_not_its_sign():
     torch.manual_seed(0)
     student = torch.rand(2, 1, 6, 8)
     teacher = torch.rand(2, 1, 6, 8)
@@ -119,13 +119,22 @@ def test_ssi_loss_ignores_the_teachers_units():
     b = ssi_disparity_loss(student, 7.0 * teacher + 3.0)
     assert a.item() == pytest.approx(b.item(), rel=1e-5) and a.item() > 0.1
     assert ssi_disparity_loss(2.0 * teacher - 1.0, teacher).item() == pytest.approx(0.0, abs=1e-5)
+    # upside down is wrong (a least-squares scale would align it perfectly): |n - (-n)| = 2 |n|, mean 2
+    assert ssi_disparity_loss(-2.0 * teacher + 1.0, teacher).item() == pytest.approx(2.0, rel=1e-5)
     const = torch.full_like(student, 0.3)
     assert ssi_disparity_loss(const, teacher).item() == pytest.approx(1.0, rel=1e-5)
-    # by hand for one image: residual of the least-squares line / mean absolute deviation
-    s, t = np.polyfit(student[0].numpy().ravel(), teacher[0].numpy().ravel(), 1)
-    res = np.abs(s * student[0].numpy() + t - teacher[0].numpy()).mean()
-    mad = np.abs(teacher[0].numpy() - teacher[0].numpy().mean()).mean()
-    assert ssi_disparity_loss(student[:1], teacher[:1]).item() == pytest.approx(res / mad, rel=1e-4)
+    # by hand for one image: each map minus its mean over its mean absolute deviation
+    s, t = student[0].numpy(), teacher[0].numpy()
+    ns = (s - s.mean()) / np.abs(s - s.mean()).mean()
+    nt = (t - t.mean()) / np.abs(t - t.mean()).mean()
+    assert ssi_disparity_loss(student[:1], teacher[:1]).item() == pytest.approx(
+        np.abs(ns - nt).mean(), rel=1e-5
+    )
+    # weights: pixels with weight 0 do not count, an image with all weights 0 is left out
+    w = torch.zeros_like(student)
+    w[0, :, :3] = 1.0
+    ref = ssi_disparity_loss(student[:1, :, :3], teacher[:1, :, :3])
+    assert ssi_disparity_loss(student, teacher, w).item() == pytest.approx(ref.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("output", ["disparity", "depth"])

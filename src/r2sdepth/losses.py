@@ -247,47 +247,44 @@ def si_log_loss(
     return ((m2 - lam * m1 * m1) * valid).sum() / valid.sum().clamp_min(1.0)
 
 
-def fit_scale_shift(
-    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image, the weighted least-squares ``s, t`` (``[B]`` each) minimising
-    ``sum w (s * pred + t - target)^2`` over the pixels of ``[B, 1, H, W]`` maps. Where ``pred``
-    is constant under the weights (no scale to fit) ``s = 0`` and ``t`` is the weighted mean of
-    ``target``. Differentiable in ``pred`` and ``target``."""
-    w = torch.ones_like(pred) if weight is None else weight.to(pred.dtype)
+def affine_normalise(
+    x: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image, ``(x - shift) / scale`` of ``[B, 1, H, W]`` maps with ``shift`` the weighted mean
+    and ``scale`` the weighted mean absolute deviation from it (``[B]`` each; clamped to >= 1e-8, so
+    a constant map normalises to 0). Returns ``(normalised, shift, scale)``; differentiable in ``x``.
+
+    The scale is positive by construction: unlike a least-squares fit of one map onto another, it
+    cannot flip a map's sign, so a student aligned this way cannot learn the teacher's disparity
+    upside down (a least-squares scale did, measured: see README, "An external teacher")."""
+    w = torch.ones_like(x) if weight is None else weight.to(x.dtype)
     dims = (1, 2, 3)
     sw = w.sum(dims).clamp_min(1e-12)
-    mp = (w * pred).sum(dims) / sw
-    mq = (w * target).sum(dims) / sw
-    dp = pred - mp.view(-1, 1, 1, 1)
-    dq = target - mq.view(-1, 1, 1, 1)
-    var = (w * dp * dp).sum(dims) / sw
-    cov = (w * dp * dq).sum(dims) / sw
-    ok = var > 1e-12 * (mp * mp).clamp_min(1e-12)
-    s = torch.where(ok, cov / var.clamp_min(1e-30), torch.zeros_like(var))
-    return s, mq - s * mp
+    shift = (w * x).sum(dims) / sw
+    scale = ((w * (x - shift.view(-1, 1, 1, 1)).abs()).sum(dims) / sw).clamp_min(1e-8)
+    return (x - shift.view(-1, 1, 1, 1)) / scale.view(-1, 1, 1, 1), shift, scale
 
 
 def ssi_disparity_loss(
     student_disp: torch.Tensor, teacher_disp: torch.Tensor, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Scale-and-shift-invariant loss for a relative-disparity teacher (MiDaS-style): per image,
-    the student's disparity ``[B, 1, H, W]`` is aligned to the teacher's by the weighted
-    least-squares scale and shift (:func:`fit_scale_shift`), and the loss is the weighted mean
-    absolute residual divided by the teacher's weighted mean absolute deviation (so a teacher's
-    arbitrary output units do not change the loss: a constant student scores 1). The teacher is
-    resized to the student and detached; images whose weights are all 0 are left out."""
+    student and teacher disparities ``[B, 1, H, W]`` are each normalised by
+    :func:`affine_normalise` (weighted mean shift, weighted mean absolute deviation scale) and the
+    loss is the weighted mean absolute difference of the normalised maps. A teacher's arbitrary
+    output units (any positive scale and any shift) do not change it; a constant student scores
+    1; a student whose disparity is an increasing affine map of the teacher's scores 0, a
+    decreasing one 2. The teacher is resized to the student and detached; images whose weights
+    are all 0 are left out."""
     t = teacher_disp.detach()
     if t.shape[-2:] != student_disp.shape[-2:]:
         t = F.interpolate(t, size=student_disp.shape[-2:], mode="bilinear", align_corners=False)
     w = torch.ones_like(student_disp) if weight is None else _resize_weight(weight, student_disp.shape[-2:])
-    s, sh = fit_scale_shift(student_disp, t, w)
-    res = (s.view(-1, 1, 1, 1) * student_disp + sh.view(-1, 1, 1, 1) - t).abs()
+    ns, _, _ = affine_normalise(student_disp, w)
+    nt, _, _ = affine_normalise(t, w)
     dims = (1, 2, 3)
     wsum = w.sum(dims)
-    mq = (w * t).sum(dims) / wsum.clamp_min(1e-12)
-    spread = ((w * (t - mq.view(-1, 1, 1, 1)).abs()).sum(dims) / wsum.clamp_min(1e-12)).clamp_min(1e-8)
-    per = (w * res).sum(dims) / wsum.clamp_min(1e-12) / spread
+    per = (w * (ns - nt).abs()).sum(dims) / wsum.clamp_min(1e-12)
     valid = (wsum > 0).to(per.dtype)
     return (per * valid).sum() / valid.sum().clamp_min(1.0)
 

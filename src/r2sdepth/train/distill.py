@@ -49,9 +49,9 @@ from r2sdepth.errors import R2SDepthError
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.losses import (
     adaptive_pixel_weights,
+    affine_normalise,
     attention_transfer_loss,
     feature_distill_loss,
-    fit_scale_shift,
     self_supervised_loss,
     si_log_loss,
     ssi_disparity_loss,
@@ -126,7 +126,7 @@ class DistillModule(DepthModule):
     trained). Its term ``L_depth`` is :func:`~r2sdepth.losses.ssi_disparity_loss` for relative
     disparity and :func:`~r2sdepth.losses.si_log_loss` for metric depth, at every output scale.
     For the reprojection error that sets the adaptive pixel weights, the teacher's map is first
-    aligned to the student's (least-squares scale and shift in disparity, or the median depth
+    aligned to the student's (mean and mean absolute deviation in disparity, or the median depth
     ratio), because the pose net's translations are in the student's units."""
 
     LOG_TERMS = (*DepthModule.LOG_TERMS, "distill_feat", "distill_at", "distill_depth")
@@ -244,8 +244,9 @@ class DistillModule(DepthModule):
 
     def aligned_teacher_disp(self, tmap: torch.Tensor, student_disp: torch.Tensor) -> torch.Tensor:
         """An external teacher's map ``[B, 1, H, W]`` as a sigmoid disparity in the student's units
-        (what :func:`~r2sdepth.losses.self_supervised_loss` takes): relative disparity by the
-        per-image least-squares scale and shift onto the student's disparity ``1 / depth``, metric
+        (what :func:`~r2sdepth.losses.self_supervised_loss` takes): relative disparity given the
+        student's disparity ``1 / depth``'s per-image mean and mean absolute deviation
+        (:func:`~r2sdepth.losses.affine_normalise`: a positive scale, never a flip), metric
         depth by the per-image ratio of median depths; clamped to the model's depth range."""
         cfg = self.net.cfg
         min_disp, max_disp = 1.0 / cfg["max_depth"], 1.0 / cfg["min_depth"]
@@ -253,8 +254,9 @@ class DistillModule(DepthModule):
         if tmap.shape[-2:] != sdisp.shape[-2:]:
             tmap = F.interpolate(tmap, size=sdisp.shape[-2:], mode="bilinear", align_corners=False)
         if self.teacher.spec["output"] == "disparity":
-            scale, shift = fit_scale_shift(tmap, sdisp)
-            aligned = scale.view(-1, 1, 1, 1) * tmap + shift.view(-1, 1, 1, 1)
+            nt, _, _ = affine_normalise(tmap)
+            _, shift, scale = affine_normalise(sdisp)
+            aligned = scale.view(-1, 1, 1, 1) * nt + shift.view(-1, 1, 1, 1)
         else:
             ratio = sdepth.flatten(1).median(1).values / tmap.flatten(1).median(1).values.clamp_min(1e-8)
             aligned = 1.0 / (tmap * ratio.view(-1, 1, 1, 1)).clamp_min(1e-8)
