@@ -105,6 +105,11 @@ def main() -> None:
         "minutes": round((time.time() - t0) / 60, 1),
     }
 
+    for method in ("tfp", "tfi"):  # what a user with only the RGB network would do with spikes
+        rows[f"teacher on the spike window's {method.upper()} (rgb-{method})"] = _score(
+            tres["last"], data, test, spikes, gts, modality=f"rgb-{method}"
+        )
+
     per_seed: dict[str, list[dict]] = {"start": [], "control": [], "external": []}
     for seed in a.seeds:
         for arm, depth_w, steps in (("start", 1.0, 1), ("control", 0.0, a.steps), ("external", 1.0, a.steps)):

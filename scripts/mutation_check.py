@@ -622,6 +622,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    scale = ((w * (x - shift.view(-1, 1, 1, 1)) ** 2).sum(dims) / sw).sqrt().clamp_min(1e-8)",
         ["tests/test_external_teacher.py::test_affine_normalise_by_hand_with_weights"],
     ),
+    "reconstruction-stretch-global": (
+        "src/r2sdepth/spike/reconstruct.py",
+        "    hi = np.percentile(flat, percentile, axis=1).astype(np.float32)",
+        "    hi = np.full(len(flat), np.percentile(flat, percentile), np.float32)",
+        ["tests/test_reconstructed_baseline.py::test_stretch_per_image_by_hand"],
+    ),
+    "reconstruction-method-ignored": (
+        "src/r2sdepth/infer.py",
+        '    img = tfp(s) if method == "tfp" else tfi(s)',
+        "    img = tfp(s)",
+        ["tests/test_reconstructed_baseline.py::test_rgb_network_on_the_reconstruction_by_hand"],
+    ),
 }
 
 

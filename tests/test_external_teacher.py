@@ -88,6 +88,8 @@ def test_input_normalisation_size_and_output_forms_by_hand(tmp_path):
     assert torch.allclose(y, x[:, :1])
     y = ExternalTeacher(teacher_spec(red, input="imagenet"))(x)
     assert torch.allclose(y, (x[:, :1] - 0.485) / 0.229, atol=1e-6)
+    y = ExternalTeacher(teacher_spec(red, input="half"))(x)
+    assert torch.allclose(y, (x[:, :1] - 0.5) / 0.5, atol=1e-6)
     # run at 4x6, the map resized back to 8x12: a constant image stays that constant
     c = torch.full((1, 3, 8, 12), 0.25)
     y = ExternalTeacher(teacher_spec(red, size=[4, 6]))(c)

@@ -559,7 +559,10 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("eval", help="evaluate predictions or a checkpoint (KITTI Eigen protocol)")
     s.add_argument("--checkpoint", help="a trained checkpoint to run")
     s.add_argument(
-        "--modality", choices=["spike", "fusion", "rgb"], help="override the checkpoint's modality"
+        "--modality",
+        choices=["spike", "fusion", "rgb", "rgb-tfp", "rgb-tfi"],
+        help="override the checkpoint's modality (rgb-tfp / rgb-tfi: an rgb model on the spike "
+        "window's TFP / TFI reconstruction, the baseline a user with an RGB network has)",
     )
     s.add_argument("--data", help="data root (KITTI raw layout; synthetic scenes)")
     s.add_argument("--spike-root", help="built Spike-KITTI root (default: simulate spikes on the fly)")
@@ -901,7 +904,10 @@ def _parser_infer(sub: argparse._SubParsersAction) -> None:
         help="--follow: stop after S seconds without a new plane (default 10)",
     )
     s.add_argument(
-        "--modality", choices=["rgb", "spike", "fusion"], help="which path of the checkpoint to run"
+        "--modality",
+        choices=["rgb", "spike", "fusion", "rgb-tfp", "rgb-tfi"],
+        help="which path of the checkpoint to run (rgb-tfp / rgb-tfi: an rgb model on each spike "
+        "window's TFP / TFI reconstruction)",
     )
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.add_argument("--batch-size", type=int, default=8)

@@ -215,8 +215,9 @@ class DistillConfig:
     ema_momentum: float = _f(0.98, "momentum of the running error statistics of the adaptive weights")
     teacher_input: str = _f(
         "unit",
-        "an external teacher's (ONNX, TorchScript, hub) input: RGB in [0, 1], or ImageNet-normalised",
-        ("unit", "imagenet"),
+        "an external teacher's (ONNX, TorchScript, hub) input: RGB in [0, 1], ImageNet-normalised, "
+        "or half (mean 0.5, std 0.5, i.e. [-1, 1]: MiDaS v3 DPT models)",
+        ("unit", "imagenet", "half"),
     )
     teacher_output: str = _f(
         "disparity",

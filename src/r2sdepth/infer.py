@@ -34,7 +34,7 @@ from r2sdepth.metric import camera_height_scale, intrinsics_matrix
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.pointcloud import depth_to_points, write_ply
 from r2sdepth.spike.io import fit_spatial
-from r2sdepth.spike.reconstruct import tfp, to_uint8
+from r2sdepth.spike.reconstruct import stretch, tfi, tfp, to_uint8
 from r2sdepth.train.load import load_checkpoint as _load
 from r2sdepth.viz import (
     animation_keep,
@@ -51,10 +51,24 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
     return _load(path, device)
 
 
+RECONSTRUCTED = ("rgb-tfp", "rgb-tfi")  # an RGB network on a spike window's TFP / TFI reconstruction
+
+
+def reconstructed_rgb(spikes: torch.Tensor, method: str) -> torch.Tensor:
+    """Spike windows ``[B, T, H, W]`` -> the grey image an RGB network is given in their place,
+    ``[B, 3, H, W]`` float in [0, 1]: TFP (the window's firing rate) or TFI (inverse inter-spike
+    interval at the window's centre), each image stretched so that its 99.5th percentile is 1
+    (:func:`~r2sdepth.spike.reconstruct.stretch`, as ``r2sdepth reconstruct`` displays it)."""
+    s = spikes.detach().cpu().numpy()
+    img = tfp(s) if method == "tfp" else tfi(s)
+    grey = torch.from_numpy(stretch(img)).to(spikes.device)
+    return grey[:, None].expand(-1, 3, -1, -1).contiguous()
+
+
 def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:
     own = meta["modality"]
     modality = modality or own
-    allowed = {"rgb": {"rgb"}, "spike": {"spike"}, "fusion": {"fusion", "spike"}}[own]
+    allowed = {"rgb": {"rgb", *RECONSTRUCTED}, "spike": {"spike"}, "fusion": {"fusion", "spike"}}[own]
     if modality not in allowed:
         raise R2SDepthError(f"a {own} checkpoint cannot run as {modality} (choose {sorted(allowed)})")
     return modality
@@ -67,7 +81,9 @@ def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
     cfg = net.cfg
     if modality == "spike":
         return spike_depth(net, batch["spikes"])
-    if modality == "rgb":
+    if modality in RECONSTRUCTED:  # the baseline a user with an ordinary depth network has
+        disp = net(rgb=reconstructed_rgb(batch["spikes"], modality[4:]))["disp"][0]
+    elif modality == "rgb":
         disp = net(rgb=batch["color_aug"][:, 0])["disp"][0]
     else:
         disp = net(rgb=batch["color_aug"][:, 0], spikes=batch["spikes"])["disp"][0]
@@ -107,7 +123,7 @@ def predict_split(
         seed=d.get("seed", 0),
         augment=False,
         with_gt=False,
-        need_spikes=modality in ("spike", "fusion"),
+        need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED),
     )
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds: list[np.ndarray] = []
@@ -362,9 +378,10 @@ def _source_modality(kind: type, meta: dict[str, Any], modality: str | None, che
     path; other kinds any path the checkpoint has)."""
     if kind.modalities is None:
         return resolve_modality(meta, modality)
-    if meta["modality"] == "rgb":
+    if meta["modality"] == "rgb" and modality not in RECONSTRUCTED:
         raise R2SDepthError(
-            f"{checkpoint}: an rgb checkpoint cannot run on a spike stream (give it a folder of images or a video)"
+            f"{checkpoint}: an rgb checkpoint cannot run on a spike stream (give it a folder of images or "
+            "a video, or --modality rgb-tfp / rgb-tfi: the RGB network on the TFP / TFI reconstruction)"
         )
     modality = resolve_modality(meta, modality or kind.modalities[0])
     if modality not in kind.modalities:

@@ -116,7 +116,7 @@ class StreamSource(InferSource):
     named by the window's end plane ``{t1:06d}``."""
 
     kind = "stream"
-    modalities = ("spike",)
+    modalities = ("spike", "rgb-tfp", "rgb-tfi")
 
     @classmethod
     def accepts(cls, path: Path, follow: bool) -> bool:

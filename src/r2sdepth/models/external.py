@@ -10,8 +10,9 @@ Anything V2) into the event/spike student. :class:`ExternalTeacher` wraps such a
 * **torch.hub** (``hub:OWNER/REPO:ENTRY``, e.g. ``hub:intel-isl/MiDaS:DPT_Hybrid``): needs a
   network the first time (torch's hub cache after that); never used by the tests.
 
-The network receives RGB ``[B, 3, h, w]`` in ``[0, 1]`` (``distill.teacher_input: unit``) or
-normalised with the ImageNet mean and std (``imagenet``), resized to ``distill.teacher_size``
+The network receives RGB ``[B, 3, h, w]`` in ``[0, 1]`` (``distill.teacher_input: unit``),
+normalised with the ImageNet mean and std (``imagenet``) or with mean 0.5 and std 0.5 (``half``,
+``[-1, 1]``: MiDaS v3 DPT models), resized to ``distill.teacher_size``
 (``[h, w]``; null: the training size). It must return one map per image, ``[B, 1, h', w']``,
 ``[B, h', w']`` (or a tuple/list whose first element is that, or a dict with ``disp``/``depth``):
 ``distill.teacher_output: disparity`` for relative (affine-invariant) disparity such as MiDaS,
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 from r2sdepth.errors import R2SDepthError
 
 FORMATS = ("onnx", "torchscript", "hub")
-INPUTS = ("unit", "imagenet")
+INPUTS = ("unit", "imagenet", "half")
 OUTPUTS = ("disparity", "depth")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -198,6 +199,8 @@ class ExternalTeacher(nn.Module):
             mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
             std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
             x = (x - mean) / std
+        elif self.spec["input"] == "half":
+            x = x * 2.0 - 1.0
         y = _one_map(self._run(x), b, self.spec["path"])
         if y.shape[-2:] != (h, w):
             y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)

@@ -95,16 +95,24 @@ def tfi(spikes: Any, index: int | Sequence[int] | None = None) -> np.ndarray:
     return (1.0 / np.maximum(interval, 1)).astype(np.float32)
 
 
-def to_uint8(img: np.ndarray, *, percentile: float | None = 99.5) -> np.ndarray:
-    """Map a [0, 1] reconstruction to an 8-bit image for display.
-
-    ``percentile``: stretch so that this percentile maps to 255 (real cameras rarely fire every
-    plane, so raw rates look dark); ``None`` keeps the absolute scale.
-    """
+def stretch(img: np.ndarray, *, percentile: float | None = 99.5) -> np.ndarray:
+    """A [0, 1] reconstruction ``[..., H, W]`` stretched so that each image's ``percentile`` maps to
+    1 (clipped to [0, 1]; real cameras rarely fire every plane, so raw rates look dark); ``None``
+    keeps the absolute scale. float32."""
     img = np.asarray(img, dtype=np.float32)
-    scale = 1.0
-    if percentile is not None and img.size:
-        hi = float(np.percentile(img, percentile))
-        if hi > 0:
-            scale = 1.0 / hi
-    return np.clip(np.rint(img * scale * 255.0), 0, 255).astype(np.uint8)
+    if percentile is None or not img.size:
+        return np.clip(img, 0.0, 1.0)
+    flat = img.reshape(-1, img.shape[-2] * img.shape[-1]) if img.ndim >= 2 else img.reshape(1, -1)
+    hi = np.percentile(flat, percentile, axis=1).astype(np.float32)
+    scale = np.where(hi > 0, 1.0 / np.maximum(hi, 1e-30), 1.0).astype(np.float32)
+    return np.clip(flat * scale[:, None], 0.0, 1.0).reshape(img.shape)
+
+
+def to_uint8(img: np.ndarray, *, percentile: float | None = 99.5) -> np.ndarray:
+    """Map a [0, 1] reconstruction to an 8-bit image for display (:func:`stretch`, one stretch for
+    the whole array)."""
+    img = np.asarray(img, dtype=np.float32)
+    if not img.size:
+        return img.astype(np.uint8)
+    flat = stretch(img.reshape(1, -1), percentile=percentile)
+    return np.rint(flat * 255.0).astype(np.uint8).reshape(img.shape)
