@@ -124,6 +124,12 @@ def main() -> None:
         r = ev.evaluate_depths(preds, gts)
         r.update({"train_min": round(minutes, 1), "steps": res["global_step"], "checkpoint": str(ckpt)})
         rows[m] = r
+        if m == "rgb":  # reconstruct, then RGB: the baseline a user with only an RGB network has
+            for method in ("tfp", "tfi"):
+                preds, _ = predict_split(
+                    ckpt, data, splits / "test_files.txt", spike_root=spikes, modality=f"rgb-{method}"
+                )
+                rows[f"rgb on the spike window's {method.upper()}"] = ev.evaluate_depths(preds, gts)
         if m == "fusion":
             preds, _ = predict_split(
                 ckpt, data, splits / "test_files.txt", spike_root=spikes, modality="spike"

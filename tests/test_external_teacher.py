@@ -3,6 +3,7 @@ gives the model's own output; the scale-and-shift alignment and loss against num
 ``distill --config distill_external`` and ``adapt --teacher`` through the CLI (a real
 Trainer.fit); bad teacher files and settings are one-line errors; a changed file is not resumed."""
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_bad_teacher_files_are_one_line_errors(tmp_path):
     ]:
         with pytest.raises(R2SDepthError, match=msg):
             ExternalTeacher(spec)(x)
-    if pytest.importorskip("onnxruntime"):
+    if importlib.util.find_spec("onnxruntime") is not None:
         with pytest.raises(R2SDepthError, match="not a loadable ONNX model") as e:
             ExternalTeacher(teacher_spec(bad))(x)
         assert "\n" not in str(e.value)
