@@ -107,13 +107,12 @@ def main() -> None:
 def _abs_rel(r: dict, baseline: str | None = None, model: bool = False) -> float:
     """abs_rel of the model's row (``model``) or of the baseline row whose name starts with
     ``baseline`` in an ``r2sdepth eval --out`` JSON."""
-    rows = r["rows"] if "rows" in r else r
-    for k, v in rows.items():
+    for k, v in r.items():
         lk = k.lower()
         is_base = lk.startswith(("constant", "flat"))
         if (model and not is_base) or (baseline and lk.startswith(baseline)):
             return float(v["abs_rel"])
-    raise KeyError(f"no {'model' if model else baseline} row in {list(rows)}")
+    raise KeyError(f"no {'model' if model else baseline} row in {list(r)}")
 
 
 if __name__ == "__main__":
