@@ -18,6 +18,15 @@ import json
 import subprocess
 import sys
 import tempfile
+import warnings
+
+import numpy as np
+import torch
+
+from r2sdepth.checkpoint import load_file
+from r2sdepth.demo import DEMO_CHECKPOINT
+from r2sdepth.export import SpikeDepth, time_model
+from r2sdepth.models.r2sdepth import R2SDepthNet
 
 CHILD = r"""
 import json, resource, sys, time, torch
@@ -92,11 +101,8 @@ def main() -> None:
                 f"{r['windows_per_s']:.2f} | {r['peak_mb']:.0f} (+{r['peak_mb'] - r['before_mb']:.0f}) |",
                 flush=True,
             )
-    from r2sdepth.demo import DEMO_CHECKPOINT
 
     if DEMO_CHECKPOINT.is_file():
-        from r2sdepth.checkpoint import load_file
-
         meta = load_file(DEMO_CHECKPOINT)["r2sdepth"]
         for b in (1, 8):
             r = child(
@@ -119,15 +125,8 @@ def main() -> None:
             )
 
     # exported models beside eager PyTorch, batch 1, 192x640
-    import warnings
-
-    import numpy as np
-    import torch
 
     warnings.filterwarnings("ignore")  # tracing/exporter deprecation chatter
-
-    from r2sdepth.export import SpikeDepth, time_model
-    from r2sdepth.models.r2sdepth import R2SDepthNet
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -143,7 +142,7 @@ def main() -> None:
             ref = model(x)
             rows.append(("TorchScript", time_model(ts, x, a.repeats), float((ts(x) - ref).abs().max())))
             try:
-                import onnxruntime as ort
+                import onnxruntime as ort  # noqa: PLC0415  optional dependency (the export extra)
             except ImportError:
                 ort = None
             if ort is not None:

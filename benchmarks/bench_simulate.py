@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
@@ -43,7 +44,6 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--planes", type=int, default=128)
     a = ap.parse_args()
-    import torch
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

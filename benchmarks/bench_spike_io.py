@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from r2sdepth.spike import SpikeStream
+from r2sdepth.spike import SpikeStream, SpikeWriter
 from r2sdepth.spike.io import frame_nbytes
 
 
@@ -60,7 +60,6 @@ def main() -> None:
         p = Path(d) / "bench.dat"
         rng = np.random.default_rng(0)
         chunk = 500
-        from r2sdepth.spike import SpikeWriter
 
         with SpikeWriter(p, h, w) as wr:
             for i in range(0, n, chunk):

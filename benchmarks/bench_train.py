@@ -18,6 +18,9 @@ from pathlib import Path
 
 import torch
 
+from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti
+from r2sdepth.data.synthetic import synthesize
+from r2sdepth.spike.simulate import SimParams
 from r2sdepth.train.module import DepthModule
 
 
@@ -65,9 +68,6 @@ def step_time(
 
 
 def loading_speed(n: int = 40) -> dict[str, float]:
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti
-    from r2sdepth.data.synthetic import synthesize
-    from r2sdepth.spike.simulate import SimParams
 
     out = {}
     with tempfile.TemporaryDirectory() as d:

@@ -261,7 +261,7 @@ def inference(a: argparse.Namespace, device: torch.device) -> list[dict[str, Any
             print_infer(row)
         row = {"batch": bs, "path": "ONNX Runtime CUDA"}
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # noqa: PLC0415  optional dependency (the export extra)
 
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise RuntimeError("onnxruntime has no CUDAExecutionProvider here")

@@ -42,6 +42,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, read_dat, sidecar_path, write_dat
@@ -298,8 +299,6 @@ def run(reader: int, cli: int, seed: int, verbose: bool = False) -> dict[str, Co
                 if cls not in ("ok", "clean error") and len(bad_examples) < 10:
                     bad_examples.append(f"reader {cls}: {kind}")
             if cli:
-                from PIL import Image
-
                 frames = d / "frames"
                 frames.mkdir()
                 for i in range(3):

@@ -124,7 +124,7 @@ def stand_in_modules() -> list[str]:
             return True
 
     if missing("tensorboardX"):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415  a stand-in made only when Monodepth2's dependency is missing
 
         sys.modules["tensorboardX"] = types.SimpleNamespace(SummaryWriter=SummaryWriter)  # type: ignore[assignment]
         made.append("tensorboardX.SummaryWriter -> torch.utils.tensorboard.SummaryWriter")
@@ -132,7 +132,7 @@ def stand_in_modules() -> list[str]:
         sys.modules["IPython"] = types.SimpleNamespace(embed=None)  # type: ignore[assignment]
         made.append("IPython.embed (imported, never called)")
     if missing("six"):
-        import urllib
+        import urllib  # noqa: PLC0415  a stand-in made only when Monodepth2's dependency is missing
 
         moves = types.SimpleNamespace(urllib=urllib)
         sys.modules["six"] = types.SimpleNamespace(moves=moves)  # type: ignore[assignment]
@@ -242,7 +242,7 @@ def run_r2sdepth(
     data: Path, out: Path, *, steps: int, batch: int, h: int, w: int, seed: int, workers: int
 ) -> dict[str, Any]:
     """Train r2sdepth's rgb mode (the shipped train_rgb config) ``steps`` steps; same outputs as above."""
-    import lightning as L
+    import lightning as L  # noqa: PLC0415  heavy: only the r2sdepth side needs it
 
     times: list[float] = []
 

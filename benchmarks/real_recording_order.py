@@ -26,6 +26,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+import r2sdepth
+from r2sdepth.spike import SpikeStream, tfp
+from r2sdepth.viz import depth_picture, labelled, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDING = (
@@ -68,10 +73,6 @@ def main() -> None:
     ap.add_argument("--net-size", default=None, help="HxW network input (default: the trained size)")
     ap.add_argument("--out", default="runs/real_order")
     a = ap.parse_args()
-
-    import r2sdepth
-    from r2sdepth.spike import SpikeStream, tfp
-    from r2sdepth.viz import depth_picture, labelled, to_uint8
 
     st = SpikeStream(a.recording, 250, 400)
     out = Path(a.out)
@@ -144,7 +145,6 @@ def main() -> None:
             {"recording": str(a.recording), "boxes": BOXES, "margin": MARGIN, "models": results}, indent=1
         )
     )
-    from PIL import Image
 
     Image.fromarray(np.concatenate(panels, 1)).save(out / "order.png")
     print(f"wrote {out / 'results.json'} and {out / 'order.png'}")

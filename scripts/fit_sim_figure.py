@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from r2sdepth.spike import SpikeStream, tfp
+from r2sdepth.spike.simulate import SimParams, _resize, luminance, read_image, simulate_chunk
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -26,13 +29,10 @@ def main() -> None:
     ap.add_argument("--params", required=True, help="fit-sim output")
     ap.add_argument("--out", default="docs/fit_sim_car.png")
     a = ap.parse_args()
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  the Agg backend is chosen before pyplot is imported
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from r2sdepth.spike import SpikeStream, tfp
-    from r2sdepth.spike.simulate import SimParams, _resize, luminance, read_image, simulate_chunk
+    import matplotlib.pyplot as plt  # noqa: PLC0415  the Agg backend is chosen before pyplot is imported
 
     real = SpikeStream(SHARED / "spike_real" / "car_250x400.dat", 250, 400).read(0, 64)
     d = SHARED / "kitti_raw" / "2011_09_26" / "2011_09_26_drive_0009_sync" / "image_02" / "data"

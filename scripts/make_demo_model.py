@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from r2sdepth import evaluate as ev
+from r2sdepth.checkpoint import load_file, save_atomic
 from r2sdepth.export import slim_checkpoint
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import apply_overrides, load_config, run_training
@@ -140,7 +141,6 @@ def main() -> None:
     if not model["abs_rel"] < base["abs_rel"]:
         sys.exit("the model does not beat the mean-depth baseline: not shipping it")
     out = slim_checkpoint(ckpt, a.out, modality="spike")
-    from r2sdepth.checkpoint import load_file, save_atomic
 
     ck = load_file(out)
     ck["r2sdepth"].update(

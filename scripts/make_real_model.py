@@ -43,13 +43,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from r2sdepth import evaluate as ev
+from r2sdepth.atomic import save_png
 from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file, save_atomic
-from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
+from r2sdepth.data.kitti import Sample, image_path, list_frame_ids, write_split
 from r2sdepth.export import slim_checkpoint
 from r2sdepth.infer import predict_split
 from r2sdepth.train.adapt import frame_spec
 from r2sdepth.train.run import adapt_config, apply_overrides, load_config, run_training
+from r2sdepth.viz import colorize
 
 ROOT = Path(__file__).resolve().parents[1]
 KITTI = ROOT.parent / "shared" / "data" / "kitti_raw"
@@ -61,12 +66,6 @@ def before_after_figure(
 ) -> None:
     """Three held-out frames (first, middle, last), one row each: RGB at the network size |
     inverse depth before | after adaptation (magma, bright = near, each map's own range)."""
-    import numpy as np
-    from PIL import Image
-
-    from r2sdepth.atomic import save_png
-    from r2sdepth.data.kitti import image_path
-    from r2sdepth.viz import colorize
 
     rows = []
     for i in sorted({0, len(frames) // 2, len(frames) - 1}):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str) -> Any:
     if name in ("DepthModel", "load_model", "predict"):
-        from r2sdepth import api
+        from r2sdepth import api  # noqa: PLC0415  lazy: `import r2sdepth` must not import torch
 
         return getattr(api, name)
     raise AttributeError(f"module 'r2sdepth' has no attribute {name!r}")

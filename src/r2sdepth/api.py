@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 from r2sdepth.checkpoint import check_window, checkpoint_path, rate_mismatch, trained_window, trained_windows
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
@@ -88,7 +89,6 @@ class DepthModel:
         rate the model was trained at (:func:`r2sdepth.checkpoint.rate_mismatch`).
         Returns float32 depth ``[H, W]`` / ``[B, H, W]`` at the input's size.
         """
-        import torch
 
         x = np.asarray(spikes)
         single = x.ndim == 3

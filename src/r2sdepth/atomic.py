@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -85,8 +88,6 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
 
 def save_png(path: str | os.PathLike, img: Any) -> Path:
     """Save uint8 ``[H, W]``/``[H, W, 3]`` or uint16 ``[H, W]`` as PNG, atomically."""
-    import numpy as np
-    from PIL import Image
 
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(img)).save(tmp, format="PNG")

@@ -28,19 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.data import AttributeDict
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from r2sdepth.errors import R2SDepthError
+from r2sdepth.atomic import tmp_path_for
+from r2sdepth.config import DataConfig
+from r2sdepth.errors import R2SDepthError, R2SDepthWarning
+from r2sdepth.spike.simulate import SimParams
 
 CHECKSUM_KEY = "r2sdepth_checksum"
 
 
 def _safe_globals() -> list[Any]:
     """Objects (besides plain containers and tensors) that Lightning checkpoints hold."""
-    out: list[Any] = []
-    with contextlib.suppress(ImportError):
-        from lightning.fabric.utilities.data import AttributeDict
-
-        out.append(AttributeDict)
+    out: list[Any] = [AttributeDict]
     with contextlib.suppress(ImportError):
         out += [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
     return out
@@ -72,7 +73,6 @@ def with_checksum(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def save_atomic(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``checkpoint`` (with its checksum) to ``path`` atomically (see module docstring)."""
-    from r2sdepth.atomic import tmp_path_for
 
     path = Path(path)
     with_checksum(checkpoint)
@@ -159,7 +159,6 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
 
 def trained_window(meta: dict[str, Any]) -> int:
     """Planes per window a checkpoint was trained with (its metadata; else the schema's default)."""
-    from r2sdepth.config import DataConfig
 
     return int(meta.get("window") or (meta.get("data") or {}).get("window") or DataConfig.window)
 
@@ -168,7 +167,6 @@ def trained_windows(meta: dict[str, Any]) -> dict[str, Any]:
     """How a checkpoint's spike windows were made (from its metadata): ``planes`` per window,
     ``rate_hz`` (planes per second), ``duration_s`` of a window and the ``mode`` (``camera-rate``
     or ``per-frame``, :class:`r2sdepth.spike.simulate.SimParams`)."""
-    from r2sdepth.spike.simulate import SimParams
 
     d = meta.get("data") or {}
     sim = SimParams(**{k: v for k, v in (d.get("sim") or {}).items() if k in SimParams.__dataclass_fields__})
@@ -195,8 +193,6 @@ def check_window(meta: dict[str, Any], window: int) -> None:
             f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on {trained})"
         )
     if trained and int(window) != trained:
-        from r2sdepth.errors import R2SDepthWarning
-
         warnings.warn(
             f"window {window} differs from the {trained} planes the model was trained on (depth may "
             f"suffer): --window {trained}",
@@ -265,7 +261,6 @@ def checkpoint_path(name_or_path: str | os.PathLike) -> Path:
 def lightning_checkpoint_io():
     """A Lightning ``CheckpointIO`` that saves with :func:`save_atomic` and loads with
     :func:`load_file` (so a Trainer resume is checked and safe too)."""
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
 
     class AtomicSafeCheckpointIO(TorchCheckpointIO):
         def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:

@@ -19,12 +19,21 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import yaml
+
 from r2sdepth import __version__
-from r2sdepth.data.synthetic import VIEWS
-from r2sdepth.errors import R2SDepthError
-from r2sdepth.evaluate import SCALINGS
+from r2sdepth import evaluate as ev
+from r2sdepth.atomic import write_json_atomic
+from r2sdepth.config import config_help
+from r2sdepth.data.synthetic import VIEWS, synthesize
+from r2sdepth.errors import R2SDepthError, R2SDepthWarning
+from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
-from r2sdepth.spike.io import warn_layout
+from r2sdepth.spike import SpikeStream
+from r2sdepth.spike.fit import fit_sim
+from r2sdepth.spike.io import probe_layouts, warn_layout
+from r2sdepth.spike.simulate import SimParams, iter_frames, load_sim_params, luminance, simulate_to_file
+from r2sdepth.viz import save_reconstructions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +58,7 @@ def _command(name: str, parser: Callable[[argparse._SubParsersAction], None]):
 
 def checkpoint_path(name: str) -> Path:
     """A checkpoint file or a shipped name (``demo``); torch is imported only when needed."""
-    from r2sdepth.checkpoint import checkpoint_path as resolve
+    from r2sdepth.checkpoint import checkpoint_path as resolve  # noqa: PLC0415  torch-level: loaded on use
 
     return resolve(name)
 
@@ -131,8 +140,6 @@ def _sim_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per field of :class:`r2sdepth.spike.simulate.SimParams` (its help and default), plus
     ``--sim-params FILE`` (``r2sdepth fit-sim``'s output): the file's values, then the flags given."""
 
-    from r2sdepth.spike.simulate import SimParams
-
     g = p.add_argument_group("spike-camera model (flags override --sim-params)")
     g.add_argument("--sim-params", metavar="FILE", help="camera model from `r2sdepth fit-sim` (JSON/YAML)")
     for f in dataclasses.fields(SimParams):
@@ -155,8 +162,6 @@ def _sim_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
 
 def _sim_params(a: argparse.Namespace, **defaults: object):
     """The ``SimParams`` of a command: ``defaults``, then ``--sim-params FILE``, then the flags given."""
-
-    from r2sdepth.spike.simulate import SimParams, load_sim_params
 
     vals: dict = dict(defaults)
     if a.sim_params:
@@ -195,7 +200,6 @@ def _stream_kw(a: argparse.Namespace) -> dict:
 
 
 def _open_stream(a: argparse.Namespace):
-    from r2sdepth.spike import SpikeStream
 
     st = SpikeStream(a.input, **_stream_kw(a))
     warn_layout(st)
@@ -239,8 +243,6 @@ def _parser_info(sub: argparse._SubParsersAction) -> None:
 @_command("info", _parser_info)
 def _cmd_info(a: argparse.Namespace) -> int:
     if a.probe:
-        from r2sdepth.spike.io import probe_layouts
-
         if not Path(a.input).is_file():
             raise R2SDepthError(f"{a.input}: no such file")
         rows = probe_layouts(a.input, [a.sensor] if a.sensor else None)
@@ -305,7 +307,6 @@ def _parser_reconstruct(sub: argparse._SubParsersAction) -> None:
 
 @_command("reconstruct", _parser_reconstruct)
 def _cmd_reconstruct(a: argparse.Namespace) -> int:
-    from r2sdepth.viz import save_reconstructions
 
     with _open_stream(a) as st:
         paths = save_reconstructions(
@@ -346,9 +347,6 @@ def _parser_fit_sim(sub: argparse._SubParsersAction) -> None:
 
 @_command("fit-sim", _parser_fit_sim)
 def _cmd_fit_sim(a: argparse.Namespace) -> int:
-    from r2sdepth.atomic import write_json_atomic
-    from r2sdepth.spike.fit import fit_sim
-    from r2sdepth.spike.simulate import iter_frames, luminance
 
     if a.planes <= 0:
         raise R2SDepthError(f"--planes {a.planes}: must be positive")
@@ -388,7 +386,6 @@ def _parser_simulate(sub: argparse._SubParsersAction) -> None:
 
 @_command("simulate", _parser_simulate)
 def _cmd_simulate(a: argparse.Namespace) -> int:
-    from r2sdepth.spike.simulate import iter_frames, simulate_to_file
 
     params = _sim_params(a)
     meta = simulate_to_file(
@@ -436,7 +433,7 @@ def _parser_build_spike_kitti(sub: argparse._SubParsersAction) -> None:
 
 @_command("build-spike-kitti", _parser_build_spike_kitti)
 def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
-    from r2sdepth.data.spike_kitti import build_spike_kitti
+    from r2sdepth.data.spike_kitti import build_spike_kitti  # noqa: PLC0415  torch-level: loaded on use
 
     params = _sim_params(a)
     res = build_spike_kitti(
@@ -506,7 +503,6 @@ def _parser_synth(sub: argparse._SubParsersAction) -> None:
 
 @_command("synth", _parser_synth)
 def _cmd_synth(a: argparse.Namespace) -> int:
-    from r2sdepth.data.synthetic import synthesize
 
     res = synthesize(
         a.out,
@@ -547,7 +543,6 @@ def _parser_export_gt(sub: argparse._SubParsersAction) -> None:
 
 @_command("export-gt", _parser_export_gt)
 def _cmd_export_gt(a: argparse.Namespace) -> int:
-    from r2sdepth.evaluate import export_gt
 
     n = export_gt(a.kitti_root, a.split, a.out, progress=sys.stderr.isatty(), source=a.gt_source)
     print(f"wrote {n} ground-truth depth maps to {a.out}")
@@ -621,7 +616,6 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
 
 @_command("eval", _parser_eval)
 def _cmd_eval(a: argparse.Namespace) -> int:
-    from r2sdepth.evaluate import EvalJob, report
 
     job = EvalJob(
         **{f.name: getattr(a, f.name) for f in dataclasses.fields(EvalJob)}  # the flags of the same names
@@ -630,7 +624,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if a.pred:
         named = {Path(a.pred).stem: job.predictions()}
     elif a.checkpoint:
-        from r2sdepth.infer import predict_split
+        from r2sdepth.infer import predict_split  # noqa: PLC0415  torch-level: loaded on use
 
         if not (job.data and job.split):
             raise R2SDepthError("--checkpoint needs --data and --split")
@@ -654,14 +648,16 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace, teacher: str | None) -> dict:
-    import yaml
 
-    from r2sdepth.train.run import apply_overrides, load_config, resolved_config, run_training
+    from r2sdepth.train.run import (  # noqa: PLC0415  torch-level: loaded on use
+        apply_overrides,
+        load_config,
+        resolved_config,
+        run_training,
+    )
 
     cfg = load_config(a.config)
     if a.sim_params:
-        from r2sdepth.spike.simulate import load_sim_params
-
         cfg.setdefault("data", {}).setdefault("sim", {}).update(load_sim_params(a.sim_params))
     apply_overrides(cfg, a.overrides)
     if a.print_config:
@@ -677,7 +673,6 @@ def _run(a: argparse.Namespace, teacher: str | None) -> dict:
 def _parser_stage(sub: argparse._SubParsersAction, name: str, stage2: bool) -> None:
     """The arguments of `r2sdepth train` (stage 1) and `r2sdepth distill` (stage 2); the config keys
     are listed in the epilog from the schema."""
-    from r2sdepth.config import config_help
 
     s = sub.add_parser(
         name,
@@ -806,14 +801,12 @@ def _parser_adapt(sub: argparse._SubParsersAction) -> None:
 
 @_command("adapt", _parser_adapt)
 def _cmd_adapt(a: argparse.Namespace) -> int:
-    from r2sdepth.train.adapt import run_adapt
+    from r2sdepth.train.adapt import run_adapt  # noqa: PLC0415  torch-level: loaded on use
 
     if a.print_config:  # (the footage is not read: the root and split are where the run will put them)
-        import yaml
-
-        from r2sdepth.checkpoint import checkpoint_path
-        from r2sdepth.train.adapt import self_distill_config
-        from r2sdepth.train.run import resolved_config
+        from r2sdepth.checkpoint import checkpoint_path  # noqa: PLC0415  torch-level: loaded on use
+        from r2sdepth.train.adapt import self_distill_config  # noqa: PLC0415  torch-level: loaded on use
+        from r2sdepth.train.run import resolved_config  # noqa: PLC0415  torch-level: loaded on use
 
         teacher = checkpoint_path(a.checkpoint)
         split = Path(a.out or "RUN") / "train_files.txt"
@@ -843,8 +836,6 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
         f"spike-only model {res['checkpoint']} (r2sdepth infer --checkpoint {res['checkpoint']} ...)"
     )
     if res["eval"]:
-        from r2sdepth import evaluate as ev
-
         print(ev.markdown_table(res["eval"]))
     return 0
 
@@ -953,7 +944,7 @@ def _parser_infer(sub: argparse._SubParsersAction) -> None:
 
 @_command("infer", _parser_infer)
 def _cmd_infer(a: argparse.Namespace) -> int:
-    from r2sdepth.infer import run_infer
+    from r2sdepth.infer import run_infer  # noqa: PLC0415  torch-level: loaded on use
 
     kw = _stream_kw(a)
     src = Path(a.input)
@@ -1039,7 +1030,7 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
 
 @_command("export", _parser_export)
 def _cmd_export(a: argparse.Namespace) -> int:
-    from r2sdepth.export import export_model, slim_checkpoint
+    from r2sdepth.export import export_model, slim_checkpoint  # noqa: PLC0415  torch-level: loaded on use
 
     if a.format == "slim":
         p = slim_checkpoint(a.checkpoint, a.out)
@@ -1066,7 +1057,7 @@ def _parser_models(sub: argparse._SubParsersAction) -> None:
 
 @_command("models", _parser_models)
 def _cmd_models(a: argparse.Namespace) -> int:
-    from r2sdepth.checkpoint import shipped_models
+    from r2sdepth.checkpoint import shipped_models  # noqa: PLC0415  torch-level: loaded on use
 
     rows = shipped_models()
     if a.json:
@@ -1104,7 +1095,7 @@ def _parser_demo(sub: argparse._SubParsersAction) -> None:
 
 @_command("demo", _parser_demo)
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from r2sdepth.demo import run_demo, run_real_demo
+    from r2sdepth.demo import run_demo, run_real_demo  # noqa: PLC0415  torch-level: loaded on use
 
     if a.real:
         run_real_demo(
@@ -1125,8 +1116,6 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``r2sdepth`` console script."""
-
-    from r2sdepth.errors import R2SDepthWarning
 
     plain = warnings.formatwarning
 

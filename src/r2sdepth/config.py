@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.simulate import SimParams
@@ -371,7 +373,7 @@ def _schema_keys(schema: Any, prefix: str = "") -> list[str]:
 
 def _check_trainer_keys(trainer: dict[str, Any]) -> None:
 
-    import lightning as L
+    import lightning as L  # noqa: PLC0415  heavy (imports torch): the config is checked by light commands too
 
     valid = [k for k in inspect.signature(L.Trainer.__init__).parameters if k != "self"]
     reserved = {"callbacks", "logger", "plugins", "default_root_dir", "use_distributed_sampler"}
@@ -392,8 +394,6 @@ def resolve(cfg: dict[str, Any], *, stage2: bool = False) -> dict[str, Any]:
 
     Raises :class:`R2SDepthError` naming the key for unknown keys (with the closest valid one),
     values of the wrong type and values outside a key's choices."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
     schema_cls = DistillRunConfig if stage2 else TrainConfig
     schema = OmegaConf.structured(schema_cls)

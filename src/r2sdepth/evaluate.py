@@ -19,8 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+from numpy.lib import format as npf
+from PIL import Image
+from tqdm import tqdm
 
+from r2sdepth.atomic import atomic_path, write_bytes_atomic, write_json_atomic
+from r2sdepth.config import resolve_split
+from r2sdepth.data.kitti import (
+    gt_depth,
+    image_path,
+    load_calib,
+    read_split,
+    resolve_gt_source,
+    scale_intrinsics,
+)
+from r2sdepth.data.rig import RigSequence, rig_depth
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, camera_height_scale
 
@@ -66,7 +81,6 @@ def crop_mask(shape: tuple[int, int], crop: str | None = "garg") -> np.ndarray:
 
 def resize_to(pred_depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize a depth map to ``shape`` bilinearly in disparity (as the published protocol)."""
-    import cv2
 
     pred_depth = np.asarray(pred_depth, np.float32)
     if pred_depth.shape == tuple(shape):
@@ -309,7 +323,6 @@ class _ArrayOnlyUnpickler:
 def _read_npy(f, where: str) -> np.ndarray:
     """One ``.npy`` stream: plain arrays as numpy reads them, object arrays through
     :class:`_ArrayOnlyUnpickler` (never ``allow_pickle=True``)."""
-    from numpy.lib import format as npf
 
     version = npf.read_magic(f)
     shape, fortran, dtype = (
@@ -382,7 +395,6 @@ def npz_attribute(path: str | os.PathLike, key: str) -> str | None:
 def save_npz_maps(path: str | os.PathLike, maps: Sequence[np.ndarray], **attrs: str) -> None:
     """Save maps as Monodepth2's ``gt_depths.npz`` format: key ``data``, an object array;
     ``attrs`` (e.g. ``gt_source="velodyne"``) are stored as string arrays beside it."""
-    from r2sdepth.atomic import atomic_path
 
     arr = np.empty(len(maps), dtype=object)
     for i, m in enumerate(maps):
@@ -401,14 +413,11 @@ def export_gt(
 ) -> int:
     """Write the ground truth of every split line (native size, split order) to ``out``, with
     the ground-truth source (:func:`r2sdepth.data.kitti.gt_depth`) recorded as ``gt_source``."""
-    from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
 
     src = resolve_gt_source(kitti_root, source)
     samples = read_split(split)
     it: Iterable = samples
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(samples, unit="img", desc="export-gt")
     maps = [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in it]
     save_npz_maps(out, maps, gt_source=src)
@@ -419,12 +428,9 @@ def split_gt(
     kitti_root: str | os.PathLike, split: str | os.PathLike, source: str = "auto"
 ) -> list[np.ndarray]:
     """Ground-truth maps of a split, in order, all from one source (see ``gt_depth``)."""
-    from r2sdepth.data.kitti import gt_depth, read_split, resolve_gt_source
 
     src = resolve_gt_source(kitti_root, source)
     if src == "rig":
-        from r2sdepth.data.rig import rig_depth
-
         return [rig_depth(Path(kitti_root) / s.drive, s.frame) for s in read_split(split)]
     return [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in read_split(split)]
 
@@ -435,9 +441,6 @@ def split_intrinsics(
     """``K`` ``[3, 3]`` of every split line scaled to ``sizes[i]`` (the prediction's rows,
     columns): from the drive's ``calib_cam_to_cam.txt`` (KITTI raw layout, synthetic scenes) or a
     rig sequence's spike camera."""
-    from PIL import Image
-
-    from r2sdepth.data.kitti import image_path, load_calib, read_split, scale_intrinsics
 
     root = Path(root)
     samples = read_split(split)
@@ -449,8 +452,6 @@ def split_intrinsics(
         key = (s.drive, s.cam)
         if key not in cache:
             if (root / s.drive / "calib.yaml").is_file():
-                from r2sdepth.data.rig import RigSequence
-
                 rig = RigSequence(root / s.drive)
                 cache[key] = (rig.K, tuple(rig.calib.spike_size))
             else:
@@ -476,7 +477,6 @@ def markdown_table(rows: dict[str, dict[str, Any]], extra: Sequence[str] = ()) -
 
 
 def write_results(path: str | os.PathLike, results: dict[str, Any]) -> None:
-    from r2sdepth.atomic import write_json_atomic
 
     write_json_atomic(path, results)
 
@@ -516,8 +516,6 @@ class EvalJob:
         if self.scaling is None:
             self.scaling = "fixed" if self.no_median_scaling or self.scale != 1.0 else "median"
         if self.split and self.data:
-            from r2sdepth.config import resolve_split
-
             self.split = str(resolve_split(self.split, self.data))  # relative: under data first, as train
         if self.baselines and self.scaling != "median":
             raise R2SDepthError(f"--baselines are scored under median scaling, not --scaling {self.scaling}")
@@ -542,8 +540,6 @@ class EvalJob:
             src = npz_attribute(self.gt, "gt_source") or f"file {Path(self.gt).name} (source not recorded)"
             return load_npz_maps(self.gt), src
         if self.data and self.split:
-            from r2sdepth.data.kitti import resolve_gt_source
-
             src = resolve_gt_source(self.data, self.gt_source)
             return split_gt(self.data, self.split, src), src
         raise R2SDepthError("ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE")
@@ -597,8 +593,6 @@ def report(rows: dict[str, dict[str, Any]], out: str | os.PathLike | None) -> st
     object) and the table beside it (``.md``), both written atomically."""
     table = markdown_table(rows, extra=("n",))
     if out:
-        from r2sdepth.atomic import write_bytes_atomic
-
         write_results(out, rows if len(rows) > 1 else next(iter(rows.values())))
         write_bytes_atomic(Path(out).with_suffix(".md"), (table + "\n").encode())
     return table

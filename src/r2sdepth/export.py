@@ -175,7 +175,7 @@ def export_model(
         diff, how = float("nan"), "not checked (install onnxruntime)"
         if check:
             try:
-                import onnxruntime as ort
+                import onnxruntime as ort  # noqa: PLC0415  optional dependency (the export extra)
             except ImportError:
                 ort = None
             if ort is not None:

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
 from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
@@ -105,7 +109,6 @@ def predict_split(
     """Depth maps (metres, network size) for every line of ``split``; and a display name
     (``progress``: a progress bar on stderr). ``intrinsics``: a list that receives each map's
     ``K`` ``[3, 3]`` at the network size (for camera-height scaling)."""
-    from torch.utils.data import DataLoader
 
     module, meta = load_checkpoint(checkpoint, device)
     modality = resolve_modality(meta, modality)
@@ -128,8 +131,6 @@ def predict_split(
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds: list[np.ndarray] = []
     if progress:
-        from tqdm import tqdm
-
         loader = tqdm(loader, unit="batch", leave=False, desc="predict")
     for batch in loader:
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
@@ -163,7 +164,6 @@ def fit_rgb(frames: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tenso
 
 def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Network depth ``[B, 1, H, W]`` -> ``[B, 1, h, w]`` at the input's size (crop, or resize in disparity)."""
-    import torch.nn.functional as F
 
     if tuple(depth.shape[-2:]) == tuple(size):
         return depth
@@ -240,7 +240,6 @@ def _save_outputs(
     units of self-supervised depth span too few x256 levels); ``color/NAME.png`` (inverse depth,
     magma, fixed range ``d_range`` with a colour bar in metres / model units, enlarged by a whole
     factor to at least :data:`COLOR_MIN_ROWS` rows)."""
-    from PIL import Image
 
     (out / "depth").mkdir(parents=True, exist_ok=True)
     d32 = depth.astype(np.float32)
@@ -675,8 +674,6 @@ def run_infer(
     writer = OutputWriter(plan, out, o)
     bar = None
     if o.progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=plan.src.count, unit="win", leave=False, desc="infer")
     t_start = time.monotonic()
     try:

@@ -40,9 +40,10 @@ def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Camera-frame points ``[H, W, 3]`` (x right, y down, z forward; units of ``depth``) of a
     depth map ``[H, W]`` with intrinsics ``K`` ``[3, 3]`` at the depth map's size: the training
     geometry's :func:`r2sdepth.geometry.backproject` (pixel centres at integers), in float64."""
-    import torch  # heavy: not needed by the CLI's light commands, which import this module
+    # torch-level: the light CLI commands import this module
+    import torch  # noqa: PLC0415
 
-    from r2sdepth.geometry import backproject as backproject_torch
+    from r2sdepth.geometry import backproject as backproject_torch  # noqa: PLC0415
 
     depth = np.asarray(depth, np.float64)
     h, w = depth.shape

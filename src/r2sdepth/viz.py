@@ -9,8 +9,11 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import imageio.v3 as iio
+import matplotlib
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
 
 from r2sdepth.atomic import atomic_path, save_png
 from r2sdepth.errors import R2SDepthError
@@ -25,7 +28,7 @@ def check_animation_path(path: str | os.PathLike) -> None:
         raise R2SDepthError(f"{path}: animation must end in .gif or .mp4")
     if suffix == ".mp4":
         try:
-            import imageio_ffmpeg  # noqa: F401
+            import imageio_ffmpeg  # noqa: F401, PLC0415  optional dependency (the video extra): a probe
         except ImportError as e:
             raise R2SDepthError(
                 f"{path}: MP4 output needs imageio-ffmpeg (pip install 'r2sdepth[video]')"
@@ -37,7 +40,6 @@ def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: f
 
     MP4 needs the ``imageio-ffmpeg`` package (``pip install r2sdepth[video]``).
     """
-    import imageio.v3 as iio
 
     path = Path(path)
     check_animation_path(path)
@@ -63,7 +65,7 @@ def save_animation(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: f
 
 def _has_pyav() -> bool:
     try:
-        import av  # noqa: F401
+        import av  # noqa: F401, PLC0415  optional dependency: a probe
     except ImportError:
         return False
     return True
@@ -92,7 +94,6 @@ def colorize(
 
 def _lut(name: str) -> np.ndarray:
     """256-entry uint8 LUT of a matplotlib colour map (``magma``, ``plasma``, ``gray``, ...)."""
-    import matplotlib
 
     try:
         cmap = matplotlib.colormaps[name]
@@ -102,7 +103,6 @@ def _lut(name: str) -> np.ndarray:
 
 
 def _font(size: int):
-    from PIL import ImageFont
 
     try:
         return ImageFont.load_default(size=size)
@@ -154,7 +154,6 @@ def depth_colorbar(
     in depth): ``units`` on top, under it the bar with near (bright) at the top and far (dark) at
     the bottom, ticks from :func:`colorbar_ticks` (labels never overprint each other or the units);
     ``W`` is ``width`` or wider where the labels need it."""
-    from PIL import ImageDraw
 
     lut = _lut(cmap)
     bar_w = max(6, width // 5)
@@ -206,7 +205,6 @@ def depth_picture(
 def labelled(img: np.ndarray, title: str, min_height: int = 0) -> np.ndarray:
     """``img`` (uint8 ``[H, W]``/``[H, W, 3]``) scaled up to at least ``min_height`` rows
     (nearest, whole factors) under a white title strip."""
-    from PIL import ImageDraw
 
     a = np.asarray(img)
     if a.ndim == 2:
@@ -310,7 +308,6 @@ def save_reconstructions(
 def _progress(it: Iterable, enabled: bool) -> Iterable:
     if not enabled:
         return it
-    from tqdm import tqdm
 
     return tqdm(it, unit="img", leave=False)
 

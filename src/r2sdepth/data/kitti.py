@@ -24,7 +24,9 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from r2sdepth.atomic import save_png, write_bytes_atomic
 from r2sdepth.errors import R2SDepthError
 
 SIDES = {"l": "02", "r": "03", "2": "02", "3": "03"}
@@ -155,7 +157,6 @@ def project_velodyne(velo: np.ndarray, calib: CamCalib, shape: tuple[int, int] |
 
 def read_depth_png(path: str | os.PathLike) -> np.ndarray:
     """KITTI depth PNG (uint16, depth x 256, 0 = invalid) -> float32 metres (0 = invalid)."""
-    from PIL import Image
 
     path = Path(path)
     if not path.is_file():
@@ -169,7 +170,6 @@ def read_depth_png(path: str | os.PathLike) -> np.ndarray:
 
 def write_depth_png(path: str | os.PathLike, depth: np.ndarray) -> None:
     """Write metres as a KITTI depth PNG (uint16, depth x 256, 0 = invalid), atomically."""
-    from r2sdepth.atomic import save_png
 
     d = np.asarray(depth, dtype=np.float64)
     d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
@@ -405,6 +405,5 @@ def read_split(path: str | os.PathLike) -> list[Sample]:
 
 
 def write_split(path: str | os.PathLike, samples: list[Sample]) -> None:
-    from r2sdepth.atomic import write_bytes_atomic
 
     write_bytes_atomic(path, "".join(f"{s.drive} {s.frame} {s.side}\n" for s in samples).encode())

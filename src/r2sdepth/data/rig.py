@@ -43,10 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import yaml
+from PIL import Image
 
+from r2sdepth.data import kitti
+from r2sdepth.data.kitti import FRAME_SUFFIXES
+from r2sdepth.data.synthetic import DATE, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, read_sidecar
+from r2sdepth.spike.simulate import SimParams, luminance, read_image, simulate_to_file
 
 __all__ = [
     "RigCalibration",
@@ -94,7 +101,6 @@ def _matrix(cfg: dict[str, Any], key: str, shape: tuple[int, ...], where: Path) 
 
 def read_rig_calibration(path: str | os.PathLike) -> RigCalibration:
     """Read and check ``calib.yaml`` (see the module docstring); one-line errors."""
-    import yaml
 
     path = Path(path)
     if not path.is_file():
@@ -144,7 +150,6 @@ def rgb_to_spike_homography(calib: RigCalibration) -> np.ndarray:
 def warp_rgb_to_spike(img: np.ndarray, H: np.ndarray, spike_size: tuple[int, int]) -> np.ndarray:
     """An RGB (or gray) image warped into the spike camera's image plane ``spike_size``
     (bilinear; pixels that the RGB camera does not see are 0)."""
-    import cv2
 
     return cv2.warpPerspective(
         np.asarray(img),
@@ -268,7 +273,6 @@ class RigSequence:
         clock_offset_s: float | None = None,
         estimate_offset: bool | None = None,
     ) -> None:
-        from r2sdepth.data.kitti import FRAME_SUFFIXES
 
         self.root = Path(root)
         rgb = self.root / "rgb"
@@ -322,7 +326,6 @@ class RigSequence:
 
     def rgb(self, i: int) -> np.ndarray:
         """RGB frame ``i`` as the RGB camera saw it, uint8 ``[h, w, 3]``."""
-        from r2sdepth.spike.simulate import read_image
 
         img = read_image(self.frames[i])
         if img.ndim == 2:
@@ -363,7 +366,6 @@ class RigSequence:
 
     def estimate_offset(self, search_s: float = 0.05) -> dict[str, Any]:
         """Estimate the clock offset from the data (:func:`estimate_clock_offset`)."""
-        from r2sdepth.spike.simulate import luminance
 
         lum = np.array([float(luminance(self.rgb_in_spike_camera(i)).mean()) for i in range(len(self))])
         return estimate_clock_offset(
@@ -378,8 +380,6 @@ def copy_with_calibration(
     allows, copied otherwise) whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g.
     ``{"clock_offset_s": 0.1}``): the same recordings with another calibration, to measure what a
     calibration error costs. An existing ``dst`` is replaced only with ``overwrite``."""
-
-    import yaml
 
     src, dst = Path(src), Path(dst)
     if not any(src.glob("*/calib.yaml")):
@@ -443,13 +443,6 @@ def synthesize_rig(
     camera's exact depth, and ``OUT/splits/{train,test}_files.txt`` (frames with both
     neighbours; the last ``test_sequences`` sequences are the test split, or all when 0).
     Returns the ground truth: ``H_rgb_to_spike``, ``clock_offset_s``, sizes, intrinsics."""
-    import cv2
-    import yaml
-    from PIL import Image
-
-    from r2sdepth.data import kitti
-    from r2sdepth.data.synthetic import DATE, synthesize
-    from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
     out = Path(out)
     hw, ww = world_size

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.spike.io import SpikeStream, warn_layout
 from r2sdepth.spike.simulate import SimParams, iter_frames, list_frames, simulate_to_file
@@ -265,7 +266,6 @@ class RigSource(InferSource):
         return path.is_dir() and (path / "calib.yaml").is_file()
 
     def __init__(self, path: Path, opts: SourceOptions) -> None:
-        from r2sdepth.data.rig import RigSequence
 
         if opts.stride_planes is not None:
             raise R2SDepthError(

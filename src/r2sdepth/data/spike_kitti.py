@@ -34,11 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
+from torch.utils.data import default_collate
+from tqdm import tqdm
 
 from r2sdepth import __version__
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.data import kitti, transport
+from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, fit_spatial, read_sidecar, sidecar_path
 from r2sdepth.spike.simulate import (
@@ -246,8 +250,6 @@ def build_spike_kitti(
     done_before = len(jobs) - len(todo)
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(jobs), initial=done_before, unit="stream", desc="spike-kitti")
     try:
         if workers <= 1:
@@ -409,7 +411,6 @@ class SpikeKittiDataset:
         """The other camera of the pair at ``frame`` (float32 ``[3, H, W]``) and the
         target->source transform ``[4, 4]`` from the calibration (x negated for a flipped sample:
         in the mirrored pair the other camera sits on the other side)."""
-        import torch
 
         if not self._kind(drive).stereo:
             raise R2SDepthError(f"{drive}: data.stereo needs a KITTI-layout stereo pair, not a rig sequence")
@@ -458,7 +459,6 @@ class SpikeKittiDataset:
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """``key``: an index, or ``(epoch, index)`` (what the training sampler yields): the
         augmentation (flip, colour jitter) is drawn from ``(seed, epoch, index)`` alone."""
-        import torch
 
         epoch, i = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (0, int(key))
         s = self.samples[i]
@@ -562,7 +562,6 @@ class RigDrive(DriveKind):
         return (ds.root / drive / "calib.yaml").is_file()
 
     def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
-        from r2sdepth.data.rig import RigSequence
 
         super().__init__(ds, drive)
         self.rig = RigSequence(ds.root / drive)
@@ -648,8 +647,6 @@ DRIVE_KINDS: list[type[DriveKind]] = [RigDrive, BuiltStreamDrive, SimulatedDrive
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack samples; ``depth_gt`` stays a list when native sizes differ (KITTI dates)."""
-    import torch
-    from torch.utils.data import default_collate
 
     gts = [b.pop("depth_gt") for b in batch] if "depth_gt" in batch[0] else None
     out = default_collate(batch)

@@ -32,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from skimage import data
+from tqdm import tqdm
 
-from r2sdepth.atomic import write_bytes_atomic
+from r2sdepth.atomic import remove_stale_temporaries, save_png, write_bytes_atomic, write_json_atomic
+from r2sdepth.data.kitti import Sample, write_depth_png, write_split
 from r2sdepth.errors import R2SDepthError
 
 DATE = "2000_01_01"
@@ -60,8 +63,6 @@ def textures() -> dict[str, list[np.ndarray]]:
     """Mip pyramids (float32 gray in [0, 1]) of the photographs used as textures."""
     global _TEXTURES
     if _TEXTURES is None:
-        from skimage import data
-
         _TEXTURES = {
             "asphalt": _pyramid(data.gravel()),
             "brick": _pyramid(data.brick()),
@@ -668,8 +669,6 @@ def render_sequence(
     camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time).
     ``view``: ``street`` (:func:`make_world`) or ``roadside`` (:func:`make_roadside_world`, with
     ``shared_looks``)."""
-    from r2sdepth.atomic import save_png
-    from r2sdepth.data.kitti import write_depth_png
 
     rng = np.random.default_rng([seed, seq])
     if view == "roadside":
@@ -778,10 +777,8 @@ def synthesize(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"
             )
-    from r2sdepth.atomic import write_json_atomic
 
     write_json_atomic(pfile, params)
-    from r2sdepth.atomic import remove_stale_temporaries
 
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
@@ -792,8 +789,6 @@ def synthesize(
     ]
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=sequences, initial=sequences - len(todo), unit="seq", desc="synth")
     if workers > 1 and len(args) > 1:
         with ProcessPoolExecutor(max_workers=workers) as ex:
@@ -809,7 +804,6 @@ def synthesize(
         bar.close()
     drives = [f"{DATE}/{DATE}_drive_{s:04d}_sync" for s in range(sequences)]
     splits = make_splits(drives, frames)
-    from r2sdepth.data.kitti import Sample, write_split
 
     for name, items in splits.items():
         write_split(out / "splits" / f"{name}_files.txt", [Sample(d, f, "l") for d, f in items])

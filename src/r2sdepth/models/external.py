@@ -134,7 +134,7 @@ class ExternalTeacher(nn.Module):
             )
         if fmt == "onnx":
             try:
-                import onnxruntime as ort
+                import onnxruntime as ort  # noqa: PLC0415  optional dependency (the export extra)
             except ImportError as e:
                 raise R2SDepthError(
                     "an ONNX teacher needs onnxruntime: pip install 'r2sdepth[export]'"

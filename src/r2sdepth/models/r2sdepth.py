@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from r2sdepth.config import defaults
+from r2sdepth.geometry import disp_to_depth
 from r2sdepth.models.decoder import DepthDecoder
 from r2sdepth.models.encoders import ResNetEncoder, SpikingEncoder
 from r2sdepth.models.spike_repr import SpikeRepresentation
@@ -185,7 +186,6 @@ def spike_depth(net: R2SDepthNet, spikes: torch.Tensor) -> torch.Tensor:
     """Depth (model units, metres up to scale) ``[B, 1, H, W]`` from a spike window ``[B, T, H, W]``
     through :func:`student_forward`'s finest scale: the one spike-only prediction path, used by
     ``eval``/``infer`` (:func:`r2sdepth.infer.predict_batch`) and by the exported graph."""
-    from r2sdepth.geometry import disp_to_depth
 
     return disp_to_depth(
         student_forward(net, spikes)[0], float(net.cfg["min_depth"]), float(net.cfg["max_depth"])

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from r2sdepth.atomic import tmp_path_for, write_json_atomic
-from r2sdepth.errors import R2SDepthError
+from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 
 #: Default readout rate of the first-generation PKU spike camera (planes per second).
 DEFAULT_RATE_HZ = 20000.0
@@ -783,8 +783,6 @@ def warn_layout(stream: SpikeStream, planes: int = 64) -> float:
         return 1.0
     score = layout_plausibility(stream.read(0, min(planes, len(stream))).mean(axis=0))
     if score < PLAUSIBLE:
-        from r2sdepth.errors import R2SDepthWarning
-
         warnings.warn(
             f"{stream.path}: decoded as {stream.height}x{stream.width} ({stream.bitorder} bit order) it does "
             f"not look like a picture (plausibility {score:.2f} < {PLAUSIBLE}): wrong geometry or variant? "

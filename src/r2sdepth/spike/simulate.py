@@ -75,7 +75,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import imageio.v3 as iio
 import numpy as np
+import yaml
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeWriter, encode_planes
@@ -190,8 +195,6 @@ def load_sim_params(path: str | os.PathLike) -> dict[str, Any]:
     ``sim`` section (or the whole file when it has none). Unknown keys are an error naming the
     closest valid one; the values are checked by building :class:`SimParams`."""
 
-    import yaml
-
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -256,7 +259,6 @@ def stable_seed(*parts: object) -> int:
 
 def _flow_interpolator(l0: np.ndarray, l1: np.ndarray):
     """Return ``f(a) -> L_a`` warping both frames along Farneback flow (linear motion)."""
-    import cv2
 
     g0 = np.clip(l0 * 255, 0, 255).astype(np.uint8)
     g1 = np.clip(l1 * 255, 0, 255).astype(np.uint8)
@@ -294,7 +296,7 @@ def _packed_kernel():
     global _KERNEL
     if _KERNEL is None:
         try:
-            import numba
+            import numba  # noqa: PLC0415  heavy (JIT compiler): only the numba backend needs it
         except ImportError:
             _KERNEL = False
             return None
@@ -525,7 +527,7 @@ class SpikeSimulator:
         return spk
 
     def _advance_torch(self, l0: np.ndarray, l1: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # noqa: PLC0415  spike/ works without torch: only the torch backend needs it
 
         dev = torch.device(self.device)
         p, g = self.p.planes_per_frame, self.p.gain
@@ -660,7 +662,6 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
 def _resize(img: np.ndarray, height: int | None, width: int | None) -> np.ndarray:
     if height is None and width is None:
         return img
-    import cv2
 
     h, w = img.shape[:2]
     height = height or round(h * width / w)  # type: ignore[operator]
@@ -676,7 +677,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     gray uint16 ``[H, W]`` (so :func:`luminance` scales it by 65535, not 255); float (mode F)
     images must hold values in [0, 1]. Decompression bombs (PIL's limit) and unreadable files
     are refused with a clear error."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
@@ -739,7 +739,6 @@ def iter_frames(
 def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     """RGB frames of a video: OpenCV (a core dependency, with its own FFmpeg) first, imageio's
     plugins for what OpenCV cannot open."""
-    import cv2
 
     cap = cv2.VideoCapture(str(path))
     try:
@@ -753,7 +752,6 @@ def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
             return
     finally:
         cap.release()
-    import imageio.v3 as iio
 
     try:
         for i, frame in enumerate(iio.imiter(path)):
@@ -817,8 +815,6 @@ def simulate_to_file(
     meta.update(extra_meta or {})
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(unit="frame", leave=False, desc=Path(out).name)
     sha = hashlib.sha256()
     n_frames = 0

@@ -29,13 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r2sdepth import evaluate as ev
 from r2sdepth.atomic import save_png, write_bytes_atomic, write_json_atomic
+from r2sdepth.checkpoint import checkpoint_path
 from r2sdepth.config import apply_overrides, load_config
 from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
 from r2sdepth.data.synthetic import calib_text
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.export import slim_checkpoint
+from r2sdepth.infer import predict_split
 from r2sdepth.metric import intrinsics_matrix
 from r2sdepth.spike.simulate import VIDEO_SUFFIXES, iter_frames
+from r2sdepth.train.run import run_training
 
 FOOTAGE_DATE = "footage"
 FOOTAGE_DRIVE = f"{FOOTAGE_DATE}/{FOOTAGE_DATE}_drive_0000_sync"
@@ -173,8 +178,6 @@ def self_distill_config(
 def _evaluate(ckpts: dict[str, Any], footage: Footage, split: Path, spike_root: Any) -> dict[str, Any]:
     """abs_rel etc. of each checkpoint on ``split`` with the drive's LiDAR (Eigen protocol,
     median scaling), and the constant + median-scaling baseline."""
-    from r2sdepth import evaluate as ev
-    from r2sdepth.infer import predict_split
 
     gts = ev.split_gt(footage.root, split, "velodyne")
     res: dict[str, Any] = {"constant + median scaling": ev.constant_median_baseline(gts)}
@@ -205,9 +208,6 @@ def run_adapt(
     ``teacher``: an external depth network (ONNX, TorchScript, ``hub:OWNER/REPO:ENTRY``; see
     :mod:`r2sdepth.models.external`) teaches instead of ``checkpoint`` itself, which is then the
     student's starting point (``init_from``)."""
-    from r2sdepth.checkpoint import checkpoint_path
-    from r2sdepth.export import slim_checkpoint
-    from r2sdepth.train.run import run_training
 
     model = checkpoint_path(checkpoint)
     out = Path(out)

@@ -15,11 +15,14 @@ import warnings
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 
+from r2sdepth.checkpoint import load_file, state_dict_of
 from r2sdepth.config import defaults
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.evaluate import METRICS
+from r2sdepth.evaluate import METRICS, evaluate_depths
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
 from r2sdepth.losses import (
     self_supervised_loss,
@@ -28,6 +31,7 @@ from r2sdepth.losses import (
 )
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
+from r2sdepth.viz import colorize
 
 DEFAULT_LOSS: dict[str, Any] = defaults("loss")
 DEFAULT_OPTIM: dict[str, Any] = defaults("optim")
@@ -259,7 +263,6 @@ class DepthModule(L.LightningModule):
         paths): copy every weight whose name and shape match (e.g. the RGB encoder, decoder and
         pose net of an ``rgb`` run into a ``fusion`` model).
         Returns the names copied; raises if nothing matched."""
-        from r2sdepth.checkpoint import load_file, state_dict_of
 
         ck = load_file(path)
         src = state_dict_of(ck, path)
@@ -306,12 +309,10 @@ class DepthModule(L.LightningModule):
         """TensorBoard images of the first validation sample, as Monodepth2 logs them: input
         (RGB and/or the spike window's firing rate), colour disparity (magma, per-image range)
         and the auto-mask (white: pixels the photometric loss keeps)."""
-        from lightning.pytorch.loggers import TensorBoardLogger
 
         tb = next((lg.experiment for lg in self.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tb is None:
             return
-        from r2sdepth.viz import colorize
 
         step = self.global_step
         tb.add_image("val/input_rgb", batch["color"][0, 0].float().clamp(0, 1).cpu(), step)
@@ -389,9 +390,6 @@ def batch_metrics(
     averaged over the images with valid ground truth, and their number (the weight of this
     batch in the epoch mean, so that the epoch value is the per-image mean ``eval`` reports).
     Non-finite predictions give NaN metrics (never a "best" checkpoint)."""
-    import numpy as np
-
-    from r2sdepth.evaluate import evaluate_depths
 
     preds = [depth[i, 0].detach().float().cpu().numpy() for i in range(depth.shape[0])]
     gts = [gt[i][0].detach().float().cpu().numpy() for i in range(depth.shape[0])]

@@ -25,9 +25,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from r2sdepth.atomic import atomic_path, write_bytes_atomic
 from r2sdepth.checkpoint import checkpoint_path, lightning_checkpoint_io, load_file
@@ -260,7 +264,6 @@ def run_training(
     ``callbacks``: extra Lightning callbacks (e.g. a step timer). The config is checked against
     :mod:`r2sdepth.config` before any work; resuming a run whose ``config.yaml`` differs is refused
     unless ``allow_config_change``. Returns paths and final metrics."""
-    import lightning as L
 
     quiet_lightning()
     out = Path(out)
@@ -394,8 +397,6 @@ def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> 
     """``last.ckpt`` every N steps / minutes and after each validation; ``best-step=N.ckpt`` by
     ``val/abs_rel`` (NaN never wins) when there is a validation split."""
 
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     class NanSafeCheckpoint(ModelCheckpoint):
         def _save_topk_checkpoint(self, trainer, monitor_candidates):  # type: ignore[override]
             cur = monitor_candidates.get(self.monitor) if self.monitor else None
@@ -442,10 +443,6 @@ def loggers(out: Path, resume_step: int = 0) -> list:
     """TensorBoard and CSV logs under ``out/logs`` that keep the history of a resumed run: events
     and rows logged after the checkpoint (by the interrupted process) are dropped, the earlier
     ones kept (Lightning's CSV writer deletes ``metrics.csv`` when its folder is not empty)."""
-
-    from lightning.fabric.loggers.logger import rank_zero_experiment
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
     class KeepingWriter(ExperimentWriter):
         def _check_log_dir_exists(self) -> None:
