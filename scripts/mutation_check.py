@@ -79,9 +79,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         [CORE + "::test_export_and_infer_share_the_student_path"],
     ),
     "on-the-fly-window-from-t+1": (
-        "src/r2sdepth/data/spike_kitti.py",
-        "            lum,\n            frame,\n            ds.window,",
-        "            lum,\n            frame + 1,\n            ds.window,",
+        "src/r2sdepth/data/drives.py",
+        "            lum,\n            frame,\n            o.window,",
+        "            lum,\n            frame + 1,\n            o.window,",
         [CORE + "::test_built_and_on_the_fly_windows_are_byte_equal"],
     ),
     "window-shifted-one-chunk": (
@@ -219,6 +219,22 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "fx = fy = (w / 2) / math.tan(math.radians(fov_deg) / 2)",
         "fx = fy = (h / 2) / math.tan(math.radians(fov_deg) / 2)",
         ["tests/test_adapt.py::test_adapt_a_slim_model_to_an_image_folder_then_continue"],
+    ),
+    "eval-gt-bypasses-the-recording-kind": (
+        "src/r2sdepth/evaluate.py",
+        "out.append(kinds[s.drive].gt(s.cam, s.frame))",
+        "out.append(gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src))",
+        [
+            "tests/test_sources.py::test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registry_line"
+        ],
+    ),
+    "eval-intrinsics-from-the-kitti-calib-for-every-kind": (
+        "src/r2sdepth/evaluate.py",
+        "cache[key] = kind_for(root, s.drive).native_intrinsics(s.cam, s.frame)",
+        "cache[key] = DriveKind.native_intrinsics(kind_for(root, s.drive), s.cam, s.frame)",
+        [
+            "tests/test_sources.py::test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registry_line"
+        ],
     ),
     "identity-error-of-one-source": (
         "src/r2sdepth/losses.py",

@@ -1,6 +1,6 @@
-"""The recording-kind interfaces (`r2sdepth.data.sources` for `infer`, `DRIVE_KINDS` of the training
-data set): a new kind is one
-class and one registry line, with no change to `infer.py`. Shown with a toy kind that a user with
+"""The recording-kind interfaces (`r2sdepth.data.sources` for `infer`, `r2sdepth.data.drives.DRIVE_KINDS`
+for the training data set and the evaluation): a new kind is one class and one registry line, with no
+change to `infer.py`, the data set or `evaluate.py`. Shown with a toy kind that a user with
 spikes already in numpy would write: a `.npy` file of planes `[N, H, W]`."""
 
 import json
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from r2sdepth.data import kitti, sources, spike_kitti
+from r2sdepth import evaluate
+from r2sdepth.data import drives, kitti, sources, spike_kitti
+from r2sdepth.data.drives import SimulatedDrive
 from r2sdepth.data.sources import InferSource, Item, SourceOptions
-from r2sdepth.data.spike_kitti import SimulatedDrive
 from r2sdepth.infer import run_infer
 from r2sdepth.spike.io import encode_planes
 
@@ -68,14 +69,21 @@ def test_a_new_recording_kind_is_one_class_and_one_registry_line(tmp_path, monke
 
 class NpyWindowsDrive(SimulatedDrive):
     """A KITTI-layout drive whose spike windows a user computed already, one `.npy` per frame in
-    `ROOT/drive/spike_windows/` (everything else as a KITTI drive)."""
+    `ROOT/drive/spike_windows/`, and whose depth (metres) is one `.npy` per frame in
+    `ROOT/drive/depth_npy/` (everything else as a KITTI drive)."""
 
     @classmethod
-    def accepts(cls, ds, drive) -> bool:
-        return (ds.root / drive / "spike_windows").is_dir()
+    def accepts(cls, opts, drive) -> bool:
+        return (opts.root / drive / "spike_windows").is_dir()
 
     def spikes(self, cam, frame, image):
-        return np.load(self.ds.root / self.drive / "spike_windows" / f"{frame:010d}.npy")
+        return np.load(self.opts.root / self.drive / "spike_windows" / f"{frame:010d}.npy")
+
+    def gt(self, cam, frame):
+        return np.load(self.opts.root / self.drive / "depth_npy" / f"{frame:010d}.npy")
+
+    def native_intrinsics(self, cam, frame):  # a camera of its own: fx 40, fy 50, cx 14.5, cy 9.5 at 20 x 30
+        return np.array([[40.0, 0, 14.5], [0, 50.0, 9.5], [0, 0, 1]]), (20, 30)
 
 
 def test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
@@ -87,12 +95,25 @@ def test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registr
     windows = (np.random.default_rng(5).random((4, 8, 64, 96)) < 0.3).astype(np.uint8)
     for f in range(4):
         np.save(root / drive / "spike_windows" / f"{f:010d}.npy", windows[f])
-    monkeypatch.setattr(spike_kitti, "DRIVE_KINDS", [NpyWindowsDrive, *spike_kitti.DRIVE_KINDS])
+    (root / drive / "depth_npy").mkdir()
+    depths = np.random.default_rng(6).uniform(2, 50, (4, 20, 30)).astype(np.float32)
+    for f in range(4):
+        np.save(root / drive / "depth_npy" / f"{f:010d}.npy", depths[f])
+    monkeypatch.setattr(drives, "DRIVE_KINDS", [NpyWindowsDrive, *drives.DRIVE_KINDS])  # the registry line
     split = [kitti.Sample(drive, 2, "l"), kitti.Sample("2011_09_26/2011_09_26_drive_0001_sync", 2, "l")]
     ds = spike_kitti.SpikeKittiDataset(root, split, height=64, width=96, window=8)
     np.testing.assert_array_equal(ds[0]["spikes"].numpy(), windows[2])
-    assert type(ds._kind(split[1].drive)) is spike_kitti.SimulatedDrive  # the other drive: unchanged
+    assert type(ds._kind(split[1].drive)) is drives.SimulatedDrive  # the other drive: unchanged
     assert ds[1]["spikes"].shape == (8, 64, 96) and ds[0]["K"].shape == (3, 3)
+    # the evaluation asks the same kinds: its ground truth comes from the toy kind's files
+    (root / "toy_split.txt").write_text(f"{drive} 1 l\n{drive} 3 l\n")
+    gts = evaluate.split_gt(root, root / "toy_split.txt")
+    np.testing.assert_array_equal(gts[0], depths[1])
+    np.testing.assert_array_equal(gts[1], depths[3])
+    # ... and its intrinsics, scaled by hand to a 40 x 90 prediction (x3 columns, x2 rows, pixel centres
+    # at integers: c' = (c + 0.5) * s - 0.5)
+    for K in evaluate.split_intrinsics(root, root / "toy_split.txt", [(40, 90), (40, 90)]):
+        np.testing.assert_allclose(K, [[120.0, 0, 44.5], [0, 100.0, 19.5], [0, 0, 1]])
 
 
 def test_a_kind_missing_a_method_is_refused_when_it_is_made():
@@ -105,7 +126,7 @@ def test_a_kind_missing_a_method_is_refused_when_it_is_made():
         def accepts(cls, path, follow):
             return True
 
-    class NoSpikes(spike_kitti.DriveKind):
+    class NoSpikes(drives.DriveKind):
         @classmethod
         def accepts(cls, ds, drive):
             return True

@@ -22,20 +22,17 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.lib import format as npf
-from PIL import Image
 from tqdm import tqdm
 
 from r2sdepth.atomic import atomic_path, write_bytes_atomic, write_json_atomic
 from r2sdepth.config import resolve_split
+from r2sdepth.data.drives import DriveKind, kind_for
 from r2sdepth.data.kitti import (
     gt_depth,
-    image_path,
-    load_calib,
     read_split,
     resolve_gt_source,
     scale_intrinsics,
 )
-from r2sdepth.data.rig import RigSequence, rig_depth
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, camera_height_scale
 
@@ -427,22 +424,28 @@ def export_gt(
 def split_gt(
     kitti_root: str | os.PathLike, split: str | os.PathLike, source: str = "auto"
 ) -> list[np.ndarray]:
-    """Ground-truth maps of a split, in order, all from one source (see ``gt_depth``)."""
+    """Ground-truth maps of a split, in order, all from one source (see ``gt_depth``), each from
+    its drive's recording kind (:mod:`r2sdepth.data.drives`: a rig sequence's ``depth/``, a
+    KITTI-layout drive's LiDAR or exact depth)."""
 
     src = resolve_gt_source(kitti_root, source)
-    if src == "rig":
-        return [rig_depth(Path(kitti_root) / s.drive, s.frame) for s in read_split(split)]
-    return [gt_depth(kitti_root, s.drive, s.frame, s.cam, source=src) for s in read_split(split)]
+    kinds: dict[str, DriveKind] = {}
+    out = []
+    for s in read_split(split):
+        if s.drive not in kinds:
+            kinds[s.drive] = kind_for(kitti_root, s.drive, gt_source=src)
+        out.append(kinds[s.drive].gt(s.cam, s.frame))
+    return out
 
 
 def split_intrinsics(
     root: str | os.PathLike, split: str | os.PathLike, sizes: Sequence[tuple[int, int]]
 ) -> list[np.ndarray]:
     """``K`` ``[3, 3]`` of every split line scaled to ``sizes[i]`` (the prediction's rows,
-    columns): from the drive's ``calib_cam_to_cam.txt`` (KITTI raw layout, synthetic scenes) or a
-    rig sequence's spike camera."""
+    columns), from its drive's recording kind (:mod:`r2sdepth.data.drives`: the drive's
+    ``calib_cam_to_cam.txt`` for the KITTI raw layout and synthetic scenes, a rig sequence's
+    spike camera)."""
 
-    root = Path(root)
     samples = read_split(split)
     if len(samples) != len(sizes):
         raise R2SDepthError(f"{len(sizes)} predictions for {len(samples)} split lines")
@@ -451,13 +454,7 @@ def split_intrinsics(
     for s, size in zip(samples, sizes):
         key = (s.drive, s.cam)
         if key not in cache:
-            if (root / s.drive / "calib.yaml").is_file():
-                rig = RigSequence(root / s.drive)
-                cache[key] = (rig.K, tuple(rig.calib.spike_size))
-            else:
-                with Image.open(image_path(root, s.drive, s.frame, s.cam)) as im:
-                    native = (im.height, im.width)
-                cache[key] = (load_calib(root / s.drive.split("/")[0], s.cam).K, native)
+            cache[key] = kind_for(root, s.drive).native_intrinsics(s.cam, s.frame)
         K, native = cache[key]
         out.append(scale_intrinsics(K, native, tuple(size)))
     return out

@@ -23,11 +23,8 @@ disjoint shards on a shared filesystem end with the union.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,21 +32,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from r2sdepth import __version__
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.data import kitti, transport
-from r2sdepth.data.rig import RigSequence
+from r2sdepth.data.drives import DriveKind, DriveOptions, drive_kind, sequence_key
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.spike.io import SpikeStream, fit_spatial, read_sidecar, sidecar_path
+from r2sdepth.spike.io import read_sidecar, sidecar_path
 from r2sdepth.spike.simulate import (
     SimParams,
-    frame_window,
     iter_frames,
-    luminance,
     simulate_to_file,
     stable_seed,
 )
@@ -57,11 +51,6 @@ from r2sdepth.spike.simulate import (
 MANIFEST_FORMAT = "r2sdepth-spike-kitti/1"
 #: how samples travel to the device (:mod:`r2sdepth.data.transport`)
 TRANSPORTS = ("plain", "device")
-
-
-def sequence_key(drive: str, cam: str) -> str:
-    """The key of a (drive, camera) stream in chunk seeds: ``<date>/<drive>_sync/image_<cam>``."""
-    return f"{drive}/image_{kitti.cam_index(cam)}"
 
 
 @dataclass(frozen=True)
@@ -347,10 +336,19 @@ class SpikeKittiDataset:
         if transport not in TRANSPORTS:
             raise R2SDepthError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.transport = transport
+        self.drive_options = DriveOptions(
+            root=self.root,
+            height=self.h,
+            width=self.w,
+            window=self.window,
+            align=align,
+            spike_root=self.spike_root,
+            sim=self.sim,
+            seed=seed,
+            gt_source=self.gt_source,
+        )
         self._positions: dict[str, Any] = {}
         self._stereo_T: dict[tuple[str, str], Any] = {}
-        self._streams: dict[str, Any] = {}
-        self._ids: dict[tuple[str, str], list[int]] = {}
         self._K: dict[tuple[str, str], Any] = {}
         self._kinds: dict[str, DriveKind] = {}
         if self.spike_root is None and align != "end":
@@ -366,26 +364,16 @@ class SpikeKittiDataset:
 
     # -- pieces ---------------------------------------------------------------------------------
     def _kind(self, drive: str) -> DriveKind:
-        """The :class:`DriveKind` of ``drive``, chosen once (the first of :data:`DRIVE_KINDS`
-        that accepts it)."""
+        """The recording kind of ``drive`` (:func:`r2sdepth.data.drives.drive_kind`), chosen once."""
         if drive not in self._kinds:
-            cls = next(k for k in DRIVE_KINDS if k.accepts(self, drive))
-            self._kinds[drive] = cls(self, drive)
+            self._kinds[drive] = drive_kind(self.drive_options, drive)
         return self._kinds[drive]
 
     def _frame_ids(self, drive: str, cam: str) -> list[int]:
-        key = (drive, cam)
-        if key not in self._ids:
-            self._ids[key] = self._kind(drive).frame_ids(cam)
-        return self._ids[key]
+        return self._kind(drive).frame_ids(cam)
 
     def _nearest(self, drive: str, cam: str, frame: int) -> int:
-        ids = self._frame_ids(drive, cam)
-        if frame in ids:
-            return frame
-
-        i = min(max(bisect.bisect_left(ids, frame), 0), len(ids) - 1)
-        return ids[i]
+        return self._kind(drive).nearest(cam, frame)
 
     def _image(self, drive: str, cam: str, frame: int, cache: dict | None = None):
         """RGB float32 ``[H, W, 3]`` at the training size and the native ``(H, W)``; ``cache``
@@ -404,7 +392,7 @@ class SpikeKittiDataset:
         return self._K[key]
 
     def _spikes(self, drive: str, cam: str, frame: int, cache: dict | None = None):
-        """The spike window ``[T, H, W]`` of ``frame`` (see :class:`DriveKind`)."""
+        """The spike window ``[T, H, W]`` of ``frame`` (see :class:`r2sdepth.data.drives.DriveKind`)."""
         return self._kind(drive).spikes(cam, frame, lambda j: self._image(drive, cam, j, cache)[0])
 
     def _stereo_view(self, drive: str, cam: str, frame: int, flip: bool):
@@ -503,146 +491,6 @@ class SpikeKittiDataset:
             gt = torch.from_numpy(self._kind(s.drive).gt(cam, s.frame))[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt
         return out
-
-
-class DriveKind(ABC):
-    """Where one drive's pieces come from: one small class per recording kind, chosen once per
-    drive by :class:`SpikeKittiDataset` (the first of :data:`DRIVE_KINDS` whose ``accepts`` is
-    true). Every kind answers the same questions: the frame ids of a camera, its RGB frame
-    (float32 ``[H, W, 3]`` in [0, 1] at the training size, and the native ``(H, W)``), the
-    intrinsics ``[3, 3]`` at the training size, the spike window ``[T, H, W]`` (uint8) of frame
-    t, and ground-truth depth ``[Hg, Wg]`` (metres, 0 = invalid). ``stereo``: the kind has a
-    calibrated second camera (``data.stereo``). A new kind is one subclass and one line in
-    :data:`DRIVE_KINDS`."""
-
-    stereo: bool = True
-
-    def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
-        self.ds, self.drive = ds, drive
-
-    @classmethod
-    @abstractmethod
-    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
-        """Whether ``ROOT/drive`` is this kind."""
-
-    def frame_ids(self, cam: str) -> list[int]:
-        return kitti.list_frame_ids(self.ds.root, self.drive, cam)
-
-    def image(self, cam: str, frame: int):
-        p = kitti.image_path(self.ds.root, self.drive, frame, cam)
-        if not p.is_file():
-            raise R2SDepthError(f"{p}: missing image")
-        with Image.open(p) as im:
-            native = (im.height, im.width)
-            im = im.convert("RGB").resize((self.ds.w, self.ds.h), Image.BILINEAR)
-            return np.asarray(im, dtype=np.float32) / 255.0, native
-
-    def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
-        calib = kitti.load_calib(self.ds.root / self.drive.split("/")[0], cam)
-        return kitti.scale_intrinsics(calib.K, native, (self.ds.h, self.ds.w))
-
-    @abstractmethod
-    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
-        """The window ``[T, H, W]`` of ``frame``; ``image(j)``: RGB frame j at the training size
-        (cached per sample by the caller)."""
-
-    def gt(self, cam: str, frame: int) -> np.ndarray:
-        return kitti.gt_depth(self.ds.root, self.drive, frame, cam, source=self.ds.gt_source)
-
-
-class RigDrive(DriveKind):
-    """A paired rig sequence (``ROOT/drive/calib.yaml``, :class:`r2sdepth.data.rig.RigSequence`):
-    RGB warped into the spike camera, the recorded spikes by timestamp (resized like the RGB,
-    nearest), the spike camera's ``K``, its ``depth/`` as ground truth."""
-
-    stereo = False
-
-    @classmethod
-    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
-        return (ds.root / drive / "calib.yaml").is_file()
-
-    def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
-
-        super().__init__(ds, drive)
-        self.rig = RigSequence(ds.root / drive)
-
-    def frame_ids(self, cam: str) -> list[int]:
-        return list(range(len(self.rig)))
-
-    def image(self, cam: str, frame: int):
-        img = Image.fromarray(self.rig.rgb_in_spike_camera(frame))
-        native = (img.height, img.width)
-        return np.asarray(
-            img.resize((self.ds.w, self.ds.h), Image.BILINEAR), dtype=np.float32
-        ) / 255.0, native
-
-    def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
-        return kitti.scale_intrinsics(self.rig.K, self.rig.calib.spike_size, (self.ds.h, self.ds.w))
-
-    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
-        return fit_spatial(self.rig.window(frame, self.ds.window), (self.ds.h, self.ds.w), "resize")
-
-    def gt(self, cam: str, frame: int) -> np.ndarray:
-        return self.rig.depth(frame)
-
-
-class BuiltStreamDrive(DriveKind):
-    """A KITTI-layout drive with a built Spike-KITTI stream under ``spike_root`` (memory-mapped)."""
-
-    @classmethod
-    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
-        return ds.spike_root is not None
-
-    def __init__(self, ds: SpikeKittiDataset, drive: str) -> None:
-        super().__init__(ds, drive)
-        self.streams: dict[str, SpikeStream] = {}
-
-    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
-        if cam not in self.streams:
-            path = self.ds.spike_root / self.drive / f"spike_{cam}" / "stream.dat"
-            if not path.is_file():
-                raise R2SDepthError(
-                    f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)"
-                )
-            st = SpikeStream(path)
-            if (st.height, st.width) != (self.ds.h, self.ds.w):
-                raise R2SDepthError(
-                    f"{path}: stream is {st.height}x{st.width} but the training size is "
-                    f"{self.ds.h}x{self.ds.w}: rebuild at that size or simulate on the fly"
-                )
-            self.streams[cam] = st
-        return self.streams[cam].window_for_frame(frame, self.ds.window, align=self.ds.align)
-
-
-class SimulatedDrive(DriveKind):
-    """A KITTI-layout drive without a built stream: the window of frame t simulated on the fly by
-    :func:`r2sdepth.spike.simulate.frame_window` from the RGB frames (the same bytes as a built
-    stream with the same seed)."""
-
-    @classmethod
-    def accepts(cls, ds: SpikeKittiDataset, drive: str) -> bool:
-        return True
-
-    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
-        ds = self.ds
-        ids = ds._frame_ids(self.drive, cam)
-
-        def lum(j: int):
-            return luminance(image(ds._nearest(self.drive, cam, j)), linearize=ds.sim.linearize)
-
-        return frame_window(
-            lum,
-            frame,
-            ds.window,
-            ds.sim,
-            seed=ds.seed,
-            sequence=sequence_key(self.drive, cam),
-            first_frame=ids[0],
-        )
-
-
-#: recording kinds of a drive, first match wins (a rig sequence before a built stream root)
-DRIVE_KINDS: list[type[DriveKind]] = [RigDrive, BuiltStreamDrive, SimulatedDrive]
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:

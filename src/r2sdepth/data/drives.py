@@ -1,0 +1,228 @@
+"""Recording kinds of a data root: where one drive's frames, intrinsics, spike windows and ground
+truth come from.
+
+One small class per kind, chosen once per drive by :func:`drive_kind` (the first of
+:data:`DRIVE_KINDS` whose ``accepts`` is true) and used alike by the training data set
+(:class:`r2sdepth.data.spike_kitti.SpikeKittiDataset`) and the evaluation
+(:func:`r2sdepth.evaluate.split_gt`, :func:`r2sdepth.evaluate.split_intrinsics`). Every kind answers
+the same questions:
+
+* ``frame_ids(cam)``: the frame ids of a camera, sorted;
+* ``image(cam, frame)``: the RGB frame, float32 ``[H, W, 3]`` in [0, 1] at the options' size, and
+  the native ``(H, W)``;
+* ``native_intrinsics(cam, frame)``: ``K`` ``[3, 3]`` (pixels) and the native ``(H, W)`` it
+  belongs to; ``intrinsics(cam, native)``: ``K`` scaled to the options' size;
+* ``spikes(cam, frame, image)``: the spike window ``[T, H, W]`` (uint8) of frame ``t``;
+* ``gt(cam, frame)``: ground-truth depth ``[Hg, Wg]`` (metres, 0 = invalid).
+
+``stereo``: the kind has a calibrated second camera (``data.stereo``). Adding a kind (a new camera,
+a new data set) is one subclass in its own file and one line in :data:`DRIVE_KINDS`. This module
+does not import torch (the evaluation uses it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from r2sdepth.data import kitti
+from r2sdepth.data.rig import RigSequence
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.spike.io import SpikeStream, fit_spatial
+from r2sdepth.spike.simulate import SimParams, frame_window, luminance
+
+
+def sequence_key(drive: str, cam: str) -> str:
+    """The key of a (drive, camera) stream in chunk seeds: ``<date>/<drive>_sync/image_<cam>``."""
+    return f"{drive}/image_{kitti.cam_index(cam)}"
+
+
+@dataclass(frozen=True)
+class DriveOptions:
+    """What a kind needs to know of the data set that reads it: the data ``root``, the sample size
+    ``(height, width)`` (pixels), the spike ``window`` (planes) and its ``align``ment, a built
+    Spike-KITTI ``spike_root`` (None: simulate windows with ``sim`` and ``seed``) and the
+    ground-truth source (:func:`r2sdepth.data.kitti.resolve_gt_source`)."""
+
+    root: Path
+    height: int = 192
+    width: int = 640
+    window: int = 128
+    align: str = "end"
+    spike_root: Path | None = None
+    sim: SimParams = field(default_factory=SimParams)
+    seed: int = 0
+    gt_source: str = "auto"
+
+
+class DriveKind(ABC):
+    """One drive of one recording kind (see the module docstring)."""
+
+    stereo: bool = True
+
+    def __init__(self, opts: DriveOptions, drive: str) -> None:
+        self.opts, self.drive = opts, drive
+        self._ids: dict[str, list[int]] = {}
+
+    @classmethod
+    @abstractmethod
+    def accepts(cls, opts: DriveOptions, drive: str) -> bool:
+        """Whether ``ROOT/drive`` is this kind."""
+
+    def list_frames(self, cam: str) -> list[int]:
+        """The frame ids of ``cam`` on disk (sorted); :meth:`frame_ids` caches them."""
+        return kitti.list_frame_ids(self.opts.root, self.drive, cam)
+
+    def frame_ids(self, cam: str) -> list[int]:
+        if cam not in self._ids:
+            self._ids[cam] = self.list_frames(cam)
+        return self._ids[cam]
+
+    def nearest(self, cam: str, frame: int) -> int:
+        """``frame`` when it exists, else the nearest existing frame id (a drive's ends)."""
+        ids = self.frame_ids(cam)
+        if frame in ids:
+            return frame
+        return ids[min(max(bisect.bisect_left(ids, frame), 0), len(ids) - 1)]
+
+    def image(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+        p = kitti.image_path(self.opts.root, self.drive, frame, cam)
+        if not p.is_file():
+            raise R2SDepthError(f"{p}: missing image")
+        with Image.open(p) as im:
+            native = (im.height, im.width)
+            im = im.convert("RGB").resize((self.opts.width, self.opts.height), Image.BILINEAR)
+            return np.asarray(im, dtype=np.float32) / 255.0, native
+
+    def native_intrinsics(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+        with Image.open(kitti.image_path(self.opts.root, self.drive, frame, cam)) as im:
+            native = (im.height, im.width)
+        return kitti.load_calib(self.opts.root / self.drive.split("/")[0], cam).K, native
+
+    def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
+        calib = kitti.load_calib(self.opts.root / self.drive.split("/")[0], cam)
+        return kitti.scale_intrinsics(calib.K, native, (self.opts.height, self.opts.width))
+
+    @abstractmethod
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        """The window ``[T, H, W]`` of ``frame``; ``image(j)``: RGB frame j at the options' size
+        (cached per sample by the caller)."""
+
+    def gt(self, cam: str, frame: int) -> np.ndarray:
+        return kitti.gt_depth(self.opts.root, self.drive, frame, cam, source=self.opts.gt_source)
+
+
+class RigDrive(DriveKind):
+    """A paired rig sequence (``ROOT/drive/calib.yaml``, :class:`r2sdepth.data.rig.RigSequence`):
+    RGB warped into the spike camera, the recorded spikes by timestamp (resized like the RGB,
+    nearest), the spike camera's ``K``, its ``depth/`` as ground truth."""
+
+    stereo = False
+
+    @classmethod
+    def accepts(cls, opts: DriveOptions, drive: str) -> bool:
+        return (opts.root / drive / "calib.yaml").is_file()
+
+    def __init__(self, opts: DriveOptions, drive: str) -> None:
+        super().__init__(opts, drive)
+        self.rig = RigSequence(opts.root / drive)
+
+    def list_frames(self, cam: str) -> list[int]:
+        return list(range(len(self.rig)))
+
+    def image(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+        img = Image.fromarray(self.rig.rgb_in_spike_camera(frame))
+        native = (img.height, img.width)
+        size = (self.opts.width, self.opts.height)
+        return np.asarray(img.resize(size, Image.BILINEAR), dtype=np.float32) / 255.0, native
+
+    def native_intrinsics(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+        return self.rig.K, tuple(self.rig.calib.spike_size)
+
+    def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
+        size = (self.opts.height, self.opts.width)
+        return kitti.scale_intrinsics(self.rig.K, self.rig.calib.spike_size, size)
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        size = (self.opts.height, self.opts.width)
+        return fit_spatial(self.rig.window(frame, self.opts.window), size, "resize")
+
+    def gt(self, cam: str, frame: int) -> np.ndarray:
+        return self.rig.depth(frame)
+
+
+class BuiltStreamDrive(DriveKind):
+    """A KITTI-layout drive with a built Spike-KITTI stream under ``spike_root`` (memory-mapped)."""
+
+    @classmethod
+    def accepts(cls, opts: DriveOptions, drive: str) -> bool:
+        return opts.spike_root is not None
+
+    def __init__(self, opts: DriveOptions, drive: str) -> None:
+        super().__init__(opts, drive)
+        self.streams: dict[str, SpikeStream] = {}
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        o = self.opts
+        if cam not in self.streams:
+            path = Path(o.spike_root or "") / self.drive / f"spike_{cam}" / "stream.dat"
+            if not path.is_file():
+                raise R2SDepthError(
+                    f"{path}: missing spike stream (build it with r2sdepth build-spike-kitti)"
+                )
+            st = SpikeStream(path)
+            if (st.height, st.width) != (o.height, o.width):
+                raise R2SDepthError(
+                    f"{path}: stream is {st.height}x{st.width} but the training size is "
+                    f"{o.height}x{o.width}: rebuild at that size or simulate on the fly"
+                )
+            self.streams[cam] = st
+        return self.streams[cam].window_for_frame(frame, o.window, align=o.align)
+
+
+class SimulatedDrive(DriveKind):
+    """A KITTI-layout drive without a built stream: the window of frame t simulated on the fly by
+    :func:`r2sdepth.spike.simulate.frame_window` from the RGB frames (the same bytes as a built
+    stream with the same seed)."""
+
+    @classmethod
+    def accepts(cls, opts: DriveOptions, drive: str) -> bool:
+        return True
+
+    def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
+        o = self.opts
+
+        def lum(j: int) -> np.ndarray:
+            return luminance(image(self.nearest(cam, j)), linearize=o.sim.linearize)
+
+        return frame_window(
+            lum,
+            frame,
+            o.window,
+            o.sim,
+            seed=o.seed,
+            sequence=sequence_key(self.drive, cam),
+            first_frame=self.frame_ids(cam)[0],
+        )
+
+
+#: recording kinds of a drive, first match wins (a rig sequence before a built stream root)
+DRIVE_KINDS: list[type[DriveKind]] = [RigDrive, BuiltStreamDrive, SimulatedDrive]
+
+
+def drive_kind(opts: DriveOptions, drive: str) -> DriveKind:
+    """The :class:`DriveKind` of ``opts.root / drive``: the first of :data:`DRIVE_KINDS` that
+    accepts it."""
+    return next(k for k in DRIVE_KINDS if k.accepts(opts, drive))(opts, drive)
+
+
+def kind_for(root: str | os.PathLike, drive: str, gt_source: str = "auto") -> DriveKind:
+    """The kind of one drive of ``root`` for evaluation (ground truth and intrinsics only)."""
+    return drive_kind(DriveOptions(root=Path(root), gt_source=gt_source), drive)
