@@ -275,6 +275,22 @@ def defaults(section: str | None = None, *, stage2: bool = False) -> Any:
     return d if section is None else d[section]
 
 
+def merge(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
+    """Recursive dict merge (``over`` wins)."""
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def section(name: str, values: dict[str, Any] | None = None, *, stage2: bool = False) -> dict[str, Any]:
+    """One config section as a component receives it: the schema's defaults overlaid (recursively)
+    with ``values``. A run hands every component its resolved section (a no-op here); a partial one
+    comes from an older checkpoint's hyper-parameters or from code that builds a component directly.
+    The only place a component's defaults come from."""
+    return merge(defaults(name, stage2=stage2), values)
+
+
 # -- reading and checking -------------------------------------------------------------------------
 
 

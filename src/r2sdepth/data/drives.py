@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti
 from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError
@@ -49,17 +50,18 @@ class DriveOptions:
     """What a kind needs to know of the data set that reads it: the data ``root``, the sample size
     ``(height, width)`` (pixels), the spike ``window`` (planes) and its ``align``ment, a built
     Spike-KITTI ``spike_root`` (None: simulate windows with ``sim`` and ``seed``) and the
-    ground-truth source (:func:`r2sdepth.data.kitti.resolve_gt_source`)."""
+    ground-truth source (:func:`r2sdepth.data.kitti.resolve_gt_source`). Defaults: the config
+    schema's (:class:`r2sdepth.config.DataConfig`)."""
 
     root: Path
-    height: int = 192
-    width: int = 640
-    window: int = 128
-    align: str = "end"
+    height: int = DataConfig.height
+    width: int = DataConfig.width
+    window: int = DataConfig.window
+    align: str = DataConfig.align
     spike_root: Path | None = None
     sim: SimParams = field(default_factory=SimParams)
-    seed: int = 0
-    gt_source: str = "auto"
+    seed: int = TrainConfig.seed
+    gt_source: str = DataConfig.gt_source
 
 
 class DriveKind(ABC):

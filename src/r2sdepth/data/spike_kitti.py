@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from r2sdepth import __version__
 from r2sdepth.atomic import write_json_atomic
+from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti, transport
 from r2sdepth.data.drives import DriveKind, DriveOptions, drive_kind, sequence_key
 from r2sdepth.errors import R2SDepthError
@@ -300,17 +301,17 @@ class SpikeKittiDataset:
         root: str | os.PathLike,
         split: str | os.PathLike | list,
         *,
-        height: int = 192,
-        width: int = 640,
-        context: tuple[int, ...] = (-1, 1),
-        window: int = 128,
-        align: str = "end",
+        height: int = DataConfig.height,
+        width: int = DataConfig.width,
+        context: tuple[int, ...] | None = None,
+        window: int = DataConfig.window,
+        align: str = DataConfig.align,
         spike_root: str | os.PathLike | None = None,
         sim: dict[str, Any] | None = None,
-        seed: int = 0,
+        seed: int = TrainConfig.seed,
         augment: bool = False,
         with_gt: bool = False,
-        gt_source: str = "auto",
+        gt_source: str = DataConfig.gt_source,
         need_rgb: bool = True,
         need_spikes: bool = True,
         stereo: bool = False,
@@ -324,7 +325,7 @@ class SpikeKittiDataset:
         self.h, self.w = int(height), int(width)
         if self.h % 32 or self.w % 32:
             raise R2SDepthError(f"training size {self.h}x{self.w} must be a multiple of 32")
-        self.context = tuple(context)
+        self.context = tuple(DataConfig().context if context is None else context)
         self.window, self.align = int(window), align
         self.spike_root = Path(spike_root) if spike_root else None
         self.sim = SimParams(**(sim or {}))

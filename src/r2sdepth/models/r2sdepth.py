@@ -20,23 +20,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from r2sdepth.config import defaults
+from r2sdepth.config import section
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.models.decoder import DepthDecoder
 from r2sdepth.models.encoders import ResNetEncoder, SpikingEncoder
 from r2sdepth.models.spike_repr import SpikeRepresentation
 
 MODALITIES = ("rgb", "spike", "fusion")
-
-DEFAULT_MODEL: dict[str, Any] = defaults("model")  # the schema in r2sdepth.config is the one place
-
-
-def merge(base: dict[str, Any], over: dict[str, Any] | None) -> dict[str, Any]:
-    """Recursive dict merge (``over`` wins)."""
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def fusion_weight(epoch: float, horizon: float = 10.0, offset: float = 0.0, floor: float = 0.0) -> float:
@@ -93,7 +83,7 @@ class R2SDepthNet(nn.Module):
 
     def __init__(self, cfg: dict[str, Any] | None = None) -> None:
         super().__init__()
-        cfg = merge(DEFAULT_MODEL, cfg)
+        cfg = section("model", cfg)
         if cfg["modality"] not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {cfg['modality']!r}")
         self.cfg = cfg

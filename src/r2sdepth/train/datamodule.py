@@ -9,12 +9,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from r2sdepth.config import defaults
+from r2sdepth.config import TrainConfig, section
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.data.transport import finish_batch
 from r2sdepth.spike.simulate import stable_seed
-
-DEFAULT_DATA: dict[str, Any] = defaults("data")
 
 
 class SeededSampler(Sampler):
@@ -87,14 +85,14 @@ class SpikeKittiDataModule(L.LightningDataModule):
         train_travel: bool = False,
     ) -> None:
         super().__init__()
-        self.cfg = {**DEFAULT_DATA, **cfg}
+        self.cfg = section("data", cfg)
         self.train_gt = train_gt  # training batches carry depth_gt (loss.depth_weight > 0)
         self.train_travel = (
             train_travel  # training batches carry distances travelled (loss.velocity_weight > 0)
         )
         self.train_context = train_context  # training batches carry the context frames (photometric loss)
-        if self.cfg["seed"] is None:
-            self.cfg["seed"] = 0
+        if self.cfg["seed"] is None:  # null: the run's seed (a run resolves it; built directly: the schema's)
+            self.cfg["seed"] = TrainConfig.seed
         self.modality = modality
 
     def _ds(self, split: str, train: bool) -> SpikeKittiDataset:

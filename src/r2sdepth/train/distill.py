@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from r2sdepth.config import defaults
+from r2sdepth.config import section
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.losses import (
@@ -59,9 +59,8 @@ from r2sdepth.losses import (
 from r2sdepth.models.external import ExternalTeacher
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
-from r2sdepth.train.module import DEFAULT_POSE, DepthModule
+from r2sdepth.train.module import DepthModule
 
-DEFAULT_DISTILL: dict[str, Any] = defaults("distill", stage2=True)
 TERMS = ("feat", "at", "depth")
 
 
@@ -153,10 +152,10 @@ class DistillModule(DepthModule):
         self.hparams.clear()  # DepthModule saved its own arguments; keep exactly this class's
         self.save_hyperparameters()
         self.dcfg = check_distill_config(
-            {**DEFAULT_DISTILL, **(distill or {})}, "external" if external else tmodel["modality"]
+            section("distill", distill, stage2=True), "external" if external else tmodel["modality"]
         )
         self.teacher: nn.Module = ExternalTeacher(external) if external else R2SDepthNet(tmodel)
-        self.teacher_pose = None if external else PoseNet(**{**DEFAULT_POSE, **(teacher.get("pose") or {})})
+        self.teacher_pose = None if external else PoseNet(**section("pose", teacher.get("pose")))
         for p in list(self.teacher.parameters()) + list((self.teacher_pose or nn.Module()).parameters()):
             p.requires_grad_(False)
         if not self.dcfg["pose_trainable"]:

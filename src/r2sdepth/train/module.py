@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from r2sdepth.checkpoint import load_file, state_dict_of
-from r2sdepth.config import defaults
+from r2sdepth.config import section
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS, evaluate_depths
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
@@ -32,10 +32,6 @@ from r2sdepth.losses import (
 from r2sdepth.models.pose import PoseNet
 from r2sdepth.models.r2sdepth import R2SDepthNet
 from r2sdepth.viz import colorize
-
-DEFAULT_LOSS: dict[str, Any] = defaults("loss")
-DEFAULT_OPTIM: dict[str, Any] = defaults("optim")
-DEFAULT_POSE: dict[str, Any] = defaults("pose")
 
 
 class DepthModule(L.LightningModule):
@@ -57,9 +53,9 @@ class DepthModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = R2SDepthNet(model)
-        self.pose_net = PoseNet(**{**DEFAULT_POSE, **(pose or {})})
-        self.loss_cfg = {**DEFAULT_LOSS, **(loss or {})}
-        self.optim_cfg = {**DEFAULT_OPTIM, **(optim or {})}
+        self.pose_net = PoseNet(**section("pose", pose))
+        self.loss_cfg = section("loss", loss)
+        self.optim_cfg = section("optim", optim)
         self.data_cfg = dict(data or {})
         self.skipped_steps = 0
         self.resume_point: dict[str, int] | None = None
@@ -94,7 +90,7 @@ class DepthModule(L.LightningModule):
         ``pose_net`` (default: this module's)."""
         net = pose_net or self.pose_net
         color = batch["color_aug"]
-        ctx = self.data_cfg.get("context", [-1, 1])
+        ctx = self.data_cfg.get("context") or section("data")["context"]
         out = []
         for j, o in enumerate(ctx, start=1):
             if o < 0:

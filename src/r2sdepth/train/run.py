@@ -40,20 +40,19 @@ from r2sdepth.config import (
     defaults,
     differing_keys,
     load_config,
+    merge,
     read_yaml,
     resolve,
     resolve_split,
+    section,
 )
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.models.external import external_format, teacher_spec
-from r2sdepth.models.r2sdepth import merge
 from r2sdepth.train.datamodule import SpikeKittiDataModule
 from r2sdepth.train.distill import DistillModule, check_distill_config
 from r2sdepth.train.load import teacher_from_checkpoint
 from r2sdepth.train.module import DepthModule
 
-DEFAULT_TRAINER: dict[str, Any] = defaults("trainer")
-DEFAULT_CHECKPOINT: dict[str, Any] = defaults("checkpoint")
 __all__ = [
     "adapt_config",
     "apply_overrides",
@@ -145,7 +144,7 @@ def resolved_config(
     if external:
         cfg = external_student(cfg)
     elif teacher is not None:
-        pose_trainable = {**defaults("distill", stage2=True), **(cfg.get("distill") or {})}["pose_trainable"]
+        pose_trainable = section("distill", cfg.get("distill"), stage2=True)["pose_trainable"]
         t_hp, t_state, t_meta = teacher_from_checkpoint(teacher, self_distill=bool(pose_trainable))
         t_data = {k: v for k, v in (t_meta.get("data") or {}).items() if k in defaults("data")}
         # a teacher without a pose net (slim, self-distillation): the run's pose section builds the fresh one
