@@ -236,6 +236,21 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_sources.py::test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registry_line"
         ],
     ),
+    "post-process-masks-swapped": (
+        "src/r2sdepth/models/r2sdepth.py",
+        "return right * disp + left * disp_flipped + (1.0 - left - right)",
+        "return left * disp + right * disp_flipped + (1.0 - left - right)",
+        ["tests/test_post_process.py::test_flip_blend_by_hand"],
+    ),
+    "post-process-mirror-not-flipped-back": (
+        "src/r2sdepth/models/r2sdepth.py",
+        "disp = flip_blend(both[: len(spikes)], both[len(spikes) :].flip(-1))",
+        "disp = flip_blend(both[: len(spikes)], both[len(spikes) :])",
+        [
+            "tests/test_post_process.py::"
+            "test_spike_depth_post_processed_is_the_blend_of_the_window_and_its_mirror_image"
+        ],
+    ),
     "identity-error-of-one-source": (
         "src/r2sdepth/losses.py",
         "ident_best = identity_error(target, sources) if automask else None",

@@ -609,6 +609,12 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
         "and --split) the flat-road prior (a level road seen from --camera-height, horizon at the "
         "calibration's principal row, capped at 25 m)",
     )
+    s.add_argument(
+        "--post-process",
+        action="store_true",
+        help="--checkpoint (spike-only): also run each window mirrored and blend the two disparities "
+        "(Monodepth2's --post_process; twice the compute)",
+    )
     s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", help="results JSON (a Markdown table is printed and written beside it)")
@@ -616,7 +622,8 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
 
 @_command("eval", _parser_eval)
 def _cmd_eval(a: argparse.Namespace) -> int:
-
+    if a.post_process and not a.checkpoint:
+        raise R2SDepthError("--post-process runs a --checkpoint; saved --pred maps are scored as they are")
     job = EvalJob(
         **{f.name: getattr(a, f.name) for f in dataclasses.fields(EvalJob)}  # the flags of the same names
     )
@@ -639,6 +646,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
             device=a.device,
             progress=sys.stderr.isatty(),
             intrinsics=Ks,
+            post_process=a.post_process,
         )
         named = {name: (preds, Ks)}
     else:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
 from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
+from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.sources import Item, SourceOptions, source_kind
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
@@ -79,12 +80,15 @@ def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:
 
 
 @torch.no_grad()
-def predict_batch(module, batch: dict[str, Any], modality: str) -> torch.Tensor:
-    """Depth ``[B, 1, H, W]`` (metres) for a collated batch."""
+def predict_batch(module, batch: dict[str, Any], modality: str, post_process: bool = False) -> torch.Tensor:
+    """Depth ``[B, 1, H, W]`` (metres) for a collated batch; ``post_process``: flip
+    post-processing (:func:`r2sdepth.models.r2sdepth.flip_blend`; spike-only models)."""
     net = module.net
     cfg = net.cfg
     if modality == "spike":
-        return spike_depth(net, batch["spikes"])
+        return spike_depth(net, batch["spikes"], post_process=post_process)
+    if post_process:
+        raise R2SDepthError(f"--post-process is for spike-only prediction, not --modality {modality}")
     if modality in RECONSTRUCTED:  # the baseline a user with an ordinary depth network has
         disp = net(rgb=reconstructed_rgb(batch["spikes"], modality[4:]))["disp"][0]
     elif modality == "rgb":
@@ -105,10 +109,12 @@ def predict_split(
     device: str = "cpu",
     progress: bool = False,
     intrinsics: list[np.ndarray] | None = None,
+    post_process: bool = False,
 ) -> tuple[list[np.ndarray], str]:
     """Depth maps (metres, network size) for every line of ``split``; and a display name
     (``progress``: a progress bar on stderr). ``intrinsics``: a list that receives each map's
-    ``K`` ``[3, 3]`` at the network size (for camera-height scaling)."""
+    ``K`` ``[3, 3]`` at the network size (for camera-height scaling). ``post_process``: flip
+    post-processing (spike-only)."""
 
     module, meta = load_checkpoint(checkpoint, device)
     modality = resolve_modality(meta, modality)
@@ -120,10 +126,10 @@ def predict_split(
         width=meta["width"],
         context=(),
         window=trained_window(meta),
-        align=d.get("align", "end"),
+        align=d.get("align", DataConfig.align),
         spike_root=spike_root,
         sim=d.get("sim"),
-        seed=d.get("seed", 0),
+        seed=d.get("seed", TrainConfig.seed),
         augment=False,
         with_gt=False,
         need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED),
@@ -134,11 +140,12 @@ def predict_split(
         loader = tqdm(loader, unit="batch", leave=False, desc="predict")
     for batch in loader:
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        depth = predict_batch(module, batch, modality)
+        depth = predict_batch(module, batch, modality, post_process)
         preds.extend(depth[:, 0].float().cpu().numpy())
         if intrinsics is not None:
             intrinsics.extend(batch["K"].double().cpu().numpy())
-    name = f"{Path(checkpoint).parent.parent.name or Path(checkpoint).stem} ({modality})"
+    run = Path(checkpoint).parent.parent.name or Path(checkpoint).stem
+    name = f"{run} ({modality}{', pp' if post_process else ''})"
     return preds, name
 
 

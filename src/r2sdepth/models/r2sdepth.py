@@ -172,14 +172,31 @@ def student_forward(net: R2SDepthNet, spikes: torch.Tensor) -> dict[int, torch.T
     raise ValueError(f"a {net.modality} model without a spike decoder has no spike-only path")
 
 
-def spike_depth(net: R2SDepthNet, spikes: torch.Tensor) -> torch.Tensor:
+def flip_blend(disp: torch.Tensor, disp_flipped: torch.Tensor) -> torch.Tensor:
+    """Flip post-processing of a disparity ``[B, 1, H, W]`` (Godard et al.'s, as Monodepth2's
+    ``--post_process``): ``disp_flipped`` is the prediction for the mirrored input, mirrored back.
+    Each map's left edge is occluded in a different way, so the leftmost 5% of columns take
+    ``disp_flipped``, the rightmost 5% ``disp``, and a ramp 5% wide hands over to the mean of the
+    two, which fills the middle."""
+    w = disp.shape[-1]
+    x = torch.linspace(0.0, 1.0, w, device=disp.device, dtype=disp.dtype)
+    left = (1.0 - (20.0 * (x - 0.05)).clamp(0.0, 1.0)).view(1, 1, 1, w)  # 1 on the left edge
+    right = left.flip(-1)
+    return right * disp + left * disp_flipped + (1.0 - left - right) * 0.5 * (disp + disp_flipped)
+
+
+def spike_depth(net: R2SDepthNet, spikes: torch.Tensor, post_process: bool = False) -> torch.Tensor:
     """Depth (model units, metres up to scale) ``[B, 1, H, W]`` from a spike window ``[B, T, H, W]``
     through :func:`student_forward`'s finest scale: the one spike-only prediction path, used by
-    ``eval``/``infer`` (:func:`r2sdepth.infer.predict_batch`) and by the exported graph."""
-
-    return disp_to_depth(
-        student_forward(net, spikes)[0], float(net.cfg["min_depth"]), float(net.cfg["max_depth"])
-    )[1]
+    ``eval``/``infer`` (:func:`r2sdepth.infer.predict_batch`) and by the exported graph.
+    ``post_process``: the window and its mirror image in one batch, blended by :func:`flip_blend`
+    (twice the compute)."""
+    if post_process:
+        both = student_forward(net, torch.cat([spikes, spikes.flip(-1)]))[0]
+        disp = flip_blend(both[: len(spikes)], both[len(spikes) :].flip(-1))
+    else:
+        disp = student_forward(net, spikes)[0]
+    return disp_to_depth(disp, float(net.cfg["min_depth"]), float(net.cfg["max_depth"]))[1]
 
 
 def build_model(cfg: dict[str, Any] | None = None) -> R2SDepthNet:
