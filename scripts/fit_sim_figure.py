@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from r2sdepth.frames import _resize, read_image
 from r2sdepth.spike import SpikeStream, tfp
-from r2sdepth.spike.simulate import SimParams, _resize, luminance, read_image, simulate_chunk
+from r2sdepth.spike.simulate import SimParams, luminance, simulate_chunk
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -391,7 +391,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ],
     ),
     "video-read-by-imageio-only": (
-        "src/r2sdepth/spike/simulate.py",
+        "src/r2sdepth/frames.py",
         "    cap = cv2.VideoCapture(str(path))\n",
         "    cap = cv2.VideoCapture()\n",
         ["tests/test_live_input.py::test_a_video_is_read_with_opencv_without_extras"],

@@ -242,7 +242,7 @@ def test_a_video_is_read_with_opencv_without_extras(tmp_path, spike_ckpt):
     (the red ramp written in OpenCV's BGR comes back as red), and `infer` runs on it."""
     import cv2
 
-    from r2sdepth.spike.simulate import iter_frames
+    from r2sdepth.frames import iter_frames
 
     path = tmp_path / "clip.mp4"
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))

@@ -10,16 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.seeds import stable_seed
 from r2sdepth.spike.fit import fit_sim
 from r2sdepth.spike.io import SpikeStream, probe_layouts, write_dat
-from r2sdepth.spike.simulate import (
-    SimParams,
-    SpikeSimulator,
-    frame_window,
-    simulate_chunk,
-    simulate_to_file,
-    stable_seed,
-)
+from r2sdepth.spike.simulate import SimParams, SpikeSimulator, frame_window, simulate_chunk, simulate_to_file
 
 
 def run_cli(*args):

@@ -702,7 +702,7 @@ def test_killed_synth_leaves_no_frames_behind(tmp_path):
     """Temporaries of a killed ``synth`` are removed by the rerun and never listed as frames."""
     from r2sdepth.data import kitti
     from r2sdepth.data.synthetic import synthesize
-    from r2sdepth.spike.simulate import list_frames
+    from r2sdepth.frames import list_frames
 
     out = tmp_path / "s"
     synthesize(out, sequences=1, frames=3, height=32, width=64, seed=0)

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.frames import iter_frames
 from r2sdepth.spike import SpikeStream, tfp
 from r2sdepth.spike.simulate import (
     SimParams,
     SpikeSimulator,
     frame_window,
-    iter_frames,
     luminance,
     simulate_chunk,
     simulate_to_file,

@@ -28,11 +28,12 @@ from r2sdepth.config import config_help
 from r2sdepth.data.synthetic import VIEWS, synthesize
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report
+from r2sdepth.frames import iter_frames
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
 from r2sdepth.spike import SpikeStream
 from r2sdepth.spike.fit import fit_sim
 from r2sdepth.spike.io import probe_layouts, warn_layout
-from r2sdepth.spike.simulate import SimParams, iter_frames, load_sim_params, luminance, simulate_to_file
+from r2sdepth.spike.simulate import SimParams, load_sim_params, luminance, simulate_to_file
 from r2sdepth.viz import save_reconstructions
 
 

@@ -52,8 +52,9 @@ from r2sdepth.data import kitti
 from r2sdepth.data.kitti import FRAME_SUFFIXES
 from r2sdepth.data.synthetic import DATE, synthesize
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.frames import read_image
 from r2sdepth.spike.io import SpikeStream, read_sidecar
-from r2sdepth.spike.simulate import SimParams, luminance, read_image, simulate_to_file
+from r2sdepth.spike.simulate import SimParams, luminance, simulate_to_file
 
 __all__ = [
     "RigCalibration",

@@ -31,8 +31,9 @@ import numpy as np
 
 from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
+from r2sdepth.frames import iter_frames, list_frames
 from r2sdepth.spike.io import SpikeStream, warn_layout
-from r2sdepth.spike.simulate import SimParams, iter_frames, list_frames, simulate_to_file
+from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
 
 @dataclass

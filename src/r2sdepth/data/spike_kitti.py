@@ -41,13 +41,10 @@ from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti, transport
 from r2sdepth.data.drives import DriveKind, DriveOptions, drive_kind, sequence_key
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.frames import iter_frames
+from r2sdepth.seeds import stable_seed
 from r2sdepth.spike.io import read_sidecar, sidecar_path
-from r2sdepth.spike.simulate import (
-    SimParams,
-    iter_frames,
-    simulate_to_file,
-    stable_seed,
-)
+from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
 MANIFEST_FORMAT = "r2sdepth-spike-kitti/1"
 #: how samples travel to the device (:mod:`r2sdepth.data.transport`)

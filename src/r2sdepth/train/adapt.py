@@ -37,9 +37,9 @@ from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
 from r2sdepth.data.synthetic import calib_text
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.export import slim_checkpoint
+from r2sdepth.frames import VIDEO_SUFFIXES, iter_frames
 from r2sdepth.infer import predict_split
 from r2sdepth.metric import intrinsics_matrix
-from r2sdepth.spike.simulate import VIDEO_SUFFIXES, iter_frames
 from r2sdepth.train.run import run_training
 
 FOOTAGE_DATE = "footage"

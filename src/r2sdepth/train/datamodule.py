@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Sampler
 from r2sdepth.config import TrainConfig, section
 from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.data.transport import finish_batch
-from r2sdepth.spike.simulate import stable_seed
+from r2sdepth.seeds import stable_seed
 
 
 class SeededSampler(Sampler):
