@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti, collate
+from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.data.transport import finish_batch
 from r2sdepth.spike.simulate import SimParams

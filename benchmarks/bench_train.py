@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti
+from r2sdepth.data.dataset import SpikeKittiDataset
+from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.spike.simulate import SimParams
 from r2sdepth.train.module import DepthModule

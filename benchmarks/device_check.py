@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti, collate
+from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.data.transport import draw_jitter, finish_batch, pack_spikes
 from r2sdepth.export import SpikeDepth, onnx_bytes

@@ -94,7 +94,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ],
     ),
     "augmentation-ignores-epoch": (
-        "src/r2sdepth/data/spike_kitti.py",
+        "src/r2sdepth/data/dataset.py",
         'stable_seed(self.seed, "aug", epoch, i)',
         'stable_seed(self.seed, "aug", 0, i)',
         [CORE + "::test_augmentation_is_a_function_of_seed_epoch_index"],
@@ -421,7 +421,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_metric.py::test_camera_height_run_uses_one_factor_for_every_image"],
     ),
     "stereo-flip-keeps-baseline-sign": (
-        "src/r2sdepth/data/spike_kitti.py",
+        "src/r2sdepth/data/dataset.py",
         "            T[0, 3] = -T[0, 3]\n",
         "            T[0, 3] = T[0, 3]\n",
         ["tests/test_metric.py::test_stereo_source_warps_the_right_view_onto_the_left"],
@@ -448,7 +448,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
     "travel-from-wrong-frame": (
-        "src/r2sdepth/data/spike_kitti.py",
+        "src/r2sdepth/data/dataset.py",
         "np.linalg.norm(at(frame + o) - at(frame))",
         "np.linalg.norm(at(frame + 2 * o) - at(frame))",
         ["tests/test_metric.py::test_travel_distances_from_poses"],
@@ -478,7 +478,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         ["tests/test_metric.py::test_rescale_translation_by_hand"],
     ),
     "stereo-calibration-read-per-sample": (
-        "src/r2sdepth/data/spike_kitti.py",
+        "src/r2sdepth/data/dataset.py",
         "        if key not in self._stereo_T:",
         "        if True:",
         ["tests/test_metric.py::test_stereo_calibration_and_poses_are_read_once_per_drive"],

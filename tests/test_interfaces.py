@@ -287,7 +287,7 @@ def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
     from PIL import Image
 
     from r2sdepth.data import kitti
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset
+    from r2sdepth.data.dataset import SpikeKittiDataset
 
     root = tmp_path / "jpg"
     shutil.copytree(synth, root)

@@ -490,7 +490,7 @@ def test_pixel_weights_carry_no_gradient(mode):
 
 
 def test_distill_step_weights_are_detached(synth):
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+    from r2sdepth.data.dataset import SpikeKittiDataset, collate
     from r2sdepth.train.distill import DistillModule
 
     ds = SpikeKittiDataset(
@@ -557,8 +557,9 @@ def test_export_and_infer_share_the_student_path(tmp_path):
 def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     """Spike-KITTI streams (build seed 5) and on-the-fly simulation (data seed 5) give the same
     window for frames 0, 1 and a middle frame; frame 0 has one (the pre-roll)."""
+    from r2sdepth.data.dataset import SpikeKittiDataset
     from r2sdepth.data.kitti import Sample
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset, build_spike_kitti
+    from r2sdepth.data.spike_kitti import build_spike_kitti
     from r2sdepth.spike.simulate import SimParams
 
     build_spike_kitti(
@@ -586,7 +587,7 @@ def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
 def test_augmentation_is_a_function_of_seed_epoch_index(synth):
     """The same (seed, epoch, index) gives the same augmented sample in any process; another
     epoch gives another draw; colour jitter hits about half of the samples."""
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset
+    from r2sdepth.data.dataset import SpikeKittiDataset
     from r2sdepth.train.datamodule import SeededSampler
 
     ds = SpikeKittiDataset(

@@ -15,7 +15,7 @@ import torch
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
-from r2sdepth.data.spike_kitti import SpikeKittiDataset
+from r2sdepth.data.dataset import SpikeKittiDataset
 from r2sdepth.data.synthetic import STEREO_BASELINE, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.geometry import warp

@@ -197,7 +197,7 @@ def test_train_and_eval_read_a_rig_root_through_the_cli(rig, tmp_path):
     import subprocess
     import sys
 
-    from r2sdepth.data.spike_kitti import SpikeKittiDataset
+    from r2sdepth.data.dataset import SpikeKittiDataset
 
     root = rig[0].parent
     ds = SpikeKittiDataset(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SpikeKittiDataset, collate
 from r2sdepth.data.synthetic import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]

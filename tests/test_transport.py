@@ -13,7 +13,7 @@ import torchvision.transforms.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SpikeKittiDataset, collate
 from r2sdepth.data.transport import color_jitter, draw_jitter, finish_batch, pack_spikes, unpack_spikes
 from r2sdepth.spike.io import SpikeStream, SpikeWriter
 

@@ -30,9 +30,9 @@ from tqdm import tqdm
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
 from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
 from r2sdepth.config import DataConfig, TrainConfig
+from r2sdepth.data.dataset import SpikeKittiDataset, collate
 from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.sources import Item, SourceOptions, source_kind
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.metric import camera_height_scale, intrinsics_matrix

@@ -1,4 +1,4 @@
-"""LightningDataModule over :class:`~r2sdepth.data.spike_kitti.SpikeKittiDataset` splits."""
+"""LightningDataModule over :class:`~r2sdepth.data.dataset.SpikeKittiDataset` splits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from r2sdepth.config import TrainConfig, section
-from r2sdepth.data.spike_kitti import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SpikeKittiDataset, collate
 from r2sdepth.data.transport import finish_batch
 from r2sdepth.seeds import stable_seed
 
