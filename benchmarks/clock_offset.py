@@ -29,7 +29,8 @@ import numpy as np
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
-from r2sdepth.data.rig import RigSequence, copy_with_calibration, synthesize_rig
+from r2sdepth.data.rig import RigSequence
+from r2sdepth.data.rig_synth import copy_with_calibration, synthesize_rig
 from r2sdepth.infer import predict_split
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "r2sdepth" / "assets" / "demo_spike_64x224.ckpt"

@@ -34,7 +34,8 @@ import numpy as np
 import yaml
 
 from r2sdepth import evaluate as ev
-from r2sdepth.data.rig import RigSequence, copy_with_calibration, synthesize_rig
+from r2sdepth.data.rig import RigSequence
+from r2sdepth.data.rig_synth import copy_with_calibration, synthesize_rig
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import adapt_config, run_training
 

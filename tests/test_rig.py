@@ -35,7 +35,7 @@ def rig(tmp_path_factory):
     root holding one sequence ``seq00`` and split files. Returns the sequence folder and the
     world frames warped into the spike camera (an independent reference for the RGB warp)."""
     from r2sdepth.data import kitti
-    from r2sdepth.data.rig import synthesize_rig
+    from r2sdepth.data.rig_synth import synthesize_rig
 
     tmp = tmp_path_factory.mktemp("rig")
     Ks = np.array([[76.0, 0, 64.0], [0, 120.0, 32.0], [0, 0, 1]])
@@ -133,7 +133,7 @@ def test_offset_estimate_is_not_tied_to_the_plane_grid(offset):
 
 
 def test_copy_with_calibration_changes_only_the_copy(rig, tmp_path):
-    from r2sdepth.data.rig import copy_with_calibration
+    from r2sdepth.data.rig_synth import copy_with_calibration
 
     root = rig[0]
     before = (root / "calib.yaml").read_bytes()

@@ -1,0 +1,177 @@
+"""Simulated two-camera rigs with exact depth, and copies of a rig root with another calibration:
+the helpers that check :mod:`r2sdepth.data.rig` exactly (tests, benchmarks ``rig_alignment`` and
+``clock_offset``). Not needed to read a real rig."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+from PIL import Image
+
+from r2sdepth.data import kitti
+from r2sdepth.data.rig import warp_rgb_to_spike
+from r2sdepth.data.synthetic import DATE, synthesize
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.spike.simulate import SimParams, simulate_to_file
+
+__all__ = ["copy_with_calibration", "synthesize_rig"]
+
+
+def copy_with_calibration(
+    src: str | os.PathLike, dst: str | os.PathLike, change: dict[str, Any], *, overwrite: bool = False
+) -> Path:
+    """A copy of the rig data root ``src`` at ``dst`` (files hard-linked where the file system
+    allows, copied otherwise) whose sequences' ``calib.yaml`` get the keys of ``change`` (e.g.
+    ``{"clock_offset_s": 0.1}``): the same recordings with another calibration, to measure what a
+    calibration error costs. An existing ``dst`` is replaced only with ``overwrite``."""
+
+    src, dst = Path(src), Path(dst)
+    if not any(src.glob("*/calib.yaml")):
+        raise R2SDepthError(f"{src}: not a rig data root (no SEQ/calib.yaml below it)")
+    s, d = src.resolve(), dst.resolve()
+    if d == s or s in d.parents or d in s.parents:
+        raise R2SDepthError(f"{dst}: the copy must be outside {src} (and not contain it)")
+    if dst.exists():
+        if not overwrite:
+            raise R2SDepthError(f"{dst} exists (pass overwrite=True to replace it)")
+        shutil.rmtree(dst)
+
+    def link_or_copy(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:  # another file system, or links not allowed
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy)
+    for c in dst.glob("*/calib.yaml"):
+        cal = yaml.safe_load(c.read_text())
+        c.unlink()  # perhaps a hard link: never edit the source's file
+        cal.update(change)
+        c.write_text(yaml.safe_dump(cal))
+    return dst
+
+
+def _rot_y(deg: float) -> np.ndarray:
+    a = math.radians(deg)
+    return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+
+
+def synthesize_rig(
+    out: str | os.PathLike,
+    *,
+    sequences: int = 1,
+    frames: int = 14,
+    world_size: tuple[int, int] = (96, 160),
+    rgb_scale: float = 0.75,
+    spike_size: tuple[int, int] = (64, 128),
+    spike_K: np.ndarray | None = None,
+    yaw_deg: float = 1.5,
+    clock_offset_s: float = 0.0037,
+    fps: float = 10.0,
+    planes_per_frame: int = 200,
+    pre_roll_frames: int = 1,
+    exposure_changes: bool = True,
+    seed: int = 3,
+    test_sequences: int = 0,
+) -> dict[str, Any]:
+    """A data root of simulated two-camera rig sequences that can be checked exactly.
+
+    Synthetic streets (:func:`r2sdepth.data.synthetic.synthesize`, ``world_size``) are seen by an
+    RGB camera (the world image resized by ``rgb_scale``, bilinear) and by a spike camera of
+    ``spike_size`` with intrinsics ``spike_K`` (default: KITTI-like for its size, zoomed 1.1x),
+    rotated ``yaw_deg`` about the vertical axis, whose stream is simulated at ``planes_per_frame``
+    x ``fps`` Hz with its clock ``clock_offset_s`` ahead of the RGB camera's. With
+    ``exposure_changes`` the scene brightness varies from frame to frame (auto-exposure, lighting),
+    which is what makes the offset observable. Writes ``OUT/seqNN/`` (layout in the module
+    docstring; ``calib.yaml`` with the true homography and ``clock_offset_s: null``), the spike
+    camera's exact depth, and ``OUT/splits/{train,test}_files.txt`` (frames with both
+    neighbours; the last ``test_sequences`` sequences are the test split, or all when 0).
+    Returns the ground truth: ``H_rgb_to_spike``, ``clock_offset_s``, sizes, intrinsics."""
+
+    out = Path(out)
+    hw, ww = world_size
+    hs, ws = spike_size
+    hr, wr = round(hw * rgb_scale), round(ww * rgb_scale)
+    synthesize(out / "_world", sequences=sequences, frames=frames, height=hw, width=ww, seed=seed)
+    Kw = kitti.load_calib(out / "_world" / DATE, "02").K
+    s = rgb_scale
+    A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])  # cv2.resize's pixel-centre map
+    if spike_K is None:
+        spike_K = np.array([[0.58 * ws * 1.1, 0, ws / 2], [0, 1.92 * hs * 1.1, hs / 2], [0, 0, 1]])
+    Ks = np.asarray(spike_K, dtype=np.float64)
+    R = _rot_y(yaw_deg)
+    Hws = Ks @ R @ np.linalg.inv(Kw)  # world pixels -> spike pixels
+    # spike-camera depth: z_s(u_s) = z_w(u_w) * R[2] . Kw^-1 [u_w, 1] with u_w = Hws^-1 u_s
+    ys, xs = np.mgrid[0:hs, 0:ws]
+    uw = np.linalg.inv(Hws) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    factor = (R[2] @ np.linalg.inv(Kw) @ (uw / uw[2])).reshape(hs, ws)
+    names = []
+    for q in range(sequences):
+        drive = f"{DATE}/{DATE}_drive_{q:04d}_sync"
+        src = sorted((out / "_world" / drive / "image_02" / "data").glob("*.png"))
+        gains = (
+            0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7 + 1.3 * q)
+            if exposure_changes
+            else np.ones(len(src))
+        )
+        root = out / f"seq{q:02d}"
+        (root / "rgb").mkdir(parents=True, exist_ok=True)
+        (root / "depth").mkdir(exist_ok=True)
+        spike_frames = []
+        for i, (p, g) in enumerate(zip(src, gains)):
+            w = np.clip(np.asarray(Image.open(p), dtype=np.float32) * g, 0, 255).astype(np.uint8)
+            Image.fromarray(cv2.resize(w, (wr, hr), interpolation=cv2.INTER_LINEAR)).save(
+                root / "rgb" / f"{i:06d}.png"
+            )
+            spike_frames.append(warp_rgb_to_spike(w, Hws, (hs, ws)))
+            zw = kitti.gt_depth(out / "_world", drive, i, "l")
+            zs = cv2.warpPerspective(zw, Hws, (ws, hs), flags=cv2.INTER_NEAREST, borderValue=0) * factor
+            np.save(root / "depth" / f"{i:06d}.npy", zs.astype(np.float32))
+        times = np.arange(len(src)) / fps + 12.5 + 3.0 * q  # the RGB camera's clock
+        (root / "rgb" / "timestamps.txt").write_text("".join(f"{t:.6f}\n" for t in times))
+        # plane (pre + k) * P is reached at RGB time times[k]: plane 0 at times[0] - pre / fps (spike clock)
+        t0_s = times[0] - pre_roll_frames / fps + clock_offset_s
+        simulate_to_file(
+            spike_frames,
+            root / "spike.dat",
+            SimParams(planes_per_frame=planes_per_frame, video_fps=fps, pre_roll_frames=pre_roll_frames),
+            seed=seed + q,
+            extra_meta={"t0_s": t0_s},
+        )
+        H = Hws @ np.linalg.inv(A)
+        calib = {
+            "rgb_K": (A @ Kw).tolist(),
+            "spike_K": Ks.tolist(),
+            "rgb_size": [hr, wr],
+            "spike_size": [hs, ws],
+            "H_rgb_to_spike": H.tolist(),
+            "clock_offset_s": None,
+        }
+        (root / "calib.yaml").write_text(yaml.safe_dump(calib))
+        names.append(root.name)
+    test = names[len(names) - test_sequences :] if test_sequences else names
+    train = [n for n in names if n not in test] or names
+    for split, seqs in (("train", train), ("test", test)):
+        kitti.write_split(
+            out / "splits" / f"{split}_files.txt",
+            [kitti.Sample(n, i, "l") for n in seqs for i in range(1, frames - 1)],
+        )
+
+    shutil.rmtree(out / "_world")
+    return {
+        "sequences": names,
+        "H_rgb_to_spike": Hws @ np.linalg.inv(A),
+        "clock_offset_s": clock_offset_s,
+        "rgb_K": A @ Kw,
+        "spike_K": Ks,
+        "rgb_size": (hr, wr),
+        "spike_size": (hs, ws),
+        "world_K": Kw,
+    }
