@@ -258,18 +258,20 @@ def checkpoint_path(name_or_path: str | os.PathLike) -> Path:
     return p
 
 
-def lightning_checkpoint_io():
+class AtomicSafeCheckpointIO(TorchCheckpointIO):
     """A Lightning ``CheckpointIO`` that saves with :func:`save_atomic` and loads with
     :func:`load_file` (so a Trainer resume is checked and safe too)."""
 
-    class AtomicSafeCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            save_atomic(checkpoint, path)
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_atomic(checkpoint, path)
 
-        def load_checkpoint(
-            self, path, map_location: Any = None, weights_only: bool | None = None
-        ) -> dict[str, Any]:
-            return load_file(path)
+    def load_checkpoint(
+        self, path, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_file(path)
 
+
+def lightning_checkpoint_io() -> AtomicSafeCheckpointIO:
+    """The ``CheckpointIO`` every r2sdepth Trainer uses (:class:`AtomicSafeCheckpointIO`)."""
     return AtomicSafeCheckpointIO()

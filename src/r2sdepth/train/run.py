@@ -392,22 +392,26 @@ class FinalStepCheckpoint(Callback):
             self.saved_at = trainer.global_step
 
 
+class NanSafeCheckpoint(ModelCheckpoint):
+    """Lightning's best-checkpoint callback, except that a NaN or infinite monitored value is never a
+    candidate (a diverged validation would otherwise count as the best)."""
+
+    def _save_topk_checkpoint(self, trainer, monitor_candidates):  # type: ignore[override]
+        cur = monitor_candidates.get(self.monitor) if self.monitor else None
+        if cur is not None and not torch.isfinite(torch.as_tensor(cur)).all():
+            warnings.warn(
+                f"{self.monitor} is {float(cur)} at step {trainer.global_step}: "
+                "not a candidate for the best checkpoint",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+
 def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> list:
     """``last.ckpt`` every N steps / minutes and after each validation; ``best-step=N.ckpt`` by
     ``val/abs_rel`` (NaN never wins) when there is a validation split."""
-
-    class NanSafeCheckpoint(ModelCheckpoint):
-        def _save_topk_checkpoint(self, trainer, monitor_candidates):  # type: ignore[override]
-            cur = monitor_candidates.get(self.monitor) if self.monitor else None
-            if cur is not None and not torch.isfinite(torch.as_tensor(cur)).all():
-                warnings.warn(
-                    f"{self.monitor} is {float(cur)} at step {trainer.global_step}: "
-                    "not a candidate for the best checkpoint",
-                    RuntimeWarning,
-                    stacklevel=1,
-                )
-                return
-            super()._save_topk_checkpoint(trainer, monitor_candidates)
 
     steps = ccfg.get("every_n_steps")
     minutes = ccfg.get("every_n_minutes")
@@ -438,42 +442,58 @@ def checkpoint_callbacks(dirpath: Path, ccfg: dict[str, Any], has_val: bool) -> 
     return cbs
 
 
+class KeepingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that a resumed run keeps the rows logged before its
+    checkpoint's step ``resume_step`` (Lightning deletes ``metrics.csv`` when its folder is not
+    empty) and drops those logged after it by the interrupted process."""
+
+    def __init__(self, log_dir: str, resume_step: int = 0) -> None:
+        self.resume_step = resume_step
+        super().__init__(log_dir=log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        p = Path(self.metrics_file_path)
+        if not p.is_file():
+            return
+        with open(p, newline="") as f:
+            rows = list(csv.DictReader(f))
+            keys = list(rows[0].keys()) if rows else []
+        keep = [
+            r for r in rows if r.get("step") not in (None, "") and int(float(r["step"])) < self.resume_step
+        ]
+        if not keep:
+            p.unlink()
+            return
+        with atomic_path(p) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(keep)
+        self.metrics_keys = sorted(keys)
+
+
+class KeepingCSVLogger(CSVLogger):
+    """Lightning's CSV logger writing through :class:`KeepingWriter`."""
+
+    def __init__(self, *args: Any, resume_step: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume_step = resume_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):  # type: ignore[override]
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = KeepingWriter(log_dir=self.log_dir, resume_step=self.resume_step)
+        return self._experiment
+
+
 def loggers(out: Path, resume_step: int = 0) -> list:
     """TensorBoard and CSV logs under ``out/logs`` that keep the history of a resumed run: events
     and rows logged after the checkpoint (by the interrupted process) are dropped, the earlier
     ones kept (Lightning's CSV writer deletes ``metrics.csv`` when its folder is not empty)."""
 
-    class KeepingWriter(ExperimentWriter):
-        def _check_log_dir_exists(self) -> None:
-            p = Path(self.metrics_file_path)
-            if not p.is_file():
-                return
-            with open(p, newline="") as f:
-                rows = list(csv.DictReader(f))
-                keys = list(rows[0].keys()) if rows else []
-            keep = [
-                r for r in rows if r.get("step") not in (None, "") and int(float(r["step"])) < resume_step
-            ]
-            if not keep:
-                p.unlink()
-                return
-            with atomic_path(p) as tmp, open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=keys)
-                w.writeheader()
-                w.writerows(keep)
-            self.metrics_keys = sorted(keys)
-
-    class KeepingCSVLogger(CSVLogger):
-        @property
-        @rank_zero_experiment
-        def experiment(self):  # type: ignore[override]
-            if self._experiment is None:
-                self._fs.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = KeepingWriter(log_dir=self.log_dir)
-            return self._experiment
-
     tb_kw = {"purge_step": resume_step} if resume_step else {}
     return [
         TensorBoardLogger(str(out), name="logs", version="", **tb_kw),
-        KeepingCSVLogger(str(out), name="logs", version=""),
+        KeepingCSVLogger(str(out), name="logs", version="", resume_step=resume_step),
     ]
