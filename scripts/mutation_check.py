@@ -251,6 +251,30 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "test_spike_depth_post_processed_is_the_blend_of_the_window_and_its_mirror_image"
         ],
     ),
+    "flip-leaves-depth-target-unflipped": (
+        "src/r2sdepth/data/dataset.py",
+        'out["depth_gt"] = gt.flip(-1) if flip else gt',
+        'out["depth_gt"] = gt',
+        ["tests/test_train.py::test_flip_is_consistent"],
+    ),
+    "flip-mirrors-the-focal-length-too": (
+        "src/r2sdepth/data/dataset.py",
+        "            K[0, 2] = self.w - 1 - K[0, 2]\n",
+        "            K[0, 2] = self.w - 1 - K[0, 2]\n            K[0, 0] = -K[0, 0]\n",
+        ["tests/test_train.py::test_flip_is_consistent"],
+    ),
+    "atomic-write-in-place": (
+        "src/r2sdepth/atomic.py",
+        "    tmp_p = tmp_path_for(path, keep_suffix=True)\n",
+        "    tmp_p = Path(path)\n",
+        ["tests/test_atomic.py"],
+    ),
+    "atomic-temporary-kept-on-error": (
+        "src/r2sdepth/atomic.py",
+        "        with contextlib.suppress(FileNotFoundError):\n            tmp_p.unlink()\n",
+        "        pass\n",
+        ["tests/test_atomic.py"],
+    ),
     "identity-error-of-one-source": (
         "src/r2sdepth/losses.py",
         "ident_best = identity_error(target, sources) if automask else None",

@@ -40,7 +40,9 @@ def test_dataset_sample(synth):
 
 
 def test_flip_is_consistent(synth):
-    kw = dict(height=64, width=96, window=32, sim={"planes_per_frame": 32})
+    """A flipped sample mirrors every image-aligned target with its input: the RGB frames, the spike
+    window, the ground-truth depth, and the principal point (cx' = W - 1 - cx; fx, fy, cy unchanged)."""
+    kw = dict(height=64, width=96, window=32, sim={"planes_per_frame": 32}, with_gt=True)
     plain = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", **kw)
     aug = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", augment=True, **kw)
     flipped = None
@@ -52,7 +54,12 @@ def test_flip_is_consistent(synth):
     assert flipped is not None
     a, p = flipped
     assert torch.equal(a["spikes"], p["spikes"].flip(-1))
+    assert torch.equal(a["depth_gt"], p["depth_gt"].flip(-1)) and not torch.equal(
+        a["depth_gt"], p["depth_gt"]
+    )
     assert a["K"][0, 2] == pytest.approx(96 - 1 - p["K"][0, 2])
+    for r, c in ((0, 0), (1, 1), (1, 2), (0, 1), (2, 2)):
+        assert a["K"][r, c] == p["K"][r, c], (r, c)
 
 
 def test_overfit_reduces_photometric_loss(tmp_path):
