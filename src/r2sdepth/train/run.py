@@ -249,6 +249,101 @@ def default_precision(accelerator: str) -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+def _check_resume(out: Path, cfg: dict[str, Any], resume: bool, allow_config_change: bool) -> None:
+    """Refuse to resume a run whose ``config.yaml`` differs (unless ``allow_config_change``)."""
+    last, saved = out / "checkpoints" / "last.ckpt", out / "config.yaml"
+    if resume and last.is_file() and saved.is_file() and not allow_config_change:
+        diff = differing_keys(read_yaml(saved), cfg)
+        if diff:
+            raise R2SDepthError(
+                f"{out} was trained with another config ({'; '.join(diff)}): resume with "
+                "--allow-config-change, or start afresh with --no-resume"
+            )
+
+
+def _data_module(cfg: dict[str, Any], stage2: bool) -> SpikeKittiDataModule:
+    """The run's data, with the batch contents its losses need."""
+    lc = cfg["loss"]
+    dm = SpikeKittiDataModule(
+        cfg["data"],
+        "fusion" if stage2 else cfg["model"]["modality"],
+        train_gt=not stage2 and lc["depth_weight"] > 0,
+        train_travel=not stage2 and (lc["velocity_weight"] > 0 or lc["known_speed"]),
+        train_context=stage2 or lc["photo_weight"] > 0,
+    )
+    dm.setup("fit")
+    return dm
+
+
+def _build_module(
+    cfg: dict[str, Any], t_state: dict[str, Any] | None, last: Path | None, allow_config_change: bool
+) -> DepthModule:
+    """Stage 1's :class:`DepthModule`, or with a teacher (``t_state``, :func:`resolved_config`)
+    stage 2's :class:`DistillModule`: its teacher loaded and frozen, the student started from it.
+    ``last``: the checkpoint a resume continues (an external teacher's file must not have changed)."""
+    sections = (cfg["loss"], cfg["optim"], cfg["data"], None, cfg["distill"]) if t_state else ()
+    if t_state and "external" in t_state:
+        if last is not None:
+            was = ((load_file(last).get("r2sdepth") or {}).get("teacher_external") or {}).get("sha256")
+            if was != t_state["external"]["sha256"] and not allow_config_change:
+                raise R2SDepthError(
+                    f"{last.parent.parent} was distilled from another teacher file (SHA-256 differs): "
+                    "resume with --allow-config-change, or start afresh with --no-resume"
+                )
+        return DistillModule(
+            {"model": cfg["model"], "pose": cfg["pose"], "external": t_state["external"]}, *sections
+        )
+    if t_state:
+        module = DistillModule({"model": cfg["model"], "pose": cfg["pose"]}, *sections)
+        module.teacher.load_state_dict(t_state["teacher"])
+        if t_state["teacher_pose"] is not None:  # (a slim teacher has none: a fresh one, trained)
+            module.teacher_pose.load_state_dict(t_state["teacher_pose"])
+        module.init_from_teacher()
+        return module
+    return DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"])
+
+
+def _trainer(out: Path, cfg: dict[str, Any], callbacks: list, resume_step: int) -> L.Trainer:
+    """The Lightning Trainer of a run: the config's trainer section (precision by the device when
+    unset), r2sdepth's checkpoint I/O and loggers."""
+    tcfg = dict(cfg["trainer"])
+    if tcfg.get("precision") is None:
+        tcfg["precision"] = default_precision(str(tcfg.get("accelerator", "auto")))
+    tcfg.setdefault("enable_progress_bar", True)
+    return L.Trainer(
+        default_root_dir=str(out),
+        use_distributed_sampler=False,  # the datamodule shards (and seeds) its own sampler
+        callbacks=callbacks,
+        plugins=[lightning_checkpoint_io()],
+        logger=loggers(out, resume_step),
+        **tcfg,
+    )
+
+
+def _fit(trainer: L.Trainer, module: DepthModule, dm: SpikeKittiDataModule, ckpt_path: str | None) -> None:
+    with warnings.catch_warnings():  # filters for this fit only, not for the caller's process
+        # a deprecation that Lightning's own code triggers in torch: nothing a user can act on
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        if isinstance(module, DistillModule):  # stage 2: the frozen teacher is in eval mode on purpose
+            warnings.filterwarnings(
+                "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
+            )
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+
+
+def _save_last(
+    trainer: L.Trainer, final: FinalStepCheckpoint, last: Path, resume_step: int, resumed: bool
+) -> None:
+    """``last.ckpt`` is the state after the last step trained."""
+    if final.saved_at == trainer.global_step:
+        if trainer.is_global_zero:  # rank 0 alone wrote it (trainer.save_checkpoint)
+            os.replace(final.path, last)
+        trainer.strategy.barrier("r2sdepth-final-checkpoint")
+    elif trainer.global_step > resume_step or not resumed:  # e.g. a run that ends by max_epochs
+        trainer.save_checkpoint(str(last), weights_only=False)  # the full final state (optimiser too)
+    # else: a rerun that trained nothing keeps its last.ckpt (a save now would mark the epoch finished)
+
+
 def run_training(
     cfg: dict[str, Any],
     out: str | os.PathLike,
@@ -267,103 +362,32 @@ def run_training(
     quiet_lightning()
     out = Path(out)
     cfg, t_state = resolved_config(cfg, teacher)
-    seed = int(cfg["seed"])
     last = out / "checkpoints" / "last.ckpt"
-    saved = out / "config.yaml"
-    if resume and last.is_file() and saved.is_file() and not allow_config_change:
-        diff = differing_keys(read_yaml(saved), cfg)
-        if diff:
-            raise R2SDepthError(
-                f"{out} was trained with another config ({'; '.join(diff)}): resume with "
-                "--allow-config-change, or start afresh with --no-resume"
-            )
+    _check_resume(out, cfg, resume, allow_config_change)
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(saved, yaml.safe_dump(cfg, sort_keys=False).encode())
-    L.seed_everything(seed, workers=True, verbose=False)
+    write_bytes_atomic(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False).encode())
+    L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
 
-    lc = cfg["loss"]
-    dm = SpikeKittiDataModule(
-        cfg["data"],
-        "fusion" if teacher is not None else cfg["model"]["modality"],
-        train_gt=teacher is None and lc["depth_weight"] > 0,
-        train_travel=teacher is None and (lc["velocity_weight"] > 0 or lc["known_speed"]),
-        train_context=teacher is not None or lc["photo_weight"] > 0,
-    )
-    dm.setup("fit")
-    if t_state and "external" in t_state:
-        if resume and last.is_file():
-            was = ((load_file(last).get("r2sdepth") or {}).get("teacher_external") or {}).get("sha256")
-            if was != t_state["external"]["sha256"] and not allow_config_change:
-                raise R2SDepthError(
-                    f"{out} was distilled from another teacher file (SHA-256 differs): resume with "
-                    "--allow-config-change, or start afresh with --no-resume"
-                )
-        module = DistillModule(
-            {"model": cfg["model"], "pose": cfg["pose"], "external": t_state["external"]},
-            cfg["loss"],
-            cfg["optim"],
-            cfg["data"],
-            None,
-            cfg["distill"],
-        )
-    elif teacher is not None:
-        module = DistillModule(
-            {"model": cfg["model"], "pose": cfg["pose"]},
-            cfg["loss"],
-            cfg["optim"],
-            cfg["data"],
-            None,
-            cfg["distill"],
-        )
-        module.teacher.load_state_dict(t_state["teacher"])
-        if t_state["teacher_pose"] is not None:  # (a slim teacher has none: a fresh one, trained)
-            module.teacher_pose.load_state_dict(t_state["teacher_pose"])
-        module.init_from_teacher()
-    else:
-        module = DepthModule(cfg["model"], cfg["pose"], cfg["loss"], cfg["optim"], cfg["data"])
+    dm = _data_module(cfg, stage2=teacher is not None)
+    resuming = resume and last.is_file()
+    module = _build_module(cfg, t_state, last if resuming else None, allow_config_change)
     init = cfg.get("init_from")
-    if init and not (resume and last.is_file()):
+    if init and not resuming:
         names = module.init_from(init)
         print(f"init_from {init}: {len(names)} tensors copied")
-    has_val = bool(cfg["data"].get("val_split"))
     final = FinalStepCheckpoint(out / "checkpoints" / ".final-step.ckpt")
+    has_val = bool(cfg["data"].get("val_split"))
     callbacks = [
         final,
         *checkpoint_callbacks(out / "checkpoints", cfg["checkpoint"], has_val),
         *(callbacks or []),
     ]
-    ckpt_path = str(last) if resume and last.is_file() else None
-    resume_step = 0
-    if ckpt_path:
-        resume_step = int(load_file(ckpt_path).get("global_step", 0))
-    tcfg = dict(cfg["trainer"])
-    if tcfg.get("precision") is None:
-        tcfg["precision"] = default_precision(str(tcfg.get("accelerator", "auto")))
-    tcfg.setdefault("enable_progress_bar", True)
-    trainer = L.Trainer(
-        default_root_dir=str(out),
-        use_distributed_sampler=False,  # the datamodule shards (and seeds) its own sampler
-        callbacks=callbacks,
-        plugins=[lightning_checkpoint_io()],
-        logger=loggers(out, resume_step),
-        **tcfg,
-    )
-    with warnings.catch_warnings():  # filters for this fit only, not for the caller's process
-        # a deprecation that Lightning's own code triggers in torch: nothing a user can act on
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        if teacher is not None:  # stage 2: the frozen teacher is in eval mode on purpose
-            warnings.filterwarnings(
-                "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
-            )
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    if final.saved_at == trainer.global_step:
-        if trainer.is_global_zero:  # rank 0 alone wrote it (trainer.save_checkpoint)
-            os.replace(final.path, last)
-        trainer.strategy.barrier("r2sdepth-final-checkpoint")
-    elif trainer.global_step > resume_step or ckpt_path is None:  # e.g. a run that ends by max_epochs
-        trainer.save_checkpoint(str(last), weights_only=False)  # the full final state (optimiser too)
-    # else: a rerun that trained nothing keeps its last.ckpt (a save now would mark the epoch finished)
+    ckpt_path = str(last) if resuming else None
+    resume_step = int(load_file(last).get("global_step", 0)) if resuming else 0
+    trainer = _trainer(out, cfg, callbacks, resume_step)
+    _fit(trainer, module, dm, ckpt_path)
+    _save_last(trainer, final, last, resume_step, resumed=ckpt_path is not None)
     best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     return {
