@@ -428,7 +428,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "noop-rerun-overwrites-last-checkpoint": (
         "src/r2sdepth/train/run.py",
-        "    elif trainer.global_step > resume_step or ckpt_path is None:",
+        "    elif trainer.global_step > resume_step or not resumed:",
         "    elif True:",
         ["tests/test_reliability.py::test_raising_max_steps_on_a_finished_run_continues_it_exactly"],
     ),

@@ -119,15 +119,7 @@ def evaluate_depths(
         raise R2SDepthError(f"{len(preds)} predictions for {len(gts)} ground-truth maps")
     if not len(gts):
         raise R2SDepthError("nothing to evaluate")
-    scaling = scaling or ("median" if median_scaling else "fixed")
-    if scaling not in SCALINGS:
-        raise R2SDepthError(f"scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
-    if not (np.isfinite(scale) and scale > 0):
-        raise R2SDepthError(f"scale {scale}: must be a positive finite number")
-    if scaling != "fixed" and scale != 1.0:
-        raise R2SDepthError(
-            f"a fixed scale ({scale}) applies to scaling 'fixed' only (asked for {scaling!r})"
-        )
+    scaling = _checked_scaling(scaling or ("median" if median_scaling else "fixed"), scale)
     preds = [_as_2d(p, i) for i, p in enumerate(preds)]
     factors = (
         _camera_height_factors(preds, intrinsics, camera_height, per_run=scaling == "camera-height-run")
@@ -136,27 +128,11 @@ def evaluate_depths(
     )
     per, ratios, gt_ratios, skipped = [], [], [], []
     for i, (p, g) in enumerate(zip(preds, gts)):
-        g = np.asarray(g, np.float32)
-        if g.ndim != 2:
-            raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
-        if p.shape != g.shape:
-            if np.any(p <= 0):
-                raise R2SDepthError(
-                    f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths (depth "
-                    "must be > 0 to resize in disparity; for disparities use --pred-kind disp)"
-                )
-            p = resize_to(p, g.shape)
-        with np.errstate(invalid="ignore"):
-            mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
-        if not mask.any():
+        pair = _valid_pixels(i, p, g, crop, min_depth, max_depth)
+        if pair is None:
             skipped.append(i)
             continue
-        gv, pv = g[mask], p[mask] * scale
-        if np.any(pv <= 0):
-            raise R2SDepthError(
-                f"image {i}: prediction has {int(np.sum(pv <= 0))} non-positive depths where "
-                "the ground truth is valid (depth must be > 0; for disparities use --pred-kind disp)"
-            )
+        gv, pv = pair[0], pair[1] * scale
         if scaling == "median":
             r = float(np.median(gv) / max(np.median(pv), 1e-12))
             ratios.append(r)
@@ -170,6 +146,60 @@ def evaluate_depths(
         per.append(compute_metrics(gv, pv))
     if not per:
         raise R2SDepthError("no image has valid ground truth inside the crop")
+    return _summary(per, skipped, scaling, factors, camera_height, ratios, gt_ratios)
+
+
+def _checked_scaling(scaling: str, scale: float) -> str:
+    """``scaling`` if it is one of :data:`SCALINGS` and ``scale`` fits it; else a one-line error."""
+    if scaling not in SCALINGS:
+        raise R2SDepthError(f"scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise R2SDepthError(f"scale {scale}: must be a positive finite number")
+    if scaling != "fixed" and scale != 1.0:
+        raise R2SDepthError(
+            f"a fixed scale ({scale}) applies to scaling 'fixed' only (asked for {scaling!r})"
+        )
+    return scaling
+
+
+def _valid_pixels(
+    i: int, p: np.ndarray, g: Any, crop: str | None, min_depth: float, max_depth: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Ground truth and prediction (metres) of image ``i`` at the pixels the protocol scores: the
+    prediction brought to the ground truth's size (:func:`resize_to`, in disparity), ground truth in
+    ``(min_depth, max_depth)`` inside the crop. None when no pixel is valid."""
+    g = np.asarray(g, np.float32)
+    if g.ndim != 2:
+        raise R2SDepthError(f"image {i}: depth maps must be 2-D, got pred {p.shape}, gt {g.shape}")
+    if p.shape != g.shape:
+        if np.any(p <= 0):
+            raise R2SDepthError(
+                f"image {i}: prediction has {int(np.sum(p <= 0))} non-positive depths (depth "
+                "must be > 0 to resize in disparity; for disparities use --pred-kind disp)"
+            )
+        p = resize_to(p, g.shape)
+    with np.errstate(invalid="ignore"):
+        mask = (g > min_depth) & (g < max_depth) & crop_mask(g.shape, crop)
+    if not mask.any():
+        return None
+    if np.any(p[mask] <= 0):
+        raise R2SDepthError(
+            f"image {i}: prediction has {int(np.sum(p[mask] <= 0))} non-positive depths where "
+            "the ground truth is valid (depth must be > 0; for disparities use --pred-kind disp)"
+        )
+    return g[mask], p[mask]
+
+
+def _summary(
+    per: list[dict[str, float]],
+    skipped: list[int],
+    scaling: str,
+    factors: tuple[list[float], int] | None,
+    camera_height: float,
+    ratios: list[float],
+    gt_ratios: list[float],
+) -> dict[str, Any]:
+    """The seven metrics averaged over the scored images and what the scaling did."""
     out: dict[str, Any] = {k: float(np.mean([m[k] for m in per])) for k in METRICS}
     out["n"] = len(per)
     if skipped:
@@ -178,7 +208,7 @@ def evaluate_depths(
             f"{len(skipped)} image(s) have no valid ground truth inside the crop and were not "
             f"evaluated (first: image {skipped[0]})",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     out["scaling"] = scaling
     out["median_scaling"] = scaling == "median"

@@ -90,7 +90,7 @@ class DepthModule(L.LightningModule):
         ``pose_net`` (default: this module's)."""
         net = pose_net or self.pose_net
         color = batch["color_aug"]
-        ctx = self.data_cfg.get("context") or section("data")["context"]
+        ctx = self.data_cfg["context"] if "context" in self.data_cfg else section("data")["context"]
         out = []
         for j, o in enumerate(ctx, start=1):
             if o < 0:
