@@ -257,6 +257,15 @@ class SpikeStream:
         if self.path.is_dir():
             raise R2SDepthError(f"{self.path}: is a folder, not a spike .dat stream")
         self.meta: dict[str, Any] = read_sidecar(self.path) or {}
+        self._geometry(height, width)
+        self._layout(bitorder, flipud, head_cols, header_bytes, stored_height, stored_width, row0, col0)
+        self.rate_hz = float(rate_hz if rate_hz is not None else self.meta.get("rate_hz", DEFAULT_RATE_HZ))
+        if not (np.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise R2SDepthError(f"{self.path}: rate must be a finite number > 0, got {self.rate_hz}")
+        self._map_planes(allow_partial)
+
+    def _geometry(self, height: int | None, width: int | None) -> None:
+        """The image size: the arguments, else the sidecar's; they must agree when both are given."""
         m = self.meta
         for name, given in (("height", height), ("width", width)):
             if given is not None and m.get(name) is not None and int(given) != int(m[name]):
@@ -273,6 +282,21 @@ class SpikeStream:
             )
         if self.height <= 0 or self.width <= 0:
             raise R2SDepthError(f"{self.path}: invalid geometry {self.height}x{self.width}")
+
+    def _layout(
+        self,
+        bitorder: str | None,
+        flipud: bool | None,
+        head_cols: int | None,
+        header_bytes: int | None,
+        stored_height: int | None,
+        stored_width: int | None,
+        row0: int | None,
+        col0: int | None,
+    ) -> None:
+        """How a plane is stored (the variant): bit order, row order, head columns, per-plane header,
+        the stored plane's size and where the image sits in it; the arguments, else the sidecar's."""
+        m = self.meta
         self.bitorder = bitorder or m.get("bitorder", "little")
         if self.bitorder not in ("little", "big"):
             raise R2SDepthError(f"{self.path}: bitorder must be 'little' or 'big'")
@@ -299,9 +323,11 @@ class SpikeStream:
                 f"{self.path}: the {self.height}x{self.width} image at row {self.row0}, column {self.col0} does "
                 f"not fit the stored {self.stored_height}x{self.stored_width} plane"
             )
-        self.rate_hz = float(rate_hz if rate_hz is not None else m.get("rate_hz", DEFAULT_RATE_HZ))
-        if not (np.isfinite(self.rate_hz) and self.rate_hz > 0):
-            raise R2SDepthError(f"{self.path}: rate must be a finite number > 0, got {self.rate_hz}")
+
+    def _map_planes(self, allow_partial: bool) -> None:
+        """Memory-map the file's whole planes; a size that is no whole number of planes is an error
+        (``allow_partial``: the remainder is ignored and counted in ``ignored_bytes``)."""
+        m = self.meta
         #: packed bytes of one stored plane (without its header)
         self.frame_nbytes = (self.stored_height * self.stored_width + 7) // 8
         self.plane_stride = self.header_bytes + self.frame_nbytes
