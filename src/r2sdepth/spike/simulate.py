@@ -634,6 +634,21 @@ def frame_window(
     return np.concatenate(chunks)[-int(length) :]
 
 
+def _stream_meta(params: SimParams, seed: int, sequence: str, source: str) -> dict[str, Any]:
+    """What a simulated stream's sidecar records of how it was made (before its frames are known)."""
+    return {
+        "simulator": {"model": "integrate-and-fire", **params.to_dict()},
+        "planes_per_frame": params.planes_per_frame,
+        "video_fps": params.video_fps,
+        "seed": int(seed),
+        "sequence": str(sequence),
+        "source": str(source),
+        "window_definition": "r2sdepth-rate-windows/1" if params.camera_rate_hz else "r2sdepth-chunks/1",
+        "window_mode": params.window_mode,
+        "pre_roll_planes": int(params.pre_roll_frames) * params.planes_per_frame,
+    }
+
+
 def simulate_to_file(
     frames: Iterable[np.ndarray],
     out: str | os.PathLike,
@@ -671,18 +686,7 @@ def simulate_to_file(
         )
     f0 = ids[0] if ids else 0
     r = int(params.pre_roll_frames)
-    meta = {
-        "simulator": {"model": "integrate-and-fire", **params.to_dict()},
-        "planes_per_frame": params.planes_per_frame,
-        "video_fps": params.video_fps,
-        "seed": int(seed),
-        "sequence": str(sequence),
-        "source": str(source),
-        "window_definition": "r2sdepth-rate-windows/1" if params.camera_rate_hz else "r2sdepth-chunks/1",
-        "window_mode": params.window_mode,
-        "pre_roll_planes": r * params.planes_per_frame,
-    }
-    meta.update(extra_meta or {})
+    meta = {**_stream_meta(params, seed, sequence, source), **(extra_meta or {})}
     bar = None
     if progress:
         bar = tqdm(unit="frame", leave=False, desc=Path(out).name)
