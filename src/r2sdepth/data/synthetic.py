@@ -496,20 +496,13 @@ def _sample(
     return out
 
 
-def render(
-    world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: int, time_s: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render RGB uint8 ``[H, W, 3]`` and depth float32 ``[H, W]`` (metres; 0 = sky)."""
-    n = height * width
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    rays_c = np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(n)])  # camera z = 1
-    R, c = T_cw[:3, :3], T_cw[:3, 3]
-    d = R @ rays_c  # world directions; hit distance t along d == camera depth
+def _hit_road_and_walls(
+    world: World, c: np.ndarray, d: np.ndarray, best: np.ndarray, mat: np.ndarray
+) -> None:
+    """Ray casting against the road plane, the facades and the back walls: ``best`` (hit distance
+    along the world direction ``d`` ``[3, N]`` from the camera centre ``c``) and ``mat`` (0 road,
+    1/2 facade L/R, 3/4 back L/R) updated in place where a ray hits nearer."""
     dx, dy, dz = d
-    best = np.full(n, np.inf)
-    mat = np.full(n, -1, np.int64)  # 0 road, 1/2 facade L/R, 3/4 back L/R, 5+ boxes
-    shade = np.ones(n, np.float32)
-
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(dy > 1e-9, (world.cam_height - c[1]) / dy, np.inf)
     hit = t < best
@@ -533,7 +526,24 @@ def render(
         ok = (t > 0) & (t < best) & (yi >= world.cam_height - world.back_top) & (yi <= world.cam_height)
         best[ok], mat[ok] = t[ok], 3 + side
 
-    # boxes: only the rays inside each box's screen-space bounding rectangle
+
+def _hit_boxes(
+    world: World,
+    T_cw: np.ndarray,
+    K: np.ndarray,
+    size: tuple[int, int],
+    time_s: float,
+    rays: tuple[np.ndarray, np.ndarray],
+    best: np.ndarray,
+    mat: np.ndarray,
+    shade: np.ndarray,
+) -> list:
+    """Ray casting against the boxes (vehicles, buildings) at ``time_s``, each tested only for the
+    rays inside its screen-space bounding rectangle; ``best``, ``mat`` (5 + box index) and
+    ``shade`` (by the face hit) updated in place. Returns ``(box, rays hit, face axis, lower
+    corner)`` per box for texturing."""
+    height, width = size
+    c, d = rays
     Tw2c = np.linalg.inv(T_cw)
     box_hits = []
     for bi, box in enumerate(world.boxes):
@@ -572,11 +582,29 @@ def render(
         axis = tmin[:, ok].argmax(0)  # the face hit: 0 side (x), 1 top (y), 2 front/back (z)
         shade[sel] = np.array([0.75, 1.0, 0.9], np.float32)[axis]
         box_hits.append((bi, sel, axis, lo))
+    return box_hits
 
+
+def _texture(
+    world: World,
+    K: np.ndarray,
+    size: tuple[int, int],
+    rays: tuple[np.ndarray, np.ndarray],
+    best: np.ndarray,
+    mat: np.ndarray,
+    shade: np.ndarray,
+    box_hits: list,
+) -> np.ndarray:
+    """Colour ``[N, 3]`` in [0, 1] of every ray from what it hit: sky, road and grass, facades,
+    back walls, boxes."""
+    height, width = size
+    c, d = rays
+    n = height * width
+    v = np.repeat(np.arange(height, dtype=np.float64), width)
     f = K[0, 0]
     rgb = np.empty((n, 3), np.float32)
     sky = mat < 0
-    vv = v.ravel()[sky] / height
+    vv = v[sky] / height
     rgb[sky] = np.stack([0.55 + 0.3 * vv, 0.7 + 0.2 * vv, 0.95 + 0.0 * vv], -1) * world.sky
     p = c[:, None] + d * np.where(np.isfinite(best), best, 0)[None]
     px, py, pz = p
@@ -624,6 +652,24 @@ def render(
         b = np.where(axis == 1, pz[sel] - lo[2], py[sel] - lo[1])
         g = _sample(box.tex, a, b, 60.0, best[sel], f)
         rgb[sel] = (0.2 + 0.8 * g)[:, None] * box.tint * shade[sel][:, None]
+    return rgb
+
+
+def render(
+    world: World, T_cw: np.ndarray, K: np.ndarray, height: int, width: int, time_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render RGB uint8 ``[H, W, 3]`` and depth float32 ``[H, W]`` (metres; 0 = sky)."""
+    n = height * width
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    rays_c = np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(n)])  # camera z = 1
+    R, c = T_cw[:3, :3], T_cw[:3, 3]
+    d = R @ rays_c  # world directions; hit distance t along d == camera depth
+    best = np.full(n, np.inf)
+    mat = np.full(n, -1, np.int64)  # 0 road, 1/2 facade L/R, 3/4 back L/R, 5+ boxes
+    shade = np.ones(n, np.float32)
+    _hit_road_and_walls(world, c, d, best, mat)
+    box_hits = _hit_boxes(world, T_cw, K, (height, width), time_s, (c, d), best, mat, shade)
+    rgb = _texture(world, K, (height, width), (c, d), best, mat, shade, box_hits)
     light = 1.0 + 0.05 * np.sin(2 * np.pi * time_s / 4.0 + world.light_phase)
     rgb = np.clip(rgb * light, 0, 1)
     depth = np.where(np.isfinite(best) & (best <= MAX_DEPTH_PNG), best, 0.0).astype(np.float32)
