@@ -202,14 +202,9 @@ def _add_traffic(
         )
 
 
-def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, traffic: float = 0.0) -> World:
-    """A random street ``length`` metres long (plus margins); ``traffic`` > 0 adds dense city
-    traffic (:func:`_add_traffic`, at a density of ``traffic`` x U(0.3, 1) per street), draws the
-    camera speed from 2-11 m/s instead of 8-11, a constant camera pitch of +-0.03 rad (the horizon
-    moves by up to 6% of the image height) and a sky brightness of x0.8-1.3 (overexposed)."""
-    road_half = 5.5  # two 3.5 m lanes plus parking strips
-    fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
-    bx = (fx[0] - rng.uniform(10, 16), fx[1] + rng.uniform(10, 16))
+def _facades(rng: np.random.Generator, length: float) -> tuple[list, list, list, list, list]:
+    """Both sides' building fronts along the street: segment starts (z, metres), heights, gaps,
+    tints and textures."""
     seg_start, seg_height, seg_gap, seg_tint, seg_tex = [], [], [], [], []
     for _side in range(2):
         z, starts = -20.0, []
@@ -228,8 +223,14 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
                 for _ in range(n)
             ]
         )
+    return seg_start, seg_height, seg_gap, seg_tint, seg_tex
+
+
+def _parked_cars_and_poles(
+    rng: np.random.Generator, length: float, cam_h: float, road_half: float
+) -> list[Box]:
+    """Cars parked along both kerbs and poles on both sidewalks."""
     boxes: list[Box] = []
-    cam_h = 1.65
     for side in (-1, 1):
         z = rng.uniform(3, 12)
         while z < length + 120:  # parked cars
@@ -257,7 +258,13 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
                 )
             )
             z += rng.uniform(15, 30)
-    for i in range(moving_cars):  # oncoming (left lane) and leading (own lane) traffic
+    return boxes
+
+
+def _moving_cars(rng: np.random.Generator, n: int, cam_h: float) -> list[Box]:
+    """``n`` cars in the street's lanes, alternately oncoming (left lane) and leading (own lane)."""
+    boxes: list[Box] = []
+    for i in range(n):  # oncoming (left lane) and leading (own lane) traffic
         oncoming = i % 2 == 0
         xc = -1.75 if oncoming else 1.75
         z0 = rng.uniform(30, 80)
@@ -272,6 +279,21 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
                 vz,
             )
         )
+    return boxes
+
+
+def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, traffic: float = 0.0) -> World:
+    """A random street ``length`` metres long (plus margins); ``traffic`` > 0 adds dense city
+    traffic (:func:`_add_traffic`, at a density of ``traffic`` x U(0.3, 1) per street), draws the
+    camera speed from 2-11 m/s instead of 8-11, a constant camera pitch of +-0.03 rad (the horizon
+    moves by up to 6% of the image height) and a sky brightness of x0.8-1.3 (overexposed)."""
+    road_half = 5.5  # two 3.5 m lanes plus parking strips
+    fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
+    bx = (fx[0] - rng.uniform(10, 16), fx[1] + rng.uniform(10, 16))
+    seg_start, seg_height, seg_gap, seg_tint, seg_tex = _facades(rng, length)
+    cam_h = 1.65
+    boxes = _parked_cars_and_poles(rng, length, cam_h, road_half)
+    boxes += _moving_cars(rng, moving_cars, cam_h)
     speed = float(rng.uniform(8.0, 11.0))
     light_phase = float(rng.uniform(0, 2 * np.pi))
     if traffic > 0:
