@@ -556,9 +556,7 @@ def _hit_boxes(
     size: tuple[int, int],
     time_s: float,
     rays: tuple[np.ndarray, np.ndarray],
-    best: np.ndarray,
-    mat: np.ndarray,
-    shade: np.ndarray,
+    hits: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> list:
     """Ray casting against the boxes (vehicles, buildings) at ``time_s``, each tested only for the
     rays inside its screen-space bounding rectangle; ``best``, ``mat`` (5 + box index) and
@@ -690,7 +688,7 @@ def render(
     mat = np.full(n, -1, np.int64)  # 0 road, 1/2 facade L/R, 3/4 back L/R, 5+ boxes
     shade = np.ones(n, np.float32)
     _hit_road_and_walls(world, c, d, best, mat)
-    box_hits = _hit_boxes(world, T_cw, K, (height, width), time_s, (c, d), best, mat, shade)
+    box_hits = _hit_boxes(world, T_cw, K, (height, width), time_s, (c, d), (best, mat, shade))
     rgb = _texture(world, K, (height, width), (c, d), best, mat, shade, box_hits)
     light = 1.0 + 0.05 * np.sin(2 * np.pi * time_s / 4.0 + world.light_phase)
     rgb = np.clip(rgb * light, 0, 1)
