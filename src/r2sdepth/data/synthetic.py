@@ -559,11 +559,12 @@ def _hit_boxes(
     hits: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> list:
     """Ray casting against the boxes (vehicles, buildings) at ``time_s``, each tested only for the
-    rays inside its screen-space bounding rectangle; ``best``, ``mat`` (5 + box index) and
-    ``shade`` (by the face hit) updated in place. Returns ``(box, rays hit, face axis, lower
-    corner)`` per box for texturing."""
+    rays inside its screen-space bounding rectangle; ``hits`` = ``(best, mat, shade)`` updated in
+    place (``mat``: 5 + box index; ``shade``: by the face hit). Returns ``(box, rays hit, face axis,
+    lower corner)`` per box for texturing."""
     height, width = size
     c, d = rays
+    best, mat, shade = hits
     Tw2c = np.linalg.inv(T_cw)
     box_hits = []
     for bi, box in enumerate(world.boxes):
