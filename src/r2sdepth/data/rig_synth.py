@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,96 @@ def _rot_y(deg: float) -> np.ndarray:
     return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
 
 
+@dataclass(frozen=True)
+class _RigGeometry:
+    """A simulated rig's cameras: the world camera ``Kw`` (the rendered scenes'), the RGB camera (the
+    world image resized: pixel map ``A``), the spike camera ``Ks`` rotated about the vertical axis
+    (world pixels -> spike pixels: ``Hws``) and the factor that turns the world camera's depth into
+    the spike camera's at each spike pixel."""
+
+    Kw: np.ndarray
+    Ks: np.ndarray
+    A: np.ndarray
+    Hws: np.ndarray
+    factor: np.ndarray
+    rgb_size: tuple[int, int]
+    spike_size: tuple[int, int]
+
+
+def _rig_geometry(
+    Kw: np.ndarray,
+    world_size: tuple[int, int],
+    rgb_scale: float,
+    spike_size: tuple[int, int],
+    spike_K: np.ndarray | None,
+    yaw_deg: float,
+) -> _RigGeometry:
+    hw, ww = world_size
+    hs, ws = spike_size
+    s = rgb_scale
+    A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])  # cv2.resize's pixel-centre map
+    if spike_K is None:
+        spike_K = np.array([[0.58 * ws * 1.1, 0, ws / 2], [0, 1.92 * hs * 1.1, hs / 2], [0, 0, 1]])
+    Ks = np.asarray(spike_K, dtype=np.float64)
+    R = _rot_y(yaw_deg)
+    Hws = Ks @ R @ np.linalg.inv(Kw)  # world pixels -> spike pixels
+    # spike-camera depth: z_s(u_s) = z_w(u_w) * R[2] . Kw^-1 [u_w, 1] with u_w = Hws^-1 u_s
+    ys, xs = np.mgrid[0:hs, 0:ws]
+    uw = np.linalg.inv(Hws) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    factor = (R[2] @ np.linalg.inv(Kw) @ (uw / uw[2])).reshape(hs, ws)
+    rgb_size = (round(hw * rgb_scale), round(ww * rgb_scale))
+    return _RigGeometry(Kw, Ks, A, Hws, factor, rgb_size, (hs, ws))
+
+
+def _write_rig_sequence(
+    out: Path,
+    q: int,
+    geo: _RigGeometry,
+    params: SimParams,
+    clock_offset_s: float,
+    seed: int,
+    exposure_changes: bool,
+) -> str:
+    """Sequence ``q`` of the rendered world as the rig records it: RGB frames and timestamps, the
+    spike stream (its clock ``clock_offset_s`` ahead), the spike camera's exact depth and
+    ``calib.yaml``. Returns the sequence's folder name."""
+    (hs, ws), (hr, wr) = geo.spike_size, geo.rgb_size
+    fps, pre_roll_frames = params.video_fps, params.pre_roll_frames
+    drive = f"{DATE}/{DATE}_drive_{q:04d}_sync"
+    src = sorted((out / "_world" / drive / "image_02" / "data").glob("*.png"))
+    gains = (
+        0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7 + 1.3 * q) if exposure_changes else np.ones(len(src))
+    )
+    root = out / f"seq{q:02d}"
+    (root / "rgb").mkdir(parents=True, exist_ok=True)
+    (root / "depth").mkdir(exist_ok=True)
+    spike_frames = []
+    for i, (p, g) in enumerate(zip(src, gains)):
+        w = np.clip(np.asarray(Image.open(p), dtype=np.float32) * g, 0, 255).astype(np.uint8)
+        Image.fromarray(cv2.resize(w, (wr, hr), interpolation=cv2.INTER_LINEAR)).save(
+            root / "rgb" / f"{i:06d}.png"
+        )
+        spike_frames.append(warp_rgb_to_spike(w, geo.Hws, (hs, ws)))
+        zw = kitti.gt_depth(out / "_world", drive, i, "l")
+        zs = cv2.warpPerspective(zw, geo.Hws, (ws, hs), flags=cv2.INTER_NEAREST, borderValue=0) * geo.factor
+        np.save(root / "depth" / f"{i:06d}.npy", zs.astype(np.float32))
+    times = np.arange(len(src)) / fps + 12.5 + 3.0 * q  # the RGB camera's clock
+    (root / "rgb" / "timestamps.txt").write_text("".join(f"{t:.6f}\n" for t in times))
+    # plane (pre + k) * P is reached at RGB time times[k]: plane 0 at times[0] - pre / fps (spike clock)
+    t0_s = times[0] - pre_roll_frames / fps + clock_offset_s
+    simulate_to_file(spike_frames, root / "spike.dat", params, seed=seed + q, extra_meta={"t0_s": t0_s})
+    calib = {
+        "rgb_K": (geo.A @ geo.Kw).tolist(),
+        "spike_K": geo.Ks.tolist(),
+        "rgb_size": [hr, wr],
+        "spike_size": [hs, ws],
+        "H_rgb_to_spike": (geo.Hws @ np.linalg.inv(geo.A)).tolist(),
+        "clock_offset_s": None,
+    }
+    (root / "calib.yaml").write_text(yaml.safe_dump(calib))
+    return root.name
+
+
 def synthesize_rig(
     out: str | os.PathLike,
     *,
@@ -96,66 +187,22 @@ def synthesize_rig(
     Returns the ground truth: ``H_rgb_to_spike``, ``clock_offset_s``, sizes, intrinsics."""
 
     out = Path(out)
-    hw, ww = world_size
-    hs, ws = spike_size
-    hr, wr = round(hw * rgb_scale), round(ww * rgb_scale)
-    synthesize(out / "_world", sequences=sequences, frames=frames, height=hw, width=ww, seed=seed)
-    Kw = kitti.load_calib(out / "_world" / DATE, "02").K
-    s = rgb_scale
-    A = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])  # cv2.resize's pixel-centre map
-    if spike_K is None:
-        spike_K = np.array([[0.58 * ws * 1.1, 0, ws / 2], [0, 1.92 * hs * 1.1, hs / 2], [0, 0, 1]])
-    Ks = np.asarray(spike_K, dtype=np.float64)
-    R = _rot_y(yaw_deg)
-    Hws = Ks @ R @ np.linalg.inv(Kw)  # world pixels -> spike pixels
-    # spike-camera depth: z_s(u_s) = z_w(u_w) * R[2] . Kw^-1 [u_w, 1] with u_w = Hws^-1 u_s
-    ys, xs = np.mgrid[0:hs, 0:ws]
-    uw = np.linalg.inv(Hws) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-    factor = (R[2] @ np.linalg.inv(Kw) @ (uw / uw[2])).reshape(hs, ws)
-    names = []
-    for q in range(sequences):
-        drive = f"{DATE}/{DATE}_drive_{q:04d}_sync"
-        src = sorted((out / "_world" / drive / "image_02" / "data").glob("*.png"))
-        gains = (
-            0.75 + 0.25 * np.sin(np.arange(len(src)) * 1.7 + 1.3 * q)
-            if exposure_changes
-            else np.ones(len(src))
-        )
-        root = out / f"seq{q:02d}"
-        (root / "rgb").mkdir(parents=True, exist_ok=True)
-        (root / "depth").mkdir(exist_ok=True)
-        spike_frames = []
-        for i, (p, g) in enumerate(zip(src, gains)):
-            w = np.clip(np.asarray(Image.open(p), dtype=np.float32) * g, 0, 255).astype(np.uint8)
-            Image.fromarray(cv2.resize(w, (wr, hr), interpolation=cv2.INTER_LINEAR)).save(
-                root / "rgb" / f"{i:06d}.png"
-            )
-            spike_frames.append(warp_rgb_to_spike(w, Hws, (hs, ws)))
-            zw = kitti.gt_depth(out / "_world", drive, i, "l")
-            zs = cv2.warpPerspective(zw, Hws, (ws, hs), flags=cv2.INTER_NEAREST, borderValue=0) * factor
-            np.save(root / "depth" / f"{i:06d}.npy", zs.astype(np.float32))
-        times = np.arange(len(src)) / fps + 12.5 + 3.0 * q  # the RGB camera's clock
-        (root / "rgb" / "timestamps.txt").write_text("".join(f"{t:.6f}\n" for t in times))
-        # plane (pre + k) * P is reached at RGB time times[k]: plane 0 at times[0] - pre / fps (spike clock)
-        t0_s = times[0] - pre_roll_frames / fps + clock_offset_s
-        simulate_to_file(
-            spike_frames,
-            root / "spike.dat",
-            SimParams(planes_per_frame=planes_per_frame, video_fps=fps, pre_roll_frames=pre_roll_frames),
-            seed=seed + q,
-            extra_meta={"t0_s": t0_s},
-        )
-        H = Hws @ np.linalg.inv(A)
-        calib = {
-            "rgb_K": (A @ Kw).tolist(),
-            "spike_K": Ks.tolist(),
-            "rgb_size": [hr, wr],
-            "spike_size": [hs, ws],
-            "H_rgb_to_spike": H.tolist(),
-            "clock_offset_s": None,
-        }
-        (root / "calib.yaml").write_text(yaml.safe_dump(calib))
-        names.append(root.name)
+    synthesize(
+        out / "_world",
+        sequences=sequences,
+        frames=frames,
+        height=world_size[0],
+        width=world_size[1],
+        seed=seed,
+    )
+    geo = _rig_geometry(
+        kitti.load_calib(out / "_world" / DATE, "02").K, world_size, rgb_scale, spike_size, spike_K, yaw_deg
+    )
+    params = SimParams(planes_per_frame=planes_per_frame, video_fps=fps, pre_roll_frames=pre_roll_frames)
+    names = [
+        _write_rig_sequence(out, q, geo, params, clock_offset_s, seed, exposure_changes)
+        for q in range(sequences)
+    ]
     test = names[len(names) - test_sequences :] if test_sequences else names
     train = [n for n in names if n not in test] or names
     for split, seqs in (("train", train), ("test", test)):
@@ -167,11 +214,11 @@ def synthesize_rig(
     shutil.rmtree(out / "_world")
     return {
         "sequences": names,
-        "H_rgb_to_spike": Hws @ np.linalg.inv(A),
+        "H_rgb_to_spike": geo.Hws @ np.linalg.inv(geo.A),
         "clock_offset_s": clock_offset_s,
-        "rgb_K": A @ Kw,
-        "spike_K": Ks,
-        "rgb_size": (hr, wr),
-        "spike_size": (hs, ws),
-        "world_K": Kw,
+        "rgb_K": geo.A @ geo.Kw,
+        "spike_K": geo.Ks,
+        "rgb_size": geo.rgb_size,
+        "spike_size": geo.spike_size,
+        "world_K": geo.Kw,
     }
