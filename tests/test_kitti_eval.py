@@ -335,6 +335,14 @@ def test_demo_real_on_the_shared_kitti_frames(shared_data, tmp_path):
         rels.append(np.mean(np.abs(v - np.median(v)) / v))
     assert m["baseline_median_scaled"]["abs_rel"] == pytest.approx(np.mean(rels), rel=1e-3)
     assert np.isfinite(m["model"]["abs_rel"]) and m["model"]["n"] == 10
+    # the flat-road prior's row is the one `eval --baselines` reports for the same frames
+    split = tmp_path / "s.txt"
+    split.write_text("".join(f"2011_09_26/2011_09_26_drive_0005_sync {f} l\n" for f in range(20, 30)))
+    from r2sdepth import evaluate as ev
+
+    gts = ev.split_gt(kitti, split, "velodyne")
+    prior = ev.flat_road_baseline(gts, ev.split_intrinsics(kitti, split, [g.shape for g in gts]))
+    assert m["flat_road_prior"]["abs_rel"] == pytest.approx(prior["abs_rel"], rel=1e-6)
 
 
 def test_shipped_real_model_beats_the_constant_on_unseen_real_frames(shared_data, tmp_path):

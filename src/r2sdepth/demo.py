@@ -125,8 +125,9 @@ def run_real_demo(
     """``r2sdepth demo --real``: the shipped real-footage spike-only model on the real KITTI frames
     of drive 0005 that it was not adapted on (spikes simulated from the frames with the model's
     camera settings; LiDAR ground truth, Eigen protocol), beside the constant + median-scaling
-    baseline. Writes the depth files of ``r2sdepth infer`` (``depth/`` .npy, ``depth_tiff/``,
-    ``color/``; model units, network size) and ``metrics.json``; returns the metrics."""
+    baseline and the flat-road prior (:func:`r2sdepth.evaluate.flat_road_prior`). Writes the depth
+    files of ``r2sdepth infer`` (``depth/`` .npy, ``depth_tiff/``, ``color/``; model units, network
+    size) and ``metrics.json``; returns the metrics."""
     t_start = time.time()
     ckpt = checkpoint_path(checkpoint) if checkpoint else REAL_CHECKPOINT
     if not ckpt.is_file():
@@ -152,6 +153,9 @@ def run_real_demo(
     metrics: dict[str, Any] = {
         "model": ev.evaluate_depths(preds, gts),
         "baseline_median_scaled": ev.constant_median_baseline(gts),
+        "flat_road_prior": ev.flat_road_baseline(
+            gts, ev.split_intrinsics(root, split, [g.shape for g in gts])
+        ),
     }
     _clear_stale_outputs(out)
     d_range = display_range(preds[0])  # the same files and colour range as r2sdepth infer
@@ -174,6 +178,7 @@ def run_real_demo(
             {
                 "shipped real-footage spike-only model": metrics["model"],
                 "constant + median scaling": metrics["baseline_median_scaled"],
+                "flat-road prior + median scaling": metrics["flat_road_prior"],
             }
         )
     )
