@@ -790,6 +790,61 @@ def make_splits(drives: list[str], frames: int) -> dict[str, list[tuple[str, int
     return {k: [(d, f) for d in v for f in range(1, frames - 1)] for k, v in parts.items()}
 
 
+def _check_scene_options(
+    counts: tuple[int, int],
+    size: tuple[int, int],
+    view: str,
+    traffic: float,
+    stereo: bool,
+    shared_looks: bool,
+) -> None:
+    """One-line errors for options :func:`synthesize` cannot render (``counts``: sequences, frames)."""
+    if counts[0] < 1 or counts[1] < 3:
+        raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
+    if size[0] < 8 or size[1] < 8:
+        raise R2SDepthError("synth image size must be at least 8 x 8")
+    if view not in VIEWS:
+        raise R2SDepthError(f"synth view must be one of {', '.join(VIEWS)}, got {view!r}")
+    if view == "roadside" and (traffic > 0 or stereo):
+        raise R2SDepthError("synth --view roadside takes neither --traffic nor --stereo")
+    if shared_looks and view != "roadside":
+        raise R2SDepthError("synth --shared-looks needs --view roadside")
+    if not 0.0 <= traffic <= 1.0:
+        raise R2SDepthError(f"synth traffic density must be in [0, 1], got {traffic}")
+
+
+def _claim_folder(out: Path, params: dict[str, Any]) -> None:
+    """Record the scene parameters in ``out/synth.json``; a folder made with others is refused (a
+    resumed run must render the same scenes)."""
+    pfile = out / "synth.json"
+    if pfile.is_file():
+        old = json.loads(pfile.read_text())
+        if {
+            k: old.get(k) for k in set(params) | ({"traffic", "stereo", "view", "shared_looks"} & set(old))
+        } != params:
+            raise R2SDepthError(
+                f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
+                "choose another --out or remove it"
+            )
+    write_json_atomic(pfile, params)
+
+
+def _render_all(args: list[tuple], workers: int, bar: Any) -> None:
+    """:func:`render_sequence` for each argument tuple, in ``workers`` processes; ``bar`` counts."""
+    if workers > 1 and len(args) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            for _ in ex.map(render_sequence, *zip(*args)):
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for a in args:
+            render_sequence(*a)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
 def synthesize(
     out: str | os.PathLike,
     sequences: int = 4,
@@ -811,20 +866,9 @@ def synthesize(
     ``view``: ``street`` (a camera driving along the road) or ``roadside`` (a static camera at
     the curb watching traffic pass, :func:`make_roadside_world`); ``shared_looks`` (roadside
     only): walls and vehicles draw their looks from one distribution."""
-    if sequences < 1 or frames < 3:
-        raise R2SDepthError("synth needs at least 1 sequence of at least 3 frames")
-    if height < 8 or width < 8:
-        raise R2SDepthError("synth image size must be at least 8 x 8")
+    _check_scene_options((sequences, frames), (height, width), view, traffic, stereo, shared_looks)
     out = Path(out)
-    if view not in VIEWS:
-        raise R2SDepthError(f"synth view must be one of {', '.join(VIEWS)}, got {view!r}")
-    if view == "roadside" and (traffic > 0 or stereo):
-        raise R2SDepthError("synth --view roadside takes neither --traffic nor --stereo")
-    if shared_looks and view != "roadside":
-        raise R2SDepthError("synth --shared-looks needs --view roadside")
     K = intrinsics(height, width, view)
-    if not 0.0 <= traffic <= 1.0:
-        raise R2SDepthError(f"synth traffic density must be in [0, 1], got {traffic}")
     params = {"frames": frames, "height": height, "width": width, "seed": seed, "moving_cars": moving_cars}
     if traffic > 0:  # (absent when 0: folders made before the option stay resumable)
         params["traffic"] = traffic
@@ -834,19 +878,7 @@ def synthesize(
         params["view"] = view
     if shared_looks:
         params["shared_looks"] = True
-    pfile = out / "synth.json"
-    if pfile.is_file():
-        old = json.loads(pfile.read_text())
-        if {
-            k: old.get(k) for k in set(params) | ({"traffic", "stereo", "view", "shared_looks"} & set(old))
-        } != params:
-            raise R2SDepthError(
-                f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
-                "choose another --out or remove it"
-            )
-
-    write_json_atomic(pfile, params)
-
+    _claim_folder(out, params)
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences) if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
@@ -854,21 +886,8 @@ def synthesize(
         (str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view, shared_looks)
         for s in todo
     ]
-    bar = None
-    if progress:
-        bar = tqdm(total=sequences, initial=sequences - len(todo), unit="seq", desc="synth")
-    if workers > 1 and len(args) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            for _ in ex.map(render_sequence, *zip(*args)):
-                if bar is not None:
-                    bar.update(1)
-    else:
-        for a in args:
-            render_sequence(*a)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+    bar = tqdm(total=sequences, initial=sequences - len(todo), unit="seq", desc="synth") if progress else None
+    _render_all(args, workers, bar)
     drives = [f"{DATE}/{DATE}_drive_{s:04d}_sync" for s in range(sequences)]
     splits = make_splits(drives, frames)
 
