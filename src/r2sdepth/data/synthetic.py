@@ -718,26 +718,36 @@ def calib_text(K: np.ndarray, height: int, width: int) -> str:
     )
 
 
-def render_sequence(
-    out: str,
-    seq: int,
-    frames: int,
-    height: int,
-    width: int,
-    seed: int,
-    moving_cars: int = 2,
-    fps: float = 10.0,
-    traffic: float = 0.0,
-    stereo: bool = False,
-    view: str = "street",
-    shared_looks: bool = False,
-) -> str:
-    """Render and write one drive; returns its ``<date>/<drive>_sync`` name. ``stereo``: also
-    camera 03 (``image_03``, ``STEREO_BASELINE`` to the right of camera 02, same time).
-    ``view``: ``street`` (:func:`make_world`) or ``roadside`` (:func:`make_roadside_world`, with
+@dataclass(frozen=True)
+class SceneSpec:
+    """What every drive of one :func:`synthesize` call shares: ``frames`` per drive at ``fps``,
+    the image size (pixels), the seed, the number of moving cars, the traffic density (0-1),
+    ``stereo`` (also camera 03, ``STEREO_BASELINE`` to the right of camera 02), the ``view``
+    (``street``: :func:`make_world`; ``roadside``: :func:`make_roadside_world`, with
     ``shared_looks``)."""
 
-    rng = np.random.default_rng([seed, seq])
+    frames: int
+    height: int
+    width: int
+    seed: int
+    moving_cars: int = 2
+    fps: float = 10.0
+    traffic: float = 0.0
+    stereo: bool = False
+    view: str = "street"
+    shared_looks: bool = False
+
+
+def render_sequence(out: str, seq: int, spec: SceneSpec) -> str:
+    """Render and write drive ``seq`` of ``spec``; returns its ``<date>/<drive>_sync`` name."""
+    frames, height, width, fps, view = spec.frames, spec.height, spec.width, spec.fps, spec.view
+    moving_cars, traffic, stereo, shared_looks = (
+        spec.moving_cars,
+        spec.traffic,
+        spec.stereo,
+        spec.shared_looks,
+    )
+    rng = np.random.default_rng([spec.seed, seq])
     if view == "roadside":
         world = make_roadside_world(
             rng, duration=frames / fps, moving_cars=moving_cars, shared_looks=shared_looks
@@ -882,10 +892,8 @@ def synthesize(
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences) if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
-    args = [
-        (str(out), s, frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view, shared_looks)
-        for s in todo
-    ]
+    spec = SceneSpec(frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view, shared_looks)
+    args = [(str(out), s, spec) for s in todo]
     bar = tqdm(total=sequences, initial=sequences - len(todo), unit="seq", desc="synth") if progress else None
     _render_all(args, workers, bar)
     drives = [f"{DATE}/{DATE}_drive_{s:04d}_sync" for s in range(sequences)]
