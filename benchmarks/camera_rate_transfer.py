@@ -190,6 +190,21 @@ def main() -> None:
         if ok:
             print("wrote", ship(out / "camera-rate_s0", text))
     (out / "results.json").write_text(json.dumps(res, indent=1))
+    print(
+        "| window mode | stage | 0005 (0-29), seeds "
+        + " / ".join(map(str, a.seeds))
+        + " | mean ± std | 0009 (0-50) | mean ± std |"
+    )
+    print("|---|---|---|---:|---|---:|")
+    by = {(r["mode"], r["stage"], r["drive"]): r for r in summary}
+    for mode in res["seeds"]:
+        for stage in ("zero-shot", "adapted"):
+            cells = []
+            for d in DRIVES:
+                r = by[(mode, stage, d)]
+                cells += [" / ".join(f"{v:.3f}" for v in r["abs_rel"]), f"{r['mean']:.3f} ± {r['std']:.3f}"]
+            print(f"| {mode} | {stage} | " + " | ".join(cells) + " |")
+    print()
     print("| window mode | stage | drive | seeds | mean +- std | baselines |")
     print("|---|---|---|---|---:|---|")
     for r in summary:
