@@ -126,7 +126,7 @@ class DepthModel:
                 raise R2SDepthError(
                     f"rgb must be [B, {hw[0]}, {hw[1]}, 3] matching the spikes, got {im.shape}"
                 )
-            batch["color_aug"] = fit_rgb(im, net_hw, mode)[:, None].to(self.device)
+            batch["color"] = fit_rgb(im, net_hw, mode)[:, None].to(self.device)
         with torch.no_grad():
             depth = depth_from_net(predict_batch(self.module, batch, modality), hw, mode)
         out = depth[:, 0].float().cpu().numpy()

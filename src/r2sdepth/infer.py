@@ -81,7 +81,8 @@ def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:
 
 @torch.no_grad()
 def predict_batch(module, batch: dict[str, Any], modality: str, post_process: bool = False) -> torch.Tensor:
-    """Depth ``[B, 1, H, W]`` (metres) for a collated batch; ``post_process``: flip
+    """Depth ``[B, 1, H, W]`` (metres) for a collated batch (its ``color``, never the training
+    jitter's ``color_aug``, and/or ``spikes``); ``post_process``: flip
     post-processing (:func:`r2sdepth.models.r2sdepth.flip_blend`; spike-only models)."""
     net = module.net
     cfg = net.cfg
@@ -92,9 +93,9 @@ def predict_batch(module, batch: dict[str, Any], modality: str, post_process: bo
     if modality in RECONSTRUCTED:  # the baseline a user with an ordinary depth network has
         disp = net(rgb=reconstructed_rgb(batch["spikes"], modality[4:]))["disp"][0]
     elif modality == "rgb":
-        disp = net(rgb=batch["color_aug"][:, 0])["disp"][0]
+        disp = net(rgb=batch["color"][:, 0])["disp"][0]
     else:
-        disp = net(rgb=batch["color_aug"][:, 0], spikes=batch["spikes"])["disp"][0]
+        disp = net(rgb=batch["color"][:, 0], spikes=batch["spikes"])["disp"][0]
     return disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
 
 
@@ -522,7 +523,7 @@ def predict_chunk(plan: InferPlan, chunk: list[Item], device: str, scale: float)
         batch["spikes"] = torch.from_numpy(net_spk).to(device)
     if plan.modality in ("rgb", "fusion"):
         rgb = fit_rgb(np.stack([it.rgb for it in chunk]), plan.net_hw, plan.fit)
-        batch["color_aug"] = rgb[:, None].to(device)
+        batch["color"] = rgb[:, None].to(device)
     depth = depth_from_net(predict_batch(plan.module, batch, plan.modality), plan.hw, plan.fit) * scale
     return depth[:, 0].float().cpu().numpy(), spk
 
