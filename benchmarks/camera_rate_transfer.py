@@ -163,19 +163,30 @@ def main() -> None:
     res["summary"] = summary
     if a.post_process:
         pp: dict = {}
-        models = {f"shipped {n}": n for n in ("demo", "real")} | {
-            f"{mode} s{s} {stage}": out
-            / f"{mode}_s{s}"
-            / ("pretrain/checkpoints/last.ckpt" if stage == "zero-shot" else "adapt/adapted_spike.ckpt")
-            for mode in res["seeds"]
-            for s in res["seeds"][mode]
-            for stage in ("zero-shot", "adapted")
-        }
-        for name, ck in models.items():
+        # name -> (checkpoint, the plain row's cache: a recipe model's own eval file)
+        models = {f"shipped {n}": (n, None) for n in ("demo", "real")}
+        for mode in res["seeds"]:
+            for s in res["seeds"][mode]:
+                run = out / f"{mode}_s{s}"
+                models[f"{mode} s{s} zero-shot"] = (
+                    run / "pretrain/checkpoints/last.ckpt",
+                    run / "eval_zero-shot_{}.json",
+                )
+                models[f"{mode} s{s} adapted"] = (
+                    run / "adapt/adapted_spike.ckpt",
+                    run / "eval_adapted_{}.json",
+                )
+        for name, (ck, plain) in models.items():
             tag = name.replace(" ", "_")
             pp[name] = {
                 d: {
-                    "plain": model_abs_rel(evaluate(ck, sp, out / "pp" / f"{tag}_{d}_plain.json")),
+                    "plain": model_abs_rel(
+                        evaluate(
+                            ck,
+                            sp,
+                            Path(str(plain).format(d)) if plain else out / "pp" / f"{tag}_{d}_plain.json",
+                        )
+                    ),
                     "post-processed": model_abs_rel(
                         evaluate(ck, sp, out / "pp" / f"{tag}_{d}_pp.json", "--post-process")
                     ),
