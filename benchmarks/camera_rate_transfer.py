@@ -20,28 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from adapt_cross_drive import FOOTAGE, KITTI, r2  # the shared drives and the CLI runner (benchmarks/)
 
 from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file, save_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
-FOOTAGE = SHARED / "kitti_unlabelled" / "2011_09_26" / "2011_09_26_drive_0095_sync"
-KITTI = SHARED / "kitti_raw"
-DRIVES = {
+DRIVES = {  # the same frames as adapt_cross_drive.DRIVES, keyed by drive number alone
     "0005": ("2011_09_26/2011_09_26_drive_0005_sync", range(30)),
     "0009": ("2011_09_26/2011_09_26_drive_0009_sync", range(51)),
 }
 MODES = {"camera-rate": 20000.0, "per-frame": 0.0}
-
-
-def r2(*args: object) -> None:
-    subprocess.run([sys.executable, "-m", "r2sdepth.cli", *map(str, args)], check=True)
 
 
 def evaluate(ckpt: Path | str, split: Path, out: Path, *extra: str) -> dict:
