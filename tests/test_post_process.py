@@ -74,3 +74,17 @@ def test_eval_post_process_through_the_cli(shared_data, tmp_path):
     )
     assert r.returncode == 2 and "--post-process runs a --checkpoint" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    r = r2_in_process(
+        "eval",
+        "--checkpoint",
+        "demo",
+        "--modality",
+        "rgb-tfi",
+        "--data",
+        kitti,
+        "--split",
+        split,
+        "--post-process",
+    )
+    assert r.returncode == 2 and "spike-only prediction, not --modality rgb-tfi" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

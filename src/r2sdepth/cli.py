@@ -625,6 +625,8 @@ def _parser_eval(sub: argparse._SubParsersAction) -> None:
 def _cmd_eval(a: argparse.Namespace) -> int:
     if a.post_process and not a.checkpoint:
         raise R2SDepthError("--post-process runs a --checkpoint; saved --pred maps are scored as they are")
+    if a.post_process and a.modality not in (None, "spike"):
+        raise R2SDepthError(f"--post-process is for spike-only prediction, not --modality {a.modality}")
     job = EvalJob(
         **{f.name: getattr(a, f.name) for f in dataclasses.fields(EvalJob)}  # the flags of the same names
     )

@@ -103,14 +103,17 @@ class DriveKind(ABC):
             im = im.convert("RGB").resize((self.opts.width, self.opts.height), Image.BILINEAR)
             return np.asarray(im, dtype=np.float32) / 255.0, native
 
+    def _calib_K(self, cam: str) -> np.ndarray:
+        """``K`` ``[3, 3]`` of ``cam`` at the native size (the date's ``calib_cam_to_cam.txt``)."""
+        return kitti.load_calib(self.opts.root / self.drive.split("/")[0], cam).K
+
     def native_intrinsics(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
         with Image.open(kitti.image_path(self.opts.root, self.drive, frame, cam)) as im:
             native = (im.height, im.width)
-        return kitti.load_calib(self.opts.root / self.drive.split("/")[0], cam).K, native
+        return self._calib_K(cam), native
 
     def intrinsics(self, cam: str, native: tuple[int, int]) -> np.ndarray:
-        calib = kitti.load_calib(self.opts.root / self.drive.split("/")[0], cam)
-        return kitti.scale_intrinsics(calib.K, native, (self.opts.height, self.opts.width))
+        return kitti.scale_intrinsics(self._calib_K(cam), native, (self.opts.height, self.opts.width))
 
     @abstractmethod
     def spikes(self, cam: str, frame: int, image: Callable[[int], np.ndarray]) -> np.ndarray:
