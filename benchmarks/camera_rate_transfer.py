@@ -76,7 +76,7 @@ def ship_decision(summary: list[dict]) -> tuple[bool, str]:
 
 def ship(run: Path, decision: str) -> Path:
     """Seed 0's adapted camera-rate model as the shipped ``real`` checkpoint, its provenance recorded."""
-    ck = load_file(run / "adapt" / "adapted_spike.ckpt")
+    ck = load_file(run / "adapt" / "adapted_spike_600.ckpt")
     meta = ck["r2sdepth"]
     meta["adapted_on"] = {
         **meta["adapted_on"],
@@ -105,6 +105,13 @@ def main() -> None:
         "--post-process", action="store_true", help="also the rule addendum's post-processed rows"
     )
     ap.add_argument("--ship", action="store_true", help="apply the rule's shipping decision")
+    ap.add_argument(
+        "--adapt-steps",
+        type=int,
+        nargs="+",
+        default=[600],
+        help="adaptation lengths (RULE.md addendum 3): each longer one resumes the previous run",
+    )
     a = ap.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -124,17 +131,27 @@ def main() -> None:
                "--data.root", data, "--data.sim.camera_rate_hz", MODES[mode],
                "--trainer.enable_progress_bar", "false")  # fmt: skip
             pre = run / "pretrain" / "checkpoints" / "last.ckpt"
-            r2("adapt", "--checkpoint", pre, "--input", FOOTAGE, "--out", run / "adapt", "--seed", s,
-               "--trainer.enable_progress_bar", "false")  # fmt: skip
-            ada = run / "adapt" / "adapted_spike.ckpt"
+            ada: dict[int, Path] = {}
+            for n in sorted(set(a.adapt_steps) | {600}):  # a longer one resumes the shorter: one n-step run
+                ada[n] = run / "adapt" / f"adapted_spike_{n}.ckpt"
+                if not ada[n].exists():
+                    r2("adapt", "--checkpoint", pre, "--input", FOOTAGE, "--out", run / "adapt", "--seed", s,
+                       "--trainer.enable_progress_bar", "false", "--trainer.max_steps", n,
+                       *(["--allow-config-change"] if n != 600 else []))  # fmt: skip
+                    ada[n].write_bytes((run / "adapt" / "adapted_spike.ckpt").read_bytes())
+            stages = {"zero-shot": pre, "adapted": ada[600]}
+            stages.update({f"adapted {n}": ada[n] for n in ada if n != 600})
             res["seeds"].setdefault(mode, {})[s] = {
-                stage: {d: evaluate(ck, sp, run / f"eval_{stage}_{d}.json") for d, sp in splits.items()}
-                for stage, ck in (("zero-shot", pre), ("adapted", ada))
+                stage: {
+                    d: evaluate(ck, sp, run / f"eval_{stage.replace(' ', '')}_{d}.json")
+                    for d, sp in splits.items()
+                }
+                for stage, ck in stages.items()
             }
             (out / "results.json").write_text(json.dumps(res, indent=1))
     summary = []
     for mode, per_seed in res["seeds"].items():
-        for stage in ("zero-shot", "adapted"):
+        for stage in next(iter(per_seed.values())):
             for d in DRIVES:
                 vals = [model_abs_rel(per_seed[s][stage][d]) for s in sorted(per_seed)]
                 base = {k: v["abs_rel"] for k, v in list(next(iter(per_seed.values()))[stage][d].items())[1:]}
@@ -198,8 +215,8 @@ def main() -> None:
     )
     print("|---|---|---|---:|---|---:|")
     by = {(r["mode"], r["stage"], r["drive"]): r for r in summary}
-    for mode in res["seeds"]:
-        for stage in ("zero-shot", "adapted"):
+    for mode, per_seed in res["seeds"].items():
+        for stage in next(iter(per_seed.values())):
             cells = []
             for d in DRIVES:
                 r = by[(mode, stage, d)]

@@ -277,8 +277,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "identity-error-of-one-source": (
         "src/r2sdepth/losses.py",
-        "ident_best = identity_error(target, sources) if automask else None",
-        "ident_best = identity_error(target, sources[:1]) if automask else None",
+        "ident_best = identity_error(target, sources, stats) if automask else None",
+        "ident_best = identity_error(target, sources[:1], stats) if automask else None",
         [
             "tests/test_models_losses.py::"
             "test_multi_scale_loss_and_gradients_unchanged_by_computing_the_identity_error_once"

@@ -142,6 +142,9 @@ class OptimConfig:
     step_size: int = _f(15, "epochs between learning-rate drops")
     gamma: float = _f(0.1, "learning-rate factor at each drop")
     weight_decay: float = _f(0.0, "Adam weight decay")
+    fused: bool = _f(
+        False, "Adam's fused kernel (one pass over all weights; measured in benchmarks/step_ratio.py)"
+    )
 
 
 @dataclass

@@ -20,7 +20,11 @@ from r2sdepth.geometry import disp_to_depth, warp
 
 
 class SSIM(nn.Module):
-    """Per-pixel ``(1 - SSIM) / 2`` over 3x3 windows with reflection padding, ``[B, C, H, W]``."""
+    """Per-pixel ``(1 - SSIM) / 2`` over 3x3 windows with reflection padding, ``[B, C, H, W]``.
+
+    The target's share (its padded image, local mean and variance) does not depend on the
+    prediction: :meth:`target_stats` computes it once for every source and scale of a step, and
+    ``forward`` takes it as ``y_stats`` (same operations, so the same numbers)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,11 +32,22 @@ class SSIM(nn.Module):
         self.pad = nn.ReflectionPad2d(1)
         self.c1, self.c2 = 0.01**2, 0.03**2
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = self.pad(x), self.pad(y)
-        mx, my = self.pool(x), self.pool(y)
+    def target_stats(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(padded y [B, C, H+2, W+2], local mean [B, C, H, W], local variance [B, C, H, W])``."""
+        y = self.pad(y)
+        my = self.pool(y)
+        return y, my, self.pool(y * y) - my * my
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        y_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        y, my, sy = self.target_stats(y) if y_stats is None else y_stats
+        x = self.pad(x)
+        mx = self.pool(x)
         sx = self.pool(x * x) - mx * mx
-        sy = self.pool(y * y) - my * my
         sxy = self.pool(x * y) - mx * my
         n = (2 * mx * my + self.c1) * (2 * sxy + self.c2)
         d = (mx * mx + my * my + self.c1) * (sx + sy + self.c2)
@@ -42,10 +57,21 @@ class SSIM(nn.Module):
 _SSIM = SSIM()
 
 
-def photometric_error(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.85) -> torch.Tensor:
-    """``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` averaged over channels -> ``[B, 1, H, W]``."""
+def target_stats(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The SSIM statistics of ``target`` ``[B, 3, H, W]`` that :func:`photometric_error` reuses."""
+    return _SSIM.target_stats(target)
+
+
+def photometric_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = 0.85,
+    stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` averaged over channels -> ``[B, 1, H, W]``.
+    ``stats``: :func:`target_stats` of ``target`` when already computed."""
     l1 = (pred - target).abs().mean(1, keepdim=True)
-    ssim = _SSIM.to(pred.device)(pred, target).mean(1, keepdim=True)
+    ssim = _SSIM(pred, target, stats).mean(1, keepdim=True)
     return alpha * ssim + (1 - alpha) * l1
 
 
@@ -59,12 +85,18 @@ def smoothness(disp: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
     return (gx * torch.exp(-ix)).mean() + (gy * torch.exp(-iy)).mean()
 
 
-def identity_error(target: torch.Tensor, sources: list[torch.Tensor]) -> torch.Tensor:
+def identity_error(
+    target: torch.Tensor,
+    sources: list[torch.Tensor],
+    stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Auto-masking's reference ``[B, 1, H, W]``: the per-pixel minimum over the *unwarped*
     sources of the photometric error against ``target`` (``[B, 3, H, W]``), plus noise of 1e-5
     that breaks ties between identical frames. It does not depend on the prediction, so one
-    computation serves every output scale (Monodepth2 recomputes it per scale)."""
-    ident = torch.cat([photometric_error(s, target) for s in sources], 1)
+    computation serves every output scale (Monodepth2 recomputes it per scale). ``stats``: the
+    target's :func:`target_stats` when already computed."""
+    stats = target_stats(target) if stats is None else stats
+    ident = torch.cat([photometric_error(s, target, stats=stats) for s in sources], 1)
     ident = ident + torch.randn_like(ident) * 1e-5
     return ident.min(1, keepdim=True).values
 
@@ -80,6 +112,7 @@ def reprojection_terms(
     max_depth: float = 100.0,
     automask: bool = True,
     ident_best: torch.Tensor | None = None,
+    stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-pixel reprojection error at full resolution for one disparity scale.
 
@@ -88,22 +121,24 @@ def reprojection_terms(
     the full resolution. Returns ``loss_map`` ``[B, 1, H, W]`` (min over sources, auto-masked
     pixels set to the identity error so they carry no gradient), ``reproj`` (min over the warped
     sources only), ``mask`` (1 where the warped error wins) and ``depth``. ``ident_best``: the
-    :func:`identity_error` of ``target`` and ``sources`` when already computed.
+    :func:`identity_error` of ``target`` and ``sources``, ``stats`` the target's
+    :func:`target_stats`, when already computed.
     """
     h, w = target.shape[-2:]
     if disp.shape[-2:] != (h, w):
         disp = F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
     _, depth = disp_to_depth(disp, min_depth, max_depth)
     K_inv = torch.inverse(K[:, :3, :3])
+    stats = target_stats(target) if stats is None else stats
     errs = []
     for src, T in zip(sources, poses):
         warped, _ = warp(src, depth, T, K, K_inv)
-        errs.append(photometric_error(warped, target))
+        errs.append(photometric_error(warped, target, stats=stats))
     reproj = torch.cat(errs, 1)
     best = reproj.min(1, keepdim=True).values
     if automask:
         if ident_best is None:
-            ident_best = identity_error(target, sources)
+            ident_best = identity_error(target, sources, stats)
         mask = (best < ident_best).to(best.dtype)
         loss_map = torch.minimum(best, ident_best)
     else:
@@ -131,7 +166,8 @@ def self_supervised_loss(
     """
     total, photo = 0.0, 0.0
     maps = {}
-    ident_best = identity_error(target, sources) if automask else None  # the same at every scale
+    stats = target_stats(target)  # the target's SSIM statistics and auto-mask: the same at every scale
+    ident_best = identity_error(target, sources, stats) if automask else None
     for s, disp in sorted(disps.items()):
         t = reprojection_terms(
             disp,
@@ -143,6 +179,7 @@ def self_supervised_loss(
             max_depth=max_depth,
             automask=automask,
             ident_best=ident_best,
+            stats=stats,
         )
         p = t["loss_map"].mean()
         img_s = (

@@ -352,11 +352,7 @@ class DistillModule(DepthModule):
                     p.grad = None
 
     def configure_optimizers(self):
-        c = self.optim_cfg
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["weight_decay"])
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=c["step_size"], gamma=c["gamma"])
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return self.adam([p for p in self.parameters() if p.requires_grad])  # the frozen teacher stays out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -331,8 +331,14 @@ class DepthModule(L.LightningModule):
                 )
 
     def configure_optimizers(self):
+        return self.adam(list(self.parameters()))
+
+    def adam(self, params: list[torch.nn.Parameter]) -> dict[str, Any]:
+        """Adam over ``params`` with the ``optim`` section's step schedule (Lightning's optimiser dict)."""
         c = self.optim_cfg
-        opt = torch.optim.Adam(self.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        opt = torch.optim.Adam(
+            params, lr=c["lr"], weight_decay=c["weight_decay"], fused=bool(c["fused"]) or None
+        )
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=c["step_size"], gamma=c["gamma"])
         return {"optimizer": opt, "lr_scheduler": sched}
 
