@@ -10,7 +10,9 @@ Prints Markdown tables and writes ``OUT/device_check.json``:
    ``bf16-mixed`` precision (Lightning's ``bf16-mixed`` is ``torch.autocast(bfloat16)``; the
    geometry stays float32): seconds per step (median of STEPS after 2 warm-up steps; a step is
    the host-to-device copy of a packed batch, :func:`r2sdepth.data.transport.finish_batch`,
-   forward, backward, Adam), samples/s, peak memory.
+   forward, backward, Adam), samples/s, peak memory; and ``bf16-mixed`` with the speed options
+   (``speed.compile_ssim``: SSIM through ``torch.compile``; ``optim.fused``: Adam's fused kernel;
+   compiled during the warm-up steps; ``--no-speed-options`` leaves these rows out).
 2. **Parity** (float32): the loss and gradients of one fixed batch (batch 2) on the CPU and on the
    device, TF32 off, auto-mask off (its tie-breaking noise is drawn from each device's own RNG):
    relative loss difference (tolerance 1e-4) and the relative norm of the gradient difference
@@ -48,6 +50,7 @@ from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.data.transport import draw_jitter, finish_batch, pack_spikes
 from r2sdepth.export import SpikeDepth, onnx_bytes
+from r2sdepth.losses import compiled_ssim
 from r2sdepth.models.r2sdepth import R2SDepthNet
 from r2sdepth.spike.simulate import SimParams
 from r2sdepth.train.module import DepthModule
@@ -101,40 +104,51 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
 
 
+def timed_steps(
+    m: DepthModule, opt: torch.optim.Optimizer, host: dict[str, torch.Tensor], device: torch.device,
+    precision: str, steps: int,
+) -> tuple[list[float], float]:  # fmt: skip
+    """Seconds of each of ``steps`` training steps after two untimed ones (copy of the packed batch,
+    ``finish_batch``, forward, backward, Adam); and the last loss."""
+    times = []
+    for i in range(steps + 2):
+        sync(device)
+        t0 = time.perf_counter()
+        batch = finish_batch(to_device(host, device))
+        with autocast(device, precision):
+            loss = m.compute_loss(batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sync(device)
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return times, float(loss.detach())
+
+
 def train_steps(a: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     rows = []
     h, w = a.hw
     host = packed_batch(a.batch, h, w, a.window, 0)
     if device.type == "cuda":
         host = {k: v.pin_memory() for k, v in host.items()}
+    # fast: the speed options (speed.compile_ssim, optim.fused); the untimed first steps compile
+    variants = [("32", False), ("bf16-mixed", False)] + ([("bf16-mixed", True)] if a.speed_options else [])
     for mode in MODES:
-        for precision in ("32", "bf16-mixed"):
-            row: dict[str, Any] = {"mode": mode, "precision": precision}
+        for precision, fast in variants:
+            row: dict[str, Any] = {
+                "mode": mode,
+                "precision": precision + (" + speed options" if fast else ""),
+            }
             try:
                 m = make_module(mode, a.width, a.decoder_width).to(device).train()
-                opt = torch.optim.Adam(m.parameters(), 1e-4)
+                opt = torch.optim.Adam(m.parameters(), 1e-4, fused=fast or None)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                times = []
-                for i in range(a.steps + 2):
-                    sync(device)
-                    t0 = time.perf_counter()
-                    batch = finish_batch(to_device(host, device))
-                    with autocast(device, precision):
-                        loss = m.compute_loss(batch)["loss"]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sync(device)
-                    if i >= 2:
-                        times.append(time.perf_counter() - t0)
+                with compiled_ssim(fast, device):
+                    times, loss = timed_steps(m, opt, host, device, precision, a.steps)
                 s = statistics.median(times)
-                row.update(
-                    s_per_step=s,
-                    samples_per_s=a.batch / s,
-                    peak_gib=peak_gib(device),
-                    loss=float(loss.detach()),
-                )
+                row.update(s_per_step=s, samples_per_s=a.batch / s, peak_gib=peak_gib(device), loss=loss)
                 del m, opt
             except Exception as e:  # a broken path is a row, not the end of the check
                 row["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
@@ -353,6 +367,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--width", type=int, default=64, help="ResNet-18 base width (64: the paper's)")
     ap.add_argument("--decoder-width", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5, help="timed training steps per row")
+    ap.add_argument(
+        "--no-speed-options",
+        dest="speed_options",
+        action="store_false",
+        help="leave out the bf16-mixed rows with compiled SSIM and fused Adam (compiling takes a while)",
+    )
     ap.add_argument("--reps", type=int, default=20, help="timed inference calls per row")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 4, 8])
     ap.add_argument("--out", type=Path, default=Path("runs/device_check"))

@@ -61,6 +61,9 @@ def make_batch(b: int, h: int, w: int) -> dict[str, torch.Tensor]:
     return {"color": color, "color_aug": color.clone(), "K": K}
 
 
+FIRST_LOSS: dict[int, float] = {}  # id(step) -> the loss of its first call (same weights and batch for all)
+
+
 def r2sdepth_step(batch: dict[str, torch.Tensor], *, channels_last: bool, fused: bool) -> Step:
     torch.manual_seed(0)
     m = DepthModule(
@@ -80,7 +83,9 @@ def r2sdepth_step(batch: dict[str, torch.Tensor], *, channels_last: bool, fused:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return time.perf_counter() - t
+        dt = time.perf_counter() - t
+        FIRST_LOSS.setdefault(id(step), float(loss))
+        return dt
 
     return step
 
@@ -225,6 +230,10 @@ def main() -> None:
             if r >= a.warmup:
                 times[k].append(dt)
     md2 = statistics.median(times["Monodepth2"])
+    inner_of = {"r2sdepth (before)": plain}
+    if not a.no_compile:
+        inner_of.update({"+ compiled SSIM": inner, "+ compiled loss": inner2})
+    first = {k: FIRST_LOSS[id(inner_of.get(k, v))] for k, v in variants.items() if k != "Monodepth2"}
     res = {
         "size": a.size,
         "batch": a.batch,
@@ -233,6 +242,7 @@ def main() -> None:
         "rounds": a.steps,
         "compile_s": {"SSIM": compile_s, "loss": compile_loss_s},
         "median_s": {k: statistics.median(v) for k, v in times.items()},
+        "first_loss": first,
         "ratio_to_monodepth2": {k: statistics.median(v) / md2 for k, v in times.items()},
         "steps_s": times,
     }
@@ -241,6 +251,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for k in variants:
         print(f"| {k} | {res['median_s'][k]:.3f} | {res['ratio_to_monodepth2'][k]:.2f} |")
+    print("first-step loss (same weights and batch):", ", ".join(f"{k} {v:.9f}" for k, v in first.items()))
     if compile_s is not None:
         print(
             f"(first step, compile included: compiled SSIM {compile_s:.1f} s, compiled loss {compile_loss_s:.1f} s)"

@@ -275,6 +275,27 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        pass\n",
         ["tests/test_atomic.py"],
     ),
+    "ssim-statistics-of-a-source-frame": (
+        "src/r2sdepth/losses.py",
+        "    stats = target_stats(target)  # the target's SSIM statistics",
+        "    stats = target_stats(sources[0])  # the target's SSIM statistics",
+        [
+            "tests/test_models_losses.py::"
+            "test_multi_scale_loss_and_gradients_unchanged_by_computing_the_identity_error_once"
+        ],
+    ),
+    "fused-adam-option-ignored": (
+        "src/r2sdepth/train/module.py",
+        'fused=bool(c["fused"]) or None',
+        "fused=None",
+        ["tests/test_train.py::test_speed_options_leave_the_training_unchanged_through_the_cli"],
+    ),
+    "compiled-ssim-left-in-place": (
+        "src/r2sdepth/losses.py",
+        "    finally:\n        _SSIM = eager",
+        "    finally:\n        pass",
+        ["tests/test_train.py::test_compiled_ssim_equals_eager_and_falls_back_without_a_compiler"],
+    ),
     "identity-error-of-one-source": (
         "src/r2sdepth/losses.py",
         "ident_best = identity_error(target, sources, stats) if automask else None",

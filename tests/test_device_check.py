@@ -30,7 +30,7 @@ def test_device_check_runs_on_cpu_at_tiny_sizes(tmp_path, capsys):
     assert saved["info"]["device"] == "cpu" and saved["info"]["size"] == "64x96"
     train = res["train"]
     assert [(r["mode"], r["precision"]) for r in train] == [
-        (m, p) for m in ("rgb", "spike", "fusion") for p in ("32", "bf16-mixed")
+        (m, p) for m in ("rgb", "spike", "fusion") for p in ("32", "bf16-mixed", "bf16-mixed + speed options")
     ]
     for r in train:
         assert "error" not in r, r
@@ -52,7 +52,7 @@ def test_device_check_runs_on_cpu_at_tiny_sizes(tmp_path, capsys):
 def test_device_check_command_line(tmp_path):
     """The script's own command line (a fresh process, as on the GPU machine)."""
     r = subprocess.run(
-        [sys.executable, str(SCRIPT), *TINY, "--out", str(tmp_path)],
+        [sys.executable, str(SCRIPT), *TINY, "--no-speed-options", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,

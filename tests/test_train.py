@@ -559,31 +559,104 @@ def test_depth_supervised_batches_read_no_context_frames(synth):
     assert va["color"].shape[0] == 3
 
 
-def test_fused_adam_option_through_the_cli(synth, tmp_path):
-    """``--optim.fused true`` reaches the optimiser of a real ``Trainer.fit`` (its saved state says
-    fused) and trains to the same weights as the default loop implementation: Adam's arithmetic is
-    the same, only the kernel differs (float32 rounding apart; one step moves a weight by up to the
-    learning rate, 2e-4)."""
+def test_speed_options_leave_the_training_unchanged_through_the_cli(synth, tmp_path):
+    """``--optim.fused true`` (Adam's fused kernel) and ``--speed.compile_ssim true`` (SSIM through
+    torch.compile) reach a real ``Trainer.fit`` (the saved optimiser state says fused) and train to
+    the same weights as the defaults: the arithmetic is the same, only the kernels differ (float32
+    rounding apart; one step moves a weight by up to the learning rate, 2e-4). ``--speed.channels_last
+    true`` trains too, and its checkpoint is an ordinary one (loads and predicts like any)."""
+    from r2sdepth.train.load import load_checkpoint
+
     weights = {}
-    for fused in ("false", "true"):
-        run = tmp_path / f"fused_{fused}"
+    runs = {"default": [], "speed": ["--optim.fused", "true", "--speed.compile_ssim", "true"],
+            "channels_last": ["--speed.channels_last", "true"]}  # fmt: skip
+    for name, extra in runs.items():
+        run = tmp_path / name
         r = r2(
             "train", "--config", "train_rgb_synth", "--out", run, "--data.root", synth,
             "--data.train_split", synth / "splits" / "train_files.txt", "--data.val_split", "null",
             "--data.num_workers", "0", "--data.augment", "false", *CFG_OVERRIDES,
-            "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "false", "--optim.fused", fused,
+            "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "false", *extra,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr[-3000:]
+        assert "R2SDepthWarning" not in r.stderr  # compiled here (a C++ compiler is on PATH), not eager
         ck = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-        assert ck["optimizer_states"][0]["param_groups"][0]["fused"] is (True if fused == "true" else None)
-        weights[fused] = ck["state_dict"]
+        assert ck["optimizer_states"][0]["param_groups"][0]["fused"] is (True if name == "speed" else None)
+        weights[name] = ck["state_dict"]
     diff = torch.cat(
         [
-            (weights["true"][k] - v).abs().flatten()
-            for k, v in weights["false"].items()
+            (weights["speed"][k] - v).abs().flatten()
+            for k, v in weights["default"].items()
             if v.is_floating_point()
         ]
     )
     assert diff.numel() > 100_000
     # weights whose gradient is near Adam's eps amplify rounding; no weight is a step apart
     assert float(diff.max()) < 2e-4 and float((diff > 1e-5).float().mean()) < 1e-3
+    module, _ = load_checkpoint(tmp_path / "channels_last" / "checkpoints" / "last.ckpt")
+    with torch.no_grad():
+        disp = module.net(torch.rand(1, 3, 64, 96))["disp"][0]
+    assert disp.shape == (1, 1, 64, 96) and torch.isfinite(disp).all()
+
+
+def test_channels_last_gives_the_same_loss_and_gradients():
+    """Networks in channels-last memory format compute the same loss and gradients on a fixed batch
+    (other convolution kernels: float32 rounding, relative 1e-4). Adam then amplifies the rounding
+    of gradients near zero (its step is about lr * sign(g)), so weights after a few steps are not
+    compared."""
+    from r2sdepth.train.module import DepthModule
+
+    b, h, w = 2, 64, 96
+    g = torch.Generator().manual_seed(0)
+    small = torch.rand(b * 3, 3, 8, 12, generator=g)
+    color = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear").view(b, 3, 3, h, w)
+    K = torch.tensor([[0.58 * w, 0, w / 2], [0, 1.92 * h, h / 2], [0, 0, 1.0]]).expand(b, 3, 3).clone()
+    batch = {"color": color, "color_aug": color.clone(), "K": K}
+    res = {}
+    for cl in (False, True):
+        torch.manual_seed(0)
+        m = DepthModule({"modality": "rgb", "width": 16, "decoder_width": 8}, {"width": 16, "scale": 0.1})
+        if cl:
+            m = m.to(memory_format=torch.channels_last)
+            assert m.net.rgb_encoder.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        torch.manual_seed(1)  # the auto-mask's tie-breaking noise
+        loss = m.compute_loss(batch)["loss"]
+        loss.backward()
+        res[cl] = (float(loss), {k: p.grad for k, p in m.named_parameters() if p.grad is not None})
+    assert res[True][0] == pytest.approx(res[False][0], rel=1e-6)
+    assert len(res[True][1]) == len(res[False][1]) > 50
+    for k, g0 in res[False][1].items():
+        assert float((res[True][1][k] - g0).norm()) <= 1e-4 * float(g0.norm()) + 1e-12, k
+
+
+def test_compiled_ssim_equals_eager_and_falls_back_without_a_compiler(monkeypatch):
+    """Inside ``compiled_ssim(True)`` the photometric error and its gradient equal the eager ones
+    (float32 rounding); with no C++ compiler on PATH it warns once and stays eager."""
+    import warnings
+
+    from r2sdepth import losses
+    from r2sdepth.errors import R2SDepthWarning
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 3, 24, 40, generator=g), torch.rand(2, 3, 24, 40, generator=g)
+    out = {}
+    for on in (False, True):
+        x = pred.clone().requires_grad_()
+        with losses.compiled_ssim(on):
+            assert (losses._SSIM is not losses.SSIM) and isinstance(losses._SSIM, torch.nn.Module)
+            compiled = type(losses._SSIM).__name__ == "OptimizedModule"
+            assert compiled == on
+            e = losses.photometric_error(x, target, stats=losses.target_stats(target))
+            e.sum().backward()
+        out[on] = (e.detach(), x.grad)
+        assert type(losses._SSIM).__name__ == "SSIM"  # restored
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-4, atol=1e-7)
+    monkeypatch.setenv("PATH", "")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        with losses.compiled_ssim(True):
+            assert type(losses._SSIM).__name__ == "SSIM"
+    assert [str(x.message) for x in w if issubclass(x.category, R2SDepthWarning)] == [
+        "speed.compile_ssim: no C++ compiler (c++, g++ or clang++) on PATH; SSIM runs eagerly"
+    ]

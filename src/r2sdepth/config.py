@@ -247,6 +247,19 @@ DEFAULT_TRAINER_ARGS: dict[str, Any] = {
 
 
 @dataclass
+class SpeedConfig:
+    compile_ssim: bool = _f(
+        False,
+        "torch.compile the photometric loss's SSIM (same numbers; 0.82x -> 0.75x of Monodepth2's rgb step at "
+        "192x640 on 2 CPU threads, about 25 s to compile: benchmarks/step_ratio.py); needs a C++ compiler on "
+        "CPU or triton on a GPU, else eager with a warning",
+    )
+    channels_last: bool = _f(
+        False, "networks in channels-last memory format (within noise on CPU: step_ratio.py)"
+    )
+
+
+@dataclass
 class TrainConfig:
     seed: int = _f(0, "global seed (weights, data order, augmentation)")
     model: ModelConfig = _f(ModelConfig, "depth network")
@@ -259,6 +272,7 @@ class TrainConfig:
         "Lightning Trainer arguments (precision null: bf16-mixed on a GPU that supports it, else 16-mixed; 32 on CPU)",
     )
     checkpoint: CheckpointConfig = _f(CheckpointConfig, "last.ckpt frequency")
+    speed: SpeedConfig = _f(SpeedConfig, "speed options that leave the maths unchanged")
     init_from: str | None = _f(None, "copy matching weights from this checkpoint before training")
 
 

@@ -10,12 +10,17 @@ disparity is added with weight ``1e-3 / 2^scale``.
 
 from __future__ import annotations
 
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from r2sdepth.errors import R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth, warp
 
 
@@ -54,12 +59,45 @@ class SSIM(nn.Module):
         return torch.clamp((1 - n / d) / 2, 0, 1)
 
 
-_SSIM = SSIM()
+_SSIM: nn.Module = SSIM()
+
+
+def can_compile(device: torch.device | str) -> str | None:
+    """Why ``torch.compile`` (inductor) cannot build kernels for ``device`` here, or None when it can:
+    a C++ compiler on CPU, triton on a GPU."""
+    if torch.device(device).type == "cuda":
+        try:
+            import triton  # noqa: F401, PLC0415  optional: only its presence is checked
+        except ImportError:
+            return "triton is not installed"
+        return None
+    if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        return "no C++ compiler (c++, g++ or clang++) on PATH"
+    return None
+
+
+@contextmanager
+def compiled_ssim(on: bool, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Within the block, :func:`photometric_error` runs SSIM through ``torch.compile`` (its
+    elementwise chain fused forward and backward; the same numbers within float32 rounding).
+    Where :func:`can_compile` says no, SSIM stays eager and one warning says why."""
+    global _SSIM
+    why = can_compile(device) if on else None
+    if why:
+        warnings.warn(f"speed.compile_ssim: {why}; SSIM runs eagerly", R2SDepthWarning, stacklevel=3)
+    if not on or why:
+        yield
+        return
+    eager, _SSIM = _SSIM, torch.compile(SSIM())
+    try:
+        yield
+    finally:
+        _SSIM = eager
 
 
 def target_stats(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The SSIM statistics of ``target`` ``[B, 3, H, W]`` that :func:`photometric_error` reuses."""
-    return _SSIM.target_stats(target)
+    return _SSIM.target_stats(target)  # eager also when _SSIM is compiled (the wrapper forwards it)
 
 
 def photometric_error(
@@ -71,7 +109,7 @@ def photometric_error(
     """``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` averaged over channels -> ``[B, 1, H, W]``.
     ``stats``: :func:`target_stats` of ``target`` when already computed."""
     l1 = (pred - target).abs().mean(1, keepdim=True)
-    ssim = _SSIM(pred, target, stats).mean(1, keepdim=True)
+    ssim = _SSIM.to(pred.device)(pred, target, stats).mean(1, keepdim=True)
     return alpha * ssim + (1 - alpha) * l1
 
 

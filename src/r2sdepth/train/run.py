@@ -47,6 +47,7 @@ from r2sdepth.config import (
     section,
 )
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.losses import compiled_ssim
 from r2sdepth.models.external import external_format, teacher_spec
 from r2sdepth.train.datamodule import SpikeKittiDataModule
 from r2sdepth.train.distill import DistillModule, check_distill_config
@@ -253,7 +254,8 @@ def _check_resume(out: Path, cfg: dict[str, Any], resume: bool, allow_config_cha
     """Refuse to resume a run whose ``config.yaml`` differs (unless ``allow_config_change``)."""
     last, saved = out / "checkpoints" / "last.ckpt", out / "config.yaml"
     if resume and last.is_file() and saved.is_file() and not allow_config_change:
-        diff = differing_keys(read_yaml(saved), cfg)
+        # a key added to the schema since the run began counts as its default (which keeps the old behaviour)
+        diff = differing_keys(merge(defaults(stage2="distill" in cfg), read_yaml(saved)), cfg)
         if diff:
             raise R2SDepthError(
                 f"{out} was trained with another config ({'; '.join(diff)}): resume with "
@@ -386,7 +388,11 @@ def run_training(
     ckpt_path = str(last) if resuming else None
     resume_step = int(load_file(last).get("global_step", 0)) if resuming else 0
     trainer = _trainer(out, cfg, callbacks, resume_step)
-    _fit(trainer, module, dm, ckpt_path)
+    speed = cfg.get("speed") or {}
+    if speed.get("channels_last"):
+        module = module.to(memory_format=torch.channels_last)
+    with compiled_ssim(bool(speed.get("compile_ssim")), trainer.strategy.root_device):
+        _fit(trainer, module, dm, ckpt_path)
     _save_last(trainer, final, last, resume_step, resumed=ckpt_path is not None)
     best = next((c.best_model_path for c in callbacks if getattr(c, "monitor", None)), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
