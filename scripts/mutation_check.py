@@ -126,7 +126,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "resume-ignores-config-change": (
         "src/r2sdepth/train/run.py",
-        "        diff = differing_keys(read_yaml(saved), cfg)",
+        "        diff = differing_keys(merge(defaults(stage2=\"distill\" in cfg), read_yaml(saved)), cfg)",
         "        diff = []",
         ["tests/test_interfaces.py::test_resume_with_a_changed_config_is_refused_unless_asked"],
     ),

@@ -167,6 +167,15 @@ def test_resume_with_a_changed_config_is_refused_unless_asked(tmp_path, synth):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained to step 3" in r.stdout
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 3
+    # a run begun before the schema had a key (here speed.* and optim.fused) resumes: an absent key
+    # counts as its default; a key present with another value is still a change
+    old = yaml.safe_load((run / "config.yaml").read_text())
+    del old["speed"], old["optim"]["fused"]
+    (run / "config.yaml").write_text(yaml.safe_dump(old))
+    r = r2(*_tiny(run, synth, "--trainer.max_steps", "3"), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = r2(*_tiny(run, synth, "--trainer.max_steps", "3", "--optim.fused", "true"), timeout=600)
+    assert r.returncode == 2 and "optim.fused: False -> True" in r.stderr, r.stderr[-3000:]
 
 
 def test_python_api_equals_the_cli_and_checks_its_input(tmp_path, shared_data):
