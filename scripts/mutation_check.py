@@ -126,7 +126,7 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "resume-ignores-config-change": (
         "src/r2sdepth/train/run.py",
-        "        diff = differing_keys(merge(defaults(stage2=\"distill\" in cfg), read_yaml(saved)), cfg)",
+        '        diff = differing_keys(merge(defaults(stage2="distill" in cfg), read_yaml(saved)), cfg)',
         "        diff = []",
         ["tests/test_interfaces.py::test_resume_with_a_changed_config_is_refused_unless_asked"],
     ),
@@ -274,6 +274,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "        with contextlib.suppress(FileNotFoundError):\n            tmp_p.unlink()\n",
         "        pass\n",
         ["tests/test_atomic.py"],
+    ),
+    "project-translation-sign": (
+        "src/r2sdepth/geometry.py",
+        "        points = T[:, :3, :3] @ points + T[:, :3, 3:4]",
+        "        points = T[:, :3, :3] @ points - T[:, :3, 3:4]",
+        ["tests/test_properties.py::test_a_sideways_move_shifts_a_plane_by_fx_tx_over_z_pixels"],
+    ),
+    "warp-grid-half-pixel": (
+        "src/r2sdepth/geometry.py",
+        "padding_mode=padding_mode, align_corners=True)",
+        "padding_mode=padding_mode, align_corners=False)",
+        ["tests/test_properties.py::test_a_sideways_move_shifts_a_plane_by_fx_tx_over_z_pixels"],
     ),
     "ssim-statistics-of-a-source-frame": (
         "src/r2sdepth/losses.py",
