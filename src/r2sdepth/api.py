@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from r2sdepth.backends import SpikeRuntime, resolve_backend
 from r2sdepth.checkpoint import check_window, checkpoint_path, rate_mismatch, trained_window, trained_windows
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.infer import (
@@ -48,13 +49,18 @@ class DepthModel:
     Attributes: ``modality`` (of the checkpoint), ``window`` (planes per window it was trained
     with), ``rate_hz`` (their planes per second) and ``window_mode`` (``camera-rate`` or
     ``per-frame``), ``trained_size`` (``(H, W)`` it was trained at), ``device``, ``meta`` (checkpoint
-    metadata).
+    metadata), ``runtime`` (where the spike-only network runs: ``runtime.backend`` is ``onnxruntime``
+    or ``torch``; ``backend="auto"`` picks ONNX Runtime on a CPU when it is installed, see
+    :mod:`r2sdepth.backends`).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> None:
+    def __init__(
+        self, checkpoint: str | os.PathLike = "demo", device: str = "cpu", backend: str = "auto"
+    ) -> None:
         self.checkpoint = checkpoint_path(checkpoint)
         self.module, self.meta = load_checkpoint(self.checkpoint, device)
         self.device = device
+        self.runtime = SpikeRuntime(self.module.net, resolve_backend(backend, device))
         self.modality: str = self.meta["modality"]
         self.window = trained_window(self.meta)
         self.trained_size = (int(self.meta["height"]), int(self.meta["width"]))
@@ -65,7 +71,8 @@ class DepthModel:
     def __repr__(self) -> str:
         return (
             f"DepthModel({str(self.checkpoint)!r}, modality={self.modality!r}, window={self.window}, "
-            f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r})"
+            f"trained_size={self.trained_size[0]}x{self.trained_size[1]}, device={self.device!r}, "
+            f"backend={self.runtime.backend!r})"
         )
 
     def predict(
@@ -128,7 +135,9 @@ class DepthModel:
                 )
             batch["color"] = fit_rgb(im, net_hw, mode)[:, None].to(self.device)
         with torch.no_grad():
-            depth = depth_from_net(predict_batch(self.module, batch, modality), hw, mode)
+            depth = depth_from_net(
+                predict_batch(self.module, batch, modality, runtime=self.runtime), hw, mode
+            )
         out = depth[:, 0].float().cpu().numpy()
         return out[0] if single else out
 
@@ -180,9 +189,12 @@ class DepthModel:
             t.join(timeout=1.0)
 
 
-def load_model(checkpoint: str | os.PathLike = "demo", device: str = "cpu") -> DepthModel:
-    """Load a checkpoint (a path, or ``"demo"`` for the shipped spike-only model) once."""
-    return DepthModel(checkpoint, device)
+def load_model(
+    checkpoint: str | os.PathLike = "demo", device: str = "cpu", backend: str = "auto"
+) -> DepthModel:
+    """Load a checkpoint (a path, or ``"demo"`` for the shipped spike-only model) once; ``backend``:
+    ``auto``, ``torch`` or ``onnxruntime`` (:mod:`r2sdepth.backends`)."""
+    return DepthModel(checkpoint, device, backend)
 
 
 def predict(checkpoint: str | os.PathLike | DepthModel, spikes: np.ndarray, **kw: Any) -> np.ndarray:

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
+from r2sdepth.backends import SpikeRuntime, resolve_backend
 from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
 from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data.dataset import SpikeKittiDataset, collate
@@ -80,13 +81,22 @@ def resolve_modality(meta: dict[str, Any], modality: str | None) -> str:
 
 
 @torch.no_grad()
-def predict_batch(module, batch: dict[str, Any], modality: str, post_process: bool = False) -> torch.Tensor:
+def predict_batch(
+    module,
+    batch: dict[str, Any],
+    modality: str,
+    post_process: bool = False,
+    runtime: SpikeRuntime | None = None,
+) -> torch.Tensor:
     """Depth ``[B, 1, H, W]`` (metres) for a collated batch (its ``color``, never the training
     jitter's ``color_aug``, and/or ``spikes``); ``post_process``: flip
-    post-processing (:func:`r2sdepth.models.r2sdepth.flip_blend`; spike-only models)."""
+    post-processing (:func:`r2sdepth.models.r2sdepth.flip_blend`; spike-only models). ``runtime``:
+    where the spike-only path runs (:mod:`r2sdepth.backends`; default eager PyTorch)."""
     net = module.net
     cfg = net.cfg
     if modality == "spike":
+        if runtime is not None:
+            return runtime(batch["spikes"], post_process=post_process)
         return spike_depth(net, batch["spikes"], post_process=post_process)
     if post_process:
         raise R2SDepthError(f"--post-process is for spike-only prediction, not --modality {modality}")
@@ -324,7 +334,9 @@ class InferOptions:
     animation paths; ``stream_kw``: ``.dat`` layout options; ``gt``: ground truth per frame
     (folders) for the animation; ``intrinsics`` ``(fx, fy, cx, cy)`` (pixels at the input's size)
     or ``fov`` (degrees); ``pointcloud``: PLY per output; ``camera_height`` (metres): scale from the
-    ground plane; ``follow`` / ``idle_timeout`` (seconds): a stream still being written.
+    ground plane; ``follow`` / ``idle_timeout`` (seconds): a stream still being written;
+    ``backend``: where the spike-only network runs (:mod:`r2sdepth.backends`: ``auto``, ``torch``,
+    ``onnxruntime``).
     """
 
     window: int | None = None
@@ -348,9 +360,11 @@ class InferOptions:
     fit: str = "resize"
     follow: bool = False
     idle_timeout: float = 10.0
+    backend: str = "auto"
 
     def check(self) -> None:
         """Refuse bad options (one-line errors)."""
+        resolve_backend(self.backend, self.device)
         for anim in (self.gif, self.mp4):
             if anim:
                 check_animation_path(anim)
@@ -471,6 +485,7 @@ class InferPlan:
     fit: str  # resize | pad
     net_hw: tuple[int, int]
     metric: bool
+    runtime: SpikeRuntime | None = None  # the spike-only path's backend (None: another path)
 
 
 def resolve_plan(checkpoint: Any, source: Path, out: Path, o: InferOptions) -> InferPlan:
@@ -509,7 +524,8 @@ def resolve_plan(checkpoint: Any, source: Path, out: Path, o: InferOptions) -> I
         src.close()
         raise
     metric = bool(o.metric) if o.metric is not None else (o.scale != 1.0 or o.camera_height is not None)
-    return InferPlan(module, meta, modality, window, src, hw, K, trained, fit, net_hw, metric)
+    runtime = SpikeRuntime(module.net, resolve_backend(o.backend, o.device)) if modality == "spike" else None
+    return InferPlan(module, meta, modality, window, src, hw, K, trained, fit, net_hw, metric, runtime)
 
 
 def predict_chunk(plan: InferPlan, chunk: list[Item], device: str, scale: float) -> tuple[np.ndarray, Any]:
@@ -524,7 +540,8 @@ def predict_chunk(plan: InferPlan, chunk: list[Item], device: str, scale: float)
     if plan.modality in ("rgb", "fusion"):
         rgb = fit_rgb(np.stack([it.rgb for it in chunk]), plan.net_hw, plan.fit)
         batch["color"] = rgb[:, None].to(device)
-    depth = depth_from_net(predict_batch(plan.module, batch, plan.modality), plan.hw, plan.fit) * scale
+    depth = predict_batch(plan.module, batch, plan.modality, runtime=plan.runtime)
+    depth = depth_from_net(depth, plan.hw, plan.fit) * scale
     return depth[:, 0].float().cpu().numpy(), spk
 
 
@@ -601,6 +618,7 @@ class OutputWriter:
             "input": str(source),
             "kind": p.src.kind,
             "modality": p.modality,
+            "backend": p.runtime.backend if p.runtime is not None else "torch",
             "window": p.window,
             "outputs": n,
             "input_size": list(p.hw),
