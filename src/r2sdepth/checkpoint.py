@@ -150,10 +150,11 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
     },
     "real": {
         "units": "near metres (trained with synthetic exact depth, then self-distilled on real footage)",
-        "typical_scale": "metres = x0.65 on KITTI drive 0005 (frames 0-29), x0.92 on drive 0009 (frames 0-50); "
+        "typical_scale": "metres = x0.78 on KITTI drive 0005 (frames 0-29), x1.09 on drive 0009 (frames 0-50); "
         "--camera-height 1.65 (KITTI) brings it within 1.1x of median scaling on both",
-        "trained_on": "synthetic traffic (exact depth) with 20 kHz camera-rate windows + self-distillation on "
-        "the unlabelled KITTI drive 0095 (no LiDAR; benchmarks/camera_rate_transfer.py, seed 0)",
+        "trained_on": "synthetic traffic (exact depth) with 20 kHz camera-rate windows + 1200 steps of "
+        "self-distillation on the unlabelled KITTI drive 0095 (no LiDAR; benchmarks/camera_rate_transfer.py "
+        "--ship-length, seed 0)",
     },
 }
 
