@@ -591,8 +591,9 @@ def test_speed_options_leave_the_training_unchanged_through_the_cli(synth, tmp_p
         ]
     )
     assert diff.numel() > 100_000
-    # weights whose gradient is near Adam's eps amplify rounding; no weight is a step apart
-    assert float(diff.max()) < 2e-4 and float((diff > 1e-5).float().mean()) < 1e-3
+    # Adam moves a weight by at most about lr = 2e-4 a step, so two runs differ by at most 2 lr a step
+    # (a weight whose gradient is near Adam's eps can take the opposite sign by rounding); almost all agree
+    assert float(diff.max()) < 3 * 2 * 2e-4 and float((diff > 1e-5).float().mean()) < 1e-3
     module, _ = load_checkpoint(tmp_path / "channels_last" / "checkpoints" / "last.ckpt")
     with torch.no_grad():
         disp = module.net(torch.rand(1, 3, 64, 96))["disp"][0]
