@@ -151,6 +151,19 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def monodepth2_options(
+    options: Any, data: Path, log_dir: Path, h: int, w: int, batch: int, workers: int, *extra: object
+) -> Any:
+    """Monodepth2's parsed options (its ``options`` module) for our runs: its defaults, a from-scratch
+    ResNet-18, CPU, PNG frames, the split ``r2s_synth`` in the copy; ``extra``: more flags."""
+    parser = options.MonodepthOptions().parser
+    parser._option_string_actions["--split"].choices.append("r2s_synth")  # our split folder in the copy
+    args = ["--data_path", data, "--log_dir", log_dir, "--split", "r2s_synth", "--height", h, "--width", w,
+            "--batch_size", batch, "--num_layers", 18, "--weights_init", "scratch", "--no_cuda", "--png",
+            "--num_workers", workers, *extra]  # fmt: skip
+    return parser.parse_args([str(x) for x in args])
+
+
 def run_monodepth2(
     md2: Path, data: Path, out: Path, *, steps: int, batch: int, h: int, w: int, seed: int, workers: int
 ) -> dict[str, Any]:
@@ -172,36 +185,8 @@ def run_monodepth2(
         sys.path.remove(str(md2))
     n_train = len((md2 / "splits" / "r2s_synth" / "train_files.txt").read_text().splitlines())
     epochs = -(-steps // max(1, n_train // batch))  # enough epochs; training stops at exactly ``steps``
-    parser = options.MonodepthOptions().parser
-    parser._option_string_actions["--split"].choices.append("r2s_synth")  # our split folder in the copy
-    opt = parser.parse_args(
-        [
-            "--data_path",
-            str(data),
-            "--log_dir",
-            str(out),
-            "--model_name",
-            f"seed{seed}",
-            "--split",
-            "r2s_synth",
-            "--height",
-            str(h),
-            "--width",
-            str(w),
-            "--batch_size",
-            str(batch),
-            "--num_layers",
-            "18",
-            "--weights_init",
-            "scratch",
-            "--no_cuda",
-            "--png",
-            "--num_workers",
-            str(workers),
-            "--num_epochs",
-            str(epochs),
-        ]
-    )
+    opt = monodepth2_options(options, data, out, h, w, batch, workers, "--model_name", f"seed{seed}",
+                             "--num_epochs", epochs)  # fmt: skip
     seed_all(seed)
     t = trainer_mod.Trainer(opt)
     times: list[float] = []

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monodepth2_side_by_side import prepare_monodepth2, stand_in_modules  # benchmarks/
+from monodepth2_side_by_side import monodepth2_options, prepare_monodepth2, stand_in_modules  # benchmarks/
 
 import r2sdepth.losses as losses
 import r2sdepth.train.module as module
@@ -106,32 +106,7 @@ def monodepth2_step(
         import trainer  # noqa: PLC0415
     finally:
         sys.path.remove(str(md2))
-    parser = options.MonodepthOptions().parser
-    parser._option_string_actions["--split"].choices.append("r2s_synth")  # the made-up split in the copy
-    opt = parser.parse_args(
-        [
-            "--data_path",
-            str(work / "none"),
-            "--log_dir",
-            str(work / "logs"),
-            "--split",
-            "r2s_synth",
-            "--height",
-            str(h),
-            "--width",
-            str(w),
-            "--batch_size",
-            str(b),
-            "--num_layers",
-            "18",
-            "--weights_init",
-            "scratch",
-            "--no_cuda",
-            "--png",
-            "--num_workers",
-            "0",
-        ]  # fmt: skip
-    )
+    opt = monodepth2_options(options, work / "none", work / "logs", h, w, b, 0)
     torch.manual_seed(0)
     t = trainer.Trainer(opt)
     t.set_train()
@@ -163,6 +138,21 @@ def monodepth2_step(
     return step
 
 
+def patched(owner: Any, name: str, value: Any, step: Step) -> Step:
+    """``step`` with ``owner.name`` set to ``value`` for its duration (restored after, also on error)."""
+
+    def run() -> float:
+        saved = getattr(owner, name)
+        setattr(owner, name, value)
+        try:
+            return step()
+        finally:
+            setattr(owner, name, saved)
+
+    run.inner = step  # type: ignore[attr-defined]  # its first loss is recorded under the inner step
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--monodepth2", type=Path, required=True, help="Monodepth2 checkout (left untouched)")
@@ -181,46 +171,29 @@ def main() -> None:
                 a.monodepth2.resolve(), Path(d), a.batch, h, w, batch["color"], batch["K"]
             )
         }
-    plain = r2sdepth_step(batch, channels_last=False, fused=False)
-    stats_fn = losses.target_stats
-
-    def before() -> float:
-        losses.target_stats = lambda target: None  # every call recomputes the target's statistics
-        try:
-            return plain()
-        finally:
-            losses.target_stats = stats_fn
-
-    variants["r2sdepth (before)"] = before
+    # every call recomputes the target's statistics, as before 2026-12-07
+    variants["r2sdepth (before)"] = patched(
+        losses, "target_stats", lambda target: None, r2sdepth_step(batch, channels_last=False, fused=False)
+    )
     variants["r2sdepth"] = r2sdepth_step(batch, channels_last=False, fused=False)
     variants["+ channels_last"] = r2sdepth_step(batch, channels_last=True, fused=False)
     variants["+ fused Adam"] = r2sdepth_step(batch, channels_last=False, fused=True)
     compile_s = compile_loss_s = None
     if not a.no_compile:
-        eager_ssim, compiled = losses._SSIM, torch.compile(losses.SSIM())
-        inner = r2sdepth_step(batch, channels_last=False, fused=False)
-
-        def with_compiled_ssim() -> float:
-            losses._SSIM = compiled
-            try:
-                return inner()
-            finally:
-                losses._SSIM = eager_ssim
-
-        compile_s = with_compiled_ssim()  # the first call compiles (forward and backward)
-        variants["+ compiled SSIM"] = with_compiled_ssim
-        eager_loss, compiled_loss = module.self_supervised_loss, torch.compile(losses.self_supervised_loss)
-        inner2 = r2sdepth_step(batch, channels_last=False, fused=False)
-
-        def with_compiled_loss() -> float:
-            module.self_supervised_loss = compiled_loss
-            try:
-                return inner2()
-            finally:
-                module.self_supervised_loss = eager_loss
-
-        compile_loss_s = with_compiled_loss()
-        variants["+ compiled loss"] = with_compiled_loss
+        variants["+ compiled SSIM"] = patched(
+            losses,
+            "_SSIM",
+            torch.compile(losses.SSIM()),
+            r2sdepth_step(batch, channels_last=False, fused=False),
+        )
+        compile_s = variants["+ compiled SSIM"]()  # the first call compiles (forward and backward)
+        variants["+ compiled loss"] = patched(
+            module,
+            "self_supervised_loss",
+            torch.compile(losses.self_supervised_loss),
+            r2sdepth_step(batch, channels_last=False, fused=False),
+        )
+        compile_loss_s = variants["+ compiled loss"]()
     times: dict[str, list[float]] = {k: [] for k in variants}
     names = list(variants)
     for r in range(a.warmup + a.steps):
@@ -230,10 +203,7 @@ def main() -> None:
             if r >= a.warmup:
                 times[k].append(dt)
     md2 = statistics.median(times["Monodepth2"])
-    inner_of = {"r2sdepth (before)": plain}
-    if not a.no_compile:
-        inner_of.update({"+ compiled SSIM": inner, "+ compiled loss": inner2})
-    first = {k: FIRST_LOSS[id(inner_of.get(k, v))] for k, v in variants.items() if k != "Monodepth2"}
+    first = {k: FIRST_LOSS[id(getattr(v, "inner", v))] for k, v in variants.items() if k != "Monodepth2"}
     res = {
         "size": a.size,
         "batch": a.batch,
