@@ -74,12 +74,8 @@ class SpikeRuntime:
                 "session.intra_op.allow_spinning", "0"
             )  # no busy cores between windows
             try:
-                with warnings.catch_warnings():  # the exporter's deprecation notes: nothing a user can act on
-                    warnings.simplefilter("ignore")
-                    graph = onnx_bytes(SpikeDepth(self.net).eval(), spikes.to(torch.uint8).cpu())
-                    self._sessions[shape] = ort.InferenceSession(
-                        graph, so, providers=["CPUExecutionProvider"]
-                    )
+                graph = onnx_bytes(SpikeDepth(self.net).eval(), spikes.to(torch.uint8).cpu())
+                self._sessions[shape] = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
             except Exception as e:  # the exporter and ONNX Runtime raise their own exception classes
                 if not self.auto_fallback:
                     raise R2SDepthError(

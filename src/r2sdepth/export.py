@@ -105,6 +105,7 @@ def onnx_bytes(model: nn.Module, x: torch.Tensor, graph: str = "spike") -> bytes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size is fixed at export
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the exporter's notes: not actionable
         warnings.filterwarnings("ignore", message="Constant folding")  # the exporter's note on Slice steps
         torch.onnx.export(
             model,
