@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.data.transport import finish_batch
@@ -66,15 +67,16 @@ def main() -> None:
 
     configs = {
         (src, tr): SpikeKittiDataset(
-            root,
+            DriveOptions(
+                root,
+                height=h,
+                width=w,
+                window=a.window,
+                sim=SimParams(planes_per_frame=a.window),
+                spike_root=spk if src == "built stream" else None,
+            ),
             split,
-            height=h,
-            width=w,
-            window=a.window,
-            sim={"planes_per_frame": a.window},
-            spike_root=spk if src == "built stream" else None,
-            augment=True,
-            transport=tr,
+            SampleOptions(augment=True, transport=tr),
         )
         for src in ("built stream", "on-the-fly simulation")
         for tr in ("plain", "device")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from r2sdepth.data.dataset import SpikeKittiDataset
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.spike.simulate import SimParams
@@ -83,11 +84,9 @@ def loading_speed(n: int = 40) -> dict[str, float]:
             params=SimParams(planes_per_frame=128),
         )
         split = root / "splits" / "train_files.txt"
-        for name, kw in [
-            ("on-the-fly simulation", {}),
-            ("built stream (memmap)", {"spike_root": Path(d) / "spk"}),
-        ]:
-            ds = SpikeKittiDataset(root, split, height=192, width=640, window=128, augment=True, **kw)
+        for name, spike_root in [("on-the-fly simulation", None), ("built stream (memmap)", Path(d) / "spk")]:
+            drive = DriveOptions(root, height=192, width=640, window=128, spike_root=spike_root)
+            ds = SpikeKittiDataset(drive, split, SampleOptions(augment=True))
             ds[0]
             t = time.perf_counter()
             for i in range(len(ds)):

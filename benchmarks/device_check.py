@@ -45,7 +45,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.data.transport import draw_jitter, finish_batch, pack_spikes
@@ -318,15 +319,16 @@ def loading(a: argparse.Namespace, device: torch.device, demand: float | None) -
             root, spk, cameras=["02"], height=h, width=w, params=SimParams(planes_per_frame=a.window)
         )
         ds = SpikeKittiDataset(
-            root,
+            DriveOptions(
+                root,
+                height=h,
+                width=w,
+                window=a.window,
+                sim=SimParams(planes_per_frame=a.window),
+                spike_root=spk,
+            ),
             root / "splits" / "train_files.txt",
-            height=h,
-            width=w,
-            window=a.window,
-            sim={"planes_per_frame": a.window},
-            spike_root=spk,
-            augment=True,
-            transport="device",
+            SampleOptions(augment=True, transport="device"),
         )
         for nw in a.workers:
             row: dict[str, Any] = {"workers": nw}

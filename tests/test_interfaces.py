@@ -296,7 +296,8 @@ def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
     from PIL import Image
 
     from r2sdepth.data import kitti
-    from r2sdepth.data.dataset import SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.drives import DriveOptions
 
     root = tmp_path / "jpg"
     shutil.copytree(synth, root)
@@ -307,14 +308,9 @@ def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
     assert kitti.list_frame_ids(root, drive) == list(range(5))
     assert kitti.image_path(root, drive, 3).suffix == ".jpg"
     ds = SpikeKittiDataset(
-        root,
+        DriveOptions(root, height=64, width=96, window=16),
         root / "splits" / "test_files.txt",
-        height=64,
-        width=96,
-        context=(),
-        window=16,
-        with_gt=True,
-        need_spikes=True,
+        SampleOptions(context=(), with_gt=True, need_spikes=True),
     )
     s = ds[0]
     ref = np.asarray(Image.open(kitti.image_path(root, drive, ds.samples[0].frame)), dtype=np.float32) / 255

@@ -14,6 +14,7 @@ import csv
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -491,15 +492,13 @@ def test_pixel_weights_carry_no_gradient(mode):
 
 def test_distill_step_weights_are_detached(synth):
     from r2sdepth.data.dataset import SpikeKittiDataset, collate
+    from r2sdepth.data.drives import DriveOptions
+    from r2sdepth.spike.simulate import SimParams
     from r2sdepth.train.distill import DistillModule
 
     ds = SpikeKittiDataset(
-        synth,
+        DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32)),
         synth / "splits" / "train_files.txt",
-        height=64,
-        width=96,
-        window=32,
-        sim={"planes_per_frame": 32},
     )
     batch = collate([ds[0], ds[1]])
     for pixel in ("hard", "soft"):
@@ -557,7 +556,8 @@ def test_export_and_infer_share_the_student_path(tmp_path):
 def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     """Spike-KITTI streams (build seed 5) and on-the-fly simulation (data seed 5) give the same
     window for frames 0, 1 and a middle frame; frame 0 has one (the pre-roll)."""
-    from r2sdepth.data.dataset import SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.drives import DriveOptions
     from r2sdepth.data.kitti import Sample
     from r2sdepth.data.spike_kitti import build_spike_kitti
     from r2sdepth.spike.simulate import SimParams
@@ -573,31 +573,29 @@ def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     )
     drive = "2000_01_01/2000_01_01_drive_0000_sync"
     samples = [Sample(drive, f, "l") for f in (0, 1, 2, 4)]
-    kw = dict(height=64, width=96, window=32, sim={"planes_per_frame": 32}, seed=5, context=())
-    built = SpikeKittiDataset(synth, samples, spike_root=tmp_path / "spk", **kw)
-    fly = SpikeKittiDataset(synth, samples, **kw)
+    fly_opts = DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32), seed=5)
+    one = SampleOptions(context=())
+    built = SpikeKittiDataset(replace(fly_opts, spike_root=tmp_path / "spk"), samples, one)
+    fly = SpikeKittiDataset(fly_opts, samples, one)
     for i in range(len(samples)):
         a, b = built[i]["spikes"], fly[i]["spikes"]
         assert a.shape == (32, 64, 96) and torch.equal(a, b), samples[i]
     assert not torch.equal(built[1]["spikes"], built[2]["spikes"])
-    other = SpikeKittiDataset(synth, samples, **{**kw, "seed": 6})
+    other = SpikeKittiDataset(replace(fly_opts, seed=6), samples, one)
     assert not torch.equal(other[1]["spikes"], fly[1]["spikes"])  # the seed matters
 
 
 def test_augmentation_is_a_function_of_seed_epoch_index(synth):
     """The same (seed, epoch, index) gives the same augmented sample in any process; another
     epoch gives another draw; colour jitter hits about half of the samples."""
-    from r2sdepth.data.dataset import SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.drives import DriveOptions
     from r2sdepth.train.datamodule import SeededSampler
 
     ds = SpikeKittiDataset(
-        synth,
+        DriveOptions(synth, height=64, width=96),
         synth / "splits" / "train_files.txt",
-        height=64,
-        width=96,
-        need_spikes=False,
-        augment=True,
-        context=(),
+        SampleOptions(need_spikes=False, augment=True, context=()),
     )
     a, b = ds[(3, 1)], ds[(3, 1)]
     assert torch.equal(a["color_aug"], b["color_aug"]) and torch.equal(a["color"], b["color"])

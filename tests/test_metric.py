@@ -15,7 +15,8 @@ import torch
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
-from r2sdepth.data.dataset import SpikeKittiDataset
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.synthetic import STEREO_BASELINE, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.geometry import warp
@@ -154,12 +155,9 @@ def test_velocity_loss_by_hand():
 
 def test_travel_distances_from_poses(stereo_synth):
     ds = SpikeKittiDataset(
-        stereo_synth,
+        DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
-        height=64,
-        width=224,
-        need_spikes=False,
-        travel=True,
+        SampleOptions(need_spikes=False, travel=True),
     )
     s = ds.samples[0]
     poses = np.loadtxt(stereo_synth / s.drive / "poses.txt").reshape(-1, 3, 4)
@@ -189,7 +187,9 @@ def test_stereo_source_warps_the_right_view_onto_the_left(stereo_synth, flip):
     left camera matches the left view; with the baseline's sign wrong it does not (also flipped)."""
     split = stereo_synth / "splits" / "train_files.txt"
     ds = SpikeKittiDataset(
-        stereo_synth, split, height=64, width=224, need_spikes=False, stereo=True, context=()
+        DriveOptions(stereo_synth, height=64, width=224),
+        split,
+        SampleOptions(need_spikes=False, stereo=True, context=()),
     )
     s = ds.samples[1]
     item = ds[1]
@@ -326,13 +326,9 @@ def test_stereo_view_is_a_source_of_the_photometric_loss(stereo_synth):
     from r2sdepth.train.module import DepthModule
 
     ds = SpikeKittiDataset(
-        stereo_synth,
+        DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
-        height=64,
-        width=224,
-        need_spikes=False,
-        stereo=True,
-        context=(),
+        SampleOptions(need_spikes=False, stereo=True, context=()),
     )
     batch = collate([ds[0], ds[1]])
     torch.manual_seed(0)
@@ -406,12 +402,9 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup)
     from r2sdepth.train.module import DepthModule
 
     ds = SpikeKittiDataset(
-        stereo_synth,
+        DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
-        height=64,
-        width=224,
-        need_spikes=False,
-        travel=True,
+        SampleOptions(need_spikes=False, travel=True),
     )
     batch = collate([ds[0], ds[1]])
     m = DepthModule(
@@ -484,12 +477,9 @@ def test_known_speed_poses_have_the_distances_travelled(stereo_synth):
     from r2sdepth.train.module import DepthModule
 
     ds = SpikeKittiDataset(
-        stereo_synth,
+        DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
-        height=64,
-        width=224,
-        need_spikes=False,
-        travel=True,
+        SampleOptions(need_spikes=False, travel=True),
     )
     batch = collate([ds[0], ds[1]])
     assert batch["travel"].shape == (2, 2) and (batch["travel"] > 0.5).all()  # ~1 m per frame at 10 Hz
@@ -537,13 +527,9 @@ def test_stereo_calibration_and_poses_are_read_once_per_drive(stereo_synth, monk
     monkeypatch.setattr(kitti, "stereo_transform", count("stereo", real_T))
     monkeypatch.setattr(kitti, "drive_positions", count("positions", real_pos))
     ds = SpikeKittiDataset(
-        stereo_synth,
+        DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
-        height=64,
-        width=224,
-        need_spikes=False,
-        stereo=True,
-        travel=True,
+        SampleOptions(need_spikes=False, stereo=True, travel=True),
     )
     for i in range(len(ds)):
         ds[i]

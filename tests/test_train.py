@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.synthetic import synthesize
+from r2sdepth.spike.simulate import SimParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,14 +22,9 @@ def r2(*args, **kw):
 
 def test_dataset_sample(synth):
     ds = SpikeKittiDataset(
-        synth,
+        DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32)),
         synth / "splits" / "train_files.txt",
-        height=64,
-        width=96,
-        window=32,
-        sim={"planes_per_frame": 32},
-        augment=True,
-        with_gt=True,
+        SampleOptions(augment=True, with_gt=True),
     )
     s = ds[0]
     assert s["color"].shape == (3, 3, 64, 96) and s["color_aug"].shape == (3, 3, 64, 96)
@@ -42,9 +39,10 @@ def test_dataset_sample(synth):
 def test_flip_is_consistent(synth):
     """A flipped sample mirrors every image-aligned target with its input: the RGB frames, the spike
     window, the ground-truth depth, and the principal point (cx' = W - 1 - cx; fx, fy, cy unchanged)."""
-    kw = dict(height=64, width=96, window=32, sim={"planes_per_frame": 32}, with_gt=True)
-    plain = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", **kw)
-    aug = SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", augment=True, **kw)
+    drive = DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32))
+    split = synth / "splits" / "train_files.txt"
+    plain = SpikeKittiDataset(drive, split, SampleOptions(with_gt=True))
+    aug = SpikeKittiDataset(drive, split, SampleOptions(with_gt=True, augment=True))
     flipped = None
     for i in range(len(aug)):
         a, p = aug[i], plain[i]
@@ -76,7 +74,9 @@ def test_overfit_reduces_photometric_loss(tmp_path):
     root = tmp_path / "s"
     synthesize(root, sequences=8, frames=3, height=64, width=224, seed=0)
     samples = [x for n in ("train", "val", "test") for x in read_split(root / "splits" / f"{n}_files.txt")]
-    ds = SpikeKittiDataset(root, samples, height=64, width=224, need_spikes=False)
+    ds = SpikeKittiDataset(
+        DriveOptions(root, height=64, width=224), samples, SampleOptions(need_spikes=False)
+    )
     batch = collate([ds[i] for i in range(len(ds))])
     assert batch["color"].shape[0] == 8
     torch.manual_seed(0)
@@ -105,12 +105,8 @@ def test_nan_batch_is_skipped(synth):
     from r2sdepth.train.module import DepthModule
 
     ds = SpikeKittiDataset(
-        synth,
+        DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32)),
         synth / "splits" / "train_files.txt",
-        height=64,
-        width=96,
-        window=32,
-        sim={"planes_per_frame": 32},
     )
     batch = collate([ds[0]])
     batch["color"][0, 1, 0, 0, 0] = float("nan")

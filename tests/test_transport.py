@@ -13,9 +13,11 @@ import torchvision.transforms.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.transport import color_jitter, draw_jitter, finish_batch, pack_spikes, unpack_spikes
 from r2sdepth.spike.io import SpikeStream, SpikeWriter
+from r2sdepth.spike.simulate import SimParams
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -110,14 +112,9 @@ def test_hue_shift_that_wraps_to_exactly_one_turn():
 
 def _samples(synth, transport: str, keys):
     ds = SpikeKittiDataset(
-        synth,
+        DriveOptions(synth, height=64, width=96, window=16, sim=SimParams(planes_per_frame=16)),
         synth / "splits" / "train_files.txt",
-        height=64,
-        width=96,
-        window=16,
-        sim={"planes_per_frame": 16},
-        augment=True,
-        transport=transport,
+        SampleOptions(augment=True, transport=transport),
     )
     return collate([ds[k] for k in keys])
 
@@ -146,7 +143,11 @@ def test_bad_transport_is_refused(synth):
     from r2sdepth.errors import R2SDepthError
 
     with pytest.raises(R2SDepthError, match="transport must be one of"):
-        SpikeKittiDataset(synth, synth / "splits" / "train_files.txt", height=64, width=96, transport="zip")
+        SpikeKittiDataset(
+            DriveOptions(synth, height=64, width=96),
+            synth / "splits" / "train_files.txt",
+            SampleOptions(transport="zip"),
+        )
 
 
 def _fit(synth, transport: str) -> dict[str, torch.Tensor]:

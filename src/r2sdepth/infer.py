@@ -31,7 +31,8 @@ from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
 from r2sdepth.backends import SpikeRuntime, resolve_backend
 from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
 from r2sdepth.config import DataConfig, TrainConfig
-from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.sources import Item, SourceOptions, source_kind
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
@@ -41,6 +42,7 @@ from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.pointcloud import depth_to_points, write_ply
 from r2sdepth.spike.io import fit_spatial
 from r2sdepth.spike.reconstruct import stretch, tfi, tfp, to_uint8
+from r2sdepth.spike.simulate import SimParams
 from r2sdepth.train.load import load_checkpoint as _load
 from r2sdepth.viz import (
     animation_keep,
@@ -130,21 +132,18 @@ def predict_split(
     module, meta = load_checkpoint(checkpoint, device)
     modality = resolve_modality(meta, modality)
     d = meta.get("data", {})
-    ds = SpikeKittiDataset(
-        data_root,
-        split,
+    drive = DriveOptions(
+        root=data_root,
         height=meta["height"],
         width=meta["width"],
-        context=(),
         window=trained_window(meta),
         align=d.get("align", DataConfig.align),
         spike_root=spike_root,
-        sim=d.get("sim"),
+        sim=SimParams(**(d.get("sim") or {})),
         seed=d.get("seed", TrainConfig.seed),
-        augment=False,
-        with_gt=False,
-        need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED),
     )
+    sample = SampleOptions(context=(), need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED))
+    ds = SpikeKittiDataset(drive, split, sample)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds: list[np.ndarray] = []
     if progress:

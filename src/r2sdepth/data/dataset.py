@@ -9,6 +9,7 @@ travels to the device (:mod:`r2sdepth.data.transport`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,39 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from r2sdepth.config import DataConfig, TrainConfig
+from r2sdepth.config import DataConfig
 from r2sdepth.data import kitti, transport
 from r2sdepth.data.drives import DriveKind, DriveOptions, drive_kind
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.seeds import stable_seed
-from r2sdepth.spike.simulate import SimParams
 
 #: how samples travel to the device (:mod:`r2sdepth.data.transport`)
 TRANSPORTS = ("plain", "device")
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """What each sample of :class:`SpikeKittiDataset` holds (what the drive's frames come from is
+    :class:`r2sdepth.data.drives.DriveOptions`):
+
+    * ``context``: source frames relative to the target (frame offsets; default: the schema's
+      ``data.context``);
+    * ``augment``: horizontal flips and colour jitter (training);
+    * ``with_gt``: ``depth_gt`` from the drive options' ground-truth source;
+    * ``need_rgb`` / ``need_spikes``: whether the sample carries the RGB frames / the spike window;
+    * ``stereo``: the other camera of the pair as ``color_stereo`` with its pose ``T_stereo``;
+    * ``travel``: the distances to the context frames (metres) as ``travel``;
+    * ``transport``: ``plain`` or ``device`` (:mod:`r2sdepth.data.transport`).
+    """
+
+    context: tuple[int, ...] = field(default_factory=lambda: tuple(DataConfig().context))
+    augment: bool = False
+    with_gt: bool = False
+    need_rgb: bool = True
+    need_spikes: bool = True
+    stereo: bool = False
+    travel: bool = False
+    transport: str = "plain"
 
 
 class SpikeKittiDataset(Dataset):
@@ -48,67 +73,48 @@ class SpikeKittiDataset(Dataset):
     ``[T, H, W / 8]``) instead of ``spikes`` and the jitter draws (``jitter`` ``[4]``,
     ``jitter_on``) instead of ``color_aug``; :func:`r2sdepth.data.transport.finish_batch` makes
     the plain sample of them on the device.
+
+    Built from two parameter objects: ``drive`` (:class:`r2sdepth.data.drives.DriveOptions`: data
+    root, sample size, spike window, simulator, seed, ground-truth source) and ``sample``
+    (:class:`SampleOptions`: context frames, augmentation, what a sample carries); ``split`` is a
+    split file or a list of :class:`r2sdepth.data.kitti.Sample`.
     """
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        drive: DriveOptions,
         split: str | os.PathLike | list,
-        *,
-        height: int = DataConfig.height,
-        width: int = DataConfig.width,
-        context: tuple[int, ...] | None = None,
-        window: int = DataConfig.window,
-        align: str = DataConfig.align,
-        spike_root: str | os.PathLike | None = None,
-        sim: dict[str, Any] | None = None,
-        seed: int = TrainConfig.seed,
-        augment: bool = False,
-        with_gt: bool = False,
-        gt_source: str = DataConfig.gt_source,
-        need_rgb: bool = True,
-        need_spikes: bool = True,
-        stereo: bool = False,
-        travel: bool = False,
-        transport: str = "plain",
+        sample: SampleOptions | None = None,
     ) -> None:
-        self.root = Path(root)
+        sample = SampleOptions() if sample is None else sample
+        self.root = Path(drive.root)
         if not self.root.is_dir():
             raise R2SDepthError(f"{self.root}: data root not found")
         self.samples = kitti.read_split(split) if not isinstance(split, list) else split
-        self.h, self.w = int(height), int(width)
+        self.h, self.w = int(drive.height), int(drive.width)
         if self.h % 32 or self.w % 32:
             raise R2SDepthError(f"training size {self.h}x{self.w} must be a multiple of 32")
-        self.context = tuple(DataConfig().context if context is None else context)
-        self.window, self.align = int(window), align
-        self.spike_root = Path(spike_root) if spike_root else None
-        self.sim = SimParams(**(sim or {}))
-        self.seed = seed
-        self.augment, self.with_gt = augment, with_gt
-        self.gt_source = kitti.resolve_gt_source(self.root, gt_source) if with_gt else gt_source
-        self.need_rgb, self.need_spikes = need_rgb, need_spikes
-        self.stereo, self.travel = bool(stereo), bool(travel)
-        if transport not in TRANSPORTS:
-            raise R2SDepthError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
-        self.transport = transport
-        self.drive_options = DriveOptions(
-            root=self.root,
-            height=self.h,
-            width=self.w,
-            window=self.window,
-            align=align,
-            spike_root=self.spike_root,
-            sim=self.sim,
-            seed=seed,
-            gt_source=self.gt_source,
+        if sample.transport not in TRANSPORTS:
+            raise R2SDepthError(f"transport must be one of {', '.join(TRANSPORTS)}, got {sample.transport!r}")
+        gt_source = kitti.resolve_gt_source(self.root, drive.gt_source) if sample.with_gt else drive.gt_source
+        spike_root = Path(drive.spike_root) if drive.spike_root else None
+        self.drive_options = replace(
+            drive, root=self.root, height=self.h, width=self.w, spike_root=spike_root, gt_source=gt_source
         )
+        self.sample_options = sample
+        self.window, self.align = int(drive.window), drive.align
+        self.spike_root, self.sim, self.seed, self.gt_source = spike_root, drive.sim, drive.seed, gt_source
+        self.context = tuple(sample.context)
+        self.augment, self.with_gt = sample.augment, sample.with_gt
+        self.need_rgb, self.need_spikes = sample.need_rgb, sample.need_spikes
+        self.stereo, self.travel, self.transport = bool(sample.stereo), bool(sample.travel), sample.transport
         self._positions: dict[str, Any] = {}
         self._stereo_T: dict[tuple[str, str], Any] = {}
         self._K: dict[tuple[str, str], Any] = {}
         self._kinds: dict[str, DriveKind] = {}
-        if self.spike_root is None and align != "end":
+        if self.spike_root is None and self.align != "end":
             raise R2SDepthError("on-the-fly spike simulation supports align='end' only")
-        if self.sim.camera_rate_hz and align != "end":
+        if self.sim.camera_rate_hz and self.align != "end":
             raise R2SDepthError(
                 "camera-rate windows (data.sim.camera_rate_hz) end at their frame: align must be "
                 "'end' (the planes around a frame are not simulated)"

@@ -10,9 +10,11 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from r2sdepth.config import TrainConfig, section
-from r2sdepth.data.dataset import SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.transport import finish_batch
 from r2sdepth.seeds import stable_seed
+from r2sdepth.spike.simulate import SimParams
 
 
 class SeededSampler(Sampler):
@@ -97,26 +99,28 @@ class SpikeKittiDataModule(L.LightningDataModule):
 
     def _ds(self, split: str, train: bool) -> SpikeKittiDataset:
         c = self.cfg
-        return SpikeKittiDataset(
-            c["root"],
-            split,
+        drive = DriveOptions(
+            root=c["root"],
             height=c["height"],
             width=c["width"],
-            context=tuple(c["context"]),
             window=c["window"],
             align=c["align"],
             spike_root=c["spike_root"],
-            sim=c["sim"],
+            sim=SimParams(**c["sim"]),
             seed=c["seed"],
+            gt_source=c["gt_source"],
+        )
+        sample = SampleOptions(
+            context=tuple(c["context"]),
             augment=train and c["augment"],
             with_gt=(not train) or self.train_gt,
-            gt_source=c["gt_source"],
             need_spikes=self.modality in ("spike", "fusion"),
             need_rgb=self.train_context or not train,
             stereo=bool(c.get("stereo")) and (self.train_context or not train),
             travel=train and self.train_travel,
             transport=c["transport"],
         )
+        return SpikeKittiDataset(drive, split, sample)
 
     def setup(self, stage: str | None = None) -> None:
         self.train_ds = self._ds(self.cfg["train_split"], True)
