@@ -20,7 +20,7 @@ import torch
 
 from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
 from r2sdepth.data.drives import DriveOptions
-from r2sdepth.data.spike_kitti import build_spike_kitti
+from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.spike.simulate import SimParams
 from r2sdepth.train.module import DepthModule
@@ -78,10 +78,8 @@ def loading_speed(n: int = 40) -> dict[str, float]:
         build_spike_kitti(
             root,
             Path(d) / "spk",
+            StreamSpec(192, 640, SimParams(planes_per_frame=128)),
             cameras=["02"],
-            height=192,
-            width=640,
-            params=SimParams(planes_per_frame=128),
         )
         split = root / "splits" / "train_files.txt"
         for name, spike_root in [("on-the-fly simulation", None), ("built stream (memmap)", Path(d) / "spk")]:

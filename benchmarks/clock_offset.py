@@ -1,6 +1,6 @@
 """How precisely is a rig's clock offset recovered, and how large a clock error measurably hurts?
 
-A simulated rig (:func:`r2sdepth.data.rig.synthesize_rig`, the configuration of
+A simulated rig (:func:`r2sdepth.data.rig_synth.synthesize_rig`, the configuration of
 ``benchmarks/rig_alignment.py``: an RGB camera and a 64x224 spike camera at 640 Hz, rotated
 ``--yaw`` degrees, exposure changes) is made once per true clock offset (``--offsets``, ms; pick
 some that are not whole planes: 1 plane = 1.5625 ms). For each sequence the offset is estimated
@@ -30,7 +30,7 @@ import numpy as np
 from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
 from r2sdepth.data.rig import RigSequence
-from r2sdepth.data.rig_synth import copy_with_calibration, synthesize_rig
+from r2sdepth.data.rig_synth import RigSpec, copy_with_calibration, synthesize_rig
 from r2sdepth.infer import predict_split
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "r2sdepth" / "assets" / "demo_spike_64x224.ckpt"
@@ -64,10 +64,7 @@ def main() -> None:
     for off_ms in a.offsets:
         base = out / f"rig_{off_ms:+.2f}ms"
         if not (base / "splits" / "test_files.txt").is_file():
-            synthesize_rig(
-                base,
-                sequences=a.sequences,
-                frames=a.frames,
+            rig = RigSpec(
                 world_size=(96, 336),
                 rgb_scale=0.75,
                 spike_size=(64, 224),
@@ -76,8 +73,8 @@ def main() -> None:
                 fps=FPS,
                 planes_per_frame=P,
                 pre_roll_frames=1,
-                seed=11,
             )
+            synthesize_rig(base, rig, sequences=a.sequences, frames=a.frames, seed=11)
         bases[off_ms] = base
         res["estimates_ms"][f"{off_ms:+.2f}"] = {
             c.parent.name: RigSequence(c.parent).clock_offset_s * 1e3

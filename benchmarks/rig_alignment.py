@@ -1,6 +1,6 @@
 """Does the alignment of a two-camera rig matter? Train with aligned vs misaligned rig data.
 
-A simulated rig (:func:`r2sdepth.data.rig.synthesize_rig`) that can be checked exactly: synthetic
+A simulated rig (:func:`r2sdepth.data.rig_synth.synthesize_rig`) that can be checked exactly: synthetic
 streets seen by an RGB camera (world x 0.75, its own intrinsics) and a 64x224 spike camera
 (other intrinsics, rotated ``--yaw`` degrees, 64 planes per RGB frame = 640 Hz, clock 3.7 ms
 ahead). Training sequences and held-out test sequences with exact depth in the spike camera.
@@ -35,7 +35,7 @@ import yaml
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data.rig import RigSequence
-from r2sdepth.data.rig_synth import copy_with_calibration, synthesize_rig
+from r2sdepth.data.rig_synth import RigSpec, copy_with_calibration, synthesize_rig
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import adapt_config, run_training
 
@@ -58,10 +58,7 @@ def main() -> None:
     base = out / "rig"
     true_offset = 0.0037
     if not (base / "splits" / "test_files.txt").is_file():
-        synthesize_rig(
-            base,
-            sequences=a.sequences,
-            frames=a.frames,
+        rig = RigSpec(
             world_size=(96, 336),
             rgb_scale=0.75,
             spike_size=(64, 224),
@@ -70,9 +67,8 @@ def main() -> None:
             fps=10.0,
             planes_per_frame=64,
             pre_roll_frames=1,
-            seed=11,
-            test_sequences=2,
         )
+        synthesize_rig(base, rig, sequences=a.sequences, frames=a.frames, seed=11, test_sequences=2)
     test_split = base / "splits" / "test_files.txt"
     estimates = {}
     for c in sorted(base.glob("seq*/calib.yaml")):

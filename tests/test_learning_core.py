@@ -559,17 +559,14 @@ def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
     from r2sdepth.data.drives import DriveOptions
     from r2sdepth.data.kitti import Sample
-    from r2sdepth.data.spike_kitti import build_spike_kitti
+    from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
     from r2sdepth.spike.simulate import SimParams
 
     build_spike_kitti(
         synth,
         tmp_path / "spk",
+        StreamSpec(64, 96, SimParams(planes_per_frame=32), seed=5),
         cameras=["02"],
-        height=64,
-        width=96,
-        params=SimParams(planes_per_frame=32),
-        seed=5,
     )
     drive = "2000_01_01/2000_01_01_drive_0000_sync"
     samples = [Sample(drive, f, "l") for f in (0, 1, 2, 4)]

@@ -35,14 +35,11 @@ def rig(tmp_path_factory):
     root holding one sequence ``seq00`` and split files. Returns the sequence folder and the
     world frames warped into the spike camera (an independent reference for the RGB warp)."""
     from r2sdepth.data import kitti
-    from r2sdepth.data.rig_synth import synthesize_rig
+    from r2sdepth.data.rig_synth import RigSpec, synthesize_rig
 
     tmp = tmp_path_factory.mktemp("rig")
     Ks = np.array([[76.0, 0, 64.0], [0, 120.0, 32.0], [0, 0, 1]])
-    truth = synthesize_rig(
-        tmp / "data",
-        sequences=1,
-        frames=14,
+    rig = RigSpec(
         world_size=(96, 160),
         rgb_scale=0.75,
         spike_size=(64, 128),
@@ -52,8 +49,8 @@ def rig(tmp_path_factory):
         fps=FPS,
         planes_per_frame=P,
         pre_roll_frames=PRE,
-        seed=3,
     )
+    truth = synthesize_rig(tmp / "data", rig, sequences=1, frames=14, seed=3)
     root = tmp / "data" / "seq00"
     # reference: the RGB frame mapped back to world pixels (undo the resize), then world -> spike
     # by the rotation and intrinsics built here, not by the stored homography

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from r2sdepth.data.spike_kitti import build_spike_kitti
+from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike import SpikeStream
 from r2sdepth.spike.simulate import SimParams
@@ -50,7 +50,7 @@ PARAMS = SimParams(planes_per_frame=8)
 def test_layout_manifest_and_resume(tmp_path):
     root = make_tree(tmp_path / "kitti", cams=("02", "03"))
     out = tmp_path / "out"
-    res = build_spike_kitti(root, out, height=16, width=32, params=PARAMS)
+    res = build_spike_kitti(root, out, StreamSpec(16, 32, PARAMS))
     assert res["built"] == 6
     s = out / "2011_09_26" / "2011_09_26_drive_0001_sync" / "spike_03" / "stream.dat"
     st = SpikeStream(s)
@@ -61,27 +61,25 @@ def test_layout_manifest_and_resume(tmp_path):
     assert all(len(e["sha256"]) == 64 for e in m["entries"])
     full = tree_bytes(out)
     # a rerun skips everything and changes nothing
-    assert build_spike_kitti(root, out, height=16, width=32, params=PARAMS, verify=True)["built"] == 0
+    assert build_spike_kitti(root, out, StreamSpec(16, 32, PARAMS), verify=True)["built"] == 0
     assert tree_bytes(out) == full
     # simulated crash: one stream truncated with its sidecar lost, another with a stale .part
     s.write_bytes(s.read_bytes()[:100])
     (s.with_suffix(".json")).unlink()
     (s.parent / ".stream.dat.xyz.part").write_bytes(b"junk")
-    res = build_spike_kitti(root, out, height=16, width=32, params=PARAMS)
+    res = build_spike_kitti(root, out, StreamSpec(16, 32, PARAMS))
     assert res["built"] == 1
     assert tree_bytes(out) == full  # stale partial files of the rebuilt stream are gone
     # other parameters -> rebuilt
-    assert (
-        build_spike_kitti(root, out, height=16, width=32, params=SimParams(planes_per_frame=4))["built"] == 6
-    )
+    assert build_spike_kitti(root, out, StreamSpec(16, 32, SimParams(planes_per_frame=4)))["built"] == 6
 
 
 def test_shards_union_equals_full(tmp_path):
     root = make_tree(tmp_path / "kitti", drives=5)
     full_out, shard_out = tmp_path / "full", tmp_path / "sharded"
-    build_spike_kitti(root, full_out, height=16, width=32, params=PARAMS, workers=2)
+    build_spike_kitti(root, full_out, StreamSpec(16, 32, PARAMS), workers=2)
     built = [
-        build_spike_kitti(root, shard_out, height=16, width=32, params=PARAMS, shard=f"{i}/3")["built"]
+        build_spike_kitti(root, shard_out, StreamSpec(16, 32, PARAMS), shard=f"{i}/3")["built"]
         for i in range(3)
     ]
     assert built == [2, 2, 1]
@@ -91,7 +89,7 @@ def test_shards_union_equals_full(tmp_path):
 def test_kill_9_then_resume_is_byte_identical(tmp_path):
     root = make_tree(tmp_path / "kitti", drives=6, frames=6, h=96, w=320)
     ref = tmp_path / "ref"
-    build_spike_kitti(root, ref, height=96, width=320, params=SimParams(planes_per_frame=64))
+    build_spike_kitti(root, ref, StreamSpec(96, 320, SimParams(planes_per_frame=64)))
     out = tmp_path / "out"
     cmd = [
         sys.executable,
@@ -137,5 +135,5 @@ def test_bad_inputs(tmp_path):
     bad = root / "2011_09_26" / "2011_09_26_drive_0000_sync" / "image_02" / "data" / "0000000002.png"
     bad.write_bytes(b"garbage")
     with pytest.raises(R2SDepthError, match="unreadable image"):
-        build_spike_kitti(root, tmp_path / "o2", height=16, width=32, params=PARAMS)
+        build_spike_kitti(root, tmp_path / "o2", StreamSpec(16, 32, PARAMS))
     assert not list((tmp_path / "o2").rglob("stream.*"))

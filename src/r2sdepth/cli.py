@@ -434,17 +434,13 @@ def _parser_build_spike_kitti(sub: argparse._SubParsersAction) -> None:
 
 @_command("build-spike-kitti", _parser_build_spike_kitti)
 def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
-    from r2sdepth.data.spike_kitti import build_spike_kitti  # noqa: PLC0415  torch-level: loaded on use
+    from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti  # noqa: PLC0415  torch-level: loaded on use
 
-    params = _sim_params(a)
     res = build_spike_kitti(
         a.kitti_root,
         a.out,
+        StreamSpec(a.size[0], a.size[1], _sim_params(a), a.seed),
         cameras=a.cameras,
-        height=a.size[0],
-        width=a.size[1],
-        params=params,
-        seed=a.seed,
         workers=a.workers,
         shard=a.shard,
         sequences=a.sequences,

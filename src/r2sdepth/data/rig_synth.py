@@ -22,7 +22,7 @@ from r2sdepth.data.synthetic import DATE, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
-__all__ = ["copy_with_calibration", "synthesize_rig"]
+__all__ = ["RigSpec", "copy_with_calibration", "synthesize_rig"]
 
 
 def copy_with_calibration(
@@ -154,39 +154,50 @@ def _write_rig_sequence(
     return root.name
 
 
+@dataclass(frozen=True)
+class RigSpec:
+    """A simulated two-camera rig: synthetic streets rendered at ``world_size`` (pixels, ``(H, W)``)
+    are seen by an RGB camera (the world image resized by ``rgb_scale``, bilinear) and by a spike
+    camera of ``spike_size`` with intrinsics ``spike_K`` (pixels; default: KITTI-like for its
+    size, zoomed 1.1x), rotated ``yaw_deg`` (degrees) about the vertical axis, whose stream is
+    simulated at ``planes_per_frame`` x ``fps`` Hz (``pre_roll_frames`` frame intervals before the
+    first RGB frame) with its clock ``clock_offset_s`` (seconds) ahead of the RGB camera's. With
+    ``exposure_changes`` the scene brightness varies from frame to frame (auto-exposure, lighting),
+    which is what makes the offset observable."""
+
+    world_size: tuple[int, int] = (96, 160)
+    rgb_scale: float = 0.75
+    spike_size: tuple[int, int] = (64, 128)
+    spike_K: np.ndarray | None = None
+    yaw_deg: float = 1.5
+    clock_offset_s: float = 0.0037
+    fps: float = 10.0
+    planes_per_frame: int = 200
+    pre_roll_frames: int = 1
+    exposure_changes: bool = True
+
+
 def synthesize_rig(
     out: str | os.PathLike,
+    rig: RigSpec | None = None,
     *,
     sequences: int = 1,
     frames: int = 14,
-    world_size: tuple[int, int] = (96, 160),
-    rgb_scale: float = 0.75,
-    spike_size: tuple[int, int] = (64, 128),
-    spike_K: np.ndarray | None = None,
-    yaw_deg: float = 1.5,
-    clock_offset_s: float = 0.0037,
-    fps: float = 10.0,
-    planes_per_frame: int = 200,
-    pre_roll_frames: int = 1,
-    exposure_changes: bool = True,
     seed: int = 3,
     test_sequences: int = 0,
 ) -> dict[str, Any]:
-    """A data root of simulated two-camera rig sequences that can be checked exactly.
+    """A data root of ``sequences`` simulated rig sequences of ``frames`` frames each, seen by
+    ``rig`` (:class:`RigSpec`), that can be checked exactly.
 
-    Synthetic streets (:func:`r2sdepth.data.synthetic.synthesize`, ``world_size``) are seen by an
-    RGB camera (the world image resized by ``rgb_scale``, bilinear) and by a spike camera of
-    ``spike_size`` with intrinsics ``spike_K`` (default: KITTI-like for its size, zoomed 1.1x),
-    rotated ``yaw_deg`` about the vertical axis, whose stream is simulated at ``planes_per_frame``
-    x ``fps`` Hz with its clock ``clock_offset_s`` ahead of the RGB camera's. With
-    ``exposure_changes`` the scene brightness varies from frame to frame (auto-exposure, lighting),
-    which is what makes the offset observable. Writes ``OUT/seqNN/`` (layout in the module
-    docstring; ``calib.yaml`` with the true homography and ``clock_offset_s: null``), the spike
-    camera's exact depth, and ``OUT/splits/{train,test}_files.txt`` (frames with both
-    neighbours; the last ``test_sequences`` sequences are the test split, or all when 0).
-    Returns the ground truth: ``H_rgb_to_spike``, ``clock_offset_s``, sizes, intrinsics."""
+    Writes ``OUT/seqNN/`` (layout in the module docstring; ``calib.yaml`` with the true homography
+    and ``clock_offset_s: null``), the spike camera's exact depth, and
+    ``OUT/splits/{train,test}_files.txt`` (frames with both neighbours; the last ``test_sequences``
+    sequences are the test split, or all when 0). Returns the ground truth: ``H_rgb_to_spike``,
+    ``clock_offset_s``, sizes, intrinsics."""
 
+    rig = RigSpec() if rig is None else rig
     out = Path(out)
+    world_size = rig.world_size
     synthesize(
         out / "_world",
         sequences=sequences,
@@ -196,11 +207,18 @@ def synthesize_rig(
         seed=seed,
     )
     geo = _rig_geometry(
-        kitti.load_calib(out / "_world" / DATE, "02").K, world_size, rgb_scale, spike_size, spike_K, yaw_deg
+        kitti.load_calib(out / "_world" / DATE, "02").K,
+        world_size,
+        rig.rgb_scale,
+        rig.spike_size,
+        rig.spike_K,
+        rig.yaw_deg,
     )
-    params = SimParams(planes_per_frame=planes_per_frame, video_fps=fps, pre_roll_frames=pre_roll_frames)
+    params = SimParams(
+        planes_per_frame=rig.planes_per_frame, video_fps=rig.fps, pre_roll_frames=rig.pre_roll_frames
+    )
     names = [
-        _write_rig_sequence(out, q, geo, params, clock_offset_s, seed, exposure_changes)
+        _write_rig_sequence(out, q, geo, params, rig.clock_offset_s, seed, rig.exposure_changes)
         for q in range(sequences)
     ]
     test = names[len(names) - test_sequences :] if test_sequences else names
@@ -215,7 +233,7 @@ def synthesize_rig(
     return {
         "sequences": names,
         "H_rgb_to_spike": geo.Hws @ np.linalg.inv(geo.A),
-        "clock_offset_s": clock_offset_s,
+        "clock_offset_s": rig.clock_offset_s,
         "rgb_K": geo.A @ geo.Kw,
         "spike_K": geo.Ks,
         "rgb_size": geo.rgb_size,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from r2sdepth import __version__
 from r2sdepth.atomic import write_json_atomic
+from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti
 from r2sdepth.data.drives import sequence_key
 from r2sdepth.errors import R2SDepthError
@@ -106,18 +107,28 @@ def plan_jobs(
     return jobs, skipped
 
 
-def _params_meta(params: SimParams, height: int, width: int, seed: int) -> dict[str, Any]:
-    return {
-        "simulator": {"model": "integrate-and-fire", **params.to_dict()},
-        "height": height,
-        "width": width,
-        "build_seed": seed,
-    }
+@dataclass(frozen=True)
+class StreamSpec:
+    """How every stream of a build is made: frames resized to ``height`` x ``width`` (pixels), the
+    simulator's ``params`` and the build ``seed`` (defaults: the config schema's ``data.height``,
+    ``data.width`` and ``seed``). A finished stream whose sidecar records another spec is rebuilt."""
+
+    height: int = DataConfig.height
+    width: int = DataConfig.width
+    params: SimParams = field(default_factory=SimParams)
+    seed: int = TrainConfig.seed
+
+    def meta(self) -> dict[str, Any]:
+        """What a stream's sidecar and the manifest record of the spec."""
+        return {
+            "simulator": {"model": "integrate-and-fire", **self.params.to_dict()},
+            "height": self.height,
+            "width": self.width,
+            "build_seed": self.seed,
+        }
 
 
-def is_finished(
-    job: Job, out: Path, params: SimParams, height: int, width: int, seed: int, verify: bool = False
-) -> bool:
+def is_finished(job: Job, out: Path, spec: StreamSpec, verify: bool = False) -> bool:
     """Whether ``job``'s stream is complete and made with these parameters."""
     path = job.stream_path(out)
     try:
@@ -126,7 +137,7 @@ def is_finished(
         return False
     if meta is None or not path.is_file():
         return False
-    want = _params_meta(params, height, width, seed)
+    want = spec.meta()
     if any(meta.get(k) != v for k, v in want.items()):
         return False
     if meta.get("bytes") != path.stat().st_size:
@@ -140,9 +151,7 @@ def is_finished(
     return True
 
 
-def build_one(
-    job: Job, kitti_root: str, out: str, params: SimParams, height: int, width: int, seed: int
-) -> dict[str, Any]:
+def build_one(job: Job, kitti_root: str, out: str, spec: StreamSpec) -> dict[str, Any]:
     """Simulate one (drive, camera) stream; returns its sidecar content."""
     out_p = Path(out)
     path = job.stream_path(out_p)
@@ -150,14 +159,15 @@ def build_one(
     for stale in path.parent.glob(".stream.*.part"):  # left by an interrupted run of this job
         stale.unlink(missing_ok=True)
     ids = kitti.list_frame_ids(kitti_root, job.drive, job.cam)
-    frames = iter_frames(kitti.image_dir(kitti_root, job.drive, job.cam), height=height, width=width)
-    extra = _params_meta(params, height, width, seed)
-    extra.update({"sequence": job.drive, "camera": job.cam})
+    frames = iter_frames(
+        kitti.image_dir(kitti_root, job.drive, job.cam), height=spec.height, width=spec.width
+    )
+    extra = {**spec.meta(), "sequence": job.drive, "camera": job.cam}
     return simulate_to_file(
         frames,
         path,
-        params,
-        seed=seed,
+        spec.params,
+        seed=spec.seed,
         sequence=sequence_key(job.drive, job.cam),
         source=f"{job.drive}/image_{job.cam}",
         extra_meta=extra,
@@ -165,7 +175,7 @@ def build_one(
     )
 
 
-def write_manifest(out: Path, params: SimParams, height: int, width: int, seed: int) -> dict[str, Any]:
+def write_manifest(out: Path, spec: StreamSpec) -> dict[str, Any]:
     """Rewrite ``OUT/manifest.json`` from every finished stream under ``out``."""
     entries = []
     for sc in sorted(out.glob("*/*/spike_*/stream.json")):
@@ -188,11 +198,11 @@ def write_manifest(out: Path, params: SimParams, height: int, width: int, seed: 
     manifest = {
         "format": MANIFEST_FORMAT,
         "r2sdepth_version": __version__,
-        "height": height,
-        "width": width,
-        "build_seed": seed,
-        "rate_hz": params.rate_hz,
-        "simulator": {"model": "integrate-and-fire", **params.to_dict()},
+        "height": spec.height,
+        "width": spec.width,
+        "build_seed": spec.seed,
+        "rate_hz": spec.params.rate_hz,
+        "simulator": spec.meta()["simulator"],
         "sequences": len({e["sequence"] for e in entries}),
         "streams": len(entries),
         "rgb_frames": sum(e["rgb_frames"] or 0 for e in entries),
@@ -206,27 +216,28 @@ def write_manifest(out: Path, params: SimParams, height: int, width: int, seed: 
 def build_spike_kitti(
     kitti_root: str | os.PathLike,
     out: str | os.PathLike,
+    spec: StreamSpec | None = None,
     *,
     cameras: list[str] | None = None,
-    height: int = 192,
-    width: int = 640,
-    params: SimParams | None = None,
-    seed: int = 0,
     workers: int = 1,
     shard: str | None = None,
     sequences: str | os.PathLike | None = None,
     verify: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Build (or resume) Spike-KITTI; returns a summary with the manifest."""
+    """Build (or resume) Spike-KITTI under ``out``: one stream per (drive, camera) of ``kitti_root``
+    (``cameras``: default ``02`` and ``03``; ``sequences``: a split file whose drives are built),
+    each made as ``spec`` says (:class:`StreamSpec`); ``shard`` ``"i/n"`` builds every n-th job
+    from the i-th (a job of a cluster array), ``workers`` processes in parallel, ``verify`` checks a
+    finished stream's SHA-256 before skipping it. Returns a summary with the manifest."""
     kitti_root, out = Path(kitti_root), Path(out)
-    params = params or SimParams()
+    spec = StreamSpec() if spec is None else spec
     seqs = read_sequence_list(sequences) if sequences else None
     jobs, skipped = plan_jobs(kitti_root, cameras or ["02", "03"], seqs)
     i, n = parse_shard(shard)
     jobs = jobs[i::n]
     out.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs if not is_finished(j, out, params, height, width, seed, verify)]
+    todo = [j for j in jobs if not is_finished(j, out, spec, verify)]
     done_before = len(jobs) - len(todo)
     bar = None
     if progress:
@@ -234,15 +245,12 @@ def build_spike_kitti(
     try:
         if workers <= 1:
             for j in todo:
-                build_one(j, str(kitti_root), str(out), params, height, width, seed)
+                build_one(j, str(kitti_root), str(out), spec)
                 if bar is not None:
                     bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=workers) as ex:
-                futs = [
-                    ex.submit(build_one, j, str(kitti_root), str(out), params, height, width, seed)
-                    for j in todo
-                ]
+                futs = [ex.submit(build_one, j, str(kitti_root), str(out), spec) for j in todo]
                 for f in as_completed(futs):
                     f.result()
                     if bar is not None:
@@ -250,7 +258,7 @@ def build_spike_kitti(
     finally:
         if bar is not None:
             bar.close()
-    manifest = write_manifest(out, params, height, width, seed)
+    manifest = write_manifest(out, spec)
     return {
         "built": len(todo),
         "skipped_finished": done_before,
@@ -258,6 +266,3 @@ def build_spike_kitti(
         "shard": f"{i}/{n}",
         "manifest": manifest,
     }
-
-
-# --- the torch Dataset ---------------------------------------------------------------------------
