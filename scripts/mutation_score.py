@@ -77,6 +77,7 @@ def _configure(work: Path, module: str, tests: list[str]) -> None:
     text += (
         "\n[tool.mutmut]\n"
         f'source_paths = ["src/r2sdepth/{module}.py"]\n'
+        'pytest_add_cli_args = ["-n", "0"]\n'  # mutmut drives pytest itself: no xdist workers
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         'also_copy = ["src/r2sdepth", "scripts", "benchmarks", "tests"]\n'
     )

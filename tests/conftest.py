@@ -11,6 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("R2SDEPTH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the default run, ``-n auto``), each worker process gets an equal share of
+    the machine's cores for torch's intra-op threads and for the CLI processes its tests start
+    (``OMP_NUM_THREADS``, read when torch is first imported, which happens after this hook); else
+    two workers of two threads each would oversubscribe a two-core machine. An explicit
+    ``OMP_NUM_THREADS`` is kept."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():
