@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
@@ -64,7 +64,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {h}x{w}, T={a.window}, augment on")
 
     configs = {
-        (src, tr): SpikeKittiDataset(
+        (src, tr): SplitDataset(
             DriveOptions(
                 root,
                 height=h,

@@ -4,7 +4,7 @@
 
 CPU: peak resident memory of the process (ru_maxrss) after each configuration (monotone, so the
 rows are upper bounds of each configuration); GPU (when available): torch.cuda.max_memory_allocated.
-Data loading: samples/s of SpikeKittiDataset with spikes simulated on the fly and from a built
+Data loading: samples/s of SplitDataset with spikes simulated on the fly and from a built
 stream, on synthetic scenes, one process.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+from r2sdepth.data.dataset import SampleOptions, SplitDataset
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
@@ -84,7 +84,7 @@ def loading_speed(n: int = 40) -> dict[str, float]:
         split = root / "splits" / "train_files.txt"
         for name, spike_root in [("on-the-fly simulation", None), ("built stream (memmap)", Path(d) / "spk")]:
             drive = DriveOptions(root, height=192, width=640, window=128, spike_root=spike_root)
-            ds = SpikeKittiDataset(drive, split, SampleOptions(augment=True))
+            ds = SplitDataset(drive, split, SampleOptions(augment=True))
             ds[0]
             t = time.perf_counter()
             for i in range(len(ds)):

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
 from r2sdepth.data.synthetic import synthesize
@@ -316,7 +316,7 @@ def loading(a: argparse.Namespace, device: torch.device, demand: float | None) -
         n = max(2 * a.batch, 8)
         synthesize(root, sequences=1, frames=n + 2, height=h, width=w)
         build_spike_kitti(root, spk, StreamSpec(h, w, SimParams(planes_per_frame=a.window)), cameras=["02"])
-        ds = SpikeKittiDataset(
+        ds = SplitDataset(
             DriveOptions(
                 root,
                 height=h,

@@ -296,7 +296,7 @@ def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
     from PIL import Image
 
     from r2sdepth.data import kitti
-    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SplitDataset
     from r2sdepth.data.drives import DriveOptions
 
     root = tmp_path / "jpg"
@@ -307,7 +307,7 @@ def test_kitti_folders_of_jpeg_frames_are_read(tmp_path, synth):
         png.unlink()
     assert kitti.list_frame_ids(root, drive) == list(range(5))
     assert kitti.image_path(root, drive, 3).suffix == ".jpg"
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(root, height=64, width=96, window=16),
         root / "splits" / "test_files.txt",
         SampleOptions(context=(), with_gt=True, need_spikes=True),

@@ -62,7 +62,7 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
     ``spike``: self-distillation from a spike-only teacher (depth pseudo-labels + photometric)."""
     import lightning as L
 
-    from r2sdepth.train.datamodule import SpikeKittiDataModule
+    from r2sdepth.train.datamodule import SplitDataModule
     from r2sdepth.train.distill import DistillModule
 
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def test_teacher_frozen_through_a_real_fit_with_validation(synth, tmod):
         def on_before_backward(self, trainer, pl_module, loss):
             seen.append(tuple(m.training for m in pl_module.frozen_modules()) + (pl_module.net.training,))
 
-    dm = SpikeKittiDataModule(data_cfg(synth), "fusion")
+    dm = SplitDataModule(data_cfg(synth), "fusion")
     trainer = L.Trainer(
         max_steps=4,
         val_check_interval=2,
@@ -491,12 +491,12 @@ def test_pixel_weights_carry_no_gradient(mode):
 
 
 def test_distill_step_weights_are_detached(synth):
-    from r2sdepth.data.dataset import SpikeKittiDataset, collate
+    from r2sdepth.data.dataset import SplitDataset, collate
     from r2sdepth.data.drives import DriveOptions
     from r2sdepth.spike.simulate import SimParams
     from r2sdepth.train.distill import DistillModule
 
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32)),
         synth / "splits" / "train_files.txt",
     )
@@ -556,7 +556,7 @@ def test_export_and_infer_share_the_student_path(tmp_path):
 def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     """Spike-KITTI streams (build seed 5) and on-the-fly simulation (data seed 5) give the same
     window for frames 0, 1 and a middle frame; frame 0 has one (the pre-roll)."""
-    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SplitDataset
     from r2sdepth.data.drives import DriveOptions
     from r2sdepth.data.kitti import Sample
     from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
@@ -572,24 +572,24 @@ def test_built_and_on_the_fly_windows_are_byte_equal(synth, tmp_path):
     samples = [Sample(drive, f, "l") for f in (0, 1, 2, 4)]
     fly_opts = DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32), seed=5)
     one = SampleOptions(context=())
-    built = SpikeKittiDataset(replace(fly_opts, spike_root=tmp_path / "spk"), samples, one)
-    fly = SpikeKittiDataset(fly_opts, samples, one)
+    built = SplitDataset(replace(fly_opts, spike_root=tmp_path / "spk"), samples, one)
+    fly = SplitDataset(fly_opts, samples, one)
     for i in range(len(samples)):
         a, b = built[i]["spikes"], fly[i]["spikes"]
         assert a.shape == (32, 64, 96) and torch.equal(a, b), samples[i]
     assert not torch.equal(built[1]["spikes"], built[2]["spikes"])
-    other = SpikeKittiDataset(replace(fly_opts, seed=6), samples, one)
+    other = SplitDataset(replace(fly_opts, seed=6), samples, one)
     assert not torch.equal(other[1]["spikes"], fly[1]["spikes"])  # the seed matters
 
 
 def test_augmentation_is_a_function_of_seed_epoch_index(synth):
     """The same (seed, epoch, index) gives the same augmented sample in any process; another
     epoch gives another draw; colour jitter hits about half of the samples."""
-    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SplitDataset
     from r2sdepth.data.drives import DriveOptions
     from r2sdepth.train.datamodule import SeededSampler
 
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(synth, height=64, width=96),
         synth / "splits" / "train_files.txt",
         SampleOptions(need_spikes=False, augment=True, context=()),

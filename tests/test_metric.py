@@ -15,7 +15,7 @@ import torch
 
 from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+from r2sdepth.data.dataset import SampleOptions, SplitDataset
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.synthetic import STEREO_BASELINE, synthesize
 from r2sdepth.errors import R2SDepthError
@@ -154,7 +154,7 @@ def test_velocity_loss_by_hand():
 
 
 def test_travel_distances_from_poses(stereo_synth):
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
         SampleOptions(need_spikes=False, travel=True),
@@ -186,7 +186,7 @@ def test_stereo_source_warps_the_right_view_onto_the_left(stereo_synth, flip):
     """With the exact depth and the dataset's stereo pose, the rendered right view warped into the
     left camera matches the left view; with the baseline's sign wrong it does not (also flipped)."""
     split = stereo_synth / "splits" / "train_files.txt"
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         split,
         SampleOptions(need_spikes=False, stereo=True, context=()),
@@ -325,7 +325,7 @@ def test_stereo_view_is_a_source_of_the_photometric_loss(stereo_synth):
     from r2sdepth.train.datamodule import collate
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
         SampleOptions(need_spikes=False, stereo=True, context=()),
@@ -401,7 +401,7 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup)
     from r2sdepth.train.datamodule import collate
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
         SampleOptions(need_spikes=False, travel=True),
@@ -476,7 +476,7 @@ def test_known_speed_poses_have_the_distances_travelled(stereo_synth):
     from r2sdepth.train.datamodule import collate
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
         SampleOptions(need_spikes=False, travel=True),
@@ -526,7 +526,7 @@ def test_stereo_calibration_and_poses_are_read_once_per_drive(stereo_synth, monk
 
     monkeypatch.setattr(kitti, "stereo_transform", count("stereo", real_T))
     monkeypatch.setattr(kitti, "drive_positions", count("positions", real_pos))
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",
         SampleOptions(need_spikes=False, stereo=True, travel=True),

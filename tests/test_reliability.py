@@ -244,7 +244,7 @@ def test_last_checkpoint_is_the_last_step_and_rerun_trains_nothing(synth, tmp_pa
 def test_nan_validation_never_becomes_best(synth, tmp_path):
     import lightning as L
 
-    from r2sdepth.train.datamodule import SpikeKittiDataModule
+    from r2sdepth.train.datamodule import SplitDataModule
     from r2sdepth.train.module import DepthModule
     from r2sdepth.train.run import checkpoint_callbacks
 
@@ -278,7 +278,7 @@ def test_nan_validation_never_becomes_best(synth, tmp_path):
         accelerator="cpu",
     )
     with pytest.warns(RuntimeWarning, match="not a candidate for the best"):
-        t.fit(m, datamodule=SpikeKittiDataModule(cfg, "rgb"))
+        t.fit(m, datamodule=SplitDataModule(cfg, "rgb"))
     assert not list((tmp_path / "ck").glob("best-*.ckpt"))
     assert (tmp_path / "ck" / "last.ckpt").is_file()
 

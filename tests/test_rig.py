@@ -194,11 +194,11 @@ def test_train_and_eval_read_a_rig_root_through_the_cli(rig, tmp_path):
     import subprocess
     import sys
 
-    from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset
+    from r2sdepth.data.dataset import SampleOptions, SplitDataset
     from r2sdepth.data.drives import DriveOptions
 
     root = rig[0].parent
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(root, height=64, width=128, window=64),
         root / "splits" / "test_files.txt",
         SampleOptions(context=(-1, 1), with_gt=True),

@@ -101,7 +101,7 @@ def test_a_new_drive_kind_for_the_training_data_set_is_one_class_and_one_registr
         np.save(root / drive / "depth_npy" / f"{f:010d}.npy", depths[f])
     monkeypatch.setattr(drives, "DRIVE_KINDS", [NpyWindowsDrive, *drives.DRIVE_KINDS])  # the registry line
     split = [kitti.Sample(drive, 2, "l"), kitti.Sample("2011_09_26/2011_09_26_drive_0001_sync", 2, "l")]
-    ds = dataset.SpikeKittiDataset(drives.DriveOptions(root, height=64, width=96, window=8), split)
+    ds = dataset.SplitDataset(drives.DriveOptions(root, height=64, width=96, window=8), split)
     np.testing.assert_array_equal(ds[0]["spikes"].numpy(), windows[2])
     assert type(ds._kind(split[1].drive)) is drives.SimulatedDrive  # the other drive: unchanged
     assert ds[1]["spikes"].shape == (8, 64, 96) and ds[0]["K"].shape == (3, 3)

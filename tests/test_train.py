@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.synthetic import synthesize
 from r2sdepth.spike.simulate import SimParams
@@ -21,7 +21,7 @@ def r2(*args, **kw):
 
 
 def test_dataset_sample(synth):
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32)),
         synth / "splits" / "train_files.txt",
         SampleOptions(augment=True, with_gt=True),
@@ -41,8 +41,8 @@ def test_flip_is_consistent(synth):
     window, the ground-truth depth, and the principal point (cx' = W - 1 - cx; fx, fy, cy unchanged)."""
     drive = DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32))
     split = synth / "splits" / "train_files.txt"
-    plain = SpikeKittiDataset(drive, split, SampleOptions(with_gt=True))
-    aug = SpikeKittiDataset(drive, split, SampleOptions(with_gt=True, augment=True))
+    plain = SplitDataset(drive, split, SampleOptions(with_gt=True))
+    aug = SplitDataset(drive, split, SampleOptions(with_gt=True, augment=True))
     flipped = None
     for i in range(len(aug)):
         a, p = aug[i], plain[i]
@@ -74,9 +74,7 @@ def test_overfit_reduces_photometric_loss(tmp_path):
     root = tmp_path / "s"
     synthesize(root, sequences=8, frames=3, height=64, width=224, seed=0)
     samples = [x for n in ("train", "val", "test") for x in read_split(root / "splits" / f"{n}_files.txt")]
-    ds = SpikeKittiDataset(
-        DriveOptions(root, height=64, width=224), samples, SampleOptions(need_spikes=False)
-    )
+    ds = SplitDataset(DriveOptions(root, height=64, width=224), samples, SampleOptions(need_spikes=False))
     batch = collate([ds[i] for i in range(len(ds))])
     assert batch["color"].shape[0] == 8
     torch.manual_seed(0)
@@ -104,7 +102,7 @@ def test_overfit_reduces_photometric_loss(tmp_path):
 def test_nan_batch_is_skipped(synth):
     from r2sdepth.train.module import DepthModule
 
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(synth, height=64, width=96, window=32, sim=SimParams(planes_per_frame=32)),
         synth / "splits" / "train_files.txt",
     )
@@ -531,7 +529,7 @@ def test_depth_supervised_training_through_the_cli_learns(synth_long, tmp_path):
 def test_depth_supervised_batches_read_no_context_frames(synth):
     """photo_weight 0: training samples carry frame t and its ground truth only (no context frames
     read); validation samples keep their context frames for the photometric validation loss."""
-    from r2sdepth.train.datamodule import SpikeKittiDataModule
+    from r2sdepth.train.datamodule import SplitDataModule
 
     sp = synth / "splits"
     cfg = {
@@ -544,7 +542,7 @@ def test_depth_supervised_batches_read_no_context_frames(synth):
         "sim": {"planes_per_frame": 32},
         "gt_source": "exact",
     }
-    dm = SpikeKittiDataModule(cfg, "spike", train_gt=True, train_context=False)
+    dm = SplitDataModule(cfg, "spike", train_gt=True, train_context=False)
     dm.setup("fit")
     tr, va = dm.train_ds[0], dm.val_ds[0]
     assert (

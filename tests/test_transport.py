@@ -13,7 +13,7 @@ import torchvision.transforms.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.transport import color_jitter, draw_jitter, finish_batch, pack_spikes, unpack_spikes
 from r2sdepth.spike.io import SpikeStream, SpikeWriter
@@ -111,7 +111,7 @@ def test_hue_shift_that_wraps_to_exactly_one_turn():
 
 
 def _samples(synth, transport: str, keys):
-    ds = SpikeKittiDataset(
+    ds = SplitDataset(
         DriveOptions(synth, height=64, width=96, window=16, sim=SimParams(planes_per_frame=16)),
         synth / "splits" / "train_files.txt",
         SampleOptions(augment=True, transport=transport),
@@ -143,7 +143,7 @@ def test_bad_transport_is_refused(synth):
     from r2sdepth.errors import R2SDepthError
 
     with pytest.raises(R2SDepthError, match="transport must be one of"):
-        SpikeKittiDataset(
+        SplitDataset(
             DriveOptions(synth, height=64, width=96),
             synth / "splits" / "train_files.txt",
             SampleOptions(transport="zip"),
@@ -151,7 +151,7 @@ def test_bad_transport_is_refused(synth):
 
 
 def _fit(synth, transport: str) -> dict[str, torch.Tensor]:
-    from r2sdepth.train.datamodule import SpikeKittiDataModule
+    from r2sdepth.train.datamodule import SplitDataModule
     from r2sdepth.train.module import DepthModule
 
     sp = synth / "splits"
@@ -179,7 +179,7 @@ def _fit(synth, transport: str) -> dict[str, torch.Tensor]:
         accelerator="cpu",
         deterministic=True,
     )
-    t.fit(m, datamodule=SpikeKittiDataModule(cfg, "fusion"))
+    t.fit(m, datamodule=SplitDataModule(cfg, "fusion"))
     return {k: v.clone() for k, v in m.state_dict().items()}
 
 

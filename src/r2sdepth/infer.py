@@ -31,7 +31,7 @@ from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
 from r2sdepth.backends import SpikeRuntime, resolve_backend
 from r2sdepth.checkpoint import check_window, rate_mismatch, trained_window, trained_windows
 from r2sdepth.config import DataConfig, TrainConfig
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.sources import Item, SourceOptions, source_kind
@@ -143,7 +143,7 @@ def predict_split(
         seed=d.get("seed", TrainConfig.seed),
     )
     sample = SampleOptions(context=(), need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED))
-    ds = SpikeKittiDataset(drive, split, sample)
+    ds = SplitDataset(drive, split, sample)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds: list[np.ndarray] = []
     if progress:

@@ -29,7 +29,7 @@ TRANSPORTS = ("plain", "device")
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """What each sample of :class:`SpikeKittiDataset` holds (what the drive's frames come from is
+    """What each sample of :class:`SplitDataset` holds (what the drive's frames come from is
     :class:`r2sdepth.data.drives.DriveOptions`):
 
     * ``context``: source frames relative to the target (frame offsets; default: the schema's
@@ -52,7 +52,7 @@ class SampleOptions:
     transport: str = "plain"
 
 
-class SpikeKittiDataset(Dataset):
+class SplitDataset(Dataset):
     """Samples of a split for training and evaluation (a ``torch.utils.data.Dataset``).
 
     For split line ``(drive, frame t, side)`` it returns a dict:

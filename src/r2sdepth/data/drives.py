@@ -3,7 +3,7 @@ truth come from.
 
 One small class per kind, chosen once per drive by :func:`drive_kind` (the first of
 :data:`DRIVE_KINDS` whose ``accepts`` is true) and used alike by the training data set
-(:class:`r2sdepth.data.dataset.SpikeKittiDataset`) and the evaluation
+(:class:`r2sdepth.data.dataset.SplitDataset`) and the evaluation
 (:func:`r2sdepth.evaluate.split_gt`, :func:`r2sdepth.evaluate.split_intrinsics`). Every kind answers
 the same questions:
 

@@ -24,7 +24,7 @@ at the corresponding times (the rate of an integrate-and-fire pixel is proportio
 luminance), searched in steps of 1/8 plane and refined by a parabola.
 
 A folder of such sequences is a data root for ``train``, ``distill``, ``eval`` and ``infer``'s
-split mode: split lines ``<sequence> <frame index> l``; :class:`r2sdepth.data.dataset.SpikeKittiDataset`
+split mode: split lines ``<sequence> <frame index> l``; :class:`r2sdepth.data.dataset.SplitDataset`
 reads rig sequences (those with ``calib.yaml``) through this module. Simulated rigs with exact
 depth and calibration variants (tests, benchmarks) are made by :mod:`r2sdepth.data.rig_synth`.
 

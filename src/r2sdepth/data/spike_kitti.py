@@ -9,7 +9,7 @@ Output layout::
 Each stream holds a pre-roll and one chunk of P planes per frame of the drive (the window
 definition of :mod:`r2sdepth.spike.simulate`: every frame, frame 0 included, has a window, and
 the window of ``(build seed, drive, camera, frame)`` is byte-identical to the on-the-fly mode of
-:class:`SpikeKittiDataset` with ``data.seed`` = the build seed); its sidecar records the
+:class:`SplitDataset` with ``data.seed`` = the build seed); its sidecar records the
 simulator parameters, the build seed and sequence key, the frame -> plane index map, byte count
 and sha256.
 

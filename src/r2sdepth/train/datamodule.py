@@ -1,4 +1,4 @@
-"""LightningDataModule over :class:`~r2sdepth.data.dataset.SpikeKittiDataset` splits."""
+"""LightningDataModule over :class:`~r2sdepth.data.dataset.SplitDataset` splits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from r2sdepth.config import TrainConfig, section
-from r2sdepth.data.dataset import SampleOptions, SpikeKittiDataset, collate
+from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.transport import finish_batch
 from r2sdepth.seeds import stable_seed
@@ -69,7 +69,7 @@ class SeededSampler(Sampler):
         return -(-self.n // self.world)
 
 
-class SpikeKittiDataModule(L.LightningDataModule):
+class SplitDataModule(L.LightningDataModule):
     """Train/val loaders from split files; validation carries ground-truth depth.
 
     The training loader is deterministic from ``data.seed`` (order and augmentation, see
@@ -97,7 +97,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
             self.cfg["seed"] = TrainConfig.seed
         self.modality = modality
 
-    def _ds(self, split: str, train: bool) -> SpikeKittiDataset:
+    def _ds(self, split: str, train: bool) -> SplitDataset:
         c = self.cfg
         drive = DriveOptions(
             root=c["root"],
@@ -120,7 +120,7 @@ class SpikeKittiDataModule(L.LightningDataModule):
             travel=train and self.train_travel,
             transport=c["transport"],
         )
-        return SpikeKittiDataset(drive, split, sample)
+        return SplitDataset(drive, split, sample)
 
     def setup(self, stage: str | None = None) -> None:
         self.train_ds = self._ds(self.cfg["train_split"], True)

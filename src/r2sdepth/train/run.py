@@ -49,7 +49,7 @@ from r2sdepth.config import (
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.losses import compiled_ssim
 from r2sdepth.models.external import external_format, teacher_spec
-from r2sdepth.train.datamodule import SpikeKittiDataModule
+from r2sdepth.train.datamodule import SplitDataModule
 from r2sdepth.train.distill import DistillModule, check_distill_config
 from r2sdepth.train.load import teacher_from_checkpoint
 from r2sdepth.train.module import DepthModule
@@ -263,10 +263,10 @@ def _check_resume(out: Path, cfg: dict[str, Any], resume: bool, allow_config_cha
             )
 
 
-def _data_module(cfg: dict[str, Any], stage2: bool) -> SpikeKittiDataModule:
+def _data_module(cfg: dict[str, Any], stage2: bool) -> SplitDataModule:
     """The run's data, with the batch contents its losses need."""
     lc = cfg["loss"]
-    dm = SpikeKittiDataModule(
+    dm = SplitDataModule(
         cfg["data"],
         "fusion" if stage2 else cfg["model"]["modality"],
         train_gt=not stage2 and lc["depth_weight"] > 0,
@@ -322,7 +322,7 @@ def _trainer(out: Path, cfg: dict[str, Any], callbacks: list, resume_step: int) 
     )
 
 
-def _fit(trainer: L.Trainer, module: DepthModule, dm: SpikeKittiDataModule, ckpt_path: str | None) -> None:
+def _fit(trainer: L.Trainer, module: DepthModule, dm: SplitDataModule, ckpt_path: str | None) -> None:
     with warnings.catch_warnings():  # filters for this fit only, not for the caller's process
         # a deprecation that Lightning's own code triggers in torch: nothing a user can act on
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
