@@ -37,7 +37,7 @@ import torch
 
 from r2sdepth import evaluate as ev
 from r2sdepth.checkpoint import load_file
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.demo import DEMO_CHECKPOINT
 from r2sdepth.export import SpikeDepth, onnx_bytes, time_model
 from r2sdepth.models.r2sdepth import R2SDepthNet
@@ -146,7 +146,7 @@ def accuracy(a: argparse.Namespace) -> None:
 
     data = Path(a.accuracy_data)
     if not (data / "splits" / "test_files.txt").exists():
-        synthesize(data, sequences=10, frames=50, height=64, width=224, workers=a.threads)
+        synthesize(data, SceneSpec(frames=50, height=64, width=224), sequences=10, workers=a.threads)
     split = data / "splits" / "test_files.txt"
     gts = ev.split_gt(data, split)
     eager_batch = infer.predict_batch

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.data.transport import finish_batch
 from r2sdepth.spike.simulate import SimParams
 
@@ -58,7 +58,7 @@ def main() -> None:
     h, w = map(int, a.size.split("x"))
     root, spk = a.out / "scenes", a.out / "spikes"
     if not (root / "splits" / "train_files.txt").is_file():
-        synthesize(root, sequences=1, frames=a.samples + 2, height=h, width=w)
+        synthesize(root, SceneSpec(frames=a.samples + 2, height=h, width=w), sequences=1)
     build_spike_kitti(root, spk, StreamSpec(h, w, SimParams(planes_per_frame=a.window)), cameras=["02"])
     split = root / "splits" / "train_files.txt"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {h}x{w}, T={a.window}, augment on")

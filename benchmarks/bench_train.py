@@ -21,7 +21,7 @@ import torch
 from r2sdepth.data.dataset import SampleOptions, SplitDataset
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.spike.simulate import SimParams
 from r2sdepth.train.module import DepthModule
 
@@ -74,7 +74,7 @@ def loading_speed(n: int = 40) -> dict[str, float]:
     out = {}
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "s"
-        synthesize(root, sequences=1, frames=n + 2, height=192, width=640)
+        synthesize(root, SceneSpec(frames=n + 2, height=192, width=640), sequences=1)
         build_spike_kitti(
             root,
             Path(d) / "spk",

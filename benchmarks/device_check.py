@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader
 from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.data.transport import draw_jitter, finish_batch, pack_spikes
 from r2sdepth.export import SpikeDepth, onnx_bytes
 from r2sdepth.losses import compiled_ssim
@@ -314,7 +314,7 @@ def loading(a: argparse.Namespace, device: torch.device, demand: float | None) -
     with tempfile.TemporaryDirectory() as d:
         root, spk = Path(d) / "scenes", Path(d) / "spikes"
         n = max(2 * a.batch, 8)
-        synthesize(root, sequences=1, frames=n + 2, height=h, width=w)
+        synthesize(root, SceneSpec(frames=n + 2, height=h, width=w), sequences=1)
         build_spike_kitti(root, spk, StreamSpec(h, w, SimParams(planes_per_frame=a.window)), cameras=["02"])
         ds = SplitDataset(
             DriveOptions(

@@ -30,10 +30,10 @@ def shared_data() -> Path:
 
 
 def _synth(tmp_path_factory, name: str, sequences: int, frames: int) -> Path:
-    from r2sdepth.data.synthetic import synthesize
+    from r2sdepth.data.synthetic import SceneSpec, synthesize
 
     root = tmp_path_factory.mktemp(name)
-    synthesize(root, sequences=sequences, frames=frames, height=64, width=96, seed=0)
+    synthesize(root, SceneSpec(frames=frames, height=64, width=96, seed=0), sequences=sequences)
     return root
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from r2sdepth.checkpoint import load_file  # noqa: E402
-from r2sdepth.data.synthetic import synthesize  # noqa: E402
+from r2sdepth.data.synthetic import SceneSpec, synthesize  # noqa: E402
 from test_infer import r2, r2_in_process, tiny_ckpt  # noqa: E402
 
 TINY_RUN = ["--pose.width", "8", "--data.batch_size", "2", "--checkpoint.every_n_steps", "1"]
@@ -21,7 +21,7 @@ TINY_RUN = ["--pose.width", "8", "--data.batch_size", "2", "--checkpoint.every_n
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory):
     root = tmp_path_factory.mktemp("adapt")
-    synthesize(root / "synth", sequences=1, frames=6, height=64, width=96, seed=2)
+    synthesize(root / "synth", SceneSpec(frames=6, height=64, width=96, seed=2), sequences=1)
     images = root / "synth/2000_01_01/2000_01_01_drive_0000_sync/image_02/data"
     return {"images": images, "ckpt": tiny_ckpt(root / "tiny.ckpt", "spike", h=64, w=96, window=32)}
 

@@ -223,9 +223,9 @@ def test_distill_from_an_onnx_teacher_through_the_cli(exported, synth, tmp_path)
 
 
 def test_adapt_with_an_external_teacher_through_the_cli(exported, tmp_path):
-    from r2sdepth.data.synthetic import synthesize
+    from r2sdepth.data.synthetic import SceneSpec, synthesize
 
-    synthesize(tmp_path / "synth", sequences=1, frames=6, height=64, width=96, seed=2)
+    synthesize(tmp_path / "synth", SceneSpec(frames=6, height=64, width=96, seed=2), sequences=1)
     images = tmp_path / "synth/2000_01_01/2000_01_01_drive_0000_sync/image_02/data"
     student = tiny_ckpt(tmp_path / "student.ckpt", "spike", h=64, w=96, window=32)
     run = tmp_path / "run"

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from r2sdepth.data import kitti
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.geometry import (
     axis_angle_to_matrix,
     backproject,
@@ -72,7 +72,7 @@ def test_synthetic_view_synthesis_reproduces_target(tmp_path):
     """Ties synthetic data, calibration parsing and geometry together: warping frame t+1 into
     frame t with the exact depth and poses reproduces frame t on non-occluded pixels."""
     root = tmp_path / "syn"
-    synthesize(root, sequences=1, frames=3, height=96, width=320, seed=5, moving_cars=0)
+    synthesize(root, SceneSpec(frames=3, height=96, width=320, seed=5, moving_cars=0), sequences=1)
     drive = kitti.find_drives(root)[0]
     K = torch.from_numpy(kitti.load_calib(root / drive.split("/")[0], "02").K).float()[None]
     poses = kitti.read_poses(root / drive / "poses.txt")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from r2sdepth.data import kitti
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import compute_metrics, crop_mask, evaluate_depths, load_npz_maps, save_npz_maps
 
@@ -154,7 +154,7 @@ def test_missing_calibration(tmp_path):
 
 
 def test_synthetic_layout_and_exact_depth(tmp_path):
-    res = synthesize(tmp_path, sequences=2, frames=4, height=48, width=160, seed=1)
+    res = synthesize(tmp_path, SceneSpec(frames=4, height=48, width=160, seed=1), sequences=2)
     assert res["splits"] == {"train": 2, "val": 2, "test": 2}
     drives = kitti.find_drives(tmp_path)
     assert len(drives) == 2
@@ -172,9 +172,11 @@ def test_synthetic_layout_and_exact_depth(tmp_path):
     ts = kitti.read_timestamps(tmp_path / drives[0] / "image_02" / "timestamps.txt")
     np.testing.assert_allclose(ts, [0, 0.1, 0.2, 0.3], atol=1e-6)
     # rerun resumes (nothing rendered), other parameters are refused
-    assert synthesize(tmp_path, sequences=2, frames=4, height=48, width=160, seed=1)["rendered"] == 0
+    assert (
+        synthesize(tmp_path, SceneSpec(frames=4, height=48, width=160, seed=1), sequences=2)["rendered"] == 0
+    )
     with pytest.raises(R2SDepthError, match="other parameters"):
-        synthesize(tmp_path, sequences=2, frames=4, height=48, width=160, seed=2)
+        synthesize(tmp_path, SceneSpec(frames=4, height=48, width=160, seed=2), sequences=2)
 
 
 def test_intrinsics_scaling():

@@ -17,7 +17,7 @@ from r2sdepth import evaluate as ev
 from r2sdepth.data import kitti
 from r2sdepth.data.dataset import SampleOptions, SplitDataset
 from r2sdepth.data.drives import DriveOptions
-from r2sdepth.data.synthetic import STEREO_BASELINE, synthesize
+from r2sdepth.data.synthetic import STEREO_BASELINE, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.geometry import warp
 from r2sdepth.losses import photometric_error, velocity_loss
@@ -70,7 +70,7 @@ def test_camera_height_refuses_what_it_cannot_fit():
 @pytest.fixture(scope="module")
 def stereo_synth(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("stereo")
-    synthesize(root, sequences=2, frames=4, height=64, width=224, seed=3, stereo=True)
+    synthesize(root, SceneSpec(frames=4, height=64, width=224, seed=3, stereo=True), sequences=2)
     return root
 
 

@@ -701,16 +701,16 @@ def test_reconstruct_and_infer_memory_does_not_grow_with_the_stream(tmp_path, mo
 def test_killed_synth_leaves_no_frames_behind(tmp_path):
     """Temporaries of a killed ``synth`` are removed by the rerun and never listed as frames."""
     from r2sdepth.data import kitti
-    from r2sdepth.data.synthetic import synthesize
+    from r2sdepth.data.synthetic import SceneSpec, synthesize
     from r2sdepth.frames import list_frames
 
     out = tmp_path / "s"
-    synthesize(out, sequences=1, frames=3, height=32, width=64, seed=0)
+    synthesize(out, SceneSpec(frames=3, height=32, width=64, seed=0), sequences=1)
     img = out / "2000_01_01" / "2000_01_01_drive_0000_sync" / "image_02" / "data"
     stale = img / ".0000000003.part-abc123.png"  # what a kill during a PNG write leaves
     stale.write_bytes(b"\x89PNG partial")
     assert stale not in list_frames(img) and kitti.list_frame_ids(
         out, "2000_01_01/2000_01_01_drive_0000_sync"
     ) == [0, 1, 2]
-    synthesize(out, sequences=1, frames=3, height=32, width=64, seed=0)
+    synthesize(out, SceneSpec(frames=3, height=32, width=64, seed=0), sequences=1)
     assert not stale.exists() and not list(out.rglob("*.part*"))

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from r2sdepth.data import kitti
-from r2sdepth.data.synthetic import camera_pose, make_world, render, synthesize
+from r2sdepth.data.synthetic import SceneSpec, camera_pose, make_world, render, synthesize
 from r2sdepth.errors import R2SDepthError
 
 
 def test_traffic_lead_vehicle_keeps_its_distance_and_is_in_the_exact_depth(tmp_path):
     frames, fps = 4, 10.0
-    synthesize(tmp_path, sequences=1, frames=frames, height=64, width=96, seed=3, traffic=1.0)
+    synthesize(tmp_path, SceneSpec(frames=frames, height=64, width=96, seed=3, traffic=1.0), sequences=1)
     assert json.loads((tmp_path / "synth.json").read_text())["traffic"] == 1.0
     # the same world as render_sequence draws (same generator, same draws)
     rng = np.random.default_rng([3, 0])
@@ -49,11 +49,11 @@ def test_traffic_off_is_the_old_street_and_parameters_are_guarded(tmp_path):
         0.0,
     )
     assert img.shape == (64, 96, 3) and np.isfinite(depth).all()
-    synthesize(tmp_path, sequences=1, frames=3, height=32, width=32, seed=0, traffic=0.5)
+    synthesize(tmp_path, SceneSpec(frames=3, height=32, width=32, seed=0, traffic=0.5), sequences=1)
     with pytest.raises(R2SDepthError, match="other parameters"):
-        synthesize(tmp_path, sequences=1, frames=3, height=32, width=32, seed=0)
+        synthesize(tmp_path, SceneSpec(frames=3, height=32, width=32, seed=0), sequences=1)
     with pytest.raises(R2SDepthError, match="traffic density"):
-        synthesize(tmp_path / "x", sequences=1, frames=3, height=32, width=32, traffic=1.5)
+        synthesize(tmp_path / "x", SceneSpec(frames=3, height=32, width=32, traffic=1.5), sequences=1)
 
 
 def test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car(tmp_path):
@@ -61,7 +61,7 @@ def test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car(tm
     car side at a hand-computed distance; its glass is darker than its body at the same depth."""
     from r2sdepth.data.synthetic import Box, _vehicle_parts, intrinsics, make_roadside_world
 
-    synthesize(tmp_path, sequences=1, frames=3, height=48, width=80, seed=5, view="roadside")
+    synthesize(tmp_path, SceneSpec(frames=3, height=48, width=80, seed=5, view="roadside"), sequences=1)
     assert json.loads((tmp_path / "synth.json").read_text())["view"] == "roadside"
     drive = tmp_path / "2000_01_01/2000_01_01_drive_0000_sync"
     poses = np.loadtxt(drive / "poses.txt").reshape(-1, 3, 4)
@@ -102,9 +102,13 @@ def test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car(tm
     assert abs(depth[rg, cg] - depth[r, c]) < 0.1  # dark parts are as near as the body
     assert img[rg, cg].mean() < 0.5 * img[r, c].mean()
     with pytest.raises(R2SDepthError, match="roadside takes neither"):
-        synthesize(tmp_path / "x", sequences=1, frames=3, height=48, width=80, view="roadside", traffic=0.5)
+        synthesize(
+            tmp_path / "x",
+            SceneSpec(frames=3, height=48, width=80, view="roadside", traffic=0.5),
+            sequences=1,
+        )
     with pytest.raises(R2SDepthError, match="view must be one of"):
-        synthesize(tmp_path / "y", sequences=1, frames=3, height=48, width=80, view="sideways")
+        synthesize(tmp_path / "y", SceneSpec(frames=3, height=48, width=80, view="sideways"), sequences=1)
 
 
 def test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution():
@@ -123,4 +127,4 @@ def test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution():
     assert walls.min() < 0.3 and walls.max() > 0.8 and cars.min() < 0.3 and cars.max() > 0.8
     assert abs(np.median(walls) - np.median(cars)) < 0.2
     with pytest.raises(R2SDepthError, match="needs --view roadside"):
-        synthesize("unused", sequences=1, frames=3, height=48, width=80, shared_looks=True)
+        synthesize("unused", SceneSpec(frames=3, height=48, width=80, shared_looks=True), sequences=1)

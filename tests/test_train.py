@@ -10,7 +10,7 @@ import torch
 
 from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
 from r2sdepth.data.drives import DriveOptions
-from r2sdepth.data.synthetic import synthesize
+from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.spike.simulate import SimParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def test_overfit_reduces_photometric_loss(tmp_path):
     from r2sdepth.train.module import DepthModule
 
     root = tmp_path / "s"
-    synthesize(root, sequences=8, frames=3, height=64, width=224, seed=0)
+    synthesize(root, SceneSpec(frames=3, height=64, width=224, seed=0), sequences=8)
     samples = [x for n in ("train", "val", "test") for x in read_split(root / "splits" / f"{n}_files.txt")]
     ds = SplitDataset(DriveOptions(root, height=64, width=224), samples, SampleOptions(need_spikes=False))
     batch = collate([ds[i] for i in range(len(ds))])

@@ -25,7 +25,7 @@ from r2sdepth import __version__
 from r2sdepth import evaluate as ev
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.config import config_help
-from r2sdepth.data.synthetic import VIEWS, synthesize
+from r2sdepth.data.synthetic import VIEWS, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report
 from r2sdepth.frames import iter_frames
@@ -501,21 +501,18 @@ def _parser_synth(sub: argparse._SubParsersAction) -> None:
 @_command("synth", _parser_synth)
 def _cmd_synth(a: argparse.Namespace) -> int:
 
-    res = synthesize(
-        a.out,
-        sequences=a.sequences,
+    spec = SceneSpec(
         frames=a.frames,
         height=a.size[0],
         width=a.size[1],
         seed=a.seed,
-        workers=a.workers,
         moving_cars=a.moving_cars,
-        progress=sys.stderr.isatty(),
         traffic=a.traffic,
         stereo=a.stereo,
         view=a.view,
         shared_looks=a.shared_looks,
     )
+    res = synthesize(a.out, spec, sequences=a.sequences, workers=a.workers, progress=sys.stderr.isatty())
     print(
         f"wrote {len(res['drives'])} sequence(s) x {a.frames} frames ({a.size[0]}x{a.size[1]}) to {a.out} "
         f"({res['rendered']} rendered now); splits: {res['splits']}"

@@ -24,7 +24,7 @@ from r2sdepth import evaluate as ev
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path
 from r2sdepth.data.kitti import Sample, gt_depth, list_frame_ids, write_split
-from r2sdepth.data.synthetic import DATE, synthesize
+from r2sdepth.data.synthetic import DATE, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.infer import (
     _clear_stale_outputs,
@@ -68,7 +68,7 @@ def run_demo(
     h, w = int(meta["height"]), int(meta["width"])
     out = Path(out)
     scene = out / "scene"
-    synthesize(scene, sequences=1, frames=frames, height=h, width=w, seed=seed, progress=progress)
+    synthesize(scene, SceneSpec(frames=frames, height=h, width=w, seed=seed), sequences=1, progress=progress)
     drive = f"{DATE}/{DATE}_drive_0000_sync"
     gts = [gt_depth(scene, drive, i, "l") for i in range(frames)]
     res = run_infer(

@@ -18,7 +18,7 @@ from PIL import Image
 
 from r2sdepth.data import kitti
 from r2sdepth.data.rig import warp_rgb_to_spike
-from r2sdepth.data.synthetic import DATE, synthesize
+from r2sdepth.data.synthetic import DATE, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.simulate import SimParams, simulate_to_file
 
@@ -200,11 +200,8 @@ def synthesize_rig(
     world_size = rig.world_size
     synthesize(
         out / "_world",
+        SceneSpec(frames=frames, height=world_size[0], width=world_size[1], seed=seed),
         sequences=sequences,
-        frames=frames,
-        height=world_size[0],
-        width=world_size[1],
-        seed=seed,
     )
     geo = _rig_geometry(
         kitti.load_calib(out / "_world" / DATE, "02").K,

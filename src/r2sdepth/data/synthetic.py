@@ -36,6 +36,7 @@ from skimage import data
 from tqdm import tqdm
 
 from r2sdepth.atomic import remove_stale_temporaries, save_png, write_bytes_atomic, write_json_atomic
+from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data.kitti import Sample, write_depth_png, write_split
 from r2sdepth.errors import R2SDepthError
 
@@ -721,15 +722,17 @@ def calib_text(K: np.ndarray, height: int, width: int) -> str:
 @dataclass(frozen=True)
 class SceneSpec:
     """What every drive of one :func:`synthesize` call shares: ``frames`` per drive at ``fps``,
-    the image size (pixels), the seed, the number of moving cars, the traffic density (0-1),
-    ``stereo`` (also camera 03, ``STEREO_BASELINE`` to the right of camera 02), the ``view``
-    (``street``: :func:`make_world`; ``roadside``: :func:`make_roadside_world`, with
-    ``shared_looks``)."""
+    the image size (pixels; default the schema's ``data.height`` x ``data.width``), the seed, the
+    number of moving cars, the traffic density (0-1; :func:`_add_traffic`, 0: none), ``stereo``
+    (also camera 03, :data:`STEREO_BASELINE` to the right of camera 02), the ``view`` (``street``:
+    a camera driving along the road, :func:`make_world`; ``roadside``: a static camera at the curb
+    watching traffic pass, :func:`make_roadside_world`), ``shared_looks`` (roadside only: walls
+    and vehicles draw their looks from one distribution)."""
 
-    frames: int
-    height: int
-    width: int
-    seed: int
+    frames: int = 20
+    height: int = DataConfig.height
+    width: int = DataConfig.width
+    seed: int = TrainConfig.seed
     moving_cars: int = 2
     fps: float = 10.0
     traffic: float = 0.0
@@ -857,42 +860,40 @@ def _render_all(args: list[tuple], workers: int, bar: Any) -> None:
 
 def synthesize(
     out: str | os.PathLike,
+    spec: SceneSpec | None = None,
+    *,
     sequences: int = 4,
-    frames: int = 20,
-    height: int = 192,
-    width: int = 640,
-    seed: int = 0,
     workers: int = 1,
-    moving_cars: int = 2,
     progress: bool = False,
-    traffic: float = 0.0,
-    stereo: bool = False,
-    view: str = "street",
-    shared_looks: bool = False,
 ) -> dict[str, Any]:
-    """Write ``sequences`` drives of ``frames`` frames each under ``out``; resumable.
-    ``traffic`` (0-1): density of the city traffic of :func:`_add_traffic` (0: none).
-    ``stereo``: also the right camera (``image_03``, :data:`STEREO_BASELINE`).
-    ``view``: ``street`` (a camera driving along the road) or ``roadside`` (a static camera at
-    the curb watching traffic pass, :func:`make_roadside_world`); ``shared_looks`` (roadside
-    only): walls and vehicles draw their looks from one distribution."""
-    _check_scene_options((sequences, frames), (height, width), view, traffic, stereo, shared_looks)
+    """Write ``sequences`` drives of ``spec`` (:class:`SceneSpec`) under ``out``, rendered in
+    ``workers`` processes; resumable (a folder made with another spec is refused)."""
+    spec = SceneSpec() if spec is None else spec
+    frames, height, width, view = spec.frames, spec.height, spec.width, spec.view
+    _check_scene_options(
+        (sequences, frames), (height, width), view, spec.traffic, spec.stereo, spec.shared_looks
+    )
     out = Path(out)
     K = intrinsics(height, width, view)
-    params = {"frames": frames, "height": height, "width": width, "seed": seed, "moving_cars": moving_cars}
-    if traffic > 0:  # (absent when 0: folders made before the option stay resumable)
-        params["traffic"] = traffic
-    if stereo:
+    params = {
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "seed": spec.seed,
+        "moving_cars": spec.moving_cars,
+    }
+    if spec.traffic > 0:  # (absent when 0: folders made before the option stay resumable)
+        params["traffic"] = spec.traffic
+    if spec.stereo:
         params["stereo"] = True
     if view != "street":
         params["view"] = view
-    if shared_looks:
+    if spec.shared_looks:
         params["shared_looks"] = True
     _claim_folder(out, params)
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
     todo = [s for s in range(sequences) if not _complete(out / f"{DATE}/{DATE}_drive_{s:04d}_sync", frames)]
-    spec = SceneSpec(frames, height, width, seed, moving_cars, 10.0, traffic, stereo, view, shared_looks)
     args = [(str(out), s, spec) for s in todo]
     bar = tqdm(total=sequences, initial=sequences - len(todo), unit="seq", desc="synth") if progress else None
     _render_all(args, workers, bar)
