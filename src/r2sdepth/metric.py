@@ -52,38 +52,70 @@ def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return pts.T.reshape(h, w, 3).numpy()
 
 
+@dataclass(frozen=True)
+class PlaneFit:
+    """The ground-plane fit's parameters (see the module docstring; fixed on synthetic scenes with
+    exact depth): rows from ``lower_start`` x H down, planes within ``max_tilt_deg`` (degrees) of
+    horizontal, inliers within ``inlier_rel`` x the median depth, ``iterations`` RANSAC draws
+    among at most ``max_points`` points (drawn with ``seed``)."""
+
+    lower_start: float = 0.55
+    max_tilt_deg: float = 5.0
+    inlier_rel: float = 0.02
+    iterations: int = 300
+    max_points: int = 5000
+    seed: int = 0
+
+
 def camera_height_scale(
-    depth: np.ndarray,
-    K: np.ndarray,
-    camera_height: float = KITTI_CAMERA_HEIGHT,
-    *,
-    lower_start: float = 0.55,
-    max_tilt_deg: float = 5.0,
-    inlier_rel: float = 0.02,
-    iterations: int = 300,
-    max_points: int = 5000,
-    seed: int = 0,
+    depth: np.ndarray, K: np.ndarray, camera_height: float = KITTI_CAMERA_HEIGHT, fit: PlaneFit | None = None
 ) -> GroundFit:
     """The factor that makes ``depth`` ``[H, W]`` metric: ``camera_height`` (metres) over the
     camera's distance to the ground plane fitted in the back-projected lower image (see the
-    module docstring). Raises :class:`R2SDepthError` when no plane is found (too few valid
-    pixels, or no near-horizontal plane)."""
+    module docstring; ``fit``: its parameters). Raises :class:`R2SDepthError` when no plane is
+    found (too few valid pixels, or no near-horizontal plane)."""
     if not (math.isfinite(camera_height) and camera_height > 0):
         raise R2SDepthError(f"camera height {camera_height}: must be a positive number of metres")
+    fit = PlaneFit() if fit is None else fit
+    rng = np.random.default_rng(fit.seed)  # one stream: the subsampling, then the RANSAC draws
+    sel = _ground_candidates(depth, K, fit, rng)
+    tol = fit.inlier_rel * float(np.median(sel[:, 2]))
+    cos_tilt = math.cos(math.radians(fit.max_tilt_deg))
+    n, d = _ransac_plane(sel, tol, cos_tilt, fit.iterations, rng)
+    n, d, inliers = _refine_plane(sel, n, d, tol, cos_tilt)
+    return GroundFit(
+        scale=float(camera_height / d),
+        normal=tuple(float(x) for x in n),
+        distance=d,
+        inliers=inliers,
+        candidates=len(sel),
+    )
+
+
+def _ground_candidates(
+    depth: np.ndarray, K: np.ndarray, fit: PlaneFit, rng: np.random.Generator
+) -> np.ndarray:
+    """Camera-frame points ``[N, 3]`` of the lower image below the optical axis (at most
+    ``fit.max_points``, drawn with ``rng``)."""
     depth = np.asarray(depth, np.float64)
     if depth.ndim != 2:
         raise R2SDepthError(f"depth map must be 2-D, got {depth.shape}")
     pts = backproject(depth, np.asarray(K, np.float64))
     h = depth.shape[0]
-    sel = pts[int(lower_start * h) :].reshape(-1, 3)
+    sel = pts[int(fit.lower_start * h) :].reshape(-1, 3)
     sel = sel[np.isfinite(sel).all(1) & (sel[:, 2] > 0) & (sel[:, 1] > 0)]
     if len(sel) < 50:
         raise R2SDepthError(f"ground plane: only {len(sel)} valid pixels below the horizon")
-    rng = np.random.default_rng(seed)
-    if len(sel) > max_points:
-        sel = sel[rng.choice(len(sel), max_points, replace=False)]
-    tol = inlier_rel * float(np.median(sel[:, 2]))
-    cos_tilt = math.cos(math.radians(max_tilt_deg))
+    if len(sel) > fit.max_points:
+        sel = sel[rng.choice(len(sel), fit.max_points, replace=False)]
+    return sel
+
+
+def _ransac_plane(
+    sel: np.ndarray, tol: float, cos_tilt: float, iterations: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    """The best of ``iterations`` near-horizontal planes ``n . X = d`` through three of ``sel``'s
+    points (drawn with ``rng``): most inliers within ``tol`` minus points below it."""
     planes: list[tuple[np.ndarray, float, int]] = []
     for a, b, c in rng.integers(0, len(sel), (iterations, 3)):
         n = np.cross(sel[b] - sel[a], sel[c] - sel[a])
@@ -103,8 +135,16 @@ def camera_height_scale(
     if not planes:
         raise R2SDepthError("ground plane: no near-horizontal plane below the horizon")
     best_n, best_d, _ = max(planes, key=lambda p: p[2])
-    n, d = best_n, best_d
-    for band in (tol, tol / 4, tol / 16):  # least squares on the inliers, then on narrower bands
+    return best_n, best_d
+
+
+def _refine_plane(
+    sel: np.ndarray, n: np.ndarray, d: float, tol: float, cos_tilt: float
+) -> tuple[np.ndarray, float, int]:
+    """Least squares on the plane's inliers, then on narrower bands (1/4, 1/16 of ``tol``); stops
+    where a band has under 3 points or its plane leaves the near-horizontal ones. Returns the plane
+    and the number of points of the last band."""
+    for band in (tol, tol / 4, tol / 16):
         inl = sel[np.abs(sel @ n - d) < band]
         if len(inl) < 3:
             break
@@ -114,13 +154,7 @@ def camera_height_scale(
         if m[1] < cos_tilt or float(m @ centre) <= 0:
             break
         n, d = m, float(m @ centre)
-    return GroundFit(
-        scale=float(camera_height / d),
-        normal=tuple(float(x) for x in n),
-        distance=d,
-        inliers=len(inl),
-        candidates=len(sel),
-    )
+    return n, d, len(inl)
 
 
 def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
