@@ -805,7 +805,7 @@ def _parser_adapt(sub: argparse._SubParsersAction) -> None:
 
 @_command("adapt", _parser_adapt)
 def _cmd_adapt(a: argparse.Namespace) -> int:
-    from r2sdepth.train.adapt import run_adapt  # noqa: PLC0415  torch-level: loaded on use
+    from r2sdepth.train.adapt import AdaptJob, run_adapt  # noqa: PLC0415  torch-level: loaded on use
 
     if a.print_config:  # (the footage is not read: the root and split are where the run will put them)
         from r2sdepth.checkpoint import checkpoint_path  # noqa: PLC0415  torch-level: loaded on use
@@ -821,7 +821,7 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
         return 0
     if not a.out:
         raise R2SDepthError("--out RUN_DIR is required (unless --print-config)")
-    res = run_adapt(
+    job = AdaptJob(
         a.checkpoint,
         a.input,
         a.out,
@@ -835,6 +835,7 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
         allow_config_change=a.allow_config_change,
         teacher=a.teacher,
     )
+    res = run_adapt(job)
     print(
         f"adapted on {res['frames']} frames to step {res['run']['global_step']}; "
         f"spike-only model {res['checkpoint']} (r2sdepth infer --checkpoint {res['checkpoint']} ...)"

@@ -187,52 +187,65 @@ def _evaluate(ckpts: dict[str, Any], footage: Footage, split: Path, spike_root: 
     return res
 
 
-def run_adapt(
-    checkpoint: str | os.PathLike,
-    source: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    intrinsics: tuple[float, float, float, float] | None = None,
-    fov: float | None = None,
-    frames: str | None = None,
-    eval_frames: str | None = None,
-    spike_root: str | os.PathLike | None = None,
-    overrides: list[str] | None = None,
-    resume: bool = True,
-    allow_config_change: bool = False,
-    teacher: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """Adapt ``checkpoint`` to ``source`` into the run folder ``out`` (module docstring). Returns
-    ``{"checkpoint": slim spike-only file, "run": training result, "frames": n, "eval": ...}``.
+@dataclass(frozen=True)
+class AdaptJob:
+    """One ``r2sdepth adapt`` run (the subcommand's options): adapt ``checkpoint`` (a file or a
+    shipped name) to the footage ``source`` into the run folder ``out``.
 
-    ``teacher``: an external depth network (ONNX, TorchScript, ``hub:OWNER/REPO:ENTRY``; see
-    :mod:`r2sdepth.models.external`) teaches instead of ``checkpoint`` itself, which is then the
-    student's starting point (``init_from``)."""
+    * ``intrinsics`` ``(fx, fy, cx, cy)`` (pixels) or ``fov`` (degrees): the camera of footage
+      without a calibration file;
+    * ``frames`` / ``eval_frames``: frame specs (:func:`frame_spec`) to train on / to hold out and
+      evaluate before and after (when the footage has depth);
+    * ``spike_root``: real spike streams (``build-spike-kitti`` layout) instead of simulated ones;
+    * ``overrides``: ``key=value`` config overrides; ``resume`` / ``allow_config_change``: as
+      ``r2sdepth train``;
+    * ``teacher``: an external depth network (ONNX, TorchScript, ``hub:OWNER/REPO:ENTRY``; see
+      :mod:`r2sdepth.models.external`) teaches instead of ``checkpoint`` itself, which is then the
+      student's starting point (``init_from``).
+    """
 
-    model = checkpoint_path(checkpoint)
-    out = Path(out)
-    footage = prepare_footage(source, out, intrinsics=intrinsics, fov=fov)
-    chosen = frame_spec(frames, footage.frames)
-    held = frame_spec(eval_frames, footage.frames) if eval_frames else []
-    if set(held) & set(chosen) and frames is not None:
+    checkpoint: str | os.PathLike
+    source: str | os.PathLike
+    out: str | os.PathLike
+    intrinsics: tuple[float, float, float, float] | None = None
+    fov: float | None = None
+    frames: str | None = None
+    eval_frames: str | None = None
+    spike_root: str | os.PathLike | None = None
+    overrides: list[str] | None = None
+    resume: bool = True
+    allow_config_change: bool = False
+    teacher: str | os.PathLike | None = None
+
+
+def run_adapt(job: AdaptJob) -> dict[str, Any]:
+    """Run ``job`` (module docstring). Returns ``{"checkpoint": slim spike-only file, "run":
+    training result, "frames": n, "eval": ...}``."""
+
+    model = checkpoint_path(job.checkpoint)
+    out, teacher, spike_root = Path(job.out), job.teacher, job.spike_root
+    footage = prepare_footage(job.source, out, intrinsics=job.intrinsics, fov=job.fov)
+    chosen = frame_spec(job.frames, footage.frames)
+    held = frame_spec(job.eval_frames, footage.frames) if job.eval_frames else []
+    if set(held) & set(chosen) and job.frames is not None:
         raise R2SDepthError("--eval-frames overlap --frames: evaluate on frames the adaptation did not see")
-    if held and frames is None:
+    if held and job.frames is None:
         chosen = [f for f in chosen if f not in set(held)]  # train on the rest
     n = training_split(footage, chosen, out / "train_files.txt")
     cfg = self_distill_config(
-        footage.root, out / "train_files.txt", spike_root=spike_root, overrides=overrides
+        footage.root, out / "train_files.txt", spike_root=spike_root, overrides=job.overrides
     )
     if teacher is not None:
         cfg["init_from"] = str(model)
     res = run_training(
-        cfg, out, resume=resume, teacher=teacher or model, allow_config_change=allow_config_change
+        cfg, out, resume=job.resume, teacher=teacher or model, allow_config_change=job.allow_config_change
     )
     dest = out / "adapted_spike.ckpt"
     adapted_on = {
-        "footage": str(source),
+        "footage": str(job.source),
         "drive": footage.drive,
         "training_targets": n,
-        "from": str(checkpoint),
+        "from": str(job.checkpoint),
         "teacher": str(teacher) if teacher is not None else "itself (self-distillation)",
         "steps": res["global_step"],
         "recipe": "r2sdepth adapt ("
@@ -251,4 +264,12 @@ def run_adapt(
     return result
 
 
-__all__ = ["Footage", "self_distill_config", "frame_spec", "prepare_footage", "run_adapt", "training_split"]
+__all__ = [
+    "AdaptJob",
+    "Footage",
+    "self_distill_config",
+    "frame_spec",
+    "prepare_footage",
+    "run_adapt",
+    "training_split",
+]
