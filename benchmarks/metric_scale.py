@@ -159,7 +159,9 @@ def main() -> None:
                 "train_min": round(minutes, 1),
             }
             for sc in SCALINGS:
-                r = ev.evaluate_depths(preds, gts, scaling=sc, intrinsics=Ks, camera_height=1.65)
+                r = ev.evaluate_depths(
+                    preds, gts, ev.EvalProtocol(scaling=sc, camera_height=1.65), intrinsics=Ks
+                )
                 row[sc] = {k: r[k] for k in (*ev.METRICS, "n", "scaling") if k in r}
                 row[sc].update(
                     {

@@ -3,7 +3,7 @@
     python scripts/mutation_check.py [--only NAME ...] [--work DIR]
 
 Each mutation is applied to a copy of the repository (``--work``, default a temporary folder;
-the checkout itself is never modified), the tests that guard it run with ``pytest -x``, and the
+the checkout itself is never modified), the tests that guard it run with ``pytest -x -n 0``, and the
 result is printed: ``caught`` (a test failed, as it must) or ``MISSED``. Exit status 1 when any
 mutation was missed. Runs on CPU; about 1-2 minutes per mutation on 2 cores.
 """
@@ -62,8 +62,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "val-without-median-scaling": (
         "src/r2sdepth/train/module.py",
-        "max_depth=max_depth, median_scaling=True)",
-        "max_depth=max_depth, median_scaling=False)",
+        'EvalProtocol(crop=crop, max_depth=max_depth, scaling="median")',
+        'EvalProtocol(crop=crop, max_depth=max_depth, scaling="none")',
         [CORE + "::test_validation_metrics_equal_r2sdepth_eval"],
     ),
     "gradient-through-pixel-weights": (
@@ -759,7 +759,7 @@ def main() -> int:
         f.write_text(text.replace(old, new))
         t0 = time.time()
         r = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rs", *tests],
+            [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", "-rs", *tests],
             cwd=work,
             env=env,
             capture_output=True,

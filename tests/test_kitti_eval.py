@@ -7,7 +7,14 @@ import pytest
 from r2sdepth.data import kitti
 from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.evaluate import compute_metrics, crop_mask, evaluate_depths, load_npz_maps, save_npz_maps
+from r2sdepth.evaluate import (
+    EvalProtocol,
+    compute_metrics,
+    crop_mask,
+    evaluate_depths,
+    load_npz_maps,
+    save_npz_maps,
+)
 
 
 def test_metrics_hand_computed():
@@ -34,13 +41,13 @@ def test_perfect_and_scaled_predictions():
     assert scaled["abs_rel"] == pytest.approx(0, abs=1e-5)
     assert scaled["ratio_median"] == pytest.approx(1 / 3.7, rel=1e-4)
     assert scaled["ratio_std"] == pytest.approx(0, abs=1e-5)
-    unscaled = evaluate_depths([g * 2 + 1 for g in gts], gts, median_scaling=False)
+    unscaled = evaluate_depths([g * 2 + 1 for g in gts], gts, EvalProtocol(scaling="fixed"))
     assert unscaled["abs_rel"] > 0.5
-    fixed = evaluate_depths([g * 2 + (g == 0) for g in gts], gts, median_scaling=False, scale=0.5)
+    fixed = evaluate_depths([g * 2 + (g == 0) for g in gts], gts, EvalProtocol(scaling="fixed", scale=0.5))
     assert fixed["abs_rel"] == pytest.approx(0, abs=1e-5)
     # predictions of another size are resized to the ground truth
     ramp = np.tile(np.linspace(5, 50, 160, dtype=np.float32), (50, 1))
-    small = evaluate_depths([ramp[::2, ::2]], [ramp], median_scaling=False)
+    small = evaluate_depths([ramp[::2, ::2]], [ramp], EvalProtocol(scaling="fixed"))
     assert small["n"] == 1 and small["abs_rel"] < 0.02
 
 
@@ -193,11 +200,11 @@ def test_trivial_baselines():
     g = np.full((20, 30), 10.0, np.float32)
     g[:10] = 20.0
     train = [np.full((5, 5), 15.0, np.float32), np.zeros((5, 5), np.float32)]  # zeros = no ground truth
-    a = mean_depth_baseline(train, [g], crop=None)
-    b = mean_depth_baseline(None, [g], mean=15.0, crop=None)
+    a = mean_depth_baseline(train, [g], EvalProtocol(crop=None))
+    b = mean_depth_baseline(None, [g], EvalProtocol(crop=None), mean=15.0)
     assert a["mean_depth"] == b["mean_depth"] == 15.0 and a["abs_rel"] == b["abs_rel"]
     assert a["abs_rel"] == pytest.approx((0.5 + 0.25) / 2) and not a["median_scaling"]
-    c = constant_median_baseline([g], crop=None)  # scaled to the median depth, 15 m
+    c = constant_median_baseline([g], EvalProtocol(crop=None))  # scaled to the median depth, 15 m
     assert c["median_scaling"] and c["abs_rel"] == pytest.approx((0.5 + 0.25) / 2)
 
 

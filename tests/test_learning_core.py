@@ -360,14 +360,14 @@ def test_loss_map_is_masked_per_pixel_minimum_with_zero_gradient_where_masked():
 def test_evaluation_uses_median_not_mean_scaling():
     """A prediction whose mean and median ratios differ: abs_rel computed by hand with the
     median ratio (and the clamp to 80 m)."""
-    from r2sdepth.evaluate import evaluate_depths
+    from r2sdepth.evaluate import EvalProtocol, evaluate_depths
 
     gt = np.zeros((10, 10), np.float32)
     gt[5:, :] = np.linspace(2, 60, 50, dtype=np.float32).reshape(5, 10)
     pred = np.ones_like(gt)
     pred[5:, :] = gt[5:, :] / 3.0
     pred[9, 5:] *= 10  # a few far outliers drag the mean ratio, not the median
-    res = evaluate_depths([pred], [gt], crop="none", max_depth=80.0)
+    res = evaluate_depths([pred], [gt], EvalProtocol(crop="none", max_depth=80.0))
     m = gt > 0
     g, p = gt[m].astype(np.float64), pred[m].astype(np.float64)
     r_med = np.median(g) / np.median(p)

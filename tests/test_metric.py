@@ -313,8 +313,8 @@ def test_camera_height_run_uses_one_factor_for_every_image(stereo_synth):
     gts = ev.split_gt(stereo_synth, split)[:2]
     preds = [np.where(g > 0, g, 80.0) / s for g, s in zip(gts, (5.0, 10.0))]
     Ks = [kitti.load_calib(stereo_synth / "2000_01_01").K] * 2  # native size = the maps' size
-    per_image = ev.evaluate_depths(preds, gts, scaling="camera-height", intrinsics=Ks)
-    per_run = ev.evaluate_depths(preds, gts, scaling="camera-height-run", intrinsics=Ks)
+    per_image = ev.evaluate_depths(preds, gts, ev.EvalProtocol(scaling="camera-height"), intrinsics=Ks)
+    per_run = ev.evaluate_depths(preds, gts, ev.EvalProtocol(scaling="camera-height-run"), intrinsics=Ks)
     assert per_image["abs_rel"] < 0.03
     assert per_run["abs_rel"] > 0.15  # one factor (7.5) for a x5 and a x10 map: each a third off
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2sdepth.evaluate import evaluate_depths
+from r2sdepth.evaluate import EvalProtocol, evaluate_depths
 from r2sdepth.spike.io import window_start
 from r2sdepth.spike.reconstruct import tfi, tfp
 
@@ -67,11 +67,11 @@ def test_median_scaled_metrics_ignore_a_global_scale_and_a_perfect_prediction_sc
     rng = np.random.default_rng(seed)
     gt = np.where(rng.random((40, 60)) < 0.5, rng.uniform(2.0, 70.0, (40, 60)), 0.0).astype(np.float32)
     pred = (gt + rng.uniform(0.5, 5.0, gt.shape)).astype(np.float32)
-    kw = {"crop": None}
-    a, b = evaluate_depths([pred], [gt], **kw), evaluate_depths([pred * np.float32(k)], [gt], **kw)
+    pr = EvalProtocol(crop=None)
+    a, b = evaluate_depths([pred], [gt], pr), evaluate_depths([pred * np.float32(k)], [gt], pr)
     for m in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"):
         assert abs(a[m] - b[m]) <= 1e-4 * max(1.0, abs(a[m])), (m, a[m], b[m])
-    perfect = evaluate_depths([gt * np.float32(k) + (gt == 0)], [gt], **kw)
+    perfect = evaluate_depths([gt * np.float32(k) + (gt == 0)], [gt], pr)
     assert perfect["abs_rel"] < 1e-5 and perfect["a1"] == 1.0
 
 

@@ -15,7 +15,7 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,22 +87,32 @@ def resize_to(pred_depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return 1.0 / np.maximum(disp, 1e-6)
 
 
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How predictions are scored (defaults: the KITTI Eigen protocol as Monodepth2 runs it):
+    ``crop`` (``garg``, ``eigen`` or None), ground truth kept in ``[min_depth, max_depth]``
+    (metres) and predictions clipped to it, ``scaling`` (one of :data:`SCALINGS`; ``fixed``
+    multiplies by ``scale``), ``camera_height`` (metres) for the camera-height scalings."""
+
+    crop: str | None = "garg"
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    scaling: str = "median"
+    scale: float = 1.0
+    camera_height: float = KITTI_CAMERA_HEIGHT
+
+
 def evaluate_depths(
     preds: Sequence[np.ndarray],
     gts: Sequence[np.ndarray],
+    protocol: EvalProtocol | None = None,
     *,
-    crop: str | None = "garg",
-    min_depth: float = 1e-3,
-    max_depth: float = 80.0,
-    median_scaling: bool = True,
-    scale: float = 1.0,
-    scaling: str | None = None,
     intrinsics: Sequence[np.ndarray] | None = None,
-    camera_height: float = KITTI_CAMERA_HEIGHT,
 ) -> dict[str, Any]:
-    """Evaluate depth predictions (metres, any size) against ground truths (0 = invalid).
+    """Evaluate depth predictions (metres, any size) against ground truths (0 = invalid) under
+    ``protocol`` (:class:`EvalProtocol`; default median scaling).
 
-    ``scaling`` (default: ``median`` if ``median_scaling`` else ``fixed``): ``median`` per-image
+    ``protocol.scaling``: ``median`` per-image
     ``median(gt) / median(pred)``; ``camera-height`` per-image
     :func:`r2sdepth.metric.camera_height_scale` of the prediction with ``intrinsics[i]`` (``K``
     at the prediction's size) and ``camera_height`` metres (no ground truth used; an image
@@ -119,7 +129,15 @@ def evaluate_depths(
         raise R2SDepthError(f"{len(preds)} predictions for {len(gts)} ground-truth maps")
     if not len(gts):
         raise R2SDepthError("nothing to evaluate")
-    scaling = _checked_scaling(scaling or ("median" if median_scaling else "fixed"), scale)
+    pr = EvalProtocol() if protocol is None else protocol
+    crop, min_depth, max_depth, scale, camera_height = (
+        pr.crop,
+        pr.min_depth,
+        pr.max_depth,
+        pr.scale,
+        pr.camera_height,
+    )
+    scaling = _checked_scaling(pr.scaling, scale)
     preds = [_as_2d(p, i) for i, p in enumerate(preds)]
     factors = (
         _camera_height_factors(preds, intrinsics, camera_height, per_run=scaling == "camera-height-run")
@@ -261,16 +279,20 @@ def _camera_height_factors(
 
 
 def mean_depth_baseline(
-    train_gts: Iterable[np.ndarray] | None, gts: Sequence[np.ndarray], *, mean: float | None = None, **kw: Any
+    train_gts: Iterable[np.ndarray] | None,
+    gts: Sequence[np.ndarray],
+    protocol: EvalProtocol | None = None,
+    *,
+    mean: float | None = None,
 ) -> dict[str, Any]:
     """Metrics of the trivial baseline: the mean training depth (metres, from ``train_gts`` or
-    given as ``mean``) everywhere, no scaling."""
+    given as ``mean``) everywhere, no scaling (``protocol``'s crop and depth range)."""
+    pr = replace(EvalProtocol() if protocol is None else protocol, scaling="none", scale=1.0)
     if mean is None:
         vals = [np.asarray(g)[np.asarray(g) > 0] for g in train_gts or ()]
-        mean = float(np.mean(np.concatenate([v[v < kw.get("max_depth", 80.0)] for v in vals])))
+        mean = float(np.mean(np.concatenate([v[v < pr.max_depth] for v in vals])))
     preds = [np.full(np.asarray(g).shape, mean, np.float32) for g in gts]
-    kw = {**kw, "median_scaling": False, "scaling": "none", "scale": 1.0, "intrinsics": None}
-    res = evaluate_depths(preds, gts, **kw)
+    res = evaluate_depths(preds, gts, pr)
     res["mean_depth"] = float(mean)
     return res
 
@@ -301,23 +323,32 @@ def flat_road_prior(
 
 
 def flat_road_baseline(
-    gts: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray], *, far: float = FLAT_ROAD_FAR, **kw: Any
+    gts: Sequence[np.ndarray],
+    intrinsics: Sequence[np.ndarray],
+    protocol: EvalProtocol | None = None,
+    *,
+    far: float = FLAT_ROAD_FAR,
 ) -> dict[str, Any]:
-    """Metrics of :func:`flat_road_prior` (``intrinsics[i]`` at ground truth ``i``'s size), with
-    the scaling of ``kw`` (median by default, as the models are scored)."""
+    """Metrics of :func:`flat_road_prior` (``intrinsics[i]`` at ground truth ``i``'s size; the
+    protocol's camera height) under ``protocol`` (median scaling by default, as the models are
+    scored)."""
     if len(intrinsics) != len(gts):
         raise R2SDepthError(f"{len(intrinsics)} intrinsics for {len(gts)} ground-truth maps")
-    height = kw.get("camera_height", KITTI_CAMERA_HEIGHT)
-    preds = [flat_road_prior(np.asarray(g).shape[-2:], K, height, far) for g, K in zip(gts, intrinsics)]
-    res = evaluate_depths(preds, gts, **kw)
+    pr = EvalProtocol() if protocol is None else protocol
+    preds = [
+        flat_road_prior(np.asarray(g).shape[-2:], K, pr.camera_height, far) for g, K in zip(gts, intrinsics)
+    ]
+    res = evaluate_depths(preds, gts, pr)
     res["far_cap_m"] = far
     return res
 
 
-def constant_median_baseline(gts: Sequence[np.ndarray], **kw: Any) -> dict[str, Any]:
-    """Metrics of a constant map under per-image median scaling (it already knows each image's
-    median depth: the stronger trivial baseline for median-scaled models)."""
-    return evaluate_depths([np.ones(np.asarray(g).shape, np.float32) for g in gts], gts, **kw)
+def constant_median_baseline(
+    gts: Sequence[np.ndarray], protocol: EvalProtocol | None = None
+) -> dict[str, Any]:
+    """Metrics of a constant map under ``protocol`` (default per-image median scaling: it already
+    knows each image's median depth, the stronger trivial baseline for median-scaled models)."""
+    return evaluate_depths([np.ones(np.asarray(g).shape, np.float32) for g in gts], gts, protocol)
 
 
 class _ArrayOnlyUnpickler:
@@ -550,9 +581,9 @@ class EvalJob:
             raise R2SDepthError("--baseline-split needs --data")
 
     @property
-    def kw(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`evaluate_depths`."""
-        return dict(
+    def protocol(self) -> EvalProtocol:
+        """The :class:`EvalProtocol` of the flags."""
+        return EvalProtocol(
             crop=self.crop,
             min_depth=self.min_depth,
             max_depth=self.max_depth,
@@ -599,17 +630,17 @@ class EvalJob:
     ) -> dict[str, dict[str, Any]]:
         """Rows of the table: each ``name -> (predictions, intrinsics or None)`` scored by
         :func:`evaluate_depths`, then the baselines asked for; every row records ``gt_source``."""
-        kw = self.kw
-        rows = {name: evaluate_depths(p, gts, **kw, intrinsics=K) for name, (p, K) in named.items()}
+        pr = self.protocol
+        rows = {name: evaluate_depths(p, gts, pr, intrinsics=K) for name, (p, K) in named.items()}
         if self.baseline_split:
             rows["mean-depth baseline"] = mean_depth_baseline(
-                split_gt(self.data, self.baseline_split, self.gt_source), gts, **kw
+                split_gt(self.data, self.baseline_split, self.gt_source), gts, pr
             )
         if self.baselines:
-            rows["constant"] = constant_median_baseline(gts, **kw)
+            rows["constant"] = constant_median_baseline(gts, pr)
             if self.data and self.split:
                 Ks_gt = split_intrinsics(self.data, self.split, [g.shape[-2:] for g in gts])
-                rows["flat-road prior"] = flat_road_baseline(gts, Ks_gt, **kw)
+                rows["flat-road prior"] = flat_road_baseline(gts, Ks_gt, pr)
         for r in rows.values():
             r["gt_source"] = gt_source
         return rows

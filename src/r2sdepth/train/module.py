@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from r2sdepth.checkpoint import load_file, state_dict_of
 from r2sdepth.config import section
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.evaluate import METRICS, evaluate_depths
+from r2sdepth.evaluate import METRICS, EvalProtocol, evaluate_depths
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
 from r2sdepth.losses import (
     self_supervised_loss,
@@ -400,7 +400,7 @@ def batch_metrics(
     try:
         with warnings.catch_warnings():  # images without ground truth just do not count here
             warnings.simplefilter("ignore", RuntimeWarning)
-            res = evaluate_depths(preds, gts, crop=crop, max_depth=max_depth, median_scaling=True)
+            res = evaluate_depths(preds, gts, EvalProtocol(crop=crop, max_depth=max_depth, scaling="median"))
     except R2SDepthError:  # no image of this batch has valid ground truth inside the crop
         return {}, 0
     return {k: res[k] for k in METRICS}, int(res["n"])
