@@ -4,8 +4,8 @@
 through a :class:`SpikeRuntime`. ``backend="auto"`` (the default) picks ONNX Runtime on a CPU when
 it is installed (``pip install 'r2sdepth[export]'``): the same graph as ``r2sdepth export``
 (:func:`r2sdepth.export.onnx_bytes` of :class:`r2sdepth.export.SpikeDepth`), float32, equal to
-eager PyTorch within float32 rounding (relative 1e-5 on the shipped models) and 1.4-2.0x faster on 2 CPU threads
-(``benchmarks/bench_infer.py --fast-paths``; README, "Speed"). Otherwise, and for
+eager PyTorch within float32 rounding (relative 1e-5 on the shipped models) and 1.4-2.0x faster on
+2 CPU threads (``benchmarks/bench_infer.py --fast-paths``; README, "Speed"). Otherwise, and for
 ``backend="torch"``, eager PyTorch. A session is built on first use for each window shape
 ``[B, T, H, W]`` (the export traces the network at that shape: about a second for the shipped
 models, a few for paper-size ones).

@@ -105,9 +105,8 @@ def load_file(path: str | os.PathLike, *, verify: bool = True) -> dict[str, Any]
     except Exception as e:  # noqa: BLE001 (torch raises many kinds)
         text = str(e)
 
-        glob = re.search(
-            r"GLOBAL ([\w.]+)", text
-        )  # torch's wording varies: "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y whose module ..."
+        # torch's wording varies: "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y whose module ..."
+        glob = re.search(r"GLOBAL ([\w.]+)", text)
         if glob:
             raise R2SDepthError(
                 f"{path}: refused: the checkpoint holds a pickled {glob.group(1)}, which "
@@ -150,8 +149,8 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
     },
     "real": {
         "units": "near metres (trained with synthetic exact depth, then self-distilled on real footage)",
-        "typical_scale": "metres = x0.78 on KITTI drive 0005 (frames 0-29), x1.09 on drive 0009 (frames 0-50); "
-        "--camera-height 1.65 (KITTI) brings it within 1.1x of median scaling on both",
+        "typical_scale": "metres = x0.78 on KITTI drive 0005 (frames 0-29), x1.09 on drive 0009 "
+        "(frames 0-50); --camera-height 1.65 (KITTI) brings it within 1.1x of median scaling on both",
         "trained_on": "synthetic traffic (exact depth) with 20 kHz camera-rate windows + 1200 steps of "
         "self-distillation on the unlabelled KITTI drive 0095 (no LiDAR; benchmarks/camera_rate_transfer.py "
         "--ship-length, seed 0)",
@@ -191,8 +190,10 @@ def check_window(meta: dict[str, Any], window: int) -> None:
     if isinstance(window, bool) or int(window) != window or window <= 0 or window % per:
         near = sorted({max(per, window // per * per), (window // per + 1) * per}) if window > 0 else [per]
         raise R2SDepthError(
-            f"window {window}: this model splits a window into {rep.get('chunks', 4)} chunks x {rep.get('bins', 8)} "
-            f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on {trained})"
+            f"window {window}: this model splits a window into {rep.get('chunks', 4)} chunks x "
+            f"{rep.get('bins', 8)} "
+            f"bins, so it takes multiples of {per} planes (e.g. {' or '.join(map(str, near))}; trained on "
+            f"{trained})"
         )
     if trained and int(window) != trained:
         warnings.warn(
@@ -223,7 +224,8 @@ def rate_mismatch(meta: dict[str, Any], rate_hz: float, window: int) -> str | No
     )
     return (
         f"the model was trained on {tw['planes']}-plane windows at {tw['rate_hz']:g} planes/s "
-        f"({1e3 * (tw['duration_s'] or 0):.3g} ms, {how}); this input's {window} planes at {rate_hz:g} planes/s "
+        f"({1e3 * (tw['duration_s'] or 0):.3g} ms, {how}); this input's {window} planes at {rate_hz:g} "
+        "planes/s "
         f"last {1e3 * dur:.3g} ms: depth may be implausible (use a model trained at this rate, see "
         f"`r2sdepth models`, or train one with data.sim.camera_rate_hz {rate_hz:g})"
     )

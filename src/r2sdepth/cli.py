@@ -206,7 +206,8 @@ def _open_stream(a: argparse.Namespace):
     warn_layout(st)
     if st.ignored_bytes:
         print(
-            f"r2sdepth: warning: {a.input}: the last {st.ignored_bytes} bytes (an incomplete plane) were ignored",
+            f"r2sdepth: warning: {a.input}: the last {st.ignored_bytes} bytes (an incomplete plane) were "
+            "ignored",
             file=sys.stderr,
         )
     return st
@@ -252,7 +253,8 @@ def _cmd_info(a: argparse.Namespace) -> int:
             return 0
         if not rows:
             print(
-                f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor HxW "
+                f"{a.input}: no known layout divides its {Path(a.input).stat().st_size} bytes; give --sensor "
+                "HxW "
                 "(and --header-bytes / --stored-size) or --allow-partial for a truncated file"
             )
             return 1
@@ -360,7 +362,8 @@ def _cmd_fit_sim(a: argparse.Namespace) -> int:
     write_json_atomic(a.out, res)
     st_ = res["stats"]
     print(
-        f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate {st_['mean_rate']:.3f} "
+        f"{a.input}: {st_['planes']} planes at {res['sim']['camera_rate_hz']:g} Hz, mean rate "
+        f"{st_['mean_rate']:.3f} "
         f"spikes/plane (median {st_['rate_quantiles']['p50']:.3f}, 95% {st_['rate_quantiles']['p95']:.3f}), "
         f"{100 * st_['saturated_share']:.1f}% saturated"
     )
@@ -406,7 +409,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         f"{params.planes_per_frame}"
     )
     print(
-        f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} bytes"
+        f"wrote {a.out}: {meta['frames']} planes ({what}), {meta['height']}x{meta['width']}, {meta['bytes']} "
+        "bytes"
     )
     return 0
 
@@ -434,7 +438,10 @@ def _parser_build_spike_kitti(sub: argparse._SubParsersAction) -> None:
 
 @_command("build-spike-kitti", _parser_build_spike_kitti)
 def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
-    from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti  # noqa: PLC0415  torch-level: loaded on use
+    from r2sdepth.data.spike_kitti import (  # noqa: PLC0415  torch-level: loaded on use
+        StreamSpec,
+        build_spike_kitti,
+    )
 
     res = build_spike_kitti(
         a.kitti_root,
@@ -454,7 +461,8 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
     )
     if res["missing_cameras"]:
         print(
-            f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. {res['missing_cameras'][0]}"
+            f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. "
+            f"{res['missing_cameras'][0]}"
         )
     return 0
 
@@ -1079,7 +1087,8 @@ def _cmd_models(a: argparse.Namespace) -> int:
         h, w = m["trained_size"]
         print(f"{m['name']}  ({m['path']})")
         print(
-            f"  input         {m['modality']} window of {m['window_planes']} planes at {m['planes_per_second']:g} "
+            f"  input         {m['modality']} window of {m['window_planes']} planes at "
+            f"{m['planes_per_second']:g} "
             f"planes/s ({m['window_s'] * 1e3:.3g} ms, {m['window_mode']} windows), trained at {h}x{w}"
         )
         for k in ("units", "typical_scale", "trained_on"):

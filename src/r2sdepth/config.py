@@ -269,7 +269,8 @@ class TrainConfig:
     data: DataConfig = _f(DataConfig, "data")
     trainer: dict[str, Any] = _f(
         dict(DEFAULT_TRAINER_ARGS),
-        "Lightning Trainer arguments (precision null: bf16-mixed on a GPU that supports it, else 16-mixed; 32 on CPU)",
+        "Lightning Trainer arguments (precision null: bf16-mixed on a GPU that supports it, else 16-mixed; "
+        "32 on CPU)",
     )
     checkpoint: CheckpointConfig = _f(CheckpointConfig, "last.ckpt frequency")
     speed: SpeedConfig = _f(SpeedConfig, "speed options that leave the maths unchanged")
@@ -398,7 +399,8 @@ def _schema_keys(schema: Any, prefix: str = "") -> list[str]:
     keys = []
     for f in dataclasses.fields(schema):
         keys.append(prefix + f.name)
-        t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        has_factory = f.default_factory is not dataclasses.MISSING
+        t = f.default_factory() if has_factory else None  # type: ignore[misc]
         if dataclasses.is_dataclass(t):
             keys += _schema_keys(type(t), prefix + f.name + ".")
     return keys
@@ -467,7 +469,8 @@ def _check_choices(schema: Any, values: dict[str, Any], prefix: str = "") -> Non
             raise R2SDepthError(
                 f"config key {prefix}{f.name}: {v!r} is not one of {', '.join(map(str, choices))}"
             )
-        t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        has_factory = f.default_factory is not dataclasses.MISSING
+        t = f.default_factory() if has_factory else None  # type: ignore[misc]
         if dataclasses.is_dataclass(t) and isinstance(v, dict):
             _check_choices(type(t), v, prefix + f.name + ".")
 
@@ -499,7 +502,8 @@ def config_help(*, stage2: bool = False) -> str:
             ch = f.metadata.get("choices")
             extra = f" [{'|'.join(map(str, ch))}]" if ch else ""
             lines.append(
-                f"  --{prefix}{f.name} {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                f"  --{prefix}{f.name} "
+                f"{yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
                 f"{extra}: {f.metadata.get('help', '')}"
             )
 

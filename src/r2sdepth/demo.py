@@ -108,7 +108,8 @@ def run_demo(
     print(f"\nscene (RGB, exact depth)  {scene}")
     print(f"spike stream              {out / 'stream.dat'}")
     print(
-        f"depth maps                {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), "
+        f"depth maps                {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model "
+        "units), "
         f"{out / 'color'} (with colour bar)"
     )
     print(f"animation                 {out / 'demo.gif'}  (TFP | depth | RGB | ground truth)")
@@ -187,7 +188,8 @@ def run_real_demo(
         f"spikes simulated from the frames"
     )
     print(
-        f"depth maps {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), {out / 'color'} "
+        f"depth maps {out / 'depth'} (.npy), {out / 'depth_tiff'} (float32 TIFF; model units), "
+        f"{out / 'color'} "
         f"(with colour bar); metrics {out / 'metrics.json'}"
     )
     return metrics

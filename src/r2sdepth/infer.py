@@ -180,7 +180,8 @@ def fit_rgb(frames: np.ndarray, size: tuple[int, int], mode: str) -> torch.Tenso
 
 
 def depth_from_net(depth: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Network depth ``[B, 1, H, W]`` -> ``[B, 1, h, w]`` at the input's size (crop, or resize in disparity)."""
+    """Network depth ``[B, 1, H, W]`` -> ``[B, 1, h, w]`` at the input's size (crop, or resize in
+    disparity)."""
 
     if tuple(depth.shape[-2:]) == tuple(size):
         return depth

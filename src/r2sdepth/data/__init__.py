@@ -1,1 +1,2 @@
-"""Datasets: KITTI raw (:mod:`.kitti`), synthetic scenes (:mod:`.synthetic`), Spike-KITTI (:mod:`.spike_kitti`)."""
+"""Datasets: KITTI raw (:mod:`.kitti`), synthetic scenes (:mod:`.synthetic`), Spike-KITTI
+(:mod:`.spike_kitti`)."""

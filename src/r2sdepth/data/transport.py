@@ -111,8 +111,9 @@ def color_jitter(color: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 def finish_batch(batch: dict[str, Any]) -> dict[str, Any]:
     """Turn a packed / deferred batch into the plain one, in place, on the batch's device:
     ``spikes_packed`` (uint8 ``[B, T, H, W / 8]``) -> ``spikes`` (uint8 ``[B, T, H, W]``; training
-    widths are multiples of 32), ``jitter`` / ``jitter_on`` -> ``color_aug`` (float ``[B, F, 3, H, W]``: jittered
-    where ``jitter_on``, ``color`` elsewhere). A plain batch is returned unchanged."""
+    widths are multiples of 32), ``jitter`` / ``jitter_on`` -> ``color_aug`` (float
+    ``[B, F, 3, H, W]``: jittered where ``jitter_on``, ``color`` elsewhere). A plain batch is
+    returned unchanged."""
     if PACKED_KEY in batch:
         packed = batch.pop(PACKED_KEY)
         batch["spikes"] = unpack_spikes(packed, packed.shape[-1] * 8)

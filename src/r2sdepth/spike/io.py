@@ -320,7 +320,8 @@ class SpikeStream:
             )
         if self.row0 + self.height > self.stored_height or self.col0 + self.width > self.stored_width:
             raise R2SDepthError(
-                f"{self.path}: the {self.height}x{self.width} image at row {self.row0}, column {self.col0} does "
+                f"{self.path}: the {self.height}x{self.width} image at row {self.row0}, column {self.col0} "
+                "does "
                 f"not fit the stored {self.stored_height}x{self.stored_width} plane"
             )
 

@@ -113,9 +113,10 @@ class SimParams:
     camera_rate_hz: float = field(
         default=0.0,
         metadata={
-            "help": "planes per second of a real camera (e.g. 20000): the chunk of frame t is then the last P planes "
-            "before t at this rate (P / rate seconds, light interpolated within them), not the whole frame "
-            "interval; 0: P planes spread over the frame interval (Spike-KITTI as published)"
+            "help": "planes per second of a real camera (e.g. 20000): the chunk of frame t is then the "
+            "last P planes before t at this rate (P / rate seconds, light interpolated within them), "
+            "not the whole frame interval; 0: P planes spread over the frame interval (Spike-KITTI as "
+            "published)"
         },
     )
 
@@ -160,7 +161,8 @@ class SimParams:
             raise R2SDepthError(
                 f"{self.planes_per_frame} planes at camera_rate_hz={self.camera_rate_hz:g} last "
                 f"{1e3 * self.planes_per_frame / self.camera_rate_hz:.4g} ms, longer than the "
-                f"{1e3 / self.video_fps:.4g} ms between RGB frames: use fewer planes per frame or camera_rate_hz 0"
+                f"{1e3 / self.video_fps:.4g} ms between RGB frames: use fewer planes per frame or "
+                "camera_rate_hz 0"
             )
 
     @property

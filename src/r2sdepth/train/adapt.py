@@ -78,7 +78,8 @@ def _kitti_drive(path: Path) -> Footage | None:
     date_dir = path.parent
     if not (date_dir / "calib_cam_to_cam.txt").is_file():
         raise R2SDepthError(
-            f"{path}: a KITTI raw drive needs {date_dir / 'calib_cam_to_cam.txt'} (the calibration of its date)"
+            f"{path}: a KITTI raw drive needs {date_dir / 'calib_cam_to_cam.txt'} (the calibration of its "
+            "date)"
         )
     drive = f"{date_dir.name}/{path.name}"
     return Footage(date_dir.parent, drive, list_frame_ids(date_dir.parent, drive, "02"))

@@ -416,7 +416,9 @@ class FinalStepCheckpoint(Callback):
     def __init__(self, path: Path) -> None:
         self.path, self.saved_at = Path(path), None
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[override]
+    def on_train_batch_end(  # type: ignore[override]
+        self, trainer, pl_module, outputs, batch, batch_idx
+    ) -> None:
         if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
             trainer.save_checkpoint(str(self.path), weights_only=False)
             self.saved_at = trainer.global_step
