@@ -424,6 +424,85 @@ def _check_trainer_keys(trainer: dict[str, Any]) -> None:
             )
 
 
+def check_run_rules(cfg: dict[str, Any], *, stage2: bool) -> None:
+    """The cross-key rules of a resolved run config (stage 1, or ``stage2``: distillation), checked
+    before any data is touched: what each loss term needs from the data and the other terms."""
+    if stage2:
+        if cfg["loss"]["depth_weight"] > 0:
+            raise R2SDepthError(
+                "loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight"
+            )
+    elif cfg["loss"]["photo_weight"] <= 0 and cfg["loss"]["depth_weight"] <= 0:
+        raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
+    if stage2 and cfg["loss"]["velocity_weight"] > 0:
+        raise R2SDepthError("loss.velocity_weight is a stage-1 (train) option")
+    if (
+        cfg["loss"]["velocity_weight"] < 0
+        or cfg["loss"]["velocity_weight"] > 0
+        and not cfg["data"]["context"]
+    ):
+        raise R2SDepthError("loss.velocity_weight must be >= 0 and needs context frames (data.context)")
+    m = cfg["model"]
+    if m.get("init_depth") is not None and not m["min_depth"] < m["init_depth"] < m["max_depth"]:
+        raise R2SDepthError(
+            f"model.init_depth {m['init_depth']} must lie between model.min_depth {m['min_depth']} "
+            f"and model.max_depth {m['max_depth']}"
+        )
+    if cfg["loss"]["photo_weight"] > 0 and not cfg["data"]["context"] and not cfg["data"]["stereo"]:
+        raise R2SDepthError("loss.photo_weight > 0 needs source views: data.context frames or data.stereo")
+    if cfg["loss"]["known_speed"] and (
+        stage2 or not cfg["data"]["context"] or cfg["loss"]["photo_weight"] <= 0
+    ):
+        raise R2SDepthError(
+            "loss.known_speed scales the pose net's translations of stage 1: it needs data.context "
+            "frames and loss.photo_weight > 0"
+        )
+    if cfg["loss"]["velocity_warmup"] < 0:
+        raise R2SDepthError("loss.velocity_warmup must be >= 0 (optimiser steps)")
+    if cfg["loss"]["velocity_weight"] > 0 and cfg["loss"]["photo_weight"] <= 0:
+        raise R2SDepthError(
+            "loss.velocity_weight supervises the pose net, which only loss.photo_weight > 0 trains"
+        )
+    if cfg["data"]["stereo"] and cfg["loss"]["photo_weight"] <= 0:
+        raise R2SDepthError(
+            "data.stereo adds a source view to the photometric loss: it needs loss.photo_weight > 0"
+        )
+
+
+def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[str, Any]:
+    """Refuse stage-2 settings the teacher cannot serve (before any data is touched)."""
+    if dcfg["pixel"] not in ("hard", "soft", "none"):
+        raise R2SDepthError(f"distill.pixel must be hard, soft or none, got {dcfg['pixel']!r}")
+    if teacher_modality == "spike" and (dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0):
+        raise R2SDepthError(
+            "a spike-only teacher (self-distillation) serves distill.depth_weight and the "
+            "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0"
+        )
+    if dcfg["pose_warmup"] < 0 or dcfg["pose_warmup"] > 0 and not dcfg["pose_trainable"]:
+        raise R2SDepthError("distill.pose_warmup must be >= 0 and needs distill.pose_trainable true")
+    if teacher_modality == "external":
+        if dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0:
+            raise R2SDepthError(
+                "an external teacher serves distill.depth_weight and the photometric loss only: "
+                "set distill.feat_weight 0 and distill.at_weight 0"
+            )
+        if not dcfg["pose_trainable"]:
+            raise R2SDepthError(
+                "an external teacher has no pose network: set --distill.pose_trainable true "
+                "(the student's own pose net is trained)"
+            )
+        return dcfg
+    target = dcfg["feature_target"]
+    if teacher_modality == "spike":
+        return dcfg
+    if target not in ("fused", "rgb") or (target == "fused" and teacher_modality != "fusion"):
+        raise R2SDepthError(
+            f"distill.feature_target {target!r} is not available from a {teacher_modality} "
+            "teacher (fused features need a fusion teacher; use rgb)"
+        )
+    return dcfg
+
+
 def resolve(cfg: dict[str, Any], *, stage2: bool = False) -> dict[str, Any]:
     """Defaults <- ``cfg``, checked against the schema; returns a plain dict.
 

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from r2sdepth.config import section
+from r2sdepth.config import check_distill_config, section
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.geometry import disp_to_depth
 from r2sdepth.losses import (
@@ -62,40 +62,6 @@ from r2sdepth.models.r2sdepth import R2SDepthNet
 from r2sdepth.train.module import DepthModule
 
 TERMS = ("feat", "at", "depth")
-
-
-def check_distill_config(dcfg: dict[str, Any], teacher_modality: str) -> dict[str, Any]:
-    """Refuse stage-2 settings the teacher cannot serve (before any data is touched)."""
-    if dcfg["pixel"] not in ("hard", "soft", "none"):
-        raise R2SDepthError(f"distill.pixel must be hard, soft or none, got {dcfg['pixel']!r}")
-    if teacher_modality == "spike" and (dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0):
-        raise R2SDepthError(
-            "a spike-only teacher (self-distillation) serves distill.depth_weight and the "
-            "photometric loss only: set distill.feat_weight 0 and distill.at_weight 0"
-        )
-    if dcfg["pose_warmup"] < 0 or dcfg["pose_warmup"] > 0 and not dcfg["pose_trainable"]:
-        raise R2SDepthError("distill.pose_warmup must be >= 0 and needs distill.pose_trainable true")
-    if teacher_modality == "external":
-        if dcfg["feat_weight"] > 0 or dcfg["at_weight"] > 0:
-            raise R2SDepthError(
-                "an external teacher serves distill.depth_weight and the photometric loss only: "
-                "set distill.feat_weight 0 and distill.at_weight 0"
-            )
-        if not dcfg["pose_trainable"]:
-            raise R2SDepthError(
-                "an external teacher has no pose network: set --distill.pose_trainable true "
-                "(the student's own pose net is trained)"
-            )
-        return dcfg
-    target = dcfg["feature_target"]
-    if teacher_modality == "spike":
-        return dcfg
-    if target not in ("fused", "rgb") or (target == "fused" and teacher_modality != "fusion"):
-        raise R2SDepthError(
-            f"distill.feature_target {target!r} is not available from a {teacher_modality} "
-            "teacher (fused features need a fusion teacher; use rgb)"
-        )
-    return dcfg
 
 
 class Connector(nn.Module):

@@ -37,6 +37,8 @@ from r2sdepth.atomic import atomic_path, write_bytes_atomic
 from r2sdepth.checkpoint import checkpoint_path, lightning_checkpoint_io, load_file
 from r2sdepth.config import (
     apply_overrides,
+    check_distill_config,
+    check_run_rules,
     defaults,
     differing_keys,
     load_config,
@@ -50,7 +52,7 @@ from r2sdepth.errors import R2SDepthError
 from r2sdepth.losses import compiled_ssim
 from r2sdepth.models.external import external_format, teacher_spec
 from r2sdepth.train.datamodule import SplitDataModule
-from r2sdepth.train.distill import DistillModule, check_distill_config
+from r2sdepth.train.distill import DistillModule
 from r2sdepth.train.load import teacher_from_checkpoint
 from r2sdepth.train.module import DepthModule
 
@@ -161,46 +163,7 @@ def resolved_config(
     elif teacher is not None:
         check_distill_config(cfg["distill"], cfg["model"]["modality"])
         cfg["teacher"] = str(teacher)
-    if teacher is not None:
-        if cfg["loss"]["depth_weight"] > 0:
-            raise R2SDepthError(
-                "loss.depth_weight is a stage-1 (train) option; distill has distill.depth_weight"
-            )
-    elif cfg["loss"]["photo_weight"] <= 0 and cfg["loss"]["depth_weight"] <= 0:
-        raise R2SDepthError("loss.photo_weight 0 needs loss.depth_weight > 0 (nothing to learn from)")
-    if teacher is not None and cfg["loss"]["velocity_weight"] > 0:
-        raise R2SDepthError("loss.velocity_weight is a stage-1 (train) option")
-    if (
-        cfg["loss"]["velocity_weight"] < 0
-        or cfg["loss"]["velocity_weight"] > 0
-        and not cfg["data"]["context"]
-    ):
-        raise R2SDepthError("loss.velocity_weight must be >= 0 and needs context frames (data.context)")
-    m = cfg["model"]
-    if m.get("init_depth") is not None and not m["min_depth"] < m["init_depth"] < m["max_depth"]:
-        raise R2SDepthError(
-            f"model.init_depth {m['init_depth']} must lie between model.min_depth {m['min_depth']} "
-            f"and model.max_depth {m['max_depth']}"
-        )
-    if cfg["loss"]["photo_weight"] > 0 and not cfg["data"]["context"] and not cfg["data"]["stereo"]:
-        raise R2SDepthError("loss.photo_weight > 0 needs source views: data.context frames or data.stereo")
-    if cfg["loss"]["known_speed"] and (
-        teacher is not None or not cfg["data"]["context"] or cfg["loss"]["photo_weight"] <= 0
-    ):
-        raise R2SDepthError(
-            "loss.known_speed scales the pose net's translations of stage 1: it needs data.context "
-            "frames and loss.photo_weight > 0"
-        )
-    if cfg["loss"]["velocity_warmup"] < 0:
-        raise R2SDepthError("loss.velocity_warmup must be >= 0 (optimiser steps)")
-    if cfg["loss"]["velocity_weight"] > 0 and cfg["loss"]["photo_weight"] <= 0:
-        raise R2SDepthError(
-            "loss.velocity_weight supervises the pose net, which only loss.photo_weight > 0 trains"
-        )
-    if cfg["data"]["stereo"] and cfg["loss"]["photo_weight"] <= 0:
-        raise R2SDepthError(
-            "data.stereo adds a source view to the photometric loss: it needs loss.photo_weight > 0"
-        )
+    check_run_rules(cfg, stage2=teacher is not None)
     d = cfg["data"]
     if d["seed"] is None:
         d["seed"] = int(cfg["seed"])
