@@ -722,6 +722,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    img = tfp(s)",
         ["tests/test_reconstructed_baseline.py::test_rgb_network_on_the_reconstruction_by_hand"],
     ),
+    "fpn-drawn-per-chunk": (
+        "src/r2sdepth/spike/simulate.py",
+        '        fpn_seed=stable_seed(seed, sequence, "fpn"),',
+        "        fpn_seed=stable_seed(seed, sequence, int(frame), 'fpn'),",
+        ["tests/test_simulate.py::test_fixed_pattern_noise_is_one_map_per_camera_across_chunks"],
+    ),
+    "fpn-shared-by-every-sequence": (
+        "src/r2sdepth/spike/simulate.py",
+        '        fpn_seed=stable_seed(seed, sequence, "fpn"),',
+        '        fpn_seed=stable_seed(seed, "fpn"),',
+        ["tests/test_simulate.py::test_fixed_pattern_noise_is_one_map_per_camera_across_chunks"],
+    ),
 }
 
 
