@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from adapt_cross_drive import FOOTAGE, KITTI, r2  # the shared drives and the CLI runner (benchmarks/)
 
 from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file, save_atomic
@@ -104,19 +105,69 @@ def length_decision(summary: list[dict], lengths: list[int], incumbent: int = 60
     return best, all(checks.values()), text
 
 
-def ship(run: Path, decision: str, steps: int = 600) -> Path:
+def soup(paths: list[Path], dest: Path) -> Path:
+    """Addendum 5: the uniform average of one seed's adapted spike-only checkpoints ``paths`` (the same
+    network along its adaptation): every floating-point tensor of the state dict averaged (batch-norm
+    running statistics included), integer counters from the last file, its metadata with the list of
+    averaged files. Written to ``dest`` (atomic); made once."""
+    if dest.exists():
+        return dest
+    cks = [load_file(p) for p in paths]
+    last = cks[-1]
+    state = {}
+    for k, v in last["state_dict"].items():
+        if torch.is_floating_point(v):
+            state[k] = (sum(c["state_dict"][k].double() for c in cks) / len(cks)).to(v.dtype)
+        else:
+            state[k] = v
+    meta = dict(last["r2sdepth"])
+    meta["adapted_on"] = {
+        **meta["adapted_on"],
+        "averaged": [p.name for p in paths],
+        "recipe": "uniform weight average of the adapted checkpoints (RULE.md addendum 5); no depth labels",
+    }
+    save_atomic({"r2sdepth": meta, "state_dict": state}, dest)
+    return dest
+
+
+def soup_decision(summary: list[dict]) -> tuple[bool, bool, str]:
+    """Addendum 5: whether the averaged models are adopted (3-seed mean on 0005 below the 1200-step
+    models' by more than 0.002) and whether seed 0's ships (judged on 0009)."""
+    row = {(r["stage"], r["drive"]): r for r in summary if r["mode"] == "camera-rate"}
+    s5, b5 = row[("soup", "0005")]["mean"], row[("adapted 1200", "0005")]["mean"]
+    judge, bar = row[("soup", "0009")], row[("adapted 1200", "0009")]["mean"]
+    base = judge["baselines"]
+    adopted = s5 < b5 - 0.002
+    checks = {
+        f"adopted on 0005: averaged {s5:.3f} < 1200 steps {b5:.3f} - 0.002": adopted,
+        f"0009 mean {judge['mean']:.3f} < 1200-step mean {bar:.3f}": judge["mean"] < bar,
+        f"< constant {base['constant']:.3f}": judge["mean"] < base["constant"],
+        f"< flat-road prior {base['flat-road prior']:.3f}": judge["mean"] < base["flat-road prior"],
+    }
+    text = "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items())
+    return adopted, all(checks.values()), text
+
+
+def ship(run: Path, decision: str, steps: int = 600, name: str | None = None) -> Path:
     """Seed 0's adapted camera-rate model (``steps`` adaptation steps) as the shipped ``real``
     checkpoint, its provenance recorded."""
-    ck = load_file(run / "adapt" / f"adapted_spike_{steps}.ckpt")
+    ck = load_file(run / "adapt" / (name or f"adapted_spike_{steps}.ckpt"))
     meta = ck["r2sdepth"]
     meta["adapted_on"] = {
         **meta["adapted_on"],
         "footage": "kitti_unlabelled/2011_09_26/2011_09_26_drive_0095_sync (no depth exists)",
         "from": "train_spike_traffic_synth, data.sim.camera_rate_hz 20000, seed 0 (synthetic exact depth)",
         "seed": 0,
-        "recipe": f"benchmarks/camera_rate_transfer.py, camera-rate seed 0, {steps} adaptation steps "
-        "(self-supervised adaptation; LiDAR not used for training or choice)",
-        "rule": "docs/results/camera_rate/RULE.md" + (", addendum 3: " if steps != 600 else ": ") + decision,
+        "recipe": f"benchmarks/camera_rate_transfer.py, camera-rate seed 0, {steps} adaptation steps"
+        + (
+            " (weights averaged: " + ", ".join(ck["r2sdepth"]["adapted_on"].get("averaged", [])) + ")"
+            if name
+            else ""
+        )
+        + " (self-supervised adaptation; LiDAR not used for training or choice)",
+        "rule": "docs/results/camera_rate/RULE.md"
+        + (", addendum 5: " if name else ", addendum 3: " if steps != 600 else ": ")
+        + decision,
     }
     dest = SHIPPED_CHECKPOINTS["real"]
     save_atomic(ck, dest)
@@ -136,6 +187,12 @@ def main() -> None:
         "--post-process", action="store_true", help="also the rule addendum's post-processed rows"
     )
     ap.add_argument("--ship", action="store_true", help="apply the rule's shipping decision")
+    ap.add_argument(
+        "--soup", action="store_true", help="addendum 5: each seed's adapted checkpoints averaged"
+    )
+    ap.add_argument(
+        "--ship-soup", action="store_true", help="apply addendum 5's adoption and shipping decision"
+    )
     ap.add_argument(
         "--ship-length", action="store_true", help="apply addendum 3's length choice and shipping decision"
     )
@@ -182,6 +239,10 @@ def main() -> None:
                     ada[n].write_bytes((run / "adapt" / "adapted_spike.ckpt").read_bytes())
             stages = {"zero-shot": pre, "adapted": ada[600]}
             stages.update({f"adapted {n}": ada[n] for n in ada if n != 600})
+            if a.soup:
+                stages["soup"] = soup(
+                    [ada[n] for n in sorted(ada)], run / "adapt" / "adapted_spike_soup.ckpt"
+                )
             res["seeds"].setdefault(mode, {})[s] = {
                 stage: {
                     d: evaluate(ck, sp, run / f"eval_{stage.replace(' ', '')}_{d}.json")
@@ -248,6 +309,12 @@ def main() -> None:
         print(("SHIPS: " if ok else "does not ship: ") + text)
         if ok:
             print("wrote", ship(out / "camera-rate_s0", text, best))
+    if a.ship_soup:
+        adopted, ok, text = soup_decision(summary)
+        res["ship_soup"] = {"adopted": adopted, "ships": ok, "checks": text}
+        print(("SHIPS: " if ok else "does not ship: ") + text)
+        if ok:
+            print("wrote", ship(out / "camera-rate_s0", text, max(a.adapt_steps), "adapted_spike_soup.ckpt"))
     if a.ship:
         ok, text = ship_decision(summary)
         res["ship"] = {"ships": ok, "checks": text}
