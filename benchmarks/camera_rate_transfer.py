@@ -148,6 +148,28 @@ def soup_decision(summary: list[dict]) -> tuple[bool, bool, str]:
     return adopted, all(checks.values()), text
 
 
+#: addendum 4's camera-rate 3-seed means after 1200 adaptation steps (1000-step pretraining): addendum 6's bars
+ADDENDUM4_1200 = {"0005": 0.283, "0009": 0.283}
+
+
+def pretrain_decision(summary: list[dict]) -> tuple[bool, bool, str]:
+    """Addendum 6: whether 2000-step pretraining is adopted (3-seed mean on 0005 after 1200 adaptation
+    steps below addendum 4's by more than 0.002) and whether seed 0 ships (judged on 0009)."""
+    row = {(r["stage"], r["drive"]): r for r in summary if r["mode"] == "camera-rate"}
+    choice, judge = row[("adapted 1200", "0005")], row[("adapted 1200", "0009")]
+    base = judge["baselines"]
+    adopted = choice["mean"] < ADDENDUM4_1200["0005"] - 0.002
+    checks = {
+        f"adopted on 0005: {choice['mean']:.3f} < addendum 4's {ADDENDUM4_1200['0005']} - 0.002": adopted,
+        f"0009 mean {judge['mean']:.3f} < addendum 4's {ADDENDUM4_1200['0009']}": judge["mean"]
+        < ADDENDUM4_1200["0009"],
+        f"< constant {base['constant']:.3f}": judge["mean"] < base["constant"],
+        f"< flat-road prior {base['flat-road prior']:.3f}": judge["mean"] < base["flat-road prior"],
+    }
+    text = "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items())
+    return adopted, all(checks.values()), text
+
+
 def ship(run: Path, decision: str, steps: int = 600, name: str | None = None) -> Path:
     """Seed 0's adapted camera-rate model (``steps`` adaptation steps) as the shipped ``real``
     checkpoint, its provenance recorded."""
@@ -188,6 +210,15 @@ def main() -> None:
     )
     ap.add_argument("--ship", action="store_true", help="apply the rule's shipping decision")
     ap.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=None,
+        help="addendum 6: synthetic pretraining steps (default: the config's 1000); a longer one resumes",
+    )
+    ap.add_argument(
+        "--ship-pretrain", action="store_true", help="apply addendum 6's adoption and shipping decision"
+    )
+    ap.add_argument(
         "--soup", action="store_true", help="addendum 5: each seed's adapted checkpoints averaged"
     )
     ap.add_argument(
@@ -225,9 +256,12 @@ def main() -> None:
     for s in a.seeds:
         for mode in a.modes:
             run = out / f"{mode}_s{s}"
+            longer = (
+                ["--trainer.max_steps", a.pretrain_steps, "--allow-config-change"] if a.pretrain_steps else []
+            )
             r2("train", "--config", "train_spike_traffic_synth", "--out", run / "pretrain", "--seed", s,
                "--data.root", data, "--data.sim.camera_rate_hz", MODES[mode],
-               "--trainer.enable_progress_bar", "false")  # fmt: skip
+               "--trainer.enable_progress_bar", "false", *longer)  # fmt: skip
             pre = run / "pretrain" / "checkpoints" / "last.ckpt"
             ada: dict[int, Path] = {}
             for n in sorted(set(a.adapt_steps) | {600}):  # a longer one resumes the shorter: one n-step run
@@ -309,6 +343,12 @@ def main() -> None:
         print(("SHIPS: " if ok else "does not ship: ") + text)
         if ok:
             print("wrote", ship(out / "camera-rate_s0", text, best))
+    if a.ship_pretrain:
+        adopted, ok, text = pretrain_decision(summary)
+        res["ship_pretrain"] = {"adopted": adopted, "ships": ok, "checks": text}
+        print(("SHIPS: " if ok else "does not ship: ") + text)
+        if ok:
+            print("wrote", ship(out / "camera-rate_s0", text, 1200))
     if a.ship_soup:
         adopted, ok, text = soup_decision(summary)
         res["ship_soup"] = {"adopted": adopted, "ships": ok, "checks": text}
