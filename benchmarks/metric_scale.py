@@ -150,8 +150,8 @@ def main() -> None:
             t = time.time()
             res = run_training(cfg, out / f"{recipe}_s{seed}", resume=True)
             minutes = (time.time() - t) / 60
-            Ks: list = []
-            preds, _ = predict_split(res["last"], data, splits / "test_files.txt", intrinsics=Ks)
+            preds, _ = predict_split(res["last"], data, splits / "test_files.txt")
+            Ks = ev.split_intrinsics(data, splits / "test_files.txt", [p.shape[-2:] for p in preds])
             row = {
                 "recipe": recipe,
                 "seed": seed,

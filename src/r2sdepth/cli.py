@@ -27,7 +27,7 @@ from r2sdepth.atomic import write_json_atomic
 from r2sdepth.config import config_help
 from r2sdepth.data.synthetic import VIEWS, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
-from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report
+from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report, split_intrinsics
 from r2sdepth.frames import iter_frames
 from r2sdepth.metric import KITTI_CAMERA_HEIGHT, parse_intrinsics
 from r2sdepth.spike import SpikeStream
@@ -639,7 +639,6 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
         if not (job.data and job.split):
             raise R2SDepthError("--checkpoint needs --data and --split")
-        Ks: list = []
         preds, name = predict_split(
             checkpoint_path(a.checkpoint),
             job.data,
@@ -649,9 +648,11 @@ def _cmd_eval(a: argparse.Namespace) -> int:
             batch_size=a.batch_size,
             device=a.device,
             progress=sys.stderr.isatty(),
-            intrinsics=Ks,
             post_process=a.post_process,
         )
+        Ks = None
+        if job.scaling.startswith("camera-height"):
+            Ks = split_intrinsics(job.data, job.split, [p.shape[-2:] for p in preds])
         named = {name: (preds, Ks)}
     else:
         raise R2SDepthError("nothing to evaluate: give --pred FILE.npz or --checkpoint CKPT")

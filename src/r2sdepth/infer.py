@@ -121,13 +121,11 @@ def predict_split(
     batch_size: int = 4,
     device: str = "cpu",
     progress: bool = False,
-    intrinsics: list[np.ndarray] | None = None,
     post_process: bool = False,
 ) -> tuple[list[np.ndarray], str]:
     """Depth maps (metres, network size) for every line of ``split``; and a display name
-    (``progress``: a progress bar on stderr). ``intrinsics``: a list that receives each map's
-    ``K`` ``[3, 3]`` at the network size (for camera-height scaling). ``post_process``: flip
-    post-processing (spike-only)."""
+    (``progress``: a progress bar on stderr). ``post_process``: flip post-processing (spike-only).
+    The maps' intrinsics: :func:`r2sdepth.evaluate.split_intrinsics` at their sizes."""
 
     module, meta = load_checkpoint(checkpoint, device)
     modality = resolve_modality(meta, modality)
@@ -152,8 +150,6 @@ def predict_split(
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         depth = predict_batch(module, batch, modality, post_process)
         preds.extend(depth[:, 0].float().cpu().numpy())
-        if intrinsics is not None:
-            intrinsics.extend(batch["K"].double().cpu().numpy())
     run = Path(checkpoint).parent.parent.name or Path(checkpoint).stem
     name = f"{run} ({modality}{', pp' if post_process else ''})"
     return preds, name
