@@ -722,6 +722,30 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    img = tfp(s)",
         ["tests/test_reconstructed_baseline.py::test_rgb_network_on_the_reconstruction_by_hand"],
     ),
+    "depth-png-invalid-as-1m": (
+        "src/r2sdepth/data/kitti.py",
+        "    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)",
+        "    d = np.where(np.isfinite(d) & (d > 0), d, 1.0)",
+        ["tests/test_references.py::test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value"],
+    ),
+    "depth-png-inf-kept": (
+        "src/r2sdepth/data/kitti.py",
+        "    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)",
+        "    d = np.where(~np.isnan(d) & (d > 0), d, 0.0)",
+        ["tests/test_references.py::test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value"],
+    ),
+    "depth-png-wraps-past-256m": (
+        "src/r2sdepth/data/kitti.py",
+        "    save_png(path, np.clip(np.rint(d * 256.0), 0, 65535).astype(np.uint16))",
+        "    save_png(path, np.rint(d * 256.0).astype(np.uint16))",
+        ["tests/test_references.py::test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value"],
+    ),
+    "depth-png-drops-under-1m": (
+        "src/r2sdepth/data/kitti.py",
+        "    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)",
+        "    d = np.where(np.isfinite(d) & (d >= 1), d, 0.0)",
+        ["tests/test_references.py::test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value"],
+    ),
     "fpn-drawn-per-chunk": (
         "src/r2sdepth/spike/simulate.py",
         '        fpn_seed=stable_seed(seed, sequence, "fpn"),',

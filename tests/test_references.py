@@ -87,3 +87,19 @@ def test_evaluation_resizes_predictions_bilinearly_in_disparity():
     expected = 1.0 / (0.05 + 0.02 * j[None, :] + 0.01 * i[:, None])
     assert out.shape == (H2, W2)
     np.testing.assert_allclose(out, expected, rtol=1e-4)
+
+
+def test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value(tmp_path):
+    """``write_depth_png`` against the KITTI depth devkit's definition, read back with OpenCV (not
+    the module's reader): a 16-bit PNG holding round(depth x 256); 0 means no depth. Invalid inputs
+    (0, negative, NaN, +inf) are 0; depths below 1 m are kept; depths past the format's reach
+    (255.996 m) saturate at 65535, never wrap around."""
+    depth = np.array([[7.0, 0.0, -1.0, np.nan], [np.inf, 0.5, 300.0, 12.3456]])
+    want = np.array([[1792, 0, 0, 0], [0, 128, 65535, round(12.3456 * 256)]], np.uint16)
+    p = tmp_path / "d.png"
+    kitti.write_depth_png(p, depth)
+    got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and got.shape == (2, 4)
+    np.testing.assert_array_equal(got, want)
+    back = kitti.read_depth_png(p)  # and the module's reader inverts it (metres, 0 = invalid)
+    np.testing.assert_allclose(back, want.astype(np.float32) / 256.0)
