@@ -746,6 +746,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    d = np.where(np.isfinite(d) & (d >= 1), d, 0.0)",
         ["tests/test_references.py::test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value"],
     ),
+    "velodyne-row-0-dropped": (
+        "src/r2sdepth/data/kitti.py",
+        "    inb = (u >= 0) & (v >= 0) & (u < w) & (v < h)",
+        "    inb = (u >= 0) & (v > 0) & (u < w) & (v < h)",
+        ["tests/test_references.py::test_velodyne_projection_by_hand_at_the_image_edges"],
+    ),
+    "velodyne-farther-point-wins": (
+        "src/r2sdepth/data/kitti.py",
+        "    depth = np.full(h * w, np.inf)\n    np.minimum.at(depth, v * w + u, d)",
+        "    depth = np.full(h * w, np.inf)\n    depth[v * w + u] = d",
+        ["tests/test_references.py::test_velodyne_projection_by_hand_at_the_image_edges"],
+    ),
+    "velodyne-near-points-dropped": (
+        "src/r2sdepth/data/kitti.py",
+        "    ok = z > 0\n",
+        "    ok = z > 1\n",
+        ["tests/test_references.py::test_velodyne_projection_by_hand_at_the_image_edges"],
+    ),
     "fpn-drawn-per-chunk": (
         "src/r2sdepth/spike/simulate.py",
         '        fpn_seed=stable_seed(seed, sequence, "fpn"),',

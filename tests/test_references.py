@@ -103,3 +103,35 @@ def test_depth_png_is_the_kitti_devkit_format_for_every_kind_of_value(tmp_path):
     np.testing.assert_array_equal(got, want)
     back = kitti.read_depth_png(p)  # and the module's reader inverts it (metres, 0 = invalid)
     np.testing.assert_allclose(back, want.astype(np.float32) / 256.0)
+
+
+def test_velodyne_projection_by_hand_at_the_image_edges():
+    """A hand-made scan and calibration (camera 100 px focal length, principal point (10, 10), the
+    velodyne's x forward = the camera's z): the published protocol's rules worked out per point on
+    paper. A point projecting to (1, 1) lands on pixel (0, 0) (MATLAB's 1-based rounding: round(u) - 1),
+    the last row and column are kept, of two points on one pixel the nearer wins, a point behind the
+    sensor (velodyne x < 0) is dropped although its projection falls inside the image, and one
+    projecting left of the image is dropped."""
+    P = np.array([[100.0, 0, 10, 0], [0, 100.0, 10, 0], [0, 0, 1, 0]])
+    to_cam = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], np.float64)
+    calib = kitti.CamCalib(P_rect=P, R_rect=np.eye(4), size=(12, 16), velo_to_cam=to_cam)
+
+    def point(u: float, v: float, x: float) -> list[float]:
+        """The velodyne point at forward distance x (metres) that projects to (u, v) (pixels)."""
+        return [x, -(u - 10) * x / 100, -(v - 10) * x / 100, 0.5]
+
+    scan = np.array(
+        [
+            point(1, 1, 10.0),  # -> pixel (0, 0)
+            point(16, 12, 8.0),  # -> pixel (15, 11): the last column and row
+            point(6, 6, 15.0),  # two points on pixel (5, 5): 15 m wins, whichever comes last
+            point(6, 6, 20.0),
+            point(3, 3, 0.5),  # -> pixel (2, 2): half a metre is a depth like any other
+            point(0.4, 4, 9.0),  # round(0.4) - 1 = -1: left of the image
+            [-5.0, -0.25, -0.25, 0.5],  # behind the sensor (its mirror image would be (5, 5)): dropped
+        ],
+        np.float32,
+    )
+    want = np.zeros((12, 16), np.float32)
+    want[0, 0], want[11, 15], want[5, 5], want[2, 2] = 10.0, 8.0, 15.0, 0.5
+    np.testing.assert_allclose(kitti.project_velodyne(scan, calib), want, atol=1e-5)
