@@ -148,6 +148,8 @@ def test_bad_transport_is_refused(synth):
             synth / "splits" / "train_files.txt",
             SampleOptions(transport="zip"),
         )
+    with pytest.raises(R2SDepthError, match="must be a SimParams"):  # a config's dict, not converted
+        SplitDataset(DriveOptions(synth, height=64, width=96, sim={"planes_per_frame": 16}), [])
 
 
 def _fit(synth, transport: str) -> dict[str, torch.Tensor]:

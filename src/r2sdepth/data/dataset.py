@@ -22,6 +22,7 @@ from r2sdepth.data import kitti, transport
 from r2sdepth.data.drives import DriveKind, DriveOptions, drive_kind
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.seeds import stable_seed
+from r2sdepth.spike.simulate import SimParams
 
 #: how samples travel to the device (:mod:`r2sdepth.data.transport`)
 TRANSPORTS = ("plain", "device")
@@ -98,8 +99,16 @@ class SplitDataset(Dataset):
             raise R2SDepthError(f"transport must be one of {', '.join(TRANSPORTS)}, got {sample.transport!r}")
         gt_source = kitti.resolve_gt_source(self.root, drive.gt_source) if sample.with_gt else drive.gt_source
         spike_root = Path(drive.spike_root) if drive.spike_root else None
+        if not isinstance(drive.sim, SimParams):
+            raise R2SDepthError(f"DriveOptions.sim must be a SimParams, got {type(drive.sim).__name__}")
         self.drive_options = replace(
-            drive, root=self.root, height=self.h, width=self.w, spike_root=spike_root, gt_source=gt_source
+            drive,
+            root=self.root,
+            height=self.h,
+            width=self.w,
+            window=int(drive.window),
+            spike_root=spike_root,
+            gt_source=gt_source,
         )
         self.sample_options = sample
         self.window, self.align = int(drive.window), drive.align
