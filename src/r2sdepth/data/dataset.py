@@ -110,7 +110,6 @@ class SplitDataset(Dataset):
             spike_root=spike_root,
             gt_source=gt_source,
         )
-        self.sample_options = sample
         self.window, self.align = int(drive.window), drive.align
         self.spike_root, self.sim, self.seed, self.gt_source = spike_root, drive.sim, drive.seed, gt_source
         self.context = tuple(sample.context)
