@@ -153,8 +153,9 @@ ADDENDUM4_1200 = {"0005": 0.283, "0009": 0.283}
 
 
 def pretrain_decision(summary: list[dict]) -> tuple[bool, bool, str]:
-    """Addendum 6: whether 2000-step pretraining is adopted (3-seed mean on 0005 after 1200 adaptation
-    steps below addendum 4's by more than 0.002) and whether seed 0 ships (judged on 0009)."""
+    """Addenda 6 and 7: whether the changed recipe (6: 2000-step pretraining; 7: randomised scenes) is
+    adopted (3-seed mean on 0005 after 1200 adaptation steps below addendum 4's by more than 0.002) and
+    whether seed 0 ships (judged on 0009)."""
     row = {(r["stage"], r["drive"]): r for r in summary if r["mode"] == "camera-rate"}
     choice, judge = row[("adapted 1200", "0005")], row[("adapted 1200", "0009")]
     base = judge["baselines"]
@@ -170,15 +171,19 @@ def pretrain_decision(summary: list[dict]) -> tuple[bool, bool, str]:
     return adopted, all(checks.values()), text
 
 
-def ship(run: Path, decision: str, steps: int = 600, name: str | None = None) -> Path:
+def ship(
+    run: Path, decision: str, steps: int = 600, name: str | None = None, addendum: str | None = None
+) -> Path:
     """Seed 0's adapted camera-rate model (``steps`` adaptation steps) as the shipped ``real``
-    checkpoint, its provenance recorded."""
+    checkpoint, its provenance recorded (``addendum``: the rule's addendum that shipped it, when not
+    the one implied by ``steps`` / ``name``; "7": pretrained on randomised scenes)."""
     ck = load_file(run / "adapt" / (name or f"adapted_spike_{steps}.ckpt"))
     meta = ck["r2sdepth"]
     meta["adapted_on"] = {
         **meta["adapted_on"],
         "footage": "kitti_unlabelled/2011_09_26/2011_09_26_drive_0095_sync (no depth exists)",
-        "from": "train_spike_traffic_synth, data.sim.camera_rate_hz 20000, seed 0 (synthetic exact depth)",
+        "from": "train_spike_traffic_synth, data.sim.camera_rate_hz 20000, seed 0 (synthetic exact depth"
+        + (", domain-randomised scenes: synth --randomise)" if addendum == "7" else ")"),
         "seed": 0,
         "recipe": f"benchmarks/camera_rate_transfer.py, camera-rate seed 0, {steps} adaptation steps"
         + (
@@ -188,7 +193,15 @@ def ship(run: Path, decision: str, steps: int = 600, name: str | None = None) ->
         )
         + " (self-supervised adaptation; LiDAR not used for training or choice)",
         "rule": "docs/results/camera_rate/RULE.md"
-        + (", addendum 5: " if name else ", addendum 3: " if steps != 600 else ": ")
+        + (
+            f", addendum {addendum}: "
+            if addendum
+            else ", addendum 5: "
+            if name
+            else ", addendum 3: "
+            if steps != 600
+            else ": "
+        )
         + decision,
     }
     dest = SHIPPED_CHECKPOINTS["real"]
@@ -216,7 +229,14 @@ def main() -> None:
         help="addendum 6: synthetic pretraining steps (default: the config's 1000); a longer one resumes",
     )
     ap.add_argument(
-        "--ship-pretrain", action="store_true", help="apply addendum 6's adoption and shipping decision"
+        "--ship-pretrain",
+        action="store_true",
+        help="apply addendum 6's (or, with --randomise, 7's) adoption and shipping decision",
+    )
+    ap.add_argument(
+        "--randomise",
+        action="store_true",
+        help="addendum 7: pretrain on domain-randomised scenes (synth --randomise)",
     )
     ap.add_argument(
         "--soup", action="store_true", help="addendum 5: each seed's adapted checkpoints averaged"
@@ -244,10 +264,10 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "traffic"
+    data = out / ("traffic_randomised" if a.randomise else "traffic")
     if not (data / "splits" / "train_files.txt").exists():
         r2("synth", "--out", data, "--sequences", 20, "--frames", 50, "--size", "64x224", "--traffic", 0.8,
-           "--seed", 1, "--workers", 2)  # fmt: skip
+           "--seed", 1, "--workers", 2, *(["--randomise"] if a.randomise else []))  # fmt: skip
     splits = {}
     for name, (drive, frames) in DRIVES.items():
         splits[name] = out / f"split_{name}.txt"
@@ -348,7 +368,7 @@ def main() -> None:
         res["ship_pretrain"] = {"adopted": adopted, "ships": ok, "checks": text}
         print(("SHIPS: " if ok else "does not ship: ") + text)
         if ok:
-            print("wrote", ship(out / "camera-rate_s0", text, 1200))
+            print("wrote", ship(out / "camera-rate_s0", text, 1200, addendum="7" if a.randomise else "6"))
     if a.ship_soup:
         adopted, ok, text = soup_decision(summary)
         res["ship_soup"] = {"adopted": adopted, "ships": ok, "checks": text}

@@ -504,6 +504,12 @@ def _parser_synth(sub: argparse._SubParsersAction) -> None:
         help="roadside: walls and vehicles draw texture and colour from one distribution "
         "(appearance says nothing about depth)",
     )
+    s.add_argument(
+        "--randomise",
+        action="store_true",
+        help="street: every drive draws its own camera height (1.3-2.0 m), pitch, road width, facade "
+        "setback, exposure, white balance and tone curve (domain randomisation)",
+    )
 
 
 @_command("synth", _parser_synth)
@@ -519,6 +525,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         stereo=a.stereo,
         view=a.view,
         shared_looks=a.shared_looks,
+        randomise=a.randomise,
     )
     res = synthesize(a.out, spec, sequences=a.sequences, workers=a.workers, progress=sys.stderr.isatty())
     print(

@@ -113,6 +113,40 @@ class World:
     back_tex: str = "brick"  # texture of the second row behind the facades
     back_top: float = 28.0  # its height above the road (m)
     back_tint: tuple[float, float, float] = (0.75, 0.72, 0.7)
+    exposure: float = 1.0  # image gain (x; a camera's exposure and aperture)
+    white: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel gain (white balance)
+    gamma: float = 1.0  # tone curve exponent applied after the gains
+
+
+@dataclass(frozen=True)
+class StreetLooks:
+    """One drive's domain randomisation (:func:`draw_street_looks`): the camera rig's height above
+    the road (metres) and constant pitch (rad), the road's half width and how far the facades stand
+    beyond its edge (metres), and the camera's exposure, white balance and tone curve."""
+
+    cam_height: float = 1.65
+    pitch: float = 0.0
+    road_half: float = 5.5
+    setback: tuple[float, float] = (3.0, 5.5)  # facade distance beyond the road edge: U(lo, hi)
+    exposure: float = 1.0
+    white: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gamma: float = 1.0
+
+
+def draw_street_looks(rng: np.random.Generator) -> StreetLooks:
+    """Random :class:`StreetLooks` of a street drive (``synth --randomise``): camera height 1.3-2.0 m
+    (KITTI: 1.65), pitch +-0.05 rad (the horizon moves by up to 10% of the image height), road half
+    width 4.5-7.5 m, exposure x0.6-1.5 (log-uniform; with the simulator's fixed threshold it spans
+    the same spike rates as a threshold or gain change), per-channel white balance x0.85-1.15 and a
+    tone-curve exponent 0.8-1.25."""
+    return StreetLooks(
+        cam_height=float(rng.uniform(1.3, 2.0)),
+        pitch=float(rng.uniform(-0.05, 0.05)),
+        road_half=float(rng.uniform(4.5, 7.5)),
+        exposure=float(np.exp(rng.uniform(np.log(0.6), np.log(1.5)))),
+        white=tuple(float(x) for x in rng.uniform(0.85, 1.15, 3)),
+        gamma=float(rng.uniform(0.8, 1.25)),
+    )
 
 
 def _vehicle(rng: np.random.Generator, xc: float, z: float, cam_h: float, vz: float, trucks: float) -> Box:
@@ -283,16 +317,28 @@ def _moving_cars(rng: np.random.Generator, n: int, cam_h: float) -> list[Box]:
     return boxes
 
 
-def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, traffic: float = 0.0) -> World:
+def make_world(
+    rng: np.random.Generator,
+    length: float,
+    moving_cars: int = 2,
+    traffic: float = 0.0,
+    looks: StreetLooks | None = None,
+) -> World:
     """A random street ``length`` metres long (plus margins); ``traffic`` > 0 adds dense city
     traffic (:func:`_add_traffic`, at a density of ``traffic`` x U(0.3, 1) per street), draws the
     camera speed from 2-11 m/s instead of 8-11, a constant camera pitch of +-0.03 rad (the horizon
-    moves by up to 6% of the image height) and a sky brightness of x0.8-1.3 (overexposed)."""
-    road_half = 5.5  # two 3.5 m lanes plus parking strips
-    fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
+    moves by up to 6% of the image height) and a sky brightness of x0.8-1.3 (overexposed).
+    ``looks`` (:func:`draw_street_looks`) sets the camera height, pitch, road width, facade setback
+    and the camera's exposure, white balance and tone curve (``None``: KITTI's rig, 1.65 m, 5.5 m)."""
+    road_half = 5.5 if looks is None else looks.road_half  # two 3.5 m lanes plus parking strips
+    if looks is None:
+        fx = (-rng.uniform(8.5, 11.0), rng.uniform(8.5, 11.0))
+    else:
+        fx = (-(road_half + rng.uniform(*looks.setback)), road_half + rng.uniform(*looks.setback))
     bx = (fx[0] - rng.uniform(10, 16), fx[1] + rng.uniform(10, 16))
     seg_start, seg_height, seg_gap, seg_tint, seg_tex = _facades(rng, length)
-    cam_h = 1.65
+    cam_h = 1.65 if looks is None else looks.cam_height
+    camera = {} if looks is None else {"exposure": looks.exposure, "white": looks.white, "gamma": looks.gamma}
     boxes = _parked_cars_and_poles(rng, length, cam_h, road_half)
     boxes += _moving_cars(rng, moving_cars, cam_h)
     speed = float(rng.uniform(8.0, 11.0))
@@ -315,8 +361,9 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
             boxes,
             speed=speed,
             light_phase=light_phase,
-            pitch=float(rng.uniform(-0.03, 0.03)),
+            pitch=float(rng.uniform(-0.03, 0.03)) if looks is None else looks.pitch,
             sky=float(rng.uniform(0.8, 1.3)),
+            **camera,
         )
     return World(
         cam_h,
@@ -331,6 +378,7 @@ def make_world(rng: np.random.Generator, length: float, moving_cars: int = 2, tr
         boxes,
         speed=speed,
         light_phase=light_phase,
+        **({} if looks is None else {"pitch": looks.pitch, **camera}),
     )
 
 
@@ -694,6 +742,9 @@ def render(
     rgb = _texture(world, K, (height, width), (c, d), best, mat, shade, box_hits)
     light = 1.0 + 0.05 * np.sin(2 * np.pi * time_s / 4.0 + world.light_phase)
     rgb = np.clip(rgb * light, 0, 1)
+    if world.exposure != 1.0 or world.white != (1.0, 1.0, 1.0) or world.gamma != 1.0:
+        gain = world.exposure * np.asarray(world.white, np.float32)  # rgb is [N, 3]
+        rgb = np.clip(rgb * gain, 0, 1) ** world.gamma
     depth = np.where(np.isfinite(best) & (best <= MAX_DEPTH_PNG), best, 0.0).astype(np.float32)
     img = (rgb.reshape(height, width, 3) * 255 + 0.5).astype(np.uint8)
     return img, depth.reshape(height, width)
@@ -727,7 +778,8 @@ class SceneSpec:
     (also camera 03, :data:`STEREO_BASELINE` to the right of camera 02), the ``view`` (``street``:
     a camera driving along the road, :func:`make_world`; ``roadside``: a static camera at the curb
     watching traffic pass, :func:`make_roadside_world`), ``shared_looks`` (roadside only: walls
-    and vehicles draw their looks from one distribution)."""
+    and vehicles draw their looks from one distribution), ``randomise`` (street only: every drive
+    draws its own :class:`StreetLooks`, :func:`draw_street_looks`)."""
 
     frames: int = 20
     height: int = DataConfig.height
@@ -739,6 +791,7 @@ class SceneSpec:
     stereo: bool = False
     view: str = "street"
     shared_looks: bool = False
+    randomise: bool = False
 
 
 def render_sequence(out: str, seq: int, spec: SceneSpec) -> str:
@@ -756,7 +809,11 @@ def render_sequence(out: str, seq: int, spec: SceneSpec) -> str:
             rng, duration=frames / fps, moving_cars=moving_cars, shared_looks=shared_looks
         )
     else:
-        world = make_world(rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic)
+        # the looks come from their own stream: the streets of a randomised folder are those of a plain one
+        looks = draw_street_looks(np.random.default_rng([spec.seed, seq, 1])) if spec.randomise else None
+        world = make_world(
+            rng, length=frames / fps * 12.0 + 30, moving_cars=moving_cars, traffic=traffic, looks=looks
+        )
     phase = rng.uniform(0, 2 * np.pi, 3)
     K = intrinsics(height, width, view)
     drive = f"{DATE}/{DATE}_drive_{seq:04d}_sync"
@@ -873,6 +930,8 @@ def synthesize(
     _check_scene_options(
         (sequences, frames), (height, width), view, spec.traffic, spec.stereo, spec.shared_looks
     )
+    if spec.randomise and view != "street":
+        raise R2SDepthError("synth --randomise needs --view street (roadside scenes draw their rig already)")
     out = Path(out)
     K = intrinsics(height, width, view)
     params = {
@@ -890,6 +949,8 @@ def synthesize(
         params["view"] = view
     if spec.shared_looks:
         params["shared_looks"] = True
+    if spec.randomise:
+        params["randomise"] = True
     _claim_folder(out, params)
     remove_stale_temporaries(out)  # left by a killed run: never read as frames
     write_bytes_atomic(out / DATE / "calib_cam_to_cam.txt", calib_text(K, height, width).encode())
