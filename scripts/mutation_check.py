@@ -180,6 +180,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_synthetic.py::test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car"
         ],
     ),
+    "randomised-camera-height-ignored": (
+        "src/r2sdepth/data/synthetic.py",
+        "cam_h = 1.65 if looks is None else looks.cam_height",
+        "cam_h = 1.65",
+        ["tests/test_synthetic.py::test_randomised_street_road_depth_by_hand_exposure_and_guards"],
+    ),
+    "randomised-exposure-ignored": (
+        "src/r2sdepth/data/synthetic.py",
+        "gain = world.exposure * np.asarray(world.white, np.float32)",
+        "gain = np.asarray(world.white, np.float32)",
+        ["tests/test_synthetic.py::test_randomised_street_road_depth_by_hand_exposure_and_guards"],
+    ),
+    "synth-folder-claim-ignores-new-options": (
+        "src/r2sdepth/data/synthetic.py",
+        "if old != params:",
+        "if {k: old.get(k) for k in params} != params:",
+        ["tests/test_synthetic.py::test_randomised_street_road_depth_by_hand_exposure_and_guards"],
+    ),
     "roadside-camera-drives-on": (
         "src/r2sdepth/data/synthetic.py",
         "yaw, pitch, x, z = world.yaw, world.pitch, world.cam_x, 0.0",

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from r2sdepth.data import kitti
-from r2sdepth.data.synthetic import SceneSpec, camera_pose, make_world, render, synthesize
+from r2sdepth.data.synthetic import (
+    SceneSpec,
+    StreetLooks,
+    camera_pose,
+    draw_street_looks,
+    make_world,
+    render,
+    synthesize,
+)
 from r2sdepth.errors import R2SDepthError
 
 
@@ -128,3 +136,35 @@ def test_roadside_shared_looks_walls_and_vehicles_draw_from_one_distribution():
     assert abs(np.median(walls) - np.median(cars)) < 0.2
     with pytest.raises(R2SDepthError, match="needs --view roadside"):
         synthesize("unused", SceneSpec(frames=3, height=48, width=80, shared_looks=True), sequences=1)
+
+
+def test_randomised_street_road_depth_by_hand_exposure_and_guards(tmp_path):
+    """``synth --randomise``: the road's exact depth follows the drawn camera height (flat road seen
+    from height h by a level camera: ``z = h fy / (v - cy)``, by hand), the drawn exposure scales the
+    image, every drive of a folder draws its own looks, and the option is recorded and guarded."""
+    K = np.array([[55.7, 0, 48], [0, 122.9, 32], [0, 0, 1.0]])
+    level = np.eye(4)
+    level[0, 3] = 1.75  # right-hand lane, looking down the street
+    depth_at, imgs = {}, {}
+    for h, exposure in ((1.65, 1.0), (1.95, 0.5)):
+        looks = StreetLooks(cam_height=h, pitch=0.0, road_half=6.0, exposure=exposure)
+        world = make_world(np.random.default_rng([5, 0]), 60.0, moving_cars=0, looks=looks)
+        imgs[h], depth_at[h] = render(world, level, K, 64, 96, 0.0)
+    for h, depth in depth_at.items():
+        for v in (60, 63):  # bottom rows, image centre: the road a few metres ahead
+            assert depth[v, 48] == pytest.approx(h * 122.9 / (v - 32), rel=1e-4), (h, v)
+    # the same world bar the camera: where the higher camera still sees road, its image is half as bright
+    dark, bright = imgs[1.95][60:, 40:56].astype(float), imgs[1.65][60:, 40:56].astype(float)
+    ok = bright > 20
+    assert np.median(dark[ok] / bright[ok]) == pytest.approx(0.5, abs=0.08)
+    looks = [draw_street_looks(np.random.default_rng([1, s, 1])) for s in range(6)]
+    heights = [lk.cam_height for lk in looks]
+    assert all(1.3 <= h <= 2.0 for h in heights) and len(set(heights)) == 6
+    assert all(0.6 <= lk.exposure <= 1.5 and 0.8 <= lk.gamma <= 1.25 for lk in looks)
+    spec = SceneSpec(frames=3, height=32, width=64, seed=1, randomise=True)
+    synthesize(tmp_path, spec, sequences=2)
+    assert json.loads((tmp_path / "synth.json").read_text())["randomise"] is True
+    with pytest.raises(R2SDepthError, match="other parameters"):
+        synthesize(tmp_path, SceneSpec(frames=3, height=32, width=64, seed=1), sequences=2)
+    with pytest.raises(R2SDepthError, match="needs --view street"):
+        synthesize(tmp_path / "r", SceneSpec(frames=3, height=32, width=64, view="roadside", randomise=True))

@@ -889,9 +889,7 @@ def _claim_folder(out: Path, params: dict[str, Any]) -> None:
     pfile = out / "synth.json"
     if pfile.is_file():
         old = json.loads(pfile.read_text())
-        if {
-            k: old.get(k) for k in set(params) | ({"traffic", "stereo", "view", "shared_looks"} & set(old))
-        } != params:
+        if old != params:  # optional keys are written only when set: any difference is another scene
             raise R2SDepthError(
                 f"{out}: holds scenes made with other parameters ({pfile.name}: {old}); "
                 "choose another --out or remove it"
