@@ -180,6 +180,34 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_synthetic.py::test_roadside_view_static_camera_square_pixels_and_depth_of_a_passing_car"
         ],
     ),
+    "oxts-rotation-order-reversed": (
+        "src/r2sdepth/data/kitti.py",
+        "poses[i, :3, :3] = Rz @ Ry @ Rx",
+        "poses[i, :3, :3] = Rx @ Ry @ Rz",
+        [
+            "tests/test_kitti_layout.py::test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading"
+        ],
+    ),
+    "oxts-mercator-scale-per-frame": (
+        "src/r2sdepth/data/kitti.py",
+        "scale = np.cos(lat[0] * np.pi / 180.0)",
+        "scale = np.cos(lat * np.pi / 180.0)",
+        [
+            "tests/test_kitti_layout.py::test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading"
+        ],
+    ),
+    "stereo-transform-sign": (
+        "src/r2sdepth/data/kitti.py",
+        "t = np.linalg.solve(b.K, b.P_rect[:, 3]) - np.linalg.solve(a.K, a.P_rect[:, 3])",
+        "t = np.linalg.solve(a.K, a.P_rect[:, 3]) - np.linalg.solve(b.K, b.P_rect[:, 3])",
+        ["tests/test_kitti_layout.py::test_stereo_transform_against_projecting_with_p_rect"],
+    ),
+    "timestamps-fraction-dropped": (
+        "src/r2sdepth/data/kitti.py",
+        'hms, frac = (clock.split(".") + ["0"])[:2]',
+        'hms, frac = clock.split(".")[0], "0"',
+        ["tests/test_kitti_layout.py::test_read_timestamps_by_hand"],
+    ),
     "randomised-camera-height-ignored": (
         "src/r2sdepth/data/synthetic.py",
         "cam_h = 1.65 if looks is None else looks.cam_height",

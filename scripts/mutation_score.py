@@ -51,7 +51,7 @@ CORE: dict[str, list[str]] = {
         "tests/test_metric.py::test_velocity_loss_by_hand",
     ],
     "evaluate": ["tests/test_kitti_eval.py", "tests/test_references.py", "tests/test_metric.py"],
-    "data/kitti": ["tests/test_kitti_eval.py", "tests/test_references.py"],
+    "data/kitti": ["tests/test_kitti_eval.py", "tests/test_references.py", "tests/test_kitti_layout.py"],
     "data/transport": ["tests/test_transport.py"],
     "spike/io": ["tests/test_spike_io.py", "tests/test_real_camera.py"],
     "spike/simulate": ["tests/test_simulate.py", "tests/test_properties.py"],
