@@ -53,6 +53,9 @@ RECIPES = {
         "1.0",
     ],
     "mono-p1": ["--pose.scale", "1.0"],
+    # the forward component only (oxts' forward speed), from step 0: it pushes the first motion forward
+    # instead of fixing the length of a random (often sideways) one, the failure of every recipe above
+    "velocity-forward": ["--loss.velocity_weight", "0.05", "--loss.velocity_axis", "forward"],
     "known-speed": ["--loss.known_speed", "true"],  # control: mono
     # from the start, the forced 1 m translations locked the pose net onto a sideways motion; after
     # 250 photometric steps its direction is forward and only the scale is changed

@@ -151,6 +151,12 @@ def test_velocity_loss_by_hand():
     got = velocity_loss([T, inv], travel)
     by_hand = (abs(np.sqrt(0.09 + 1.44) - 1.0) * 2 + abs(0.5 - 0.5) + abs(0.5 - 0.2)) / 4
     assert float(got) == pytest.approx(by_hand, rel=1e-5)
+    # forward: the optical-axis component only (|1.2| both ways for the first pose, 0.3 for the second)
+    got = velocity_loss([T, inv], travel, "forward")
+    by_hand = (abs(1.2 - 1.0) * 2 + abs(0.3 - 0.5) + abs(0.3 - 0.2)) / 4
+    assert float(got) == pytest.approx(by_hand, rel=1e-5)
+    with pytest.raises(R2SDepthError, match="velocity axis must be norm or forward"):
+        velocity_loss([T], travel[:, :1], "up")
 
 
 def test_travel_distances_from_poses(stereo_synth):
@@ -394,8 +400,8 @@ def test_eval_npy_needs_pred_kind_and_finds_a_relative_split(stereo_synth, tmp_p
     assert json.loads(Path("r.json").read_text())["abs_rel"] < 1e-3
 
 
-@pytest.mark.parametrize("warmup", [0, 1])
-def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup):
+@pytest.mark.parametrize("warmup, axis", [(0, "norm"), (1, "norm"), (0, "forward")])
+def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup, axis):
     """The term equals velocity_loss of the pose net's translations and the batch's distances,
     and is off before ``loss.velocity_warmup`` steps (step 0 here: no trainer)."""
     from r2sdepth.train.datamodule import collate
@@ -410,7 +416,7 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup)
     m = DepthModule(
         model={"modality": "rgb", "width": 16, "decoder_width": 8},
         pose={"width": 16},
-        loss={"velocity_weight": 0.5, "velocity_warmup": warmup},
+        loss={"velocity_weight": 0.5, "velocity_warmup": warmup, "velocity_axis": axis},
     )
     m.eval()
     with torch.no_grad():
@@ -418,7 +424,8 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup)
         if warmup:
             assert "velocity" not in res
             return
-        t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1).norm(dim=-1)
+        t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1)
+        t = t[..., 2].abs() if axis == "forward" else t.norm(dim=-1)
         assert float(res["velocity"]) == pytest.approx(float((t - batch["travel"]).abs().mean()), rel=1e-6)
         no_term = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16})
         no_term.load_state_dict(m.state_dict())

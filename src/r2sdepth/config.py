@@ -129,6 +129,13 @@ class LossConfig:
         "or oxts) before warping: metric depth from known speed; the pose net learns "
         "only the direction (training batches; validation uses its raw translations)",
     )
+    velocity_axis: str = _f(
+        "norm",
+        "what the velocity term compares with the distance travelled: norm (PackNet-SfM: the "
+        "translation's length) or forward (its component along the optical axis: a forward-looking "
+        "camera on a vehicle, whose oxts forward speed is known)",
+        ("norm", "forward"),
+    )
     velocity_warmup: int = _f(
         0,
         "optimiser steps before the velocity term and known_speed start (the pose net "

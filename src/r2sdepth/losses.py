@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from r2sdepth.errors import R2SDepthWarning
+from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth, warp
 
 
@@ -231,13 +231,21 @@ def self_supervised_loss(
     return {"loss": total / n, "photo": photo / n, "maps": maps}
 
 
-def velocity_loss(poses: list[torch.Tensor], travel: torch.Tensor) -> torch.Tensor:
+def velocity_loss(poses: list[torch.Tensor], travel: torch.Tensor, axis: str = "norm") -> torch.Tensor:
     """PackNet-SfM's velocity supervision: mean over the batch and the source frames of
     ``| ||t_i|| - travel_i |``, ``t_i`` the translation of the target->source pose ``[B, 4, 4]``
     (its norm is the distance between the two camera centres) and ``travel`` ``[B, S]`` the
-    distance the camera really moved (metres)."""
-    t = torch.stack([p[:, :3, 3] for p in poses], 1).norm(dim=-1)
-    return (t - travel.to(t.dtype)).abs().mean()
+    distance the camera really moved (metres). ``axis="forward"``: ``| |t_i,z| - travel_i |``, the
+    component along the optical axis only (a vehicle's forward speed, oxts ``vf``: a camera looking
+    ahead moves along its own z; a pose net that turns its motion sideways is penalised)."""
+    t = torch.stack([p[:, :3, 3] for p in poses], 1)
+    if axis == "forward":
+        moved = t[..., 2].abs()
+    elif axis == "norm":
+        moved = t.norm(dim=-1)
+    else:
+        raise R2SDepthError(f"velocity axis must be norm or forward, got {axis!r}")
+    return (moved - travel.to(t.dtype)).abs().mean()
 
 
 # -- stage 2: cross-modality distillation ---------------------------------------------------------

@@ -155,7 +155,8 @@ class DepthModule(L.LightningModule):
                     raise R2SDepthError(
                         "loss.velocity_weight > 0 needs distances travelled in the training batches"
                     )
-                res["velocity"] = velocity_loss(poses, batch["travel"])
+                axis = str(self.loss_cfg.get("velocity_axis") or "norm")
+                res["velocity"] = velocity_loss(poses, batch["travel"], axis)
                 res["loss"] = res["loss"] + wv * res["velocity"]
         if wd > 0 and train:
             if "depth_gt" not in batch:
