@@ -53,6 +53,13 @@ def test_pack_unpack_round_trip_any_size(t, h, w, p, seed):
     assert packed.shape == (t, h, -(-w // 8))
     assert np.array_equal(np.unpackbits(packed, axis=-1)[..., :w], x)
     assert np.array_equal(unpack_spikes(torch.from_numpy(packed), w).numpy(), x)
+    # a flipped sample: the packed bytes of the mirrored planes, unpacked by numpy (an independent route)
+    mirrored = pack_spikes(x, flip=True)
+    assert mirrored.shape == packed.shape
+    assert np.array_equal(np.unpackbits(mirrored, axis=-1)[..., :w], x[..., ::-1])
+    # a strided input packs as its values (the flat fast path copies it to rows first)
+    wide = np.repeat(x, 8, axis=-1)[:, ::-1, ::2]
+    assert np.array_equal(np.unpackbits(pack_spikes(wide), axis=-1)[..., : wide.shape[-1]], wide)
 
 
 def test_unpack_refuses_what_cannot_be_a_window():

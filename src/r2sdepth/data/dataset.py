@@ -235,11 +235,10 @@ class SplitDataset(Dataset):
         device = self.transport == "device"
         if self.need_spikes:
             spk = self._spikes(s.drive, cam, s.frame, cache)
-            spk = spk[..., ::-1] if flip else spk
-            if device:
-                out[transport.PACKED_KEY] = torch.from_numpy(transport.pack_spikes(spk))
+            if device:  # (flipped in the packed bytes: far cheaper than packing a mirrored view)
+                out[transport.PACKED_KEY] = torch.from_numpy(transport.pack_spikes(spk, flip=flip))
             else:
-                out["spikes"] = torch.from_numpy(np.ascontiguousarray(spk))
+                out["spikes"] = torch.from_numpy(np.ascontiguousarray(spk[..., ::-1] if flip else spk))
         if flip:
             color = color.flip(-1)
             K = K.clone()

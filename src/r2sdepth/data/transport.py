@@ -24,10 +24,24 @@ import torch
 PACKED_KEY, JITTER_KEY, JITTER_ON_KEY = "spikes_packed", "jitter", "jitter_on"
 
 
-def pack_spikes(planes: np.ndarray) -> np.ndarray:
+#: each byte with its 8 bits in reverse order (a mirrored row of packed pixels, byte by byte)
+_REVERSED_BITS = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], np.uint8)
+
+
+def pack_spikes(planes: np.ndarray, flip: bool = False) -> np.ndarray:
     """Bit-pack spike planes along the rows: uint8 0/1 ``[..., W]`` -> uint8 ``[..., ceil(W / 8)]``
-    (most significant bit = leftmost pixel; :func:`unpack_spikes` inverts it)."""
-    return np.packbits(np.asarray(planes, dtype=np.uint8), axis=-1)
+    (most significant bit = leftmost pixel; :func:`unpack_spikes` inverts it); ``flip``: of the
+    horizontally mirrored planes (``planes[..., ::-1]``).
+
+    When ``W`` is a multiple of 8 the rows pack as one flat bit string (``np.packbits`` along a
+    strided last axis is 20-50x slower) and a flip mirrors the packed bytes (byte order and the bits
+    within each byte), never a strided copy of the unpacked window."""
+    a = np.ascontiguousarray(planes, dtype=np.uint8)
+    width = a.shape[-1]
+    if width % 8:
+        return np.packbits(a[..., ::-1] if flip else a, axis=-1)
+    packed = np.packbits(a.reshape(-1)).reshape(*a.shape[:-1], width // 8)
+    return _REVERSED_BITS[packed[..., ::-1]] if flip else packed
 
 
 def unpack_spikes(packed: torch.Tensor, width: int) -> torch.Tensor:
