@@ -25,6 +25,7 @@ from r2sdepth import __version__
 from r2sdepth import evaluate as ev
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.config import config_help
+from r2sdepth.data.frame_cache import cache_frames
 from r2sdepth.data.synthetic import VIEWS, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report, split_intrinsics
@@ -464,6 +465,29 @@ def _cmd_build_spike_kitti(a: argparse.Namespace) -> int:
             f"skipped {len(res['missing_cameras'])} camera folder(s) not present, e.g. "
             f"{res['missing_cameras'][0]}"
         )
+    return 0
+
+
+def _parser_cache_frames(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth cache-frames`' arguments."""
+    s = sub.add_parser(
+        "cache-frames",
+        help="store a KITTI-layout root's RGB frames at the training size (data.frame_cache: no PNG "
+        "decode or resize per sample)",
+    )
+    s.add_argument("--data", required=True, help="KITTI raw layout root (<date>/<drive>_sync/image_02/data)")
+    s.add_argument("--out", required=True, help="cache folder (give it to training as --data.frame_cache)")
+    s.add_argument(
+        "--size", type=_hw, metavar="HxW", default=(192, 640), help="training size (default 192x640)"
+    )
+    s.add_argument("--cameras", nargs="+", default=["02", "03"], help="cameras (missing ones are skipped)")
+    s.add_argument("--workers", type=int, default=1, help="parallel processes (one drive and camera each)")
+
+
+@_command("cache-frames", _parser_cache_frames)
+def _cmd_cache_frames(a: argparse.Namespace) -> int:
+    done = cache_frames(a.data, a.out, a.size, tuple(a.cameras), a.workers)
+    print(f"cached {len(done)} drive camera(s) at {a.size[0]}x{a.size[1]} under {a.out}")
     return 0
 
 

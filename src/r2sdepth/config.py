@@ -178,6 +178,11 @@ class DataConfig:
         "end", "window ends at the frame (causal) or is centred on it (built streams only)", ("end", "center")
     )
     spike_root: str | None = _f(None, "built Spike-KITTI root (null: simulate windows on the fly)")
+    frame_cache: str | None = _f(
+        None,
+        "RGB frames stored at (height, width) by `r2sdepth cache-frames` (no PNG decode or resize per "
+        "read; the same pixels); null: read the images",
+    )
     sim: SimParams = _f(
         SimParams, "on-the-fly simulator (must match the built streams when spike_root is set)"
     )
@@ -450,6 +455,18 @@ def check_run_rules(cfg: dict[str, Any], *, stage2: bool) -> None:
     ):
         raise R2SDepthError("loss.velocity_weight must be >= 0 and needs context frames (data.context)")
     m = cfg["model"]
+    h, w = cfg["data"].get("height"), cfg["data"].get("width")
+    if h is not None and w is not None and (h % 32 or w % 32 or min(h, w) < 64):
+        raise R2SDepthError(
+            f"data.height x data.width {h}x{w} must be multiples of 32 and at least 64 (the encoder "
+            "halves the input 5 times; its deepest features need 2 pixels each way)"
+        )
+    rep, window = m.get("spike_repr"), cfg["data"].get("window")
+    if m.get("modality") in ("spike", "fusion") and rep and window and window % (rep["chunks"] * rep["bins"]):
+        raise R2SDepthError(
+            f"data.window {window} must be a multiple of model.spike_repr.chunks x bins = "
+            f"{rep['chunks']} x {rep['bins']} (the spike representation splits the window into them)"
+        )
     if m.get("init_depth") is not None and not m["min_depth"] < m["init_depth"] < m["max_depth"]:
         raise R2SDepthError(
             f"model.init_depth {m['init_depth']} must lie between model.min_depth {m['min_depth']} "

@@ -34,6 +34,7 @@ from PIL import Image
 
 from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti
+from r2sdepth.data.frame_cache import FrameCache
 from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, fit_spatial
@@ -51,7 +52,8 @@ class DriveOptions:
     ``(height, width)`` (pixels), the spike ``window`` (planes) and its ``align``ment, a built
     Spike-KITTI ``spike_root`` (None: simulate windows with ``sim`` and ``seed``) and the
     ground-truth source (:func:`r2sdepth.data.kitti.resolve_gt_source`). Defaults: the config
-    schema's (:class:`r2sdepth.config.DataConfig`)."""
+    schema's (:class:`r2sdepth.config.DataConfig`). ``frame_cache``: RGB frames stored at the
+    sample size (:mod:`r2sdepth.data.frame_cache`; None: decode and resize every read)."""
 
     root: Path
     height: int = DataConfig.height
@@ -62,6 +64,7 @@ class DriveOptions:
     sim: SimParams = field(default_factory=SimParams)
     seed: int = TrainConfig.seed
     gt_source: str = DataConfig.gt_source
+    frame_cache: Path | None = None
 
 
 class DriveKind(ABC):
@@ -72,6 +75,7 @@ class DriveKind(ABC):
     def __init__(self, opts: DriveOptions, drive: str) -> None:
         self.opts, self.drive = opts, drive
         self._ids: dict[str, list[int]] = {}
+        self._caches: dict[str, FrameCache] = {}
 
     @classmethod
     @abstractmethod
@@ -95,6 +99,13 @@ class DriveKind(ABC):
         return ids[min(max(bisect.bisect_left(ids, frame), 0), len(ids) - 1)]
 
     def image(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+        if self.opts.frame_cache is not None:
+            if cam not in self._caches:
+                size = (self.opts.height, self.opts.width)
+                self._caches[cam] = FrameCache(
+                    self.opts.frame_cache, self.drive, cam, size, self.frame_ids(cam)
+                )
+            return self._caches[cam].image(frame)
         p = kitti.image_path(self.opts.root, self.drive, frame, cam)
         if not p.is_file():
             raise R2SDepthError(f"{p}: missing image")
@@ -143,6 +154,10 @@ class RigDrive(DriveKind):
         return list(range(len(self.rig)))
 
     def image(self, cam: str, frame: int) -> tuple[np.ndarray, tuple[int, int]]:
+        if self.opts.frame_cache is not None:
+            raise R2SDepthError(
+                "data.frame_cache holds KITTI-layout drives, not rig sequences: set it to null"
+            )
         img = Image.fromarray(self.rig.rgb_in_spike_camera(frame))
         native = (img.height, img.width)
         size = (self.opts.width, self.opts.height)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -106,6 +107,7 @@ class SplitDataModule(L.LightningDataModule):
             window=c["window"],
             align=c["align"],
             spike_root=c["spike_root"],
+            frame_cache=Path(c["frame_cache"]) if c.get("frame_cache") else None,
             sim=SimParams(**c["sim"]),
             seed=c["seed"],
             gt_source=c["gt_source"],
