@@ -74,3 +74,107 @@ def test_reprojection_terms_defaults_and_its_own_identity_error():
     assert torch.equal(off["mask"], torch.ones_like(off["mask"])) and torch.equal(
         off["loss_map"], off["reproj"]
     )
+
+
+def test_ssim_map_matches_scikit_image_inside_the_border():
+    """SSIM over 3x3 windows (uniform weights, population statistics, C1 = 0.01^2, C2 = 0.03^2 for
+    values in [0, 1]) computed by scikit-image, an independent implementation: the loss's per-pixel
+    ``(1 - SSIM) / 2`` agrees away from the 1-pixel border (where the two pad differently), and keeps
+    the input's size."""
+    from skimage.metrics import structural_similarity  # noqa: PLC0415  (scikit-image: this test only)
+
+    from r2sdepth.losses import SSIM  # noqa: PLC0415
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 9, 11, generator=g)
+    y = (x + 0.3 * torch.rand(1, 3, 9, 11, generator=g)).clamp(0, 1)
+    got = SSIM()(x, y)
+    assert got.shape == x.shape
+    for c in range(3):
+        _, ref = structural_similarity(
+            x[0, c].double().numpy(),
+            y[0, c].double().numpy(),
+            win_size=3,
+            data_range=1.0,
+            gaussian_weights=False,
+            use_sample_covariance=False,
+            K1=0.01,
+            K2=0.03,
+            full=True,
+        )
+        want = torch.from_numpy((1 - ref) / 2).float().clamp(0, 1)
+        assert torch.allclose(got[0, c, 1:-1, 1:-1], want[1:-1, 1:-1], atol=1e-5), c
+    # anti-correlated windows: SSIM < 0, so (1 - SSIM) / 2 > 0.5 (not clamped at 0.5 or below)
+    a = torch.tensor([[[[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]]])
+    assert float(SSIM()(a, 1 - a)[0, 0, 1, 1]) > 0.5
+
+
+def test_resize_weight_block_means_down_nearest_up():
+    from r2sdepth.losses import _resize_weight  # noqa: PLC0415
+
+    w = torch.arange(16.0).reshape(1, 1, 4, 4)
+    down = _resize_weight(w, (2, 2))
+    assert torch.equal(down, torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))  # means of the 2x2 blocks
+    up = _resize_weight(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]), (4, 4))
+    assert torch.equal(up[0, 0], torch.tensor([[1.0, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]))
+    same = torch.rand(1, 1, 3, 5)
+    assert _resize_weight(same, (3, 5)) is same and _resize_weight(None, (3, 5)) is None
+
+
+def test_si_log_loss_teacher_nearer_than_a_metre_and_weighted_mean_by_hand():
+    """Asymmetric log differences (a clamp of the teacher at 1 m would change them) and the weighted
+    mean's normalisation."""
+    from r2sdepth.losses import _weighted_mean  # noqa: PLC0415
+
+    student = torch.tensor([[[[2.0, 0.3]]]])
+    teacher = torch.tensor([[[[0.5, 0.6]]]])
+    d = [math.log(4.0), math.log(0.5)]
+    m1, m2 = sum(d) / 2, (d[0] ** 2 + d[1] ** 2) / 2
+    assert float(si_log_loss(student, teacher)) == pytest.approx(m2 - 0.85 * m1**2, rel=1e-6)
+    x = torch.tensor([[[[1.0, 3.0]]]])
+    w = torch.tensor([[[[0.25, 0.75]]]])
+    assert float(_weighted_mean(x, w)) == pytest.approx((0.25 + 2.25) / 1.0)
+    assert float(_weighted_mean(x, 0.1 * w)) == pytest.approx(2.5, rel=1e-6)  # weights normalised
+    assert float(_weighted_mean(x, None)) == 2.0
+
+
+def test_feature_distill_loss_by_hand_over_two_stages_with_weights():
+    """Per pixel ``|| s/|s| - t/|t| ||^2`` over the channels, weighted mean over pixels (the weight
+    resized to each stage), mean over stages."""
+    from r2sdepth.losses import feature_distill_loss  # noqa: PLC0415
+
+    s1 = torch.tensor([[[[3.0, 0.0]], [[4.0, 1.0]]]])  # [1, 2, 1, 2]: vectors (3, 4) and (0, 1)
+    t1 = torch.tensor([[[[1.0, 2.0]], [[0.0, 0.0]]]])  # (1, 0) and (2, 0)
+    s2 = torch.tensor([[[[1.0]], [[1.0]], [[0.0]]]])  # [1, 3, 1, 1]: (1, 1, 0)
+    t2 = torch.tensor([[[[0.0]], [[2.0]], [[0.0]]]])  # (0, 1, 0)
+    p1 = [(0.6 - 1) ** 2 + 0.8**2, 1.0 + 1.0]  # (0.6, 0.8) vs (1, 0); (0, 1) vs (1, 0)
+    r = 1 / math.sqrt(2)
+    p2 = r**2 + (r - 1) ** 2
+    w = torch.tensor([[[[1.0, 3.0]]]])  # stage 1 full size; stage 2 (1 x 1): its mean, any value
+    want = ((p1[0] * 1 + p1[1] * 3) / 4 + p2) / 2
+    got = feature_distill_loss([s1, s2], [t1, t2], w)
+    assert float(got) == pytest.approx(want, rel=1e-5)
+    assert float(feature_distill_loss([s1, s2], [t1, t2])) == pytest.approx((sum(p1) / 2 + p2) / 2, rel=1e-5)
+    with pytest.raises(
+        ValueError, match=r"feature shapes differ: student \(1, 2, 1, 2\), teacher \(1, 3, 1, 1\)"
+    ):
+        feature_distill_loss([s1], [t2])
+
+
+def test_attention_transfer_by_hand():
+    """Attention = channel mean of f^2 over the pixels, L2-normalised per sample; the loss sums the
+    squared difference over pixels, mean over the batch and the stages. Channels may differ."""
+    from r2sdepth.losses import attention_map, attention_transfer_loss  # noqa: PLC0415
+
+    s = torch.tensor([[[[1.0, 2.0]], [[1.0, 0.0]]]])  # channel mean of f^2: (1, 2)
+    t = torch.tensor([[[[0.0, 3.0]]]])  # one channel: (0, 9)
+    a_s = torch.tensor([1.0, 2.0]) / math.sqrt(5)
+    assert torch.allclose(attention_map(s)[0], a_s)
+    per_stage = float(((a_s - torch.tensor([0.0, 1.0])) ** 2).sum())
+    s2, t2 = torch.ones(1, 2, 2, 1), torch.ones(1, 5, 2, 1)  # uniform maps: no difference
+    got = attention_transfer_loss([s, s2], [t, t2])
+    assert float(got) == pytest.approx(per_stage / 2, rel=1e-6)
+    with pytest.raises(
+        ValueError, match=r"feature sizes differ: student \(1, 2, 1, 2\), teacher \(1, 1, 2, 1\)"
+    ):
+        attention_transfer_loss([s], [torch.ones(1, 1, 2, 1)])
