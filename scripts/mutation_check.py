@@ -208,6 +208,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         'hms, frac = clock.split(".")[0], "0"',
         ["tests/test_kitti_layout.py::test_read_timestamps_by_hand"],
     ),
+    "fused-window-decoded-upside-down": (
+        "src/r2sdepth/spike/simulate.py",
+        "return decode_planes(simulate_chunk(get(j - 1), get(j), params, packed=True, **kw), h, w)",
+        "return decode_planes(simulate_chunk(get(j - 1), get(j), params, packed=True, **kw), h, w, flipud=False)",
+        ["tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows"],
+    ),
     "randomised-camera-height-ignored": (
         "src/r2sdepth/data/synthetic.py",
         "cam_h = 1.65 if looks is None else looks.cam_height",

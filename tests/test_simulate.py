@@ -141,10 +141,11 @@ def test_on_the_fly_chunk_deterministic():
 
 @pytest.mark.parametrize("interp", ["linear", "hold"])
 @pytest.mark.parametrize("length", [24, 32, 56])
-def test_written_stream_windows_equal_on_the_fly_windows(tmp_path, interp, length):
+def test_written_stream_windows_equal_on_the_fly_windows(tmp_path, monkeypatch, interp, length):
     """One definition of frame t's window: the written stream (pre-roll + one chunk per frame,
-    packed by the numba kernel) and frame_window (on the fly, bool planes) give the same bytes
-    for frame 0, 1, a middle frame and the last, for windows shorter, equal and longer than P."""
+    packed by the numba kernel) and frame_window (on the fly: the same kernel's bytes decoded, and
+    the plain numpy loop with numba turned off) give the same bytes for frame 0, 1, a middle frame
+    and the last, for windows shorter, equal and longer than P."""
     rng = np.random.default_rng(0)
     lums = [rng.random((6, 10), dtype=np.float32) for _ in range(7)]
     p = SimParams(planes_per_frame=32, interp=interp, fpn_sigma=0.05, pre_roll_frames=2)
@@ -156,6 +157,10 @@ def test_written_stream_windows_equal_on_the_fly_windows(tmp_path, interp, lengt
         fly = frame_window(lambda j: lums[j - 10], t, length, p, seed=7, sequence="seq", first_frame=10)
         assert built.shape == fly.shape == (length, 6, 10)
         assert np.array_equal(built, fly), t
+        with monkeypatch.context() as m:
+            m.setenv("R2SDEPTH_NO_NUMBA", "1")
+            loop = frame_window(lambda j: lums[j - 10], t, length, p, seed=7, sequence="seq", first_frame=10)
+        assert np.array_equal(loop, fly), t
     # beyond the pre-roll both refuse
     with pytest.raises(R2SDepthError, match="leaves the stream"):
         st.window_for_frame(10, 65)
