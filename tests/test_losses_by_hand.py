@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 
 import pytest
 import torch
@@ -178,3 +180,77 @@ def test_attention_transfer_by_hand():
         ValueError, match=r"feature sizes differ: student \(1, 2, 1, 2\), teacher \(1, 1, 2, 1\)"
     ):
         attention_transfer_loss([s], [torch.ones(1, 1, 2, 1)])
+
+
+def test_affine_normalise_by_hand():
+    """Shift = weighted mean, scale = weighted mean absolute deviation, per image."""
+    from r2sdepth.losses import affine_normalise  # noqa: PLC0415
+
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]], [[[4.0, 4.0], [4.0, 4.0]]]])
+    n, shift, scale = affine_normalise(x)
+    # image 0: mean 3, deviations 2, 1, 0, 3 (mean 1.5); image 1: constant (scale clamped, maps to 0)
+    assert torch.allclose(shift, torch.tensor([3.0, 4.0])) and scale[0] == pytest.approx(1.5)
+    assert float(scale[1]) == pytest.approx(1e-8)
+    assert torch.allclose(n[0, 0], torch.tensor([[-4 / 3, -2 / 3], [0.0, 2.0]]))
+    assert torch.equal(n[1], torch.zeros(1, 2, 2))
+    w = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 2.0]]]])
+    n, shift, scale = affine_normalise(x, w)
+    # image 0 under weights (1, 1, 0, 0): mean 1.5, deviation 0.5
+    assert torch.allclose(shift, torch.tensor([1.5, 4.0])) and scale[0] == pytest.approx(0.5)
+    assert torch.allclose(n[0, 0], torch.tensor([[-1.0, 1.0], [3.0, 9.0]]))
+
+
+def test_ssi_disparity_loss_by_hand_and_its_invariances():
+    from r2sdepth.losses import ssi_disparity_loss  # noqa: PLC0415
+
+    s = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    t = torch.tensor([[[[1.0, 1.0], [2.0, 5.0]]]])
+    ns = [-1.5, -0.5, 0.5, 1.5]  # mean 2.5, mean absolute deviation 1
+    dev = [1.25, 1.25, 0.25, 2.75]  # teacher: mean 2.25, mean absolute deviation 1.375
+    nt = [(v - 2.25) / 1.375 for v in (1.0, 1.0, 2.0, 5.0)]
+    assert sum(dev) / 4 == 1.375
+    want = sum(abs(a - b) for a, b in zip(ns, nt)) / 4
+    assert float(ssi_disparity_loss(s, t)) == pytest.approx(want, rel=1e-6)
+    assert float(ssi_disparity_loss(s, 3 * s + 7)) == pytest.approx(0.0, abs=1e-6)  # any units
+    assert float(ssi_disparity_loss(s, -s)) == pytest.approx(2.0, rel=1e-6)  # upside down
+    assert float(ssi_disparity_loss(torch.ones_like(s), t)) == pytest.approx(1.0, rel=1e-6)  # constant
+    # a second image with no weight is left out of the batch mean (not counted as 0)
+    w = torch.ones(2, 1, 2, 2)
+    w[1] = 0
+    both = ssi_disparity_loss(torch.cat([s, s]), torch.cat([t, -t]), w)
+    assert float(both) == pytest.approx(want, rel=1e-6)
+    # a teacher at twice the size is resized to the student (block-constant: the same map)
+    big = t.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    assert float(ssi_disparity_loss(s, big)) == pytest.approx(want, rel=1e-5)
+
+
+def test_can_compile_says_why_not(monkeypatch):
+    from r2sdepth.losses import can_compile  # noqa: PLC0415
+
+    if shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"):
+        assert can_compile("cpu") is None
+    monkeypatch.setenv("PATH", "")
+    assert can_compile("cpu") == "no C++ compiler (c++, g++ or clang++) on PATH"
+    monkeypatch.setitem(sys.modules, "triton", None)  # import triton -> ImportError
+    assert can_compile("cuda") == "triton is not installed"
+
+
+def test_distillation_terms_per_image_of_a_batch_and_tiny_features():
+    """Two images with their own weights (the per-pixel distance keeps its channel axis, the
+    attention maps are normalised per image) and feature vectors of tiny norm (not blown up to unit
+    length: the normalisations' eps keeps them small)."""
+    from r2sdepth.losses import attention_map, feature_distill_loss  # noqa: PLC0415
+
+    s = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]], [[[1.0, 1.0]], [[0.0, 0.0]]]])  # [2, 2, 1, 2]
+    t = torch.tensor([[[[1.0, 1.0]], [[0.0, 0.0]]], [[[1.0, 1.0]], [[0.0, 0.0]]]])
+    w = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 1.0]]]])
+    # pixel distances: image 0 (0, 2), image 1 (0, 0); weighted: (0 * 1 + 2 * 0 + 0 + 0) / 2
+    assert float(feature_distill_loss([s], [t], w)) == pytest.approx(0.0, abs=1e-7)
+    w2 = torch.tensor([[[[0.0, 1.0]]], [[[1.0, 0.0]]]])
+    assert float(feature_distill_loss([s], [t], w2)) == pytest.approx(2.0 / 2, rel=1e-6)
+    tiny = torch.tensor([[[[1e-7]], [[0.0]]]])  # norm 1e-7 < eps 1e-6: stays about 0.1 long
+    far = torch.tensor([[[[0.0]], [[1.0]]]])
+    assert float(feature_distill_loss([tiny], [far])) == pytest.approx(0.1**2 + 1.0, rel=1e-4)
+    a = attention_map(s)
+    assert torch.allclose(a[0], torch.tensor([1.0, 1.0]) / math.sqrt(2)) and torch.allclose(a[1], a[0])
+    assert torch.allclose(attention_map(0.1 * s), a)  # a small feature map has the same attention
