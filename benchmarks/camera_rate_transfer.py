@@ -153,8 +153,8 @@ ADDENDUM4_1200 = {"0005": 0.283, "0009": 0.283}
 
 
 def pretrain_decision(summary: list[dict]) -> tuple[bool, bool, str]:
-    """Addenda 6 and 7: whether the changed recipe (6: 2000-step pretraining; 7: randomised scenes) is
-    adopted (3-seed mean on 0005 after 1200 adaptation steps below addendum 4's by more than 0.002) and
+    """Addenda 6-8: whether the changed recipe (6: 2000-step pretraining; 7: randomised scenes; 8: flips
+    in the pretraining) is adopted (3-seed mean on 0005 after 1200 adaptation steps below addendum 4's by more than 0.002) and
     whether seed 0 ships (judged on 0009)."""
     row = {(r["stage"], r["drive"]): r for r in summary if r["mode"] == "camera-rate"}
     choice, judge = row[("adapted 1200", "0005")], row[("adapted 1200", "0009")]
@@ -183,7 +183,13 @@ def ship(
         **meta["adapted_on"],
         "footage": "kitti_unlabelled/2011_09_26/2011_09_26_drive_0095_sync (no depth exists)",
         "from": "train_spike_traffic_synth, data.sim.camera_rate_hz 20000, seed 0 (synthetic exact depth"
-        + (", domain-randomised scenes: synth --randomise)" if addendum == "7" else ")"),
+        + (
+            ", domain-randomised scenes: synth --randomise)"
+            if addendum == "7"
+            else ", horizontal flips: data.augment true)"
+            if addendum == "8"
+            else ")"
+        ),
         "seed": 0,
         "recipe": f"benchmarks/camera_rate_transfer.py, camera-rate seed 0, {steps} adaptation steps"
         + (
@@ -239,6 +245,11 @@ def main() -> None:
         help="addendum 7: pretrain on domain-randomised scenes (synth --randomise)",
     )
     ap.add_argument(
+        "--pretrain-augment",
+        action="store_true",
+        help="addendum 8: horizontal flips in the exact-depth pretraining (data.augment true)",
+    )
+    ap.add_argument(
         "--soup", action="store_true", help="addendum 5: each seed's adapted checkpoints averaged"
     )
     ap.add_argument(
@@ -279,9 +290,10 @@ def main() -> None:
             longer = (
                 ["--trainer.max_steps", a.pretrain_steps, "--allow-config-change"] if a.pretrain_steps else []
             )
+            aug = ["--data.augment", "true"] if a.pretrain_augment else []
             r2("train", "--config", "train_spike_traffic_synth", "--out", run / "pretrain", "--seed", s,
                "--data.root", data, "--data.sim.camera_rate_hz", MODES[mode],
-               "--trainer.enable_progress_bar", "false", *longer)  # fmt: skip
+               "--trainer.enable_progress_bar", "false", *longer, *aug)  # fmt: skip
             pre = run / "pretrain" / "checkpoints" / "last.ckpt"
             ada: dict[int, Path] = {}
             for n in sorted(set(a.adapt_steps) | {600}):  # a longer one resumes the shorter: one n-step run
@@ -368,7 +380,8 @@ def main() -> None:
         res["ship_pretrain"] = {"adopted": adopted, "ships": ok, "checks": text}
         print(("SHIPS: " if ok else "does not ship: ") + text)
         if ok:
-            print("wrote", ship(out / "camera-rate_s0", text, 1200, addendum="7" if a.randomise else "6"))
+            label = "8" if a.pretrain_augment else "7" if a.randomise else "6"
+            print("wrote", ship(out / "camera-rate_s0", text, 1200, addendum=label))
     if a.ship_soup:
         adopted, ok, text = soup_decision(summary)
         res["ship_soup"] = {"adopted": adopted, "ships": ok, "checks": text}
