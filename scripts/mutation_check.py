@@ -196,6 +196,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
             "tests/test_kitti_layout.py::test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading"
         ],
     ),
+    "oxts-mercator-scale-of-frame-1": (
+        "src/r2sdepth/data/kitti.py",
+        "scale = np.cos(lat[0] * np.pi / 180.0)",
+        "scale = np.cos(lat[1] * np.pi / 180.0)",
+        ["tests/test_kitti_layout.py::test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading"],
+    ),
     "stereo-transform-sign": (
         "src/r2sdepth/data/kitti.py",
         "t = np.linalg.solve(b.K, b.P_rect[:, 3]) - np.linalg.solve(a.K, a.P_rect[:, 3])",

@@ -53,6 +53,15 @@ def test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading(tm
     r = kitti.oxts_poses(_oxts(tmp_path / "roll", [(lat0, lon0, 0, 0, 0, 0), (lat0, lon0, 0, 0.1, 0, 0)]))
     cr, sr = math.cos(0.1), math.sin(0.1)
     assert np.allclose(r[1, :3, :3], [[1, 0, 0], [0, cr, -sr], [0, sr, cr]], atol=1e-9)
+    # the Mercator scale is the first frame's: a second frame a degree further north does not change
+    # the east offset of a third frame at the first frame's latitude
+    far = kitti.oxts_poses(
+        _oxts(
+            tmp_path / "far",
+            [(lat0, lon0, 0, 0, 0, 0), (lat0 + 1.0, lon0, 0, 0, 0, 0), (lat0, lon0 + dlon, 0, 0, 0, 0)],
+        )
+    )
+    assert far[2, 0, 3] == pytest.approx(east, rel=1e-6)
     with pytest.raises(R2SDepthError, match="no oxts packets"):
         kitti.oxts_poses(tmp_path / "empty")
 
@@ -93,6 +102,7 @@ def test_stereo_transform_against_projecting_with_p_rect(shared_data):
     going through camera 02's coordinates and the stereo transform must land on the same pixel."""
     kitti_date = shared_data / "kitti_raw" / "2011_09_26"
     T = kitti.stereo_transform(kitti_date, "l")
+    assert np.array_equal(kitti.stereo_transform(kitti_date), T)  # camera 02 by default
     back = kitti.stereo_transform(kitti_date, "r")
     c2, c3 = kitti.load_calib(kitti_date, "02"), kitti.load_calib(kitti_date, "03")
     X0 = np.array([[2.0, -1.0, 12.0], [-5.0, 1.5, 30.0], [0.3, 0.2, 4.0]])
@@ -231,6 +241,8 @@ def test_velodyne_ground_truth_needs_its_calibration_and_uses_the_asked_camera(t
     assert kitti.load_velodyne(scan).shape == (3, 4)
     with pytest.raises(R2SDepthError, match="needed for velodyne ground truth"):
         kitti.gt_depth(tmp_path, drive, 0)
+    with pytest.raises(R2SDepthError, match="^velodyne projection needs calib_velo_to_cam.txt$"):
+        kitti.project_velodyne(kitti.load_velodyne(scan), kitti.load_calib(d, "l"))
     _calib_dir(tmp_path, "R: 0 -1 0 0 0 -1 1 0 0\nT: 0 0 0\n")  # camera (x, y, z) = velodyne (-y, -z, x)
     left, right = kitti.gt_depth(tmp_path, drive, 0, "l"), kitti.gt_depth(tmp_path, drive, 0, "r")
     assert left.dtype == np.float32 and left.shape == (375, 1242)
