@@ -254,3 +254,27 @@ def test_distillation_terms_per_image_of_a_batch_and_tiny_features():
     a = attention_map(s)
     assert torch.allclose(a[0], torch.tensor([1.0, 1.0]) / math.sqrt(2)) and torch.allclose(a[1], a[0])
     assert torch.allclose(attention_map(0.1 * s), a)  # a small feature map has the same attention
+
+
+def test_ssi_disparity_loss_weights_inside_an_image_per_image_means_and_resizing():
+    """Weights that leave out part of an image change both normalisations (the left-out pixel's value
+    must not matter); two weighted images are averaged per image, not pooled; a teacher at twice the
+    width is resized with centre-aligned pixels (bilinear, ``align_corners=False``)."""
+    from r2sdepth.losses import ssi_disparity_loss  # noqa: PLC0415
+
+    s = torch.tensor([[[[1.0, 2.0, 3.0, 100.0]]]])
+    t = torch.tensor([[[[2.0, 4.0, 6.0, -50.0]]]])  # an affine map of s on the first three pixels
+    w = torch.tensor([[[[1.0, 1.0, 1.0, 0.0]]]])
+    assert float(ssi_disparity_loss(s, t, w)) == pytest.approx(0.0, abs=1e-6)
+    assert float(ssi_disparity_loss(s, t)) > 0.5
+    # image 0: loss 0 on 2 weighted pixels; image 1: 2 (upside down) on 4: per-image mean (0 + 2) / 2
+    s2 = torch.tensor([[[[1.0, 2.0, 5.0, 7.0]]], [[[1.0, 2.0, 3.0, 4.0]]]])
+    t2 = torch.tensor([[[[3.0, 5.0, 0.0, 0.0]]], [[[4.0, 3.0, 2.0, 1.0]]]])
+    w2 = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]], [[[1.0, 1.0, 1.0, 1.0]]]])
+    assert float(ssi_disparity_loss(s2, t2, w2)) == pytest.approx(1.0, rel=1e-6)
+    # teacher x^2 at x = 0..5, student the centre-aligned samples at 0.5, 2.5, 4.5: loss 0
+    teacher = torch.tensor([[[[0.0, 1.0, 4.0, 9.0, 16.0, 25.0]]]])
+    student = torch.tensor([[[[0.5, 6.5, 20.5]]]])
+    assert float(ssi_disparity_loss(student, teacher)) == pytest.approx(0.0, abs=1e-6)
+    corners = torch.tensor([[[[0.0, 6.5, 25.0]]]])  # what align_corners=True would sample
+    assert float(ssi_disparity_loss(corners, teacher)) > 0.01
