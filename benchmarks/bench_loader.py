@@ -39,8 +39,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from r2sdepth.data.dataset import SampleOptions, SplitDataset, collate
-from r2sdepth.data.drives import DriveOptions
-from r2sdepth.data.frame_cache import cache_frames
+from r2sdepth.data.drives import DriveOptions, cache_frames
 from r2sdepth.data.spike_kitti import StreamSpec, build_spike_kitti
 from r2sdepth.data.synthetic import SceneSpec, synthesize
 from r2sdepth.data.transport import finish_batch

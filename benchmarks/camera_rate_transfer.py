@@ -154,8 +154,8 @@ ADDENDUM4_1200 = {"0005": 0.283, "0009": 0.283}
 
 def pretrain_decision(summary: list[dict]) -> tuple[bool, bool, str]:
     """Addenda 6-8: whether the changed recipe (6: 2000-step pretraining; 7: randomised scenes; 8: flips
-    in the pretraining) is adopted (3-seed mean on 0005 after 1200 adaptation steps below addendum 4's by more than 0.002) and
-    whether seed 0 ships (judged on 0009)."""
+    in the pretraining) is adopted (3-seed mean on 0005 after 1200 adaptation steps below addendum 4's by
+    more than 0.002) and whether seed 0 ships (judged on 0009)."""
     row = {(r["stage"], r["drive"]): r for r in summary if r["mode"] == "camera-rate"}
     choice, judge = row[("adapted 1200", "0005")], row[("adapted 1200", "0009")]
     base = judge["baselines"]

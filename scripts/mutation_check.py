@@ -86,8 +86,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "window-shifted-one-chunk": (
         "src/r2sdepth/spike/simulate.py",
-        "for j in range(j0, frame + 1)\n",
-        "for j in range(j0 + 1, frame + 2)\n",
+        "[chunk(j) for j in range(j0, frame + 1)]",
+        "[chunk(j) for j in range(j0 + 1, frame + 2)]",
         [
             "tests/test_simulate.py::test_window_is_causal",
             "tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows",
@@ -200,7 +200,9 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "src/r2sdepth/data/kitti.py",
         "scale = np.cos(lat[0] * np.pi / 180.0)",
         "scale = np.cos(lat[1] * np.pi / 180.0)",
-        ["tests/test_kitti_layout.py::test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading"],
+        [
+            "tests/test_kitti_layout.py::test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading"
+        ],
     ),
     "stereo-transform-sign": (
         "src/r2sdepth/data/kitti.py",
@@ -558,8 +560,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "velocity-squared-distance": (
         "src/r2sdepth/losses.py",
-        "t = torch.stack([p[:, :3, 3] for p in poses], 1).norm(dim=-1)",
-        "t = torch.stack([p[:, :3, 3] for p in poses], 1).pow(2).sum(-1)",
+        "moved = t.norm(dim=-1)",
+        "moved = t.pow(2).sum(-1)",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
     "travel-from-wrong-frame": (

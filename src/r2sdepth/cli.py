@@ -25,7 +25,7 @@ from r2sdepth import __version__
 from r2sdepth import evaluate as ev
 from r2sdepth.atomic import write_json_atomic
 from r2sdepth.config import config_help
-from r2sdepth.data.frame_cache import cache_frames
+from r2sdepth.data.drives import cache_frames
 from r2sdepth.data.synthetic import VIEWS, SceneSpec, synthesize
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.evaluate import SCALINGS, EvalJob, export_gt, report, split_intrinsics

@@ -26,15 +26,18 @@ import bisect
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from r2sdepth.atomic import remove_stale_temporaries
 from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti
-from r2sdepth.data.frame_cache import FrameCache
+from r2sdepth.data.frame_cache import FrameCache, write_cache
 from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, fit_spatial
@@ -246,3 +249,52 @@ def drive_kind(opts: DriveOptions, drive: str) -> DriveKind:
 def kind_for(root: str | os.PathLike, drive: str, gt_source: str = "auto") -> DriveKind:
     """The kind of one drive of ``root`` for evaluation (ground truth and intrinsics only)."""
     return drive_kind(DriveOptions(root=Path(root), gt_source=gt_source), drive)
+
+
+# --- frame caches ------------------------------------------------------------------------------
+
+
+def _cache_one(job: tuple[Any, ...]) -> str:
+    root, cache, drive, cam, size = job
+    kind = drive_kind(DriveOptions(root=Path(root), height=size[0], width=size[1]), drive)
+    return str(write_cache(cache, drive, cam, size, kind.frame_ids(cam), lambda f: kind.image(cam, f)))
+
+
+def cache_frames(
+    root: str | os.PathLike,
+    cache: str | os.PathLike,
+    size: tuple[int, int],
+    cameras: tuple[str, ...] = ("02", "03"),
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Cache every drive of the KITTI-layout ``root`` (cameras that exist) at ``size`` ``(H, W)``
+    under ``cache``; ``workers`` processes, one (drive, camera) each. Returns the arrays written."""
+    if size[0] < 1 or size[1] < 1:
+        raise R2SDepthError(f"frame cache size must be positive, got {size[0]}x{size[1]}")
+    if workers < 1:
+        raise R2SDepthError(f"workers must be >= 1, got {workers}")
+    drives = kitti.find_drives(root)
+    if not drives:
+        raise R2SDepthError(f"{root}: no drives (<date>/<drive>_sync/image_0X/data) to cache")
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache)  # left by a killed run
+    jobs = [
+        (str(root), str(cache), d, kitti.cam_index(c), tuple(size))
+        for d in drives
+        for c in cameras
+        if kitti.image_dir(root, d, c).is_dir()
+    ]
+    done = []
+    if workers == 1:
+        for j in jobs:
+            done.append(_cache_one(j))
+            if progress:
+                progress(done[-1])
+        return done
+    with ProcessPoolExecutor(workers) as pool:
+        for p in pool.map(_cache_one, jobs):
+            done.append(p)
+            if progress:
+                progress(p)
+    return done

@@ -9,7 +9,8 @@ uint8 array ``[N, H, W, 3]`` read by memory map:
 ``<H>x<W>.json``: the frame ids in array order and the native ``(H, W)`` of the frames.
 
 A cache whose frame ids differ from the drive's frames on disk is refused (stale: run
-``cache-frames`` again), never read in part.
+``cache-frames`` again), never read in part. :func:`r2sdepth.data.drives.cache_frames` writes the caches
+of a data root with each drive's recording kind (this module does not import the kinds: they read it).
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from r2sdepth.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
+from r2sdepth.atomic import atomic_path, write_json_atomic
 from r2sdepth.data import kitti
 from r2sdepth.errors import R2SDepthError
 
@@ -97,51 +96,3 @@ def write_cache(
         del out
     write_json_atomic(meta_p, {"frames": list(ids), "native": list(native or (0, 0))})
     return arr_p
-
-
-def _cache_one(job: tuple[Any, ...]) -> str:
-    from r2sdepth.data.drives import DriveOptions, drive_kind  # noqa: PLC0415  (drives imports this module)
-
-    root, cache, drive, cam, size = job
-    kind = drive_kind(DriveOptions(root=Path(root), height=size[0], width=size[1]), drive)
-    return str(write_cache(cache, drive, cam, size, kind.frame_ids(cam), lambda f: kind.image(cam, f)))
-
-
-def cache_frames(
-    root: str | os.PathLike,
-    cache: str | os.PathLike,
-    size: tuple[int, int],
-    cameras: tuple[str, ...] = ("02", "03"),
-    workers: int = 1,
-    progress: Callable[[str], None] | None = None,
-) -> list[str]:
-    """Cache every drive of the KITTI-layout ``root`` (cameras that exist) at ``size`` ``(H, W)``
-    under ``cache``; ``workers`` processes, one (drive, camera) each. Returns the arrays written."""
-    if size[0] < 1 or size[1] < 1:
-        raise R2SDepthError(f"frame cache size must be positive, got {size[0]}x{size[1]}")
-    if workers < 1:
-        raise R2SDepthError(f"workers must be >= 1, got {workers}")
-    drives = kitti.find_drives(root)
-    if not drives:
-        raise R2SDepthError(f"{root}: no drives (<date>/<drive>_sync/image_0X/data) to cache")
-    Path(cache).mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(cache)  # left by a killed run
-    jobs = [
-        (str(root), str(cache), d, kitti.cam_index(c), tuple(size))
-        for d in drives
-        for c in cameras
-        if kitti.image_dir(root, d, c).is_dir()
-    ]
-    done = []
-    if workers == 1:
-        for j in jobs:
-            done.append(_cache_one(j))
-            if progress:
-                progress(done[-1])
-        return done
-    with ProcessPoolExecutor(workers) as pool:
-        for p in pool.map(_cache_one, jobs):
-            done.append(p)
-            if progress:
-                progress(p)
-    return done
