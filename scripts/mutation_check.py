@@ -222,6 +222,14 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "return decode_planes(simulate_chunk(get(j - 1), get(j), params, packed=True, **kw), h, w, flipud=False)",
         ["tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows"],
     ),
+    "frame-cache-rewrites-up-to-date-caches": (
+        "src/r2sdepth/data/drives.py",
+        "FrameCache(cache, drive, cam, size, ids)  # complete",
+        "raise R2SDepthError('rewrite')  # complete",
+        [
+            "tests/test_frame_cache.py::test_cached_samples_equal_the_read_samples_and_stale_caches_are_refused"
+        ],
+    ),
     "randomised-camera-height-ignored": (
         "src/r2sdepth/data/synthetic.py",
         "cam_h = 1.65 if looks is None else looks.cam_height",

@@ -57,6 +57,14 @@ def test_cached_samples_equal_the_read_samples_and_stale_caches_are_refused(synt
     shutil.copy(img / "0000000004.png", img / "0000000005.png")
     with pytest.raises(R2SDepthError, match="stale frame cache .5 frames cached, 6 on disk"):
         _dataset(root, cache)[0]
+    # a rerun rewrites only the stale drive camera (resumable): the others keep their files
+    others = [p for p in cache.rglob("32x64.npy") if DRIVE not in str(p)]
+    stamps = {p: p.stat().st_mtime_ns for p in others}
+    r = r2("cache-frames", "--data", root, "--out", cache, "--size", "32x64", "--cameras", "02")
+    assert r.returncode == 0 and "(1 written, 2 already up to date)" in r.stdout, r.stdout + r.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert np.load(cache_paths(cache, DRIVE, "02", (32, 64))[0]).shape[0] == 6
+    _dataset(root, cache)[0]  # fresh again
     with pytest.raises(R2SDepthError, match="no 32x64 frame cache for this drive"):
         _dataset(root, tmp_path / "elsewhere")[0]
 

@@ -486,8 +486,16 @@ def _parser_cache_frames(sub: argparse._SubParsersAction) -> None:
 
 @_command("cache-frames", _parser_cache_frames)
 def _cmd_cache_frames(a: argparse.Namespace) -> int:
-    done = cache_frames(a.data, a.out, a.size, tuple(a.cameras), a.workers)
-    print(f"cached {len(done)} drive camera(s) at {a.size[0]}x{a.size[1]} under {a.out}")
+    def show(path: str, written: bool) -> None:
+        if sys.stderr.isatty():
+            print(f"{'wrote' if written else 'up to date'}: {path}", file=sys.stderr)
+
+    done = cache_frames(a.data, a.out, a.size, tuple(a.cameras), a.workers, progress=show)
+    kept = sum(not w for _, w in done)
+    print(
+        f"cached {len(done)} drive camera(s) at {a.size[0]}x{a.size[1]} under {a.out} "
+        f"({len(done) - kept} written, {kept} already up to date)"
+    )
     return 0
 
 

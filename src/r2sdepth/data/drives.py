@@ -23,6 +23,8 @@ does not import torch (the evaluation uses it).
 from __future__ import annotations
 
 import bisect
+import builtins
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -37,7 +39,7 @@ from PIL import Image
 from r2sdepth.atomic import remove_stale_temporaries
 from r2sdepth.config import DataConfig, TrainConfig
 from r2sdepth.data import kitti
-from r2sdepth.data.frame_cache import FrameCache, write_cache
+from r2sdepth.data.frame_cache import FrameCache, cache_paths, write_cache
 from r2sdepth.data.rig import RigSequence
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.spike.io import SpikeStream, fit_spatial
@@ -254,10 +256,17 @@ def kind_for(root: str | os.PathLike, drive: str, gt_source: str = "auto") -> Dr
 # --- frame caches ------------------------------------------------------------------------------
 
 
-def _cache_one(job: tuple[Any, ...]) -> str:
+def _cache_one(job: tuple[Any, ...]) -> tuple[str, bool]:
+    """Cache one drive's camera unless an up-to-date cache is there: ``(array path, written)``."""
     root, cache, drive, cam, size = job
     kind = drive_kind(DriveOptions(root=Path(root), height=size[0], width=size[1]), drive)
-    return str(write_cache(cache, drive, cam, size, kind.frame_ids(cam), lambda f: kind.image(cam, f)))
+    ids = kind.frame_ids(cam)
+    try:
+        FrameCache(cache, drive, cam, size, ids)  # complete, readable and the drive's frames: keep it
+        return str(cache_paths(cache, drive, cam, size)[0]), False
+    except R2SDepthError:
+        pass
+    return str(write_cache(cache, drive, cam, size, ids, lambda f: kind.image(cam, f))), True
 
 
 def cache_frames(
@@ -266,10 +275,12 @@ def cache_frames(
     size: tuple[int, int],
     cameras: tuple[str, ...] = ("02", "03"),
     workers: int = 1,
-    progress: Callable[[str], None] | None = None,
-) -> list[str]:
+    progress: Callable[[str, bool], None] | None = None,
+) -> list[tuple[str, bool]]:
     """Cache every drive of the KITTI-layout ``root`` (cameras that exist) at ``size`` ``(H, W)``
-    under ``cache``; ``workers`` processes, one (drive, camera) each. Returns the arrays written."""
+    under ``cache``; ``workers`` processes, one (drive, camera) each. Resumable: a drive camera whose
+    cache is complete and matches its frames is kept. Returns ``(array path, written)`` per drive
+    camera (``progress`` is called with each as it finishes)."""
     if size[0] < 1 or size[1] < 1:
         raise R2SDepthError(f"frame cache size must be positive, got {size[0]}x{size[1]}")
     if workers < 1:
@@ -285,16 +296,10 @@ def cache_frames(
         for c in cameras
         if kitti.image_dir(root, d, c).is_dir()
     ]
-    done = []
-    if workers == 1:
-        for j in jobs:
-            done.append(_cache_one(j))
+    done: list[tuple[str, bool]] = []
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for res in (pool or builtins).map(_cache_one, jobs):
+            done.append(res)
             if progress:
-                progress(done[-1])
-        return done
-    with ProcessPoolExecutor(workers) as pool:
-        for p in pool.map(_cache_one, jobs):
-            done.append(p)
-            if progress:
-                progress(p)
+                progress(*res)
     return done
