@@ -222,6 +222,19 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "return decode_planes(simulate_chunk(get(j - 1), get(j), params, packed=True, **kw), h, w, flipud=False)",
         ["tests/test_simulate.py::test_written_stream_windows_equal_on_the_fly_windows"],
     ),
+    "ensemble-arithmetic-mean-of-disparity": (
+        "src/r2sdepth/models/r2sdepth.py",
+        "    log_scaled = torch.stack([torch.log(lo + (hi - lo) * d) for d in disps]).mean(0)\n"
+        "    return (torch.exp(log_scaled) - lo) / (hi - lo)",
+        "    return torch.stack(disps).mean(0)",
+        ["tests/test_ensemble.py::test_ensemble_depth_is_the_geometric_mean_of_its_members"],
+    ),
+    "ensemble-first-member-only": (
+        "src/r2sdepth/models/r2sdepth.py",
+        "        outs = [m(spikes=spikes)[\"disp\"] for m in self.members]",
+        "        outs = [m(spikes=spikes)[\"disp\"] for m in self.members[:1]]",
+        ["tests/test_ensemble.py::test_ensemble_depth_is_the_geometric_mean_of_its_members"],
+    ),
     "frame-cache-rewrites-up-to-date-caches": (
         "src/r2sdepth/data/drives.py",
         "FrameCache(cache, drive, cam, size, ids)  # complete",

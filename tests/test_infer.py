@@ -46,11 +46,12 @@ def r2_in_process(*args) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["r2sdepth", *map(str, args)], rc, out.getvalue(), err.getvalue())
 
 
-def tiny_ckpt(path: Path, modality: str, h: int = 64, w: int = 96, window: int = 32) -> Path:
-    """A slim checkpoint of an untrained tiny model (fast; the format `export --format slim` writes)."""
+def tiny_ckpt(path: Path, modality: str, h: int = 64, w: int = 96, window: int = 32, seed: int = 0) -> Path:
+    """A slim checkpoint of an untrained tiny model (fast; the format `export --format slim` writes);
+    ``seed``: its random initial weights."""
     from r2sdepth.train.module import DepthModule
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     m = DepthModule(
         {"modality": modality, **TINY},
         data={"height": h, "width": w, "window": window, "sim": {"planes_per_frame": 32}},

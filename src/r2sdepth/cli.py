@@ -1107,6 +1107,25 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_ensemble(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth ensemble`'s arguments."""
+    s = sub.add_parser(
+        "ensemble",
+        help="several spike-only models of one architecture as one checkpoint (geometric mean of depths)",
+    )
+    s.add_argument("checkpoints", nargs="+", help="two or more checkpoints (files or shipped names)")
+    s.add_argument("--out", required=True, help="output checkpoint file")
+
+
+@_command("ensemble", _parser_ensemble)
+def _cmd_ensemble(a: argparse.Namespace) -> int:
+    from r2sdepth.export import ensemble_checkpoint  # noqa: PLC0415  torch-level: loaded on use
+
+    p = ensemble_checkpoint([checkpoint_path(c) for c in a.checkpoints], a.out)
+    print(f"ensemble of {len(a.checkpoints)} spike-only networks {p} ({p.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _parser_models(sub: argparse._SubParsersAction) -> None:
     """`r2sdepth models`'s arguments."""
     s = sub.add_parser(

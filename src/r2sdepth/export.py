@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from r2sdepth.atomic import write_bytes_atomic
-from r2sdepth.checkpoint import save_atomic, trained_window
+from r2sdepth.checkpoint import save_atomic, trained_window, trained_windows
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.train.load import load_checkpoint
@@ -65,6 +65,21 @@ class RgbDisparity(nn.Module):
         return self.net(rgb=rgb)["disp"][0]
 
 
+def spike_network(net: nn.Module, src: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(model config, state dict)`` of the spike-only network of a spike model, or of a fusion
+    model's spike path (its spike branch and student decoder, renamed as a spike model's)."""
+    if net.modality == "spike":
+        return dict(net.cfg), net.state_dict()
+    if net.modality != "fusion" or not hasattr(net, "student_decoder"):
+        raise R2SDepthError(f"{src}: this {net.modality} model has no spike-only network")
+    state = {
+        k.replace("student_decoder.", "decoder.", 1): v
+        for k, v in net.state_dict().items()
+        if k.startswith(("spike.", "student_decoder.")) or k == "w_rgb"
+    }
+    return {**net.cfg, "modality": "spike"}, state
+
+
 def slim_checkpoint(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -77,17 +92,63 @@ def slim_checkpoint(
     written in the same save."""
     module, meta = load_checkpoint(src)
     net = module.net
-    cfg = dict(net.cfg)
-    state = net.state_dict()
+    cfg, state = dict(net.cfg), net.state_dict()
     if modality == "spike" and net.modality == "fusion":
-        cfg["modality"] = "spike"
-        state = {
-            k.replace("student_decoder.", "decoder.", 1): v
-            for k, v in state.items()
-            if k.startswith(("spike.", "student_decoder.")) or k == "w_rgb"
-        }
+        cfg, state = spike_network(net, src)
     meta = {k: v for k, v in meta.items() if k not in ("distill",)}
     meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
+    meta.update(extra or {})
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic({"r2sdepth": meta, "state_dict": state}, dst)
+    return dst
+
+
+#: model settings that may differ between the members of an ensemble (they only set the start of training)
+ENSEMBLE_FREE_KEYS = ("pretrained", "init_depth")
+
+
+def ensemble_checkpoint(
+    members: list[str | os.PathLike], dst: str | os.PathLike, extra: dict[str, Any] | None = None
+) -> Path:
+    """One slim checkpoint holding several spike-only networks as one
+    (:class:`~r2sdepth.models.r2sdepth.SpikeEnsemble`: the geometric mean of their depths per pixel)
+    that ``eval``, ``infer``, ``export`` and the API load like any model. Every member must be a
+    spike-only network (or a fusion model's spike path) of the same architecture, input size, window
+    and simulated camera; the first member's metadata describes the ensemble, each member's own is
+    kept under ``ensemble``."""
+    if len(members) < 2:
+        raise R2SDepthError(f"an ensemble needs at least 2 checkpoints, got {len(members)}")
+    nets, metas = [], []
+    for m in members:
+        module, meta = load_checkpoint(m)
+        if meta.get("ensemble"):
+            raise R2SDepthError(f"{m}: already an ensemble; give its members")
+        nets.append(spike_network(module.net, m))
+        metas.append({k: v for k, v in meta.items() if k not in ("distill",)} | {"source": str(m)})
+    first_cfg, first = nets[0][0], metas[0]
+    same = {k: v for k, v in first_cfg.items() if k not in ENSEMBLE_FREE_KEYS}
+    for m, (cfg, _), meta in zip(members, nets, metas):
+        diff = sorted(
+            k for k in set(same) | set(cfg) if k not in ENSEMBLE_FREE_KEYS and cfg.get(k) != same.get(k)
+        )
+        if diff:
+            raise R2SDepthError(f"{m}: its network differs from {members[0]}'s in {', '.join(diff)}")
+        for key in ("height", "width"):
+            if meta.get(key) != first.get(key):
+                raise R2SDepthError(
+                    f"{m}: trained at {key} {meta.get(key)}, {members[0]} at {first.get(key)}"
+                )
+        if trained_windows(meta) != trained_windows(first):
+            raise R2SDepthError(f"{m}: trained on other windows than {members[0]} ({trained_windows(meta)})")
+        if (meta.get("data") or {}).get("sim") != (first.get("data") or {}).get("sim"):
+            raise R2SDepthError(f"{m}: its simulated camera (data.sim) differs from {members[0]}'s")
+    state = {f"members.{i}.{k}": v for i, (_, st) in enumerate(nets) for k, v in st.items()}
+    meta = {k: v for k, v in first.items() if k != "source"}
+    meta.update(
+        {"slim": True, "modality": "spike", "model": same | {"pretrained": False, "init_depth": None}}
+    )
+    meta["ensemble"] = metas
     meta.update(extra or {})
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -162,9 +162,49 @@ class R2SDepthNet(nn.Module):
         return out
 
 
-def student_forward(net: R2SDepthNet, spikes: torch.Tensor) -> dict[int, torch.Tensor]:
+def geometric_mean_disparity(disps: list[torch.Tensor], min_depth: float, max_depth: float) -> torch.Tensor:
+    """Sigmoid disparities ``[B, 1, H, W]`` of several networks -> the one sigmoid disparity whose
+    depth (:func:`~r2sdepth.geometry.disp_to_depth`) is the geometric mean of theirs per pixel:
+    ``1 / depth = exp(mean_i log(1 / depth_i))``, mapped back through ``disp_to_depth``'s affine map.
+    A global factor of one member's depth moves the result by a global factor only."""
+    lo, hi = 1.0 / max_depth, 1.0 / min_depth
+    log_scaled = torch.stack([torch.log(lo + (hi - lo) * d) for d in disps]).mean(0)
+    return (torch.exp(log_scaled) - lo) / (hi - lo)
+
+
+class SpikeEnsemble(nn.Module):
+    """Several independently trained spike-only networks of one architecture (``cfg``) as one:
+    depth is the geometric mean of the members' depths per pixel, at every output scale
+    (:func:`geometric_mean_disparity`). It takes the place of a spike :class:`R2SDepthNet` on every
+    spike-only path (``eval``, ``infer``, ``export``, the API); it is not trained further (a teacher
+    or an ``adapt`` start needs one network)."""
+
+    def __init__(self, cfg: dict[str, Any], n_members: int) -> None:
+        super().__init__()
+        cfg = section("model", cfg)
+        if cfg["modality"] != "spike":
+            raise ValueError(f"an ensemble is of spike-only networks, not {cfg['modality']!r} ones")
+        if n_members < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {n_members}")
+        self.cfg = cfg
+        self.modality = "spike"
+        self.members = nn.ModuleList(R2SDepthNet(cfg) for _ in range(n_members))
+
+    def forward(self, rgb: torch.Tensor | None = None, spikes: torch.Tensor | None = None) -> dict[str, Any]:
+        """``{"disp": {scale: [B, 1, H_s, W_s]}}`` for a spike window ``[B, T, H, W]`` (``rgb`` unused)."""
+        if spikes is None:
+            raise ValueError("a spike ensemble needs a spike window")
+        outs = [m(spikes=spikes)["disp"] for m in self.members]
+        lo, hi = float(self.cfg["min_depth"]), float(self.cfg["max_depth"])
+        return {"disp": {k: geometric_mean_disparity([o[k] for o in outs], lo, hi) for k in outs[0]}}
+
+
+def student_forward(net: R2SDepthNet | SpikeEnsemble, spikes: torch.Tensor) -> dict[int, torch.Tensor]:
     """The spike-only path of any model with a spike branch: representation -> encoder ->
-    student decoder (fusion models) or the main decoder (spike models). No RGB anywhere."""
+    student decoder (fusion models) or the main decoder (spike models), or every member of a
+    :class:`SpikeEnsemble` combined. No RGB anywhere."""
+    if isinstance(net, SpikeEnsemble):
+        return net(spikes=spikes)["disp"]
     if net.modality == "spike":
         return net.decoder(net.spike(spikes))
     if net.modality == "fusion" and hasattr(net, "student_decoder"):
@@ -185,7 +225,9 @@ def flip_blend(disp: torch.Tensor, disp_flipped: torch.Tensor) -> torch.Tensor:
     return right * disp + left * disp_flipped + (1.0 - left - right) * 0.5 * (disp + disp_flipped)
 
 
-def spike_depth(net: R2SDepthNet, spikes: torch.Tensor, post_process: bool = False) -> torch.Tensor:
+def spike_depth(
+    net: R2SDepthNet | SpikeEnsemble, spikes: torch.Tensor, post_process: bool = False
+) -> torch.Tensor:
     """Depth (model units, metres up to scale) ``[B, 1, H, W]`` from a spike window ``[B, T, H, W]``
     through :func:`student_forward`'s finest scale: the one spike-only prediction path, used by
     ``eval``/``infer`` (:func:`r2sdepth.infer.predict_batch`) and by the exported graph.

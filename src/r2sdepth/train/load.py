@@ -11,6 +11,7 @@ import torch
 
 from r2sdepth.checkpoint import checkpoint_path, load_file, state_dict_of
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.models.r2sdepth import SpikeEnsemble
 from r2sdepth.train.distill import DistillModule
 from r2sdepth.train.module import DepthModule
 
@@ -31,6 +32,8 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
     try:
         if meta.get("slim"):  # network weights only (r2sdepth.export.slim_checkpoint)
             module = DepthModule(meta["model"], data=meta.get("data"))
+            if meta.get("ensemble"):  # r2sdepth.export.ensemble_checkpoint: several spike networks as one
+                module.net = SpikeEnsemble(meta["model"], len(meta["ensemble"]))
             module.net.load_state_dict(state)
         else:
             Module = DistillModule if meta.get("stage", 1) == 2 else DepthModule
@@ -58,6 +61,11 @@ def teacher_from_checkpoint(
     ``real``); the student starts as a copy of it. A slim checkpoint has no pose net, so the
     trained one starts fresh (``teacher_pose`` is None)."""
     module, meta = load_checkpoint(path)
+    if meta.get("ensemble"):
+        raise R2SDepthError(
+            f"{path}: an ensemble of {len(meta['ensemble'])} networks cannot teach or be adapted; "
+            "give one of its members (`r2sdepth models` / the checkpoint's 'ensemble' entry lists them)"
+        )
     net_modality = module.net.cfg.get("modality", meta["modality"])
     if self_distill and net_modality == "spike":
         hp_all = dict(module.hparams)
