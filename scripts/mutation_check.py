@@ -231,8 +231,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "ensemble-first-member-only": (
         "src/r2sdepth/models/r2sdepth.py",
-        "        outs = [m(spikes=spikes)[\"disp\"] for m in self.members]",
-        "        outs = [m(spikes=spikes)[\"disp\"] for m in self.members[:1]]",
+        '        outs = [m(spikes=spikes)["disp"] for m in self.members]',
+        '        outs = [m(spikes=spikes)["disp"] for m in self.members[:1]]',
         ["tests/test_ensemble.py::test_ensemble_depth_is_the_geometric_mean_of_its_members"],
     ),
     "frame-cache-rewrites-up-to-date-caches": (

@@ -148,8 +148,7 @@ def ensemble_checkpoint(
     meta.update(
         {"slim": True, "modality": "spike", "model": same | {"pretrained": False, "init_depth": None}}
     )
-    meta["ensemble"] = metas
-    meta.update(extra or {})
+    meta.update({"ensemble": metas, **(extra or {})})
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_atomic({"r2sdepth": meta, "state_dict": state}, dst)
