@@ -585,6 +585,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "moved = t.pow(2).sum(-1)",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
+    "velocity-forward-unsigned": (
+        "src/r2sdepth/losses.py",
+        "return (t[..., 2] + forward.to(t.dtype)).abs().mean()",
+        "return (t[..., 2].abs() - forward.to(t.dtype).abs()).abs().mean()",
+        ["tests/test_metric.py::test_velocity_loss_by_hand"],
+    ),
+    "heading-from-the-wrong-column": (
+        "src/r2sdepth/data/kitti.py",
+        'poses, forward = read_poses(d / "poses.txt"), 2',
+        'poses, forward = read_poses(d / "poses.txt"), 0',
+        ["tests/test_metric.py::test_travel_distances_from_poses"],
+    ),
+    "velocity-forward-given-the-distances": (
+        "src/r2sdepth/train/module.py",
+        'velocity_loss(poses, batch["travel"], axis, batch.get("travel_forward"))',
+        'velocity_loss(poses, batch["travel"], axis, batch["travel"])',
+        ["tests/test_metric.py::test_velocity_term_in_the_stage1_loss_after_its_warmup"],
+    ),
     "travel-from-wrong-frame": (
         "src/r2sdepth/data/dataset.py",
         "np.linalg.norm(at(frame + o) - at(frame))",

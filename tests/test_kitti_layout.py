@@ -76,8 +76,14 @@ def test_drive_positions_from_poses_txt_from_oxts_or_none(tmp_path):
     assert pos.shape == (2, 3)
     assert np.allclose(pos[1], [0.0, EARTH * math.radians(1e-4), 1.0], rtol=1e-4, atol=1e-3)
     # poses.txt wins over oxts (synthetic scenes, odometry layout): the translation column
+    pos, heading = kitti.drive_motion(tmp_path, drive)  # oxts: heading = the IMU's x axis, due east here
+    assert np.allclose(heading, [[1, 0, 0], [1, 0, 0]], atol=1e-6)
+    # poses.txt wins over oxts (synthetic scenes, odometry layout): the translation column
     (d / "poses.txt").write_text("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0.5 0 1 0 -0.25 0 0 1 3\n")
     assert np.allclose(kitti.drive_positions(tmp_path, drive), [[0, 0, 0], [0.5, -0.25, 3.0]])
+    # a camera turned 90 degrees left (its optical axis along world -x): heading = the rotation's third column
+    (d / "poses.txt").write_text("0 0 -1 0 0 1 0 0 1 0 0 0\n")
+    assert np.allclose(kitti.drive_motion(tmp_path, drive)[1], [[-1, 0, 0]])
 
 
 def test_read_poses_by_hand_and_its_errors(tmp_path):

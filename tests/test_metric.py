@@ -151,10 +151,18 @@ def test_velocity_loss_by_hand():
     got = velocity_loss([T, inv], travel)
     by_hand = (abs(np.sqrt(0.09 + 1.44) - 1.0) * 2 + abs(0.5 - 0.5) + abs(0.5 - 0.2)) / 4
     assert float(got) == pytest.approx(by_hand, rel=1e-5)
-    # forward: the optical-axis component only (|1.2| both ways for the first pose, 0.3 for the second)
-    got = velocity_loss([T, inv], travel, "forward")
-    by_hand = (abs(1.2 - 1.0) * 2 + abs(0.3 - 0.5) + abs(0.3 - 0.2)) / 4
+    # forward: the optical-axis component with its sign. Sample 0 drove 1.0 m forward to its second
+    # source and came from 1.0 m behind its first; sample 1 0.5 m forward, then 0.2 m behind.
+    # t_z: T 1.2 / inv -1.2 (sample 0), T -0.3 / inv 0.3 (sample 1); a correct pose has t_z = -forward.
+    forward = torch.tensor([[-1.0, 1.0], [0.5, -0.2]])
+    got = velocity_loss([T, inv], travel, "forward", forward)
+    by_hand = (abs(1.2 - 1.0) + abs(-1.2 + 1.0) + abs(-0.3 + 0.5) + abs(0.3 - 0.2)) / 4
     assert float(got) == pytest.approx(by_hand, rel=1e-5)
+    # the same distances the wrong way round (the pose net moving backwards) are penalised
+    backwards = velocity_loss([T, inv], travel, "forward", -forward)
+    assert float(backwards) == pytest.approx((2.2 + 2.2 + 0.8 + 0.5) / 4, rel=1e-5)
+    with pytest.raises(R2SDepthError, match="signed forward travel"):
+        velocity_loss([T, inv], travel, "forward")
     with pytest.raises(R2SDepthError, match="velocity axis must be norm or forward"):
         velocity_loss([T], travel[:, :1], "up")
 
@@ -169,6 +177,10 @@ def test_travel_distances_from_poses(stereo_synth):
     poses = np.loadtxt(stereo_synth / s.drive / "poses.txt").reshape(-1, 3, 4)
     by_hand = [np.linalg.norm(poses[s.frame + o][:, 3] - poses[s.frame][:, 3]) for o in (-1, 1)]
     np.testing.assert_allclose(ds[0]["travel"].numpy(), by_hand, rtol=1e-5)
+    # the synthetic camera drives forward along its optical axis (the rotation's third column)
+    ahead = [(poses[s.frame + o][:, 3] - poses[s.frame][:, 3]) @ poses[s.frame][:, 2] for o in (-1, 1)]
+    np.testing.assert_allclose(ds[0]["travel_forward"].numpy(), ahead, rtol=1e-5)
+    assert ahead[0] < -0.5 and ahead[1] > 0.5  # about 1 m per frame: behind, then ahead
 
 
 def test_stereo_transform_of_the_kitti_calibration_by_hand(shared_data):
@@ -425,8 +437,9 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup,
             assert "velocity" not in res
             return
         t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1)
-        t = t[..., 2].abs() if axis == "forward" else t.norm(dim=-1)
-        assert float(res["velocity"]) == pytest.approx(float((t - batch["travel"]).abs().mean()), rel=1e-6)
+        # forward: t_z = -(forward travel) for a correct pose (the scene comes nearer)
+        err = t[..., 2] + batch["travel_forward"] if axis == "forward" else t.norm(dim=-1) - batch["travel"]
+        assert float(res["velocity"]) == pytest.approx(float(err.abs().mean()), rel=1e-6)
         no_term = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16})
         no_term.load_state_dict(m.state_dict())
         no_term.eval()
@@ -522,7 +535,7 @@ def test_pose_zero_init_reaches_the_pose_net_from_the_config():
 def test_stereo_calibration_and_poses_are_read_once_per_drive(stereo_synth, monkeypatch):
     """Not per sample: the data loader's hot path reads images only."""
     calls = {"stereo": 0, "positions": 0}
-    real_T, real_pos = kitti.stereo_transform, kitti.drive_positions
+    real_T, real_pos = kitti.stereo_transform, kitti.drive_motion
 
     def count(name, fn):
         def wrapped(*a, **k):
@@ -532,7 +545,7 @@ def test_stereo_calibration_and_poses_are_read_once_per_drive(stereo_synth, monk
         return wrapped
 
     monkeypatch.setattr(kitti, "stereo_transform", count("stereo", real_T))
-    monkeypatch.setattr(kitti, "drive_positions", count("positions", real_pos))
+    monkeypatch.setattr(kitti, "drive_motion", count("positions", real_pos))
     ds = SplitDataset(
         DriveOptions(stereo_synth, height=64, width=224),
         stereo_synth / "splits" / "train_files.txt",

@@ -132,8 +132,9 @@ class LossConfig:
     velocity_axis: str = _f(
         "norm",
         "what the velocity term compares with the distance travelled: norm (PackNet-SfM: the "
-        "translation's length) or forward (its component along the optical axis: a forward-looking "
-        "camera on a vehicle, whose oxts forward speed is known)",
+        "translation's length) or forward (its signed component along the optical axis against the "
+        "signed distance travelled along the camera's heading: a forward-looking camera on a vehicle, "
+        "whose signed oxts forward speed is known)",
         ("norm", "forward"),
     )
     velocity_warmup: int = _f(

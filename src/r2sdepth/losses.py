@@ -231,21 +231,27 @@ def self_supervised_loss(
     return {"loss": total / n, "photo": photo / n, "maps": maps}
 
 
-def velocity_loss(poses: list[torch.Tensor], travel: torch.Tensor, axis: str = "norm") -> torch.Tensor:
+def velocity_loss(
+    poses: list[torch.Tensor], travel: torch.Tensor, axis: str = "norm", forward: torch.Tensor | None = None
+) -> torch.Tensor:
     """PackNet-SfM's velocity supervision: mean over the batch and the source frames of
     ``| ||t_i|| - travel_i |``, ``t_i`` the translation of the target->source pose ``[B, 4, 4]``
     (its norm is the distance between the two camera centres) and ``travel`` ``[B, S]`` the
-    distance the camera really moved (metres). ``axis="forward"``: ``| |t_i,z| - travel_i |``, the
-    component along the optical axis only (a vehicle's forward speed, oxts ``vf``: a camera looking
-    ahead moves along its own z; a pose net that turns its motion sideways is penalised)."""
+    distance the camera really moved (metres). ``axis="forward"``: ``| t_i,z + forward_i |``, the
+    component along the optical axis only, with its sign (a vehicle's signed forward speed, oxts
+    ``vf``): ``forward`` ``[B, S]`` is the source camera's displacement along the target camera's
+    heading (metres, negative for a source behind), and a camera that moved ``f`` forward sees the
+    scene ``f`` nearer (``X_s = X_t - f`` along z: ``t_z = -f``). The sign matters: a pose net
+    that moves backwards by the right distance would otherwise satisfy the term, and its warp is
+    then best served by depths pushed to the far limit."""
     t = torch.stack([p[:, :3, 3] for p in poses], 1)
     if axis == "forward":
-        moved = t[..., 2].abs()
-    elif axis == "norm":
-        moved = t.norm(dim=-1)
-    else:
+        if forward is None:
+            raise R2SDepthError("the forward velocity term needs the signed forward travel (travel_forward)")
+        return (t[..., 2] + forward.to(t.dtype)).abs().mean()
+    if axis != "norm":
         raise R2SDepthError(f"velocity axis must be norm or forward, got {axis!r}")
-    return (moved - travel.to(t.dtype)).abs().mean()
+    return (t.norm(dim=-1) - travel.to(t.dtype)).abs().mean()
 
 
 # -- stage 2: cross-modality distillation ---------------------------------------------------------

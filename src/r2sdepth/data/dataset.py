@@ -39,7 +39,9 @@ class SampleOptions:
     * ``with_gt``: ``depth_gt`` from the drive options' ground-truth source;
     * ``need_rgb`` / ``need_spikes``: whether the sample carries the RGB frames / the spike window;
     * ``stereo``: the other camera of the pair as ``color_stereo`` with its pose ``T_stereo``;
-    * ``travel``: the distances to the context frames (metres) as ``travel``;
+    * ``travel``: the distances to the context frames (metres) as ``travel``, and the signed
+      distances along the target frame's heading as ``travel_forward`` (negative: the context
+      frame lies behind, e.g. ``t - 1`` of a vehicle driving forward);
     * ``transport``: ``plain`` or ``device`` (:mod:`r2sdepth.data.transport`).
     """
 
@@ -187,30 +189,35 @@ class SplitDataset(Dataset):
             T[0, 3] = -T[0, 3]
         return img, T
 
-    def _travel(self, drive: str, cam: str, frame: int):
-        """Distances (metres) from frame t to each context frame ``t + o`` (nearest existing
-        frame at a drive's ends), from :func:`r2sdepth.data.kitti.drive_positions`."""
+    def _travel(self, drive: str, cam: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(distances [S], forward [S])`` in metres from frame t to each context frame ``t + o``
+        (nearest existing frame at a drive's ends): the distance between the two positions, and
+        the displacement's component along frame t's heading (a speedometer's signed reading), from
+        :func:`r2sdepth.data.kitti.drive_motion`."""
 
         if drive not in self._positions:
             ids = self._frame_ids(drive, cam)
-            self._positions[drive] = (
-                kitti.drive_positions(self.root, drive),
-                {f: k for k, f in enumerate(ids)},
-            )
-        pos, idx = self._positions[drive]
-        if pos is None:
+            self._positions[drive] = (kitti.drive_motion(self.root, drive), {f: k for k, f in enumerate(ids)})
+        motion, idx = self._positions[drive]
+        if motion is None:
             raise R2SDepthError(
                 f"{self.root / drive}: loss.velocity_weight / known_speed need the camera's "
                 "motion (poses.txt or oxts/data)"
             )
+        pos, heading = motion
 
-        def at(f: int):
+        def at(f: int) -> int:
             k = idx[self._nearest(drive, cam, f)]
             if k >= len(pos):
                 raise R2SDepthError(f"{self.root / drive}: {len(pos)} poses for {len(idx)} frames")
-            return pos[k]
+            return k
 
-        return np.array([np.linalg.norm(at(frame + o) - at(frame)) for o in self.context], np.float32)
+        t = at(frame)
+        moves = [pos[at(frame + o)] - pos[t] for o in self.context]
+        return (
+            np.array([np.linalg.norm(m) for m in moves], np.float32),
+            np.array([m @ heading[t] for m in moves], np.float32),
+        )
 
     # -- item -----------------------------------------------------------------------------------
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
@@ -254,7 +261,8 @@ class SplitDataset(Dataset):
         if self.stereo:
             out["color_stereo"], out["T_stereo"] = self._stereo_view(s.drive, cam, s.frame, flip)
         if self.travel:
-            out["travel"] = torch.from_numpy(self._travel(s.drive, cam, s.frame))
+            dist, forward = self._travel(s.drive, cam, s.frame)
+            out["travel"], out["travel_forward"] = torch.from_numpy(dist), torch.from_numpy(forward)
         if self.with_gt:
             gt = torch.from_numpy(self._kind(s.drive).gt(cam, s.frame))[None]
             out["depth_gt"] = gt.flip(-1) if flip else gt

@@ -355,16 +355,27 @@ def oxts_poses(oxts_dir: str | os.PathLike) -> np.ndarray:
     return np.linalg.inv(poses[0]) @ poses
 
 
-def drive_positions(root: str | os.PathLike, drive: str) -> np.ndarray | None:
-    """Camera (or IMU) positions ``[N, 3]`` in metres per frame of a drive, for distances
-    travelled between frames: ``poses.txt`` (synthetic scenes, KITTI odometry layout) or the
-    oxts packets (KITTI raw); None when the drive has neither."""
+def drive_motion(root: str | os.PathLike, drive: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(positions [N, 3], headings [N, 3])`` per frame of a drive, in metres and unit vectors in
+    the drive's world frame: the camera (``poses.txt``, synthetic scenes and the KITTI odometry
+    layout: camera-to-world, heading = the optical axis, the rotation's third column) or the IMU
+    (the oxts packets of KITTI raw: heading = the IMU's forward x axis, the rotation's first
+    column; KITTI's cameras look along it). None when the drive has neither."""
     d = Path(root) / drive
     if (d / "poses.txt").is_file():
-        return read_poses(d / "poses.txt")[:, :3, 3]
-    if (d / "oxts" / "data").is_dir():
-        return oxts_poses(d / "oxts" / "data")[:, :3, 3]
-    return None
+        poses, forward = read_poses(d / "poses.txt"), 2
+    elif (d / "oxts" / "data").is_dir():
+        poses, forward = oxts_poses(d / "oxts" / "data"), 0
+    else:
+        return None
+    return poses[:, :3, 3], poses[:, :3, forward]
+
+
+def drive_positions(root: str | os.PathLike, drive: str) -> np.ndarray | None:
+    """Camera (or IMU) positions ``[N, 3]`` in metres per frame of a drive, for distances
+    travelled between frames (:func:`drive_motion`); None when the drive has no poses."""
+    motion = drive_motion(root, drive)
+    return None if motion is None else motion[0]
 
 
 # --- splits ------------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ class DepthModule(L.LightningModule):
                         "loss.velocity_weight > 0 needs distances travelled in the training batches"
                     )
                 axis = str(self.loss_cfg.get("velocity_axis") or "norm")
-                res["velocity"] = velocity_loss(poses, batch["travel"], axis)
+                res["velocity"] = velocity_loss(poses, batch["travel"], axis, batch.get("travel_forward"))
                 res["loss"] = res["loss"] + wv * res["velocity"]
         if wd > 0 and train:
             if "depth_gt" not in batch:
