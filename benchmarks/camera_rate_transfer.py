@@ -19,6 +19,7 @@ holds, writes seed 0's adapted camera-rate model to ``src/r2sdepth/assets/real_s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -171,6 +172,75 @@ def pretrain_decision(summary: list[dict]) -> tuple[bool, bool, str]:
     return adopted, all(checks.values()), text
 
 
+#: the shipped ``real`` model's abs_rel on drive 0009 frames 0-50 before addendum 9 (addendum 3, seed 0)
+SHIPPED_REAL_0009 = 0.287
+
+
+def ensembles(out: Path, seeds: list[int], splits: dict[str, Path]) -> dict:
+    """Addendum 9: ``r2sdepth ensemble`` of the seeds' 1200-step adapted camera-rate models (all of them,
+    then every pair), each scored on both drives like any model: {name: {"members", "file", drive: rows}}."""
+    folder = out / "ensembles"
+    folder.mkdir(exist_ok=True)
+    groups = [tuple(seeds)] + ([tuple(p) for p in itertools.combinations(seeds, 2)] if len(seeds) > 2 else [])
+    res = {}
+    for g in groups:
+        name = "ensemble s" + "+".join(map(str, g))
+        dest = folder / ("ensemble_" + "_".join(map(str, g)) + ".ckpt")
+        if not dest.exists():
+            r2(
+                "ensemble",
+                *[out / f"camera-rate_s{s}" / "adapt" / "adapted_spike_1200.ckpt" for s in g],
+                "--out",
+                dest,
+            )
+        res[name] = {"members": list(g), "file": str(dest)}
+        res[name].update(
+            {d: evaluate(dest, sp, dest.with_suffix(f".eval_{d}.json")) for d, sp in splits.items()}
+        )
+    return res
+
+
+def ensemble_decision(summary: list[dict], ens: dict, seeds: list[int]) -> tuple[bool, bool, str]:
+    """Addendum 9: adopted when the all-seed ensemble's abs_rel on 0005 is below its members' mean there
+    (this run, paired) by more than 0.002; ships when on 0009 it is also below the members' mean, the
+    shipped ``real`` (0.287), the constant and the flat-road prior."""
+    row = {(r["stage"], r["drive"]): r for r in summary if r["mode"] == "camera-rate"}
+    full = ens["ensemble s" + "+".join(map(str, seeds))]
+    e5, e9 = model_abs_rel(full["0005"]), model_abs_rel(full["0009"])
+    m5, m9 = row[("adapted 1200", "0005")]["mean"], row[("adapted 1200", "0009")]["mean"]
+    base = {k: v["abs_rel"] for k, v in list(full["0009"].items())[1:]}
+    adopted = e5 < m5 - 0.002
+    checks = {
+        f"adopted on 0005: ensemble {e5:.3f} < members' mean {m5:.3f} - 0.002": adopted,
+        f"0009: ensemble {e9:.3f} < members' mean {m9:.3f}": e9 < m9,
+        f"< shipped real {SHIPPED_REAL_0009}": e9 < SHIPPED_REAL_0009,
+        f"< constant {base['constant']:.3f}": e9 < base["constant"],
+        f"< flat-road prior {base['flat-road prior']:.3f}": e9 < base["flat-road prior"],
+    }
+    text = "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items())
+    return adopted, all(checks.values()), text
+
+
+def ship_ensemble(file: Path, decision: str, seeds: list[int]) -> Path:
+    """Addendum 9: the all-seed ensemble as the shipped ``real`` checkpoint, its provenance recorded."""
+    ck = load_file(file)
+    meta = ck["r2sdepth"]
+    meta["adapted_on"] = {
+        **meta["adapted_on"],
+        "from": "train_spike_traffic_synth, data.sim.camera_rate_hz 20000, seeds "
+        + ", ".join(map(str, seeds))
+        + " (synthetic exact depth), each adapted 1200 steps on drive 0095",
+        "seed": list(seeds),
+        "recipe": "benchmarks/camera_rate_transfer.py --ensemble: r2sdepth ensemble of the seeds' adapted "
+        "models, the geometric mean of their depths (self-supervised adaptation; LiDAR not used for "
+        "training or choice)",
+        "rule": "docs/results/camera_rate/RULE.md, addendum 9: " + decision,
+    }
+    dest = SHIPPED_CHECKPOINTS["real"]
+    save_atomic(ck, dest)
+    return dest
+
+
 def ship(
     run: Path, decision: str, steps: int = 600, name: str | None = None, addendum: str | None = None
 ) -> Path:
@@ -248,6 +318,11 @@ def main() -> None:
         "--pretrain-augment",
         action="store_true",
         help="addendum 8: horizontal flips in the exact-depth pretraining (data.augment true)",
+    )
+    ap.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="addendum 9: ensembles of the seeds' 1200-step models scored, the rule's decision applied",
     )
     ap.add_argument(
         "--soup", action="store_true", help="addendum 5: each seed's adapted checkpoints averaged"
@@ -388,6 +463,16 @@ def main() -> None:
         print(("SHIPS: " if ok else "does not ship: ") + text)
         if ok:
             print("wrote", ship(out / "camera-rate_s0", text, max(a.adapt_steps), "adapted_spike_soup.ckpt"))
+    if a.ensemble:
+        ens = ensembles(out, sorted(a.seeds), splits)
+        adopted, ok, text = ensemble_decision(summary, ens, sorted(a.seeds))
+        res["ensemble"] = {"models": ens, "adopted": adopted, "ships": ok, "checks": text}
+        for name, e in ens.items():
+            print(name, {d: round(model_abs_rel(e[d]), 3) for d in DRIVES})
+        print(("SHIPS: " if ok else "does not ship: ") + text)
+        if ok:
+            full = ens["ensemble s" + "+".join(map(str, sorted(a.seeds)))]
+            print("wrote", ship_ensemble(Path(full["file"]), text, sorted(a.seeds)))
     if a.ship:
         ok, text = ship_decision(summary)
         res["ship"] = {"ships": ok, "checks": text}

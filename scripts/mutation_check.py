@@ -581,8 +581,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "velocity-squared-distance": (
         "src/r2sdepth/losses.py",
-        "moved = t.norm(dim=-1)",
-        "moved = t.pow(2).sum(-1)",
+        "return (t.norm(dim=-1) - travel.to(t.dtype)).abs().mean()",
+        "return (t.pow(2).sum(-1) - travel.to(t.dtype)).abs().mean()",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
     "velocity-forward-unsigned": (
@@ -605,8 +605,8 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "travel-from-wrong-frame": (
         "src/r2sdepth/data/dataset.py",
-        "np.linalg.norm(at(frame + o) - at(frame))",
-        "np.linalg.norm(at(frame + 2 * o) - at(frame))",
+        "moves = [pos[at(frame + o)] - pos[t] for o in self.context]",
+        "moves = [pos[at(frame + 2 * o)] - pos[t] for o in self.context]",
         ["tests/test_metric.py::test_travel_distances_from_poses"],
     ),
     "velocity-warmup-ignored": (

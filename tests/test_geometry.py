@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from r2sdepth.data import kitti
 from r2sdepth.data.synthetic import SceneSpec, synthesize
@@ -7,7 +8,6 @@ from r2sdepth.geometry import (
     axis_angle_to_matrix,
     backproject,
     disp_to_depth,
-    matrix_to_axis_angle,
     pixel_grid,
     pose_vec_to_matrix,
     project,
@@ -31,7 +31,9 @@ def test_rotation_conversions():
     R = axis_angle_to_matrix(aa)
     assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(4, 3, 3), atol=1e-5)
     assert torch.allclose(torch.det(R), torch.ones(4), atol=1e-5)
-    assert torch.allclose(matrix_to_axis_angle(R), aa, atol=1e-4)
+    # against scipy's rotation vectors (Rodrigues' formula computed by another library)
+    ref = Rotation.from_rotvec(aa.double().numpy()).as_matrix()
+    np.testing.assert_allclose(R.numpy(), ref, atol=1e-6)
     # rotation about z by 90 degrees maps x to y
     Rz = axis_angle_to_matrix(torch.tensor([[0, 0, np.pi / 2]]))
     assert torch.allclose(Rz[0] @ torch.tensor([1.0, 0, 0]), torch.tensor([0.0, 1, 0]), atol=1e-6)
@@ -155,3 +157,78 @@ def test_rescale_translation_per_sample_short_and_long():
     assert out.dtype == torch.float32
     torch.testing.assert_close(out[0, :3, 3], torch.tensor([0.6, 0.0, 0.8]))
     torch.testing.assert_close(out[1, :3, 3], torch.tensor([0.0, 3.0, 0.0]))
+
+
+def _K(fx: float, cx: float, cy: float, b: int = 2, size: int = 3) -> torch.Tensor:
+    K = torch.eye(size).repeat(b, 1, 1)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = fx, fx, cx, cy
+    return K
+
+
+def test_warp_validity_at_the_image_edges_for_near_points_by_hand():
+    """Depth 0.5 m, fx = 10 px: a camera moved 0.075 m left (x) shifts every projection by
+    fx * t / Z = 1.5 px to the right, so the last two columns land beyond w - 1 (invalid) and sample
+    the border; sample 2 moves up, which shifts the rows by 1.5 px down. A point that ends exactly in
+    the source camera's plane (z = 0) is invalid; one 0.5 m in front is valid."""
+    h, w = 6, 8
+    src = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w).repeat(2, 1, 1, 1)
+    depth = torch.full((2, 1, h, w), 0.5)
+    T = torch.eye(4).repeat(2, 1, 1)
+    T[0, 0, 3], T[1, 1, 3] = 0.075, 0.075  # the scene moves +x / +y in the source camera
+    out, valid = warp(src, depth, T, _K(10.0, 3.0, 2.0))
+    assert valid.dtype == torch.float32 and valid.shape == (2, 1, h, w)
+    cols = torch.tensor([1.0] * (w - 2) + [0.0] * 2)  # u + 1.5 <= w - 1  <=>  u <= w - 2.5
+    rows = torch.tensor([1.0] * (h - 2) + [0.0] * 2)
+    assert torch.equal(valid[0, 0], cols.expand(h, w))
+    assert torch.equal(valid[1, 0], rows[:, None].expand(h, w))
+    # inside: bilinear halfway between two columns / rows; outside: the border value (padding "border")
+    assert torch.allclose(out[0, 0, :, 0], src[0, 0, :, 1] + 0.5)
+    assert torch.allclose(out[0, 0, :, -1], src[0, 0, :, -1])
+    assert torch.allclose(out[1, 0, -1], src[1, 0, -1])
+    # z = 0 after the move: the pixel on the optical axis projects to (0, 0) but lies in the camera plane
+    T0 = torch.eye(4).repeat(2, 1, 1)
+    T0[:, 2, 3] = -0.5
+    _, v0 = warp(src, depth, T0, _K(10.0, 3.0, 2.0))
+    assert v0[0, 0, 2, 3] == 0
+
+
+def test_geometry_takes_4x4_intrinsics_like_3x3():
+    K3, K4 = _K(20.0, 3.5, 2.5), _K(20.0, 3.5, 2.5, size=4)
+    depth = torch.rand(2, 1, 6, 8, generator=torch.Generator().manual_seed(0)) * 5 + 1
+    pts3, pts4 = backproject(depth, torch.inverse(K3)), backproject(depth, torch.inverse(K4))
+    assert pts4.shape == (2, 3, 48) and torch.allclose(pts3, pts4)
+    (pix3, z3), (pix4, z4) = project(pts3, K3), project(pts3, K4)
+    assert pix4.shape == (2, 2, 48) and z4.shape == (2, 1, 48)
+    assert torch.allclose(pix3, pix4) and torch.allclose(z3, z4)
+    T = pose_vec_to_matrix(torch.tensor([[0.0, 0.01, 0.0]] * 2), torch.tensor([[0.1, 0.0, 0.2]] * 2))
+    src = torch.rand(2, 3, 6, 8, generator=torch.Generator().manual_seed(1))
+    (a, ma), (b, mb) = warp(src, depth, T, K3), warp(src, depth, T, K4)
+    assert torch.allclose(a, b) and torch.equal(ma, mb)
+
+
+def test_pose_vec_to_matrix_by_hand():
+    t = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    T = pose_vec_to_matrix(torch.zeros(1, 3, dtype=torch.float64), t)
+    ref = np.eye(4)
+    ref[:3, 3] = [1, 2, 3]
+    assert T.dtype == torch.float64 and T.shape == (1, 4, 4)
+    np.testing.assert_array_equal(T[0].numpy(), ref)
+    # a quarter turn about y, then 1 m along x: the inverse undoes both (R^T, -R^T t)
+    aa = torch.tensor([[0.0, np.pi / 2, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    t2 = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -2.0]], dtype=torch.float64)
+    T2, inv = pose_vec_to_matrix(aa, t2), pose_vec_to_matrix(aa, t2, invert=True)
+    assert T2.shape == (2, 4, 4)
+    R = Rotation.from_rotvec([0, np.pi / 2, 0]).as_matrix()
+    np.testing.assert_allclose(T2[0, :3, :3].numpy(), R, atol=1e-12)
+    np.testing.assert_allclose(T2[:, :3, 3].numpy(), t2.numpy())
+    np.testing.assert_allclose(inv[0, :3, 3].numpy(), -R.T @ [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose((T2 @ inv).numpy(), np.eye(4)[None].repeat(2, 0), atol=1e-12)
+
+
+def test_axis_angle_to_matrix_below_the_small_angle_threshold():
+    """Angles under 1e-4 rad take the first-order branch: its off-diagonal signs against scipy."""
+    aa = torch.tensor([[2e-5, -3e-5, 5e-5]], dtype=torch.float64)
+    R = axis_angle_to_matrix(aa)[0].numpy()
+    ref = Rotation.from_rotvec(aa[0].numpy()).as_matrix()
+    off = ~np.eye(3, dtype=bool)
+    np.testing.assert_allclose(R[off], ref[off], rtol=1e-3, atol=1e-12)

@@ -30,7 +30,10 @@ def _device_type(args: tuple, kwargs: dict) -> str:
 
 
 def float32_geometry(fn: _F) -> _F:
-    """Run ``fn`` with autocast disabled and its floating-point tensor arguments in float32."""
+    """Run ``fn`` with autocast disabled and its floating-point tensor arguments in float32.
+
+    Applied as ``name = float32_geometry(_name)`` below rather than as a decorator: the mutation
+    tool (mutmut) leaves decorated functions alone, and these are the ones whose mistakes matter."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -46,17 +49,14 @@ def float32_geometry(fn: _F) -> _F:
 
 
 def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Homogeneous pixel coordinates ``[3, H*W]`` (u, v, 1), pixel centres at integers."""
-    v, u = torch.meshgrid(
-        torch.arange(h, device=device, dtype=dtype),
-        torch.arange(w, device=device, dtype=dtype),
-        indexing="ij",
-    )
-    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones(h * w, device=device, dtype=dtype)])
+    """Homogeneous pixel coordinates ``[3, H*W]`` (u, v, 1), row-major, pixel centres at integers."""
+    grid = torch.ones(3, h, w, device=device, dtype=dtype)
+    grid[0] = torch.arange(w)  # u, the column (copied into the grid's device and dtype)
+    grid[1] = torch.arange(h)[:, None]  # v, the row
+    return grid.reshape(3, h * w)
 
 
-@float32_geometry
-def backproject(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
+def _backproject(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
     """Depth ``[B, 1, H, W]`` -> camera points ``[B, 3, H*W]`` (metres)."""
     b, _, h, w = depth.shape
     pix = pixel_grid(h, w, depth.device, depth.dtype)
@@ -64,8 +64,10 @@ def backproject(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
     return rays * depth.reshape(b, 1, h * w)
 
 
-@float32_geometry
-def project(
+backproject = float32_geometry(_backproject)
+
+
+def _project(
     points: torch.Tensor, K: torch.Tensor, T: torch.Tensor | None = None, eps: float = 1e-7
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera points ``[B, 3, N]`` (optionally moved by ``T`` ``[B, 4, 4]``) -> pixels ``[B, 2, N]``
@@ -77,8 +79,10 @@ def project(
     return p[:, :2] / z.clamp(min=eps), z
 
 
-@float32_geometry
-def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
+project = float32_geometry(_project)
+
+
+def _axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Rodrigues: axis-angle ``[B, 3]`` (radians) -> rotation ``[B, 3, 3]`` (stable near 0)."""
     theta2 = (aa * aa).sum(-1, keepdim=True)
     theta = torch.sqrt(theta2.clamp(min=1e-12))
@@ -97,8 +101,10 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     return torch.where(small[..., None], R_small, R)
 
 
-@float32_geometry
-def pose_vec_to_matrix(
+axis_angle_to_matrix = float32_geometry(_axis_angle_to_matrix)
+
+
+def _pose_vec_to_matrix(
     axisangle: torch.Tensor, translation: torch.Tensor, invert: bool = False
 ) -> torch.Tensor:
     """Pose vector (axis-angle ``[B, 3]``, translation ``[B, 3]``) -> ``[B, 4, 4]``.
@@ -118,18 +124,10 @@ def pose_vec_to_matrix(
     return T
 
 
-def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
-    """Rotation ``[B, 3, 3]`` -> axis-angle ``[B, 3]`` (angles below pi)."""
-    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1 + 1e-7, 1 - 1e-7)
-    theta = torch.acos(cos)
-    v = torch.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], -1)
-    sin = torch.sin(theta)
-    scale = torch.where(sin.abs() > 1e-6, theta / (2 * sin), torch.full_like(sin, 0.5))
-    return v * scale[:, None]
+pose_vec_to_matrix = float32_geometry(_pose_vec_to_matrix)
 
 
-@float32_geometry
-def warp(
+def _warp(
     src: torch.Tensor,
     depth: torch.Tensor,
     T_tgt_to_src: torch.Tensor,
@@ -156,14 +154,19 @@ def warp(
     return out, valid.unsqueeze(1).to(src.dtype)
 
 
-@float32_geometry
-def disp_to_depth(
+warp = float32_geometry(_warp)
+
+
+def _disp_to_depth(
     disp: torch.Tensor, min_depth: float = 0.1, max_depth: float = 100.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sigmoid disparity in [0, 1] -> (scaled disparity, depth in [min_depth, max_depth])."""
     min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
     scaled = min_disp + (max_disp - min_disp) * disp
     return scaled, 1.0 / scaled
+
+
+disp_to_depth = float32_geometry(_disp_to_depth)
 
 
 def rescale_translation(T: torch.Tensor, distance: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
