@@ -56,6 +56,9 @@ RECIPES = {
     # the forward component only (oxts' forward speed), from step 0: it pushes the first motion forward
     # instead of fixing the length of a random (often sideways) one, the failure of every recipe above
     "velocity-forward": ["--loss.velocity_weight", "0.05", "--loss.velocity_axis", "forward"],
+    # the signed forward term alone let one seed of three move sideways (|t_x| 0.35-0.49 m) at the
+    # right forward speed; the length term as well holds the sideways motion to the poses'
+    "velocity-both": ["--loss.velocity_weight", "0.05", "--loss.velocity_axis", "both"],
     "known-speed": ["--loss.known_speed", "true"],  # control: mono
     # from the start, the forced 1 m translations locked the pose net onto a sideways motion; after
     # 250 photometric steps its direction is forward and only the scale is changed

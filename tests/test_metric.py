@@ -163,7 +163,11 @@ def test_velocity_loss_by_hand():
     assert float(backwards) == pytest.approx((2.2 + 2.2 + 0.8 + 0.5) / 4, rel=1e-5)
     with pytest.raises(R2SDepthError, match="signed forward travel"):
         velocity_loss([T, inv], travel, "forward")
-    with pytest.raises(R2SDepthError, match="velocity axis must be norm or forward"):
+    # both: the forward term plus the length term (by hand above)
+    got = velocity_loss([T, inv], travel, "both", forward)
+    length = (abs(np.sqrt(0.09 + 1.44) - 1.0) * 2 + abs(0.5 - 0.5) + abs(0.5 - 0.2)) / 4
+    assert float(got) == pytest.approx(by_hand + length, rel=1e-5)
+    with pytest.raises(R2SDepthError, match="velocity axis must be norm, forward or both"):
         velocity_loss([T], travel[:, :1], "up")
 
 
@@ -412,7 +416,7 @@ def test_eval_npy_needs_pred_kind_and_finds_a_relative_split(stereo_synth, tmp_p
     assert json.loads(Path("r.json").read_text())["abs_rel"] < 1e-3
 
 
-@pytest.mark.parametrize("warmup, axis", [(0, "norm"), (1, "norm"), (0, "forward")])
+@pytest.mark.parametrize("warmup, axis", [(0, "norm"), (1, "norm"), (0, "forward"), (0, "both")])
 def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup, axis):
     """The term equals velocity_loss of the pose net's translations and the batch's distances,
     and is off before ``loss.velocity_warmup`` steps (step 0 here: no trainer)."""
@@ -438,8 +442,10 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup,
             return
         t = torch.stack([p[:, :3, 3] for p in res["poses"]], 1)
         # forward: t_z = -(forward travel) for a correct pose (the scene comes nearer)
-        err = t[..., 2] + batch["travel_forward"] if axis == "forward" else t.norm(dim=-1) - batch["travel"]
-        assert float(res["velocity"]) == pytest.approx(float(err.abs().mean()), rel=1e-6)
+        fwd = float((t[..., 2] + batch["travel_forward"]).abs().mean())
+        length = float((t.norm(dim=-1) - batch["travel"]).abs().mean())
+        want = {"forward": fwd, "norm": length, "both": fwd + length}[axis]
+        assert float(res["velocity"]) == pytest.approx(want, rel=1e-6)
         no_term = DepthModule(model={"modality": "rgb", "width": 16, "decoder_width": 8}, pose={"width": 16})
         no_term.load_state_dict(m.state_dict())
         no_term.eval()

@@ -134,8 +134,8 @@ class LossConfig:
         "what the velocity term compares with the distance travelled: norm (PackNet-SfM: the "
         "translation's length) or forward (its signed component along the optical axis against the "
         "signed distance travelled along the camera's heading: a forward-looking camera on a vehicle, "
-        "whose signed oxts forward speed is known)",
-        ("norm", "forward"),
+        "whose signed oxts forward speed is known) or both (the sum: the sideways motion held too)",
+        ("norm", "forward", "both"),
     )
     velocity_warmup: int = _f(
         0,

@@ -243,15 +243,20 @@ def velocity_loss(
     heading (metres, negative for a source behind), and a camera that moved ``f`` forward sees the
     scene ``f`` nearer (``X_s = X_t - f`` along z: ``t_z = -f``). The sign matters: a pose net
     that moves backwards by the right distance would otherwise satisfy the term, and its warp is
-    then best served by depths pushed to the far limit."""
+    then best served by depths pushed to the far limit. ``axis="both"``: the sum of the two terms
+    (the forward component and the length: together they also hold the sideways motion to what the
+    poses say, ``sqrt(travel^2 - forward^2)``)."""
+    if axis not in ("norm", "forward", "both"):
+        raise R2SDepthError(f"velocity axis must be norm, forward or both, got {axis!r}")
     t = torch.stack([p[:, :3, 3] for p in poses], 1)
-    if axis == "forward":
+    loss = t.new_zeros(())
+    if axis in ("forward", "both"):
         if forward is None:
             raise R2SDepthError("the forward velocity term needs the signed forward travel (travel_forward)")
-        return (t[..., 2] + forward.to(t.dtype)).abs().mean()
-    if axis != "norm":
-        raise R2SDepthError(f"velocity axis must be norm or forward, got {axis!r}")
-    return (t.norm(dim=-1) - travel.to(t.dtype)).abs().mean()
+        loss = loss + (t[..., 2] + forward.to(t.dtype)).abs().mean()
+    if axis in ("norm", "both"):
+        loss = loss + (t.norm(dim=-1) - travel.to(t.dtype)).abs().mean()
+    return loss
 
 
 # -- stage 2: cross-modality distillation ---------------------------------------------------------
