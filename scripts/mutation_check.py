@@ -591,6 +591,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "return (t[..., 2].abs() - forward.to(t.dtype).abs()).abs().mean()",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
+    "velocity-both-without-the-length-term": (
+        "src/r2sdepth/losses.py",
+        '    if axis in ("norm", "both"):',
+        '    if axis == "norm":',
+        ["tests/test_metric.py::test_velocity_loss_by_hand"],
+    ),
     "heading-from-the-wrong-column": (
         "src/r2sdepth/data/kitti.py",
         'poses, forward = read_poses(d / "poses.txt"), 2',
