@@ -235,6 +235,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '        outs = [m(spikes=spikes)["disp"] for m in self.members[:1]]',
         ["tests/test_ensemble.py::test_ensemble_depth_is_the_geometric_mean_of_its_members"],
     ),
+    "checksum-without-the-shape": (
+        "src/r2sdepth/checkpoint.py",
+        'h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())',
+        'h.update(f"{k}|{t.dtype}|".encode())',
+        ["tests/test_checkpoint_by_hand.py::test_state_checksum_is_sha256_of_the_documented_layout"],
+    ),
+    "rate-tolerance-one-sided": (
+        "src/r2sdepth/checkpoint.py",
+        "    if 1 / RATE_TOLERANCE <= ratio <= RATE_TOLERANCE:",
+        "    if ratio <= RATE_TOLERANCE:",
+        ["tests/test_checkpoint_by_hand.py::test_rate_mismatch_at_the_tolerance"],
+    ),
     "frame-cache-rewrites-up-to-date-caches": (
         "src/r2sdepth/data/drives.py",
         "FrameCache(cache, drive, cam, size, ids)  # complete",

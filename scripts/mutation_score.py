@@ -55,7 +55,11 @@ CORE: dict[str, list[str]] = {
     "data/transport": ["tests/test_transport.py"],
     "spike/io": ["tests/test_spike_io.py", "tests/test_real_camera.py"],
     "spike/simulate": ["tests/test_simulate.py", "tests/test_properties.py"],
-    "checkpoint": ["tests/test_reliability.py", "tests/test_real_camera.py"],
+    "checkpoint": [
+        "tests/test_checkpoint_by_hand.py",
+        "tests/test_reliability.py",
+        "tests/test_real_camera.py",
+    ],
 }
 
 STATUSES = ("killed", "survived", "no tests", "timeout", "suspicious", "skipped", "segfault", "not checked")
