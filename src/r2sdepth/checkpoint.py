@@ -149,11 +149,13 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
     },
     "real": {
         "units": "near metres (trained with synthetic exact depth, then self-distilled on real footage)",
-        "typical_scale": "metres = x0.78 on KITTI drive 0005 (frames 0-29), x1.09 on drive 0009 "
-        "(frames 0-50); --camera-height 1.65 (KITTI) brings it within 1.1x of median scaling on both",
-        "trained_on": "synthetic traffic (exact depth) with 20 kHz camera-rate windows + 1200 steps of "
-        "self-distillation on the unlabelled KITTI drive 0095 (no LiDAR; benchmarks/camera_rate_transfer.py "
-        "--ship-length, seed 0)",
+        "typical_scale": "metres = x0.74 on KITTI drive 0005 (frames 0-29), x1.03 on drive 0009 "
+        "(frames 0-50); --camera-height 1.65 (KITTI) brings it within 1.2x of median scaling on both "
+        "(1.01x, 1.19x)",
+        "trained_on": "an ensemble of 3 networks (seeds 0-2, the geometric mean of their depths; 3x the "
+        "compute of one): synthetic traffic (exact depth) with 20 kHz camera-rate windows, each + 1200 steps "
+        "of self-distillation on the unlabelled KITTI drive 0095 (no LiDAR; "
+        "benchmarks/camera_rate_transfer.py --ensemble, RULE.md addendum 9)",
     },
 }
 
