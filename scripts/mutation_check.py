@@ -229,6 +229,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    return torch.stack(disps).mean(0)",
         ["tests/test_ensemble.py::test_ensemble_depth_is_the_geometric_mean_of_its_members"],
     ),
+    "ensemble-members-all-the-first": (
+        "src/r2sdepth/export.py",
+        '        prefix = f"members.{i}."',
+        '        prefix = "members.0."',
+        ["tests/test_adapt.py::test_adapt_an_ensemble_member_by_member"],
+    ),
     "ensemble-first-member-only": (
         "src/r2sdepth/models/r2sdepth.py",
         '        outs = [m(spikes=spikes)["disp"] for m in self.members]',

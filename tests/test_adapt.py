@@ -145,3 +145,35 @@ def test_a_slim_spike_model_teaches_only_with_a_trainable_pose_net(footage, tmp_
     assert r.returncode == 0, r.stderr
     assert "pose_trainable: true" in r.stdout and "pose_warmup: 100" in r.stdout
     assert json.loads(json.dumps(hp))  # plain data (goes into hyper_parameters)
+
+
+def test_adapt_an_ensemble_member_by_member(footage, tmp_path):
+    """An ensemble (the shipped `real` is one) is adapted member by member and put together again:
+    each member's adapted network equals the one a plain `adapt` of that member gives."""
+    ens = tmp_path / "ens.ckpt"
+    second = tiny_ckpt(tmp_path / "tiny1.ckpt", "spike", h=64, w=96, window=32, seed=1)
+    assert r2_in_process("ensemble", footage["ckpt"], second, "--out", ens).returncode == 0
+    common = [
+        "--input",
+        footage["images"],
+        "--fov",
+        "70",
+        "--trainer.max_steps",
+        "3",
+        "--distill.pose_warmup",
+        "1",
+    ]
+    r = r2_in_process("adapt", "--checkpoint", ens, "--out", tmp_path / "run", *common, *TINY_RUN)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "adapted on 4 frames to step 3 / 3" in r.stdout
+    out = load_file(tmp_path / "run" / "adapted_spike.ckpt")
+    assert len(out["r2sdepth"]["ensemble"]) == 2 and out["r2sdepth"]["adapted_on"]["from"] == str(ens)
+    alone = r2_in_process("adapt", "--checkpoint", second, "--out", tmp_path / "alone", *common, *TINY_RUN)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    ref = _net(load_file(tmp_path / "alone" / "adapted_spike.ckpt")["state_dict"])
+    got = {
+        k[len("members.1.") :]: v for k, v in _net(out["state_dict"]).items() if k.startswith("members.1.")
+    }
+    assert got.keys() == ref.keys() and all(torch.allclose(got[k], ref[k]) for k in ref)
+    first = _net(load_file(footage["ckpt"])["state_dict"])
+    assert any(not torch.equal(out["state_dict"][f"members.0.{k}"], first[k]) for k in first)  # it learnt

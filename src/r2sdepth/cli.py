@@ -885,7 +885,13 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
     )
     res = run_adapt(job)
     print(
-        f"adapted on {res['frames']} frames to step {res['run']['global_step']}; "
+        f"adapted on {res['frames']} frames to step "
+        + (
+            " / ".join(str(r["global_step"]) for r in res["run"])  # an ensemble: one run per member
+            if isinstance(res["run"], list)
+            else str(res["run"]["global_step"])
+        )
+        + "; "
         f"spike-only model {res['checkpoint']} (r2sdepth infer --checkpoint {res['checkpoint']} ...)"
     )
     if res["eval"]:

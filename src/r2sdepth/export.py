@@ -25,7 +25,14 @@ import torch
 import torch.nn as nn
 
 from r2sdepth.atomic import write_bytes_atomic
-from r2sdepth.checkpoint import save_atomic, trained_window, trained_windows
+from r2sdepth.checkpoint import (
+    checkpoint_path,
+    load_file,
+    save_atomic,
+    state_dict_of,
+    trained_window,
+    trained_windows,
+)
 from r2sdepth.errors import R2SDepthError
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.train.load import load_checkpoint
@@ -153,6 +160,24 @@ def ensemble_checkpoint(
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_atomic({"r2sdepth": meta, "state_dict": state}, dst)
     return dst
+
+
+def ensemble_members(src: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
+    """The members of an ensemble checkpoint (:func:`ensemble_checkpoint`) as slim checkpoints
+    ``folder/member_{i}.ckpt``, each with its own metadata: what ``adapt`` trains one by one."""
+    ck = load_file(checkpoint_path(src))
+    metas = (ck.get("r2sdepth") or {}).get("ensemble")
+    if not metas:
+        raise R2SDepthError(f"{src}: not an ensemble checkpoint")
+    state = state_dict_of(ck, src)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, meta in enumerate(metas):
+        prefix = f"members.{i}."
+        member = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        out.append(save_atomic({"r2sdepth": dict(meta), "state_dict": member}, folder / f"member_{i}.ckpt"))
+    return out
 
 
 def onnx_bytes(model: nn.Module, x: torch.Tensor, graph: str = "spike") -> bytes:

@@ -23,6 +23,7 @@ for training or for choosing anything.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -31,12 +32,12 @@ from typing import Any
 
 from r2sdepth import evaluate as ev
 from r2sdepth.atomic import save_png, write_bytes_atomic, write_json_atomic
-from r2sdepth.checkpoint import checkpoint_path
+from r2sdepth.checkpoint import checkpoint_path, load_file
 from r2sdepth.config import apply_overrides, load_config
 from r2sdepth.data.kitti import Sample, list_frame_ids, write_split
 from r2sdepth.data.synthetic import calib_text
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.export import slim_checkpoint
+from r2sdepth.export import ensemble_checkpoint, ensemble_members, slim_checkpoint
 from r2sdepth.frames import VIDEO_SUFFIXES, iter_frames
 from r2sdepth.infer import predict_split
 from r2sdepth.metric import intrinsics_matrix
@@ -221,9 +222,13 @@ class AdaptJob:
 
 def run_adapt(job: AdaptJob) -> dict[str, Any]:
     """Run ``job`` (module docstring). Returns ``{"checkpoint": slim spike-only file, "run":
-    training result, "frames": n, "eval": ...}``."""
+    training result, "frames": n, "eval": ...}``. An ensemble checkpoint (``r2sdepth ensemble``,
+    e.g. the shipped ``real``) is adapted member by member, each in ``out/member_{i}`` with the same
+    settings, and the adapted members are put together again (``run`` is then the list of runs)."""
 
     model = checkpoint_path(job.checkpoint)
+    if (load_file(model).get("r2sdepth") or {}).get("ensemble"):
+        return _adapt_ensemble(job, model)
     out, teacher, spike_root = Path(job.out), job.teacher, job.spike_root
     footage = prepare_footage(job.source, out, intrinsics=job.intrinsics, fov=job.fov)
     chosen = frame_spec(job.frames, footage.frames)
@@ -260,6 +265,36 @@ def run_adapt(job: AdaptJob) -> dict[str, Any]:
         write_split(split, [Sample(footage.drive, f, "l") for f in held])
         result["eval"] = _evaluate(
             {"before (the model adapted)": model, "after (adapted)": dest}, footage, split, spike_root
+        )
+        write_json_atomic(out / "eval.json", {"frames": held, **result["eval"]})
+    return result
+
+
+def _adapt_ensemble(job: AdaptJob, model: Path) -> dict[str, Any]:
+    """:func:`run_adapt` of every member of the ensemble ``model``, then their ensemble."""
+    out = Path(job.out)
+    members = ensemble_members(model, out / "members")
+    runs = [
+        run_adapt(dataclasses.replace(job, checkpoint=m, out=out / f"member_{i}"))  # held-out frames kept out
+        for i, m in enumerate(members)
+    ]
+    dest = out / "adapted_spike.ckpt"
+    first = load_file(runs[0]["checkpoint"])["r2sdepth"]["adapted_on"]
+    adapted_on = {**first, "from": str(job.checkpoint), "members": [r["checkpoint"] for r in runs]}
+    ensemble_checkpoint([r["checkpoint"] for r in runs], dest, extra={"adapted_on": adapted_on})
+    result: dict[str, Any] = {
+        "checkpoint": str(dest),
+        "run": [r["run"] for r in runs],
+        "frames": runs[0]["frames"],
+    }
+    result["eval"] = None
+    if job.eval_frames:
+        footage = prepare_footage(job.source, out, intrinsics=job.intrinsics, fov=job.fov)
+        held = frame_spec(job.eval_frames, footage.frames)
+        split = out / "eval_files.txt"
+        write_split(split, [Sample(footage.drive, f, "l") for f in held])
+        result["eval"] = _evaluate(
+            {"before (the model adapted)": model, "after (adapted)": dest}, footage, split, job.spike_root
         )
         write_json_atomic(out / "eval.json", {"frames": held, **result["eval"]})
     return result
