@@ -599,14 +599,14 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "velocity-squared-distance": (
         "src/r2sdepth/losses.py",
-        "return (t.norm(dim=-1) - travel.to(t.dtype)).abs().mean()",
-        "return (t.pow(2).sum(-1) - travel.to(t.dtype)).abs().mean()",
+        "loss = loss + (t.norm(dim=-1) - travel.to(t.dtype)).abs().mean()",
+        "loss = loss + (t.pow(2).sum(-1) - travel.to(t.dtype)).abs().mean()",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
     "velocity-forward-unsigned": (
         "src/r2sdepth/losses.py",
-        "return (t[..., 2] + forward.to(t.dtype)).abs().mean()",
-        "return (t[..., 2].abs() - forward.to(t.dtype).abs()).abs().mean()",
+        "loss = loss + (t[..., 2] + forward.to(t.dtype)).abs().mean()",
+        "loss = loss + (t[..., 2].abs() - forward.to(t.dtype).abs()).abs().mean()",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
     "velocity-both-without-the-length-term": (
