@@ -55,10 +55,15 @@ CORE: dict[str, list[str]] = {
     "data/transport": ["tests/test_transport.py"],
     "spike/io": ["tests/test_spike_io.py", "tests/test_real_camera.py"],
     "spike/simulate": ["tests/test_simulate.py", "tests/test_properties.py"],
-    "checkpoint": [
+    "checkpoint": [  # the fast tests of the checkpoint files (the SIGKILL resume test is timing-dependent)
         "tests/test_checkpoint_by_hand.py",
-        "tests/test_reliability.py",
-        "tests/test_real_camera.py",
+        "tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli",
+        "tests/test_reliability.py::test_corrupt_and_malformed_checkpoints_give_one_line",
+        "tests/test_reliability.py::test_atomic_save_on_a_full_disk_keeps_the_old_file",
+        "tests/test_real_camera.py::test_infer_refuses_windows_the_network_cannot_take_and_warns_on_rate",
+        "tests/test_real_camera.py::test_init_from_a_shipped_slim_model_copies_every_network_weight",
+        "tests/test_real_camera.py::test_api_knows_the_trained_rate_and_warns_on_another",
+        "tests/test_metric.py::test_models_listing_through_the_cli",
     ],
 }
 
