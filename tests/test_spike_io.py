@@ -49,6 +49,7 @@ def test_head_cols_dropped(tmp_path):
     p = tmp_path / "raw.dat"
     p.write_bytes(np.packbits(stored, axis=1, bitorder="little").tobytes())
     st = SpikeStream(p, 6, 400, head_cols=16)
+    assert st.cropped and st.shape == (len(full), 6, 400)
     np.testing.assert_array_equal(st[:], full[:, :, :400])
     assert st.stats()["mean_rate"] == pytest.approx(full[:, :, :400].mean())
 
@@ -59,7 +60,7 @@ def test_stream_slicing_and_windows(tmp_path):
     write_dat(p, s, rate_hz=1000.0, meta={"planes_per_frame": 10})
     st = SpikeStream(p)  # geometry from the sidecar
     assert (len(st), st.height, st.width, st.rate_hz) == (50, 10, 12, 1000.0)
-    assert st.duration_s == pytest.approx(0.05)
+    assert st.duration_s == pytest.approx(0.05) and st.shape == (50, 10, 12) and not st.cropped
     np.testing.assert_array_equal(st[5:17], s[5:17])
     np.testing.assert_array_equal(st[3], s[3])
     np.testing.assert_array_equal(st[-1], s[-1])
