@@ -4,6 +4,7 @@ their boundaries, and what a failed write leaves behind."""
 
 import hashlib
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +112,108 @@ def test_rate_mismatch_at_the_tolerance():
     pf = {"window": 64, "data": {"sim": {"planes_per_frame": 64, "video_fps": 10.0}}}
     fast = rate_mismatch(pf, 20000.0, 64)
     assert "at 640 planes/s (100 ms, P planes spread over each 100 ms RGB frame interval" in fast
+
+
+def test_pickled_objects_are_refused_in_process_and_bad_files_give_their_reason(tmp_path):
+    """Loading never unpickles an arbitrary object (here a harmless ``datetime.date``: a loader without
+    ``weights_only`` would return it); each bad file names what is wrong."""
+    import datetime
+
+    p = tmp_path / "hostile.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1)}, "payload": datetime.date(2020, 1, 1)}, p)
+    with pytest.raises(
+        R2SDepthError, match=r"refused: the checkpoint holds a pickled datetime\.date, which would run"
+    ):
+        load_file(p)
+    with pytest.raises(R2SDepthError, match=r"missing\.ckpt: checkpoint not found"):
+        load_file(tmp_path / "missing.ckpt")
+    torch.save([1, 2], tmp_path / "list.ckpt")
+    with pytest.raises(R2SDepthError, match=r"not a checkpoint \(a list, expected a dict\)"):
+        load_file(tmp_path / "list.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a zip and not a pickle")
+    with pytest.raises(R2SDepthError, match=r"junk\.ckpt: unreadable checkpoint \(\w+: "):
+        load_file(tmp_path / "junk.ckpt")
+
+
+def test_state_dict_of_and_checkpoint_path(tmp_path, monkeypatch):
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, checkpoint_path, state_dict_of
+
+    assert state_dict_of({"state_dict": {"w": torch.ones(1)}}, "x")["w"].item() == 1.0
+    for bad in ({}, {"state_dict": [1]}, {"state_dict": {"w": torch.ones(1), "step": 3}}):
+        with pytest.raises(R2SDepthError, match="x: no state_dict of tensors in this checkpoint"):
+            state_dict_of(bad, "x")
+    monkeypatch.chdir(tmp_path)
+    assert checkpoint_path("demo") == SHIPPED_CHECKPOINTS["demo"]
+    assert checkpoint_path("nowhere.ckpt") == Path("nowhere.ckpt")  # not a shipped name: the path itself
+    Path("demo").write_bytes(b"x")  # a file of that name here wins over the shipped model
+    assert checkpoint_path("demo") == Path("demo")
+
+
+def test_save_atomic_makes_its_folder_and_a_full_disk_at_the_temporary_file_is_one_error(
+    tmp_path, monkeypatch
+):
+    save_atomic({"state_dict": {"w": torch.ones(1)}}, tmp_path / "a" / "b" / "m.ckpt")
+    assert load_file(tmp_path / "a" / "b" / "m.ckpt")["state_dict"]["w"].item() == 1.0
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("r2sdepth.atomic.tempfile.mkstemp", full)
+    with pytest.raises(R2SDepthError, match=r"m2\.ckpt: cannot write checkpoint \(No space left on device\)"):
+        save_atomic({"state_dict": {}}, tmp_path / "m2.ckpt")
+    assert not (tmp_path / "m2.ckpt").exists()
+
+
+def test_window_defaults_and_the_suggested_lengths():
+    from r2sdepth.checkpoint import trained_window
+
+    bare: dict = {}  # no spike_repr recorded: the schema's 4 chunks x 8 bins
+    with pytest.raises(
+        R2SDepthError, match=r"4 chunks x 8 bins, so it takes multiples of 32 planes \(e\.g\. 96 or 128"
+    ):
+        check_window(bare, 100)
+    assert trained_window({"window": 48, "data": {"window": 96}}) == 48
+    assert trained_window({"data": {"window": 96}}) == 96
+    assert trained_window({}) == 128  # the schema's data.window (config.py DataConfig)
+
+
+def test_rate_mismatch_boundaries_and_durations():
+    meta = {"window": 999, "data": {"sim": {"camera_rate_hz": 3000.0, "planes_per_frame": 64}}}
+    assert rate_mismatch(meta, 2000.0, 999) is None  # 2000 / 3000 is exactly 1 / 1.5: inside
+    long = rate_mismatch(
+        {"window": 999, "data": {"sim": {"camera_rate_hz": 1000.0, "planes_per_frame": 64}}}, 100.0, 99
+    )
+    assert "(999 ms, a real camera's rate); this input's 99 planes at 100 planes/s last 990 ms" in long
+    unknown = rate_mismatch({"data": {"sim": {"camera_rate_hz": 1000.0, "planes_per_frame": 64}}}, 100.0, 100)
+    assert "trained on None-plane windows at 1000 planes/s (0 ms" in unknown
+
+
+def test_shipped_models_by_hand():
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, shipped_models
+
+    rows = {r["name"]: r for r in shipped_models()}
+    assert set(rows) == set(SHIPPED_CHECKPOINTS)
+    demo, real = rows["demo"], rows["real"]
+    assert demo["path"] == str(SHIPPED_CHECKPOINTS["demo"]) and demo["modality"] == "spike"
+    assert (demo["window_planes"], demo["planes_per_second"], demo["window_mode"]) == (64, 640.0, "per-frame")
+    assert demo["window_s"] == pytest.approx(0.1) and demo["trained_size"] == [64, 224]
+    assert (real["window_planes"], real["planes_per_second"], real["window_mode"]) == (
+        64,
+        20000.0,
+        "camera-rate",
+    )
+    assert real["window_s"] == pytest.approx(64 / 20000) and real["trained_size"] == [64, 224]
+    assert all({"units", "typical_scale", "trained_on"} <= set(r) for r in rows.values())
+
+
+def test_lightning_checkpoint_io_saves_atomically_and_verifies(tmp_path):
+    from r2sdepth.checkpoint import lightning_checkpoint_io
+
+    io = lightning_checkpoint_io()
+    p = tmp_path / "sub" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}, "global_step": 5}, p)  # makes the folder
+    ck = io.load_checkpoint(p)
+    assert ck["global_step"] == 5 and ck[CHECKSUM_KEY] == state_checksum({"w": torch.ones(2)})
+    torch.save(dict(ck, state_dict={"w": torch.zeros(2)}), p)
+    with pytest.raises(R2SDepthError, match="checksum mismatch"):
+        io.load_checkpoint(p)

@@ -78,16 +78,18 @@ def save_atomic(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
     with_checksum(checkpoint)
     buf = io.BytesIO()
     torch.save(checkpoint, buf)
-    tmp = tmp_path_for(path)
+    tmp = None
     try:
+        tmp = tmp_path_for(path)  # makes the folder and the temporary file: a full disk can fail here too
         with open(tmp, "wb") as f:
             f.write(buf.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         if isinstance(e, OSError):
             raise R2SDepthError(f"{path}: cannot write checkpoint ({e.strerror or e})") from e
         raise
