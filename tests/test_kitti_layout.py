@@ -66,13 +66,13 @@ def test_oxts_poses_match_distances_on_the_sphere_and_the_first_frame_heading(tm
         kitti.oxts_poses(tmp_path / "empty")
 
 
-def test_drive_positions_from_poses_txt_from_oxts_or_none(tmp_path):
+def test_drive_motion_from_poses_txt_from_oxts_or_none(tmp_path):
     drive = "2000_01_01/2000_01_01_drive_0000_sync"
     d = tmp_path / drive
     d.mkdir(parents=True)
-    assert kitti.drive_positions(tmp_path, drive) is None
+    assert kitti.drive_motion(tmp_path, drive) is None
     _oxts(d / "oxts" / "data", [(49.0, 8.4, 100.0, 0, 0, 0), (49.0001, 8.4, 101.0, 0, 0, 0)])
-    pos = kitti.drive_positions(tmp_path, drive)
+    pos = kitti.drive_motion(tmp_path, drive)[0]
     assert pos.shape == (2, 3)
     assert np.allclose(pos[1], [0.0, EARTH * math.radians(1e-4), 1.0], rtol=1e-4, atol=1e-3)
     # poses.txt wins over oxts (synthetic scenes, odometry layout): the translation column
@@ -80,7 +80,7 @@ def test_drive_positions_from_poses_txt_from_oxts_or_none(tmp_path):
     assert np.allclose(heading, [[1, 0, 0], [1, 0, 0]], atol=1e-6)
     # poses.txt wins over oxts (synthetic scenes, odometry layout): the translation column
     (d / "poses.txt").write_text("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0.5 0 1 0 -0.25 0 0 1 3\n")
-    assert np.allclose(kitti.drive_positions(tmp_path, drive), [[0, 0, 0], [0.5, -0.25, 3.0]])
+    assert np.allclose(kitti.drive_motion(tmp_path, drive)[0], [[0, 0, 0], [0.5, -0.25, 3.0]])
     # a camera turned 90 degrees left (its optical axis along world -x): heading = the rotation's third column
     (d / "poses.txt").write_text("0 0 -1 0 0 1 0 0 1 0 0 0\n")
     assert np.allclose(kitti.drive_motion(tmp_path, drive)[1], [[-1, 0, 0]])

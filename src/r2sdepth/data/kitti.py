@@ -371,13 +371,6 @@ def drive_motion(root: str | os.PathLike, drive: str) -> tuple[np.ndarray, np.nd
     return poses[:, :3, 3], poses[:, :3, forward]
 
 
-def drive_positions(root: str | os.PathLike, drive: str) -> np.ndarray | None:
-    """Camera (or IMU) positions ``[N, 3]`` in metres per frame of a drive, for distances
-    travelled between frames (:func:`drive_motion`); None when the drive has no poses."""
-    motion = drive_motion(root, drive)
-    return None if motion is None else motion[0]
-
-
 # --- splits ------------------------------------------------------------------------------------
 
 
