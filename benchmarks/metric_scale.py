@@ -8,9 +8,12 @@ scenes with one of three recipes, the same steps from the same start:
 * ``velocity``: + the velocity term on the pose net (``loss.velocity_weight``, PackNet-SfM), the
   distances from the scenes' ``poses.txt``;
 
-then evaluates each last checkpoint on the held-out test sequences (Garg crop, 80 m) with
-``median``, ``none`` and ``camera-height`` scaling (the scenes' camera is 1.65 m above the road).
-No depth label is used for training or for choosing a checkpoint.
+from scratch, or (``--relative-start STEPS``) all from one relative-depth network trained on the
+training scenes' exact depth with a scale-invariant loss (``loss.depth_lambda 1``: the global scale
+is left free, so a metric scale can only come from the recipe); then evaluates each last checkpoint
+on the held-out test sequences (Garg crop, 80 m) with ``median``, ``none`` and ``camera-height``
+scaling (the scenes' camera is 1.65 m above the road). No metric depth label is used for training
+or for choosing a checkpoint.
 
     python benchmarks/metric_scale.py --out runs/metric_scale --steps 400 --seeds 0 1 2
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from r2sdepth import evaluate as ev
+from r2sdepth.export import slim_checkpoint
 from r2sdepth.infer import predict_split
 from r2sdepth.train.run import apply_overrides, load_config, run_training
 
@@ -84,6 +88,21 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument(
+        "--relative-start",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="start every recipe from one relative-depth network instead of from scratch: STEPS of the "
+        "scale-invariant log loss (loss.depth_lambda 1: no global scale) on the training scenes' exact "
+        "depth, no photometric loss, first depth --start-depth; the scale comes from each recipe alone",
+    )
+    ap.add_argument("--start-depth", type=float, default=2.0, help="model.init_depth of the relative start")
+    ap.add_argument(
+        "--start-from",
+        type=Path,
+        help="the relative start's depth_net.ckpt of another --out (processes side by side share one start)",
+    )
     ap.add_argument("--sequences", type=int, default=10)
     ap.add_argument("--frames", type=int, default=50)
     ap.add_argument(
@@ -126,6 +145,36 @@ def main() -> None:
     res_file = out / "results.json"
     rows = json.loads(res_file.read_text()) if res_file.is_file() else {}
     rows["constant + median scaling"] = ev.constant_median_baseline(gts)
+    start: list[str] = []
+    if a.relative_start:
+        cfg = load_config("train_rgb_synth")
+        apply_overrides(
+            cfg,
+            [
+                *_common_overrides(data, a.batch_size, 0),
+                "--trainer.max_steps",
+                str(a.relative_start),
+                "--data.gt_source",
+                "exact",
+                "--loss.photo_weight",
+                "0",
+                "--loss.depth_weight",
+                "1",
+                "--loss.depth_lambda",
+                "1",
+                "--model.init_depth",
+                str(a.start_depth),
+            ],
+        )
+        res = run_training(cfg, out / "relative_start", resume=True)
+        rows["relative start"] = {"steps": res["global_step"], **_evaluate(res["last"], data, gts)}
+        res_file.write_text(json.dumps(rows, indent=2))
+        print("relative start", {sc: round(rows["relative start"][sc]["abs_rel"], 3) for sc in SCALINGS})
+        # the depth network alone (a slim file): each recipe's seed draws its own pose net
+        slim = slim_checkpoint(res["last"], out / "relative_start" / "depth_net.ckpt")
+        start = ["--init_from", str(slim)]
+    if a.start_from:
+        start = ["--init_from", str(a.start_from)]
     for recipe in a.recipes:
         for seed in a.seeds:
             name = f"{recipe} seed {seed}"
@@ -135,51 +184,64 @@ def main() -> None:
             apply_overrides(
                 cfg,
                 [
-                    "--data.root",
-                    str(data),
-                    "--data.train_split",
-                    str(splits / "train_files.txt"),
-                    "--data.val_split",
-                    "null",
+                    *_common_overrides(data, a.batch_size, seed),
                     "--trainer.max_steps",
                     str(a.steps),
-                    "--data.batch_size",
-                    str(a.batch_size),
-                    "--seed",
-                    str(seed),
-                    "--trainer.enable_progress_bar",
-                    "false",
                     *COMMON,
                     *RECIPES[recipe],
+                    *start,
                 ],
             )
             t = time.time()
             res = run_training(cfg, out / f"{recipe}_s{seed}", resume=True)
             minutes = (time.time() - t) / 60
-            preds, _ = predict_split(res["last"], data, splits / "test_files.txt")
-            Ks = ev.split_intrinsics(data, splits / "test_files.txt", [p.shape[-2:] for p in preds])
             row = {
                 "recipe": recipe,
                 "seed": seed,
                 "steps": res["global_step"],
                 "train_min": round(minutes, 1),
+                "start": "relative" if start else "scratch",
+                **_evaluate(res["last"], data, gts),
             }
-            for sc in SCALINGS:
-                r = ev.evaluate_depths(
-                    preds, gts, ev.EvalProtocol(scaling=sc, camera_height=1.65), intrinsics=Ks
-                )
-                row[sc] = {k: r[k] for k in (*ev.METRICS, "n", "scaling") if k in r}
-                row[sc].update(
-                    {
-                        k: r[k]
-                        for k in ("ratio_median", "ratio_std", "gt_ratio_median", "scale_failures")
-                        if k in r
-                    }
-                )
             rows[name] = row
             res_file.write_text(json.dumps(rows, indent=2))
             print(name, {sc: round(row[sc]["abs_rel"], 3) for sc in SCALINGS}, flush=True)
     print(write_table(rows, out))
+
+
+def _common_overrides(data: Path, batch_size: int, seed: int) -> list[str]:
+    """The data, batch and seed overrides every run of this benchmark shares."""
+    splits = data / "splits"
+    return [
+        "--data.root",
+        str(data),
+        "--data.train_split",
+        str(splits / "train_files.txt"),
+        "--data.val_split",
+        "null",
+        "--data.batch_size",
+        str(batch_size),
+        "--seed",
+        str(seed),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+
+
+def _evaluate(ckpt: Path, data: Path, gts: list) -> dict:
+    """abs_rel and the other metrics of ``ckpt`` on the held-out test sequences under each scaling
+    (Garg crop, 80 m; the scenes' camera 1.65 m above the road), with the scale ratios."""
+    split = data / "splits" / "test_files.txt"
+    preds, _ = predict_split(ckpt, data, split)
+    Ks = ev.split_intrinsics(data, split, [p.shape[-2:] for p in preds])
+    row: dict = {}
+    for sc in SCALINGS:
+        r = ev.evaluate_depths(preds, gts, ev.EvalProtocol(scaling=sc, camera_height=1.65), intrinsics=Ks)
+        row[sc] = {k: r[k] for k in (*ev.METRICS, "n", "scaling") if k in r}
+        row[sc].update(
+            {k: r[k] for k in ("ratio_median", "ratio_std", "gt_ratio_median", "scale_failures") if k in r}
+        )
+    return row
 
 
 def write_table(rows: dict, out: Path) -> str:

@@ -463,6 +463,7 @@ def test_velocity_term_in_the_stage1_loss_after_its_warmup(stereo_synth, warmup,
             "context frames",
         ),
         (["--model.init_depth", "500"], "init_depth"),
+        (["--loss.depth_lambda", "1.5"], "depth_lambda"),
     ],
 )
 def test_metric_training_options_are_checked_before_any_work(stereo_synth, tmp_path, args, msg):

@@ -439,6 +439,15 @@ def test_depth_supervision_is_the_si_log_loss_on_valid_pixels_by_hand():
         ref.append(np.mean(d**2) - 0.85 * np.mean(d) ** 2)
     got = m.depth_supervision({0: disp}, gt)
     assert float(got) == pytest.approx(float(np.mean(ref)), rel=1e-5)
+    # loss.depth_lambda 1: relative depth; a prediction 3x the ground truth everywhere costs nothing,
+    # where lam 0.85 charges (1 - 0.85) log(3)^2
+    gt3 = torch.full((1, 1, 8, 12), 3.0)
+    disp3 = (1 / (3 * gt3) - 1 / hi) / (1 / lo - 1 / hi)  # depth 9 m
+    assert float(m.depth_supervision({0: disp3}, gt3)) == pytest.approx(0.15 * np.log(3) ** 2, rel=1e-4)
+    m1 = DepthModule(
+        {"modality": "spike", "width": 8, "decoder_width": 4}, {"width": 8}, {"depth_lambda": 1.0}
+    )
+    assert abs(float(m1.depth_supervision({0: disp3}, gt3))) < 1e-6
 
 
 def test_depth_supervised_training_through_the_cli_learns(synth_long, tmp_path):

@@ -117,6 +117,11 @@ class LossConfig:
         "depth (data.gt_source), e.g. a synthetic scene's exact depth; 0: no depth "
         "labels (R2SDepth's self-supervised stage 1)",
     )
+    depth_lambda: float = _f(
+        0.85,
+        "lambda of that scale-invariant log loss: 0.85 (Eigen et al.) keeps a small penalty on a "
+        "global scale; 1: none (relative depth, the scale left free)",
+    )
     velocity_weight: float = _f(
         0.0,
         "weight of the velocity term |‖t_pose‖ - distance travelled| (PackNet-SfM) "
@@ -481,6 +486,10 @@ def check_run_rules(cfg: dict[str, Any], *, stage2: bool) -> None:
         raise R2SDepthError(
             "loss.known_speed scales the pose net's translations of stage 1: it needs data.context "
             "frames and loss.photo_weight > 0"
+        )
+    if not 0.0 <= cfg["loss"]["depth_lambda"] <= 1.0:
+        raise R2SDepthError(
+            f"loss.depth_lambda {cfg['loss']['depth_lambda']} must lie in [0, 1] (1: scale-invariant)"
         )
     if cfg["loss"]["velocity_warmup"] < 0:
         raise R2SDepthError("loss.velocity_warmup must be >= 0 (optimiser steps)")

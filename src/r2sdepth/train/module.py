@@ -170,18 +170,19 @@ class DepthModule(L.LightningModule):
         return res
 
     def depth_supervision(self, disps: dict[int, torch.Tensor], gt: torch.Tensor) -> torch.Tensor:
-        """Mean over output scales of the scale-invariant log loss (``lam`` 0.85) between the
+        """Mean over output scales of the scale-invariant log loss (``lam`` = ``loss.depth_lambda``) between the
         predicted depth, upsampled bilinearly to the ground truth's size, and ``gt``
         (``[B, 1, Hg, Wg]`` metres, 0 = invalid) on its valid pixels below ``max_depth``."""
         cfg = self.net.cfg
         valid = ((gt > 0) & (gt < cfg["max_depth"])).to(gt.dtype)
+        lam = float(self.loss_cfg.get("depth_lambda", 0.85))
         losses = []
         for disp in disps.values():
             depth = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
             depth = torch.nn.functional.interpolate(
                 depth, size=gt.shape[-2:], mode="bilinear", align_corners=False
             )
-            losses.append(si_log_loss(depth, gt.clamp_min(cfg["min_depth"]), valid))
+            losses.append(si_log_loss(depth, gt.clamp_min(cfg["min_depth"]), valid, lam=lam))
         return torch.stack(losses).mean()
 
     # -- Lightning hooks ------------------------------------------------------------------------
