@@ -278,3 +278,84 @@ def test_ssi_disparity_loss_weights_inside_an_image_per_image_means_and_resizing
     assert float(ssi_disparity_loss(student, teacher)) == pytest.approx(0.0, abs=1e-6)
     corners = torch.tensor([[[[0.0, 6.5, 25.0]]]])  # what align_corners=True would sample
     assert float(ssi_disparity_loss(corners, teacher)) > 0.01
+
+
+def test_reprojection_terms_pass_their_depth_range_and_take_4x4_intrinsics():
+    """A depth range other than the default reaches the depth (by hand: ``1 / (1/max + (1/min -
+    1/max) disp)``); 4x4 intrinsics (the homogeneous form the data module hands over) give the
+    same terms as their 3x3 block."""
+    disp, target, sources, poses, K = _scene()
+    kw = {"min_depth": 0.5, "max_depth": 20.0, "automask": False}
+    got = reprojection_terms(disp, target, sources, poses, K, **kw)
+    up = torch.nn.functional.interpolate(disp, size=(16, 24), mode="bilinear", align_corners=False)
+    assert torch.allclose(got["depth"], 1.0 / (1 / 20.0 + (1 / 0.5 - 1 / 20.0) * up), rtol=1e-6)
+    K4 = torch.eye(4).expand(2, 4, 4).clone()
+    K4[:, :3, :3] = K
+    got4 = reprojection_terms(disp, target, sources, poses, K4, **kw)
+    for k in ("loss_map", "reproj", "depth"):
+        assert torch.allclose(got4[k], got[k], atol=1e-6), k
+
+
+def test_self_supervised_loss_is_the_mean_over_scales_by_hand():
+    """The multi-scale loss with a depth range, auto-mask off and a smoothness weight other than
+    the defaults: the mean over scales of the reprojection map's mean (each scale's disparity
+    upsampled to the target) + ``smooth_weight`` x the smoothness against the target resized to
+    that scale, / 2^s; every option reaches every scale."""
+    from r2sdepth.losses import self_supervised_loss, smoothness  # noqa: PLC0415
+
+    disp, target, sources, poses, K = _scene()
+    g = torch.Generator().manual_seed(3)
+    disps = {0: torch.rand(2, 1, 16, 24, generator=g), 1: disp}
+    kw = {"min_depth": 0.5, "max_depth": 20.0, "automask": False}
+    got = self_supervised_loss(disps, target, sources, poses, K, smooth_weight=0.1, **kw)
+    total, photo = 0.0, 0.0
+    for s, d in disps.items():
+        p = reprojection_terms(d, target, sources, poses, K, **kw)["loss_map"].mean()
+        img = torch.nn.functional.interpolate(target, size=d.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + p + 0.1 * smoothness(d, img) / 2**s
+        photo = photo + p
+    assert float(got["loss"]) == pytest.approx(float(total) / 2, rel=1e-6)
+    assert float(got["photo"]) == pytest.approx(float(photo) / 2, rel=1e-6)
+    # auto-mask on: the masked map is the minimum with the unwarped sources' error at every scale
+    on = self_supervised_loss(disps, target, sources, poses, K, min_depth=0.5, max_depth=20.0)
+    assert float(on["photo"]) < float(got["photo"])
+
+
+def test_resize_weight_pools_when_the_width_shrinks_and_samples_when_it_grows():
+    """The rule is the width's: block means (area) when the width stays or shrinks, nearest
+    sampling when it grows, whatever the height does; a 2 -> 3 upsampling by hand (nearest takes
+    source pixels 0, 0, 1; area would mean the two in the middle)."""
+    from r2sdepth.losses import _resize_weight  # noqa: PLC0415
+
+    w = torch.arange(16.0).reshape(1, 1, 4, 4)
+    rows = _resize_weight(w, (2, 4))  # height halves, width stays: means of row pairs
+    assert torch.equal(rows[0, 0], torch.tensor([[2.0, 3, 4, 5], [10, 11, 12, 13]]))
+    wide = torch.arange(16.0).reshape(1, 1, 2, 8)  # width 8 -> 4 (the height, 2, is below 4)
+    assert torch.equal(_resize_weight(wide, (1, 4))[0, 0], torch.tensor([[4.5, 6.5, 8.5, 10.5]]))
+    tall = torch.arange(8.0).reshape(1, 1, 4, 2)  # width grows 2 -> 4, height shrinks 4 -> 2: nearest
+    assert torch.equal(_resize_weight(tall, (2, 4))[0, 0], torch.tensor([[0.0, 0, 1, 1], [4, 4, 5, 5]]))
+    up = _resize_weight(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]), (3, 3))
+    assert torch.equal(up[0, 0], torch.tensor([[1.0, 1, 2], [1, 1, 2], [3, 3, 4]]))
+
+
+def test_adaptive_pixel_weights_default_to_hard():
+    from r2sdepth.losses import adaptive_pixel_weights  # noqa: PLC0415
+
+    es = torch.tensor([[[[0.2, 0.1, 0.3]]]])
+    et = torch.tensor([[[[0.1, 0.2, 0.3]]]])
+    assert torch.equal(adaptive_pixel_weights(es, et), torch.tensor([[[[1.0, 0.0, 0.0]]]]))
+
+
+def test_weighted_normalisation_with_weights_summing_below_one():
+    """Weights that sum to less than 1 (0.1 on four pixels) are normalised by their sum, not by 1,
+    and such an image still counts: the shift is the plain mean, the scale the mean absolute
+    deviation, and the scale-and-shift-invariant loss of a map against its own negative is 2."""
+    from r2sdepth.losses import affine_normalise, ssi_disparity_loss  # noqa: PLC0415
+
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]]])
+    w = torch.full_like(x, 0.1)
+    n, shift, scale = affine_normalise(x, w)
+    assert float(shift) == pytest.approx(3.0) and float(scale) == pytest.approx(1.5)
+    assert torch.allclose(n, (x - 3.0) / 1.5)
+    assert float(ssi_disparity_loss(x, -x, w)) == pytest.approx(2.0, rel=1e-6)
+    assert float(ssi_disparity_loss(x, 2 * x + 1, w)) == pytest.approx(0.0, abs=1e-6)

@@ -95,6 +95,15 @@ def compiled_ssim(on: bool, device: torch.device | str = "cpu") -> Iterator[None
         _SSIM = eager
 
 
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """``x`` ``[B, C, h, w]`` resized bilinearly to ``size`` ``(H, W)`` with pixel centres aligned
+    (``align_corners=False``: Monodepth2's upsampling of its coarse disparities); ``x`` itself when
+    it already has that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
 def target_stats(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The SSIM statistics of ``target`` ``[B, 3, H, W]`` that :func:`photometric_error` reuses."""
     return _SSIM.target_stats(target)  # eager also when _SSIM is compiled (the wrapper forwards it)
@@ -162,9 +171,7 @@ def reprojection_terms(
     :func:`identity_error` of ``target`` and ``sources``, ``stats`` the target's
     :func:`target_stats`, when already computed.
     """
-    h, w = target.shape[-2:]
-    if disp.shape[-2:] != (h, w):
-        disp = F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
+    disp = resize_bilinear(disp, target.shape[-2:])
     _, depth = disp_to_depth(disp, min_depth, max_depth)
     K_inv = torch.inverse(K[:, :3, :3])
     stats = target_stats(target) if stats is None else stats
@@ -220,10 +227,7 @@ def self_supervised_loss(
             stats=stats,
         )
         p = t["loss_map"].mean()
-        img_s = (
-            F.interpolate(target, size=disp.shape[-2:], mode="bilinear", align_corners=False) if s else target
-        )
-        sm = smoothness(disp, img_s)
+        sm = smoothness(disp, resize_bilinear(target, disp.shape[-2:]))
         total = total + p + smooth_weight * sm / (2**s)
         photo = photo + p
         maps[s] = t
@@ -329,9 +333,7 @@ def si_log_loss(
     per image under pixel weights, averaged over the batch. Depths ``[B, 1, H, W]`` (metres);
     the teacher is resized to the student. ``lam = 1`` ignores a global scale; ``lam < 1`` keeps
     a small penalty on it, so the loss is 0 only when the depths agree."""
-    t = teacher_depth.detach()
-    if t.shape[-2:] != student_depth.shape[-2:]:
-        t = F.interpolate(t, size=student_depth.shape[-2:], mode="bilinear", align_corners=False)
+    t = resize_bilinear(teacher_depth.detach(), student_depth.shape[-2:])
     d = torch.log(student_depth.clamp_min(1e-6)) - torch.log(t.clamp_min(1e-6))
     w = torch.ones_like(d) if weight is None else _resize_weight(weight, d.shape[-2:])
     wsum = w.sum((1, 2, 3)).clamp_min(1e-6)
@@ -370,9 +372,7 @@ def ssi_disparity_loss(
     1; a student whose disparity is an increasing affine map of the teacher's scores 0, a
     decreasing one 2. The teacher is resized to the student and detached; images whose weights
     are all 0 are left out."""
-    t = teacher_disp.detach()
-    if t.shape[-2:] != student_disp.shape[-2:]:
-        t = F.interpolate(t, size=student_disp.shape[-2:], mode="bilinear", align_corners=False)
+    t = resize_bilinear(teacher_disp.detach(), student_disp.shape[-2:])
     w = torch.ones_like(student_disp) if weight is None else _resize_weight(weight, student_disp.shape[-2:])
     ns, _, _ = affine_normalise(student_disp, w)
     nt, _, _ = affine_normalise(t, w)

@@ -42,7 +42,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from r2sdepth.config import check_distill_config, section
 from r2sdepth.errors import R2SDepthError
@@ -52,6 +51,7 @@ from r2sdepth.losses import (
     affine_normalise,
     attention_transfer_loss,
     feature_distill_loss,
+    resize_bilinear,
     self_supervised_loss,
     si_log_loss,
     ssi_disparity_loss,
@@ -216,8 +216,7 @@ class DistillModule(DepthModule):
         cfg = self.net.cfg
         min_disp, max_disp = 1.0 / cfg["max_depth"], 1.0 / cfg["min_depth"]
         sdisp, sdepth = disp_to_depth(student_disp.detach(), cfg["min_depth"], cfg["max_depth"])
-        if tmap.shape[-2:] != sdisp.shape[-2:]:
-            tmap = F.interpolate(tmap, size=sdisp.shape[-2:], mode="bilinear", align_corners=False)
+        tmap = resize_bilinear(tmap, sdisp.shape[-2:])
         if self.teacher.spec["output"] == "disparity":
             nt, _, _ = affine_normalise(tmap)
             _, shift, scale = affine_normalise(sdisp)

@@ -25,6 +25,7 @@ from r2sdepth.errors import R2SDepthError
 from r2sdepth.evaluate import METRICS, EvalProtocol, evaluate_depths
 from r2sdepth.geometry import disp_to_depth, pose_vec_to_matrix, rescale_translation
 from r2sdepth.losses import (
+    resize_bilinear,
     self_supervised_loss,
     si_log_loss,
     velocity_loss,
@@ -170,8 +171,8 @@ class DepthModule(L.LightningModule):
         return res
 
     def depth_supervision(self, disps: dict[int, torch.Tensor], gt: torch.Tensor) -> torch.Tensor:
-        """Mean over output scales of the scale-invariant log loss (``lam`` = ``loss.depth_lambda``) between the
-        predicted depth, upsampled bilinearly to the ground truth's size, and ``gt``
+        """Mean over output scales of the scale-invariant log loss (``lam`` = ``loss.depth_lambda``)
+        between the predicted depth, upsampled bilinearly to the ground truth's size, and ``gt``
         (``[B, 1, Hg, Wg]`` metres, 0 = invalid) on its valid pixels below ``max_depth``."""
         cfg = self.net.cfg
         valid = ((gt > 0) & (gt < cfg["max_depth"])).to(gt.dtype)
@@ -179,9 +180,7 @@ class DepthModule(L.LightningModule):
         losses = []
         for disp in disps.values():
             depth = disp_to_depth(disp, cfg["min_depth"], cfg["max_depth"])[1]
-            depth = torch.nn.functional.interpolate(
-                depth, size=gt.shape[-2:], mode="bilinear", align_corners=False
-            )
+            depth = resize_bilinear(depth, gt.shape[-2:])
             losses.append(si_log_loss(depth, gt.clamp_min(cfg["min_depth"]), valid, lam=lam))
         return torch.stack(losses).mean()
 
