@@ -31,7 +31,7 @@ import numpy as np
 
 from r2sdepth import evaluate as ev
 from r2sdepth.export import slim_checkpoint
-from r2sdepth.infer import predict_split
+from r2sdepth.infer import predict_split, speed_scale_split
 from r2sdepth.train.run import apply_overrides, load_config, run_training
 
 # every recipe starts from the same metric prior (first predictions 10 m deep): from the learning
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument(
         "--relative-start",
         type=int,
@@ -98,6 +98,13 @@ def main() -> None:
         "depth, no photometric loss, first depth --start-depth; the scale comes from each recipe alone",
     )
     ap.add_argument("--start-depth", type=float, default=2.0, help="model.init_depth of the relative start")
+    ap.add_argument("--start-seed", type=int, default=0, help="seed of the relative start's training")
+    ap.add_argument(
+        "--speed-scale",
+        action="store_true",
+        help="also the relative start made metric from known speed (r2sdepth speed-scale on the training "
+        "split: no depth labels), evaluated as the row 'relative start + speed scale'",
+    )
     ap.add_argument(
         "--start-from",
         type=Path,
@@ -151,7 +158,7 @@ def main() -> None:
         apply_overrides(
             cfg,
             [
-                *_common_overrides(data, a.batch_size, 0),
+                *_common_overrides(data, a.batch_size, a.start_seed),
                 "--trainer.max_steps",
                 str(a.relative_start),
                 "--data.gt_source",
@@ -175,6 +182,29 @@ def main() -> None:
         start = ["--init_from", str(slim)]
     if a.start_from:
         start = ["--init_from", str(a.start_from)]
+    if a.speed_scale and start and "relative start + speed scale" not in rows:
+        t = time.time()
+        r = speed_scale_split(start[1], data, splits / "train_files.txt")
+        metric = slim_checkpoint(
+            start[1],
+            out / "relative_start" / "speed_scaled.ckpt",
+            extra={"from": "known speed"},
+            depth_scale=r["factor"],
+        )
+        rows["relative start + speed scale"] = {
+            "factor": r["factor"],
+            "quartiles": r["quartiles"],
+            "frames": r["frames"],
+            "minutes": round((time.time() - t) / 60, 1),
+            **_evaluate(metric, data, gts),
+        }
+        res_file.write_text(json.dumps(rows, indent=2))
+        row = rows["relative start + speed scale"]
+        print(
+            "relative start + speed scale",
+            f"x{r['factor']:.3f}",
+            {sc: round(row[sc]["abs_rel"], 3) for sc in SCALINGS},
+        )
     for recipe in a.recipes:
         for seed in a.seeds:
             name = f"{recipe} seed {seed}"
@@ -251,12 +281,13 @@ def write_table(rows: dict, out: Path) -> str:
         "camera-height / median | GT / prediction (none) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows.values():
-        if "recipe" not in r:
+    for key, r in rows.items():
+        if "median" not in r:
             continue
         m, n, c = (r[s]["abs_rel"] for s in SCALINGS)
         lines.append(
-            f"| {r['recipe']} | {r['seed']} | {m:.3f} | {n:.3f} | {n / m:.2f} | {c:.3f} | {c / m:.2f} | "
+            f"| {r.get('recipe', key)} | {r.get('seed', '')} | {m:.3f} | {n:.3f} | {n / m:.2f} | {c:.3f} | "
+            f"{c / m:.2f} | "
             f"{r['none'].get('gt_ratio_median', float('nan')):.2f} |"
         )
     base = rows.get("constant + median scaling")

@@ -1132,6 +1132,43 @@ def _cmd_ensemble(a: argparse.Namespace) -> int:
     return 0
 
 
+def _parser_speed_scale(sub: argparse._SubParsersAction) -> None:
+    """`r2sdepth speed-scale`'s arguments."""
+    s = sub.add_parser(
+        "speed-scale",
+        help="make a model metric from known speed: the scale at which frames t-1, t+1 moved by the "
+        "known distance explain frame t (no depth labels)",
+    )
+    s.add_argument("--checkpoint", required=True, help="the model (file or shipped name)")
+    s.add_argument("--data", required=True, help="drives with poses.txt or oxts (KITTI raw layout, synth)")
+    s.add_argument("--split", required=True, help="frames to measure on (frames t-1 and t+1 must exist)")
+    s.add_argument("--out", required=True, help="the metric copy of the model (a slim checkpoint)")
+    s.add_argument("--max-frames", type=int, default=200, help="frames evenly spread over the split")
+    s.add_argument("--modality", choices=["rgb", "spike", "fusion"], help="default: the checkpoint's")
+    s.add_argument("--spike-root", help="real spike streams (default: simulated with the model's camera)")
+
+
+@_command("speed-scale", _parser_speed_scale)
+def _cmd_speed_scale(a: argparse.Namespace) -> int:
+    from r2sdepth.export import slim_checkpoint  # noqa: PLC0415  torch-level: loaded on use
+    from r2sdepth.infer import speed_scale_split  # noqa: PLC0415
+
+    if a.max_frames < 1:
+        raise R2SDepthError(f"--max-frames must be at least 1, got {a.max_frames}")
+    ck = checkpoint_path(a.checkpoint)
+    r = speed_scale_split(
+        ck, a.data, a.split, modality=a.modality, spike_root=a.spike_root, max_frames=a.max_frames
+    )
+    how = {"from": "known speed", "data": str(a.data), "split": str(a.split), "frames": r["frames"]}
+    p = slim_checkpoint(ck, a.out, modality=a.modality, extra=how, depth_scale=r["factor"])
+    q1, q3 = r["quartiles"]
+    print(
+        f"depth x {r['factor']:.3f} (quartiles over {r['frames']} frames {q1:.3f}-{q3:.3f}; "
+        f"{r['skipped']} without a scale) -> {p}"
+    )
+    return 0
+
+
 def _parser_models(sub: argparse._SubParsersAction) -> None:
     """`r2sdepth models`'s arguments."""
     s = sub.add_parser(

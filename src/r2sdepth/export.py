@@ -14,6 +14,7 @@ disparity``).
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 import warnings
@@ -92,16 +93,29 @@ def slim_checkpoint(
     dst: str | os.PathLike,
     modality: str | None = None,
     extra: dict[str, Any] | None = None,
+    depth_scale: float | None = None,
 ) -> Path:
     """Network weights + metadata only (no optimiser, teacher or pose net): what ``infer``,
     ``eval`` and ``export`` need. A fusion checkpoint can be slimmed to its spike path
     (``modality="spike"``). ``extra``: more metadata entries (e.g. how the model was made),
-    written in the same save."""
+    written in the same save. ``depth_scale``: the copy's depth is that many times ``src``'s (e.g.
+    metres from :func:`r2sdepth.infer.speed_scale_split`'s factor): the network's depth range is
+    multiplied by it, which scales every depth exactly (``depth = 1 / (1/max + (1/min - 1/max)
+    disp)``); recorded, with ``extra``, as ``depth_scale`` (ensembles: scale their members)."""
+    if depth_scale is not None and not (math.isfinite(depth_scale) and depth_scale > 0):
+        raise R2SDepthError(f"a depth scale must be a positive number, got {depth_scale}")
     module, meta = load_checkpoint(src)
     net = module.net
     cfg, state = dict(net.cfg), net.state_dict()
     if modality == "spike" and net.modality == "fusion":
         cfg, state = spike_network(net, src)
+    if depth_scale is not None:
+        if meta.get("ensemble"):
+            raise R2SDepthError(f"{src}: an ensemble; scale its members and put them together again")
+        cfg["min_depth"], cfg["max_depth"] = cfg["min_depth"] * depth_scale, cfg["max_depth"] * depth_scale
+        before = float((meta.get("depth_scale") or {}).get("factor", 1.0))
+        meta["depth_scale"] = {"factor": before * depth_scale, **(extra or {})}
+        extra = None
     meta = {k: v for k, v in meta.items() if k not in ("distill",)}
     meta.update({"slim": True, "modality": cfg["modality"], "model": cfg, "source": Path(src).name})
     meta.update(extra or {})

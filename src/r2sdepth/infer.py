@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from r2sdepth.atomic import atomic_path, save_png, write_json_atomic
@@ -37,7 +37,7 @@ from r2sdepth.data.kitti import write_depth_png
 from r2sdepth.data.sources import Item, SourceOptions, source_kind
 from r2sdepth.errors import R2SDepthError, R2SDepthWarning
 from r2sdepth.geometry import disp_to_depth
-from r2sdepth.metric import camera_height_scale, intrinsics_matrix
+from r2sdepth.metric import MIN_TRAVEL_M, camera_height_scale, intrinsics_matrix, speed_scale
 from r2sdepth.models.r2sdepth import spike_depth
 from r2sdepth.pointcloud import depth_to_points, write_ply
 from r2sdepth.spike.io import fit_spatial
@@ -129,19 +129,8 @@ def predict_split(
 
     module, meta = load_checkpoint(checkpoint, device)
     modality = resolve_modality(meta, modality)
-    d = meta.get("data", {})
-    drive = DriveOptions(
-        root=data_root,
-        height=meta["height"],
-        width=meta["width"],
-        window=trained_window(meta),
-        align=d.get("align", DataConfig.align),
-        spike_root=spike_root,
-        sim=SimParams(**(d.get("sim") or {})),
-        seed=d.get("seed", TrainConfig.seed),
-    )
     sample = SampleOptions(context=(), need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED))
-    ds = SplitDataset(drive, split, sample)
+    ds = SplitDataset(_drive_options(meta, data_root, spike_root), split, sample)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds: list[np.ndarray] = []
     if progress:
@@ -156,6 +145,77 @@ def predict_split(
 
 
 # -- r2sdepth infer: depth from spike streams, image folders and videos ----------------------------
+
+
+def _drive_options(
+    meta: dict[str, Any], data_root: str | os.PathLike, spike_root: str | os.PathLike | None
+) -> DriveOptions:
+    """The frames and spike windows a checkpoint was trained on (size, window, simulated camera)."""
+    d = meta.get("data", {})
+    return DriveOptions(
+        root=data_root,
+        height=meta["height"],
+        width=meta["width"],
+        window=trained_window(meta),
+        align=d.get("align", DataConfig.align),
+        spike_root=spike_root,
+        sim=SimParams(**(d.get("sim") or {})),
+        seed=d.get("seed", TrainConfig.seed),
+    )
+
+
+def speed_scale_split(
+    checkpoint: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str | os.PathLike,
+    *,
+    modality: str | None = None,
+    spike_root: str | os.PathLike | None = None,
+    max_frames: int | None = None,
+    batch_size: int = 4,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Scale from known speed: the factor that makes ``checkpoint``'s depth metric, from frames
+    with known motion and no depth labels (:func:`r2sdepth.metric.speed_scale` per frame of
+    ``split``, each with the frames before and after it and the signed distances travelled from the
+    drive's ``poses.txt`` or oxts; RGB frames as the photometric reference). ``max_frames``: that
+    many frames evenly spread over the split. Returns ``factor`` (median over the frames that moved),
+    ``per_frame`` (NaN: no scale), ``frames`` (used) and ``skipped``, ``quartiles`` of the factors."""
+    module, meta = load_checkpoint(checkpoint, device)
+    modality = resolve_modality(meta, modality)
+    sample = SampleOptions(
+        context=(-1, 1), travel=True, need_spikes=modality in ("spike", "fusion", *RECONSTRUCTED)
+    )
+    ds = SplitDataset(_drive_options(meta, data_root, spike_root), split, sample)
+    idx = np.arange(len(ds))
+    if max_frames is not None and max_frames < len(ds):
+        idx = np.unique(np.linspace(0, len(ds) - 1, max_frames).round().astype(int))
+    loader = DataLoader(Subset(ds, idx.tolist()), batch_size=batch_size, shuffle=False, collate_fn=collate)
+    if progress:
+        loader = tqdm(loader, unit="batch", leave=False, desc="speed scale")
+    factors: list[float] = []
+    for batch in loader:
+        batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        depth = predict_batch(module, batch, modality).float()
+        color = batch["color"].float()
+        sources = [color[:, j] for j in range(1, color.shape[1])]
+        factors += speed_scale(depth, color[:, 0], sources, batch["travel_forward"], batch["K"]).tolist()
+    f = np.asarray(factors, dtype=np.float64)
+    ok = f[np.isfinite(f)]
+    if not ok.size:
+        raise R2SDepthError(
+            f"{split}: no frame gives a scale (each needs a frame before or after it at least "
+            f"{MIN_TRAVEL_M} m away, and a scale within 1/64-64 of the prediction's)"
+        )
+    q1, q3 = np.percentile(ok, [25, 75])
+    return {
+        "factor": float(np.median(ok)),
+        "per_frame": f.tolist(),
+        "frames": int(ok.size),
+        "skipped": int(f.size - ok.size),
+        "quartiles": [float(q1), float(q3)],
+    }
 
 
 def fit_to_multiple(h: int, w: int, multiple: int = 32) -> tuple[int, int]:

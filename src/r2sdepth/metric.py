@@ -10,6 +10,10 @@ points below the plane, since the ground is the lowest surface), refine it by le
 its inliers and then on narrower bands (1/4, 1/16 of the tolerance), and return
 ``camera_height / distance(camera, plane)``. The parameters were fixed on synthetic scenes with
 exact depth (``tests/test_metric.py``), never on real LiDAR.
+
+Scale from known speed (:func:`speed_scale`): the factor on a depth map at which the frames before
+and after, warped into it by a straight forward motion of the known signed distance (what a
+speedometer or odometer gives, no rotation), best explain it photometrically.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from r2sdepth.errors import R2SDepthError
+from r2sdepth.geometry import warp
+from r2sdepth.losses import photometric_error
 
 KITTI_CAMERA_HEIGHT = 1.65  # metres: KITTI's colour cameras above the road (Geiger et al.)
 
@@ -193,3 +200,72 @@ def intrinsics_matrix(
     else:
         raise R2SDepthError("intrinsics needed: --intrinsics fx,fy,cx,cy (pixels) or --fov DEGREES")
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+
+
+#: the factors :func:`speed_scale` searches: 1/64 to 64, first 2^(1/4) apart, then 2^(1/24) (2.9%)
+SPEED_SCALE_RANGE = (2.0**-6, 2.0**6)
+SPEED_SCALE_STEPS = (2.0**0.25, 2.0 ** (1 / 24))
+#: frame pairs nearer than this (metres) carry no scale: a standing camera sees no parallax
+MIN_TRAVEL_M = 0.1
+
+
+@torch.no_grad()
+def speed_scale_errors(
+    depth: torch.Tensor,
+    target: torch.Tensor,
+    sources: list[torch.Tensor],
+    forward: torch.Tensor,
+    K: torch.Tensor,
+    factors: torch.Tensor,
+) -> torch.Tensor:
+    """Photometric error ``[B, F]`` of each target image explained by its sources warped with its
+    depth times each factor: the mean over pixels of the per-pixel minimum over the sources of
+    :func:`~r2sdepth.losses.photometric_error` (SSIM + L1, as in training). ``depth`` ``[B, 1, H, W]``
+    (any units), ``target`` and each source ``[B, 3, H, W]`` in [0, 1], ``forward`` ``[B, S]`` the
+    signed distance (metres) each source camera lies ahead of the target's along its optical axis
+    (negative behind), ``K`` ``[B, 3, 3]`` (or 4x4) at the images' size, ``factors`` ``[B, F]``. The
+    motion is a pure translation ``t = (0, 0, -forward)``: a camera that moved ``f`` forward sees
+    the scene ``f`` nearer."""
+    b, n = factors.shape
+    out = torch.empty(b, n, dtype=torch.float32, device=depth.device)
+    for i in range(b):
+        f = factors[i].to(depth.dtype).view(-1, 1, 1, 1)
+        tgt = target[i : i + 1].expand(n, -1, -1, -1)
+        Ki = K[i : i + 1].expand(n, -1, -1)
+        best = None
+        for j, src in enumerate(sources):
+            T = torch.eye(4, dtype=depth.dtype, device=depth.device).repeat(n, 1, 1)
+            T[:, 2, 3] = -forward[i, j]
+            warped, _ = warp(src[i : i + 1].expand(n, -1, -1, -1), depth[i : i + 1] * f, T, Ki)
+            err = photometric_error(warped, tgt)
+            best = err if best is None else torch.minimum(best, err)
+        out[i] = best.mean((1, 2, 3))
+    return out
+
+
+def speed_scale(
+    depth: torch.Tensor,
+    target: torch.Tensor,
+    sources: list[torch.Tensor],
+    forward: torch.Tensor,
+    K: torch.Tensor,
+) -> torch.Tensor:
+    """Per image ``[B]``, the factor that brings ``depth`` to the units of ``forward`` (metres): the
+    minimum of :func:`speed_scale_errors` over :data:`SPEED_SCALE_RANGE`, searched on the coarse
+    step of :data:`SPEED_SCALE_STEPS`, then on the fine one within a coarse step of the coarse
+    minimum. NaN for an image whose sources all lie within :data:`MIN_TRAVEL_M` of it (no parallax,
+    no scale), or whose minimum is at an end of the range (the scale lies outside it)."""
+    lo, hi = SPEED_SCALE_RANGE
+    coarse, fine = SPEED_SCALE_STEPS
+    b = depth.shape[0]
+    n = round(math.log(hi / lo) / math.log(coarse)) + 1
+    grid = (lo * coarse ** torch.arange(n, dtype=torch.float64)).expand(b, n)
+    k = speed_scale_errors(depth, target, sources, forward, K, grid).argmin(1).cpu()
+    inside = (k > 0) & (k < n - 1)
+    m = round(math.log(coarse) / math.log(fine))
+    around = grid[torch.arange(b), k].view(b, 1) * fine ** torch.arange(-m, m + 1, dtype=torch.float64)
+    best = around[
+        torch.arange(b), speed_scale_errors(depth, target, sources, forward, K, around).argmin(1).cpu()
+    ]
+    moving = (forward.abs() >= MIN_TRAVEL_M).any(1).cpu()
+    return torch.where(moving & inside, best, torch.full_like(best, float("nan")))
