@@ -609,6 +609,24 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "loss = loss + (t[..., 2].abs() - forward.to(t.dtype).abs()).abs().mean()",
         ["tests/test_metric.py::test_velocity_loss_by_hand"],
     ),
+    "speed-scale-moves-backwards": (
+        "src/r2sdepth/metric.py",
+        "            T[:, 2, 3] = -forward[i, j]",
+        "            T[:, 2, 3] = forward[i, j]",
+        ["tests/test_metric.py::test_speed_scale_recovers_a_known_scale_from_exact_depth"],
+    ),
+    "speed-scale-worst-source": (
+        "src/r2sdepth/metric.py",
+        "            best = err if best is None else torch.minimum(best, err)",
+        "            best = err if best is None else torch.maximum(best, err)",
+        ["tests/test_metric.py::test_speed_scale_recovers_a_known_scale_from_exact_depth"],
+    ),
+    "depth-scale-on-the-far-limit-only": (
+        "src/r2sdepth/export.py",
+        'cfg["min_depth"], cfg["max_depth"] = cfg["min_depth"] * depth_scale, cfg["max_depth"] * depth_scale',
+        'cfg["max_depth"] = cfg["max_depth"] * depth_scale',
+        ["tests/test_metric.py::test_speed_scale_through_the_cli_makes_a_metric_copy"],
+    ),
     "velocity-both-without-the-length-term": (
         "src/r2sdepth/losses.py",
         '    if axis in ("norm", "both"):',

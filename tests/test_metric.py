@@ -617,3 +617,91 @@ def test_metric_recipes_train_through_a_real_fit(stereo_synth, tmp_path, args, l
     assert len(vals) == 3 and all(np.isfinite(vals))
     meta = load_file(run / "checkpoints" / "last.ckpt")["r2sdepth"]
     assert meta["data"]["stereo"] is True and meta["model"]["init_depth"] == 10.0
+
+
+def _moving_samples(root: Path, tmp_path: Path) -> tuple[Path, SplitDataset]:
+    """Frames 1 and 2 of every drive (their frames 0 and 3 are the sources), with exact depth and
+    the signed distances travelled."""
+    split = tmp_path / "moving.txt"
+    kitti.write_split(split, [kitti.Sample(d, f, "l") for d in kitti.find_drives(root) for f in (1, 2)])
+    drive = DriveOptions(root=root, height=64, width=224, window=64, gt_source="exact")
+    opts = SampleOptions(context=(-1, 1), travel=True, with_gt=True, need_spikes=False)
+    return split, SplitDataset(drive, split, opts)
+
+
+def test_speed_scale_recovers_a_known_scale_from_exact_depth(stereo_synth, tmp_path):
+    """Exact depth / 5 (the sky at 80 m) of rendered scenes whose camera drives forward: the
+    frames before and after, moved straight by the known distance, explain each frame best at x5
+    (median within one 2.9% step); the error at x5 is below the error at x2.5 and x10; a camera said
+    to be standing (forward 0) gives no scale (NaN)."""
+    from r2sdepth.metric import speed_scale, speed_scale_errors  # noqa: PLC0415
+
+    _, ds = _moving_samples(stereo_synth, tmp_path)
+    got = []
+    for i in range(len(ds)):
+        s = ds[i]
+        gt = torch.nn.functional.interpolate(s["depth_gt"][None], size=(64, 224), mode="nearest")
+        depth = torch.where(gt > 0, gt, torch.full_like(gt, 80.0)) / 5.0
+        c, fwd, K = s["color"][None], s["travel_forward"][None], s["K"][None]
+        assert float(fwd[0, 0]) < -0.3 and float(fwd[0, 1]) > 0.3  # t-1 behind, t+1 ahead
+        got.append(float(speed_scale(depth, c[:, 0], [c[:, 1], c[:, 2]], fwd, K)[0]))
+        errs = speed_scale_errors(
+            depth, c[:, 0], [c[:, 1], c[:, 2]], fwd, K, torch.tensor([[2.5, 5.0, 10.0]])
+        )
+        assert float(errs[0, 1]) < min(float(errs[0, 0]), float(errs[0, 2]))
+        still = speed_scale(depth, c[:, 0], [c[:, 1], c[:, 2]], torch.zeros_like(fwd), K)
+        assert torch.isnan(still).all()
+    assert np.median(got) == pytest.approx(5.0, rel=0.03), got
+
+
+def test_speed_scale_through_the_cli_makes_a_metric_copy(stereo_synth, tmp_path):
+    """``r2sdepth speed-scale`` on the demo model (relative depth, about x60 of metres): the copy's
+    depth is the factor times the model's at every pixel, the factor is recorded in the copy and
+    printed; a split without motion, a drive without poses and --max-frames 0 are one line each
+    and write nothing."""
+    import shutil  # noqa: PLC0415
+
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS, load_file  # noqa: PLC0415
+    from r2sdepth.infer import predict_split  # noqa: PLC0415
+
+    split, _ = _moving_samples(stereo_synth, tmp_path)
+    out = tmp_path / "metric.ckpt"
+    cmd = ["r2sdepth", "speed-scale", "--checkpoint", "demo", "--data", stereo_synth, "--split", split]
+    r = subprocess.run([*cmd, "--out", out], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    factor = float(re.search(r"depth x ([0-9.]+)", r.stdout).group(1))
+    meta = load_file(out)["r2sdepth"]
+    assert meta["depth_scale"]["factor"] == pytest.approx(factor, rel=1e-3)
+    assert meta["depth_scale"]["from"] == "known speed" and meta["depth_scale"]["frames"] == 4
+    assert 8 < factor < 500  # the demo's units are far from metres
+    base, _ = predict_split(SHIPPED_CHECKPOINTS["demo"], stereo_synth, split)
+    scaled, _ = predict_split(out, stereo_synth, split)
+    for a, b in zip(base, scaled):
+        np.testing.assert_allclose(b, a * meta["depth_scale"]["factor"], rtol=1e-4)
+    # no motion: every frame is its own source
+    still = tmp_path / "still"
+    shutil.copytree(stereo_synth, still)
+    for d in kitti.find_drives(still):
+        poses = still / d / "poses.txt"
+        rows = poses.read_text().splitlines()
+        poses.write_text("\n".join([rows[0]] * len(rows)) + "\n")
+    bad = tmp_path / "bad.ckpt"
+    r = subprocess.run([*cmd[:5], still, "--split", split, "--out", bad], capture_output=True, text=True)
+    assert r.returncode == 2 and "no frame gives a scale" in r.stderr, r.stderr[-800:]
+    for d in kitti.find_drives(still):
+        (still / d / "poses.txt").unlink()
+    r = subprocess.run([*cmd[:5], still, "--split", split, "--out", bad], capture_output=True, text=True)
+    assert r.returncode == 2 and "poses.txt or oxts" in r.stderr, r.stderr[-800:]
+    r = subprocess.run([*cmd, "--out", bad, "--max-frames", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--max-frames" in r.stderr
+    assert not bad.exists()
+
+
+def test_slim_checkpoint_depth_scale_must_be_positive(tmp_path):
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS  # noqa: PLC0415
+    from r2sdepth.export import slim_checkpoint  # noqa: PLC0415
+
+    for bad in (0.0, -2.0, float("nan"), float("inf")):
+        with pytest.raises(R2SDepthError, match="positive"):
+            slim_checkpoint(SHIPPED_CHECKPOINTS["demo"], tmp_path / "x.ckpt", depth_scale=bad)
+    assert not (tmp_path / "x.ckpt").exists()

@@ -206,7 +206,7 @@ def speed_scale_split(
     if not ok.size:
         raise R2SDepthError(
             f"{split}: no frame gives a scale (each needs a frame before or after it at least "
-            f"{MIN_TRAVEL_M} m away, and a scale within 1/64-64 of the prediction's)"
+            f"{MIN_TRAVEL_M} m away, and a scale within 1/1024-1024 of the prediction's)"
         )
     q1, q3 = np.percentile(ok, [25, 75])
     return {

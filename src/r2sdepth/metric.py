@@ -202,8 +202,9 @@ def intrinsics_matrix(
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
 
 
-#: the factors :func:`speed_scale` searches: 1/64 to 64, first 2^(1/4) apart, then 2^(1/24) (2.9%)
-SPEED_SCALE_RANGE = (2.0**-6, 2.0**6)
+#: the factors :func:`speed_scale` searches: 1/1024 to 1024 (the demo model is x58-84 of metres),
+#: first 2^(1/4) apart, then 2^(1/24) (2.9%)
+SPEED_SCALE_RANGE = (2.0**-10, 2.0**10)
 SPEED_SCALE_STEPS = (2.0**0.25, 2.0 ** (1 / 24))
 #: frame pairs nearer than this (metres) carry no scale: a standing camera sees no parallax
 MIN_TRAVEL_M = 0.1
