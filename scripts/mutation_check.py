@@ -611,14 +611,14 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "speed-scale-moves-backwards": (
         "src/r2sdepth/metric.py",
-        "            T[:, 2, 3] = -forward[i, j]",
-        "            T[:, 2, 3] = forward[i, j]",
+        "                T[:, 2, 3] = -forward[i, j]",
+        "                T[:, 2, 3] = forward[i, j]",
         ["tests/test_metric.py::test_speed_scale_recovers_a_known_scale_from_exact_depth"],
     ),
     "speed-scale-worst-source": (
         "src/r2sdepth/metric.py",
-        "            best = err if best is None else torch.minimum(best, err)",
-        "            best = err if best is None else torch.maximum(best, err)",
+        "                best = err if best is None else torch.minimum(best, err)",
+        "                best = err if best is None else torch.maximum(best, err)",
         ["tests/test_metric.py::test_speed_scale_recovers_a_known_scale_from_exact_depth"],
     ),
     "depth-scale-on-the-far-limit-only": (

@@ -1,6 +1,7 @@
 """Metric depth without LiDAR: scale a depth map so that the camera sits at its known height
-above the ground plane, and camera intrinsics for inputs that carry none (numpy; torch only for
-the back-projection, shared with training).
+above the ground plane, or from known speed, and camera intrinsics for inputs that carry none
+(numpy; torch, imported on first use, for the back-projection and the speed scale's warps and
+photometric error, which are training's own).
 
 The rule (:func:`camera_height_scale`): back-project the lower part of the image (rows
 ``>= lower_start * H``, pixels below the optical axis) with the intrinsics, fit the ground plane
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.geometry import warp
-from r2sdepth.losses import photometric_error
+
+if TYPE_CHECKING:
+    import torch
 
 KITTI_CAMERA_HEIGHT = 1.65  # metres: KITTI's colour cameras above the road (Geiger et al.)
 
@@ -210,7 +212,6 @@ SPEED_SCALE_STEPS = (2.0**0.25, 2.0 ** (1 / 24))
 MIN_TRAVEL_M = 0.1
 
 
-@torch.no_grad()
 def speed_scale_errors(
     depth: torch.Tensor,
     target: torch.Tensor,
@@ -227,20 +228,26 @@ def speed_scale_errors(
     (negative behind), ``K`` ``[B, 3, 3]`` (or 4x4) at the images' size, ``factors`` ``[B, F]``. The
     motion is a pure translation ``t = (0, 0, -forward)``: a camera that moved ``f`` forward sees
     the scene ``f`` nearer."""
+    import torch  # noqa: PLC0415  (torch-level: see the module's docstring)
+
+    from r2sdepth.geometry import warp  # noqa: PLC0415
+    from r2sdepth.losses import photometric_error  # noqa: PLC0415
+
     b, n = factors.shape
     out = torch.empty(b, n, dtype=torch.float32, device=depth.device)
-    for i in range(b):
-        f = factors[i].to(depth.dtype).view(-1, 1, 1, 1)
-        tgt = target[i : i + 1].expand(n, -1, -1, -1)
-        Ki = K[i : i + 1].expand(n, -1, -1)
-        best = None
-        for j, src in enumerate(sources):
-            T = torch.eye(4, dtype=depth.dtype, device=depth.device).repeat(n, 1, 1)
-            T[:, 2, 3] = -forward[i, j]
-            warped, _ = warp(src[i : i + 1].expand(n, -1, -1, -1), depth[i : i + 1] * f, T, Ki)
-            err = photometric_error(warped, tgt)
-            best = err if best is None else torch.minimum(best, err)
-        out[i] = best.mean((1, 2, 3))
+    with torch.no_grad():
+        for i in range(b):
+            f = factors[i].to(depth.dtype).view(-1, 1, 1, 1)
+            tgt = target[i : i + 1].expand(n, -1, -1, -1)
+            Ki = K[i : i + 1].expand(n, -1, -1)
+            best = None
+            for j, src in enumerate(sources):
+                T = torch.eye(4, dtype=depth.dtype, device=depth.device).repeat(n, 1, 1)
+                T[:, 2, 3] = -forward[i, j]
+                warped, _ = warp(src[i : i + 1].expand(n, -1, -1, -1), depth[i : i + 1] * f, T, Ki)
+                err = photometric_error(warped, tgt)
+                best = err if best is None else torch.minimum(best, err)
+            out[i] = best.mean((1, 2, 3))
     return out
 
 
@@ -256,6 +263,8 @@ def speed_scale(
     step of :data:`SPEED_SCALE_STEPS`, then on the fine one within a coarse step of the coarse
     minimum. NaN for an image whose sources all lie within :data:`MIN_TRAVEL_M` of it (no parallax,
     no scale), or whose minimum is at an end of the range (the scale lies outside it)."""
+    import torch  # noqa: PLC0415  (torch-level: see the module's docstring)
+
     lo, hi = SPEED_SCALE_RANGE
     coarse, fine = SPEED_SCALE_STEPS
     b = depth.shape[0]
