@@ -623,9 +623,15 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
     ),
     "depth-scale-on-the-far-limit-only": (
         "src/r2sdepth/export.py",
-        'cfg["min_depth"], cfg["max_depth"] = cfg["min_depth"] * depth_scale, cfg["max_depth"] * depth_scale',
-        'cfg["max_depth"] = cfg["max_depth"] * depth_scale',
+        '    return {**cfg, "min_depth": cfg["min_depth"] * factor, "max_depth": cfg["max_depth"] * factor}',
+        '    return {**cfg, "min_depth": cfg["min_depth"], "max_depth": cfg["max_depth"] * factor}',
         ["tests/test_metric.py::test_speed_scale_through_the_cli_makes_a_metric_copy"],
+    ),
+    "scaled-ensemble-members-unscaled": (
+        "src/r2sdepth/export.py",
+        '            meta["ensemble"] = [m | {"model": _scaled_range(m["model"], depth_scale)} for m in members]',
+        '            meta["ensemble"] = members',
+        ["tests/test_metric.py::test_depth_scale_of_an_ensemble_scales_it_and_each_member"],
     ),
     "velocity-both-without-the-length-term": (
         "src/r2sdepth/losses.py",

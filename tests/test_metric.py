@@ -705,3 +705,23 @@ def test_slim_checkpoint_depth_scale_must_be_positive(tmp_path):
         with pytest.raises(R2SDepthError, match="positive"):
             slim_checkpoint(SHIPPED_CHECKPOINTS["demo"], tmp_path / "x.ckpt", depth_scale=bad)
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_depth_scale_of_an_ensemble_scales_it_and_each_member(stereo_synth, tmp_path):
+    """The shipped ``real`` (an ensemble of three networks) scaled x2: its depth is twice the
+    original's at every pixel, and so is each member's when ``adapt`` takes it apart."""
+    from r2sdepth.checkpoint import SHIPPED_CHECKPOINTS  # noqa: PLC0415
+    from r2sdepth.export import ensemble_members, slim_checkpoint  # noqa: PLC0415
+    from r2sdepth.infer import predict_split  # noqa: PLC0415
+
+    split = tmp_path / "one.txt"
+    kitti.write_split(split, [kitti.Sample(kitti.find_drives(stereo_synth)[0], 1, "l")])
+    real = SHIPPED_CHECKPOINTS["real"]
+    out = slim_checkpoint(real, tmp_path / "x2.ckpt", depth_scale=2.0)
+    (a,), _ = predict_split(real, stereo_synth, split)
+    (b,), _ = predict_split(out, stereo_synth, split)
+    np.testing.assert_allclose(b, 2 * a, rtol=1e-5)
+    m_scaled, m_orig = ensemble_members(out, tmp_path / "s"), ensemble_members(real, tmp_path / "o")
+    (x,), _ = predict_split(m_scaled[2], stereo_synth, split)
+    (y,), _ = predict_split(m_orig[2], stereo_synth, split)
+    np.testing.assert_allclose(x, 2 * y, rtol=1e-5)

@@ -101,7 +101,7 @@ def slim_checkpoint(
     written in the same save. ``depth_scale``: the copy's depth is that many times ``src``'s (e.g.
     metres from :func:`r2sdepth.infer.speed_scale_split`'s factor): the network's depth range is
     multiplied by it, which scales every depth exactly (``depth = 1 / (1/max + (1/min - 1/max)
-    disp)``); recorded, with ``extra``, as ``depth_scale`` (ensembles: scale their members)."""
+    disp)``); recorded, with ``extra``, as ``depth_scale`` (an ensemble's members alike)."""
     if depth_scale is not None and not (math.isfinite(depth_scale) and depth_scale > 0):
         raise R2SDepthError(f"a depth scale must be a positive number, got {depth_scale}")
     module, meta = load_checkpoint(src)
@@ -110,9 +110,10 @@ def slim_checkpoint(
     if modality == "spike" and net.modality == "fusion":
         cfg, state = spike_network(net, src)
     if depth_scale is not None:
-        if meta.get("ensemble"):
-            raise R2SDepthError(f"{src}: an ensemble; scale its members and put them together again")
-        cfg["min_depth"], cfg["max_depth"] = cfg["min_depth"] * depth_scale, cfg["max_depth"] * depth_scale
+        cfg = _scaled_range(cfg, depth_scale)
+        if meta.get("ensemble"):  # each member's own metadata too (`adapt` takes an ensemble apart)
+            members = meta["ensemble"]
+            meta["ensemble"] = [m | {"model": _scaled_range(m["model"], depth_scale)} for m in members]
         before = float((meta.get("depth_scale") or {}).get("factor", 1.0))
         meta["depth_scale"] = {"factor": before * depth_scale, **(extra or {})}
         extra = None
@@ -123,6 +124,12 @@ def slim_checkpoint(
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_atomic({"r2sdepth": meta, "state_dict": state}, dst)
     return dst
+
+
+def _scaled_range(cfg: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A model config whose depth range (``min_depth``, ``max_depth``, metres) is ``factor`` times
+    ``cfg``'s: the network's depth is then ``factor`` times as large at every pixel."""
+    return {**cfg, "min_depth": cfg["min_depth"] * factor, "max_depth": cfg["max_depth"] * factor}
 
 
 #: model settings that may differ between the members of an ensemble (they only set the start of training)
