@@ -146,7 +146,8 @@ SHIPPED_NOTES: dict[str, dict[str, str]] = {
     "demo": {
         "units": "relative depth (model units, about 0.1-0.4; metres up to one scale)",
         "typical_scale": "metres = x64 on the synthetic learning-check scenes, x58 on KITTI drive 0005 "
-        "(frames 0-29), x84 on drive 0009 (frames 0-50): use --camera-height, --scale or `r2sdepth speed-scale`",
+        "(frames 0-29), x84 on drive 0009 (frames 0-50): use --camera-height, --scale or "
+        "`r2sdepth speed-scale`",
         "trained_on": "synthetic streets, stage-2 distillation (scripts/make_demo_model.py)",
     },
     "real": {
