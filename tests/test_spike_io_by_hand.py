@@ -211,3 +211,218 @@ def test_decode_planes_geometry_checks_and_crops_by_hand():
         decode_planes(packed[:, :3], 2, 8, stored_width=16)
     with pytest.raises(ValueError, match=r"packed planes must be \[T, 4\], got \[4\]"):
         decode_planes(packed[0], 2, 8, stored_width=16)
+
+
+def _stored(tmp_path, name: str, planes: np.ndarray, header: int = 0, **sidecar) -> tuple:
+    """A stream whose stored planes are ``planes`` (``[T, Hs, Ws]`` 0/1) packed little-endian and
+    flipped, each behind ``header`` bytes, with ``sidecar`` as its JSON; returns its path."""
+    packed = encode_planes(planes)
+    rows = np.concatenate([np.full((len(packed), header), 0xAB, np.uint8), packed], 1) if header else packed
+    p = tmp_path / f"{name}.dat"
+    p.write_bytes(rows.tobytes())
+    if sidecar:
+        p.with_suffix(".json").write_text(json.dumps(sidecar))
+    return p
+
+
+def test_every_layout_key_of_the_sidecar_takes_effect(tmp_path):
+    """A 2 x 8 image at row 1, column 8 of a 4 x 16 stored plane behind a 3-byte header, big bit
+    order, rows stored top first: read from the sidecar alone it equals the explicit arguments and
+    the image cut out by hand."""
+    rng = np.random.default_rng(1)
+    stored = (rng.random((3, 4, 16)) < 0.5).astype(np.uint8)
+    big = np.packbits(stored.reshape(3, -1), axis=1, bitorder="big")  # no flip: rows top first
+    p = tmp_path / "v.dat"
+    p.write_bytes(np.concatenate([np.zeros((3, 3), np.uint8), big], 1).tobytes())
+    layout = {
+        "height": 2,
+        "width": 8,
+        "bitorder": "big",
+        "flipud": False,
+        "header_bytes": 3,
+        "stored_height": 4,
+        "stored_width": 16,
+        "row0": 1,
+        "col0": 8,
+    }
+    p.with_suffix(".json").write_text(json.dumps(layout))
+    s = SpikeStream(p)
+    want = stored[:, 1:3, 8:16]
+    assert np.array_equal(s[:], want)
+    assert (s.bitorder, s.flipud, s.header_bytes, s.row0, s.col0) == ("big", False, 3, 1, 8)
+    assert (s.stored_height, s.stored_width, s.frame_nbytes, s.plane_stride) == (4, 16, 8, 11)
+    p.with_suffix(".json").unlink()
+    explicit = SpikeStream(
+        p,
+        2,
+        8,
+        bitorder="big",
+        flipud=False,
+        header_bytes=3,
+        stored_height=4,
+        stored_width=16,
+        row0=1,
+        col0=8,
+    )
+    assert np.array_equal(explicit[:], want)
+    # head columns from the sidecar: the image is the first 8 of 12 stored columns
+    img = (rng.random((2, 3, 12)) < 0.5).astype(np.uint8)
+    q = _stored(tmp_path, "h", img, height=3, width=8, head_cols=4)
+    assert np.array_equal(SpikeStream(q)[:], img[:, :, :8]) and SpikeStream(q).stored_width == 12
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"head_cols": -1}, "head_cols must be an integer >= 0, got -1"),
+        ({"header_bytes": True}, "header_bytes must be an integer >= 0, got True"),
+        ({"row0": 1.0}, "row0 must be an integer >= 0, got 1.0"),
+        ({"col0": -2}, "col0 must be an integer >= 0, got -2"),
+        ({"stored_height": -1}, "stored_height must be an integer >= 0, got -1"),
+        ({"stored_width": -1}, "stored_width must be an integer >= 0, got -1"),
+        ({"head_cols": 4, "stored_width": 16}, "head_cols 4 and stored_width 16 disagree"),
+        ({"row0": 1}, "the 2x8 image at row 1, column 0 does not fit the stored 2x8 plane"),
+        ({"col0": 1}, "the 2x8 image at row 0, column 1 does not fit the stored 2x8 plane"),
+        ({"bitorder": "middle"}, "bitorder must be 'little' or 'big'"),
+        ({"rate_hz": 0.0}, "rate must be a finite number > 0, got 0.0"),
+        ({"rate_hz": float("nan")}, "rate must be a finite number > 0, got nan"),
+    ],
+)
+def test_stream_layout_errors_name_the_option_and_value(tmp_path, kw, msg):
+    p = _stored(tmp_path, "e", np.zeros((2, 2, 8), np.uint8))
+    with pytest.raises(R2SDepthError) as e:
+        SpikeStream(p, 2, 8, **kw)
+    assert str(e.value) == f"{p}: {msg}" or str(e.value).startswith(f"{p}: {msg}")
+
+
+def test_stream_geometry_from_arguments_and_sidecar(tmp_path):
+    p = _stored(tmp_path, "g", np.zeros((2, 2, 8), np.uint8), height=2, width=8)
+    assert (SpikeStream(p).height, SpikeStream(p).width) == (2, 8)
+    assert len(SpikeStream(p, 2, 8)) == 2  # agreeing arguments are fine
+    for h, w in ((4, 8), (2, 4)):
+        with pytest.raises(R2SDepthError) as e:
+            SpikeStream(p, h, w)
+        assert str(e.value) == (
+            f"{p}: stream geometry {h}x{w} does not match its sidecar's 2x8 "
+            "(drop the geometry options or fix the sidecar)"
+        )
+    q = _stored(tmp_path, "n", np.zeros((2, 2, 8), np.uint8))
+    for h, w in ((None, 8), (2, None), (None, None)):
+        with pytest.raises(R2SDepthError, match=r"unknown geometry: no sidecar n\.json with height/width"):
+            SpikeStream(q, h, w)
+    for h, w in ((0, 8), (2, 0)):
+        with pytest.raises(R2SDepthError, match=rf"unknown geometry|invalid geometry {h}x{w}"):
+            SpikeStream(q, h, w)
+    with pytest.raises(R2SDepthError, match=r"invalid geometry -2x8"):
+        SpikeStream(q, -2, 8)
+    with pytest.raises(R2SDepthError, match=r"invalid geometry 2x-8"):
+        SpikeStream(q, 2, -8)
+
+
+def test_stream_size_errors_by_hand(tmp_path):
+    p = tmp_path / "t.dat"
+    p.write_bytes(bytes(5))  # 2 x 8 planes are 2 bytes: 2 whole planes and 1 byte
+    with pytest.raises(R2SDepthError) as e:
+        SpikeStream(p, 2, 8)
+    assert str(e.value) == (
+        f"{p}: size 5 bytes is not a multiple of the frame size 2 bytes (2x8); 2 whole planes and a "
+        "remainder of 1 bytes: truncated file or wrong geometry (--allow-partial reads the 2 whole planes)"
+    )
+    s = SpikeStream(p, 2, 8, allow_partial=True)
+    assert (len(s), s.ignored_bytes) == (2, 1)
+    assert SpikeStream(p, 2, 8, allow_partial=True, header_bytes=3).ignored_bytes == 0  # one 5-byte plane
+    with pytest.raises(R2SDepthError) as e:
+        SpikeStream(p, 8, 8, header_bytes=1)
+    assert str(e.value) == (
+        f"{p}: geometry 8x8 + 1 header needs 9 bytes per plane but the file has 5: wrong geometry or truncated file"
+    )
+    p.with_suffix(".json").write_text(json.dumps({"frames": 3}))
+    with pytest.raises(R2SDepthError) as e:
+        SpikeStream(p, 2, 8, allow_partial=True)
+    assert str(e.value) == f"{p}: holds 2 frames but its sidecar says 3: truncated or mismatched file"
+
+
+def test_stream_indexing_by_hand(tmp_path):
+    planes = np.zeros((3, 2, 8), np.uint8)
+    for t in range(3):
+        planes[t, 0, t] = 1
+    p = _stored(tmp_path, "i", planes)
+    s = SpikeStream(p, 2, 8)
+    assert np.array_equal(s[0], planes[0]) and np.array_equal(s[2], planes[2])
+    assert np.array_equal(s[-1], planes[2]) and np.array_equal(s[-3], planes[0])
+    assert np.array_equal(s[np.int64(1)], planes[1])
+    assert np.array_equal(s[::2], planes[::2]) and np.array_equal(s[1:], planes[1:])
+    for k in (3, -4):
+        with pytest.raises(R2SDepthError) as e:
+            s[k]
+        assert str(e.value) == f"{p}: frame {k} out of range for a stream of 3 frames"
+    with pytest.raises(TypeError) as e:
+        s["0"]
+    assert str(e.value) == "SpikeStream indices must be int or slice, not str"
+
+
+@pytest.mark.parametrize("fpi", [[2, 4, 6], {"0": 2, "1": 4, "2": 6}])
+def test_windows_of_rgb_frames_by_hand(tmp_path, fpi):
+    """Frame f is reached at plane fpi[f]: its end-aligned window of L planes is [fpi - L, fpi),
+    its centred one starts at fpi - L // 2; windows that leave the 8-plane stream are refused."""
+    planes = np.zeros((8, 2, 8), np.uint8)
+    for t in range(8):
+        planes[t, 1, t] = 1
+    p = _stored(tmp_path, "f", planes, height=2, width=8, frame_plane_index=fpi)
+    s = SpikeStream(p)
+    assert s.frame_plane_index(1) == 4
+    assert np.array_equal(s.window_for_frame(1, 2), planes[2:4])
+    assert np.array_equal(s.window_for_frame(0, 2), planes[0:2])  # starts at plane 0
+    assert np.array_equal(s.window_for_frame(1, 3, align="center"), planes[3:6])
+    assert np.array_equal(s.window_for_frame(2, 4, align="center"), planes[4:8])  # ends at the last plane
+    with pytest.raises(R2SDepthError) as e:
+        s.window_for_frame(0, 3)
+    assert (
+        str(e.value) == f"{p}: the 3-plane window (end) of RGB frame 0 [-1, 2) leaves the stream of 8 planes"
+    )
+    with pytest.raises(R2SDepthError) as e:
+        s.window_for_frame(2, 6, align="center")
+    assert (
+        str(e.value)
+        == f"{p}: the 6-plane window (center) of RGB frame 2 [3, 9) leaves the stream of 8 planes"
+    )
+    for frame in (3, -1):
+        with pytest.raises(R2SDepthError) as e:
+            s.frame_plane_index(frame)
+        assert str(e.value) == f"{p}: RGB frame {frame} is not in this stream"
+    q = _stored(tmp_path, "nofpi", planes, height=2, width=8)
+    with pytest.raises(R2SDepthError) as e:
+        SpikeStream(q).frame_plane_index(0)
+    assert str(e.value) == f"{q}: sidecar has no frame_plane_index: not aligned with RGB frames"
+
+
+def test_sidecar_files_that_are_not_metadata(tmp_path, monkeypatch):
+    import r2sdepth.spike.io as sio  # noqa: PLC0415
+
+    p = _stored(tmp_path, "m", np.zeros((1, 2, 8), np.uint8))
+    sc = p.with_suffix(".json")
+    cases = [
+        (b"\xff\xfe{}", f"{sc}: sidecar is not UTF-8 text (invalid start byte at byte 0)"),
+        (b"[" * 100000 + b"]" * 100000, f"{sc}: sidecar JSON is nested too deeply"),
+        (b"[1, 2]", f"{sc}: sidecar JSON must be an object"),
+    ]
+    for data, msg in cases:
+        sc.write_bytes(data)
+        with pytest.raises(R2SDepthError) as e:
+            read_sidecar(p)
+        assert str(e.value) == msg
+    sc.write_bytes(b"{bad")
+    with pytest.raises(R2SDepthError, match=rf"^{sc}: unreadable sidecar JSON \("):
+        read_sidecar(p)
+    sc.write_text(json.dumps({"height": 2}))
+    monkeypatch.setattr(sio, "MAX_SIDECAR_BYTES", sc.stat().st_size)
+    assert read_sidecar(p) == {"height": 2}  # exactly the limit is read
+    monkeypatch.setattr(sio, "MAX_SIDECAR_BYTES", sc.stat().st_size - 1)
+    with pytest.raises(R2SDepthError) as e:
+        read_sidecar(p)
+    assert str(e.value) == f"{sc}: sidecar of {sc.stat().st_size} bytes is too large to be metadata"
+    sc.unlink()
+    sc.mkdir()
+    with pytest.raises(R2SDepthError) as e:
+        read_sidecar(p)
+    assert str(e.value) == f"{sc}: sidecar is not a regular file"
