@@ -633,6 +633,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         '            meta["ensemble"] = members',
         ["tests/test_metric.py::test_depth_scale_of_an_ensemble_scales_it_and_each_member"],
     ),
+    "luminance-red-and-green-weights-swapped": (
+        "src/r2sdepth/spike/simulate.py",
+        "return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114).astype(np.float32)",
+        "return (x[..., 0] * 0.587 + x[..., 1] * 0.299 + x[..., 2] * 0.114).astype(np.float32)",
+        ["tests/test_simulate_by_hand.py::test_luminance_bt601_by_hand_for_every_input_kind"],
+    ),
+    "camera-rate-plane-midpoint-off-by-one": (
+        "src/r2sdepth/spike/simulate.py",
+        "    return 1.0 - span + span * (k + 0.5) / planes",
+        "    return 1.0 - span + span * (k - 0.5) / planes",
+        ["tests/test_simulate_by_hand.py::test_plane_fraction_by_hand"],
+    ),
     "velocity-both-without-the-length-term": (
         "src/r2sdepth/losses.py",
         '    if axis in ("norm", "both"):',

@@ -54,7 +54,11 @@ CORE: dict[str, list[str]] = {
     "data/kitti": ["tests/test_kitti_eval.py", "tests/test_references.py", "tests/test_kitti_layout.py"],
     "data/transport": ["tests/test_transport.py"],
     "spike/io": ["tests/test_spike_io.py", "tests/test_spike_io_by_hand.py", "tests/test_real_camera.py"],
-    "spike/simulate": ["tests/test_simulate.py", "tests/test_properties.py"],
+    "spike/simulate": [
+        "tests/test_simulate.py",
+        "tests/test_simulate_by_hand.py",
+        "tests/test_properties.py",
+    ],
     "checkpoint": [  # the fast tests of the checkpoint files (the SIGKILL resume test is timing-dependent)
         "tests/test_checkpoint_by_hand.py",
         "tests/test_reliability.py::test_hostile_checkpoints_are_refused_through_the_cli",

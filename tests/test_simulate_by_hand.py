@@ -1,0 +1,132 @@
+"""The simulator's pieces against values worked out by hand: luminance (ITU-R BT.601 weights, the
+sRGB curve), where each plane takes its light between two frames, the camera parameters' checks
+with their exact messages, and what a stream's sidecar records (mutants mutmut found surviving in
+``spike/simulate.py``: ``docs/results/mutation/``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from r2sdepth.errors import R2SDepthError
+from r2sdepth.spike.simulate import SimParams, _stream_meta, luminance, plane_fraction
+
+
+def test_luminance_bt601_by_hand_for_every_input_kind():
+    rgb = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.4, 0.6]]], np.float32)
+    want = [0.299, 0.587, 0.114, 0.299 * 0.2 + 0.587 * 0.4 + 0.114 * 0.6]
+    got = luminance(rgb)
+    assert got.dtype == np.float32 and got.shape == (1, 4)
+    np.testing.assert_allclose(got[0], want, rtol=1e-6)
+    np.testing.assert_allclose(luminance((rgb * 255).round().astype(np.uint8))[0], want, atol=1 / 255)
+    u16 = np.array([[[65535, 0, 0], [0, 0, 65535]]], np.uint16)  # 65535 is 1, not 65535 / 65536
+    assert luminance(u16)[0].tolist() == pytest.approx([0.299, 0.114], rel=1e-6)
+    assert luminance(np.array([[[0, 255, 0]]], np.uint8))[0, 0] == pytest.approx(0.587, rel=1e-6)
+    rgba = np.concatenate([rgb, np.full((1, 4, 1), 0.9, np.float32)], 2)  # alpha is dropped
+    np.testing.assert_allclose(luminance(rgba)[0], want, rtol=1e-6)
+    one = np.array([[[0.25], [0.75]]], np.float32)  # [H, W, 1]: the channel itself
+    assert luminance(one).tolist() == [[0.25, 0.75]]
+    gray = np.array([[-0.5, 0.3, 1.7]], np.float64)  # clipped to [0, 1]
+    assert luminance(gray)[0].tolist() == pytest.approx([0.0, 0.3, 1.0])
+    assert luminance(gray).dtype == np.float32
+
+
+def test_luminance_linearizes_with_the_srgb_curve_by_hand():
+    x = np.array([[0.0, 0.02, 0.04045, 0.5, 1.0]], np.float32)
+    want = [0.0, 0.02 / 12.92, 0.04045 / 12.92, ((0.5 + 0.055) / 1.055) ** 2.4, 1.0]
+    np.testing.assert_allclose(luminance(x, linearize=True)[0], want, rtol=1e-5)
+    assert luminance(x)[0].tolist() == pytest.approx(x[0].tolist())  # off by default
+    assert ((0.5 + 0.055) / 1.055) ** 2.4 == pytest.approx(0.21404, abs=1e-5)  # the published value
+
+
+def test_luminance_refuses_what_is_not_a_frame():
+    with pytest.raises(R2SDepthError, match="^frame contains NaN or inf$"):
+        luminance(np.array([[0.1, np.nan]]))
+    with pytest.raises(R2SDepthError, match=r"^frame must be \[H, W\] or \[H, W, 3\], got shape \[4\]$"):
+        luminance(np.zeros(4))
+
+
+@pytest.mark.parametrize(
+    "k, planes, span, want",
+    [
+        (0, 4, 1.0, 0.125),
+        (3, 4, 1.0, 0.875),
+        (0, 64, 0.32, 1 - 0.32 + 0.32 * 0.5 / 64),  # 64 planes at 20 kHz after 10 Hz frames: the last 3.2 ms
+        (63, 64, 0.32, 1 - 0.32 + 0.32 * 63.5 / 64),
+        (1, 2, 0.5, 0.875),
+    ],
+)
+def test_plane_fraction_by_hand(k, planes, span, want):
+    assert plane_fraction(k, planes, span) == pytest.approx(want, rel=1e-12)
+    if span == 1.0:
+        assert plane_fraction(k, planes) == pytest.approx(want)  # the default span is the whole interval
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"threshold": float("nan")}, "threshold must be a finite number, got nan"),
+        ({"gain": "1"}, "gain must be a finite number, got '1'"),
+        ({"fpn_sigma": True}, "fpn_sigma must be a finite number, got True"),
+        ({"dark_current": float("inf")}, "dark_current must be a finite number, got inf"),
+        ({"shot_photons": None}, "shot_photons must be a finite number, got None"),
+        ({"video_fps": float("-inf")}, "video_fps must be a finite number, got -inf"),
+        ({"camera_rate_hz": float("nan")}, "camera_rate_hz must be a finite number, got nan"),
+        ({"planes_per_frame": 64.0}, "planes_per_frame must be an integer, got 64.0"),
+        ({"planes_per_frame": True}, "planes_per_frame must be an integer, got True"),
+        ({"planes_per_frame": 0}, "planes_per_frame must be >= 1"),
+        ({"threshold": 0.0}, "threshold must be > 0"),
+        ({"gain": -1.0}, "gain must be > 0"),
+        ({"interp": "cubic"}, "interp must be hold, linear or flow, got 'cubic'"),
+        ({"reset": "half"}, "reset must be subtract or zero, got 'half'"),
+        ({"fpn_sigma": -0.1}, "noise parameters must be >= 0"),
+        ({"dark_current": -0.1}, "noise parameters must be >= 0"),
+        ({"shot_photons": -1.0}, "noise parameters must be >= 0"),
+        ({"video_fps": 0.0}, "video_fps must be > 0"),
+        ({"pre_roll_frames": 0}, "pre_roll_frames must be an integer >= 1"),
+        ({"pre_roll_frames": 1.5}, "pre_roll_frames must be an integer >= 1"),
+        (
+            {"camera_rate_hz": -1.0},
+            "camera_rate_hz must be >= 0 (0: planes spread over the frame interval), got -1.0",
+        ),
+        (
+            {"planes_per_frame": 64, "camera_rate_hz": 500.0, "video_fps": 10.0},
+            "64 planes at camera_rate_hz=500 last 128 ms, longer than the 100 ms between RGB frames: "
+            "use fewer planes per frame or camera_rate_hz 0",
+        ),
+    ],
+)
+def test_camera_parameters_are_checked_with_exact_messages(kw, msg):
+    with pytest.raises(R2SDepthError) as e:
+        SimParams(**kw)
+    assert str(e.value) == msg
+
+
+def test_camera_parameter_boundaries_that_are_accepted():
+    p = SimParams(planes_per_frame=1, threshold=1e-9, gain=1e-9, fpn_sigma=0.0, pre_roll_frames=1)
+    assert p.rate_hz == 10.0 and p.span == 1.0 and p.window_mode == "per-frame"
+    q = SimParams(planes_per_frame=64, camera_rate_hz=640.0, video_fps=10.0)  # exactly the interval
+    assert q.span == pytest.approx(1.0) and q.rate_hz == 640.0 and q.window_mode == "camera-rate"
+    r = SimParams(planes_per_frame=64, camera_rate_hz=20000.0, video_fps=10.0)
+    assert r.span == pytest.approx(0.032) and math.isclose(r.rate_hz, 20000.0)
+
+
+def test_stream_sidecar_records_how_it_was_made():
+    p = SimParams(planes_per_frame=64, camera_rate_hz=20000.0, video_fps=10.0, pre_roll_frames=2)
+    m = _stream_meta(p, 7, "drive_a", "frames/")
+    assert m == {
+        "simulator": {"model": "integrate-and-fire", **p.to_dict()},
+        "planes_per_frame": 64,
+        "video_fps": 10.0,
+        "seed": 7,
+        "sequence": "drive_a",
+        "source": "frames/",
+        "window_definition": "r2sdepth-rate-windows/1",
+        "window_mode": "camera-rate",
+        "pre_roll_planes": 128,
+    }
+    per_frame = _stream_meta(SimParams(planes_per_frame=8), 0, "s", "v.mp4")
+    assert per_frame["window_definition"] == "r2sdepth-chunks/1" and per_frame["window_mode"] == "per-frame"
+    assert per_frame["pre_roll_planes"] == 8 * SimParams().pre_roll_frames
