@@ -130,3 +130,45 @@ def test_stream_sidecar_records_how_it_was_made():
     per_frame = _stream_meta(SimParams(planes_per_frame=8), 0, "s", "v.mp4")
     assert per_frame["window_definition"] == "r2sdepth-chunks/1" and per_frame["window_mode"] == "per-frame"
     assert per_frame["pre_roll_planes"] == 8 * SimParams().pre_roll_frames
+
+
+def test_camera_model_files_by_hand(tmp_path):
+    """``r2sdepth fit-sim`` output (JSON, a ``sim`` section) and a plain YAML mapping both load;
+    the suffix decides the parser whatever its case; every refusal names the file and the reason."""
+    import json  # noqa: PLC0415
+
+    from r2sdepth.spike.simulate import load_sim_params  # noqa: PLC0415
+
+    j = tmp_path / "fit.JSON"
+    j.write_text(json.dumps({"sim": {"threshold": 3.0, "gain": 0.5}, "fit": {"error": 0.1}}))
+    assert load_sim_params(j) == {"threshold": 3.0, "gain": 0.5}
+    y = tmp_path / "cam.yaml"
+    y.write_text("threshold: 1.5\nplanes_per_frame: 32\n")
+    assert load_sim_params(y) == {"threshold": 1.5, "planes_per_frame": 32}
+    y.write_text("threshhold: 1.5\n")
+    with pytest.raises(R2SDepthError) as e:
+        load_sim_params(y)
+    assert str(e.value) == f"{y}: unknown camera-model key 'threshhold' (did you mean 'threshold'?)"
+    y.write_text("zzz: 1\n")
+    with pytest.raises(R2SDepthError) as e:
+        load_sim_params(y)
+    assert str(e.value) == f"{y}: unknown camera-model key 'zzz'"
+    y.write_text("threshold: 0\n")
+    with pytest.raises(R2SDepthError, match="^threshold must be > 0$"):
+        load_sim_params(y)
+    for text in ("- 1\n- 2\n", "sim: [1, 2]\n"):
+        y.write_text(text)
+        with pytest.raises(R2SDepthError) as e:
+            load_sim_params(y)
+        assert str(e.value) == f"{y}: a camera-model file must be a mapping (with a 'sim' section)"
+    j.write_text("{not json")
+    with pytest.raises(R2SDepthError, match=rf"^{j}: unreadable camera-model file \(JSONDecodeError: "):
+        load_sim_params(j)
+    missing = tmp_path / "none.yaml"
+    with pytest.raises(
+        R2SDepthError, match=rf"^{missing}: unreadable camera-model file \(FileNotFoundError: "
+    ):
+        load_sim_params(missing)
+    y.write_bytes(b"threshold: \xff\n")
+    with pytest.raises(R2SDepthError, match=r"unreadable camera-model file \(UnicodeDecodeError: "):
+        load_sim_params(y)
