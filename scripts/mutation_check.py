@@ -645,6 +645,18 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "    return 1.0 - span + span * (k - 0.5) / planes",
         ["tests/test_simulate_by_hand.py::test_plane_fraction_by_hand"],
     ),
+    "camera-rate-ramp-over-the-whole-interval": (
+        "src/r2sdepth/spike/simulate.py",
+        "    step = (g * span / np.float32(self.p.planes_per_frame)) * (l1 - l0)",
+        "    step = (g / np.float32(self.p.planes_per_frame)) * (l1 - l0)",
+        ["tests/test_simulate_by_hand.py::test_integrate_and_fire_against_a_plain_loop"],
+    ),
+    "torch-reset-keeps-the-firing-pixels": (
+        "src/r2sdepth/spike/simulate.py",
+        "            v *= ~s",
+        "            v *= s",
+        ["tests/test_simulate_by_hand.py::test_integrate_and_fire_against_a_plain_loop"],
+    ),
     "velocity-both-without-the-length-term": (
         "src/r2sdepth/losses.py",
         '    if axis in ("norm", "both"):',

@@ -172,3 +172,55 @@ def test_camera_model_files_by_hand(tmp_path):
     y.write_bytes(b"threshold: \xff\n")
     with pytest.raises(R2SDepthError, match=r"unreadable camera-model file \(UnicodeDecodeError: "):
         load_sim_params(y)
+
+
+def _reference_planes(v0, theta, l0, l1, p: SimParams) -> np.ndarray:
+    """A plain per-pixel loop in float64, written from the model's definition: plane k takes the
+    light of ``plane_fraction(k, P, span)`` between the frames (``hold``: the new frame's), the
+    potential gains ``gain * L + dark_current`` and fires when it reaches the pixel's threshold;
+    ``subtract`` removes the threshold, ``zero`` empties it."""
+    P = p.planes_per_frame
+    out = np.zeros((P, *l0.shape), bool)
+    for i in range(l0.shape[0]):
+        for j in range(l0.shape[1]):
+            v = float(v0[i, j])
+            for k in range(P):
+                if p.interp == "hold":
+                    lum = float(l1[i, j])
+                else:
+                    a = 1 - p.span + p.span * (k + 0.5) / P
+                    lum = float(l0[i, j]) + a * (float(l1[i, j]) - float(l0[i, j]))
+                v += p.gain * lum + p.dark_current
+                if v >= theta[i, j]:
+                    out[k, i, j] = True
+                    v = v - theta[i, j] if p.reset == "subtract" else 0.0
+    return out
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("interp", ["linear", "hold"])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("camera_rate_hz", [0.0, 160.0])  # 8 planes over the whole 100 ms, or its last half
+def test_integrate_and_fire_against_a_plain_loop(backend, interp, reset, camera_rate_hz):
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    p = SimParams(
+        planes_per_frame=8,
+        threshold=1.3,
+        gain=0.9,
+        dark_current=0.05,
+        interp=interp,
+        reset=reset,
+        video_fps=10.0,
+        camera_rate_hz=camera_rate_hz,
+    )
+    rng = np.random.default_rng(5)
+    frames = rng.random((3, 5, 6)).astype(np.float32)
+    sim = SpikeSimulator(5, 6, p, seed=2, backend=backend)
+    sim.start(frames[0])
+    for t in (1, 2):
+        v0, theta = sim.v.copy(), sim.theta.copy()
+        got = np.asarray(sim.advance(frames[t]))
+        want = _reference_planes(v0, theta, frames[t - 1], frames[t], p)
+        assert got.shape == want.shape and np.array_equal(got, want), (t, int((got != want).sum()))
+        assert 0 < want.sum() < want.size  # some planes fire, not all
