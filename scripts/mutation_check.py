@@ -657,6 +657,12 @@ MUTATIONS: dict[str, tuple[str, str, str, list[str]]] = {
         "            v *= s",
         ["tests/test_simulate_by_hand.py::test_integrate_and_fire_against_a_plain_loop"],
     ),
+    "flow-interpolation-weights-swapped": (
+        "src/r2sdepth/spike/simulate.py",
+        "        return (1 - a) * w0 + a * w1",
+        "        return a * w0 + (1 - a) * w1",
+        ["tests/test_simulate_by_hand.py::test_flow_interpolation_moves_the_picture_along_its_motion"],
+    ),
     "velocity-both-without-the-length-term": (
         "src/r2sdepth/losses.py",
         '    if axis in ("norm", "both"):',

@@ -224,3 +224,27 @@ def test_integrate_and_fire_against_a_plain_loop(backend, interp, reset, camera_
         want = _reference_planes(v0, theta, frames[t - 1], frames[t], p)
         assert got.shape == want.shape and np.array_equal(got, want), (t, int((got != want).sum()))
         assert 0 < want.sum() < want.size  # some planes fire, not all
+
+
+def test_flow_interpolation_moves_the_picture_along_its_motion():
+    """A smooth pattern moving 4 px right and brightening by 0.1 between the frames: the flow
+    interpolation at fraction a is the pattern moved 4a px and brightened by 0.1 a (computed from
+    its formula), within 0.02 inside the border, where a linear blend of the two frames is off by
+    far more."""
+    from r2sdepth.spike.simulate import _flow_interpolator  # noqa: PLC0415
+
+    def pattern(shift: float) -> np.ndarray:
+        y, x = np.mgrid[0:48, 0:64].astype(np.float32)
+        return (0.5 + 0.3 * np.sin(2 * np.pi * (x - shift) / 24) * np.cos(2 * np.pi * y / 32)).astype(
+            np.float32
+        )
+
+    l0, l1 = pattern(0.0), pattern(4.0) + 0.1
+    at = _flow_interpolator(l0, l1)
+    inner = (slice(8, -8), slice(8, -8))
+    for a in (0.25, 0.5, 0.75):
+        want = pattern(4.0 * a) + 0.1 * a
+        err = np.abs(at(a) - want)[inner].mean()
+        blend = np.abs((1 - a) * l0 + a * l1 - want)[inner].mean()
+        assert err < 0.02 and blend > 3 * err, (a, err, blend)
+    assert np.abs(at(0.0) - l0)[inner].mean() < 0.01 and np.abs(at(1.0) - l1)[inner].mean() < 0.01
