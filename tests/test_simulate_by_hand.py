@@ -248,3 +248,50 @@ def test_flow_interpolation_moves_the_picture_along_its_motion():
         blend = np.abs((1 - a) * l0 + a * l1 - want)[inner].mean()
         assert err < 0.02 and blend > 3 * err, (a, err, blend)
     assert np.abs(at(0.0) - l0)[inner].mean() < 0.01 and np.abs(at(1.0) - l1)[inner].mean() < 0.01
+
+
+def test_simulated_stream_file_and_sidecar_by_hand(tmp_path):
+    """``simulate_to_file``: the stream holds the pre-roll and one chunk per frame, each equal to
+    ``simulate_chunk`` of the same frame id (sRGB linearised when asked); its sidecar records the
+    frame count, the plane index per frame id, the SHA-256 of the packed planes (hashlib over the
+    file's bytes) and their size; every refusal names the input and writes nothing."""
+    import hashlib  # noqa: PLC0415
+
+    from r2sdepth.spike import SpikeStream  # noqa: PLC0415
+    from r2sdepth.spike.simulate import simulate_chunk, simulate_to_file  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    frames = [(rng.random((4, 8, 3)) * 255).astype(np.uint8) for _ in range(3)]
+    p = SimParams(planes_per_frame=8, pre_roll_frames=2, linearize=True)
+    out = tmp_path / "s.dat"
+    meta = simulate_to_file(frames, out, p, seed=4, sequence="q", source="src", frame_ids=[10, 11, 12])
+    data = out.read_bytes()
+    assert meta["rgb_frames"] == 3 and meta["sha256"] == hashlib.sha256(data).hexdigest()
+    assert meta["bytes"] == len(data) == (2 + 2) * 8 * 4  # pre-roll 2 chunks + 2 frames, 8 planes of 4 bytes
+    assert meta["frame_plane_index"] == {"10": 16, "11": 24, "12": 32}
+    assert meta["sequence"] == "q" and meta["source"] == "src" and meta["seed"] == 4
+    s = SpikeStream(out)
+    lum = [luminance(f, linearize=True) for f in frames]
+    want = simulate_chunk(lum[1], lum[2], p, seed=4, sequence="q", frame=12)
+    assert np.array_equal(s.window_for_frame(12, 8), want)
+    pre = simulate_chunk(lum[0], lum[0], p, seed=4, sequence="q", frame=9)  # the first frame held
+    assert np.array_equal(s[0:8], pre)
+    flat = tmp_path / "flat.dat"
+    meta = simulate_to_file(frames[:2], flat, SimParams(planes_per_frame=8, pre_roll_frames=1))
+    assert meta["frame_plane_index"] == [8, 16] and meta["rgb_frames"] == 2
+    bad = tmp_path / "bad.dat"
+    cases = [
+        ([], {}, "src: no frames"),
+        (frames[:1], {}, "src: at least two frames are needed, got 1"),
+        ([frames[0], frames[1][:3]], {}, "src: frame 1 is 8x3, the first is 8x4"),
+        (frames, {"frame_ids": [1, 2]}, f"{bad}: 2 frame ids for 3 frames"),
+        (frames, {"frame_ids": [1, 3, 4]}, f"{bad}: frame ids must be consecutive"),
+    ]
+    for fr, kw, msg in cases:
+        with pytest.raises(R2SDepthError) as e:
+            simulate_to_file(fr, bad, p, source="src", **kw)
+        assert str(e.value).startswith(msg), str(e.value)
+        assert not bad.exists() and not bad.with_suffix(".json").exists()
+    with pytest.raises(R2SDepthError) as e:
+        simulate_to_file([], bad, p)
+    assert str(e.value) == f"{bad}: no frames"
