@@ -426,3 +426,108 @@ def test_sidecar_files_that_are_not_metadata(tmp_path, monkeypatch):
     with pytest.raises(R2SDepthError) as e:
         read_sidecar(p)
     assert str(e.value) == f"{sc}: sidecar is not a regular file"
+
+
+def _picture(h: int = 32, w: int = 48) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    return 0.5 + 0.4 * np.sin(x / 6.0) * np.cos(y / 7.0)
+
+
+def test_layout_plausibility_by_hand():
+    """The smaller adjacent-pixel correlation (numpy's corrcoef, computed here), divided by the byte
+    seam when it exceeds 1; 0 for a constant image; a reversed bit order's seam lowers the score."""
+    img = _picture()
+    cv = np.corrcoef(img[1:].ravel(), img[:-1].ravel())[0, 1]
+    ch = np.corrcoef(img[:, 1:].ravel(), img[:, :-1].ravel())[0, 1]
+    from r2sdepth.spike.io import layout_plausibility  # noqa: PLC0415
+
+    step = np.abs(np.diff(img, axis=1))
+    seam_cols = np.arange(step.shape[1]) % 8 == 7
+    seam = step[:, seam_cols].mean() / step[:, ~seam_cols].mean()
+    want = min(cv, ch) / seam if seam > 1 else min(cv, ch)
+    assert layout_plausibility(img) == pytest.approx(want, rel=1e-9)
+    assert layout_plausibility(np.full((8, 16), 0.3)) == 0.0
+    # bytes read in the wrong bit order: each 8-column block reversed
+    rev = img.reshape(32, 6, 8)[:, :, ::-1].reshape(32, 48)
+    assert layout_plausibility(rev) < 0.5 * layout_plausibility(img)
+    rng = np.random.default_rng(0)
+    assert layout_plausibility(rng.random((32, 48))) < 0.1  # unrelated neighbours
+
+
+def _rate_stream(tmp_path, name: str, img: np.ndarray, planes: int, sidecar: bool = False, **kw):
+    rng = np.random.default_rng(1)
+    spikes = (rng.random((planes, *img.shape)) < img).astype(np.uint8)
+    p = tmp_path / f"{name}.dat"
+    write_dat(p, spikes, **kw)
+    if not sidecar and p.with_suffix(".json").exists():
+        p.with_suffix(".json").unlink()
+    return p, spikes
+
+
+def test_warn_layout_scores_the_first_planes_and_warns_with_the_reason(tmp_path):
+    import warnings  # noqa: PLC0415
+
+    from r2sdepth.errors import R2SDepthWarning  # noqa: PLC0415
+    from r2sdepth.spike.io import PLAUSIBLE, layout_plausibility, warn_layout  # noqa: PLC0415
+
+    img = _picture()
+    good, spikes = _rate_stream(tmp_path, "good", img, 96)
+    noise = np.random.default_rng(2).random((32, 48))
+    s = SpikeStream(good, 32, 48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score = warn_layout(s)
+    assert score == pytest.approx(layout_plausibility(spikes[:64].mean(0)), rel=1e-9) and score > PLAUSIBLE
+    assert warn_layout(s, planes=10) == pytest.approx(layout_plausibility(spikes[:10].mean(0)), rel=1e-9)
+    assert warn_layout(s, planes=500) == pytest.approx(layout_plausibility(spikes.mean(0)), rel=1e-9)
+    bad, _ = _rate_stream(tmp_path, "bad", noise, 64)
+    b = SpikeStream(bad, 32, 48)
+    with pytest.warns(R2SDepthWarning) as rec:
+        score = warn_layout(b)
+    assert score < PLAUSIBLE and len(rec) == 1
+    assert str(rec[0].message) == (
+        f"{bad}: decoded as 32x48 (little bit order) it does not look like a picture (plausibility "
+        f"{score:.2f} < {PLAUSIBLE}): wrong geometry or variant? r2sdepth info --probe {bad} lists the likely ones"
+    )
+    assert rec[0].filename == __file__  # reported where warn_layout was called
+    with_meta, _ = _rate_stream(tmp_path, "meta", noise, 64, sidecar=True, rate_hz=20000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_layout(SpikeStream(with_meta, 32, 48)) == 1.0  # a sidecar says what the file is
+
+
+def test_probe_layouts_finds_the_written_layout_first(tmp_path):
+    """A 250 x 400 recording written with the camera's layout: every candidate whose plane size
+    divides the file is listed (both bit orders, with and without a 16-byte header), the true one
+    first; an extra size is tried both ways round."""
+    from r2sdepth.spike.io import probe_layouts  # noqa: PLC0415
+
+    img = _picture(250, 400)
+    p, spikes = _rate_stream(tmp_path, "cam", img, 64)
+    rows = probe_layouts(p)
+    best = rows[0]
+    assert {
+        k: best[k] for k in ("height", "width", "stored_height", "stored_width", "header_bytes", "bitorder")
+    } == {
+        "height": 250,
+        "width": 400,
+        "stored_height": 250,
+        "stored_width": 400,
+        "header_bytes": 0,
+        "bitorder": "little",
+    }
+    assert best["planes"] == 64
+    assert best["plausibility"] > 0.5 and all(r["plausibility"] <= best["plausibility"] for r in rows)
+    keys = {(r["height"], r["width"], r["header_bytes"], r["bitorder"]) for r in rows}
+    assert (250, 400, 0, "big") in keys and (400, 250, 0, "little") in keys  # the transposed size too
+    size = p.stat().st_size
+    for r in rows:
+        stride = r["header_bytes"] + (r["stored_height"] * r["stored_width"] + 7) // 8
+        assert size % stride == 0 and r["planes"] == size // stride
+    assert len(keys) == len(rows)  # each candidate once
+    few = probe_layouts(p, planes=1)
+    assert len(few) == len(rows)
+    extra = probe_layouts(p, extra=[(125, 800)])
+    got = {(r["height"], r["width"]) for r in extra}
+    assert (125, 800) in got and (800, 125) in got
+    assert {(r["height"], r["width"]) for r in rows} < got

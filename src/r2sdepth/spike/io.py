@@ -736,6 +736,8 @@ def layout_plausibility(img: np.ndarray) -> float:
     x = np.asarray(img, np.float64)
 
     def corr(a: np.ndarray, b: np.ndarray) -> float:
+        if np.ptp(a) == 0 or np.ptp(b) == 0:  # constant: no structure (rounding would say 1)
+            return 0.0
         a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
         d = np.sqrt((a * a).sum() * (b * b).sum())
         return float((a * b).sum() / d) if d > 0 else 0.0
