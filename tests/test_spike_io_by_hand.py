@@ -531,3 +531,78 @@ def test_probe_layouts_finds_the_written_layout_first(tmp_path):
     got = {(r["height"], r["width"]) for r in extra}
     assert (125, 800) in got and (800, 125) in got
     assert {(r["height"], r["width"]) for r in rows} < got
+
+
+def test_writer_reader_edges_by_hand(tmp_path):
+    """Reads at the stream's edges, the writer's sidecar and its refusals, each with its message;
+    bytes per plane and the popcount table by hand."""
+    from r2sdepth.spike import SpikeWriter  # noqa: PLC0415
+    from r2sdepth.spike.io import SIDECAR_FORMAT, _popcount_table, frame_nbytes, read_dat  # noqa: PLC0415
+
+    assert frame_nbytes(250, 400) == 12500 and frame_nbytes(250, 400, 16) == 13000 and frame_nbytes(3, 3) == 2
+    pop = _popcount_table()
+    assert pop.dtype == np.uint8 and pop.tolist() == [bin(i).count("1") for i in range(256)]
+    planes = (np.random.default_rng(4).random((3, 2, 12)) < 0.5).astype(np.uint8)  # 24 bits: 3 bytes a plane
+    p = tmp_path / "w.dat"
+    with SpikeWriter(p, 2, 12, bitorder="big", flipud=False, rate_hz=500.0, meta={"note": "x"}) as w:
+        w.append(planes[0])  # one [H, W] plane
+        w.append(planes[1:])
+        assert w.frames == 3
+        with pytest.raises(R2SDepthError) as e:
+            w.append(np.zeros((1, 3, 12)))
+        assert str(e.value) == f"{p}: chunk of shape [1, 3, 12] does not match the stream geometry [T, 2, 12]"
+        for bad in (np.zeros((1, 4), np.uint8), np.zeros(3, np.uint8)):
+            with pytest.raises(R2SDepthError) as e:
+                w.append_packed(bad)
+            assert str(e.value) == f"{p}: packed chunk must be [T, 3]"
+        meta = w.sidecar_meta()
+    assert meta["format"] == SIDECAR_FORMAT and meta["bitorder"] == "big" and meta["flipud"] is False
+    assert meta["head_cols"] == 0 and meta["note"] == "x" and meta["height"] == 2 and meta["width"] == 12
+    assert json.loads(p.with_suffix(".json").read_text())["frames"] == 3
+    assert p.read_bytes() == np.packbits(planes.reshape(3, -1), axis=1, bitorder="big").tobytes()
+    assert np.array_equal(read_dat(p), planes)  # 12 columns: not whole bytes per row
+    out = np.empty((3, 2, 12), np.uint8)
+    s = SpikeStream(p)
+    assert np.array_equal(
+        decode_planes(s.read_packed(0, 3), 2, 12, bitorder="big", flipud=False, out=out), planes
+    )
+    assert np.array_equal(out, planes)
+    assert s.read(1, 1).shape == (0, 2, 12) and s.read_packed(3, 3).shape == (0, 3)
+    for t0, t1 in ((-1, 2), (2, 1), (0, 4)):
+        with pytest.raises(R2SDepthError) as e:
+            s.read_packed(t0, t1)
+        assert str(e.value) == f"{p}: window [{t0}, {t1}) out of range for a stream of 3 frames"
+    assert repr(s).startswith(f"SpikeStream({str(p)!r}, frames=3, height=2")
+    s.close()
+    assert s._raw is None and s._mm is None
+    s.close()  # twice is fine
+    assert SpikeStream(p, rate_hz=0.5).rate_hz == 0.5
+    # a camera-style variant through read_dat's options: big bit order, head columns, no flip
+    h = tmp_path / "head.dat"
+    stored = np.concatenate([planes, np.ones((3, 2, 4), np.uint8)], 2)  # 4 head columns after the image
+    h.write_bytes(np.packbits(stored.reshape(3, -1), axis=1, bitorder="big").tobytes())
+    assert np.array_equal(read_dat(h, 2, 12, bitorder="big", flipud=False, head_cols=4), planes)
+    assert np.array_equal(read_dat(h, 2, 12, bitorder="big", flipud=False, stored_width=16, col0=0), planes)
+    for bad, shape in ((np.zeros((0, 2, 8)), [0, 2, 8]), (np.zeros((2, 8)), [2, 8])):
+        with pytest.raises(R2SDepthError) as e:
+            write_dat(tmp_path / "x.dat", bad)
+        assert (
+            str(e.value) == f"{tmp_path / 'x.dat'}: spikes must be a non-empty [T, H, W] array, got {shape}"
+        )
+    assert write_dat(tmp_path / "one.dat", np.ones((1, 2, 8))).stat().st_size == 2  # a single plane
+    with pytest.raises(ValueError, match="bitorder must be 'little' or 'big', got 'x'"):
+        SpikeWriter(tmp_path / "y.dat", 2, 8, bitorder="x")
+    with pytest.raises(R2SDepthError) as e:
+        SpikeStream(tmp_path)
+    assert str(e.value) == f"{tmp_path}: is a folder, not a spike .dat stream"
+
+
+def test_writer_abort_leaves_nothing(tmp_path):
+    from r2sdepth.spike import SpikeWriter  # noqa: PLC0415
+
+    p = tmp_path / "a.dat"
+    w = SpikeWriter(p, 2, 8)
+    w.append(np.ones((2, 2, 8)))
+    w.abort()
+    w.abort()  # twice is fine
+    assert list(tmp_path.iterdir()) == []
