@@ -295,3 +295,124 @@ def test_simulated_stream_file_and_sidecar_by_hand(tmp_path):
     with pytest.raises(R2SDepthError) as e:
         simulate_to_file([], bad, p)
     assert str(e.value) == f"{bad}: no frames"
+
+
+def test_fixed_pattern_noise_and_first_potentials_by_hand():
+    """Thresholds ``theta (1 + sigma N)`` floored at 5% of theta, N from the sensor's own seed (the
+    same for every chunk) or, without one, from the chunk's seed before the first potentials, which
+    are uniform in [0, threshold) of each pixel."""
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    p = SimParams(threshold=2.0, fpn_sigma=0.5, planes_per_frame=4)
+    sim = SpikeSimulator(6, 7, p, seed=5, fpn_seed=9)
+    n = np.random.default_rng(9).standard_normal((6, 7), np.float32)
+    want = np.maximum(np.float32(2.0) * (1 + np.float32(0.5) * n), np.float32(0.1))
+    np.testing.assert_allclose(sim.theta, want, rtol=1e-6)
+    assert (sim.theta == np.float32(0.1)).any() or n.min() > -1.9  # the floor where 1 + sigma N < 0.05
+    rng = np.random.default_rng(5)
+    np.testing.assert_allclose(sim.v, rng.random((6, 7), np.float32) * sim.theta, rtol=1e-6)
+    own = SpikeSimulator(6, 7, p, seed=5)  # no sensor seed: the chunk's generator draws N first
+    rng = np.random.default_rng(5)
+    n = rng.standard_normal((6, 7), np.float32)
+    th = np.maximum(np.float32(2.0) * (1 + np.float32(0.5) * n), np.float32(0.1))
+    np.testing.assert_allclose(own.theta, th, rtol=1e-6)
+    np.testing.assert_allclose(own.v, rng.random((6, 7), np.float32) * th, rtol=1e-6)
+    flat = SpikeSimulator(6, 7, SimParams(threshold=2.0), seed=5)  # no noise: no draw for it
+    assert (flat.theta == 2.0).all() and flat.theta.dtype == np.float32
+    np.testing.assert_allclose(flat.v, np.random.default_rng(5).random((6, 7), np.float32) * 2.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_pixel_fires_when_its_potential_reaches_the_threshold_exactly(backend):
+    """From an empty potential, luminance 0.5 at gain 1 reaches the threshold 1.0 exactly every
+    second plane: it fires at planes 1, 3, 5, 7 (``>=``, not ``>``)."""
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    p = SimParams(planes_per_frame=8, threshold=1.0, gain=1.0, interp="hold")
+    sim = SpikeSimulator(1, 2, p, backend=backend)
+    sim.v[:] = 0.0
+    sim.start(np.full((1, 2), 0.5, np.float32))
+    got = np.asarray(sim.advance(np.full((1, 2), 0.5, np.float32)))
+    assert got[:, 0, 0].tolist() == [False, True] * 4
+
+
+def test_plane_luminance_by_hand():
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    l0, l1 = np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32)
+    lin = SpikeSimulator(
+        1, 1, SimParams(planes_per_frame=4, interp="linear", camera_rate_hz=80.0, video_fps=10.0)
+    )
+    got = [float(x[0, 0]) for x in lin.plane_luminance(l0, l1)]  # span 0.5: the last half of the interval
+    assert got == pytest.approx([0.5625, 0.6875, 0.8125, 0.9375])
+    hold = SpikeSimulator(1, 1, SimParams(planes_per_frame=3, interp="hold"))
+    assert [float(x[0, 0]) for x in hold.plane_luminance(l0, l1)] == [1.0, 1.0, 1.0]
+    flow = SpikeSimulator(1, 1, SimParams(planes_per_frame=2, interp="flow"))
+    a, b = (
+        float(x[0, 0])
+        for x in flow.plane_luminance(np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32))
+    )
+    assert (a, b) == pytest.approx((0.25, 0.75))  # no texture, no motion: the linear blend
+
+
+def test_simulator_refusals_with_exact_messages():
+    from r2sdepth.spike.simulate import SpikeSimulator, simulate_chunk  # noqa: PLC0415
+
+    with pytest.raises(R2SDepthError) as e:
+        SpikeSimulator(2, 3, backend="jax")
+    assert str(e.value) == "backend must be numpy or torch, got 'jax'"
+    sim = SpikeSimulator(2, 3)
+    for call in (lambda: sim.advance(np.zeros((2, 3))), lambda: sim.advance_packed(np.zeros((2, 3)))):
+        with pytest.raises(R2SDepthError) as e:
+            call()
+        assert str(e.value) == "SpikeSimulator.start(frame0) must be called before advance()"
+    with pytest.raises(R2SDepthError) as e:
+        sim.start(np.zeros((3, 2)))
+    assert str(e.value) == "frame of shape [3, 2] does not match the simulator's 2x3"
+    with pytest.raises(R2SDepthError) as e:
+        sim.start(np.array([[0.0, np.inf, 0.0], [0.0] * 3]))
+    assert str(e.value) == "frame contains NaN or inf"
+    with pytest.raises(R2SDepthError) as e:
+        simulate_chunk(np.zeros((2, 3, 3)), np.zeros((2, 3, 3)))
+    assert str(e.value) == "luminance must be [H, W], got shape [2, 3, 3]"
+
+
+def test_chunk_seeds_follow_the_documented_rule():
+    """A chunk is the simulator seeded by ``stable_seed(seed, sequence, frame)`` with the sensor's
+    pattern seeded by ``stable_seed(seed, sequence, "fpn")`` (the same for every frame of a
+    sequence); other seeds, sequences or frames give other chunks."""
+    from r2sdepth.seeds import stable_seed  # noqa: PLC0415
+    from r2sdepth.spike.simulate import SpikeSimulator, simulate_chunk  # noqa: PLC0415
+
+    p = SimParams(planes_per_frame=16, fpn_sigma=0.2, threshold=1.0)
+    rng = np.random.default_rng(0)
+    l0, l1 = rng.random((5, 6)).astype(np.float32), rng.random((5, 6)).astype(np.float32)
+    got = simulate_chunk(l0, l1, p, seed=3, sequence="a", frame=7)
+    sim = SpikeSimulator(5, 6, p, seed=stable_seed(3, "a", 7), fpn_seed=stable_seed(3, "a", "fpn"))
+    sim.start(l0)
+    assert np.array_equal(got, sim.advance(l1))
+    for kw in (
+        {"seed": 4, "sequence": "a", "frame": 7},
+        {"seed": 3, "sequence": "b", "frame": 7},
+        {"seed": 3, "sequence": "a", "frame": 8},
+    ):
+        assert not np.array_equal(got, simulate_chunk(l0, l1, p, **kw)), kw
+    assert np.array_equal(got, simulate_chunk(l0, l1, p, seed=3, sequence="a", frame=7, backend="torch"))
+    assert got.dtype == np.uint8  # 0/1 planes, float64 frames give the same chunk
+    assert np.array_equal(simulate_chunk(l0.astype(np.float64), l1, p, seed=3, sequence="a", frame=7), got)
+
+
+def test_fused_kernel_rules_by_hand(monkeypatch):
+    from r2sdepth.spike.simulate import _packed_kernel, fused_kernel_applies  # noqa: PLC0415
+
+    have = _packed_kernel() is not None
+    assert fused_kernel_applies(SimParams()) is have  # numpy backend by default
+    assert fused_kernel_applies(SimParams(interp="hold"), "numpy") is have
+    assert not fused_kernel_applies(SimParams(), "torch")
+    assert not fused_kernel_applies(SimParams(interp="flow"))
+    assert not fused_kernel_applies(SimParams(shot_photons=100.0))
+    assert fused_kernel_applies(SimParams(fpn_sigma=0.1, dark_current=0.01)) is have
+    monkeypatch.setenv("R2SDEPTH_NO_NUMBA", "1")
+    assert not fused_kernel_applies(SimParams())
+    monkeypatch.setenv("R2SDEPTH_NO_NUMBA", "0")
+    assert fused_kernel_applies(SimParams()) is have
