@@ -1,0 +1,158 @@
+"""What ``r2sdepth eval`` decides (``evaluate.EvalJob``), its table and files, and the ground-truth
+export, in process and against values worked out by hand (the CLI tests run it in a subprocess,
+where a mutation tool cannot see it: ``docs/results/mutation/``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from r2sdepth import evaluate as ev
+from r2sdepth.errors import R2SDepthError
+
+
+def _gts() -> list[np.ndarray]:
+    """Two 20 x 30 maps, depths 2-40 m, a band of invalid pixels (0)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(2):
+        g = rng.uniform(2.0, 40.0, (20, 30))
+        g[15:, :5] = 0.0
+        out.append(g.astype(np.float32))
+    return out
+
+
+def _crop(g: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
+    """Garg's crop by hand: rows 0.40810811 H to 0.99189189 H, columns 0.03594771 W to 0.96405229 W."""
+    h, w = g.shape
+    m = np.zeros_like(g, bool)
+    m[int(0.40810811 * h) : int(0.99189189 * h), int(0.03594771 * w) : int(0.96405229 * w)] = True
+    return m & (g > 1e-3) & (g < max_depth)
+
+
+def test_eval_job_scores_npz_maps_by_hand(tmp_path):
+    gts = _gts()
+    gt_file, pred_file = tmp_path / "gt.npz", tmp_path / "pred.npz"
+    ev.save_npz_maps(gt_file, gts, gt_source="velodyne")
+    ev.save_npz_maps(pred_file, [2.0 * g + 0.5 for g in gts])  # twice as far, plus 0.5 m
+    job = ev.EvalJob(gt=str(gt_file), pred=str(pred_file), scaling="none")
+    gts_read, src = job.ground_truth()
+    assert src == "velodyne" and all(np.array_equal(a, b) for a, b in zip(gts_read, gts))
+    preds, Ks = job.predictions()
+    assert Ks is None
+    rows = job.score({"m": (preds, Ks)}, gts_read, src)
+    per_image = []  # Monodepth2's protocol: the metrics of each image, then their mean
+    for x in gts:
+        g = x[_crop(x)].astype(np.float64)
+        p = np.clip(2.0 * g + 0.5, 1e-3, 80.0)
+        per_image.append(
+            {
+                "abs_rel": np.mean(np.abs(g - p) / g),
+                "sq_rel": np.mean((g - p) ** 2 / g),
+                "rmse": np.sqrt(np.mean((g - p) ** 2)),
+                "rmse_log": np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2)),
+                "a1": np.mean(np.maximum(g / p, p / g) < 1.25),
+            }
+        )
+    want = {k: np.mean([m[k] for m in per_image]) for k in per_image[0]}
+    r = rows["m"]
+    for k, v in want.items():
+        assert r[k] == pytest.approx(v, rel=1e-6), k
+    assert r["gt_source"] == "velodyne" and r["scaling"] == "none"
+    # the same maps as disparities: inverted before scoring
+    disp = tmp_path / "disp.npy"
+    np.save(disp, np.stack([1.0 / (2.0 * x + 0.5) for x in gts]))
+    with pytest.raises(R2SDepthError) as e:
+        ev.EvalJob(gt=str(gt_file), pred=str(disp)).predictions()
+    assert str(e.value).startswith(
+        f"{disp}: say what the .npy holds with --pred-kind depth or --pred-kind disp"
+    )
+    job = ev.EvalJob(gt=str(gt_file), pred=str(disp), pred_kind="disp", scaling="none")
+    (pd, _) = job.predictions()
+    r2 = job.score({"d": (pd, None)}, gts, "velodyne")["d"]
+    assert r2["abs_rel"] == pytest.approx(want["abs_rel"], rel=1e-6)
+
+
+def test_eval_job_decisions_and_refusals(tmp_path):
+    assert ev.EvalJob().scaling == "median"
+    assert ev.EvalJob(no_median_scaling=True).scaling == "fixed"
+    assert ev.EvalJob(scale=2.0).scaling == "fixed"
+    assert ev.EvalJob(scaling="none").scaling == "none"
+    job = ev.EvalJob(scale=3.0, crop="eigen", min_depth=0.5, max_depth=50.0, camera_height=2.0)
+    assert job.protocol == ev.EvalProtocol(
+        crop="eigen", min_depth=0.5, max_depth=50.0, scaling="fixed", scale=3.0, camera_height=2.0
+    )
+    for kw, msg in [
+        (
+            {"no_median_scaling": True, "scaling": "median"},
+            "--no-median-scaling contradicts --scaling median",
+        ),
+        (
+            {"baselines": True, "scaling": "none"},
+            "--baselines are scored under median scaling, not --scaling none",
+        ),
+        ({"baseline_split": "s.txt"}, "--baseline-split needs --data"),
+    ]:
+        with pytest.raises(R2SDepthError) as e:
+            ev.EvalJob(**kw)
+        assert str(e.value) == msg
+    with pytest.raises(R2SDepthError) as e:
+        ev.EvalJob().ground_truth()
+    assert str(e.value) == "ground truth needed: --gt gt_depths.npz, or --data DIR with --split FILE"
+    bare = tmp_path / "bare.npz"
+    ev.save_npz_maps(bare, _gts())
+    assert ev.EvalJob(gt=str(bare)).ground_truth()[1] == "file bare.npz (source not recorded)"
+    assert ev.npz_attribute(bare, "gt_source") is None
+    with pytest.raises(R2SDepthError) as e:
+        ev.EvalJob(gt=str(bare), pred=str(bare), scaling="camera-height").predictions()
+    assert str(e.value) == "--scaling camera-height with --pred needs --data and --split (the intrinsics)"
+
+
+def test_eval_job_baselines_and_report_files(tmp_path):
+    gts = _gts()
+    job = ev.EvalJob(baselines=True, max_depth=30.0)  # the baselines are scored by the job's protocol
+    rows = job.score({"m": (gts, None)}, gts, "exact")
+    assert list(rows) == ["m", "constant"]  # no data + split: no flat-road prior
+    assert rows["m"]["abs_rel"] == pytest.approx(0.0, abs=1e-12)
+    g = [
+        x[_crop(x, 30.0)].astype(np.float64) for x in gts
+    ]  # a constant map, per-image median scaling: the median
+    want = np.mean([np.mean(np.abs(x - np.median(x)) / x) for x in g])
+    assert rows["constant"]["abs_rel"] == pytest.approx(want, rel=1e-9)
+    assert all(r["gt_source"] == "exact" for r in rows.values())
+    out = tmp_path / "res" / "r.json"
+    out.parent.mkdir()
+    table = ev.report(rows, out)
+    assert json.loads(out.read_text())["constant"]["abs_rel"] == pytest.approx(rows["constant"]["abs_rel"])
+    assert out.with_suffix(".md").read_text() == table + "\n"
+    lines = table.splitlines()
+    assert lines[0] == "| model | abs_rel | sq_rel | rmse | rmse_log | a1 | a2 | a3 | n |"
+    assert lines[1] == "|---|" + "---:|" * 8
+    assert lines[2].startswith("| m | 0.000 | 0.000 | 0.000 | 0.000 | 1.000 | 1.000 | 1.000 | 2 |")
+    one = tmp_path / "one.json"
+    ev.report({"m": rows["m"]}, one)  # one row: the row's object itself
+    assert json.loads(one.read_text())["abs_rel"] == pytest.approx(0.0, abs=1e-12)
+    assert ev.report(rows, None) == table and not (tmp_path / "None").exists()
+    assert ev.markdown_table({"x": {"abs_rel": 0.12345, "note": "s"}}, extra=("note",)).splitlines()[2] == (
+        "| x | 0.123 |  |  |  |  |  |  | s |"
+    )
+
+
+def test_export_gt_writes_the_split_ground_truth_with_its_source(tmp_path):
+    from r2sdepth.data import kitti  # noqa: PLC0415
+    from r2sdepth.data.synthetic import SceneSpec, synthesize  # noqa: PLC0415
+
+    root = tmp_path / "synth"
+    synthesize(root, SceneSpec(frames=3, height=64, width=224, seed=1), sequences=1)
+    split = tmp_path / "s.txt"
+    drive = kitti.find_drives(root)[0]
+    kitti.write_split(split, [kitti.Sample(drive, f, "l") for f in (2, 0)])
+    out = tmp_path / "gt.npz"
+    assert ev.export_gt(root, split, out) == 2
+    maps = ev.load_npz_maps(out)
+    want = [kitti.gt_depth(root, drive, f, "02", source="exact") for f in (2, 0)]
+    assert all(np.array_equal(a, b) for a, b in zip(maps, want))  # split order, native size
+    assert ev.npz_attribute(out, "gt_source") == "exact"
+    assert ev.EvalJob(gt=str(out)).ground_truth()[1] == "exact"
