@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from r2sdepth.errors import R2SDepthError
-from r2sdepth.spike.simulate import SimParams, _stream_meta, luminance, plane_fraction
+from r2sdepth.spike.simulate import SimParams, _flow_interpolator, _stream_meta, luminance, plane_fraction
 
 
 def test_luminance_bt601_by_hand_for_every_input_kind():
@@ -181,12 +181,17 @@ def _reference_planes(v0, theta, l0, l1, p: SimParams) -> np.ndarray:
     ``subtract`` removes the threshold, ``zero`` empties it."""
     P = p.planes_per_frame
     out = np.zeros((P, *l0.shape), bool)
+    flow = _flow_interpolator(l0, l1) if p.interp == "flow" else None
     for i in range(l0.shape[0]):
         for j in range(l0.shape[1]):
             v = float(v0[i, j])
             for k in range(P):
                 if p.interp == "hold":
                     lum = float(l1[i, j])
+                elif (
+                    p.interp == "flow"
+                ):  # the interpolation itself is checked above; here what is done with it
+                    lum = float(flow(plane_fraction(k, P, p.span))[i, j])
                 else:
                     a = 1 - p.span + p.span * (k + 0.5) / P
                     lum = float(l0[i, j]) + a * (float(l1[i, j]) - float(l0[i, j]))
@@ -198,7 +203,7 @@ def _reference_planes(v0, theta, l0, l1, p: SimParams) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-@pytest.mark.parametrize("interp", ["linear", "hold"])
+@pytest.mark.parametrize("interp", ["linear", "hold", "flow"])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("camera_rate_hz", [0.0, 160.0])  # 8 planes over the whole 100 ms, or its last half
 def test_integrate_and_fire_against_a_plain_loop(backend, interp, reset, camera_rate_hz):
@@ -416,3 +421,55 @@ def test_fused_kernel_rules_by_hand(monkeypatch):
     assert not fused_kernel_applies(SimParams())
     monkeypatch.setenv("R2SDEPTH_NO_NUMBA", "0")
     assert fused_kernel_applies(SimParams()) is have
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_shot_noise_is_drawn_and_keeps_the_mean_rate(backend):
+    """Photon shot noise (``shot_photons`` 0.5: few photons, strong noise) changes the spikes of the
+    same seed, and the mean firing rate stays ``gain * L / threshold`` (the noise has zero mean)."""
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    lum = np.full((40, 50), 0.4, np.float32)
+    out = {}
+    for shot in (0.0, 0.5):
+        p = SimParams(planes_per_frame=64, threshold=1.0, gain=1.0, interp="hold", shot_photons=shot)
+        sim = SpikeSimulator(40, 50, p, seed=3, backend=backend)
+        sim.start(lum)
+        out[shot] = np.asarray(sim.advance(lum))
+    assert not np.array_equal(out[0.0], out[0.5])
+    assert out[0.5].mean() == pytest.approx(0.4, rel=0.05) and out[0.0].mean() == pytest.approx(0.4, rel=0.02)
+
+
+def test_frame_window_by_hand_and_its_refusals():
+    """The window of frame f is the last T planes of the chunks ending at f (each as
+    ``simulate_chunk`` makes it), the pre-roll holding the first frame; windows that need planes
+    before the pre-roll or, at a camera's rate, more than one chunk are refused with the fix."""
+    from r2sdepth.spike.simulate import frame_window, simulate_chunk  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    frames = [rng.random((3, 4)).astype(np.float32) for _ in range(4)]
+    p = SimParams(planes_per_frame=8, pre_roll_frames=2)
+    got = frame_window(lambda j: frames[j], 2, 12, p, seed=5, sequence="s")
+    c1 = simulate_chunk(frames[0], frames[1], p, seed=5, sequence="s", frame=1)
+    c2 = simulate_chunk(frames[1], frames[2], p, seed=5, sequence="s", frame=2)
+    assert got.dtype == np.uint8 and np.array_equal(got, np.concatenate([c1, c2])[-12:])
+    pre = frame_window(lambda j: frames[j], 0, 16, p, seed=5, sequence="s")  # frame 0 and one pre-roll chunk
+    c0 = simulate_chunk(frames[0], frames[0], p, seed=5, sequence="s", frame=0)
+    cm1 = simulate_chunk(frames[0], frames[0], p, seed=5, sequence="s", frame=-1)
+    assert np.array_equal(pre, np.concatenate([cm1, c0]))
+    later = frame_window(lambda j: frames[j - 10], 11, 8, p, seed=5, sequence="s", first_frame=10)
+    assert np.array_equal(later, simulate_chunk(frames[0], frames[1], p, seed=5, sequence="s", frame=11))
+    with pytest.raises(R2SDepthError) as e:
+        frame_window(lambda j: frames[j], 0, 17, p)
+    assert str(e.value) == (
+        "the 17-plane window of frame 0 starts before the stream's pre-roll (2 x 8 planes before frame 0); "
+        "raise sim.pre_roll_frames to 3 or shorten the window"
+    )
+    rate = SimParams(planes_per_frame=8, camera_rate_hz=160.0, video_fps=10.0)
+    assert frame_window(lambda j: frames[j], 1, 8, rate).shape == (8, 3, 4)  # exactly one chunk
+    with pytest.raises(R2SDepthError) as e:
+        frame_window(lambda j: frames[j], 1, 9, rate)
+    assert str(e.value) == (
+        "a 9-plane window at camera_rate_hz=160: camera-rate chunks hold 8 planes (sim.planes_per_frame); "
+        "raise it to 9 or shorten the window"
+    )
