@@ -23,6 +23,12 @@ def test_luminance_bt601_by_hand_for_every_input_kind():
     np.testing.assert_allclose(luminance((rgb * 255).round().astype(np.uint8))[0], want, atol=1 / 255)
     u16 = np.array([[[65535, 0, 0], [0, 0, 65535]]], np.uint16)  # 65535 is 1, not 65535 / 65536
     assert luminance(u16)[0].tolist() == pytest.approx([0.299, 0.114], rel=1e-6)
+    mid = luminance(np.array([[1000, 32768]], np.uint16))  # gray 16-bit, mid-range values
+    assert mid.dtype == np.float32 and mid[0].tolist() == pytest.approx(
+        [1000 / 65535, 32768 / 65535], rel=1e-6
+    )
+    g8 = luminance(np.array([[0, 51, 255]], np.uint8))
+    assert g8.dtype == np.float32 and g8[0].tolist() == pytest.approx([0.0, 0.2, 1.0], rel=1e-6)
     assert luminance(np.array([[[0, 255, 0]]], np.uint8))[0, 0] == pytest.approx(0.587, rel=1e-6)
     rgba = np.concatenate([rgb, np.full((1, 4, 1), 0.9, np.float32)], 2)  # alpha is dropped
     np.testing.assert_allclose(luminance(rgba)[0], want, rtol=1e-6)
@@ -46,6 +52,10 @@ def test_luminance_refuses_what_is_not_a_frame():
         luminance(np.array([[0.1, np.nan]]))
     with pytest.raises(R2SDepthError, match=r"^frame must be \[H, W\] or \[H, W, 3\], got shape \[4\]$"):
         luminance(np.zeros(4))
+    with pytest.raises(
+        R2SDepthError, match=r"^frame must be \[H, W\] or \[H, W, 3\], got shape \[1, 4, 2\]$"
+    ):
+        luminance(np.zeros((1, 4, 2)))
 
 
 @pytest.mark.parametrize(
@@ -79,6 +89,7 @@ def test_plane_fraction_by_hand(k, planes, span, want):
         ({"planes_per_frame": 0}, "planes_per_frame must be >= 1"),
         ({"threshold": 0.0}, "threshold must be > 0"),
         ({"gain": -1.0}, "gain must be > 0"),
+        ({"gain": 0.0}, "gain must be > 0"),
         ({"interp": "cubic"}, "interp must be hold, linear or flow, got 'cubic'"),
         ({"reset": "half"}, "reset must be subtract or zero, got 'half'"),
         ({"fpn_sigma": -0.1}, "noise parameters must be >= 0"),
@@ -105,8 +116,10 @@ def test_camera_parameters_are_checked_with_exact_messages(kw, msg):
 
 
 def test_camera_parameter_boundaries_that_are_accepted():
-    p = SimParams(planes_per_frame=1, threshold=1e-9, gain=1e-9, fpn_sigma=0.0, pre_roll_frames=1)
-    assert p.rate_hz == 10.0 and p.span == 1.0 and p.window_mode == "per-frame"
+    p = SimParams(
+        planes_per_frame=1, threshold=1e-9, gain=1e-9, fpn_sigma=0.0, pre_roll_frames=1, video_fps=0.5
+    )
+    assert p.rate_hz == 0.5 and p.span == 1.0 and p.window_mode == "per-frame"
     q = SimParams(planes_per_frame=64, camera_rate_hz=640.0, video_fps=10.0)  # exactly the interval
     assert q.span == pytest.approx(1.0) and q.rate_hz == 640.0 and q.window_mode == "camera-rate"
     r = SimParams(planes_per_frame=64, camera_rate_hz=20000.0, video_fps=10.0)
@@ -473,3 +486,66 @@ def test_frame_window_by_hand_and_its_refusals():
         "a 9-plane window at camera_rate_hz=160: camera-rate chunks hold 8 planes (sim.planes_per_frame); "
         "raise it to 9 or shorten the window"
     )
+
+
+def test_defaults_are_seed_0_sequence_empty_frame_0():
+    """Called without them, the chunk, the window and the file take seed 0, sequence "" and frame
+    ids from 0; the simulator seed 0."""
+    from r2sdepth.spike.simulate import SpikeSimulator, frame_window, simulate_chunk  # noqa: PLC0415
+
+    rng = np.random.default_rng(2)
+    l0, l1 = rng.random((4, 9)).astype(np.float32), rng.random((4, 9)).astype(np.float32)
+    p = SimParams(planes_per_frame=8)
+    want = simulate_chunk(l0, l1, p, seed=0, sequence="", frame=0)
+    assert np.array_equal(simulate_chunk(l0, l1, p), want)
+    assert np.array_equal(frame_window(lambda j: [l0, l1][j], 1, 8, p), simulate_chunk(l0, l1, p, frame=1))
+    a, b = SpikeSimulator(4, 9, p), SpikeSimulator(4, 9, p, seed=0)
+    assert np.array_equal(a.v, b.v)
+
+
+def test_simulated_file_defaults_and_size_by_hand(tmp_path):
+    from r2sdepth.spike import SpikeStream  # noqa: PLC0415
+    from r2sdepth.spike.simulate import simulate_chunk, simulate_to_file  # noqa: PLC0415
+
+    rng = np.random.default_rng(6)
+    frames = [rng.random((4, 9)).astype(np.float32) for _ in range(2)]  # 36 pixels: 5 bytes a plane
+    p = SimParams(planes_per_frame=8, pre_roll_frames=1)
+    meta = simulate_to_file(frames, tmp_path / "d.dat", p)
+    assert meta["bytes"] == 2 * 8 * 5 and meta["frame_plane_index"] == [8, 16]
+    s = SpikeStream(tmp_path / "d.dat")
+    assert np.array_equal(
+        s.window_for_frame(1, 8), simulate_chunk(frames[0], frames[1], p, seed=0, sequence="", frame=1)
+    )
+
+
+def test_plane_luminance_linear_is_the_blend_of_textured_frames():
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    rng = np.random.default_rng(8)
+    l0, l1 = rng.random((12, 16)).astype(np.float32), rng.random((12, 16)).astype(np.float32)
+    sim = SpikeSimulator(12, 16, SimParams(planes_per_frame=4, interp="linear"))
+    for k, x in enumerate(sim.plane_luminance(l0, l1)):
+        a = (k + 0.5) / 4
+        np.testing.assert_allclose(x, l0 + np.float32(a) * (l1 - l0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_flow_interpolation_reaches_the_spikes(backend):
+    """On a moving pattern, ``interp="flow"`` integrates the flow-interpolated light (the plain
+    loop over it gives the same spikes, within rounding) and so differs from the linear blend."""
+    from r2sdepth.spike.simulate import SpikeSimulator  # noqa: PLC0415
+
+    y, x = np.mgrid[0:48, 0:64].astype(np.float32)
+    l0 = (0.5 + 0.3 * np.sin(2 * np.pi * x / 24) * np.cos(2 * np.pi * y / 32)).astype(np.float32)
+    l1 = (0.5 + 0.3 * np.sin(2 * np.pi * (x - 4) / 24) * np.cos(2 * np.pi * y / 32)).astype(np.float32)
+    out = {}
+    for interp in ("flow", "linear"):
+        p = SimParams(planes_per_frame=16, threshold=0.6, interp=interp)
+        sim = SpikeSimulator(48, 64, p, seed=1, backend=backend)
+        v0, theta = sim.v.copy(), sim.theta.copy()
+        sim.start(l0)
+        out[interp] = np.asarray(sim.advance(l1))
+        if interp == "flow":
+            ref = _reference_planes(v0, theta, l0, l1, p)
+            assert (out[interp] != ref).mean() < 1e-3
+    assert (out["flow"] != out["linear"]).mean() > 0.01

@@ -226,11 +226,9 @@ def luminance(img: np.ndarray, *, linearize: bool = False) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     if linearize:
         x = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-    if x.ndim == 3:
-        if x.shape[2] == 4:
-            x = x[..., :3]
-        if x.shape[2] == 1:
-            return np.ascontiguousarray(x[..., 0])
+    if x.ndim == 3 and x.shape[2] == 1:
+        return np.ascontiguousarray(x[..., 0])
+    if x.ndim == 3 and x.shape[2] in (3, 4):  # RGB or RGBA: the weights read the first three channels
         return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114).astype(np.float32)
     if x.ndim != 2:
         raise R2SDepthError(f"frame must be [H, W] or [H, W, 3], got shape {list(x.shape)}")
@@ -247,13 +245,26 @@ def plane_fraction(k: int, planes: int, span: float = 1.0) -> float:
     return 1.0 - span + span * (k + 0.5) / planes
 
 
+#: OpenCV's Farneback optical flow for ``interp="flow"``: a 4-level pyramid halving each time, 15-pixel
+#: windows, 3 iterations, 5-pixel polynomial neighbourhoods with sigma 1.2
+FARNEBACK = {
+    "pyr_scale": 0.5,
+    "levels": 4,
+    "winsize": 15,
+    "iterations": 3,
+    "poly_n": 5,
+    "poly_sigma": 1.2,
+    "flags": 0,
+}
+
+
 def _flow_interpolator(l0: np.ndarray, l1: np.ndarray):
     """Return ``f(a) -> L_a`` warping both frames along Farneback flow (linear motion)."""
 
     g0 = np.clip(l0 * 255, 0, 255).astype(np.uint8)
     g1 = np.clip(l1 * 255, 0, 255).astype(np.uint8)
-    f01 = cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 4, 15, 3, 5, 1.2, 0)
-    f10 = cv2.calcOpticalFlowFarneback(g1, g0, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+    f01 = cv2.calcOpticalFlowFarneback(g0, g1, None, **FARNEBACK)
+    f10 = cv2.calcOpticalFlowFarneback(g1, g0, None, **FARNEBACK)
     h, w = l0.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 
