@@ -51,7 +51,22 @@ CORE: dict[str, list[str]] = {
         "tests/test_metric.py::test_velocity_loss_by_hand",
     ],
     "evaluate": [  # in-process tests: the CLI's eval runs in a subprocess, which the tool cannot see
-        "tests/test_kitti_eval.py",
+        *(
+            f"tests/test_kitti_eval.py::{t}"
+            for t in (
+                "test_metrics_hand_computed",
+                "test_perfect_and_scaled_predictions",
+                "test_eval_bad_input",
+                "test_crops",
+                "test_npz_roundtrip_object_array",
+                "test_velodyne_projection_real_kitti",
+                "test_missing_calibration",
+                "test_synthetic_layout_and_exact_depth",
+                "test_intrinsics_scaling",
+                "test_trivial_baselines",
+                "test_flat_road_prior_by_hand",
+            )
+        ),
         "tests/test_references.py",
         "tests/test_eval_job_by_hand.py",
         "tests/test_metric.py::test_camera_height_run_uses_one_factor_for_every_image",
