@@ -156,3 +156,107 @@ def test_export_gt_writes_the_split_ground_truth_with_its_source(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(maps, want))  # split order, native size
     assert ev.npz_attribute(out, "gt_source") == "exact"
     assert ev.EvalJob(gt=str(out)).ground_truth()[1] == "exact"
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from r2sdepth.data import kitti  # noqa: PLC0415
+    from r2sdepth.data.synthetic import SceneSpec, synthesize  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("scenes")
+    synthesize(root, SceneSpec(frames=3, height=64, width=224, seed=2), sequences=1)
+    split = root / "three.txt"
+    drive = kitti.find_drives(root)[0]
+    kitti.write_split(split, [kitti.Sample(drive, f, "l") for f in range(3)])
+    return root, split, drive
+
+
+def test_split_intrinsics_by_hand(scenes):
+    from r2sdepth.data import kitti  # noqa: PLC0415
+
+    root, split, drive = scenes
+    K = kitti.load_calib(root / drive.split("/")[0]).K
+    got = ev.split_intrinsics(root, split, [(32, 112), (64, 224), (16, 448)])
+    for Kg, (h, w) in zip(got, [(32, 112), (64, 224), (16, 448)]):
+        sy, sx = h / 64, w / 224  # pixel corners: f s, (c + 0.5) s - 0.5
+        want = np.array(
+            [
+                [K[0, 0] * sx, 0, (K[0, 2] + 0.5) * sx - 0.5],
+                [0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
+                [0, 0, 1],
+            ]
+        )
+        np.testing.assert_allclose(Kg, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(R2SDepthError) as e:
+        ev.split_intrinsics(root, split, [(64, 224)])
+    assert str(e.value) == "1 predictions for 3 split lines"
+
+
+def test_eval_job_baseline_rows_by_hand(scenes):
+    """With a KITTI-layout root: the flat-road prior (built here from its formula) and the mean
+    training depth, each scored by the job's protocol, per image, then averaged."""
+    from r2sdepth.data import kitti  # noqa: PLC0415
+
+    root, split, drive = scenes
+    job = ev.EvalJob(
+        data=str(root), split=str(split), gt_source="exact", baselines=True, baseline_split=str(split)
+    )
+    gts, src = job.ground_truth()
+    assert src == "exact" and len(gts) == 3
+    rows = job.score({"perfect": (gts, None)}, gts, src)
+    assert list(rows) == ["perfect", "mean-depth baseline", "constant", "flat-road prior"]
+    K = kitti.load_calib(root / drive.split("/")[0]).K  # ground truth at the native size
+    fy, cy = K[1, 1], K[1, 2]
+    abs_rels, means = [], []
+    for g in gts:
+        h, w = g.shape
+        v = np.arange(h, dtype=np.float64)[:, None].repeat(w, 1)
+        prior = np.where(v > cy, np.minimum(fy * 1.65 / np.maximum(v - cy, 1e-9), 25.0), 25.0)
+        m = _crop(g)
+        gg, pp = g[m].astype(np.float64), prior[m]
+        pp = pp * np.median(gg) / np.median(pp)
+        abs_rels.append(np.mean(np.abs(gg - pp) / gg))
+        means.append(g[(g > 0) & (g < 80.0)])
+    assert rows["flat-road prior"]["abs_rel"] == pytest.approx(np.mean(abs_rels), rel=1e-5)
+    assert rows["flat-road prior"]["far_cap_m"] == 25.0
+    mean = float(np.mean(np.concatenate(means)))
+    assert rows["mean-depth baseline"]["mean_depth"] == pytest.approx(mean, rel=1e-6)
+    want = np.mean([np.mean(np.abs(g[_crop(g)] - mean) / g[_crop(g)]) for g in gts])
+    assert rows["mean-depth baseline"]["abs_rel"] == pytest.approx(want, rel=1e-5)
+    assert rows["mean-depth baseline"]["scaling"] == "none"
+    with pytest.raises(R2SDepthError) as e:
+        ev.flat_road_baseline(gts, [K])
+    assert str(e.value) == "1 intrinsics for 3 ground-truth maps"
+
+
+def test_summary_and_valid_pixels_by_hand():
+    gts = _gts()
+    empty = np.zeros((20, 30), np.float32)
+    with pytest.warns(RuntimeWarning) as rec:
+        r = ev.evaluate_depths([gts[0], gts[1], gts[0]], [gts[0], empty, gts[0]])
+    assert str(rec[0].message) == (
+        "1 image(s) have no valid ground truth inside the crop and were not evaluated (first: image 1)"
+    )
+    assert (
+        r["n"] == 2 and r["skipped_no_gt"] == [1] and r["median_scaling"] is True and r["scaling"] == "median"
+    )
+    r = ev.evaluate_depths([2 * g for g in gts], gts, ev.EvalProtocol(scaling="fixed", scale=0.5))
+    assert r["abs_rel"] == pytest.approx(0.0, abs=1e-6) and r["median_scaling"] is False
+    assert r["scaling"] == "fixed" and "skipped_no_gt" not in r
+    bad = gts[0].copy()
+    bad[15, 20] = 0.0  # inside the crop, where the ground truth is valid
+    with pytest.raises(R2SDepthError) as e:
+        ev.evaluate_depths([bad], [gts[0]])
+    assert str(e.value) == (
+        "image 0: prediction has 1 non-positive depths where the ground truth is valid (depth must be > 0; "
+        "for disparities use --pred-kind disp)"
+    )
+    small = np.ones((10, 15), np.float32)
+    small[0, 0] = -1.0
+    with pytest.raises(R2SDepthError) as e:
+        ev.evaluate_depths([small], [gts[0]])
+    assert str(e.value).startswith(
+        "image 0: prediction has 1 non-positive depths (depth must be > 0 to resize"
+    )
+    with pytest.raises(R2SDepthError, match="depth maps must be 2-D"):
+        ev.evaluate_depths([gts[0]], [np.stack([gts[0]] * 2)])
