@@ -245,23 +245,23 @@ def test_integrate_and_fire_against_a_plain_loop(backend, interp, reset, camera_
 
 
 def test_flow_interpolation_moves_the_picture_along_its_motion():
-    """A smooth pattern moving 4 px right and brightening by 0.1 between the frames: the flow
-    interpolation at fraction a is the pattern moved 4a px and brightened by 0.1 a (computed from
+    """A smooth pattern moving 4 px right, 3 px down and brightening by 0.1 between the frames: the
+    flow interpolation at fraction a is the pattern moved (4a, 3a) px and brightened by 0.1 a (from
     its formula), within 0.02 inside the border, where a linear blend of the two frames is off by
     far more."""
     from r2sdepth.spike.simulate import _flow_interpolator  # noqa: PLC0415
 
-    def pattern(shift: float) -> np.ndarray:
+    def pattern(a: float) -> np.ndarray:  # moved 4a px right and 3a px down
         y, x = np.mgrid[0:48, 0:64].astype(np.float32)
-        return (0.5 + 0.3 * np.sin(2 * np.pi * (x - shift) / 24) * np.cos(2 * np.pi * y / 32)).astype(
-            np.float32
-        )
+        return (
+            0.5 + 0.3 * np.sin(2 * np.pi * (x - 4 * a) / 24) * np.cos(2 * np.pi * (y - 3 * a) / 32)
+        ).astype(np.float32)
 
-    l0, l1 = pattern(0.0), pattern(4.0) + 0.1
+    l0, l1 = pattern(0.0), pattern(1.0) + 0.1
     at = _flow_interpolator(l0, l1)
     inner = (slice(8, -8), slice(8, -8))
     for a in (0.25, 0.5, 0.75):
-        want = pattern(4.0 * a) + 0.1 * a
+        want = pattern(a) + 0.1 * a
         err = np.abs(at(a) - want)[inner].mean()
         blend = np.abs((1 - a) * l0 + a * l1 - want)[inner].mean()
         assert err < 0.02 and blend > 3 * err, (a, err, blend)
