@@ -260,3 +260,119 @@ def test_summary_and_valid_pixels_by_hand():
     )
     with pytest.raises(R2SDepthError, match="depth maps must be 2-D"):
         ev.evaluate_depths([gts[0]], [np.stack([gts[0]] * 2)])
+
+
+def test_metrics_thresholds_and_refusals_by_hand():
+    g = np.array([10.0, 10.0, 10.0, 10.0])
+    p = np.array([11.0, 15.0, 17.0, 4.0])  # ratios 1.1, 1.5, 1.7, 2.5
+    m = ev.compute_metrics(g, p)
+    assert (m["a1"], m["a2"], m["a3"]) == (0.25, 0.5, 0.75)
+    assert m["abs_rel"] == pytest.approx((1 + 5 + 7 + 6) / 40)
+    assert m["sq_rel"] == pytest.approx((1 + 25 + 49 + 36) / 40)
+    assert m["rmse"] == pytest.approx(np.sqrt((1 + 25 + 49 + 36) / 4))
+    assert m["rmse_log"] == pytest.approx(np.sqrt(np.mean(np.log(g / p) ** 2)))
+    one = ev.compute_metrics(np.array([4.0]), np.array([5.0]))  # a single pixel is scored
+    assert one["abs_rel"] == pytest.approx(0.25)
+    with pytest.raises(R2SDepthError) as e:
+        ev.compute_metrics(np.array([]), np.array([]))
+    assert str(e.value) == "no valid ground-truth pixels to evaluate"
+    gts = _gts()
+    for kw, msg in [
+        (
+            {"scaling": "mean"},
+            "scaling 'mean': choose one of median, camera-height, camera-height-run, none, fixed",
+        ),
+        ({"scaling": "fixed", "scale": 0.0}, "scale 0.0: must be a positive finite number"),
+        ({"scaling": "fixed", "scale": float("nan")}, "scale nan: must be a positive finite number"),
+        (
+            {"scaling": "median", "scale": 2.0},
+            "a fixed scale (2.0) applies to scaling 'fixed' only (asked for 'median')",
+        ),
+    ]:
+        with pytest.raises(R2SDepthError) as e:
+            ev.evaluate_depths(gts, gts, ev.EvalProtocol(**kw))
+        assert str(e.value) == msg
+    with pytest.raises(R2SDepthError) as e:
+        ev.evaluate_depths([], [])
+    assert str(e.value) == "nothing to evaluate"
+    empty = [np.zeros((20, 30), np.float32)]
+    with pytest.raises(R2SDepthError) as e:
+        ev.evaluate_depths(empty, empty)
+    assert str(e.value) == "no image has valid ground truth inside the crop"
+    # a [1, H, W] prediction is one map; [2, H, W] is refused
+    r = ev.evaluate_depths([gts[0][None]], [gts[0]], ev.EvalProtocol(scaling="none"))
+    assert r["abs_rel"] == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(R2SDepthError, match=r"^image 0: depth maps must be 2-D, got pred \(2, 20, 30\)"):
+        ev.evaluate_depths([np.stack([gts[0]] * 2)], [gts[0]])
+
+
+def test_scale_ratios_recorded_by_hand():
+    """Median scaling records the per-image factors median(gt) / median(pred); every scaling records
+    ground truth / prediction before scaling; a prediction below min_depth is clipped up to it."""
+    gts = _gts()
+    preds = [g / 4.0 for g in gts[:1]] + [g / 5.0 for g in gts[1:]]
+    r = ev.evaluate_depths(preds, gts)
+    assert r["ratio_median"] == pytest.approx(4.5, rel=1e-6)  # factors 4 and 5
+    assert r["ratio_std"] == pytest.approx(np.std(np.array([4.0, 5.0]) / 4.5), rel=1e-6)
+    n = ev.evaluate_depths(preds, gts, ev.EvalProtocol(scaling="none"))
+    assert n["gt_ratio_median"] == pytest.approx(4.5, rel=1e-6)
+    tiny = [np.full_like(g, 1e-6) for g in gts]  # clipped to min_depth 1e-3 then scored
+    t = ev.evaluate_depths(tiny, gts, ev.EvalProtocol(scaling="none"))
+    assert t["abs_rel"] == pytest.approx(
+        np.mean([np.mean(np.abs(g[_crop(g)] - 1e-3) / g[_crop(g)]) for g in gts]), rel=1e-6
+    )
+
+
+def test_camera_height_scaling_summary_by_hand(scenes):
+    from r2sdepth.data import kitti  # noqa: PLC0415
+
+    root, split, drive = scenes
+    gts = ev.split_gt(root, split, "exact")
+    preds = [np.where(g > 0, g, 80.0) / 5.0 for g in gts]
+    Ks = ev.split_intrinsics(root, split, [p.shape for p in preds])
+    r = ev.evaluate_depths(
+        preds, gts, ev.EvalProtocol(scaling="camera-height", camera_height=1.65), intrinsics=Ks
+    )
+    assert r["camera_height"] == 1.65 and r["scale_failures"] == 0 and r["scaling"] == "camera-height"
+    assert r["ratio_median"] == pytest.approx(5.0, rel=0.03) and r["abs_rel"] < 0.05
+    assert r["gt_ratio_median"] == pytest.approx(1.0, rel=0.03)  # ground truth / the scaled prediction
+    with pytest.raises(R2SDepthError) as e:
+        ev.evaluate_depths(preds, gts, ev.EvalProtocol(scaling="camera-height"), intrinsics=Ks[:1])
+    assert str(e.value) == (
+        "camera-height scaling needs the intrinsics of every prediction (--data with calibration files, or a "
+        "checkpoint run)"
+    )
+    assert kitti.find_drives(root) == [drive]
+
+
+def test_npz_maps_reading_refusals(tmp_path):
+    missing = tmp_path / "none.npz"
+    with pytest.raises(R2SDepthError) as e:
+        ev.load_npz_maps(missing)
+    assert str(e.value) == f"{missing}: file not found"
+    f = tmp_path / "k.npz"
+    np.savez(f, other=np.zeros((1, 2, 2)))
+    with pytest.raises(R2SDepthError) as e:
+        ev.load_npz_maps(f)
+    assert str(e.value) == f"{f}: no key 'data' (keys: ['other'])"
+    s = tmp_path / "s.npz"
+    np.savez(s, data=np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(R2SDepthError) as e:
+        ev.load_npz_maps(s)
+    assert str(e.value).startswith(f"{s}: map 0 is not numeric")
+    one = tmp_path / "one.npy"
+    np.save(one, np.arange(6, dtype=np.float64).reshape(2, 3))  # one 2-D map
+    maps = ev.load_npz_maps(one)
+    assert len(maps) == 1 and maps[0].dtype == np.float32 and maps[0].tolist() == [[0, 1, 2], [3, 4, 5]]
+    fort = tmp_path / "f.npy"
+    np.save(fort, np.asfortranarray(np.arange(12, dtype=np.float32).reshape(1, 3, 4)))
+    assert ev.load_npz_maps(fort)[0].tolist() == np.arange(12).reshape(3, 4).tolist()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(R2SDepthError, match=rf"^{bad}: unreadable \.npz \("):
+        ev.load_npz_maps(bad)
+    short = tmp_path / "short.npy"
+    np.save(short, np.zeros((2, 8, 8), np.float32))
+    short.write_bytes(short.read_bytes()[:-40])
+    with pytest.raises(R2SDepthError, match=r"truncated array \(118 of 128 values\)"):
+        ev.load_npz_maps(short)
