@@ -376,3 +376,60 @@ def test_npz_maps_reading_refusals(tmp_path):
     short.write_bytes(short.read_bytes()[:-40])
     with pytest.raises(R2SDepthError, match=r"truncated array \(118 of 128 values\)"):
         ev.load_npz_maps(short)
+
+
+def test_flat_road_prior_by_hand():
+    K = np.array([[10.0, 0, 3.0], [0, 10.0, 5.0], [0, 0, 1]])  # fy 10, horizon at row 5
+    z = ev.flat_road_prior((10, 3), K, camera_height=1.5, far=20.0)
+    col = [20.0] * 6 + [10 * 1.5 / 1, 10 * 1.5 / 2, 10 * 1.5 / 3, 10 * 1.5 / 4]  # rows 0-5: the far cap
+    assert z.shape == (10, 3) and z.dtype == np.float32
+    np.testing.assert_allclose(z[:, 1], col, rtol=1e-6)
+    assert (z == z[:, :1]).all()
+    near = ev.flat_road_prior((10, 3), K, camera_height=1.5, far=12.0)  # 15 m capped at 12
+    assert near[6, 0] == 12.0 and near[7, 0] == pytest.approx(7.5)
+    small = ev.flat_road_prior((10, 3), np.array([[0.5, 0, 1], [0, 0.5, 5.0], [0, 0, 1]]), 0.5, 0.5)
+    assert small[9, 0] == pytest.approx(0.5 * 0.5 / 4) and small[0, 0] == 0.5  # values below 1 are fine
+    for kw in ({"camera_height": 0.0}, {"far": 0.0}):
+        with pytest.raises(R2SDepthError) as e:
+            ev.flat_road_prior((10, 3), K, **kw)
+        assert str(e.value) == "flat-road prior: camera height, far cap and focal length must be positive"
+    with pytest.raises(R2SDepthError):
+        ev.flat_road_prior((10, 3), np.diag([10.0, 0.0, 1.0]))
+
+
+def test_baselines_default_protocols_by_hand(scenes):
+    root, split, _ = scenes
+    gts = ev.split_gt(root, split, "exact")
+    Ks = ev.split_intrinsics(root, split, [g.shape for g in gts])
+    assert ev.flat_road_baseline(gts, Ks) == ev.flat_road_baseline(
+        gts, Ks, ev.EvalProtocol()
+    )  # median scaling
+    r = ev.mean_depth_baseline(None, gts, mean=7.0)
+    assert r["mean_depth"] == 7.0 and r["scaling"] == "none"
+    train = [np.array([[0.5, 0.0, 90.0, 3.5]])]  # kept: 0.5 and 3.5 (> 0, < 80 m)
+    assert ev.mean_depth_baseline(train, gts)["mean_depth"] == pytest.approx(2.0)
+    capped = ev.mean_depth_baseline(train + [np.array([[50.0]])], gts, ev.EvalProtocol(max_depth=40.0))
+    assert capped["mean_depth"] == pytest.approx(2.0)  # 50 m is beyond this protocol's 40
+
+
+def test_eval_job_camera_height_intrinsics_and_per_run_factor(scenes):
+    root, split, drive = scenes
+    job = ev.EvalJob(data=str(root), split=str(split), gt_source="exact", scaling="camera-height")
+    gts, _ = job.ground_truth()
+    pred = root / "pred.npz"
+    scales = [4.0, 5.0, 6.0]
+    ev.save_npz_maps(pred, [np.where(g > 0, g, 80.0) / s for g, s in zip(gts, scales)])
+    job.pred = str(pred)
+    preds, Ks = job.predictions()
+    want = ev.split_intrinsics(root, split, [p.shape for p in preds])
+    assert all(np.array_equal(a, b) for a, b in zip(Ks, want))
+    per_image = job.score({"p": (preds, Ks)}, gts, "exact")["p"]
+    run = ev.evaluate_depths(preds, gts, ev.EvalProtocol(scaling="camera-height-run"), intrinsics=Ks)
+    assert per_image["abs_rel"] < 0.05 < run["abs_rel"]  # one factor for all: off for the x4 and x6 images
+    assert run["ratio_median"] == pytest.approx(5.0, rel=0.03)
+    flat = [np.full_like(p, 10.0) for p in preds]  # no ground plane anywhere
+    with pytest.raises(R2SDepthError) as e:
+        ev.evaluate_depths(flat, gts, ev.EvalProtocol(scaling="camera-height"), intrinsics=Ks)
+    assert str(e.value) == "camera-height scaling: no ground plane found in any prediction"
+    with pytest.raises(R2SDepthError, match="ground truth needed"):
+        ev.EvalJob(data=str(root)).ground_truth()
