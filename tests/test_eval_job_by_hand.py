@@ -433,3 +433,27 @@ def test_eval_job_camera_height_intrinsics_and_per_run_factor(scenes):
     assert str(e.value) == "camera-height scaling: no ground plane found in any prediction"
     with pytest.raises(R2SDepthError, match="ground truth needed"):
         ev.EvalJob(data=str(root)).ground_truth()
+
+
+def test_crop_and_job_edges_by_hand(tmp_path):
+    assert np.array_equal(ev.crop_mask((20, 30)), ev.crop_mask((20, 30), "garg"))  # Garg's crop by default
+    assert ev.crop_mask((20, 30), None).all() and ev.crop_mask((20, 30), "none").all()
+    with pytest.raises(R2SDepthError) as e:
+        ev.crop_mask((20, 30), "center")
+    assert str(e.value) == "unknown crop 'center'; choose garg, eigen or none"
+    assert ev.EvalJob(split="s.txt").split == "s.txt"  # no data root: the split path is taken as given
+    with pytest.raises(R2SDepthError, match="ground truth needed"):
+        ev.EvalJob(split="s.txt").ground_truth()
+    gt = tmp_path / "g.npz"
+    ev.save_npz_maps(gt, _gts())
+    for kw in ({"data": str(tmp_path)}, {"split": "s.txt"}):
+        with pytest.raises(R2SDepthError, match="needs --data and --split"):
+            ev.EvalJob(gt=str(gt), pred=str(gt), scaling="camera-height", **kw).predictions()
+
+
+def test_predictions_resized_in_disparity_by_hand():
+    """A prediction at another size is resized as disparity (bilinear, OpenCV's pixel centres):
+    a 1 x 2 map of depths 1 and 4 m (disparities 1, 0.25) at 1 x 4 has disparities 1, 0.8125,
+    0.4375, 0.25 (corner pixels clamp), i.e. depths 1, 1.2308, 2.2857, 4."""
+    got = ev.resize_to(np.array([[1.0, 4.0]], np.float32), (1, 4))
+    np.testing.assert_allclose(got[0], [1.0, 1 / 0.8125, 1 / 0.4375, 4.0], rtol=1e-5)
