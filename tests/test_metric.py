@@ -651,6 +651,9 @@ def test_speed_scale_recovers_a_known_scale_from_exact_depth(stereo_synth, tmp_p
         assert float(errs[0, 1]) < min(float(errs[0, 0]), float(errs[0, 2]))
         still = speed_scale(depth, c[:, 0], [c[:, 1], c[:, 2]], torch.zeros_like(fwd), K)
         assert torch.isnan(still).all()
+        # a source that did not move (the frame itself, as at a drive's first frame) is left out
+        one = speed_scale(depth, c[:, 0], [c[:, 0], c[:, 2]], torch.stack([fwd[:, 0] * 0, fwd[:, 1]], 1), K)
+        assert float(one[0]) == pytest.approx(5.0, rel=0.06)
     assert np.median(got) == pytest.approx(5.0, rel=0.03), got
 
 

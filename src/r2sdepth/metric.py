@@ -242,12 +242,14 @@ def speed_scale_errors(
             Ki = K[i : i + 1].expand(n, -1, -1)
             best = None
             for j, src in enumerate(sources):
+                if abs(float(forward[i, j])) < MIN_TRAVEL_M:
+                    continue  # no parallax: a standing source explains any scale
                 T = torch.eye(4, dtype=depth.dtype, device=depth.device).repeat(n, 1, 1)
                 T[:, 2, 3] = -forward[i, j]
                 warped, _ = warp(src[i : i + 1].expand(n, -1, -1, -1), depth[i : i + 1] * f, T, Ki)
                 err = photometric_error(warped, tgt)
                 best = err if best is None else torch.minimum(best, err)
-            out[i] = best.mean((1, 2, 3))
+            out[i] = best.mean((1, 2, 3)) if best is not None else float("inf")
     return out
 
 
